@@ -1,0 +1,10 @@
+"""The continust app: the domain's models, commands and tasks."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class ContinustConfig(AppConfig):
+    name = "continust"
+    verbose_name = "continust"

@@ -1,0 +1,81 @@
+"""Canonical JSON and the hashes built on it: states, events and versions.
+
+The canonical form sorts keys, drops insignificant white space and refuses NaN
+and infinities, so equal documents always hash alike, whichever database stored
+them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+def canonical_json(value: Any) -> str:
+    """Return the canonical JSON text of ``value``."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def state_hash(state: Any) -> str:
+    """Return the content address of a state document."""
+    return _sha256(canonical_json(state))
+
+
+def timestamp_text(moment: datetime) -> str:
+    """Return a timestamp as hashed and exported: UTC, microseconds, ISO 8601."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def event_body(
+    *,
+    id: str,
+    seq: int,
+    type: str,
+    timestamp: datetime,
+    payload: Any,
+    causation: str | None,
+    correlation: str | None,
+    actor: str,
+) -> dict[str, Any]:
+    """Return the fields of an event that its hash covers."""
+    return {
+        "id": id,
+        "seq": seq,
+        "type": type,
+        "timestamp": timestamp_text(timestamp),
+        "payload": payload,
+        "causation": causation,
+        "correlation": correlation,
+        "actor": actor,
+    }
+
+
+def event_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    """Return the chain hash of an event: its canonical body joined to the previous hash."""
+    return _sha256(prev_hash + canonical_json(body))
+
+
+def version_digest(
+    *, event_hash: str, parents: Sequence[str], state: str, reducer: str, reducer_version: int
+) -> str:
+    """Return a version's digest, which covers its event, its parents' digests and its state."""
+    return _sha256(
+        canonical_json(
+            {
+                "event": event_hash,
+                "parents": list(parents),
+                "state": state,
+                "reducer": f"{reducer}@{reducer_version}",
+            }
+        )
+    )

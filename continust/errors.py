@@ -1,0 +1,58 @@
+"""Errors a user can cause; each says what was wrong, and nothing was written."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class ContinustError(Exception):
+    """Base of every error the domain raises on bad input."""
+
+
+class NotFound(ContinustError):
+    """A project, stream, version, branch or event that does not exist."""
+
+
+class InvalidEvent(ContinustError):
+    """An event that is malformed: not a JSON object, too large, a bad field."""
+
+
+class PayloadTooLarge(InvalidEvent):
+    """A payload above the configured size cap."""
+
+
+class ConcurrencyConflict(ContinustError):
+    """The branch head moved since the writer read it."""
+
+    def __init__(self, message: str, *, current_head: int | None) -> None:
+        super().__init__(message)
+        self.current_head = current_head
+
+
+class IdempotencyConflict(ContinustError):
+    """An event id already recorded with other content, or a batch partly recorded."""
+
+
+class UnknownCausation(ContinustError):
+    """A causation id that names no earlier event of the project."""
+
+
+class ReducerRejected(ContinustError):
+    """The stream's reducer refused an event (a failing JSON Patch test, say)."""
+
+    def __init__(self, message: str, *, event_id: str | None = None) -> None:
+        super().__init__(message)
+        self.event_id = event_id
+
+
+class MergeConflict(ContinustError):
+    """A merge whose sides changed the same paths differently; nothing was written."""
+
+    def __init__(self, message: str, *, conflicts: Sequence[Any]) -> None:
+        super().__init__(message)
+        self.conflicts = list(conflicts)
+
+
+class NothingToMerge(ContinustError):
+    """The branch to merge is already contained in the target."""

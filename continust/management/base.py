@@ -1,0 +1,71 @@
+"""The shared shape of continust's commands: --project, --json, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from continust.errors import ContinustError
+from continust.lookup import get_project, get_stream
+from continust.models import Project, Stream
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The project and stream a command was pointed at, when it takes them."""
+
+    project: Project | None
+    stream: Stream | None
+
+    @property
+    def the_project(self) -> Project:
+        assert self.project is not None
+        return self.project
+
+    @property
+    def the_stream(self) -> Stream:
+        assert self.stream is not None
+        return self.stream
+
+
+class ContinustCommand(BaseCommand):
+    """A command that turns domain errors into a clear one-line error and exit status 1."""
+
+    needs_project = True
+    needs_stream = False
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        if self.needs_project:
+            parser.add_argument("--project", required=True, help="the project's slug")
+        if self.needs_stream:
+            parser.add_argument("--stream", required=True, help="the stream's name")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            project = get_project(options["project"]) if self.needs_project else None
+            stream = get_stream(project, options["stream"]) if self.needs_stream else None
+            self.run(Scope(project, stream), options)
+        except ContinustError as err:
+            raise CommandError(str(err)) from err
+
+    def run(self, scope: Scope, options: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def emit(self, options: dict[str, Any], data: Any, text: str) -> None:
+        """Print ``data`` as JSON with --json, else the human text."""
+        if options["json"]:
+            self.stdout.write(json.dumps(data, ensure_ascii=False, default=str))
+        else:
+            self.stdout.write(text)
+
+
+def parse_json(raw: str, what: str) -> Any:
+    """Parse a JSON argument or fail with a one-line error."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise CommandError(f"{what} is not valid JSON: {err}") from err

@@ -1,0 +1,59 @@
+"""diff --stream S A B [--format text|json-patch|merge-patch], or diff --files A.json B.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from continust import diff as diffs
+from continust.lookup import get_project, get_stream, resolve_version
+from continust.management.base import ContinustCommand, Scope
+
+
+class Command(ContinustCommand):
+    help = "Structural diff of two versions' states, or of two JSON files with --files."
+    needs_project = False
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--project")
+        parser.add_argument("--stream")
+        parser.add_argument("a")
+        parser.add_argument("b")
+        parser.add_argument("--files", action="store_true", help="A and B are JSON files")
+        parser.add_argument(
+            "--format", choices=["text", "json-patch", "merge-patch", "changes"], default="text"
+        )
+
+    def run(self, scope: Scope, options: dict[str, Any]) -> None:
+        if options["files"]:
+            before, after = (self._load(options[side]) for side in ("a", "b"))
+        else:
+            if not options["project"] or not options["stream"]:
+                raise CommandError("diff of versions needs --project and --stream (or --files)")
+            stream = get_stream(get_project(options["project"]), options["stream"])
+            before = resolve_version(stream, options["a"]).state.data
+            after = resolve_version(stream, options["b"]).state.data
+        fmt = options["format"]
+        if fmt == "json-patch":
+            out: Any = diffs.to_json_patch(before, after)
+        elif fmt == "merge-patch":
+            out = diffs.merge_patch(before, after)
+        else:
+            changes = diffs.diff(before, after)
+            if fmt == "text" and not options["json"]:
+                self.stdout.write(diffs.format_changes(changes) or "no differences")
+                return
+            out = [c.to_dict() for c in changes]
+        self.stdout.write(json.dumps(out, ensure_ascii=False, indent=None if options["json"] else 2))
+
+    def _load(self, name: str) -> Any:
+        try:
+            return json.loads(Path(name).read_text(encoding="utf-8"))
+        except OSError as err:
+            raise CommandError(f"cannot read {name}: {err.strerror}") from err
+        except json.JSONDecodeError as err:
+            raise CommandError(f"{name} is not valid JSON: {err}") from err

@@ -1,0 +1,60 @@
+"""lineage --stream S merge-bases A B | ancestors A | between A B | path A B."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from continust.graphs import graph_for
+from continust.lookup import resolve_version
+from continust.management.base import ContinustCommand, Scope
+
+_ARITY = {"merge-bases": 2, "ancestors": 1, "descendants": 1, "between": 2, "path": 2}
+
+
+class Command(ContinustCommand):
+    help = (
+        "Ask the version graph: merge-bases A B (git merge-base --all), ancestors A "
+        "(git rev-list A), between A B (git rev-list B ^A), path A B. --count counts."
+    )
+    needs_stream = True
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("question", choices=sorted(_ARITY))
+        parser.add_argument("versions", nargs="+", help="ids, keys or branch names")
+        parser.add_argument("--count", action="store_true")
+
+    def run(self, scope: Scope, options: dict[str, Any]) -> None:
+        stream = scope.the_stream
+        question, refs = options["question"], options["versions"]
+        if len(refs) != _ARITY[question]:
+            raise CommandError(f"{question} takes {_ARITY[question]} version(s), not {len(refs)}")
+        versions = [resolve_version(stream, ref) for ref in refs]
+        graph = graph_for(stream)
+        ids = [v.pk for v in versions]
+        answer: Any
+        if question == "merge-bases":
+            answer = sorted(graph.merge_bases(*ids))
+        elif question == "ancestors":
+            answer = sorted(graph.ancestors(ids[0]), reverse=True)
+        elif question == "descendants":
+            answer = sorted(graph.descendants(ids[0]))
+        elif question == "between":
+            answer = graph.between(*ids)
+        else:
+            found = graph.path(*ids)
+            if found is None:
+                raise CommandError(f"versions {ids[0]} and {ids[1]} share no ancestor")
+            answer = {"base": found.base, "from_a": list(found.from_a),
+                      "from_b": list(found.from_b)}
+        if options["count"] and isinstance(answer, list):
+            answer = len(answer)
+        if options["json"]:
+            self.emit(options, answer, "")
+        elif isinstance(answer, list):
+            self.stdout.write("\n".join(str(v) for v in answer))
+        else:
+            self.stdout.write(str(answer))
+

@@ -1,0 +1,216 @@
+"""The stored shape of continust: projects, streams, the event log and the version graph.
+
+Events, versions, their parent links and states never change once written: the
+models refuse ``save()`` on an existing row and the migrations add database
+triggers that refuse UPDATE and DELETE. Branches are the only movable thing, and
+every move of a branch is recorded as a ``BranchMove``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "viewer"
+    EDITOR = "editor", "editor"
+    REVIEWER = "reviewer", "reviewer"
+    ADMIN = "admin", "admin"
+
+    @classmethod
+    def rank(cls, role: str) -> int:
+        """Order roles so that each one includes the powers of those before it."""
+        return [cls.VIEWER, cls.EDITOR, cls.REVIEWER, cls.ADMIN].index(cls(role))
+
+
+class Project(models.Model):
+    """A workspace owned by a team; the unit of access control."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
+    )
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    """A user's role in a project."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} as {self.role}"
+
+    def allows(self, role: str) -> bool:
+        """Tell whether this membership's role includes ``role``."""
+        return Role.rank(self.role) >= Role.rank(role)
+
+
+class Stream(models.Model):
+    """The history of one thing; its events form one hash chain."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="streams")
+    name = models.CharField(max_length=200)
+    reducer = models.CharField(max_length=100, default="merge")
+    reducer_version = models.PositiveIntegerField(default=1)
+    retention = models.CharField(max_length=16, default="eternal")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The end of the hash chain: how many events, and the hash of the last one.
+    event_count = models.PositiveBigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="stream_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}/{self.name}"
+
+
+class AppendOnly(models.Model):
+    """Refuse to save a row that already exists; the database refuses it as well."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TypeError(f"{type(self).__name__} rows are immutable")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError(f"{type(self).__name__} rows are never deleted")
+
+
+class Event(AppendOnly):
+    """One recorded change; ``position`` orders the whole log, ``seq`` one stream."""
+
+    position = models.BigAutoField(primary_key=True)
+    id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=200)
+    timestamp = models.DateTimeField()
+    payload = models.JSONField()
+    causation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    correlation_id = models.UUIDField(null=True, blank=True)
+    actor = models.CharField(max_length=200, blank=True, default="")
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "seq"], name="event_seq_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
+
+
+class State(models.Model):
+    """A state document, stored once per distinct content and keyed by its hash."""
+
+    hash = models.CharField(max_length=64, primary_key=True)
+    data = models.JSONField()
+
+    def __str__(self) -> str:
+        return self.hash[:12]
+
+
+class Version(AppendOnly):
+    """An immutable node of a stream's graph, made by one event."""
+
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="versions")
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="versions")
+    state = models.ForeignKey(State, on_delete=models.PROTECT, related_name="+", db_constraint=True)
+    generation = models.PositiveIntegerField()
+    digest = models.CharField(max_length=64, db_index=True)
+    key = models.CharField(max_length=200, null=True, blank=True)
+    branch = models.CharField(max_length=200)
+    reducer = models.CharField(max_length=100)
+    reducer_version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stream", "key"], condition=Q(key__isnull=False), name="version_key_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["stream", "-id"], name="version_stream_desc")]
+
+    def __str__(self) -> str:
+        return f"v{self.pk}"
+
+
+class VersionParent(AppendOnly):
+    """One ordered parent link of a version."""
+
+    child = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="parent_links")
+    parent = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="child_links")
+    index = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["child", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["child", "index"], name="parent_index_unique")
+        ]
+
+
+class Branch(models.Model):
+    """A named, movable head of a stream."""
+
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="branches")
+    name = models.CharField(max_length=200)
+    head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["stream", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "name"], name="branch_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BranchMove(AppendOnly):
+    """A recorded move of a branch: where from, where to, why and by whom."""
+
+    branch = models.ForeignKey(Branch, on_delete=models.PROTECT, related_name="moves")
+    old_head = models.ForeignKey(
+        Version, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    new_head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=32)
+    actor = models.CharField(max_length=200, blank=True, default="")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]

@@ -1,0 +1,49 @@
+"""Shared fixtures: the personas alice (admin), bob (member) and charlie (no access)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from continust.models import Project, Role, Stream
+from continust.projects import add_member, create_project, create_stream
+from continust.store import NewEvent, append
+
+
+@pytest.fixture
+def alice(db: Any) -> User:
+    return User.objects.create_user("alice", password="alice-password-1")
+
+
+@pytest.fixture
+def bob(db: Any) -> User:
+    return User.objects.create_user("bob", password="bob-password-1")
+
+
+@pytest.fixture
+def charlie(db: Any) -> User:
+    return User.objects.create_user("charlie", password="charlie-password-1")
+
+
+@pytest.fixture
+def project(alice: User, bob: User) -> Project:
+    created = create_project("acme", "Acme", owner=alice)
+    add_member(created, bob, Role.VIEWER)
+    return created
+
+
+@pytest.fixture
+def stream(project: Project) -> Stream:
+    return create_stream(project, "pricing")
+
+
+def events(*payloads: dict[str, Any], type: str = "set") -> list[NewEvent]:
+    """Build events of one type from payloads."""
+    return [NewEvent(type=type, payload=p) for p in payloads]
+
+
+def put(stream: Stream, *payloads: dict[str, Any], branch: str = "main") -> list[Any]:
+    """Append payloads to a branch and return the versions made."""
+    return append(stream, events(*payloads), branch=branch).versions

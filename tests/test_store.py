@@ -1,0 +1,196 @@
+"""Appending to the log: atomic batches, expected heads, idempotency, causation, payloads."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.test import override_settings
+
+from continust.errors import (
+    ConcurrencyConflict,
+    IdempotencyConflict,
+    InvalidEvent,
+    NotFound,
+    PayloadTooLarge,
+    ReducerRejected,
+    UnknownCausation,
+)
+from continust.models import Branch, BranchMove, Event, State, Version
+from continust.projects import create_stream
+from continust.store import NewEvent, append, fork
+from tests.conftest import events, put
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_folds_events_into_versions(stream):
+    v1, v2 = put(stream, {"plan": "basic", "price": 10}, {"price": 12})
+    assert v1.state.data == {"plan": "basic", "price": 10}
+    assert v2.state.data == {"plan": "basic", "price": 12}
+    assert [v1.generation, v2.generation] == [0, 1]
+    assert list(v2.parent_links.values_list("parent_id", flat=True)) == [v1.pk]
+    assert Branch.objects.get(stream=stream, name="main").head_id == v2.pk
+    assert v2.reducer == "merge" and v2.reducer_version == 1
+
+
+def test_it_chains_event_hashes(stream):
+    put(stream, {"a": 1}, {"a": 2}, {"a": 3})
+    chain = list(Event.objects.filter(stream=stream).order_by("seq"))
+    assert chain[0].prev_hash == "0" * 64
+    for before, after in zip(chain, chain[1:], strict=False):
+        assert after.prev_hash == before.hash
+    stream.refresh_from_db()
+    assert stream.last_hash == chain[-1].hash and stream.event_count == 3
+
+
+def test_it_stores_identical_states_once(stream):
+    put(stream, {"a": 1}, {"a": 2}, {"a": 1})
+    assert State.objects.count() == 2
+
+
+def test_it_refuses_a_stale_expected_head(stream):
+    (v1,) = put(stream, {"a": 1})
+    put(stream, {"a": 2})
+    with pytest.raises(ConcurrencyConflict) as caught:
+        append(stream, events({"a": 3}), expected_head=v1.pk)
+    assert caught.value.current_head == Version.objects.filter(stream=stream).last().pk
+    assert Event.objects.filter(stream=stream).count() == 2
+
+
+def test_it_accepts_the_current_expected_head(stream):
+    (v1,) = put(stream, {"a": 1})
+    result = append(stream, events({"a": 2}), expected_head=v1.pk)
+    assert result.versions[0].state.data == {"a": 2}
+
+
+def test_it_expects_no_head_on_a_new_branch(stream):
+    append(stream, events({"a": 1}), expected_head=None)
+    with pytest.raises(ConcurrencyConflict):
+        append(stream, events({"a": 2}), expected_head=None)
+
+
+def test_it_returns_the_same_versions_for_a_retried_batch(stream):
+    batch = [NewEvent(type="set", payload={"n": n}, id=uuid.uuid4()) for n in range(3)]
+    first = append(stream, batch)
+    again = append(stream, batch)
+    assert again.created is False
+    assert [v.pk for v in again.versions] == [v.pk for v in first.versions]
+    assert Event.objects.filter(stream=stream).count() == 3
+
+
+def test_it_refuses_a_reused_id_with_other_content(stream):
+    key = uuid.uuid4()
+    append(stream, [NewEvent(type="set", payload={"n": 1}, id=key)])
+    with pytest.raises(IdempotencyConflict):
+        append(stream, [NewEvent(type="set", payload={"n": 2}, id=key)])
+
+
+def test_it_refuses_a_partly_recorded_batch(stream):
+    key = uuid.uuid4()
+    append(stream, [NewEvent(type="set", payload={"n": 1}, id=key)])
+    with pytest.raises(IdempotencyConflict):
+        append(stream, [NewEvent(type="set", payload={"n": 1}, id=key),
+                        NewEvent(type="set", payload={"n": 2})])
+    assert Event.objects.count() == 1
+
+
+def test_it_writes_nothing_when_one_event_of_a_batch_is_bad(stream):
+    put(stream, {"a": 1})
+    with pytest.raises(InvalidEvent):
+        append(stream, [NewEvent(type="set", payload={"a": 2}),
+                        NewEvent(type="set", payload=["not", "an", "object"])])  # type: ignore[arg-type]
+    assert Event.objects.count() == 1 and Version.objects.count() == 1
+
+
+@override_settings(CONTINUST_MAX_PAYLOAD_BYTES=100)
+def test_it_refuses_a_payload_above_the_cap(stream):
+    with pytest.raises(PayloadTooLarge):
+        append(stream, events({"blob": "x" * 200}))
+    assert Event.objects.count() == 0
+
+
+def test_it_refuses_nan(stream):
+    with pytest.raises(InvalidEvent):
+        append(stream, events({"x": float("nan")}))
+
+
+def test_it_checks_causation_within_the_project(project, stream):
+    (v1,) = put(stream, {"a": 1})
+    other = create_stream(project, "accounts")
+    append(other, [NewEvent(type="set", payload={"b": 1}, causation=v1.event.id)])
+    with pytest.raises(UnknownCausation):
+        append(other, [NewEvent(type="set", payload={"b": 2}, causation=uuid.uuid4())])
+
+
+def test_it_accepts_causation_by_an_earlier_event_of_the_same_batch(stream):
+    first = NewEvent(type="set", payload={"a": 1}, id=uuid.uuid4())
+    second = NewEvent(type="set", payload={"a": 2}, causation=first.id)
+    append(stream, [first, second])
+    with pytest.raises(UnknownCausation):
+        append(stream, [NewEvent(type="set", payload={"a": 3}, causation=uuid.uuid4())])
+
+
+def test_it_refuses_causation_from_another_project(alice, stream):
+    from continust.projects import create_project
+
+    elsewhere = create_stream(create_project("other"), "s")
+    (foreign,) = put(elsewhere, {"x": 1})
+    with pytest.raises(UnknownCausation):
+        append(stream, [NewEvent(type="set", payload={"a": 1}, causation=foreign.event.id)])
+
+
+def test_it_refuses_an_event_the_patch_reducer_rejects(project):
+    patched = create_stream(project, "patched", reducer="patch")
+    append(patched, [NewEvent(type="p", payload={"patch": [{"op": "add", "path": "/a", "value": 1}]})])
+    failing = {"patch": [{"op": "test", "path": "/a", "value": 2},
+                         {"op": "replace", "path": "/a", "value": 3}]}
+    with pytest.raises(ReducerRejected, match="does not apply"):
+        append(patched, [NewEvent(type="p", payload=failing)])
+    assert Event.objects.filter(stream=patched).count() == 1
+
+
+def test_it_replaces_state_with_the_replace_reducer(project):
+    replaced = create_stream(project, "replaced", reducer="replace")
+    append(replaced, events({"a": 1}, {"b": 2}))
+    assert Version.objects.filter(stream=replaced).last().state.data == {"b": 2}
+
+
+def test_it_refuses_an_unknown_branch_of_a_started_stream(stream):
+    put(stream, {"a": 1})
+    with pytest.raises(NotFound):
+        append(stream, events({"a": 2}), branch="nope")
+
+
+def test_it_forks_at_any_version_and_records_moves(stream):
+    v1, v2 = put(stream, {"a": 1}, {"a": 2})
+    fork(stream, "fix", v1, actor="alice")
+    (v3,) = put(stream, {"a": 5}, branch="fix")
+    assert list(v3.parent_links.values_list("parent_id", flat=True)) == [v1.pk]
+    moves = BranchMove.objects.filter(branch__name="fix").order_by("id")
+    assert [(m.reason, m.new_head_id) for m in moves] == [("fork", v1.pk), ("append", v3.pk)]
+
+
+def test_the_database_refuses_updates_and_deletes(stream):
+    put(stream, {"a": 1}, {"a": 2})
+    for sql in (
+        "UPDATE continust_event SET type = 'x'",
+        "DELETE FROM continust_event",
+        "UPDATE continust_version SET generation = 5",
+        "DELETE FROM continust_version",
+        "DELETE FROM continust_versionparent",
+        "UPDATE continust_state SET data = '{}'",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), \
+                connection.cursor() as cursor:
+            cursor.execute(sql)
+    assert set(Event.objects.values_list("type", flat=True)) == {"set"}
+
+
+def test_the_models_refuse_saving_an_existing_event(stream):
+    (v1,) = put(stream, {"a": 1})
+    event = v1.event
+    event.type = "other"
+    with pytest.raises(TypeError):
+        event.save()
