@@ -166,8 +166,11 @@ def main() -> None:
             directory = Path(tmp)
             ids = git_repository(history, directory)
             startup = [
-                timed(lambda: subprocess.run(["git", "-C", tmp, "rev-parse", "HEAD"],
-                                             capture_output=True))[0]
+                timed(
+                    lambda: subprocess.run(
+                        ["git", "-C", tmp, "rev-parse", "HEAD"], capture_output=True
+                    )
+                )[0]
                 for _ in range(50)
             ]
             timings["git_startup"] = percentiles(startup)

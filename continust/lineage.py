@@ -68,8 +68,10 @@ class VersionGraph(Generic[N]):
     otherwise 1 + the highest generation of its parents. A stream may have
     several roots.
 
-    Queries do not change the graph, so any number of threads may query it;
-    adding versions while others query needs a lock held by the caller.
+    Queries do not change the graph and a version's parents and generation
+    never change once added, so threads may query while one thread adds
+    versions (adding from several threads at once needs the caller's lock).
+    A query running while versions are added may or may not see them.
     """
 
     def __init__(self) -> None:
@@ -85,14 +87,14 @@ class VersionGraph(Generic[N]):
         return f"<VersionGraph: {len(self)} versions, {len(self._heads)} heads>"
 
     def __len__(self) -> int:
-        return len(self._graph)
+        return len(self._nodes)
 
     def __contains__(self, node: object) -> bool:
-        return node in self._graph
+        return node in self._nodes
 
     def __iter__(self) -> Iterator[N]:
         """Iterate over the versions in the order they were added."""
-        return iter(self._graph)
+        return iter(self._nodes)
 
     def add(self, node: N, parents: Sequence[N] = (), generation: int | None = None) -> None:
         """Add a version with its parents, in order; the parents must be in the graph.
@@ -112,8 +114,8 @@ class VersionGraph(Generic[N]):
             )
         order = len(self._graph)
         self._graph.add_node(node, parents=parents, generation=expected, order=order)
-        self._nodes[node] = self._graph.nodes[node]
         self._graph.add_edges_from((parent, node) for parent in parents)
+        self._nodes[node] = self._graph.nodes[node]  # queries see it from here on
         if not parents:
             self._roots.append(node)
         for parent in parents:
@@ -196,12 +198,20 @@ class VersionGraph(Generic[N]):
         return len(self.ancestors(node))
 
     def descendants(self, node: N, include_self: bool = True) -> set[N]:
-        """Return the versions from which a version is reachable, like ``ancestors``."""
+        """Return the versions that reach a version, itself included unless told not to."""
         self._require(node)
-        found: set[N] = nx.descendants(self._graph, node)
-        if include_self:
-            found.add(node)
-        return found
+        children = self._graph.succ
+        seen = {node}
+        stack = [node]
+        while stack:
+            # A snapshot of the children: another thread may be adding some.
+            for child in tuple(children[stack.pop()]):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        if not include_self:
+            seen.discard(node)
+        return seen
 
     def is_ancestor(self, a: N, b: N) -> bool:
         """Tell whether ``a`` is reachable from ``b`` (``git merge-base --is-ancestor A B``).

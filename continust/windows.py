@@ -761,7 +761,7 @@ class WindowOperator:
                 st = state.get(key)
                 if st is None:
                     st = state[key] = ({}, {})
-                panes = st[0]
+                panes: dict[int, list[Any]] = st[0]
                 e = panes.get(p)
                 if e is not None:
                     if stats:
@@ -784,7 +784,7 @@ class WindowOperator:
                             panes[p] = [1, value, value, value]
                         else:
                             panes[p] = [agg.add(agg.create(), value)]
-                        wins = st[1]
+                        wins: dict[int, list[Any]] = st[1]
                         low = p - size
                         while s > low:
                             if s not in wins:

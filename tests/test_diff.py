@@ -38,12 +38,15 @@ scalars = (
 )
 
 
-def json_values(leaves=scalars):
+def json_values(max_leaves=12):
     return st.recursive(
-        leaves,
-        lambda inner: st.lists(inner, max_size=5) | st.dictionaries(keys, inner, max_size=5),
-        max_leaves=20,
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+        max_leaves=max_leaves,
     )
+
+
+small_values = json_values(max_leaves=3)
 
 
 @st.composite
@@ -54,7 +57,7 @@ def identity_lists(draw, key="id"):
     b_ids = draw(st.permutations(pool))[: draw(st.integers(0, len(pool)))]
 
     def item(ident):
-        return {key: ident, "v": draw(st.integers(0, 2) | json_values())}
+        return {key: ident, "v": draw(st.integers(0, 2) | small_values)}
 
     return [item(i) for i in a_ids], [item(i) for i in b_ids]
 
@@ -71,27 +74,27 @@ def plain_lists(draw):
         elif action == "remove":
             del b[draw(st.integers(0, len(b) - 1))]
         else:
-            b[draw(st.integers(0, len(b) - 1))] = draw(json_values())
+            b[draw(st.integers(0, len(b) - 1))] = draw(small_values)
     return a, b
 
 
 @st.composite
-def edited(draw, values=None):
+def edited(draw):
     """A document and an edit of it (most edits leave most of it alone)."""
-    a = draw(values or json_values())
+    a = draw(json_values())
     return a, _edit(draw, a)
 
 
 def _edit(draw, value):
     if draw(st.integers(0, 5)) == 0:
-        return draw(json_values())
+        return draw(small_values)
     if isinstance(value, dict):
         result = {k: _edit(draw, v) for k, v in value.items() if draw(st.integers(0, 5))}
-        result.update(draw(st.dictionaries(keys, json_values(), max_size=2)))
+        result.update(draw(st.dictionaries(keys, small_values, max_size=2)))
         return result
     if isinstance(value, list):
         result = [_edit(draw, v) for v in value if draw(st.integers(0, 5))]
-        for item in draw(st.lists(json_values(), max_size=2)):
+        for item in draw(st.lists(small_values, max_size=2)):
             result.insert(draw(st.integers(0, len(result))), item)
         return result
     return value
@@ -122,7 +125,7 @@ def without_nulls(value):
 
 
 @given(document_pairs)
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 def test_it_produces_a_json_patch_that_turns_a_into_b(pair):
     a, b = pair
     before = copy.deepcopy(a)
@@ -132,7 +135,7 @@ def test_it_produces_a_json_patch_that_turns_a_into_b(pair):
 
 
 @given(document_pairs)
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 def test_it_finds_no_change_between_equal_documents(pair):
     a, _ = pair
     assert diff(a, copy.deepcopy(a)) == []
@@ -244,7 +247,7 @@ def test_it_renders_changes_as_text_one_line_each():
 
 
 @given(document_pairs)
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 def test_it_produces_a_merge_patch_that_turns_a_into_b_without_nulls(pair):
     a, b = pair
     b = without_nulls(b)
@@ -403,7 +406,7 @@ def test_it_reports_a_conflict_when_both_sides_reorder_differently():
 
 
 @given(json_values(), document_pairs)
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 def test_it_merges_any_one_sided_change_without_conflict(base, pair):
     _, changed = pair
     for merged in (three_way_merge(base, changed, base), three_way_merge(base, base, changed)):
@@ -412,7 +415,7 @@ def test_it_merges_any_one_sided_change_without_conflict(base, pair):
 
 
 @given(document_pairs, document_pairs)
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 def test_it_merges_changes_to_different_parts_without_conflict(left, right):
     base = {"left": left[0], "right": right[0]}
     ours = {"left": left[1], "right": right[0]}
@@ -423,7 +426,7 @@ def test_it_merges_changes_to_different_parts_without_conflict(left, right):
 
 
 @given(document_pairs, document_pairs)
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 def test_it_never_changes_its_inputs_when_merging(pair, other):
     base, ours = pair
     theirs = other[1]

@@ -40,8 +40,9 @@ class Repository:
             env=environment,
             capture_output=True,
             text=True,
-            check=check,
         )
+        if check and done.returncode:
+            raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
         return done.stdout.strip()
 
     def commit(self, *messages, **env):
@@ -82,13 +83,13 @@ def history(tmp_path):
     ids = {}
     ids["A"] = repo.commit("Ünïcödé — 日本語 ✓")
     ids["B"] = repo.commit(
-        "tab\there | pipe %H %x00 \"quoted\"",
+        'tab\there | pipe %H %x00 "quoted"',
         "A body that is not part of the subject.",
         GIT_AUTHOR_NAME="Zoë Ångström",
         GIT_AUTHOR_EMAIL="zoe@example.org",
         GIT_AUTHOR_DATE="2024-02-29T23:30:00+02:00",
     )
-    repo.git("branch", "y", "A")
+    repo.git("branch", "y", ids["A"])
     repo.git("checkout", "-q", "-b", "x")
     ids["X1"] = repo.commit("x one")
     repo.git("checkout", "-q", "y")
@@ -185,7 +186,7 @@ def test_it_reads_names_and_subjects_as_written(history):
         author_name="Zoë Ångström",
         author_email="zoe@example.org",
         author_time="2024-02-29T21:30:00+00:00",
-        subject="tab\there | pipe %H %x00 \"quoted\"",
+        subject='tab\there | pipe %H %x00 "quoted"',
     )
     assert commits[ids["Y1"]].subject == ""
     assert commits[ids["Y2"]].subject == "line one line two"
@@ -258,7 +259,9 @@ def test_it_agrees_with_git_on_a_random_history(tmp_path):
             tips.append(mark)
         else:
             tips[tips.index(parents[0])] = mark
-    stream += [line for n, tip in enumerate(tips) for line in (f"reset refs/heads/t{n}", f"from :{tip}")]
+    stream += [
+        line for n, tip in enumerate(tips) for line in (f"reset refs/heads/t{n}", f"from :{tip}")
+    ]
     repo.git("fast-import", "--quiet", input="\n".join(stream) + "\n")
 
     commits = read_commits(repo.path)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 import pytest
@@ -384,7 +385,9 @@ def test_it_lists_what_one_version_has_and_another_lacks(data, history):
     assert graph.between_count(a, b) == len(listed)
     position = {version: index for index, version in enumerate(listed)}
     for version in listed:
-        assert all(position[version] < position.get(parent, len(listed)) for parent in history[version])
+        assert all(
+            position[version] < position.get(parent, len(listed)) for parent in history[version]
+        )
 
 
 @settings(max_examples=200)
@@ -417,5 +420,5 @@ def test_it_draws_a_shortest_path_to_a_merge_base(data, history):
     for top, chain in ((a, path.from_a), (b, path.from_b)):
         assert chain[0] == top
         assert chain[-1] == path.base
-        assert all(lower in history[upper] for upper, lower in zip(chain, chain[1:]))
+        assert all(lower in history[upper] for upper, lower in itertools.pairwise(chain))
         assert len(chain) == distance(history, top, path.base) + 1
