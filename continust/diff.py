@@ -20,9 +20,9 @@ immutable, as the rest of continust does.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import enum
 import json
+import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -167,7 +167,14 @@ def _equal(a: Any, b: Any) -> bool:
         if len(a) != len(b) or a != b:
             return False
         return all(map(_equal, a, b))
-    return bool(a == b)
+    return _same_scalar(a, b)
+
+
+def _same_scalar(a: Any, b: Any) -> bool:
+    # 0.0 and -0.0 compare equal but are written, and so hashed, differently.
+    if a != b:
+        return False
+    return type(a) is not float or a != 0 or math.copysign(1, a) == math.copysign(1, b)
 
 
 def _canonical(value: Any) -> str:
@@ -224,7 +231,7 @@ def _diff(a: Any, b: Any, path: str, out: list[Change]) -> None:
         _diff_dicts(a, b, path, out)
     elif kind is list:
         _diff_lists(a, b, path, out)
-    elif a != b:
+    elif not _same_scalar(a, b):
         out.append(Change(path, "replace", a, b))
 
 
@@ -237,7 +244,7 @@ def _diff_dicts(a: dict[str, Any], b: dict[str, Any], path: str, out: list[Chang
             out.append(Change(_child(path, key), "remove", old))
         elif type(old) is not type(new) or type(old) in (dict, list):
             _diff(old, new, _child(path, key), out)
-        elif old != new:
+        elif not _same_scalar(old, new):
             out.append(Change(_child(path, key), "replace", old, new))
     for key, new in b.items():
         if key not in a:
@@ -530,30 +537,20 @@ def _merge_identity_lists(
     base_map = dict(zip(base_ids, base, strict=True))
     our_map = dict(zip(our_ids, ours, strict=True))
     their_map = dict(zip(their_ids, theirs, strict=True))
-    merged: dict[Hashable, Any] = {}
-    item_conflicts: dict[Hashable, list[Conflict]] = {}
+    merged: list[Any] = []
     for ident in order:
-        found: list[Conflict] = []
-        merged[ident] = _merge(
+        # An item gone from the merge (deleted by us, changed by them) is
+        # pointed at the index where adding it back would put it.
+        item = _merge(
             base_map.get(ident, MISSING),
             our_map.get(ident, MISSING),
             their_map.get(ident, MISSING),
-            "",
-            found,
+            _child(path, len(merged)),
+            conflicts,
         )
-        item_conflicts[ident] = found
-    survivors = [ident for ident in order if merged[ident] is not MISSING]
-    final_index = {ident: i for i, ident in enumerate(survivors)}
-    base_index = {ident: i for i, ident in enumerate(base_ids)}
-    for ident in order:
-        # An item gone from the merge (deleted by us, changed by them) is
-        # pointed at where it was in the base.
-        index = final_index.get(ident, base_index.get(ident))
-        prefix = _child(path, index)
-        conflicts.extend(
-            dataclasses.replace(c, path=prefix + c.path) for c in item_conflicts[ident]
-        )
-    return [merged[ident] for ident in survivors]
+        if item is not MISSING:
+            merged.append(item)
+    return merged
 
 
 def _merged_order(

@@ -445,6 +445,16 @@ def _hashable(obj: Any) -> Any:
     return obj
 
 
+def _watermark_fast_path(
+    wmk: Watermarks | None, inp: Hashable
+) -> tuple[float, dict[Hashable, float] | None, int]:
+    """(input's max timestamp, its dict if the only input, out_of_orderness + 1)."""
+    if wmk is None:
+        return POS_INF, None, 0
+    seen = wmk._max
+    return seen[inp], (seen if len(seen) == 1 else None), wmk._ooo + 1
+
+
 # --------------------------------------------------------------------------- operator
 
 # Window entries are small lists. Tumbling: [fires, timer, acc...]; sessions add
@@ -530,12 +540,16 @@ class WindowOperator:
         ``process`` + ``watermarks.observe`` + ``advance_watermark`` per element.
         """
         out: list[Output] = []
-        if self._kind == "tumbling":
-            self._batch_tumbling(events, watermarks, input, out)
-        elif self._kind == "sliding":
-            self._batch_sliding(events, watermarks, input, out)
-        else:
-            self._batch_session(events, watermarks, input, out)
+        try:
+            if self._kind == "tumbling":
+                self._batch_tumbling(events, watermarks, input, out)
+            elif self._kind == "sliding":
+                self._batch_sliding(events, watermarks, input, out)
+            else:
+                self._batch_session(events, watermarks, input, out)
+        finally:
+            if watermarks is not None:
+                watermarks._recompute()
         return out
 
     def advance_watermark(self, watermark: float) -> list[Output]:
@@ -649,7 +663,8 @@ class WindowOperator:
         stats = self._stats
         agg = self.aggregate
         wm = self._wm
-        in_max = wmk.input_max(inp) if wmk is not None else POS_INF
+        in_max, seen, lag = _watermark_fast_path(wmk, inp)
+        new: float
         for key, ts, value in events:
             if ts > wm:
                 # Every window of ts ends after the watermark: not fired, not late.
@@ -679,8 +694,12 @@ class WindowOperator:
                 self._slow_tumbling(key, ts, value, out)
             if ts > in_max:
                 in_max = ts
-                assert wmk is not None
-                new = wmk.observe(ts, inp)
+                if seen is not None:  # single input: observe() inlined
+                    seen[inp] = ts
+                    new = ts - lag
+                else:
+                    assert wmk is not None
+                    new = wmk.observe(ts, inp)
                 if new > wm:
                     wm = self._wm = new
                     if heap[0][0] <= wm if heap else False:
@@ -754,7 +773,8 @@ class WindowOperator:
         stats = self._stats
         agg = self.aggregate
         wm = self._wm
-        in_max = wmk.input_max(inp) if wmk is not None else POS_INF
+        in_max, seen, lag = _watermark_fast_path(wmk, inp)
+        new: float
         for key, ts, value in events:
             if ts > wm:
                 p = ts - (ts - off) % g
@@ -797,8 +817,12 @@ class WindowOperator:
                 self._slow_sliding(key, ts, value, out)
             if ts > in_max:
                 in_max = ts
-                assert wmk is not None
-                new = wmk.observe(ts, inp)
+                if seen is not None:  # single input: observe() inlined
+                    seen[inp] = ts
+                    new = ts - lag
+                else:
+                    assert wmk is not None
+                    new = wmk.observe(ts, inp)
                 if new > wm:
                     wm = self._wm = new
                     if heap[0][0] <= wm if heap else False:
@@ -863,16 +887,11 @@ class WindowOperator:
             get = panes.get
             parts = [e for e in map(get, range(start, end, g)) if e is not None]
         if self._stats:
-            first = parts[0]
-            c, sm, mn, mx = first
-            for e in parts[1:]:
-                c += e[0]
-                sm += e[1]
-                if e[2] < mn:
-                    mn = e[2]
-                if e[3] > mx:
-                    mx = e[3]
-            acc: list[Any] = [fires, None, c, sm, mn, mx]
+            if len(parts) == 1:
+                acc: list[Any] = [fires, None, *parts[0]]
+            else:
+                cs, sums, mins, maxs = zip(*parts, strict=True)
+                acc = [fires, None, sum(cs), sum(sums), min(mins), max(maxs)]
         else:
             agg = self.aggregate
             merged = agg.create()
@@ -932,7 +951,8 @@ class WindowOperator:
         stats = self._stats
         agg = self.aggregate
         wm = self._wm
-        in_max = wmk.input_max(inp) if wmk is not None else POS_INF
+        in_max, seen, lag = _watermark_fast_path(wmk, inp)
+        new: float
         for key, ts, value in events:
             sess = state.get(key) if ts > wm else None
             if sess is not None:
@@ -967,8 +987,12 @@ class WindowOperator:
                 self._slow_session(key, ts, value, out)
             if ts > in_max:
                 in_max = ts
-                assert wmk is not None
-                new = wmk.observe(ts, inp)
+                if seen is not None:  # single input: observe() inlined
+                    seen[inp] = ts
+                    new = ts - lag
+                else:
+                    assert wmk is not None
+                    new = wmk.observe(ts, inp)
                 if new > wm:
                     wm = self._wm = new
                     if heap[0][0] <= wm if heap else False:
