@@ -8,8 +8,12 @@ generation numbers too), then times ``merge_bases`` against
 
     .venv/bin/python bench/bench_lineage.py [--versions N] [--pairs N] [--no-git]
 
-git is timed per command, process start included; the line ``git_startup``
-is the time of a command that does no work (``git rev-parse HEAD``).
+Pairs are "nearby" (two versions added at most 500 apart, in the newer half
+of the history: branch heads of about the same time) or "scattered" (any two
+versions). git is timed per command, process start included; ``git_startup``
+is the time of a command that does no work (``git rev-parse HEAD``), and
+``git_over_ours`` the ratio of the p50 times of ``git merge-base --all`` and
+``merge_bases`` on the same pairs.
 """
 
 from __future__ import annotations
@@ -183,6 +187,11 @@ def main() -> None:
                     assert isinstance(ours, list)
                     disagreements += theirs != {ids[v] for v in ours}
                 timings[f"git merge-base --all {name}"] = percentiles(samples)
+                result[f"git_over_ours {name}"] = round(
+                    timings[f"git merge-base --all {name}"]["p50_ms"]
+                    / timings[f"merge_bases {name}"]["p50_ms"],
+                    2,
+                )
             result["disagreements_with_git"] = disagreements
 
     result["timings"] = timings

@@ -36,6 +36,7 @@ __all__ = [
     "ThreeWayDiff",
     "apply_merge_patch",
     "diff",
+    "escape_token",
     "format_changes",
     "merge_patch",
     "three_way_diff",
@@ -159,7 +160,7 @@ def _equal(a: Any, b: Any) -> bool:
         return False
     if kind is dict:
         # The native comparison rejects most differences at C speed; the walk
-        # only confirms that no 1 hides behind a true.
+        # only confirms that no 1 hides behind a true, a 1.0 or a -0.0.
         if len(a) != len(b) or a != b:
             return False
         return all(_equal(value, b[key]) for key, value in a.items())
@@ -244,7 +245,7 @@ def _diff_dicts(a: dict[str, Any], b: dict[str, Any], path: str, out: list[Chang
             out.append(Change(_child(path, key), "remove", old))
         elif type(old) is not type(new) or type(old) in (dict, list):
             _diff(old, new, _child(path, key), out)
-        elif not _same_scalar(old, new):
+        elif old != new or (type(old) is float and not _same_scalar(old, new)):
             out.append(Change(_child(path, key), "replace", old, new))
     for key, new in b.items():
         if key not in a:

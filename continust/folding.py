@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jsonpatch
+import jsonpointer
 
 from continust.diff import Conflict, three_way_merge
 from continust.errors import InvalidEvent
@@ -66,11 +67,23 @@ def merge_states(
 
 def apply_resolutions(state: Any, resolutions: dict[str, Any]) -> Any:
     """Set each resolved path of a merged state to the value the user chose."""
-    operations = [{"op": "add", "path": p, "value": v} for p, v in resolutions.items()]
+    # "replace" where the path exists: "add" on a list index would insert a second item.
+    operations = [
+        {"op": "replace" if _exists(state, p) else "add", "path": p, "value": v}
+        for p, v in resolutions.items()
+    ]
     try:
         return jsonpatch.apply_patch(state, operations, in_place=False)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as err:
         raise InvalidEvent(f"a resolution does not apply: {err}") from err
+
+
+def _exists(document: Any, path: str) -> bool:
+    try:
+        jsonpointer.resolve_pointer(document, path)
+    except jsonpointer.JsonPointerException:
+        return False
+    return True
 
 
 def derive_state(

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from continust.errors import ContinustError
+
 # The fields of one commit, in the order of GitCommit: id, parents, tree,
 # author name, author e-mail, author time (seconds since the epoch), subject.
 _FORMAT = "%H%x00%P%x00%T%x00%an%x00%ae%x00%at%x00%s"
 _FIELD_COUNT = 7
 
 
-class GitError(Exception):
+class GitError(ContinustError):
     """git could not read a repository."""
 
 

@@ -49,22 +49,27 @@ def export_lines(project: Project, streams: Iterable[str] | None = None) -> Iter
             "child_id", "index"
         ).values_list("child_id", "parent_id"):
             parents.setdefault(child, []).append(parent)
+        # Versions are named by their order within the stream, not by database ids,
+        # so a file exported again after an import is the same file.
+        ordinal: dict[int, int] = {}
         for vid, event_id, key, branch, reducer, reducer_version, state_id, digest in (
             Version.objects.filter(stream=stream).order_by("id").values_list(
                 "id", "event__id", "key", "branch", "reducer", "reducer_version", "state_id",
                 "digest",
             ).iterator(2000)
         ):
+            ordinal[vid] = len(ordinal) + 1
             yield _line({
-                "kind": "version", "stream": stream.name, "ref": vid, "event": str(event_id),
-                "parents": parents.get(vid, []), "key": key, "branch": branch,
-                "reducer": reducer, "reducer_version": reducer_version, "state_hash": state_id,
-                "digest": digest,
+                "kind": "version", "stream": stream.name, "ref": ordinal[vid],
+                "event": str(event_id), "parents": [ordinal[p] for p in parents.get(vid, [])],
+                "key": key, "branch": branch, "reducer": reducer,
+                "reducer_version": reducer_version, "state_hash": state_id, "digest": digest,
             })
         for name, head in Branch.objects.filter(stream=stream).order_by("name").values_list(
             "name", "head_id"
         ):
-            yield _line({"kind": "branch", "stream": stream.name, "name": name, "head": head})
+            yield _line({"kind": "branch", "stream": stream.name, "name": name,
+                         "head": ordinal[head]})
 
 
 def _line(record: dict[str, Any]) -> str:

@@ -17,6 +17,8 @@ from typing import Any, Generic, TypeVar
 
 import networkx as nx  # type: ignore[import-untyped]
 
+from continust.errors import ContinustError, NotFound
+
 N = TypeVar("N", bound=Hashable)
 
 # Paint marks of the generation-ordered walks.
@@ -27,16 +29,12 @@ _WANTED = 1  # ``between``: reachable from b
 _HIDDEN = 2  # ``between``: reachable from a, so left out
 
 
-class LineageError(Exception):
+class LineageError(ContinustError):
     """Base of the errors raised by a version graph."""
 
 
-class VersionNotFound(LineageError, LookupError):
+class VersionNotFound(LineageError, NotFound, LookupError):
     """A version is not in the graph."""
-
-    def __str__(self) -> str:
-        # LookupError would show the repr of the message, quotes and all.
-        return str(self.args[0]) if self.args else ""
 
 
 class InvalidVersion(LineageError, ValueError):
@@ -257,10 +255,12 @@ class VersionGraph(Generic[N]):
 
         A version painted from both sides is a merge base unless it is stale,
         that is below one already found. Versions leave the queue highest
-        generation first, so a version is popped after all of its children:
-        its paint is final then, and an ancestor of a merge base is always
-        stale by the time it is popped. The bases found need no further
-        pruning. The walk stops when only stale versions are queued.
+        generation first, and a child's generation is above its parents', so
+        a version leaves it once, after every child that could paint it: its
+        paint is final then, and an ancestor of a merge base is always stale
+        by then. So, unlike git's (whose queue may be ordered by commit dates),
+        the bases found need no pruning. The walk stops when only stale
+        versions are queued.
         """
         nodes = self._nodes
         paint = {a: _FROM_A, b: _FROM_B}
@@ -295,8 +295,8 @@ class VersionGraph(Generic[N]):
         """Return the best common ancestors of all the versions given.
 
         These are the common ancestors of every version that are not ancestors
-        of another such common ancestor (``git merge-base --all --octopus``,
-        without its duplicates). Sorted as ``merge_bases``.
+        of another such common ancestor (like ``git merge-base --all --octopus``,
+        without repeats). Sorted as ``merge_bases``.
         """
         if not nodes:
             raise TypeError("merge_bases_of() needs at least one version")

@@ -257,6 +257,10 @@ class Aggregate(Protocol):
     must not mutate its second argument. ``result`` returns a mapping merged into
     the output record, or any other value stored under ``"result"``. Accumulators
     must be JSON-serialisable for :meth:`WindowOperator.snapshot` to be.
+
+    ``merge`` combines sessions and, for sliding windows, the panes a window is
+    made of (in time order), so the aggregation should be associative and not
+    depend on arrival order (Flink requires the same of merging windows).
     """
 
     def create(self) -> Any: ...
@@ -486,6 +490,8 @@ class WindowOperator:
             raise ValueError("allowed_lateness_ms must be >= 0")
         if aggregate is None:
             aggregate = Stats()
+        elif isinstance(aggregate, str):
+            aggregate = Stats((aggregate,))
         elif not isinstance(aggregate, Aggregate):
             aggregate = Stats(tuple(aggregate))
         self.assigner = assigner
@@ -882,7 +888,7 @@ class WindowOperator:
         g = self._pane
         end = start + size
         if len(panes) * 2 < size // g:
-            parts = [e for p, e in panes.items() if start <= p < end]
+            parts = [e for p, e in sorted(panes.items()) if start <= p < end]
         else:
             get = panes.get
             parts = [e for e in map(get, range(start, end, g)) if e is not None]

@@ -207,9 +207,11 @@ def test_it_replaces_a_value_whose_type_changes():
     assert diff([1], {"a": 1}) == [Change("", "replace", [1], {"a": 1})]
 
 
-def test_it_tells_true_from_one():
+def test_it_tells_apart_numbers_that_compare_equal_but_are_written_differently():
     assert diff({"x": 1}, {"x": True}) == [Change("/x", "replace", 1, True)]
     assert diff([{"a": 1}], [{"a": True}]) == [Change("/0/a", "replace", 1, True)]
+    assert diff([1], [1.0]) == [Change("/0", "replace", 1, 1.0)]
+    assert diff({"x": 0.0}, {"x": -0.0}) == [Change("/x", "replace", 0.0, -0.0)]
 
 
 def test_it_escapes_slash_and_tilde_in_json_pointers():

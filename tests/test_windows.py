@@ -516,6 +516,15 @@ def test_it_adds_the_mean_when_asked() -> None:
     ]
 
 
+def test_it_outputs_only_the_statistics_asked_for() -> None:
+    for aggregate in ("count", ["count"]):
+        op = WindowOperator(Tumbling(10), aggregate=aggregate)
+        outs = op.process_batch([("k", 1, 7)]) + op.flush()
+        assert outs == [{"key": "k", "start": 0, "end": 10, "max_ts": 9, "fire": 1, "count": 1}]
+    with pytest.raises(ValueError, match="unknown: median"):
+        WindowOperator(Tumbling(10), aggregate=["median"])
+
+
 def test_it_accepts_user_aggregates_and_reducers() -> None:
     class Distinct:
         def create(self) -> list[Any]:
