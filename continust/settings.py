@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "template_partials",
     "continust",
     "explorer",
+    "api",
 ]
 
 MIDDLEWARE = [

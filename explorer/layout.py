@@ -30,20 +30,28 @@ Placement rules
 - A version takes its first parent's lane while that lane is free at the parent, that
   is when nothing (no child, no edge) uses the lane above the parent yet; the edge is
   then a straight line.
-- Otherwise (a fork off a version that already has a child in its lane, or a root)
-  it takes a lane free over the whole span down to that parent, and the edge runs in
-  that lane and bends into the parent in the parent's row.
+- Otherwise (a fork off a version whose lane is taken above it) it takes a lane free
+  over the whole span down to that parent, with a row to spare, and the edge runs in
+  that lane and bends into the parent in the parent's row. A root takes a lane free
+  above the previous row.
 - A merge's other parents are joined by edges running in the parent's own lane when
   it is free at the parent (the merged branch's line bends into the merge), else in a
   lane free over the edge's span.
-- A free lane is the lowest-numbered lane no longer ending in a version without
-  children; failing that, the lane whose childless version is oldest; failing that, a
-  new lane. A lane frees above the row where its last edge ends: a branch merged back
-  gives its lane up right above the merge. Reuse never crosses a line: a lane is only
-  reused above everything it already holds, with a row between.
+- Among free lanes, the one whose last use is highest wins (best fit): lanes freed
+  long ago stay free for long edges, such as a fork off an old version. A lane frees
+  above the row where its last edge ends, so a branch merged back gives its lane up
+  right above the merge; reuse never crosses a line.
 
 Invariant (the tests check it on random graphs): at every row, the vertical lines
 passing through it lie in distinct lanes, none of them the lane of the row's version.
+
+Bound on lanes: at most 2 more than the most edges crossing any one boundary between
+two rows, which every layout must draw side by side. Proof sketch: when a new lane
+opens, let x be the lowest top of a lane. A lane holding nothing at row x got its
+first item above x from a best-fit choice that passed over the lane topped at x, so
+that item starts at row x + 1 (the spare row) and hangs from the version at row x,
+or is a root at row x + 1. Every lane thus holds the version at row x, a line
+crossing row x, an edge from the version at row x, or the root at row x + 1.
 
 What the app stores and queries
 -------------------------------
@@ -122,41 +130,32 @@ class ParentEdge:
 class LaneAllocator:
     """Place appended versions in rows and lanes, bottom-up, once and for all.
 
-    The state holds, per lane, the highest row the lane is used at and whether that
-    row holds a version without children yet (a tip, which may still grow straight
-    up); its size is the number of lanes, not of versions.
+    The state is the number of rows placed and, per lane, the highest row the lane
+    is used at: its size grows with the lanes, not with the versions.
     """
 
-    def __init__(self) -> None:
-        self._rows = 0
-        self._tops: list[int] = []
-        self._tips: list[bool] = []
+    def __init__(self, rows: int = 0, tops: Sequence[int] = ()) -> None:
+        self._rows = rows
+        self._tops = list(tops)
 
     @classmethod
     def from_state(cls, state: Mapping[str, object]) -> LaneAllocator:
         """Rebuild an allocator from what `state` returned."""
         try:
             if state["format"] != STATE_FORMAT:
-                raise ValueError(f"unknown lane state format {state['format']!r}")
-            rows, lanes = state["rows"], state["lanes"]
-            if not isinstance(rows, int) or not isinstance(lanes, list):
-                raise TypeError("rows must be an integer and lanes a list")
-            allocator = cls()
-            allocator._rows = rows
-            for top, tip in lanes:
-                allocator._tops.append(int(top))
-                allocator._tips.append(bool(tip))
+                raise ValueError(f"unknown format {state['format']!r}")
+            rows, tops = state["rows"], state["tops"]
+            if not isinstance(rows, int) or not isinstance(tops, list):
+                raise TypeError("rows must be an integer and tops a list")
+            if not all(isinstance(top, int) and -1 <= top < rows for top in tops):
+                raise ValueError("tops must be rows already placed")
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"invalid lane state {state!r}: {err}") from err
-        return allocator
+        return cls(rows, tops)
 
     def state(self) -> dict[str, object]:
         """Return the state as plain JSON values."""
-        return {
-            "format": STATE_FORMAT,
-            "rows": self._rows,
-            "lanes": [[top, tip] for top, tip in zip(self._tops, self._tips, strict=True)],
-        }
+        return {"format": STATE_FORMAT, "rows": self._rows, "tops": list(self._tops)}
 
     @property
     def rows(self) -> int:
@@ -173,21 +172,20 @@ class LaneAllocator:
         self._check(parents)
         row = self._rows
         edge_lanes: dict[int, int] = {}
-        first = parents[0] if parents else None
-        straight = first is not None and self._free_at(first)
-        lane = first.lane if first is not None and straight else -1
-        # Merged branches keep their own lanes before forks may take them.
+        # Merged branches keep their own lanes before a fork may take them.
         for index, parent in enumerate(parents[1:], start=1):
-            if parent.row == row - 1 or self._free_at(parent):
+            if self._free_at(parent):
                 edge_lanes[index] = parent.lane
                 self._join(parent, parent.lane, row)
-        if first is None:
+        if not parents:
             lane = self._free_lane(above=row - 1)
-        elif not straight:
-            lane = self._free_lane(above=first.row)
-            self._join(first, lane, row)
-        self._occupy(lane, row, tip=True)
-        if first is not None:
+        elif self._free_at(parents[0]):
+            lane = parents[0].lane
+        else:
+            lane = self._free_lane(above=parents[0].row)
+            self._join(parents[0], lane, row)
+        self._tops[lane] = row
+        if parents:
             edge_lanes[0] = lane
         for index, parent in enumerate(parents[1:], start=1):
             if index not in edge_lanes:
@@ -208,31 +206,21 @@ class LaneAllocator:
                 )
 
     def _free_at(self, parent: PlacedVersion) -> bool:
-        """Tell whether nothing uses the parent's lane above the parent."""
+        """Tell whether nothing uses the parent's lane above the parent yet."""
         return self._tops[parent.lane] == parent.row
 
     def _free_lane(self, *, above: int) -> int:
-        """Return a lane unused above row ``above``, opening one if none is."""
+        """Return the lane unused above row ``above`` that was used last, or a new one."""
         free = [lane for lane, top in enumerate(self._tops) if top < above]
-        for lane in free:
-            if not self._tips[lane]:
-                return lane
         if free:
-            return min(free, key=lambda lane: (self._tops[lane], lane))
+            return max(free, key=lambda lane: (self._tops[lane], -lane))
         self._tops.append(-1)
-        self._tips.append(False)
         return len(self._tops) - 1
 
     def _join(self, parent: PlacedVersion, lane: int, row: int) -> None:
-        """Record an edge from the version at ``row`` down to ``parent`` in ``lane``."""
-        if self._tops[parent.lane] == parent.row:
-            self._tips[parent.lane] = False
+        """Hold ``lane`` for the edge from the version at ``row`` down to ``parent``."""
         if parent.row < row - 1:
-            self._occupy(lane, row - 1, tip=False)
-
-    def _occupy(self, lane: int, row: int, *, tip: bool) -> None:
-        self._tops[lane] = row
-        self._tips[lane] = tip
+            self._tops[lane] = row - 1
 
 
 @dataclass(frozen=True)
@@ -285,12 +273,12 @@ def page_layout(
         raise ValueError("a page needs at least one row")
     top = rows[0].row
     if [version.row for version in rows] != list(range(top, top - len(rows), -1)):
-        raise ValueError(f"page rows must be consecutive and descending, got rows "
-                         f"{[version.row for version in rows]}")
+        raise ValueError(
+            f"page rows must be consecutive and descending, got rows "
+            f"{[version.row for version in rows]}"
+        )
     grid = _Grid(top, len(rows), row_height, lane_width)
-    nodes = tuple(
-        NodeMark(v.id, v.row, v.lane, grid.x(v.lane), grid.y(v.row)) for v in rows
-    )
+    nodes = tuple(NodeMark(v.id, v.row, v.lane, grid.x(v.lane), grid.y(v.row)) for v in rows)
     unique = {(e.child.id, e.parent.id): e for e in edges}
     ordered = sorted(unique.values(), key=lambda e: (-e.child.row, e.index))
     marks = []
@@ -342,7 +330,7 @@ class _Grid:
         y_line = yc
         if edge.lane != edge.child.lane:
             y_line = yc + half
-            if 0 <= yc and y_line <= bottom:
+            if yc >= 0 and y_line <= bottom:
                 start = (xc, yc)
                 pieces.append(_curve(xc, yc, xe, y_line))
         y_end = yp - half if edge.lane != edge.parent.lane else yp
@@ -350,7 +338,7 @@ class _Grid:
         if y_from < y_to:
             start = start or (xe, y_from)
             pieces.append(f"L{_num(xe)} {_num(y_to)}")
-        if edge.lane != edge.parent.lane and 0 <= y_end and yp <= bottom:
+        if edge.lane != edge.parent.lane and y_end >= 0 and yp <= bottom:
             start = start or (xe, y_end)
             pieces.append(_curve(xe, y_end, xp, yp))
         if start is None:

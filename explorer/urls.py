@@ -1,4 +1,4 @@
-"""The explorer's URLs."""
+"""The explorer's URLs: projects, streams, versions, comparisons and causation."""
 
 from __future__ import annotations
 
@@ -8,4 +8,15 @@ from explorer import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("p/<slug:slug>/", views.project, name="project"),
+    path("p/<slug:slug>/s/<int:stream_id>/", views.stream_page, name="stream"),
+    path("p/<slug:slug>/s/<int:stream_id>/v/<int:version_id>/", views.version_detail,
+         name="version"),
+    path("p/<slug:slug>/s/<int:stream_id>/v/<int:version_id>/state.json", views.version_state,
+         name="version-state"),
+    path("p/<slug:slug>/s/<int:stream_id>/compare/", views.compare, name="compare"),
+    path("p/<slug:slug>/s/<int:stream_id>/jump/", views.jump, name="jump"),
+    path("p/<slug:slug>/s/<int:stream_id>/fork/", views.fork_branch, name="fork"),
+    path("p/<slug:slug>/s/<int:stream_id>/merge/", views.merge_branches, name="merge"),
+    path("p/<slug:slug>/events/<uuid:event_id>/", views.causation, name="causation"),
 ]

@@ -1,17 +1,323 @@
-"""The explorer's views: parse input, call one domain function, render."""
+"""The explorer's views: parse input, call one domain function, render a page or a fragment.
+
+Every project view goes through ``member_required``; one template per screen holds
+its htmx fragments as inline partials.
+"""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+import json
+import uuid
+from typing import Any
+from urllib.parse import urlencode
 
-from continust.models import Project
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from continust import diff as diffs
+from continust.causation import causes, consequences, flatten
+from continust.errors import ContinustError, MergeConflict, NotFound
+from continust.graphs import graph_for
+from continust.lookup import resolve_version
+from continust.models import Branch, Event, Membership, Role, Stream, Version
+from continust.store import fork, merge, plan_merge
+from explorer.access import member_required
+from explorer.causality import causation_graph
+from explorer.forms import FilterForm, ForkForm, MergeForm
+from explorer.jsontree import json_tree
+from explorer.timeline import Filters, filtered_page, timeline_page
+
+BETWEEN_LIMIT = 200
 
 
 @require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    projects = Project.objects.filter(memberships__user=request.user).order_by("slug")
-    return render(request, "home.html", {"projects": projects})
+    memberships = Membership.objects.filter(user=request.user).select_related("project")
+    return render(request, "home.html", {"memberships": memberships.order_by("project__slug")})
+
+
+@require_GET
+@member_required()
+def project(request: HttpRequest, membership: Membership) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    streams = Stream.objects.filter(project=membership.project).order_by("name")
+    if query:
+        streams = streams.filter(Q(name__icontains=query) | Q(reducer__icontains=query))
+    template = "project.html#stream-list" if request.htmx else "project.html"
+    return render(request, template, {
+        "membership": membership, "project": membership.project, "streams": streams[:200],
+        "query": query,
+    })
+
+
+def _filters(request: HttpRequest) -> tuple[FilterForm, Filters]:
+    form = FilterForm(request.GET)
+    if not form.is_valid():
+        return form, Filters()
+    data = form.cleaned_data
+    return form, Filters(data["branch"], data["type"], data["actor"], data["since"],
+                         data["until"])
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _picked(stream: Stream, request: HttpRequest, name: str) -> Version | None:
+    number = _int(request.GET.get(name))
+    if number is None:
+        return None
+    return Version.objects.filter(stream=stream, pk=number).select_related("event").first()
+
+
+def _query(request: HttpRequest, **changes: Any) -> str:
+    """Return the current query string with some parameters changed or dropped."""
+    params = {k: v for k, v in request.GET.items() if k not in changes}
+    params.update({k: v for k, v in changes.items() if v is not None})
+    return urlencode(params)
+
+
+@require_GET
+@member_required()
+def stream_page(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
+    form, filters = _filters(request)
+    top = _int(request.GET.get("top"))
+    selected = _picked(stream, request, "v")
+    if selected is not None and top is None and not filters.active:
+        place = getattr(selected, "place", None)
+        top = place.row + 5 if place else None
+    if filters.active:
+        page = filtered_page(stream, filters, before=_int(request.GET.get("before")),
+                             previous_day=request.GET.get("day"))
+    else:
+        page = timeline_page(stream, top=top, previous_day=request.GET.get("day"))
+    context = {
+        "membership": membership, "project": membership.project, "stream": stream,
+        "page": page, "filter_form": form, "filters": filters,
+        "branches": Branch.objects.filter(stream=stream).select_related("head").order_by("name"),
+        "a": _picked(stream, request, "a"), "b": _picked(stream, request, "b"),
+        "selected": selected, "can_edit": membership.allows(Role.EDITOR),
+        "query_without_page": _query(request, top=None, before=None, day=None),
+    }
+    if selected is not None:
+        context.update(_version_context(stream, selected))
+    if request.htmx and request.GET.get("fragment") == "page":
+        return render(request, "stream.html#page", context)
+    if request.htmx and request.GET.get("fragment") == "compare":
+        return render(request, "stream.html#compare-bar", context)
+    return render(request, "stream.html", context)
+
+
+def _version_context(stream: Stream, version: Version) -> dict[str, Any]:
+    graph = graph_for(stream)
+    parent_ids = list(graph.parents(version.pk))
+    chain = causes(version.event)
+    return {
+        "version": version,
+        "parents": parent_ids,
+        "children": sorted(graph.children(version.pk)),
+        "heads": list(Branch.objects.filter(stream=stream, head=version)
+                      .values_list("name", flat=True)),
+        "state_tree": json_tree(version.state.data),
+        "payload_tree": json_tree(version.event.payload),
+        "causes": _with_versions(chain),
+        "consequence_count": len(flatten(consequences(version.event, limit=200))) - 1,
+    }
+
+
+def _with_versions(events: list[Event]) -> list[tuple[Event, Version | None]]:
+    """Pair events with the first version each made, to link to it."""
+    firsts = {}
+    for version in Version.objects.filter(event__in=events).order_by("-id"):
+        firsts[version.event_id] = version
+    return [(event, firsts.get(event.pk)) for event in events]
+
+
+@require_GET
+@member_required()
+def version_detail(request: HttpRequest, membership: Membership, stream: Stream,
+                   version_id: int) -> HttpResponse:
+    version = (Version.objects.select_related("event", "state")
+               .filter(stream=stream, pk=version_id).first())
+    if version is None:
+        raise Http404("No such version.")
+    context = {"membership": membership, "project": membership.project, "stream": stream,
+               "can_edit": membership.allows(Role.EDITOR), "fork_form": ForkForm(
+                   initial={"at": version.pk}),
+               **_version_context(stream, version)}
+    template = "version.html#panel" if request.htmx else "version.html"
+    return render(request, template, context)
+
+
+@require_GET
+@member_required()
+def version_state(request: HttpRequest, membership: Membership, stream: Stream,
+                  version_id: int) -> HttpResponse:
+    version = Version.objects.select_related("state").filter(stream=stream, pk=version_id).first()
+    if version is None:
+        raise Http404("No such version.")
+    response = JsonResponse(version.state.data, safe=False,
+                            json_dumps_params={"ensure_ascii": False, "indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="{stream.pk}-v{version.pk}.json"'
+    return response
+
+
+@require_GET
+@member_required()
+def compare(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
+    a, b = _picked(stream, request, "a"), _picked(stream, request, "b")
+    if a is None or b is None:
+        raise Http404("Pick two versions of this stream to compare.")
+    before, after = a.state.data, b.state.data
+    fmt = request.GET.get("format")
+    if fmt in {"json-patch", "merge-patch"}:
+        body = diffs.to_json_patch(before, after) if fmt == "json-patch" else \
+            diffs.merge_patch(before, after)
+        response = JsonResponse(body, safe=False, json_dumps_params={"indent": 2})
+        response["Content-Disposition"] = (
+            f'attachment; filename="v{a.pk}-v{b.pk}.{fmt}.json"')
+        return response
+    graph = graph_for(stream)
+    between = graph.between(a.pk, b.pk)
+    shown = Version.objects.filter(pk__in=between[:BETWEEN_LIMIT]).select_related(
+        "event").order_by("-id")
+    changes = diffs.diff(before, after)
+    return render(request, "compare.html", {
+        "membership": membership, "project": membership.project, "stream": stream, "a": a,
+        "b": b, "changes": [_change_row(c) for c in changes],
+        "bases": Version.objects.filter(pk__in=graph.merge_bases(a.pk, b.pk)).select_related(
+            "event"),
+        "between": shown, "between_count": len(between),
+    })
+
+
+def _change_row(change: diffs.Change) -> dict[str, Any]:
+    def text(value: Any) -> str:
+        if value is diffs.MISSING:
+            return ""
+        return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
+
+    return {"path": change.path, "op": change.op, "old": text(change.old),
+            "new": text(change.new), "from_path": change.from_path}
+
+
+@require_GET
+@member_required()
+def causation(request: HttpRequest, membership: Membership, event_id: uuid.UUID
+              ) -> HttpResponse:
+    event = Event.objects.select_related("stream").filter(
+        id=event_id, stream__project=membership.project).first()
+    if event is None:
+        raise Http404("No such event.")
+    chain = causes(event)
+    tree = flatten(consequences(event))
+    graph = causation_graph(event, chain, tree)
+    return render(request, "causation.html", {
+        "membership": membership, "project": membership.project, "event": event,
+        "graph": graph, "causes": _with_versions(chain),
+        "consequences": [(depth, e, v) for (depth, e), (_, v) in
+                         zip(tree[1:], _with_versions([e for _, e in tree[1:]]), strict=True)],
+    })
+
+
+@require_GET
+@member_required()
+def jump(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    target = None
+    try:
+        target = resolve_version(stream, query)
+    except NotFound:
+        try:
+            key = uuid.UUID(query)
+        except ValueError:
+            key = None
+        if key is not None:
+            target = Version.objects.filter(stream=stream, event__id=key).order_by("id").first()
+    if target is None:
+        messages.error(request, f"Nothing in {stream.name} is called {query!r}.")
+        return redirect(reverse("stream", args=[membership.project.slug, stream.pk]))
+    return redirect(reverse("stream", args=[membership.project.slug, stream.pk])
+                    + f"?v={target.pk}")
+
+
+@require_POST
+@member_required(Role.EDITOR)
+def fork_branch(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
+    form = ForkForm(request.POST)
+    url = reverse("stream", args=[membership.project.slug, stream.pk])
+    if not form.is_valid():
+        messages.error(request, "A fork needs a version and a branch name.")
+        return redirect(url)
+    at = Version.objects.filter(stream=stream, pk=form.cleaned_data["at"]).first()
+    if at is None:
+        raise Http404("No such version.")
+    try:
+        branch = fork(stream, form.cleaned_data["name"], at, actor=request.user.get_username())
+    except ContinustError as err:
+        messages.error(request, str(err))
+        return redirect(url + f"?v={at.pk}")
+    messages.success(request, f"Forked {branch.name} at version {at.pk}.")
+    target = url + f"?v={at.pk}"
+    return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
+
+
+@require_http_methods(["GET", "POST"])
+@member_required(Role.EDITOR)
+def merge_branches(request: HttpRequest, membership: Membership, stream: Stream
+                   ) -> HttpResponse:
+    data = request.POST if request.method == "POST" else request.GET
+    form = MergeForm(data or None)
+    context: dict[str, Any] = {"membership": membership, "project": membership.project,
+                               "stream": stream, "form": form,
+                               "branches": Branch.objects.filter(stream=stream).order_by("name")}
+    if not form.is_valid():
+        return render(request, "merge.html", context)
+    source, into = form.cleaned_data["source"], form.cleaned_data["into"]
+    try:
+        heads = {b.name: b.head for b in Branch.objects.filter(
+            stream=stream, name__in=[source, into]).select_related("head__state")}
+        if source not in heads or into not in heads:
+            raise NotFound("Both branches must exist in this stream.")
+        plan = plan_merge(stream, heads[into], heads[source])
+    except ContinustError as err:
+        form.add_error(None, str(err))
+        return render(request, "merge.html", context)
+    conflicts = [{"path": c.path, "field": f"resolve:{c.path}",
+                  "base": json.dumps(c.base if c.base is not diffs.MISSING else None),
+                  "ours": json.dumps(c.ours if c.ours is not diffs.MISSING else None),
+                  "theirs": json.dumps(c.theirs if c.theirs is not diffs.MISSING else None),
+                  "chosen": data.get(f"resolve:{c.path}", "")}
+                 for c in plan.conflicts]
+    context.update(plan=plan, conflicts=conflicts,
+                   preview=[_change_row(c) for c in diffs.diff(heads[into].state.data,
+                                                               plan.state)])
+    if request.method == "GET" or data.get("confirm") != "yes":
+        return render(request, "merge.html", context)
+    resolutions = {}
+    for conflict in conflicts:
+        raw = data.get(conflict["field"], "")
+        try:
+            resolutions[conflict["path"]] = json.loads(raw)
+        except json.JSONDecodeError:
+            form.add_error(None, f"Choose or type valid JSON for {conflict['path']}.")
+            return render(request, "merge.html", context)
+    try:
+        version = merge(stream, source, into, actor=request.user.get_username(),
+                        resolutions=resolutions, expected_head=heads[into].pk)
+    except MergeConflict as err:
+        form.add_error(None, str(err))
+        return render(request, "merge.html", context)
+    except ContinustError as err:
+        form.add_error(None, str(err))
+        return render(request, "merge.html", context)
+    messages.success(request, f"Merged {source} into {into}: version {version.pk}.")
+    return redirect(reverse("stream", args=[membership.project.slug, stream.pk])
+                    + f"?v={version.pk}")

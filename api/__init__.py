@@ -1,0 +1,1 @@
+"""The HTTP API: personal tokens and the JSON endpoints over the domain."""

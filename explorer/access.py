@@ -1,0 +1,54 @@
+"""Who may see and do what: one decorator that every project view goes through.
+
+A user who is not a member of the project gets 404, whatever the URL names, so
+nobody learns that another team's project or stream exists; a member whose role
+is too low gets 403; an anonymous visitor goes to the login page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+
+from continust.models import Membership, Role, Stream
+
+View = Callable[..., HttpResponse]
+
+
+def member_required(role: str = Role.VIEWER) -> Callable[[View], View]:
+    """Resolve ``slug`` (and ``stream_id``) from the URL for a member holding ``role``.
+
+    The view receives the membership as ``membership`` (and the stream as ``stream``)
+    instead of the raw URL values.
+    """
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        @login_required
+        def wrapper(request: HttpRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+            membership = (
+                Membership.objects.select_related("project")
+                .filter(project__slug=slug, user=request.user).first()
+            )
+            if membership is None:
+                raise Http404("No such project.")
+            if not membership.allows(role):
+                raise PermissionDenied(f"This needs the {role} role in {slug}.")
+            if "stream_id" in kwargs:
+                kwargs["stream"] = get_object_or_404(
+                    Stream.objects.select_related("project"),
+                    pk=kwargs.pop("stream_id"), project=membership.project,
+                )
+            return view(request, *args, membership=membership, **kwargs)
+
+        wrapper.required_role = role  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator
+

@@ -1,0 +1,25 @@
+"""Forms of the explorer: filters, fork and merge."""
+
+from __future__ import annotations
+
+from django import forms
+
+
+class FilterForm(forms.Form):
+    branch = forms.CharField(required=False, max_length=200)
+    type = forms.CharField(required=False, max_length=200, label="event type")
+    actor = forms.CharField(required=False, max_length=200)
+    since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(
+        attrs={"type": "datetime-local"}))
+    until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(
+        attrs={"type": "datetime-local"}))
+
+
+class ForkForm(forms.Form):
+    at = forms.IntegerField(widget=forms.HiddenInput)
+    name = forms.CharField(max_length=200, label="new branch name")
+
+
+class MergeForm(forms.Form):
+    source = forms.CharField(max_length=200, label="merge branch")
+    into = forms.CharField(max_length=200, label="into branch")

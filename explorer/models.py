@@ -1,0 +1,57 @@
+"""Where the timeline draws each version: rows and lanes, stored once per version.
+
+The lane layout (``explorer.layout``) is computed bottom-up as versions arrive, so
+a version's place never changes; storing it lets any page of a long history be
+drawn from its own rows and the edges that touch it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from continust.models import Stream, Version
+
+
+class StreamLayout(models.Model):
+    """The lane allocator's state for a stream, and the last version it placed."""
+
+    stream = models.OneToOneField(
+        Stream, primary_key=True, on_delete=models.CASCADE, related_name="layout"
+    )
+    allocator = models.JSONField(default=dict)
+    last_version_id = models.BigIntegerField(default=0)
+
+
+class VersionPlace(models.Model):
+    """A version's row (its index in the stream) and lane."""
+
+    version = models.OneToOneField(
+        Version, primary_key=True, on_delete=models.DO_NOTHING, related_name="place"
+    )
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="+")
+    row = models.PositiveIntegerField()
+    lane = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "row"], name="place_row_unique")
+        ]
+
+
+class EdgePlace(models.Model):
+    """A parent link's edge lane, with both ends' rows copied for the page queries."""
+
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="+")
+    child = models.ForeignKey(Version, on_delete=models.DO_NOTHING, related_name="+")
+    parent = models.ForeignKey(Version, on_delete=models.DO_NOTHING, related_name="+")
+    index = models.PositiveSmallIntegerField()
+    lane = models.PositiveIntegerField()
+    child_row = models.PositiveIntegerField()
+    parent_row = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["stream", "child_row"], name="edge_child_row"),
+            models.Index(fields=["stream", "parent_row"], name="edge_parent_row"),
+            models.Index(fields=["stream", "lane", "child_row"], name="edge_lane_child_row"),
+        ]

@@ -1,0 +1,202 @@
+"""Explorer pages and fragments: membership, 404s, CSRF, escaping, and what each page shows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from continust.models import Branch, Event, Project, Role, Stream, Version
+from continust.projects import add_member
+from continust.store import NewEvent, append
+
+pytestmark = pytest.mark.django_db
+
+XSS = '<script>alert(1)</script>"><svg onload=alert(2)>'
+
+
+@pytest.fixture
+def demo(bob, charlie):
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    project = Project.objects.get(slug="demo")
+    add_member(project, bob, Role.VIEWER)
+    return project
+
+
+@pytest.fixture
+def pricing(demo):
+    return Stream.objects.get(project=demo, name="pricing")
+
+
+def as_user(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def urls(pricing):
+    slug, sid = pricing.project.slug, pricing.pk
+    version = Version.objects.filter(stream=pricing).last()
+    first = Version.objects.filter(stream=pricing).first()
+    return [
+        reverse("project", args=[slug]),
+        reverse("stream", args=[slug, sid]),
+        reverse("stream", args=[slug, sid]) + f"?v={version.pk}&a={first.pk}&b={version.pk}",
+        reverse("stream", args=[slug, sid]) + "?type=tier.added",
+        reverse("version", args=[slug, sid, version.pk]),
+        reverse("version-state", args=[slug, sid, version.pk]),
+        reverse("compare", args=[slug, sid]) + f"?a={first.pk}&b={version.pk}",
+        reverse("compare", args=[slug, sid]) + f"?a={first.pk}&b={version.pk}&format=json-patch",
+        reverse("jump", args=[slug, sid]) + "?q=main",
+        reverse("merge", args=[slug, sid]) + "?source=annual&into=main",
+        reverse("causation", args=[slug, version.event.id]),
+    ]
+
+
+def test_a_member_sees_every_page(demo, pricing, bob):
+    client = as_user(demo.memberships.get(role=Role.ADMIN).user)
+    for url in urls(pricing):
+        response = client.get(url)
+        assert response.status_code in {200, 302}, url
+
+
+def test_a_stranger_gets_404_everywhere(pricing, charlie):
+    client = as_user(charlie)
+    for url in urls(pricing):
+        assert client.get(url).status_code == 404, url
+
+
+def test_an_anonymous_visitor_is_sent_to_log_in(pricing):
+    for url in urls(pricing):
+        response = Client().get(url)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
+
+
+def test_a_viewer_cannot_fork_or_merge(pricing, bob):
+    client = as_user(bob)
+    version = Version.objects.filter(stream=pricing).first()
+    fork = client.post(reverse("fork", args=["demo", pricing.pk]), {"at": version.pk, "name": "x"})
+    assert fork.status_code == 403
+    assert client.get(reverse("merge", args=["demo", pricing.pk])).status_code == 403
+    assert not Branch.objects.filter(name="x").exists()
+
+
+def test_a_stream_of_another_project_is_404(demo, alice, project):
+    from continust.projects import create_stream
+
+    foreign = create_stream(project, "secret")
+    client = as_user(demo.memberships.get(role=Role.ADMIN).user)
+    assert client.get(reverse("stream", args=["demo", foreign.pk])).status_code == 404
+    assert client.get(reverse("stream", args=["acme", foreign.pk])).status_code == 404
+
+
+def test_posts_need_csrf(pricing):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(pricing.project.memberships.get(role=Role.ADMIN).user)
+    version = Version.objects.filter(stream=pricing).first()
+    response = client.post(reverse("fork", args=["demo", pricing.pk]),
+                           {"at": version.pk, "name": "nocsrf"})
+    assert response.status_code == 403
+    assert not Branch.objects.filter(name="nocsrf").exists()
+
+
+def test_the_timeline_draws_lanes_merges_and_heads(pricing):
+    client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
+    page = client.get(reverse("stream", args=["demo", pricing.pk])).content.decode()
+    assert page.count('<li class="tl-row') == Version.objects.filter(stream=pricing).count()
+    assert 'class="edge merge"' in page
+    assert 'class="branch-label">main<' in page
+    assert "htmx" in page and "unpkg" not in page and "cdn" not in page.lower()
+
+
+def test_the_timeline_loads_older_pages(pricing):
+    for n in range(130):
+        append(pricing, [NewEvent(type="tick", payload={"n": n})])
+    client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
+    url = reverse("stream", args=["demo", pricing.pk])
+    first = client.get(url).content.decode()
+    assert first.count('<li class="tl-row') == 100
+    assert 'hx-trigger="revealed"' in first
+    total = Version.objects.filter(stream=pricing).count()
+    older = client.get(url + f"?top={total - 101}&fragment=page", HTTP_HX_REQUEST="true")
+    body = older.content.decode()
+    assert "<html" not in body and body.count('<li class="tl-row') == total - 100
+
+
+def test_the_version_panel_shows_the_event_state_and_causes(demo):
+    bob_account = Stream.objects.get(project=demo, name="accounts/bob")
+    credit = Version.objects.filter(stream=bob_account, event__type="account.credited").first()
+    client = as_user(demo.memberships.get(role=Role.ADMIN).user)
+    panel = client.get(reverse("version", args=["demo", bob_account.pk, credit.pk]),
+                       HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in panel
+    for text in ["account.credited", "accounts/alice: account.debited", "transfer.requested",
+                 credit.state_id, credit.event.hash, '"balance"'.replace('"', "")]:
+        assert text in panel
+
+
+def test_compare_shows_the_diff_bases_and_between(pricing):
+    client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
+    a = Branch.objects.get(stream=pricing, name="enterprise").head
+    b = Branch.objects.get(stream=pricing, name="annual").head
+    page = client.get(reverse("compare", args=["demo", pricing.pk]) + f"?a={a.pk}&b={b.pk}")
+    text = page.content.decode()
+    assert "Merge bases" in text and "/annual_discount_percent" in text
+    patch = client.get(reverse("compare", args=["demo", pricing.pk])
+                       + f"?a={a.pk}&b={b.pk}&format=json-patch")
+    import jsonpatch
+
+    assert jsonpatch.apply_patch(a.state.data, json.loads(patch.content)) == b.state.data
+
+
+def test_fork_and_merge_from_the_ui(pricing):
+    client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
+    main = Branch.objects.get(stream=pricing, name="main").head
+    client.post(reverse("fork", args=["demo", pricing.pk]), {"at": main.pk, "name": "try"})
+    append(pricing, [NewEvent(type="x", payload={"trial_days": 7})], branch="try")
+    append(pricing, [NewEvent(type="x", payload={"trial_days": 10})], branch="main")
+    url = reverse("merge", args=["demo", pricing.pk])
+    preview = client.post(url, {"source": "try", "into": "main"}).content.decode()
+    assert "1 conflict" in preview and "/trial_days" in preview
+    before = Event.objects.count()
+    refused = client.post(url, {"source": "try", "into": "main", "confirm": "yes"})
+    assert refused.status_code == 200 and Event.objects.count() == before
+    done = client.post(url, {"source": "try", "into": "main", "confirm": "yes",
+                             "resolve:/trial_days": "7"})
+    assert done.status_code == 302
+    assert Branch.objects.get(stream=pricing, name="main").head.state.data["trial_days"] == 7
+
+
+def test_everything_from_an_event_is_escaped(demo):
+    from continust.projects import create_stream
+
+    stream = create_stream(demo, XSS[:40].replace(" ", "_"))
+    (version,) = append(stream, [NewEvent(type=XSS, payload={XSS: XSS}, actor=XSS)]).versions
+    client = as_user(demo.memberships.get(role=Role.ADMIN).user)
+    for url in [reverse("project", args=["demo"]), reverse("stream", args=["demo", stream.pk]),
+                reverse("stream", args=["demo", stream.pk]) + f"?v={version.pk}",
+                reverse("version", args=["demo", stream.pk, version.pk]),
+                reverse("causation", args=["demo", version.event.id])]:
+        body = client.get(url).content.decode()
+        assert "<script>alert" not in body and "<svg onload" not in body, url
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body, url
+
+
+def test_jump_finds_ids_keys_branches_and_event_ids(pricing):
+    client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
+    version = Version.objects.filter(stream=pricing).first()
+    base = reverse("jump", args=["demo", pricing.pk])
+    for query in [str(version.pk), str(version.event.id)]:
+        response = client.get(base + f"?q={query}")
+        assert response["Location"].endswith(f"?v={version.pk}")
+    assert client.get(base + "?q=nothing-here")["Location"].endswith(f"/s/{pricing.pk}/")
+
+
+def test_active_search_returns_the_list_fragment(demo):
+    client = as_user(demo.memberships.get(role=Role.ADMIN).user)
+    response = client.get(reverse("project", args=["demo"]) + "?q=acc", HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert "<html" not in body and "accounts/alice" in body and "pricing" not in body
