@@ -214,3 +214,104 @@ class BranchMove(AppendOnly):
 
     class Meta:
         ordering = ["id"]
+
+
+class OutboxMessage(models.Model):
+    """A task message to hand to the broker, recorded in the transaction that asked for it.
+
+    ``continust.outbox`` sends unsent rows and marks them sent; a row is sent at
+    least once, so the tasks it names must be idempotent.
+    """
+
+    task = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    # What the message is about ("replay:12"): a sweep that sends again finds it by this.
+    key = models.CharField(max_length=200, blank=True, default="", db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], condition=Q(sent_at__isnull=True), name="outbox_unsent")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task}{self.args}"
+
+
+class ReplayStatus(models.TextChoices):
+    WAITING = "waiting", "waiting for a worker"
+    RUNNING = "running", "running"
+    DONE = "done", "done"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+class Replay(models.Model):
+    """A replay of a range of a stream into a shadow branch, with its claim and progress.
+
+    The request (start, end, filters, reducer version) never changes. The progress
+    (``cursor``, ``done``, ``written``, ``shadow_head``) is committed in the same
+    transaction as each chunk of replayed versions; ``fence`` is the token of the
+    current claim, which every such commit checks.
+    """
+
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="replays")
+    start = models.ForeignKey(
+        Version, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    end = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    branch = models.CharField(max_length=200, blank=True, default="")
+    skip_types = models.JSONField(default=list, blank=True)
+    skip_events = models.JSONField(default=list, blank=True)
+    until = models.DateTimeField(null=True, blank=True)
+    reducer_version = models.PositiveIntegerField(null=True, blank=True)
+    actor = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    status = models.CharField(
+        max_length=16, choices=ReplayStatus.choices, default=ReplayStatus.WAITING
+    )
+    total = models.PositiveBigIntegerField(default=0)
+    done = models.PositiveBigIntegerField(default=0)
+    written = models.PositiveBigIntegerField(default=0)
+    cursor = models.BigIntegerField(default=0)
+    shadow_head = models.ForeignKey(
+        Version, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    fence = models.PositiveBigIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+
+    started_at = models.DateTimeField(null=True, blank=True)
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    resumed_done = models.PositiveBigIntegerField(default=0)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    error = models.TextField(blank=True, default="")
+    error_event = models.UUIDField(null=True, blank=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    promoted_by = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status"], name="replay_status")]
+
+    def __str__(self) -> str:
+        return f"replay {self.pk}"
+
+    @property
+    def shadow_branch(self) -> str:
+        """The name of the branch the replay writes."""
+        return f"replay/{self.pk}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in {ReplayStatus.DONE, ReplayStatus.FAILED, ReplayStatus.CANCELLED}

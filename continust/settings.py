@@ -131,11 +131,22 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+CELERY_TASK_DEFAULT_QUEUE = env_str("CONTINUST_TASK_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Replays (continust.replays): events folded per committed chunk, how long a worker's claim
+# lasts without a commit, an optional pause after each chunk (tests use it to kill a worker
+# mid-replay), and after how long a replay nobody claimed is sent to the broker again.
+CONTINUST_REPLAY_CHUNK_EVENTS = env_int("CONTINUST_REPLAY_CHUNK_EVENTS", 5000, minimum=1)
+CONTINUST_REPLAY_LEASE_SECONDS = env_int("CONTINUST_REPLAY_LEASE_SECONDS", 60, minimum=1)
+CONTINUST_REPLAY_CHUNK_DELAY_MS = env_int("CONTINUST_REPLAY_CHUNK_DELAY_MS", 0, minimum=0)
+CONTINUST_REPLAY_RESEND_SECONDS = env_int("CONTINUST_REPLAY_RESEND_SECONDS", 60, minimum=1)
+# How often each worker's dispatcher sends the outbox and looks for stale replays.
+CONTINUST_OUTBOX_INTERVAL_SECONDS = env_int("CONTINUST_OUTBOX_INTERVAL_SECONDS", 2, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -439,6 +439,7 @@ def merge(
     actor: str = "",
     resolutions: dict[str, Any] | None = None,
     expected_head: int | None | _Unset = UNSET,
+    timestamp: datetime | None = None,
 ) -> Version:
     """Merge branch ``source`` into branch ``into`` with a merge event and version.
 
@@ -477,7 +478,7 @@ def merge(
             "parents": [plan.ours.digest, plan.theirs.digest],
             "resolutions": resolutions,
         }
-        new = NewEvent(type=MERGE_EVENT, payload=payload, actor=actor)
+        new = NewEvent(type=MERGE_EVENT, payload=payload, actor=actor, timestamp=timestamp)
         validate_event(new)
         batch = Batch(locked)
         event = batch.add_event(new)

@@ -8,5 +8,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("api/", include("api.routes")),
+    path("tokens/", include("api.urls")),
     path("", include("explorer.urls")),
 ]

@@ -18,7 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, push_url
 
 from continust import diff as diffs
 from continust.causation import causes, consequences, flatten
@@ -111,8 +111,20 @@ def stream_page(request: HttpRequest, membership: Membership, stream: Stream) ->
     if request.htmx and request.GET.get("fragment") == "page":
         return render(request, "stream.html#page", context)
     if request.htmx and request.GET.get("fragment") == "compare":
-        return render(request, "stream.html#compare-bar", context)
+        return _compare_bar(request, context)
     return render(request, "stream.html", context)
+
+
+def _compare_bar(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
+    """Pick A or B for comparison, keeping the other pick, and put both in the address."""
+    pick, picked = request.GET.get("pick"), _picked(context["stream"], request, "version")
+    if pick in {"a", "b"} and picked is not None:
+        context[pick] = picked
+    params = {name: context[name].pk for name in ("a", "b") if context[name] is not None}
+    if context["selected"] is not None:
+        params["v"] = context["selected"].pk
+    return push_url(render(request, "stream.html#compare-bar", context),
+                    "?" + urlencode(params))
 
 
 def _version_context(stream: Stream, version: Version) -> dict[str, Any]:

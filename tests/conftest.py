@@ -47,3 +47,31 @@ def events(*payloads: dict[str, Any], type: str = "set") -> list[NewEvent]:
 def put(stream: Stream, *payloads: dict[str, Any], branch: str = "main") -> list[Any]:
     """Append payloads to a branch and return the versions made."""
     return append(stream, events(*payloads), branch=branch).versions
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_flush_allowed(request: pytest.FixtureRequest) -> Any:
+    """Let Django empty an SQLite test database after a transactional test.
+
+    The triggers stay in force during the test; they are dropped just before
+    Django's flush (this fixture is torn down first) and put back by the next test.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    transactional = marker is not None and marker.kwargs.get("transaction", False)
+    if not transactional and "transactional_db" not in request.fixturenames \
+            and "live_server" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("transactional_db")
+    from django.db import connection
+
+    from continust import triggers
+
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cursor:
+        triggers.install("sqlite", cursor.execute)
+    yield
+    with connection.cursor() as cursor:
+        triggers.remove("sqlite", cursor.execute)

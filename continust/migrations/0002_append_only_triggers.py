@@ -4,55 +4,17 @@ from __future__ import annotations
 
 from django.db import migrations
 
-TABLES = [
-    "continust_event",
-    "continust_version",
-    "continust_versionparent",
-    "continust_state",
-    "continust_branchmove",
-]
-
-POSTGRES_FUNCTION = """
-CREATE OR REPLACE FUNCTION continust_refuse_change() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION 'continust: % on % is refused: the log is append-only', TG_OP, TG_TABLE_NAME
-        USING ERRCODE = 'integrity_constraint_violation';
-END
-$$ LANGUAGE plpgsql;
-"""
+from continust import triggers
 
 
 def create_triggers(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_FUNCTION, params=None)
-        for table in TABLES:
-            schema_editor.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION continust_refuse_change()"
-            )
-    elif vendor == "sqlite":
-        for table in TABLES:
-            for operation in ("UPDATE", "DELETE"):
-                schema_editor.execute(
-                    f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'continust: {operation} on {table} is refused: "
-                    "the log is append-only'); END"
-                )
-    else:
-        raise RuntimeError(f"continust supports PostgreSQL and SQLite, not {vendor}")
+    triggers.install(schema_editor.connection.vendor,
+                     lambda sql: schema_editor.execute(sql, params=None))
 
 
 def drop_triggers(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    for table in TABLES:
-        if vendor == "postgresql":
-            schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-        else:
-            for operation in ("update", "delete"):
-                schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_no_{operation}")
-    if vendor == "postgresql":
-        schema_editor.execute("DROP FUNCTION IF EXISTS continust_refuse_change()")
+    triggers.remove(schema_editor.connection.vendor,
+                    lambda sql: schema_editor.execute(sql, params=None))
 
 
 class Migration(migrations.Migration):

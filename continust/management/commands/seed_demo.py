@@ -86,7 +86,7 @@ def _seed_pricing(stream: Stream, clock: _Clock) -> None:
         "summer-sale")
     put("p4", "trial.extended", {"trial_days": 30}, "jon", "summer-sale")
     put("p5", "currency.changed", {"vat_included": True}, "maria")
-    merge(stream, "summer-sale", "main", actor="maria")
+    merge(stream, "summer-sale", "main", actor="maria", timestamp=clock.tick())
     put("p6", "discount.ended", {"discount": None}, "maria")
     # A criss-cross: two branches from one version, each merged into the other.
     head = stream.branches.get(name="main").head
@@ -95,12 +95,12 @@ def _seed_pricing(stream: Stream, clock: _Clock) -> None:
     put("p7", "tier.added", {"enterprise": {"price": 499, "seats": 50}}, "ana", "enterprise")
     put("p8", "billing.annual", {"annual_discount_percent": 15}, "li", "annual")
     fork(stream, "enterprise-draft", stream.branches.get(name="enterprise").head, actor="li")
-    merge(stream, "annual", "enterprise", actor="ana")
-    merge(stream, "enterprise-draft", "annual", actor="li")
+    merge(stream, "annual", "enterprise", actor="ana", timestamp=clock.tick())
+    merge(stream, "enterprise-draft", "annual", actor="li", timestamp=clock.tick())
     put("p9", "seats.raised", {"enterprise": {"seats": 100}}, "ana", "enterprise")
     put("p10", "annual.tweaked", {"annual_discount_percent": 17}, "li", "annual")
-    merge(stream, "enterprise", "main", actor="maria")
-    merge(stream, "annual", "main", actor="maria")
+    merge(stream, "enterprise", "main", actor="maria", timestamp=clock.tick())
+    merge(stream, "annual", "main", actor="maria", timestamp=clock.tick())
     put("p11", "trial.shortened", {"trial_days": 21}, "maria")
 
 

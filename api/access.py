@@ -1,0 +1,56 @@
+"""What every operation starts with: the stream the token may read or write, and records.
+
+Operations stay thin: find the stream through ``api.auth`` and
+``continust.lookup``, call one domain function, shape the answer with
+``continust.records``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from django.http import HttpRequest
+
+from api.auth import visible_project, writable_project
+from api.models import ApiToken
+from continust.lookup import get_stream
+from continust.models import Project, Stream, Version, VersionParent
+from continust.records import version_record
+
+
+def token_of(request: HttpRequest) -> ApiToken:
+    """Return the token that authenticated the request."""
+    token: ApiToken = request.auth  # type: ignore[attr-defined]
+    return token
+
+
+def project_for(request: HttpRequest, slug: str, *, write: bool = False) -> Project:
+    """Return the project the request may read (or, with ``write``, write to)."""
+    token = token_of(request)
+    if write:
+        return writable_project(token, slug)
+    return visible_project(token, slug)[0]
+
+
+def stream_for(request: HttpRequest, slug: str, name: str, *, write: bool = False) -> Stream:
+    """Return the stream the request may read (or, with ``write``, append to)."""
+    return get_stream(project_for(request, slug, write=write), name)
+
+
+def version_records(stream: Stream, versions: Sequence[Version]) -> list[dict[str, Any]]:
+    """Return versions as records, loading their parents in one query, not one each."""
+    parents: dict[int, list[int]] = defaultdict(list)
+    links = (
+        VersionParent.objects.filter(child_id__in=[v.pk for v in versions])
+        .order_by("child_id", "index")
+        .values_list("child_id", "parent_id")
+    )
+    for child_id, parent_id in links:
+        parents[child_id].append(parent_id)
+    records = []
+    for version in versions:
+        version.stream = stream
+        records.append(version_record(version, parents=parents[version.pk]))
+    return records

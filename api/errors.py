@@ -1,0 +1,122 @@
+"""Domain errors turned into exact HTTP answers, each one documented in the spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from api.auth import BodyTooLarge, Forbidden
+from api.schemas import BadRequest, Conflict, Error
+from continust.errors import (
+    ConcurrencyConflict,
+    IdempotencyConflict,
+    InvalidEvent,
+    NotFound,
+    PayloadTooLarge,
+    ReducerRejected,
+    UnknownCausation,
+)
+
+STATUS_TABLE = """\
+| status | code | when |
+|---|---|---|
+| 400 | `malformed_json`, `invalid_request`, `invalid_cursor` | the body is not JSON the log \
+can store, the request does not match the schema (never 422), a cursor this API did not give |
+| 401 | `unauthorized` | no valid, unrevoked token |
+| 403 | `forbidden` | a visible project, but a read-only token, or a member below editor, \
+writes |
+| 404 | `not_found` | an unknown project, stream, branch, version or event, or one the token \
+may not see |
+| 409 | `stale_head`, `idempotency_conflict`, `stream_exists` | the branch moved from \
+`expected_head` (`current_head` says where it is), an event id already recorded with other \
+content, a stream name taken |
+| 413 | `body_too_large`, `payload_too_large` | a request body above the limit (refused \
+before it is read), an event payload above `CONTINUST_MAX_PAYLOAD_BYTES` |
+| 422 | `unknown_causation`, `reducer_rejected`, `invalid_event` | a well-formed request the \
+domain rejects: a causation id naming no earlier event of the project, a reducer refusing an \
+event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer |
+
+A rejected request writes nothing: a batch is appended whole or not at all.
+"""
+
+READ_ERRORS: dict[int, type] = {400: BadRequest, 401: Error, 404: Error, 413: Error}
+WRITE_ERRORS: dict[int, type] = {**READ_ERRORS, 403: Error, 409: Conflict, 422: Error}
+
+
+def error_response(status: int, code: str, detail: str, **extra: Any) -> JsonResponse:
+    """Return an error body as every API error has it: a code and a detail."""
+    return JsonResponse({"code": code, "detail": detail, **extra}, status=status)
+
+
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Answer any path under the API that names no operation."""
+    return error_response(404, "not_found", "no such API resource")
+
+
+def _issues(exc: ValidationError) -> list[dict[str, Any]]:
+    # Only where and what: echoing the input back could return megabytes.
+    return [
+        {
+            "loc": [p if isinstance(p, int) else str(p) for p in error.get("loc", ())],
+            "msg": str(error.get("msg", "")),
+            "type": str(error.get("type", "")),
+        }
+        for error in exc.errors
+    ]
+
+
+def _on_validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    return error_response(400, "invalid_request", "the request does not match the schema",
+                          errors=_issues(exc))
+
+
+def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if exc.status_code == 400:
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        return error_response(400, "malformed_json", f"{exc.message}{cause}")
+    return error_response(exc.status_code, f"http_{exc.status_code}", exc.message)
+
+
+def _on_unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = error_response(401, "unauthorized",
+                              "send a valid API token: Authorization: Bearer ctn_...")
+    response["WWW-Authenticate"] = 'Bearer realm="continust"'
+    return response
+
+
+def _on_conflict(request: HttpRequest, exc: ConcurrencyConflict) -> HttpResponse:
+    return error_response(409, "stale_head", str(exc), current_head=exc.current_head)
+
+
+def simple_handler(status: int, code: str) -> Callable[[HttpRequest, Exception], HttpResponse]:
+    def handler(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return error_response(status, code, str(exc))
+
+    return handler
+
+
+def install(api: NinjaAPI) -> None:
+    """Register the handlers on the API; the most specific exception class wins."""
+    api.add_exception_handler(ValidationError, _on_validation)
+    api.add_exception_handler(HttpError, _on_http_error)
+    api.add_exception_handler(AuthenticationError, _on_unauthorized)
+    api.add_exception_handler(ConcurrencyConflict, _on_conflict)
+    handlers: dict[type[Exception], tuple[int, str]] = {
+        NotFound: (404, "not_found"),
+        Forbidden: (403, "forbidden"),
+        IdempotencyConflict: (409, "idempotency_conflict"),
+        BodyTooLarge: (413, "body_too_large"),
+        RequestDataTooBig: (413, "body_too_large"),
+        PayloadTooLarge: (413, "payload_too_large"),
+        UnknownCausation: (422, "unknown_causation"),
+        ReducerRejected: (422, "reducer_rejected"),
+        InvalidEvent: (422, "invalid_event"),
+    }
+    for exc_class, (status, code) in handlers.items():
+        api.add_exception_handler(exc_class, simple_handler(status, code))
+

@@ -1,0 +1,76 @@
+"""Strict JSON request bodies: what the log can store, or a 400 before anything else runs.
+
+Python's ``json`` accepts ``NaN``, ``Infinity`` and numbers that overflow to
+infinity, and strings with NUL or lone surrogates; none of them can be hashed
+canonically or stored in PostgreSQL, so the API refuses them as malformed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, cast
+
+from django.http import HttpRequest
+from ninja.parser import Parser
+from ninja.types import DictStrAny
+
+
+class MalformedJSON(ValueError):
+    """A body that is not JSON the log can store."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise MalformedJSON(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise MalformedJSON(f"the number {text[:40]} is too large")
+    return number
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise MalformedJSON("strings cannot contain U+0000")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise MalformedJSON("strings cannot contain lone surrogates") from err
+
+
+def check_strings(document: Any) -> None:
+    """Refuse strings, keys included, that cannot be stored; walk without recursion."""
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key)
+                stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def loads_strict(body: bytes) -> Any:
+    """Parse a request body as JSON the log can store."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise MalformedJSON("the body is not UTF-8") from err
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+    except RecursionError as err:
+        raise MalformedJSON("the document is nested too deeply") from err
+    check_strings(document)
+    return document
+
+
+class StrictJSONParser(Parser):
+    """ninja's parser, refusing what the log cannot store."""
+
+    def parse_body(self, request: HttpRequest) -> DictStrAny:
+        return cast(DictStrAny, loads_strict(request.body))

@@ -1,0 +1,321 @@
+"""The API's request and response bodies, as the OpenAPI spec shows them.
+
+Requests are strict (unknown fields, blank types or control characters where
+they cannot be stored are a 400); responses mirror ``continust.records``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from django.conf import settings
+from ninja import Schema
+from ninja.params import functions as param
+from pydantic import ConfigDict, Field, field_validator
+
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+# Text without control characters: names, branches, refs (PostgreSQL stores no NUL).
+PLAIN_TEXT = r"^[^\x00-\x1f]+$"
+# A stream name: no white space and no control characters, as create_stream requires.
+STREAM_NAME = r"^[^\s\x00-\x1f]+$"
+
+SlugPath = Annotated[
+    str, param.Path(pattern=r"^[-a-zA-Z0-9_]+$", max_length=64, description="A project's slug.")
+]
+StreamPath = Annotated[
+    str,
+    param.Path(
+        pattern=STREAM_NAME,
+        max_length=200,
+        description="A stream's name; it may contain `/` (see the API's description).",
+    ),
+]
+VersionIdPath = Annotated[int, param.Path(ge=0, description="A version's id.")]
+EventIdPath = Annotated[UUID, param.Path(description="An event's id.")]
+
+Ref = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=PLAIN_TEXT,
+        description="A version: its id (`12` or `v12`), its external key or a branch name.",
+    ),
+]
+Cursor = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=500,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The `next` cursor of the previous page.",
+    ),
+]
+
+
+class StrictSchema(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PageQuery(Schema):
+    after: Cursor | None = None
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="At most this many "
+                       "items.")
+
+
+# -- errors ------------------------------------------------------------------
+
+
+class Error(Schema):
+    """Every error answers with a machine-readable code and a sentence for people."""
+
+    code: str = Field(description="`not_found`, `unauthorized`, `forbidden`, ...")
+    detail: str
+
+
+class Issue(Schema):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class BadRequest(Error):
+    """400: the body is not JSON, or the request does not match the schema."""
+
+    errors: list[Issue] = Field(default_factory=list)
+
+
+class Conflict(Error):
+    """409: a stale expected head (``current_head`` says where the branch is) or an event id
+    already recorded with other content."""
+
+    current_head: int | None = Field(
+        None, description="For `stale_head`: the version the branch points at now."
+    )
+
+
+# -- projects and streams -----------------------------------------------------
+
+
+class ProjectOut(Schema):
+    slug: str
+    name: str
+    role: str = Field(description="The token user's role in the project.")
+
+
+class ProjectPage(Schema):
+    items: list[ProjectOut]
+    next: str | None
+
+
+class StreamIn(StrictSchema):
+    name: str = Field(min_length=1, max_length=200, pattern=STREAM_NAME)
+    reducer: str = Field("merge", min_length=1, max_length=100, pattern=PLAIN_TEXT)
+    reducer_version: int | None = Field(None, ge=1, le=2_147_483_647)
+
+
+class StreamOut(Schema):
+    name: str
+    reducer: str
+    reducer_version: int
+    retention: str
+    event_count: int
+    created_at: datetime
+
+
+class StreamPage(Schema):
+    items: list[StreamOut]
+    next: str | None
+
+
+# -- events and versions -------------------------------------------------------
+
+
+class EventIn(StrictSchema):
+    id: UUID | None = Field(
+        None, description="The idempotency key: a retried event with the same id is not "
+        "recorded twice. A new UUID when left out."
+    )
+    type: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    payload: dict[str, Any]
+    timestamp: datetime | None = Field(None, description="RFC 3339 with an offset; now when "
+                                       "left out.")
+    causation: UUID | None = Field(None, description="The id of an earlier event of the "
+                                   "project (or of this batch) that caused this one.")
+    correlation: UUID | None = None
+    actor: str = Field("", max_length=200)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("a timestamp needs a UTC offset")
+        try:
+            moment = value.astimezone(UTC)
+        except OverflowError as err:
+            raise ValueError("the timestamp is out of range") from err
+        if not 1 <= moment.year <= 9998:
+            raise ValueError("the timestamp is out of range")
+        return moment
+
+
+class AppendIn(StrictSchema):
+    events: list[EventIn] = Field(
+        min_length=1, max_length=settings.CONTINUST_MAX_BATCH_EVENTS,
+        description="Appended in order, all or none.",
+    )
+    branch: str = Field("main", min_length=1, max_length=200, pattern=PLAIN_TEXT)
+    expected_head: int | None = Field(
+        None,
+        description="The version id the writer believes the branch points at; `null`: the "
+        "branch must not exist yet. Leave it out to append wherever the branch is.",
+    )
+
+
+class VersionOut(Schema):
+    id: int
+    stream: str
+    branch: str
+    key: str | None
+    generation: int
+    parents: list[int]
+    event: UUID
+    event_type: str
+    state_hash: str
+    digest: str
+    reducer: str
+
+
+class VersionDetail(VersionOut):
+    state: dict[str, Any]
+
+
+class VersionPage(Schema):
+    items: list[VersionOut]
+    next: str | None
+
+
+class AppendOut(Schema):
+    created: bool = Field(description="False when every event was already recorded: a retry.")
+    branch: str
+    head: int = Field(description="The last version of the batch.")
+    versions: list[VersionOut]
+
+
+class EventOut(Schema):
+    id: UUID
+    stream: str
+    position: int
+    seq: int
+    type: str
+    timestamp: str
+    payload: dict[str, Any]
+    causation: UUID | None
+    correlation: UUID | None
+    actor: str
+    hash: str
+
+
+class EventPage(Schema):
+    items: list[EventOut]
+    next: str | None
+
+
+class BranchOut(Schema):
+    name: str
+    head: int
+    created_at: datetime
+
+
+class BranchPage(Schema):
+    items: list[BranchOut]
+    next: str | None
+
+
+# -- lineage and diffs -----------------------------------------------------------
+
+
+class MergeBasesOut(Schema):
+    a: int
+    b: int
+    merge_bases: list[int] = Field(description="All best common ancestors, as "
+                                   "`git merge-base --all`.")
+
+
+class RangePage(Schema):
+    """A page of version ids, newest first, with how many the whole range holds."""
+
+    count: int
+    items: list[int]
+    next: str | None
+
+
+class AncestorsOut(RangePage):
+    version: int
+
+
+class BetweenOut(RangePage):
+    a: int
+    b: int
+
+
+class PathOut(Schema):
+    a: int
+    b: int
+    base: int | None = Field(description="The merge base the paths run down to; null when "
+                             "the versions share no ancestor.")
+    from_a: list[int]
+    from_b: list[int]
+    truncated: bool = Field(description="True when a path was cut at the limit.")
+
+
+class ChangeOut(Schema):
+    op: Literal["add", "remove", "replace", "move"]
+    path: str
+    from_: str | None = Field(None, alias="from")
+    old: Any = None
+    new: Any = None
+
+
+class ChangesOut(Schema):
+    a: int
+    b: int
+    count: int
+    items: list[ChangeOut]
+    next: str | None
+
+
+class JsonPatchOut(Schema):
+    a: int
+    b: int
+    count: int
+    items: list[dict[str, Any]] = Field(description="RFC 6902 operations; the pages applied "
+                                        "in order turn a's state into b's.")
+    next: str | None
+
+
+class MergePatchOut(Schema):
+    a: int
+    b: int
+    merge_patch: Any = Field(description="An RFC 7396 merge patch from a's state to b's.")
+
+
+# -- causation -----------------------------------------------------------------
+
+
+class ConsequenceOut(Schema):
+    depth: int
+    cause: UUID
+    event: EventOut
+
+
+class CausationOut(Schema):
+    event: EventOut
+    causes: list[EventOut] = Field(description="Nearest cause first, back to the root cause.")
+    consequences: list[ConsequenceOut] = Field(description="Depth first.")
+    truncated: bool

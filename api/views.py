@@ -1,0 +1,52 @@
+"""The Tokens pages: list a user's API tokens, issue one (shown once), revoke one."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from api.forms import TokenForm
+from api.models import ApiToken, TokenRefused
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def tokens(request: HttpRequest) -> HttpResponse:
+    """Show the user's tokens and the form to issue one; after issuing, its secret, once."""
+    form = TokenForm(request.user, request.POST or None)
+    issued = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                token, secret = ApiToken.issue(
+                    request.user, form.cleaned_data["name"], form.cleaned_data["projects"],
+                    form.cleaned_data["scope"],
+                )
+            except TokenRefused as err:
+                form.add_error(None, str(err))
+                status = 400
+            else:
+                issued = {"token": token, "secret": secret}
+                form = TokenForm(request.user)
+        else:
+            status = 400
+    listing = ApiToken.objects.filter(user=request.user).prefetch_related("projects")
+    response = render(request, "api/tokens.html",
+                      {"form": form, "tokens": listing, "issued": issued}, status=status)
+    if issued:  # the secret must not linger in any cache
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@login_required
+def revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    """Revoke one of the user's tokens."""
+    token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
+    token.revoke()
+    messages.success(request, f"Token “{token.name}” is revoked.")
+    return redirect("api-tokens")

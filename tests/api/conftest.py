@@ -1,0 +1,60 @@
+"""API fixtures: tokens for the personas and a small client that speaks JSON with a bearer."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from api.models import ApiToken, Scope
+
+
+@dataclass
+class Api:
+    """Call the API with one token (or none)."""
+
+    client: Client
+    token: str | None
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.client.get(f"/api{path}", params, headers=self._headers())
+
+    def post(self, path: str, body: Any = None, *, raw: bytes | str | None = None) -> Any:
+        data = raw if raw is not None else json.dumps(body)
+        return self.client.post(f"/api{path}", data, content_type="application/json",
+                                headers=self._headers())
+
+
+def issue(user, projects, scope=Scope.WRITE, name="ci") -> str:
+    return ApiToken.issue(user, name, projects, scope)[1]
+
+
+@pytest.fixture
+def alice_api(alice, project) -> Api:
+    """alice, an admin of acme, with a write token scoped to acme."""
+    return Api(Client(), issue(alice, [project], Scope.WRITE))
+
+
+@pytest.fixture
+def bob_api(bob, project) -> Api:
+    """bob, a viewer of acme, with a write token scoped to acme (his role still forbids it)."""
+    return Api(Client(), issue(bob, [project], Scope.WRITE))
+
+
+@pytest.fixture
+def anonymous_api(db) -> Api:
+    return Api(Client(), None)
+
+
+def events_path(stream_name: str = "pricing") -> str:
+    return f"/projects/acme/streams/{stream_name}/events"
+
+
+def event(payload: dict[str, Any], type: str = "set", **fields: Any) -> dict[str, Any]:
+    return {"type": type, "payload": payload, **fields}
