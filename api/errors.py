@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -53,6 +54,7 @@ def error_response(status: int, code: str, detail: str, **extra: Any) -> JsonRes
     return JsonResponse({"code": code, "detail": detail, **extra}, status=status)
 
 
+@csrf_exempt  # the API takes no cookies; a POST to a wrong path is a 404, not a CSRF 403
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     """Answer any path under the API that names no operation."""
     return error_response(404, "not_found", "no such API resource")

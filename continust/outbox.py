@@ -78,7 +78,7 @@ def dispatch(limit: int = 100) -> int:
                 OutboxMessage.objects.filter(pk=current.pk, sent_at__isnull=True).update(
                     sent_at=timezone.now(), attempts=F("attempts") + 1, last_error="")
                 sent += 1
-    except Exception as err:  # noqa: BLE001 - any broker failure leaves the row for later
+    except Exception as err:  # any broker failure leaves the row for later
         OutboxMessage.objects.filter(pk=current.pk).update(
             attempts=F("attempts") + 1, last_error=f"{type(err).__name__}: {err}"[:2000])
         log.warning("outbox: the broker did not take %s: %s", current, err)
@@ -89,7 +89,7 @@ def dispatch_quietly() -> None:
     """Dispatch, logging instead of raising: the caller's change is committed either way."""
     try:
         dispatch()
-    except Exception:  # noqa: BLE001 - best effort; the worker's dispatcher sends it later
+    except Exception:  # best effort: the worker's dispatcher sends it later
         log.exception("outbox: dispatch after commit failed")
 
 
@@ -127,7 +127,7 @@ class Dispatcher:
             try:
                 close_old_connections()
                 dispatch_round()
-            except Exception:  # noqa: BLE001 - the database may be away too; try again later
+            except Exception:  # the database may be away too: try again next round
                 log.exception("outbox: dispatch round failed")
                 connection.close()
             self._stop.wait(self.interval)

@@ -14,29 +14,46 @@ from django.db import connection, models
 from continust.canonical import canonical_json
 from continust.models import State
 
+# Below this many rows one INSERT is a quicker round trip than COPY's protocol dance.
+COPY_FROM = 50
+
 
 def reserve_ids(model: type[models.Model], count: int) -> list[int]:
     """Reserve ``count`` ascending primary keys of ``model``; call inside the write lock."""
-    table = model._meta.db_table
-    column = model._meta.pk.column
+    return reserve_many([(model, count)])[0]
+
+
+def reserve_many(wanted: Sequence[tuple[type[models.Model], int]]) -> list[list[int]]:
+    """Reserve ascending primary keys of several models in one round trip."""
+    most = max((count for _, count in wanted), default=0)
+    if most == 0:
+        return [[] for _ in wanted]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [table, column, count],
+            columns = ", ".join(
+                f"CASE WHEN n <= {int(count)} THEN nextval(pg_get_serial_sequence("
+                f"'{model._meta.db_table}', '{model._meta.pk.column}')) END"
+                for model, count in wanted
             )
-            return sorted(row[0] for row in cursor.fetchall())
+            cursor.execute(f"SELECT {columns} FROM generate_series(1, %s) AS n", [most])
+            rows = cursor.fetchall()
+            return [sorted(row[i] for row in rows if row[i] is not None)
+                    for i in range(len(wanted))]
         # SQLite: the IMMEDIATE transaction holds the only writer lock, so max + 1 is ours.
-        cursor.execute(f'SELECT COALESCE(MAX("{column}"), 0) FROM "{table}"')
-        start = cursor.fetchone()[0] + 1
-        return list(range(start, start + count))
+        reserved = []
+        for model, count in wanted:
+            table, column = model._meta.db_table, model._meta.pk.column
+            cursor.execute(f'SELECT COALESCE(MAX("{column}"), 0) FROM "{table}"')
+            start = cursor.fetchone()[0] + 1
+            reserved.append(list(range(start, start + count)))
+        return reserved
 
 
 def insert_rows(model: type[models.Model], objects: Sequence[models.Model]) -> None:
     """Insert new rows whose primary keys are already set."""
     if not objects:
         return
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or len(objects) < COPY_FROM:
         model.objects.bulk_create(objects, batch_size=500)
         return
     _copy_rows(model, objects)
@@ -69,18 +86,8 @@ def insert_states(states: Mapping[str, Any]) -> None:
         return
     hashes = list(states)
     with connection.cursor() as cursor:
-        existing = set()
-        for start in range(0, len(hashes), 5000):
-            cursor.execute(
-                "SELECT hash FROM continust_state WHERE hash = ANY(%s)",
-                [hashes[start:start + 5000]],
-            )
-            existing.update(row[0] for row in cursor.fetchall())
-        fresh = [h for h in hashes if h not in existing]
-        if not fresh:
-            return
         cursor.execute(
             "INSERT INTO continust_state (hash, data) "
             "SELECT * FROM unnest(%s::text[], %s::text[]::jsonb[]) ON CONFLICT DO NOTHING",
-            [fresh, [canonical_json(states[h]) for h in fresh]],
+            [hashes, [canonical_json(states[h]) for h in hashes]],
         )

@@ -41,7 +41,7 @@ from continust.folding import (
 from continust.graphs import graph_for
 from continust.models import Branch, BranchMove, Event, Stream, Version, VersionParent
 from continust.reducers import get_reducer
-from continust.rows import insert_rows, insert_states, reserve_ids
+from continust.rows import insert_rows, insert_states, reserve_ids, reserve_many
 
 
 class _Unset:
@@ -163,8 +163,9 @@ class Batch:
 
     def reserve(self, events: int, versions: int) -> None:
         """Reserve row ids for the events and versions about to be planned."""
-        self._event_ids = list(reversed(reserve_ids(Event, events))) if events else []
-        self._version_ids = list(reversed(reserve_ids(Version, versions))) if versions else []
+        event_ids, version_ids = reserve_many([(Event, events), (Version, versions)])
+        self._event_ids = list(reversed(event_ids))
+        self._version_ids = list(reversed(version_ids))
 
     def add_version(
         self,
@@ -244,10 +245,15 @@ class Batch:
 
 
 def move_branch(
-    stream: Stream, name: str, new_head: Version, *, reason: str, actor: str = ""
+    stream: Stream, name: str, new_head: Version, *, reason: str, actor: str = "",
+    branch: Branch | None | _Unset = UNSET,
 ) -> Branch:
-    """Point a branch at a version, creating the branch if needed, and record the move."""
-    branch = Branch.objects.filter(stream=stream, name=name).first()
+    """Point a branch at a version, creating the branch if needed, and record the move.
+
+    A caller that already read the branch (under the stream lock) passes it along.
+    """
+    if isinstance(branch, _Unset):
+        branch = Branch.objects.filter(stream=stream, name=name).first()
     old_head_id = branch.head_id if branch else None
     if branch is None:
         branch = Branch.objects.create(stream=stream, name=name, head=new_head)
@@ -337,6 +343,8 @@ def append(
         raise InvalidEvent(
             f"a batch holds at most {settings.CONTINUST_MAX_BATCH_EVENTS} events, not {len(events)}"
         )
+    # Only ids the caller chose can name an earlier append; fresh ones need no look-up.
+    retried = any(e.id is not None for e in events)
     events = [
         e if e.id is not None else NewEvent(**{**e.__dict__, "id": uuid.uuid4()}) for e in events
     ]
@@ -347,7 +355,7 @@ def append(
     try:
         with transaction.atomic():
             locked = lock_stream(stream)
-            previous = _existing(locked, events)
+            previous = _existing(locked, events) if retried else None
             if previous is not None:
                 return previous
             target = Branch.objects.select_related("head__state").filter(
@@ -388,7 +396,8 @@ def _fold_and_write(
             branch=branch,
         )
     versions = batch.commit()
-    move_branch(stream, branch, versions[-1], reason="append", actor=events[-1].actor)
+    move_branch(stream, branch, versions[-1], reason="append", actor=events[-1].actor,
+                branch=target)
     return versions
 
 

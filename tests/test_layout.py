@@ -320,8 +320,8 @@ def pieces(d: str, offset: float) -> list[tuple]:
 
 
 def straight(x: float, y1: float, y2: float) -> list[tuple]:
-    cuts = [y1, *(k * ROW_HEIGHT for k in range(int(y1 // ROW_HEIGHT) + 1, 10**6)
-                  if k * ROW_HEIGHT < y2), y2]
+    first, last = int(y1 // ROW_HEIGHT) + 1, int(-(-y2 // ROW_HEIGHT))
+    cuts = [y1, *(k * ROW_HEIGHT for k in range(first, last)), y2]
     return [("L", x, a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
 
 
@@ -396,8 +396,9 @@ def test_pages_drawn_alone_stack_into_the_whole_graph(history, size):
     assert len(whole.edges) == len(history.edges)
 
     expected_nodes = Counter((n.id, n.x, n.y) for n in whole.nodes)
-    expected = Counter((e.child_id, e.parent_id, e.merge, p) for e in whole.edges
-                       for p in pieces(e.d, 0))
+    expected = Counter(
+        (e.child_id, e.parent_id, e.merge, p) for e in whole.edges for p in pieces(e.d, 0)
+    )
     nodes: Counter = Counter()
     drawn: Counter = Counter()
     for top in range(count - 1, -1, -size):

@@ -1,0 +1,803 @@
+"""Replays: re-fold a range of a stream's events into a shadow branch, in resumable chunks.
+
+What is replayed. A replay names an end (a version, usually a branch head) and a
+start (a version, or the root). Its range is every version the end reaches and the
+start does not (``git rev-list END ^START``), oldest first. Each version of the
+range is made again: the same event, a new version whose parents are the replicas
+of the original's parents (parents outside the range, the start and its ancestry,
+are shared). The new versions share State rows with the originals wherever the
+states agree: the State table is content-addressed.
+
+Why the whole range and not only the end's first-parent line: a merge version's
+state is derived (``folding.derive_state``) from its two parents *and their merge
+bases*. Replaying the first-parent line alone would hang each merge between a
+replica and an original side branch whose merge base lies below the start, so
+either the merged state would change although the reducer did not, or the stored
+state would not be the one ``verify`` recomputes. Replaying every version of the
+range keeps the graph's shape, so the merge bases of replicas are the replicas of
+the original merge bases: with the reducers that made the history, a replay
+reproduces every state hash (invariant 5), merges included, and ``verify``
+accepts every replica.
+
+Filters. Versions whose event type or event id is skipped, or whose event is
+timestamped after ``until``, are not made again; their children hang on the
+skipped version's (replayed) first parent instead. A merge whose parents thereby
+become one version is left out likewise. ``reducer_version`` folds the versions
+made by the stream's reducer with another registered version of it; merges stay
+three-way merges.
+
+Output. The shadow branch ``replay/<id>`` is created and moved only in the
+transactions that commit chunks: it points at the newest replica committed, and
+at the end at the replica of the end. The original history is never touched;
+``promote`` moves the original branch to the shadow head, recorded as a branch
+move with reason "promote".
+
+Protocol (planning apart from doing, progress recorded per chunk):
+
+- ``start_replay`` validates the request, plans the range (for its size) and
+  writes the Replay row and its outbox message in one transaction
+  (``continust.outbox`` sends it to the broker after the commit, or later).
+- ``run`` (the Celery task) claims the replay with a conditional UPDATE that only
+  succeeds when no live lease is held, bumping ``fence``: the claim's token.
+  A delivery that finds a live lease steps aside; the outbox sweep sends the
+  replay again once a lease lapsed without being renewed (a killed worker).
+- It folds ``CONTINUST_REPLAY_CHUNK_EVENTS`` versions in memory, then commits
+  them in one transaction that first locks the Replay row and checks the token,
+  the status and the cancel flag, then writes the versions, moves the shadow
+  branch and records the cursor, the counts and a renewed lease. A stale holder's
+  commit is refused and rolled back, so a second delivery cannot write twice.
+- A resumed run plans the same range again, rebuilds which replica stands for
+  which original up to the cursor (the replay's versions carry its branch name),
+  and goes on after the cursor.
+- A reducer error stops the replay: the event and error are recorded and the
+  chunk being folded is dropped, so what exists is exactly the committed chunks.
+  A cancel is noticed at the next commit, which then writes nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+import uuid
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from continust import canonical, outbox
+from continust.diff import Change, diff
+from continust.errors import ConcurrencyConflict, ContinustError, InvalidEvent, NotFound
+from continust.folding import MERGE_REDUCER, derive_state, fold_event
+from continust.graphs import graph_for
+from continust.lookup import resolve_version
+from continust.models import (
+    Branch,
+    Project,
+    Replay,
+    ReplayStatus,
+    State,
+    Stream,
+    Version,
+    VersionParent,
+)
+from continust.reducers import get_reducer
+from continust.rows import insert_rows, insert_states, reserve_ids
+from continust.store import MAIN, lock_stream, move_branch
+
+log = logging.getLogger(__name__)
+
+TASK = "continust.replay"
+ROOT = "root"
+# A replay claimed this many times without finishing is given up as failed.
+MAX_ATTEMPTS = 10
+# Versions read per query while planning a range.
+PLAN_PAGE = 20_000
+
+SKIPPED = "skipped"
+LOST = "lost"
+
+
+class LeaseLost(ContinustError):
+    """Another delivery holds the replay now, or it ended: this run must write nothing more."""
+
+
+class _Stopped(Exception):
+    """A commit found the replay cancelled: the run stops with that outcome."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+def outbox_key(replay: Replay | int) -> str:
+    return f"replay:{replay if isinstance(replay, int) else replay.pk}"
+
+
+# Planning ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayRange:
+    """The versions a replay makes again, oldest first, each with its parents in order."""
+
+    ids: list[int]
+    parents: list[tuple[int, ...]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def plan_range(stream: Stream, start: Version | None, end: Version) -> ReplayRange:
+    """Return the versions ``end`` reaches and ``start`` does not, oldest first.
+
+    Walk the stream's versions downwards from ``end`` a page at a time (ids order
+    parents before children), marking what each side reaches, and stop as soon as
+    everything ``end`` still reaches is reached from ``start`` too.
+    """
+    from_end = {end.pk}
+    from_start = {start.pk} if start is not None else set()
+    found_start = start is None
+    ids: list[int] = []
+    parents: list[tuple[int, ...]] = []
+    upper = end.pk
+    while from_end and not from_end <= from_start:
+        page = list(
+            Version.objects.filter(stream=stream, id__lte=upper)
+            .order_by("-id").values_list("id", flat=True)[:PLAN_PAGE]
+        )
+        if not page:
+            break
+        links = _parent_links(stream, page[-1], page[0])
+        for vid in page:
+            in_end, in_start = vid in from_end, vid in from_start
+            if not (in_end or in_start):
+                continue
+            from_end.discard(vid)
+            from_start.discard(vid)
+            ps = links.get(vid, ())
+            if in_start:
+                from_start.update(ps)
+                found_start = found_start or (in_end and start is not None and vid == start.pk)
+            elif in_end:
+                ids.append(vid)
+                parents.append(ps)
+                from_end.update(ps)
+            if not from_end or from_end <= from_start:
+                break
+        upper = page[-1] - 1
+    if start is not None and not found_start and start.pk not in from_end:
+        raise InvalidEvent(f"version {start.pk} is not an ancestor of version {end.pk}")
+    ids.reverse()
+    parents.reverse()
+    return ReplayRange(ids, parents)
+
+
+def _parent_links(stream: Stream, low: int, high: int) -> dict[int, tuple[int, ...]]:
+    links: dict[int, list[int]] = defaultdict(list)
+    rows = (
+        VersionParent.objects.filter(child__stream=stream, child_id__gte=low, child_id__lte=high)
+        .order_by("child_id", "index").values_list("child_id", "parent_id")
+    )
+    for child, parent in rows:
+        links[child].append(parent)
+    return {child: tuple(ps) for child, ps in links.items()}
+
+
+# Requests --------------------------------------------------------------------------------
+
+
+def _resolve(stream: Stream, ref: Version | str | int | None) -> Version | None:
+    if isinstance(ref, Version):
+        if ref.stream_id != stream.pk:
+            raise NotFound(f"version {ref.pk} is not in stream {stream.name}")
+        return ref
+    if ref is None or str(ref).strip() in {"", ROOT}:
+        return None
+    return resolve_version(stream, ref)
+
+
+def _branch_to_promote(stream: Stream, ref: Version | str | int, end: Version) -> str:
+    """Name the branch a promote would move: the one named as the end, or one ending there."""
+    names = list(Branch.objects.filter(stream=stream, head=end).values_list("name", flat=True))
+    names = [n for n in names if not n.startswith("replay/")]
+    if isinstance(ref, str) and ref.strip() in names:
+        return ref.strip()
+    if MAIN in names:
+        return MAIN
+    return sorted(names)[0] if names else ""
+
+
+def _event_ids(values: Iterable[str | uuid.UUID]) -> list[str]:
+    ids = []
+    for value in values:
+        try:
+            ids.append(str(uuid.UUID(str(value).strip())))
+        except ValueError:
+            raise InvalidEvent(f"{value!r} is not an event id") from None
+    return ids
+
+
+def start_replay(
+    stream: Stream,
+    *,
+    end: Version | str | int,
+    start: Version | str | int | None = None,
+    skip_types: Sequence[str] = (),
+    skip_events: Sequence[str | uuid.UUID] = (),
+    until: datetime | None = None,
+    reducer_version: int | None = None,
+    actor: str = "",
+) -> Replay:
+    """Record a replay and its task message in one transaction; a worker runs it.
+
+    ``start`` is a version or None (or "root") for the root; ``end`` a version,
+    usually a branch name. Nothing is recorded when the request is invalid.
+    """
+    end_version = _resolve(stream, end)
+    if end_version is None:
+        raise InvalidEvent("a replay needs an end version")
+    start_version = _resolve(stream, start)
+    if reducer_version is not None:
+        get_reducer(stream.reducer, reducer_version)
+    if until is not None and timezone.is_naive(until):
+        until = until.replace(tzinfo=UTC)
+    types = sorted({t.strip() for t in skip_types if t.strip()})
+    planned = plan_range(stream, start_version, end_version)
+    if not planned:
+        raise InvalidEvent(f"version {end_version.pk} is the start itself: nothing to replay")
+    with transaction.atomic():
+        replay = Replay.objects.create(
+            stream=stream, start=start_version, end=end_version,
+            branch=_branch_to_promote(stream, end, end_version),
+            skip_types=types, skip_events=_event_ids(skip_events), until=until,
+            reducer_version=reducer_version, actor=actor, total=len(planned),
+        )
+        if Branch.objects.filter(stream=stream, name=replay.shadow_branch).exists():
+            raise InvalidEvent(f"stream {stream.name} already has a branch {replay.shadow_branch}")
+        outbox.enqueue(TASK, [replay.pk], key=outbox_key(replay))
+    return replay
+
+
+def get_replay(project: Project, replay_id: int | str) -> Replay:
+    """Return a replay of the project by id."""
+    try:
+        number = int(str(replay_id).strip())
+    except ValueError:
+        raise NotFound(f"{replay_id!r} is not a replay id") from None
+    replay = (Replay.objects.select_related("stream__project", "start", "end", "shadow_head")
+              .filter(pk=number, stream__project=project).first())
+    if replay is None:
+        raise NotFound(f"project {project.slug} has no replay {number}")
+    return replay
+
+
+def replays_of(project: Project, stream: Stream | None = None) -> list[Replay]:
+    """Return a project's replays (or one stream's), newest first."""
+    query = Replay.objects.filter(stream__project=project).select_related("stream")
+    if stream is not None:
+        query = query.filter(stream=stream)
+    return list(query.order_by("-id"))
+
+
+def cancel(replay: Replay, *, actor: str = "") -> Replay:
+    """Cancel a replay: at once when no worker holds it, else at the worker's next commit."""
+    now = timezone.now()
+    with transaction.atomic():
+        current = Replay.objects.select_for_update().get(pk=replay.pk)
+        if current.finished:
+            raise InvalidEvent(f"replay {replay.pk} is already {current.status}")
+        held = current.lease_expires_at is not None and current.lease_expires_at > now
+        if held:
+            current.cancel_requested = True
+            current.save(update_fields=["cancel_requested"])
+        else:
+            current.cancel_requested = True
+            current.status = ReplayStatus.CANCELLED
+            current.finished_at = now
+            current.save(update_fields=["cancel_requested", "status", "finished_at"])
+    log.info("replay %s: cancel requested by %s", replay.pk, actor or "someone")
+    return current
+
+
+def promote(replay: Replay, *, actor: str = "") -> Branch:
+    """Move the replayed branch to the shadow branch's head, recorded as reason "promote".
+
+    Refused unless the replay is done and the branch still points where the replay
+    ended: promoting over events appended since would drop them from the branch.
+    """
+    with transaction.atomic():
+        current = Replay.objects.select_for_update().select_related("stream").get(pk=replay.pk)
+        if current.status != ReplayStatus.DONE:
+            raise InvalidEvent(f"replay {replay.pk} is {current.status}; only a done replay "
+                               "can be promoted")
+        if current.promoted_at is not None:
+            raise InvalidEvent(f"replay {replay.pk} was already promoted")
+        if not current.branch:
+            raise InvalidEvent(f"replay {replay.pk} ended at version {current.end_id}, which no "
+                               "branch pointed at; fork its shadow branch instead")
+        stream = lock_stream(current.stream)
+        shadow = Branch.objects.filter(stream=stream, name=current.shadow_branch).first()
+        if shadow is None:
+            raise InvalidEvent(f"replay {replay.pk} made no versions; there is nothing to promote")
+        target = Branch.objects.filter(stream=stream, name=current.branch).first()
+        if target is None:
+            raise NotFound(f"stream {stream.name} has no branch {current.branch!r} any more")
+        if target.head_id != current.end_id:
+            raise ConcurrencyConflict(
+                f"{target.name} moved from version {current.end_id}, where the replay ended, to "
+                f"version {target.head_id}; replay again up to its new head",
+                current_head=target.head_id,
+            )
+        branch = move_branch(stream, target.name, shadow.head, reason="promote", actor=actor)
+        current.promoted_at = timezone.now()
+        current.promoted_by = actor
+        current.save(update_fields=["promoted_at", "promoted_by"])
+    return branch
+
+
+def shadow_diff(replay: Replay) -> list[Change]:
+    """Return the structural diff from the replayed end's state to the shadow head's."""
+    if replay.shadow_head_id is None:
+        return []
+    states = dict(Version.objects.filter(pk__in=[replay.end_id, replay.shadow_head_id])
+                  .values_list("id", "state__data"))
+    return diff(states[replay.end_id], states[replay.shadow_head_id])
+
+
+# Progress --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a replay is, as the progress bar and ``replay --wait`` show it."""
+
+    status: str
+    label: str
+    done: int
+    total: int
+    written: int
+    rate: float | None
+    queued: bool
+    finished: bool
+
+    @property
+    def percent(self) -> int:
+        if self.total == 0:
+            return 100 if self.finished else 0
+        return min(100, self.done * 100 // self.total)
+
+    def line(self) -> str:
+        rate = f", {self.rate:,.0f} events/s" if self.rate else ""
+        return f"{self.label}: {self.done:,}/{self.total:,} ({self.percent}%){rate}"
+
+
+def progress(replay: Replay) -> Progress:
+    """Return the replay's progress as last committed."""
+    label = str(ReplayStatus(replay.status).label)
+    queued = False
+    if replay.status == ReplayStatus.WAITING:
+        queued = outbox.pending(outbox_key(replay)) is not None
+        if queued:
+            label = "waiting for a worker (the task queue is unreachable; it is sent when back)"
+    elif replay.status == ReplayStatus.RUNNING and (
+        replay.lease_expires_at is None or replay.lease_expires_at < timezone.now()
+    ):
+        label = "waiting for a worker to resume it"
+    rate = None
+    if replay.resumed_at and replay.progress_at and replay.progress_at > replay.resumed_at:
+        seconds = (replay.progress_at - replay.resumed_at).total_seconds()
+        rate = (replay.done - replay.resumed_done) / seconds
+    return Progress(status=replay.status, label=label, done=replay.done, total=replay.total,
+                    written=replay.written, rate=rate, queued=queued, finished=replay.finished)
+
+
+def replay_record(replay: Replay) -> dict[str, Any]:
+    """Return a replay as a JSON-ready dict."""
+    state = progress(replay)
+    return {
+        "id": replay.pk,
+        "stream": replay.stream.name,
+        "status": replay.status,
+        "start": replay.start_id,
+        "end": replay.end_id,
+        "branch": replay.branch,
+        "shadow_branch": replay.shadow_branch,
+        "shadow_head": replay.shadow_head_id,
+        "skip_types": replay.skip_types,
+        "skip_events": replay.skip_events,
+        "until": canonical.timestamp_text(replay.until) if replay.until else None,
+        "reducer_version": replay.reducer_version,
+        "done": replay.done,
+        "total": replay.total,
+        "written": replay.written,
+        "rate": round(state.rate, 1) if state.rate else None,
+        "error": replay.error or None,
+        "error_event": str(replay.error_event) if replay.error_event else None,
+        "promoted": replay.promoted_at is not None,
+        "actor": replay.actor,
+    }
+
+
+# Running ---------------------------------------------------------------------------------
+
+
+def claim(replay_id: int, *, worker: str = "") -> int | None:
+    """Take the replay for this run unless a live lease holds it; return the fencing token."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.CONTINUST_REPLAY_LEASE_SECONDS)
+    with transaction.atomic():
+        taken = (
+            Replay.objects.filter(pk=replay_id,
+                                  status__in=[ReplayStatus.WAITING, ReplayStatus.RUNNING])
+            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+            .update(fence=F("fence") + 1, status=ReplayStatus.RUNNING,
+                    lease_expires_at=now + lease, worker=worker[:200],
+                    attempts=F("attempts") + 1, resumed_at=now, resumed_done=F("done"),
+                    started_at=Coalesce("started_at", now))
+        )
+        if taken != 1:
+            return None
+        return int(Replay.objects.values_list("fence", flat=True).get(pk=replay_id))
+
+
+def run(replay_id: int, *, worker: str = "") -> str:
+    """Run or resume a replay here; return its outcome ("done", "failed", "skipped", ...)."""
+    token = claim(replay_id, worker=worker)
+    if token is None:
+        return SKIPPED
+    replay = Replay.objects.select_related("stream", "start", "end").get(pk=replay_id)
+    job = _Run(replay, token)
+    try:
+        if replay.attempts > MAX_ATTEMPTS:
+            job.fail(f"given up after {MAX_ATTEMPTS} attempts", None)
+            return ReplayStatus.FAILED
+        try:
+            job.plan()
+        except ContinustError as err:
+            job.fail(str(err), None)
+            return ReplayStatus.FAILED
+        return job.run()
+    except _Stopped as stop:
+        return stop.outcome
+    except LeaseLost as err:
+        log.warning("replay %s: %s", replay_id, err)
+        return LOST
+
+
+def resend_stale() -> int:
+    """Send again the replays nobody holds: lapsed leases and messages never claimed.
+
+    Registered as an outbox sweep: a worker killed mid-replay, or a message the
+    broker lost, leaves a replay unclaimed until its lease (or the resend delay) runs
+    out; then it goes to the broker again and the next worker resumes it.
+    """
+    now = timezone.now()
+    resend_after = now - timedelta(seconds=settings.CONTINUST_REPLAY_RESEND_SECONDS)
+    stale = (Replay.objects.filter(status__in=[ReplayStatus.WAITING, ReplayStatus.RUNNING])
+             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)))
+    count = 0
+    for replay in stale:
+        key = outbox_key(replay)
+        if outbox.pending(key) is not None:
+            continue
+        last = outbox.last_sent(key)
+        threshold = resend_after
+        if replay.status == ReplayStatus.RUNNING and replay.lease_expires_at is not None:
+            threshold = max(threshold, replay.lease_expires_at)
+        if last is None or last.sent_at is None or last.sent_at < threshold:
+            with transaction.atomic():
+                outbox.enqueue(TASK, [replay.pk], key=key)
+            count += 1
+    return count
+
+
+outbox.register_sweep(resend_stale)
+
+
+@dataclass(slots=True)
+class _Node:
+    """A version replicas are built on: a replica (``id`` None until committed) or an original."""
+
+    id: int | None
+    digest: str
+    generation: int
+    state_hash: str
+    state: Any = None
+
+
+@dataclass(slots=True)
+class _Row:
+    """What folding a version of the range needs of it and of its event."""
+
+    event_position: int
+    state_hash: str
+    reducer: str
+    reducer_version: int
+    event_id: uuid.UUID
+    type: str
+    timestamp: datetime
+    payload: dict[str, Any]
+    actor: str
+    event_hash: str
+
+
+@dataclass(slots=True)
+class _Pending:
+    node: _Node
+    event_position: int
+    parents: list[_Node]
+    reducer: str
+    reducer_version: int
+    new_state: bool
+
+
+@dataclass
+class _Run:
+    """One claim's run of a replay: fold chunks in memory, commit each with its progress."""
+
+    replay: Replay
+    token: int
+    span: ReplayRange = field(default_factory=lambda: ReplayRange([], []))
+    position: int = 0
+    written: int = 0
+    head: _Node | None = None
+    mapped: dict[int, _Node | None] = field(default_factory=dict)
+    uses: Counter[int] = field(default_factory=Counter)
+    shared: dict[int, _Node] = field(default_factory=dict)
+    pending: list[_Pending] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        replay = self.replay
+        self.stream = replay.stream
+        self.skip_types = set(replay.skip_types)
+        self.skip_events = {uuid.UUID(e) for e in replay.skip_events}
+        self.chunk = settings.CONTINUST_REPLAY_CHUNK_EVENTS
+        self.delay = settings.CONTINUST_REPLAY_CHUNK_DELAY_MS / 1000
+
+    # Planning and resuming
+
+    def plan(self) -> None:
+        self.span = plan_range(self.stream, self.replay.start, self.replay.end)
+        self.uses = Counter(p for ps in self.span.parents for p in ps)
+        if self.replay.cursor:
+            self._resume()
+
+    def _resume(self) -> None:
+        """Rebuild which node stands for each original up to the cursor, folding nothing."""
+        replay = self.replay
+        position = bisect.bisect_right(self.span.ids, replay.cursor)
+        replicas: dict[int, deque[_Node]] = defaultdict(deque)
+        for vid, event, digest, generation, state_hash in (
+            Version.objects.filter(stream=self.stream, branch=replay.shadow_branch)
+            .order_by("id").values_list("id", "event_id", "digest", "generation", "state_id")
+        ):
+            replicas[event].append(_Node(vid, digest, generation, state_hash))
+        events = dict(
+            Version.objects.filter(stream=self.stream, id__gte=self.span.ids[0],
+                                   id__lte=replay.cursor).values_list("id", "event_id")
+        )
+        for index in range(position):
+            vid = self.span.ids[index]
+            nodes = self._parents(self.span.parents[index])
+            waiting = replicas.get(events[vid])
+            node = waiting.popleft() if waiting else (nodes[0] if nodes else None)
+            self._keep(vid, node)
+        self.position = position
+        self.written = replay.written
+        if replay.shadow_head_id is not None:
+            self.head = self._original(replay.shadow_head_id)
+
+    # Folding
+
+    def run(self) -> str:
+        total = len(self.span)
+        while self.position < total:
+            ids = self.span.ids[self.position:self.position + self.chunk]
+            rows = self._load(ids)
+            for vid in ids:
+                row = rows[vid]
+                try:
+                    self._replay(vid, row)
+                except ContinustError as err:
+                    self.fail(str(err), row.event_id)
+                    return ReplayStatus.FAILED
+                self.position += 1
+            outcome = self._commit(final=self.position == total)
+            if outcome != ReplayStatus.RUNNING:
+                return outcome
+            if self.delay:
+                time.sleep(self.delay)
+        if total == 0:
+            return self._commit(final=True)
+        return ReplayStatus.DONE
+
+    def _load(self, ids: list[int]) -> dict[int, _Row]:
+        rows = Version.objects.filter(pk__in=ids).values_list(
+            "id", "event_id", "state_id", "reducer", "reducer_version", "event__id",
+            "event__type", "event__timestamp", "event__payload", "event__actor", "event__hash",
+        )
+        return {row[0]: _Row(*row[1:]) for row in rows}
+
+    def _replay(self, vid: int, row: _Row) -> None:
+        nodes = self._parents(self.span.parents[self.position])
+        skipped = (row.type in self.skip_types or row.event_id in self.skip_events
+                   or (self.replay.until is not None and row.timestamp > self.replay.until))
+        if skipped or (row.reducer == MERGE_REDUCER and len(nodes) < 2):
+            self._keep(vid, nodes[0] if nodes else None)
+            return
+        reducer, version = row.reducer, row.reducer_version
+        if reducer == self.stream.reducer and self.replay.reducer_version is not None:
+            version = self.replay.reducer_version
+        if reducer == MERGE_REDUCER:
+            self._flush()  # merge bases are found in the stored graph, replicas included
+            state = derive_state(
+                graph_for(self.stream), self._state_of, reducer=reducer, reducer_version=version,
+                parents=[n.id for n in nodes if n.id is not None], event_id=str(row.event_id),
+                type=row.type, payload=row.payload, actor=row.actor,
+            )
+        else:
+            base = self._state(nodes[0]) if nodes else {}
+            state = fold_event(reducer, version, base, event_id=str(row.event_id),
+                               type=row.type, payload=row.payload, actor=row.actor)
+        state_hash = canonical.state_hash(state)
+        node = _Node(
+            None,
+            canonical.version_digest(event_hash=row.event_hash, parents=[n.digest for n in nodes],
+                                     state=state_hash, reducer=reducer, reducer_version=version),
+            1 + max((n.generation for n in nodes), default=-1),
+            state_hash,
+            state,
+        )
+        self.pending.append(_Pending(node, row.event_position, nodes, reducer, version,
+                                     new_state=state_hash != row.state_hash))
+        self.head = node
+        self._keep(vid, node)
+
+    def _parents(self, parents: tuple[int, ...]) -> list[_Node]:
+        """Return the nodes standing for a version's parents, each once, and release them."""
+        nodes: list[_Node] = []
+        for parent in parents:
+            node = self.mapped[parent] if parent in self.mapped else self._original(parent)
+            if node is not None and all(node is not n for n in nodes):
+                nodes.append(node)
+            self.uses[parent] -= 1
+            if self.uses[parent] <= 0 and parent != self.replay.end_id:
+                self.mapped.pop(parent, None)
+                del self.uses[parent]
+        return nodes
+
+    def _keep(self, vid: int, node: _Node | None) -> None:
+        if self.uses.get(vid, 0) > 0 or vid == self.replay.end_id:
+            self.mapped[vid] = node
+
+    def _original(self, vid: int) -> _Node:
+        if vid not in self.shared:
+            digest, generation, state_hash = Version.objects.values_list(
+                "digest", "generation", "state_id").get(pk=vid)
+            self.shared[vid] = _Node(vid, digest, generation, state_hash)
+        return self.shared[vid]
+
+    def _state(self, node: _Node) -> Any:
+        if node.state is None:
+            node.state = State.objects.values_list("data", flat=True).get(pk=node.state_hash)
+        return node.state
+
+    def _state_of(self, version_id: int) -> Any:
+        return Version.objects.values_list("state__data", flat=True).get(pk=version_id)
+
+    # Committing
+
+    def _flush(self) -> None:
+        if self.pending:
+            outcome = self._commit(final=False)
+            if outcome != ReplayStatus.RUNNING:
+                raise _Stopped(outcome)
+
+    def _commit(self, *, final: bool) -> str:
+        """Write the pending replicas and the progress in one transaction, under the token."""
+        now = timezone.now()
+        with transaction.atomic():
+            current = (Replay.objects.select_for_update().filter(pk=self.replay.pk)
+                       .values("fence", "status", "cancel_requested").first())
+            if (current is None or current["fence"] != self.token
+                    or current["status"] != ReplayStatus.RUNNING):
+                raise LeaseLost(f"replay {self.replay.pk} is no longer held by token {self.token}")
+            if current["cancel_requested"]:
+                Replay.objects.filter(pk=self.replay.pk).update(
+                    status=ReplayStatus.CANCELLED, finished_at=now, lease_expires_at=None)
+                return ReplayStatus.CANCELLED
+            stream = lock_stream(self.stream)
+            self._write(now)
+            head = self.mapped.get(self.replay.end_id) if final else self.head
+            if head is not None and head.id is not None and head.id != self.replay.shadow_head_id:
+                move_branch(stream, self.replay.shadow_branch, Version.objects.get(pk=head.id),
+                            reason="replay", actor=self.replay.actor)
+                self.replay.shadow_head_id = head.id
+            changes: dict[str, Any] = {
+                "cursor": self.span.ids[self.position - 1] if self.position else 0,
+                "done": self.position, "written": self.written,
+                "shadow_head_id": self.replay.shadow_head_id, "progress_at": now,
+                "lease_expires_at": now + timedelta(
+                    seconds=settings.CONTINUST_REPLAY_LEASE_SECONDS),
+            }
+            if final:
+                changes.update(status=ReplayStatus.DONE, finished_at=now, lease_expires_at=None)
+            Replay.objects.filter(pk=self.replay.pk, fence=self.token).update(**changes)
+        return ReplayStatus.DONE if final else ReplayStatus.RUNNING
+
+    def _write(self, now: datetime) -> None:
+        if not self.pending:
+            return
+        for pending, vid in zip(self.pending, reserve_ids(Version, len(self.pending)),
+                                strict=True):
+            pending.node.id = vid
+        insert_states({p.node.state_hash: p.node.state for p in self.pending if p.new_state})
+        if connection.vendor == "postgresql":
+            _copy_versions(self.stream, self.replay.shadow_branch, self.pending, now)
+        else:
+            _insert_versions(self.stream, self.replay.shadow_branch, self.pending, now)
+        self.written += len(self.pending)
+        self.pending = []
+
+    def fail(self, error: str, event: uuid.UUID | None) -> None:
+        """Record the failure; the versions folded since the last commit are dropped."""
+        self.pending = []
+        Replay.objects.filter(pk=self.replay.pk, fence=self.token,
+                              status=ReplayStatus.RUNNING).update(
+            status=ReplayStatus.FAILED, error=error[:4000], error_event=event,
+            finished_at=timezone.now(), lease_expires_at=None)
+
+
+def _insert_versions(stream: Stream, branch: str, pending: list[_Pending], now: datetime) -> None:
+    versions = [
+        Version(id=p.node.id, stream_id=stream.pk, event_id=p.event_position,
+                state_id=p.node.state_hash, generation=p.node.generation, digest=p.node.digest,
+                key=None, branch=branch, reducer=p.reducer, reducer_version=p.reducer_version,
+                created_at=now)
+        for p in pending
+    ]
+    insert_rows(Version, versions)
+    insert_rows(VersionParent, [
+        VersionParent(child_id=p.node.id, parent_id=parent.id, index=index)
+        for p in pending for index, parent in enumerate(p.parents)
+    ])
+
+
+def _copy_text(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace(
+        "\r", "\\r")
+
+
+def _copy_versions(stream: Stream, branch: str, pending: list[_Pending], now: datetime) -> None:
+    """COPY the replicas and their parent links in PostgreSQL's text format."""
+    stamp = now.isoformat()
+    prefix = f"{stream.pk}\t"
+    middle = f"\t\\N\t{_copy_text(branch)}\t"
+    versions = "".join(
+        f"{p.node.id}\t{prefix}{p.event_position}\t{p.node.state_hash}\t{p.node.generation}\t"
+        f"{p.node.digest}{middle}{_copy_text(p.reducer)}\t{p.reducer_version}\t{stamp}\n"
+        for p in pending
+    )
+    links = "".join(
+        f"{p.node.id}\t{parent.id}\t{index}\n"
+        for p in pending for index, parent in enumerate(p.parents)
+    )
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(
+            "COPY continust_version (id, stream_id, event_id, state_id, generation, digest, key, "
+            "branch, reducer, reducer_version, created_at) FROM STDIN"
+        ) as copy:
+            copy.write(versions)
+        if links:
+            with cursor.cursor.copy(
+                'COPY continust_versionparent (child_id, parent_id, "index") FROM STDIN'
+            ) as copy:
+                copy.write(links)
