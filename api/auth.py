@@ -80,7 +80,7 @@ class BearerToken(HttpBearer):
 
     def __call__(self, request: HttpRequest) -> ApiToken | None:
         guard_body_size(request)  # before anything reads the body
-        return super().__call__(request)  # type: ignore[no-any-return]
+        return super().__call__(request)
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
         return find_token(token)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import ninja
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
@@ -47,7 +47,7 @@ class LocalSwagger(Swagger):
 
 
 @require_GET
-def asset(request: HttpRequest, name: str) -> HttpResponse:
+def asset(request: HttpRequest, name: str) -> HttpResponseBase:
     """Serve one of the docs page's files from the installed django-ninja."""
     if name not in ASSETS:
         return not_found(request)

@@ -72,31 +72,31 @@ def _issues(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def _on_validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+def _on_validation(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(400, "invalid_request", "the request does not match the schema",
                           errors=_issues(exc))
 
 
-def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+def _on_http_error(request: HttpRequest, exc: Any) -> HttpResponse:
     if exc.status_code == 400:
         cause = f": {exc.__cause__}" if exc.__cause__ else ""
         return error_response(400, "malformed_json", f"{exc.message}{cause}")
     return error_response(exc.status_code, f"http_{exc.status_code}", exc.message)
 
 
-def _on_unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+def _on_unauthorized(request: HttpRequest, exc: Any) -> HttpResponse:
     response = error_response(401, "unauthorized",
                               "send a valid API token: Authorization: Bearer ctn_...")
     response["WWW-Authenticate"] = 'Bearer realm="continust"'
     return response
 
 
-def _on_conflict(request: HttpRequest, exc: ConcurrencyConflict) -> HttpResponse:
+def _on_conflict(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(409, "stale_head", str(exc), current_head=exc.current_head)
 
 
-def simple_handler(status: int, code: str) -> Callable[[HttpRequest, Exception], HttpResponse]:
-    def handler(request: HttpRequest, exc: Exception) -> HttpResponse:
+def simple_handler(status: int, code: str) -> Callable[[HttpRequest, Any], HttpResponse]:
+    def handler(request: HttpRequest, exc: Any) -> HttpResponse:
         return error_response(status, code, str(exc))
 
     return handler

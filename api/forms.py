@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from api.models import Scope
 from continust.models import Project
@@ -22,7 +22,7 @@ class TokenForm(forms.Form):
     scope = forms.ChoiceField(choices=Scope.choices, initial=Scope.READ,
                               widget=forms.RadioSelect)
 
-    def __init__(self, user: AbstractBaseUser, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, user: User, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Only the user's own projects can be chosen; anything else is an invalid choice.
         field = self.fields["projects"]

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
@@ -78,7 +78,7 @@ class ApiToken(models.Model):
 
     @classmethod
     def issue(
-        cls, user: AbstractBaseUser, name: str, projects: Iterable[Project], scope: str
+        cls, user: User, name: str, projects: Iterable[Project], scope: str
     ) -> tuple[ApiToken, str]:
         """Create a token for a user; return it with its secret text, never stored or shown again.
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -16,14 +19,15 @@ from api.models import ApiToken, TokenRefused
 @login_required
 def tokens(request: HttpRequest) -> HttpResponse:
     """Show the user's tokens and the form to issue one; after issuing, its secret, once."""
-    form = TokenForm(request.user, request.POST or None)
+    user = cast(User, request.user)  # login_required let only a user in
+    form = TokenForm(user, request.POST or None)
     issued = None
     status = 200
     if request.method == "POST":
         if form.is_valid():
             try:
                 token, secret = ApiToken.issue(
-                    request.user, form.cleaned_data["name"], form.cleaned_data["projects"],
+                    user, form.cleaned_data["name"], form.cleaned_data["projects"],
                     form.cleaned_data["scope"],
                 )
             except TokenRefused as err:
@@ -31,10 +35,10 @@ def tokens(request: HttpRequest) -> HttpResponse:
                 status = 400
             else:
                 issued = {"token": token, "secret": secret}
-                form = TokenForm(request.user)
+                form = TokenForm(user)
         else:
             status = 400
-    listing = ApiToken.objects.filter(user=request.user).prefetch_related("projects")
+    listing = ApiToken.objects.filter(user=user).prefetch_related("projects")
     response = render(request, "api/tokens.html",
                       {"form": form, "tokens": listing, "issued": issued}, status=status)
     if issued:  # the secret must not linger in any cache
@@ -46,7 +50,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @login_required
 def revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     """Revoke one of the user's tokens."""
-    token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
+    token = get_object_or_404(ApiToken, pk=token_id, user=cast(User, request.user))
     token.revoke()
     messages.success(request, f"Token “{token.name}” is revoked.")
     return redirect("api-tokens")

@@ -10,3 +10,15 @@ os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
 from continust.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Several test runs may share one PostgreSQL server; each can name its own test database.
+if os.environ.get("CONTINUST_TEST_DB"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["CONTINUST_TEST_DB"]}  # noqa: F405
+
+# Tests marked "worker" start a real Celery worker (tests/worker.py) that must open the test
+# database too: on SQLite it is a file, one per test run, instead of memory.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # noqa: F405
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")  # noqa: F405
+    }

@@ -100,7 +100,7 @@ def test_a_reference_resolves_to_its_version(alice_api, graph):
 
 
 def test_merge_bases_ancestors_between_and_path(alice_api, graph):
-    bases = alice_api.get(f"{STREAM}/lineage/merge-bases", a="v%d" % graph["v3"],
+    bases = alice_api.get(f"{STREAM}/lineage/merge-bases", a=f"v{graph['v3']}",
                           b="feature").json()
     assert bases["merge_bases"] == [graph["v2"]]
     ancestors = alice_api.get(f"{STREAM}/lineage/ancestors", of="main").json()
