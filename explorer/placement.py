@@ -88,7 +88,7 @@ def page_rows(stream: Stream, *, top: int, count: int) -> PageRows:
     """Return rows ``top`` down to ``top - count + 1`` and the edges touching them."""
     rows = list(
         VersionPlace.objects.filter(stream=stream, row__lte=top).order_by("-row")
-        .select_related("version__event")[:count]
+        .select_related("version__event").defer("version__event__payload")[:count]
     )
     if not rows:
         return PageRows([], [])

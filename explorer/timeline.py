@@ -124,7 +124,8 @@ def filtered_page(stream: Stream, filters: Filters, *, before: int | None = None
                   previous_day: str | None = None) -> Page:
     """Return matching versions newest first, placed in their lanes but without edges."""
     allocator = place_new_versions(stream)
-    query = Version.objects.filter(stream=stream).select_related("event", "place")
+    query = Version.objects.filter(stream=stream).select_related("event", "place").defer(
+        "event__payload")
     if filters.branch:
         query = query.filter(branch=filters.branch)
     if filters.type:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from explorer import views
 
@@ -19,4 +19,5 @@ urlpatterns = [
     path("p/<slug:slug>/s/<int:stream_id>/fork/", views.fork_branch, name="fork"),
     path("p/<slug:slug>/s/<int:stream_id>/merge/", views.merge_branches, name="merge"),
     path("p/<slug:slug>/events/<uuid:event_id>/", views.causation, name="causation"),
+    path("", include("explorer.replays")),  # replays: start, progress, cancel, promote
 ]

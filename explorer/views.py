@@ -74,7 +74,8 @@ def _picked(stream: Stream, request: HttpRequest, name: str) -> Version | None:
     number = _int(request.GET.get(name))
     if number is None:
         return None
-    return Version.objects.filter(stream=stream, pk=number).select_related("event").first()
+    return (Version.objects.filter(stream=stream, pk=number).select_related("event")
+            .defer("event__payload").first())
 
 
 def _query(request: HttpRequest, **changes: Any) -> str:
@@ -199,13 +200,13 @@ def compare(request: HttpRequest, membership: Membership, stream: Stream) -> Htt
     graph = graph_for(stream)
     between = graph.between(a.pk, b.pk)
     shown = Version.objects.filter(pk__in=between[:BETWEEN_LIMIT]).select_related(
-        "event").order_by("-id")
+        "event").defer("event__payload").order_by("-id")
     changes = diffs.diff(before, after)
     return render(request, "compare.html", {
         "membership": membership, "project": membership.project, "stream": stream, "a": a,
         "b": b, "changes": [_change_row(c) for c in changes],
         "bases": Version.objects.filter(pk__in=graph.merge_bases(a.pk, b.pk)).select_related(
-            "event"),
+            "event").defer("event__payload"),
         "between": shown, "between_count": len(between),
     })
 

@@ -1,0 +1,189 @@
+"""The explorer's replay screens: start a replay, watch its progress, cancel, promote.
+
+The views only parse input and call ``continust.replays``; the worker does the
+replaying. The replay page polls its own progress fragment every second and the
+fragment answers 286 (stop polling) once the replay has finished. This module
+also holds the screens' URL patterns, which ``explorer.urls`` includes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+from django_htmx.middleware import HtmxDetails
+
+from continust import diff as diffs
+from continust import replays
+from continust.errors import ContinustError
+from continust.models import Branch, Membership, Replay, Role, Stream
+from continust.reducers import registered
+from explorer.access import member_required
+
+DIFF_LIMIT = 500
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+class ReplayForm(forms.Form):
+    start = forms.CharField(
+        max_length=200, initial=replays.ROOT, label="from",
+        help_text="a version id, key or branch; root to start from the beginning")
+    end = forms.CharField(max_length=200, initial="main", label="up to",
+                          help_text="a version id, key or branch")
+    skip_types = forms.CharField(required=False, max_length=2000, label="skip event types",
+                                 help_text="separated by commas or spaces")
+    skip_events = forms.CharField(required=False, max_length=20000, label="skip event ids",
+                                  widget=forms.Textarea(attrs={"rows": 2}),
+                                  help_text="UUIDs separated by commas or spaces")
+    until = forms.DateTimeField(required=False, label="stop after (UTC)",
+                                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    reducer_version = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, label="reducer version")
+
+    def __init__(self, *args: Any, stream: Stream, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        versions = [r.version for r in registered() if r.name == stream.reducer]
+        field = self.fields["reducer_version"]
+        assert isinstance(field, forms.TypedChoiceField)
+        field.choices = [("", "as recorded")] + [(v, f"{stream.reducer}@{v}") for v in versions]
+
+    @staticmethod
+    def words(text: str) -> list[str]:
+        return [word for word in re.split(r"[\s,]+", text) if word]
+
+
+def _progress_context(replay: Replay, membership: Membership) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "replay": replay, "progress": replays.progress(replay),
+        "can_edit": membership.allows(Role.EDITOR),
+        "shadow": Branch.objects.filter(stream_id=replay.stream_id,
+                                        name=replay.shadow_branch).first(),
+    }
+    if replay.status == "done" and replay.shadow_head_id is not None:
+        changes = replays.shadow_diff(replay)
+        context["changes"] = [_change_row(c) for c in changes[:DIFF_LIMIT]]
+        context["change_count"] = len(changes)
+    return context
+
+
+def _change_row(change: diffs.Change) -> dict[str, Any]:
+    def text(value: Any) -> str:
+        if value is diffs.MISSING:
+            return ""
+        return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
+
+    return {"path": change.path, "op": change.op, "old": text(change.old),
+            "new": text(change.new), "from_path": change.from_path}
+
+
+def _replay_of(stream: Stream, replay_id: int) -> Replay:
+    replay = (Replay.objects.select_related("stream__project", "start__event", "end__event")
+              .filter(stream=stream, pk=replay_id).first())
+    if replay is None:
+        raise Http404("No such replay.")
+    return replay
+
+
+def _list_context(membership: Membership, stream: Stream, form: ReplayForm) -> dict[str, Any]:
+    rows = [(replay, replays.progress(replay))
+            for replay in replays.replays_of(membership.project, stream)[:200]]
+    return {"membership": membership, "project": membership.project, "stream": stream,
+            "rows": rows, "form": form, "can_edit": membership.allows(Role.EDITOR),
+            "running": any(not p.finished for _, p in rows)}
+
+
+@require_GET
+@member_required()
+def replay_list(request: HtmxHttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
+    initial = {k: request.GET[k] for k in ("start", "end") if request.GET.get(k)}
+    form = ReplayForm(initial=initial, stream=stream)
+    context = _list_context(membership, stream, form)
+    template = "replays.html#list" if request.htmx else "replays.html"
+    return render(request, template, context)
+
+
+@require_POST
+@member_required(Role.EDITOR)
+def replay_start(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
+    form = ReplayForm(request.POST, stream=stream)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            replay = replays.start_replay(
+                stream, start=data["start"], end=data["end"],
+                skip_types=form.words(data["skip_types"]),
+                skip_events=form.words(data["skip_events"]), until=data["until"],
+                reducer_version=data["reducer_version"], actor=request.user.get_username(),
+            )
+        except ContinustError as err:
+            form.add_error(None, str(err))
+        else:
+            return redirect(reverse("replay", args=[membership.project.slug, stream.pk,
+                                                    replay.pk]))
+    return render(request, "replays.html", _list_context(membership, stream, form), status=400)
+
+
+@require_GET
+@member_required()
+def replay_detail(request: HtmxHttpRequest, membership: Membership, stream: Stream,
+                  replay_id: int) -> HttpResponse:
+    replay = _replay_of(stream, replay_id)
+    context = {"membership": membership, "project": membership.project, "stream": stream,
+               **_progress_context(replay, membership)}
+    if request.htmx:
+        fragment = render_to_string("replay.html#progress", context, request)
+        return HttpResponseStopPolling(fragment) if replay.finished else HttpResponse(fragment)
+    return render(request, "replay.html", context)
+
+
+@require_POST
+@member_required(Role.EDITOR)
+def replay_cancel(request: HttpRequest, membership: Membership, stream: Stream,
+                  replay_id: int) -> HttpResponse:
+    replay = _replay_of(stream, replay_id)
+    try:
+        replays.cancel(replay, actor=request.user.get_username())
+    except ContinustError as err:
+        messages.error(request, str(err))
+    else:
+        messages.success(request, f"Cancel requested for replay {replay.pk}.")
+    return redirect(reverse("replay", args=[membership.project.slug, stream.pk, replay.pk]))
+
+
+@require_POST
+@member_required(Role.EDITOR)
+def replay_promote(request: HttpRequest, membership: Membership, stream: Stream,
+                   replay_id: int) -> HttpResponse:
+    replay = _replay_of(stream, replay_id)
+    try:
+        branch = replays.promote(replay, actor=request.user.get_username())
+    except ContinustError as err:
+        messages.error(request, str(err))
+    else:
+        messages.success(request, f"Promoted: {branch.name} now points at version "
+                                  f"{branch.head_id}.")
+    return redirect(reverse("replay", args=[membership.project.slug, stream.pk, replay.pk]))
+
+
+urlpatterns = [
+    path("p/<slug:slug>/s/<int:stream_id>/replays/", replay_list, name="replays"),
+    path("p/<slug:slug>/s/<int:stream_id>/replays/start/", replay_start, name="replay-start"),
+    path("p/<slug:slug>/s/<int:stream_id>/replays/<int:replay_id>/", replay_detail,
+         name="replay"),
+    path("p/<slug:slug>/s/<int:stream_id>/replays/<int:replay_id>/cancel/", replay_cancel,
+         name="replay-cancel"),
+    path("p/<slug:slug>/s/<int:stream_id>/replays/<int:replay_id>/promote/", replay_promote,
+         name="replay-promote"),
+]
