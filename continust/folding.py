@@ -33,7 +33,7 @@ def fold_event(
     )
     if not isinstance(folded, dict):
         raise InvalidEvent(
-            f"reducer {reducer}@{reducer_version} made a {type(folded).__name__}, "
+            f"reducer {reducer}@{reducer_version} made a {folded.__class__.__name__}, "
             f"not a JSON object, from event {event_id}"
         )
     return folded

@@ -194,3 +194,23 @@ def test_the_models_refuse_saving_an_existing_event(stream):
     event.type = "other"
     with pytest.raises(TypeError):
         event.save()
+
+
+def test_it_refuses_a_user_reducer_that_makes_no_object(project):
+    from continust.reducers import register
+
+    register("test-listy", 1, lambda state, event: [state])
+    listy = create_stream(project, "listy", reducer="test-listy")
+    with pytest.raises(InvalidEvent, match="made a list, not a JSON object"):
+        append(listy, events({"a": 1}))
+    assert not Event.objects.filter(stream=listy).exists()
+
+
+def test_it_folds_with_a_user_reducer_from_settings(project, settings):
+    from continust import reducers
+
+    settings.CONTINUST_REDUCERS = ["counter:1=tests.reducers.count_events"]
+    reducers._loaded_settings = False
+    counted = create_stream(project, "counted", reducer="counter")
+    (v1, v2) = append(counted, events({}, {})).versions
+    assert v2.state.data == {"count": 2} and v2.reducer == "counter"
