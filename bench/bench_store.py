@@ -56,7 +56,8 @@ def bench_eventsourcing(url: str, batches: int, singles: int) -> tuple[float, fl
         POSTGRES_HOST=host, POSTGRES_PORT=port, POSTGRES_USER=user, POSTGRES_PASSWORD="",
         CREATE_TABLE="y",
     )
-    factory = InfrastructureFactory.construct()
+    factory = InfrastructureFactory.construct(env=dict(os.environ))
+    assert "Postgres" in type(factory).__name__, type(factory)
     recorder = factory.aggregate_recorder()
     import json
 
