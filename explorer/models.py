@@ -48,6 +48,8 @@ class EdgePlace(models.Model):
     lane = models.PositiveIntegerField()
     child_row = models.PositiveIntegerField()
     parent_row = models.PositiveIntegerField()
+    child_lane = models.PositiveIntegerField()
+    parent_lane = models.PositiveIntegerField()
 
     class Meta:
         indexes = [

@@ -69,7 +69,8 @@ def _place_chunk(stream: Stream, allocator: LaneAllocator, ids: list[int]) -> No
         places.append(VersionPlace(version_id=vid, stream=stream, row=spot.row, lane=spot.lane))
         edges.extend(
             EdgePlace(stream=stream, child_id=vid, parent_id=parent.id, index=index, lane=lane,
-                      child_row=spot.row, parent_row=parent.row)
+                      child_row=spot.row, parent_row=parent.row, child_lane=spot.lane,
+                      parent_lane=parent.lane)
             for index, (parent, lane) in enumerate(zip(mine, spot.edge_lanes, strict=True))
         )
     VersionPlace.objects.bulk_create(places, batch_size=1000)
@@ -108,17 +109,14 @@ def page_rows(stream: Stream, *, top: int, count: int) -> PageRows:
         lanes_rows = EdgePlace.objects.filter(stream=stream, parent_row__lt=bottom)
         for lane, child_row in passing:
             touching.extend(lanes_rows.filter(lane=lane, child_row=child_row))
-    return PageRows(rows, _edges(stream, touching))
+    return PageRows(rows, _edges(touching))
 
 
-def _edges(stream: Stream, links: Sequence[EdgePlace]) -> list[ParentEdge]:
-    ids = {link.child_id for link in links} | {link.parent_id for link in links}
-    lanes = dict(VersionPlace.objects.filter(version_id__in=ids).values_list("version_id",
-                                                                            "lane"))
+def _edges(links: Sequence[EdgePlace]) -> list[ParentEdge]:
     return [
         ParentEdge(
-            child=PlacedVersion(link.child_id, link.child_row, lanes[link.child_id]),
-            parent=PlacedVersion(link.parent_id, link.parent_row, lanes[link.parent_id]),
+            child=PlacedVersion(link.child_id, link.child_row, link.child_lane),
+            parent=PlacedVersion(link.parent_id, link.parent_row, link.parent_lane),
             lane=link.lane,
             index=link.index,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from urllib.parse import urlencode
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,9 +23,9 @@ def type_colour(event_type: str) -> int:
     return zlib.crc32(event_type.encode("utf-8")) % PALETTE
 
 
-@dataclass(frozen=True)
+@dataclass
 class Row:
-    """A version as the timeline lists it."""
+    """A version as the timeline lists it, with its links once ``link_rows`` set them."""
 
     version: Version
     row: int
@@ -35,6 +36,10 @@ class Row:
     branches: tuple[str, ...]
     day: str | None  # the date, on the first row of a day
     merge: bool
+    href: str = ""
+    panel: str = ""
+    pick_a: str = ""
+    pick_b: str = ""
 
     @property
     def event(self):  # type: ignore[no-untyped-def]
@@ -156,3 +161,20 @@ def filtered_page(stream: Stream, filters: Filters, *, before: int | None = None
     return Page(rows, None, allocator.lanes * LANE_WIDTH, len(rows) * ROW_HEIGHT, None,
                 allocator.rows, filtered=True,
                 next_before=versions[-1].pk if more else None, legend=_legend(rows))
+
+
+def link_rows(page: Page, *, stream_url: str, params: dict[str, str]) -> None:
+    """Give each row its links; built here once, the template only prints them.
+
+    ``params`` is the page's query without the selection and picks, which each
+    link sets for itself.
+    """
+    rest = {k: v for k, v in params.items() if k not in {"v", "a", "b", "fragment", "day"}}
+    prefix = "?" + urlencode(rest) + "&" if rest else "?"
+    keep = {k: params[k] for k in ("a", "b", "v") if params.get(k)}
+    for row in page.rows:
+        pk = row.version.pk
+        row.href = prefix + urlencode({**keep, "v": pk})
+        row.pick_a = prefix + urlencode({**keep, "a": pk})
+        row.pick_b = prefix + urlencode({**keep, "b": pk})
+        row.panel = f"{stream_url}v/{pk}/"

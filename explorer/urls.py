@@ -20,4 +20,5 @@ urlpatterns = [
     path("p/<slug:slug>/s/<int:stream_id>/merge/", views.merge_branches, name="merge"),
     path("p/<slug:slug>/events/<uuid:event_id>/", views.causation, name="causation"),
     path("", include("explorer.replays")),  # replays: start, progress, cancel, promote
+    path("", include("explorer.reviews")),  # reviews, blame, audit reports, members
 ]

@@ -31,7 +31,7 @@ from explorer.access import member_required
 from explorer.causality import causation_graph
 from explorer.forms import FilterForm, ForkForm, MergeForm
 from explorer.jsontree import json_tree
-from explorer.timeline import Filters, filtered_page, timeline_page
+from explorer.timeline import Filters, filtered_page, link_rows, timeline_page
 
 BETWEEN_LIMIT = 200
 
@@ -99,6 +99,8 @@ def stream_page(request: HttpRequest, membership: Membership, stream: Stream) ->
                              previous_day=request.GET.get("day"))
     else:
         page = timeline_page(stream, top=top, previous_day=request.GET.get("day"))
+    link_rows(page, stream_url=reverse("stream", args=[membership.project.slug, stream.pk]),
+              params=request.GET.dict())
     context = {
         "membership": membership, "project": membership.project, "stream": stream,
         "page": page, "filter_form": form, "filters": filters,
