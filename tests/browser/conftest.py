@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM use from the
 # test body is still synchronous and safe here.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# CI shares two cores with PostgreSQL, Redis and a Celery worker: allow slow answers.
+expect.set_options(timeout=15_000)
 
 CHROMIUM = os.environ.get("CONTINUST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -29,6 +32,7 @@ def page(browser: Browser, live_server) -> Page:
     """A fresh page that fails the test on any console error or dialog (an XSS canary)."""
     context = browser.new_context(viewport={"width": 1440, "height": 900},
                                   base_url=live_server.url)
+    context.set_default_timeout(20_000)
     opened = context.new_page()
     errors: list[str] = []
     opened.on("console", lambda message: errors.append(message.text)
