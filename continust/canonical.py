@@ -31,6 +31,12 @@ def state_hash(state: Any) -> str:
     return _sha256(canonical_json(state))
 
 
+def hashed_state(state: Any) -> tuple[str, str]:
+    """Return a state's content address and the canonical text it was computed from."""
+    text = canonical_json(state)
+    return _sha256(text), text
+
+
 def timestamp_text(moment: datetime) -> str:
     """Return a timestamp as hashed and exported: UTC, microseconds, ISO 8601."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")

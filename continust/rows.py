@@ -90,18 +90,22 @@ def _json_text(value: Any) -> str | None:
 
 def insert_states(states: Mapping[str, Any]) -> None:
     """Store state documents by content hash; a state already stored is left as it is."""
+    insert_state_texts({h: (data, canonical_json(data)) for h, data in states.items()})
+
+
+def insert_state_texts(states: Mapping[str, tuple[Any, str]]) -> None:
+    """Store states given with their canonical text (hashing made it already)."""
     if not states:
         return
     if connection.vendor != "postgresql":
         State.objects.bulk_create(
-            [State(hash=h, data=d) for h, d in states.items()], ignore_conflicts=True,
-            batch_size=500,
+            [State(hash=h, data=data) for h, (data, _) in states.items()],
+            ignore_conflicts=True, batch_size=500,
         )
         return
-    hashes = list(states)
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO continust_state (hash, data) "
             "SELECT * FROM unnest(%s::text[], %s::text[]::jsonb[]) ON CONFLICT DO NOTHING",
-            [hashes, [canonical_json(states[h]) for h in hashes]],
+            [list(states), [text for _, text in states.values()]],
         )

@@ -41,7 +41,7 @@ from continust.folding import (
 from continust.graphs import graph_for
 from continust.models import Branch, BranchMove, Event, Stream, Version, VersionParent
 from continust.reducers import get_reducer
-from continust.rows import insert_rows, insert_states, reserve_ids, reserve_many
+from continust.rows import insert_rows, insert_state_texts, reserve_ids, reserve_many
 
 
 class _Unset:
@@ -123,7 +123,7 @@ class Batch:
         self._last_hash = stream.last_hash
         self._event_ids: list[int] = []
         self._version_ids: list[int] = []
-        self._states: dict[str, Any] = {}
+        self._states: dict[str, tuple[Any, str]] = {}
 
     def add_event(self, new: NewEvent) -> Event:
         """Chain an event after the last one planned."""
@@ -182,8 +182,11 @@ class Batch:
         """Plan the version an event makes on top of its parents."""
         if not self._version_ids:
             self._version_ids = reserve_ids(Version, 1)
-        state_hash = state_hash or canonical.state_hash(state)
-        self._states[state_hash] = state
+        if state_hash is None or state_hash not in self._states:
+            computed, text = canonical.hashed_state(state)
+            state_hash = state_hash or computed
+            # The canonical text is kept for the insert: states are the largest rows.
+            self._states[state_hash] = (state, text)
         generation = 1 + max((p.generation for p in parents), default=-1)
         digest = canonical.version_digest(
             event_hash=event.hash,
@@ -210,7 +213,7 @@ class Batch:
 
     def commit(self) -> list[Version]:
         """Insert the planned rows and advance the stream's chain; return the versions."""
-        insert_states(self._states)
+        insert_state_texts(self._states)
         insert_rows(Event, self.events)
         versions = []
         for plan in self.planned:
@@ -369,7 +372,9 @@ def append(
             _check_causation(locked, events)
             versions = _fold_and_write(locked, events, target, branch)
     except IntegrityError as err:
-        raise IdempotencyConflict(f"the batch collides with events recorded meanwhile: {err}") from err
+        raise IdempotencyConflict(
+            f"the batch collides with events recorded meanwhile: {err}"
+        ) from err
     stream.event_count = locked.event_count
     stream.last_hash = locked.last_hash
     return Appended(versions=versions, created=True)
