@@ -18,6 +18,6 @@ app.conf.include = ["continust.pipeline_tasks"]
 def _make_broker_folders(sender: Celery, **kwargs: object) -> None:
     """Create the embedded filesystem broker's folders; kombu expects them to exist."""
     options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             os.makedirs(options[key], exist_ok=True)
