@@ -22,6 +22,45 @@ def canonical_json(value: Any) -> str:
                       allow_nan=False)
 
 
+# PostgreSQL keeps JSON numbers as numerics and gives a whole float of 1e16 or more back
+# as an integer, which would then be written (and hashed) differently.
+_WHOLE_FLOAT_LIMIT = 1e16
+
+
+def storable(value: Any) -> Any:
+    """Return ``value`` as every database gives it back: large whole floats become ints.
+
+    Refuse (ValueError) text that no database stores: NUL characters and lone surrogates.
+    The value is copied only where something changes.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text may not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"text is not valid Unicode: {err.reason}") from None
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("NaN and infinities are not JSON")
+        if value.is_integer() and abs(value) >= _WHOLE_FLOAT_LIMIT:
+            return int(value)
+        return value
+    if isinstance(value, dict):
+        changed = {}
+        for key, item in value.items():
+            storable(key)
+            new = storable(item)
+            if new is not item:
+                changed[key] = new
+        return {**value, **changed} if changed else value
+    if isinstance(value, list):
+        items = [storable(item) for item in value]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    return value
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

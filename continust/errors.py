@@ -18,6 +18,10 @@ class InvalidEvent(ContinustError):
     """An event that is malformed: not a JSON object, too large, a bad field."""
 
 
+class AlreadyExists(InvalidEvent):
+    """A project, stream or branch name that is taken."""
+
+
 class PayloadTooLarge(InvalidEvent):
     """A payload above the configured size cap."""
 

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
-from continust.errors import InvalidEvent, NotFound
+from continust.errors import AlreadyExists, InvalidEvent, NotFound
 from continust.models import Membership, Project, Role, Stream
 from continust.reducers import UnknownReducer, get_reducer
 
@@ -21,7 +21,7 @@ def create_project(slug: str, name: str = "", *, owner: AbstractBaseUser | None 
             if owner is not None:
                 Membership.objects.create(project=project, user=owner, role=Role.ADMIN)
     except IntegrityError:
-        raise InvalidEvent(f"a project {slug!r} already exists") from None
+        raise AlreadyExists(f"a project {slug!r} already exists") from None
     return project
 
 
@@ -52,4 +52,4 @@ def create_stream(
                 project=project, name=name, reducer=chosen.name, reducer_version=chosen.version
             )
     except IntegrityError:
-        raise InvalidEvent(f"project {project.slug} already has a stream {name!r}") from None
+        raise AlreadyExists(f"project {project.slug} already has a stream {name!r}") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -22,6 +22,7 @@ from django.db.models import Min
 from continust import canonical
 from continust.diff import Conflict
 from continust.errors import (
+    AlreadyExists,
     ConcurrencyConflict,
     IdempotencyConflict,
     InvalidEvent,
@@ -95,21 +96,28 @@ def lock_stream(stream: Stream) -> Stream:
     return Stream.objects.select_for_update().get(pk=stream.pk)
 
 
-def validate_event(event: NewEvent) -> None:
-    """Refuse an event whose fields or payload break the log's rules."""
+def validate_event(event: NewEvent) -> NewEvent:
+    """Refuse an event whose fields or payload break the log's rules; return it as stored."""
     if not isinstance(event.type, str) or not event.type.strip() or len(event.type) > 200:
         raise InvalidEvent("an event type must be a non-empty string of at most 200 characters")
     if not isinstance(event.payload, dict):
         raise InvalidEvent(f"a payload must be a JSON object, not {type(event.payload).__name__}")
-    if len(event.actor) > 200:
-        raise InvalidEvent("an actor must be at most 200 characters")
+    if not isinstance(event.actor, str) or len(event.actor) > 200:
+        raise InvalidEvent("an actor must be a string of at most 200 characters")
     try:
-        size = len(canonical.canonical_json(event.payload).encode("utf-8"))
-    except (TypeError, ValueError) as err:
+        canonical.storable(event.type)
+        canonical.storable(event.actor)
+    except ValueError as err:
+        raise InvalidEvent(f"the event type or actor is refused: {err}") from err
+    try:
+        payload = canonical.storable(event.payload)
+        size = len(canonical.canonical_json(payload).encode("utf-8"))
+    except (TypeError, ValueError, RecursionError) as err:
         raise InvalidEvent(f"the payload is not valid JSON: {err}") from err
     limit = settings.CONTINUST_MAX_PAYLOAD_BYTES
     if size > limit:
         raise PayloadTooLarge(f"the payload has {size} bytes; the limit is {limit}")
+    return event if payload is event.payload else replace(event, payload=payload)
 
 
 class Batch:
@@ -353,8 +361,7 @@ def append(
     ]
     if len({e.id for e in events}) != len(events):
         raise InvalidEvent("a batch carries the same event id twice")
-    for event in events:
-        validate_event(event)
+    events = [validate_event(event) for event in events]
     try:
         with transaction.atomic():
             locked = lock_stream(stream)
@@ -416,7 +423,7 @@ def fork(stream: Stream, name: str, at: Version, *, actor: str = "") -> Branch:
     with transaction.atomic():
         locked = lock_stream(stream)
         if Branch.objects.filter(stream=locked, name=name).exists():
-            raise InvalidEvent(f"stream {stream.name} already has a branch {name!r}")
+            raise AlreadyExists(f"stream {stream.name} already has a branch {name!r}")
         return move_branch(locked, name, at, reason="fork", actor=actor)
 
 
@@ -492,8 +499,9 @@ def merge(
             "parents": [plan.ours.digest, plan.theirs.digest],
             "resolutions": resolutions,
         }
-        new = NewEvent(type=MERGE_EVENT, payload=payload, actor=actor, timestamp=timestamp)
-        validate_event(new)
+        new = validate_event(
+            NewEvent(type=MERGE_EVENT, payload=payload, actor=actor, timestamp=timestamp)
+        )
         batch = Batch(locked)
         event = batch.add_event(new)
         batch.add_version(

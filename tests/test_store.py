@@ -143,7 +143,8 @@ def test_it_refuses_causation_from_another_project(alice, stream):
 
 def test_it_refuses_an_event_the_patch_reducer_rejects(project):
     patched = create_stream(project, "patched", reducer="patch")
-    append(patched, [NewEvent(type="p", payload={"patch": [{"op": "add", "path": "/a", "value": 1}]})])
+    add = {"patch": [{"op": "add", "path": "/a", "value": 1}]}
+    append(patched, [NewEvent(type="p", payload=add)])
     failing = {"patch": [{"op": "test", "path": "/a", "value": 2},
                          {"op": "replace", "path": "/a", "value": 3}]}
     with pytest.raises(ReducerRejected, match="does not apply"):
@@ -214,3 +215,31 @@ def test_it_folds_with_a_user_reducer_from_settings(project, settings):
     counted = create_stream(project, "counted", reducer="counter")
     (v1, v2) = append(counted, events({}, {})).versions
     assert v2.state.data == {"count": 2} and v2.reducer == "counter"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"text": "nul\x00inside"}, {"key\x00": 1}, {"lone": "\ud800"}, {"deep": [[{"x": "\x00"}]]}],
+)
+def test_it_refuses_text_no_database_stores(stream, payload):
+    with pytest.raises(InvalidEvent):
+        append(stream, events(payload))
+    with pytest.raises(InvalidEvent):
+        append(stream, [NewEvent(type="bad\x00type", payload={})])
+    assert not Event.objects.exists()
+
+
+def test_large_whole_floats_hash_as_the_database_returns_them(stream):
+    from continust.integrity import verify
+
+    (version,) = put(stream, {"big": 1e20, "small": 1.5, "list": [2e17, 3.0]})
+    stored = Event.objects.get(pk=version.event.pk)
+    assert stored.payload == {"big": 10**20, "small": 1.5, "list": [2 * 10**17, 3.0]}
+    assert verify().ok
+
+
+def test_a_taken_stream_name_is_its_own_error(project, stream):
+    from continust.errors import AlreadyExists
+
+    with pytest.raises(AlreadyExists):
+        create_stream(project, "pricing")
