@@ -11,7 +11,7 @@ import heapq
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router
 from pydantic import Field
 
 from api.access import stream_for
@@ -34,6 +34,7 @@ from api.schemas import (
     MergePatchOut,
     PathOut,
     Ref,
+    Schema,
     SlugPath,
     StreamPath,
 )

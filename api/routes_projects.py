@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Status
 from pydantic import Field
 
 from api.access import project_for, token_of
@@ -18,6 +18,7 @@ from api.schemas import (
     EventOut,
     PageQuery,
     ProjectPage,
+    Schema,
     SlugPath,
     StreamIn,
     StreamOut,

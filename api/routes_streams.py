@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Status
 
 from api.access import stream_for, token_of, version_records
 from api.errors import READ_ERRORS, WRITE_ERRORS
@@ -18,6 +18,7 @@ from api.schemas import (
     EventPage,
     PageQuery,
     Ref,
+    Schema,
     SlugPath,
     StreamPath,
     VersionDetail,

@@ -11,8 +11,15 @@ Two runs, each for ``--seconds``:
 - single: one event per request; requests/s and latency percentiles;
 - batch: 1,000 events per request; events/s.
 
+All clients append to one stream (``--streams`` spreads them over several):
+appends to one stream queue on its row lock, by design, so one stream's rate
+is bounded by how long an append holds that lock.
+
 Every request must answer 201; any other answer is counted and reported.
-Prints a markdown table (and JSON with ``--json``).
+For scale, the same appends are also timed without HTTP: ``continust.store.append``
+called in this process, one thread (the "domain alone" rows), so the share of
+the domain and of the API in each request shows. Prints a markdown table (and
+JSON with ``--json``).
 """
 
 from __future__ import annotations
@@ -37,8 +44,8 @@ sys.path.insert(0, str(ROOT))
 TARGETS = {"single_rps": 1000, "single_p99_ms": 50, "batch_events_per_s": 30000}
 
 
-def prepare_database() -> tuple[str, str]:
-    """Migrate, then create a user, project, stream and write token; return (path, token)."""
+def prepare_database(streams: int) -> tuple[list[str], str]:
+    """Migrate, then create a user, project, streams and a write token; return (paths, token)."""
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "continust.settings")
@@ -53,9 +60,35 @@ def prepare_database() -> tuple[str, str]:
     tag = secrets.token_hex(4)
     user = User.objects.create_user(f"bench-{tag}")
     project = create_project(f"bench-{tag}", owner=user)
-    create_stream(project, "load")
+    names = [f"load-{n}" for n in range(streams)]
+    for name in names:
+        create_stream(project, name)
     token = ApiToken.issue(user, "bench", [project], Scope.WRITE)[1]
-    return f"/api/projects/{project.slug}/streams/load/events", token
+    return [f"/api/projects/{project.slug}/streams/{name}/events" for name in names], token
+
+
+def time_domain(seconds: float, batch: int) -> dict[str, float]:
+    """Append to a fresh stream in this process for a while; the cost without HTTP."""
+    from continust.models import Project
+    from continust.projects import create_stream
+    from continust.store import NewEvent, append
+
+    project = Project.objects.order_by("-id").first()
+    assert project is not None
+    stream = create_stream(project, f"domain-{batch}")
+    latencies: list[float] = []
+    stop = time.monotonic() + seconds
+    began = time.monotonic()
+    while time.monotonic() < stop:
+        events = [NewEvent(type="tick", payload={"n": k}) for k in range(batch)]
+        started = time.perf_counter()
+        append(stream, events)
+        latencies.append(time.perf_counter() - started)
+    elapsed = time.monotonic() - began
+    quantiles = statistics.quantiles(latencies, n=100)
+    return {"requests": len(latencies), "requests_per_s": len(latencies) / elapsed,
+            "events_per_s": len(latencies) * batch / elapsed,
+            "p50_ms": quantiles[49] * 1000, "p99_ms": quantiles[98] * 1000}
 
 
 def free_port() -> int:
@@ -111,7 +144,7 @@ class Client:
         raise AssertionError("unreachable")
 
 
-def drive(port: int, token: str, path: str, batch: int, seconds: float, threads: int,
+def drive(port: int, token: str, paths: list[str], batch: int, seconds: float, threads: int,
           results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     """Post batches from client threads for a while; put (latencies, statuses) on the queue."""
     latencies: list[float] = []
@@ -121,6 +154,7 @@ def drive(port: int, token: str, path: str, batch: int, seconds: float, threads:
 
     def worker(index: int) -> None:
         client = Client(port, token)
+        path = paths[index % len(paths)]
         mine: list[float] = []
         counts: dict[int, int] = {}
         sequence = 0
@@ -147,12 +181,12 @@ def drive(port: int, token: str, path: str, batch: int, seconds: float, threads:
     results.put((latencies, statuses, time.monotonic() - began))
 
 
-def run(port: int, token: str, path: str, *, batch: int, seconds: float, threads: int
+def run(port: int, token: str, paths: list[str], *, batch: int, seconds: float, threads: int
         ) -> dict[str, float]:
     """Drive the server from a second process and summarise what it measured."""
     results: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     process = multiprocessing.Process(
-        target=drive, args=(port, token, path, batch, seconds, threads, results)
+        target=drive, args=(port, token, paths, batch, seconds, threads, results)
     )
     process.start()
     latencies, statuses, elapsed = results.get()
@@ -180,37 +214,41 @@ def main() -> None:
                         help="gunicorn threads per worker (gthread); 1 = sync workers")
     parser.add_argument("--clients", type=int, default=4, help="client threads, single run")
     parser.add_argument("--batch-clients", type=int, default=2)
+    parser.add_argument("--streams", type=int, default=1, help="streams the clients share")
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         raise SystemExit("set DATABASE_URL=postgres://... : the bench runs on PostgreSQL")
     os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(32))
-    path, token = prepare_database()
+    paths, token = prepare_database(options.streams)
     from django.db import connections
 
     connections.close_all()
     port = free_port()
     server = start_gunicorn(port, options.workers, options.threads)
     try:
-        run(port, token, path, batch=1, seconds=1, threads=options.clients)  # warm up
-        single = run(port, token, path, batch=1, seconds=options.seconds,
+        run(port, token, paths, batch=1, seconds=1, threads=options.clients)  # warm up
+        single = run(port, token, paths, batch=1, seconds=options.seconds,
                      threads=options.clients)
-        batch = run(port, token, path, batch=1000, seconds=options.seconds,
+        batch = run(port, token, paths, batch=1000, seconds=options.seconds,
                     threads=options.batch_clients)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    report(options, single, batch)
+    domain = {"single": time_domain(min(options.seconds, 5), 1),
+              "batch": time_domain(min(options.seconds, 5), 1000)}
+    report(options, single, batch, domain)
 
 
-def report(options: argparse.Namespace, single: dict[str, float], batch: dict[str, float]
-           ) -> None:
+def report(options: argparse.Namespace, single: dict[str, float], batch: dict[str, float],
+           domain: dict[str, dict[str, float]]) -> None:
     if options.json:
-        print(json.dumps({"single": single, "batch": batch, "targets": TARGETS}, indent=2))
+        print(json.dumps({"single": single, "batch": batch, "domain_alone": domain,
+                          "targets": TARGETS}, indent=2))
         return
     kind = f"gthread x{options.threads}" if options.threads > 1 else "sync"
     print(f"gunicorn -w {options.workers} ({kind}), PostgreSQL, {os.cpu_count()} CPUs, "
-          f"{options.seconds:g} s per run\n")
+          f"{options.streams} stream(s), {options.seconds:g} s per run\n")
     print("| run | clients | requests | failed | req/s | events/s | p50 ms | p99 ms | target |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| single event | {options.clients} | {single['requests']} | {single['failed']} "
@@ -221,6 +259,13 @@ def report(options: argparse.Namespace, single: dict[str, float], batch: dict[st
           f"| {batch['failed']} | {batch['requests_per_s']:,.1f} "
           f"| {batch['events_per_s']:,.0f} | {batch['p50_ms']:.1f} | {batch['p99_ms']:.1f} "
           f"| ≥ {TARGETS['batch_events_per_s']:,} events/s |")
+    for name, size in (("single", 1), ("batch", 1000)):
+        alone = domain[name]
+        print(f"| domain alone, {size:,} event(s) per append | 1 | {alone['requests']} | 0 "
+              f"| {alone['requests_per_s']:,.1f} | {alone['events_per_s']:,.0f} "
+              f"| {alone['p50_ms']:.1f} | {alone['p99_ms']:.1f} | (no HTTP, for scale) |")
+    load = os.getloadavg()
+    print(f"\nload average before the runs ended: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     for name, result in (("single", single), ("batch", batch)):
         if result["failed"]:
             print(f"\n{name}: answers other than 201: {result['statuses']}")

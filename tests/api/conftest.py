@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from api.models import ApiToken, Scope
@@ -58,3 +60,24 @@ def events_path(stream_name: str = "pricing") -> str:
 
 def event(payload: dict[str, Any], type: str = "set", **fields: Any) -> dict[str, Any]:
     return {"type": type, "payload": payload, **fields}
+
+
+@pytest.fixture
+def server_sessions_closed():
+    """Wait, after the test, for the live server's threads to close their sessions.
+
+    They close them right after answering, which can be just after the client
+    read the answer; the test database cannot be dropped while they are open.
+    """
+    yield
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                           "current_database() AND pid <> pg_backend_pid()")
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.05)
+

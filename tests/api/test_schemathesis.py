@@ -93,7 +93,10 @@ def _aim(case, filled) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomize: CI draws the same examples every run, so a failure there is reproducible and
+# never somebody else's surprise; raise max_examples locally to explore further.
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
 def test_the_api_answers_as_its_spec_says(case, filled):
     _aim(case, filled)
     case.call_and_validate(headers={"Authorization": f"Bearer {filled['secret']}"},
