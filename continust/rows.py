@@ -88,6 +88,57 @@ def _json_text(value: Any) -> str | None:
     return None if value is None else canonical_json(value)
 
 
+def write_all(
+    states: Mapping[str, tuple[Any, str]],
+    groups: Sequence[tuple[type[models.Model], Sequence[models.Model]]],
+    tail: Sequence[tuple[str, Sequence[Any]]] = (),
+) -> None:
+    """Write states, rows of several models and some closing statements in ONE statement.
+
+    PostgreSQL only: each group becomes a data-modifying CTE over unnest()ed arrays, so
+    a whole append is a single round trip however many rows it holds. Foreign keys are
+    deferred to the commit, so the order of the parts does not matter.
+    """
+    parts: list[str] = []
+    params: list[Any] = []
+    if states:
+        parts.append(
+            "INSERT INTO continust_state (hash, data) SELECT * FROM "
+            "unnest(%s::text[], %s::text[]::jsonb[]) ON CONFLICT DO NOTHING"
+        )
+        params += [list(states), [text for _, text in states.values()]]
+    for model, objects in groups:
+        if not objects:
+            continue
+        pk = model._meta.pk
+        fields = [f for f in model._meta.concrete_fields
+                  if f is not pk or objects[0].pk is not None]
+        casts = []
+        for field in fields:
+            if isinstance(field, models.JSONField):
+                casts.append("%s::text[]::jsonb[]")
+                params.append([_json_text(getattr(o, field.attname)) for o in objects])
+            else:
+                casts.append(f"%s::{field.db_type(connection)}[]")
+                params.append([getattr(o, field.attname) for o in objects])
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        parts.append(
+            f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) "
+            f"SELECT * FROM unnest({', '.join(casts)})"
+        )
+        for obj in objects:
+            obj._state.adding = False
+            obj._state.db = connection.alias
+    for sql, values in tail:
+        parts.append(sql)
+        params += list(values)
+    if not parts:
+        return
+    ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts))
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {ctes} SELECT 1", params)
+
+
 def insert_states(states: Mapping[str, Any]) -> None:
     """Store state documents by content hash; a state already stored is left as it is."""
     insert_state_texts({h: (data, canonical_json(data)) for h, data in states.items()})

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
 
 from continust import canonical
@@ -42,7 +42,13 @@ from continust.folding import (
 from continust.graphs import graph_for
 from continust.models import Branch, BranchMove, Event, Stream, Version, VersionParent
 from continust.reducers import get_reducer
-from continust.rows import insert_rows, insert_state_texts, reserve_ids, reserve_many
+from continust.rows import (
+    insert_rows,
+    insert_state_texts,
+    reserve_ids,
+    reserve_many,
+    write_all,
+)
 
 
 class _Unset:
@@ -219,10 +225,12 @@ class Batch:
         self.planned.append(planned)
         return planned
 
-    def commit(self) -> list[Version]:
-        """Insert the planned rows and advance the stream's chain; return the versions."""
-        insert_state_texts(self._states)
-        insert_rows(Event, self.events)
+    def commit(self, move: _Move | None = None) -> list[Version]:
+        """Insert the planned rows and advance the stream's chain; return the versions.
+
+        ``move`` moves an existing branch to the last version in the same write.
+        """
+        now = datetime.now(UTC)
         versions = []
         for plan in self.planned:
             plan.model = Version(
@@ -236,23 +244,68 @@ class Batch:
                 branch=plan.branch,
                 reducer=plan.reducer,
                 reducer_version=plan.reducer_version,
-                created_at=datetime.now(UTC),
+                created_at=now,
             )
             versions.append(plan.model)
-        insert_rows(Version, versions)
         links = [
             VersionParent(child_id=plan.id, parent_id=parent.id, index=index)
             for plan in self.planned
             for index, parent in enumerate(plan.parents)
         ]
+        if connection.vendor == "postgresql":
+            self._write_postgres(versions, links, move, now)
+        else:
+            self._write_rows(versions, links)
+            if move is not None:
+                _record_move(move, versions[-1])
+        if self.events:
+            self.stream.event_count = self._seq
+            self.stream.last_hash = self._last_hash
+        return versions
+
+    def _write_postgres(self, versions: list[Version], links: list[VersionParent],
+                        move: _Move | None, now: datetime) -> None:
+        tail: list[tuple[str, list[Any]]] = []
+        if self.events:
+            tail.append(("UPDATE continust_stream SET event_count = %s, last_hash = %s "
+                         "WHERE id = %s", [self._seq, self._last_hash, self.stream.pk]))
+        if move is not None:
+            head = versions[-1]
+            tail.append(("UPDATE continust_branch SET head_id = %s WHERE id = %s",
+                         [head.pk, move.branch.pk]))
+            tail.append(("INSERT INTO continust_branchmove (branch_id, old_head_id, new_head_id, "
+                         "reason, actor, at) VALUES (%s, %s, %s, %s, %s, %s)",
+                         [move.branch.pk, move.branch.head_id, head.pk, move.reason, move.actor,
+                          now]))
+            move.branch.head = head
+        write_all(self._states, [(Event, self.events), (Version, versions),
+                                 (VersionParent, links)], tail)
+
+    def _write_rows(self, versions: list[Version], links: list[VersionParent]) -> None:
+        insert_state_texts(self._states)
+        insert_rows(Event, self.events)
+        insert_rows(Version, versions)
         insert_rows(VersionParent, links)
         if self.events:
             Stream.objects.filter(pk=self.stream.pk).update(
                 event_count=self._seq, last_hash=self._last_hash
             )
-            self.stream.event_count = self._seq
-            self.stream.last_hash = self._last_hash
-        return versions
+
+
+@dataclass(frozen=True)
+class _Move:
+    """A move of an existing branch, written with the versions it moves to."""
+
+    branch: Branch
+    reason: str
+    actor: str
+
+
+def _record_move(move: _Move, head: Version) -> None:
+    Branch.objects.filter(pk=move.branch.pk).update(head=head)
+    BranchMove.objects.create(branch=move.branch, old_head_id=move.branch.head_id,
+                              new_head=head, reason=move.reason, actor=move.actor)
+    move.branch.head = head
 
 
 def move_branch(
@@ -407,9 +460,11 @@ def _fold_and_write(
             reducer_version=reducer.version,
             branch=branch,
         )
+    if target is not None:
+        return batch.commit(_Move(target, "append", events[-1].actor))
     versions = batch.commit()
     move_branch(stream, branch, versions[-1], reason="append", actor=events[-1].actor,
-                branch=target)
+                branch=None)
     return versions
 
 
