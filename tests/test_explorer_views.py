@@ -200,3 +200,20 @@ def test_active_search_returns_the_list_fragment(demo):
     response = client.get(reverse("project", args=["demo"]) + "?q=acc", HTTP_HX_REQUEST="true")
     body = response.content.decode()
     assert "<html" not in body and "accounts/alice" in body and "pricing" not in body
+
+
+def test_filters_show_only_matching_versions(pricing):
+    client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
+    url = reverse("stream", args=["demo", pricing.pk])
+    by_type = client.get(url + "?type=continust.merge").content.decode()
+    merges = Version.objects.filter(stream=pricing, event__type="continust.merge").count()
+    assert by_type.count('<li class="tl-row') == merges > 0
+    by_actor = client.get(url + "?actor=jon").content.decode()
+    assert by_actor.count('<li class="tl-row') == Version.objects.filter(
+        stream=pricing, event__actor="jon").count() == 2
+    by_branch = client.get(url + "?branch=summer-sale").content.decode()
+    assert by_branch.count('<li class="tl-row') == 2
+    window = client.get(url + "?since=2026-01-05T12:00&until=2026-01-05T14:00").content.decode()
+    assert window.count('<li class="tl-row') == Version.objects.filter(
+        stream=pricing, event__timestamp__gte="2026-01-05T12:00Z",
+        event__timestamp__lt="2026-01-05T14:00Z").count() == 2
