@@ -56,8 +56,14 @@ def storable(value: Any) -> Any:
                 changed[key] = new
         return {**value, **changed} if changed else value
     if isinstance(value, list):
-        items = [storable(item) for item in value]
-        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+        # A plain loop, not a comprehension: one frame a level lets deep documents through.
+        items = None
+        for index, item in enumerate(value):
+            new = storable(item)
+            if new is not item:
+                items = items if items is not None else list(value)
+                items[index] = new
+        return items if items is not None else value
     return value
 
 

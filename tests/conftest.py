@@ -11,6 +11,9 @@ from continust.models import Project, Role, Stream
 from continust.projects import add_member, create_project, create_stream
 from continust.store import NewEvent, append
 
+# start_worker and worker_queue: a real Celery worker for tests marked "worker".
+pytest_plugins = ["tests.worker"]
+
 
 @pytest.fixture
 def alice(db: Any) -> User:
@@ -75,3 +78,10 @@ def _sqlite_flush_allowed(request: pytest.FixtureRequest) -> Any:
     yield
     with connection.cursor() as cursor:
         triggers.remove("sqlite", cursor.execute)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last: Playwright keeps an event loop running in this thread
+    until the session ends, and asyncio.run() refuses to start under it."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
