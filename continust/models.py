@@ -315,3 +315,209 @@ class Replay(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in {ReplayStatus.DONE, ReplayStatus.FAILED, ReplayStatus.CANCELLED}
+
+
+# --------------------------------------------------------------------------- pipelines
+# Continuous pipelines over the log (continust.pipelines). Appended section: the models
+# above belong to the log, the version graph and replays.
+
+
+class PipelineStatus(models.TextChoices):
+    IDLE = "idle", "idle"
+    WAITING = "waiting", "waiting for a worker"
+    RUNNING = "running", "running"
+    PAUSED = "paused", "paused"
+    FAILED = "failed", "failed"
+
+
+class Pipeline(models.Model):
+    """A pipeline of a project: its definition, its owner's lease and its committed progress.
+
+    ``epoch``, ``cursor`` and ``state`` move only in the transaction that writes an
+    epoch's results to the sink, which first locks this row and checks ``fence``,
+    the token of the current lease (``continust.pipelines.runner``).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="pipelines")
+    name = models.SlugField(max_length=64)
+    definition = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200, blank=True, default="")
+
+    # What users asked for (run or not), and what the system is doing about it.
+    enabled = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=16, choices=PipelineStatus.choices, default=PipelineStatus.IDLE
+    )
+    error = models.TextField(blank=True, default="")
+
+    # The lease: one owner at a time; every claim takes a new fencing token.
+    fence = models.PositiveBigIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    # Committed progress, written with the sink's rows in one transaction.
+    epoch = models.PositiveBigIntegerField(default=0)
+    cursor = models.JSONField(default=list, blank=True)
+    state = models.JSONField(default=dict, blank=True)
+    events = models.PositiveBigIntegerField(default=0)
+    late_events = models.PositiveBigIntegerField(default=0)
+    results = models.PositiveBigIntegerField(default=0)
+    committed_at = models.DateTimeField(null=True, blank=True)
+
+    # Live figures per stage, written by the owner's heartbeat.
+    metrics = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="pipeline_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}/{self.name}"
+
+
+class PipelineCheckpoint(models.Model):
+    """A stage's output for an epoch not yet committed to the sink (and its state after it).
+
+    A restarted run takes a stage's output from here instead of executing the stage
+    again; the commit of an epoch deletes the checkpoints it made unnecessary.
+    """
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="checkpoints")
+    stage = models.CharField(max_length=100)
+    epoch = models.PositiveBigIntegerField()
+    data = models.JSONField()
+
+    class Meta:
+        ordering = ["pipeline", "epoch", "stage"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pipeline", "stage", "epoch"], name="pipeline_checkpoint_unique"
+            )
+        ]
+
+
+class PipelineRun(models.Model):
+    """One claim of a pipeline: who ran it, where it resumed and what it recovered."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="runs")
+    fence = models.PositiveBigIntegerField()
+    worker = models.CharField(max_length=200, blank=True, default="")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=32, blank=True, default="")
+    # The committed epoch and event count it started from.
+    resumed_epoch = models.PositiveBigIntegerField(default=0)
+    resumed_events = models.PositiveBigIntegerField(default=0)
+    # Per stage: epochs whose output it took from checkpoints instead of executing.
+    recovered = models.JSONField(default=dict, blank=True)
+    # Events read before the crash, not committed, that went through a stage again.
+    redelivered = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+class WindowResult(models.Model):
+    """The built-in sink: the latest result of each window a pipeline fired.
+
+    Upserted by (pipeline, key, start, end): a window that fires again within the
+    allowed lateness replaces its row, and writing an epoch twice changes nothing.
+    """
+
+    pipeline = models.ForeignKey(
+        Pipeline, on_delete=models.CASCADE, related_name="window_results"
+    )
+    key = models.TextField()
+    start = models.BigIntegerField()
+    end = models.BigIntegerField()
+    fire = models.PositiveIntegerField(default=1)
+    count = models.BigIntegerField(null=True, blank=True)
+    values = models.JSONField(default=dict)
+    epoch = models.PositiveBigIntegerField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["pipeline", "end", "key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pipeline", "key", "start", "end"], name="window_result_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["pipeline", "-end"], name="window_result_recent")]
+
+
+class LateEvent(models.Model):
+    """An element that came after every window it belongs to was closed (the side output)."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="late")
+    epoch = models.PositiveBigIntegerField()
+    index = models.PositiveIntegerField()
+    key = models.TextField()
+    ts = models.BigIntegerField()
+    value = models.JSONField(null=True)
+
+    class Meta:
+        ordering = ["pipeline", "epoch", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "epoch", "index"], name="late_event_unique")
+        ]
+
+
+# --------------------------------------------------------------------------- reviews
+# Team audit reviews (continust.reviews, continust.members, continust.audit). Appended
+# section: what a review says is events of the project's audit stream; these rows index them.
+
+
+class Review(AppendOnly):
+    """An audit review of a range of one stream: the versions ``head`` reaches and ``base`` not.
+
+    The range never changes. Comments, check marks and decisions about it are events of
+    the project's audit stream, correlated to ``opened_event`` (the ``review.opened`` event).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="reviews")
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="reviews")
+    # None: the range starts at the stream's root.
+    base = models.ForeignKey(
+        Version, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    # The branch reviewed against main (base is then their merge base), or "".
+    branch = models.CharField(max_length=200, blank=True, default="")
+    title = models.CharField(max_length=200)
+    opened_by = models.CharField(max_length=200)
+    opened_at = models.DateTimeField()
+    opened_event = models.OneToOneField(Event, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"review {self.pk}"
+
+    @property
+    def key(self) -> uuid.UUID:
+        """The id of the ``review.opened`` event: every event of the review correlates to it."""
+        return self.opened_event.id
+
+
+class AuditRecord(AppendOnly):
+    """An event of a project's audit stream that continust's own review functions wrote.
+
+    Reviews and reports count only these: an event appended to the audit stream by
+    another path (the HTTP API, an import) has no record and is shown as foreign.
+    """
+
+    event = models.OneToOneField(Event, on_delete=models.PROTECT, related_name="audit_record")
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
+    review = models.ForeignKey(
+        Review, null=True, blank=True, on_delete=models.PROTECT, related_name="records"
+    )
+
+    class Meta:
+        ordering = ["event"]

@@ -17,7 +17,7 @@ if os.environ.get("CONTINUST_TEST_DB"):
 
 # Tests marked "worker" start a real Celery worker (tests/worker.py) that must open the test
 # database too: on SQLite it is a file, one per test run, instead of memory.
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+if str(DATABASES["default"]["ENGINE"]).endswith("sqlite3"):  # noqa: F405
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")  # noqa: F405

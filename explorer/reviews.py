@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +20,6 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     JsonResponse,
-    StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -68,8 +66,15 @@ def _fail(request: HttpRequest, err: ContinustError, url: str) -> HttpResponse:
 # -- forms -------------------------------------------------------------------------------
 
 
+class StreamField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    """Choose a stream of the project by its name."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.name)
+
+
 class OpenReviewForm(forms.Form):
-    stream = forms.ModelChoiceField(queryset=Stream.objects.none(), empty_label=None)
+    stream = StreamField(queryset=Stream.objects.none(), empty_label=None)
     branch = forms.CharField(required=False, max_length=200,
                              help_text="review this branch against main…")
     base = forms.CharField(required=False, max_length=200, label="or from",
@@ -106,8 +111,8 @@ class RangeForm(forms.Form):
         attrs={"type": "datetime-local"}))
     until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(
         attrs={"type": "datetime-local"}))
-    stream = forms.ModelChoiceField(queryset=Stream.objects.none(), required=False,
-                                    empty_label="every stream")
+    stream = StreamField(queryset=Stream.objects.none(), required=False,
+                         empty_label="every stream")
 
     def __init__(self, project: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -136,7 +141,8 @@ def review_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     listed = list(Review.objects.filter(project=project).select_related("stream")[:200])
     status = reviews.statuses(listed)
     context = {"membership": membership, "project": project,
-               "reviews": [(r, status[r.pk]) for r in listed],
+               "reviews": [(r, status[r.pk], reviews.STATUS_LABELS[status[r.pk]])
+                           for r in listed],
                "can_review": membership.allows(Role.REVIEWER),
                "open_form": OpenReviewForm(project, initial=request.GET or None),
                **_coverage_context(membership)}
@@ -248,9 +254,14 @@ def review_detail(request: HttpRequest, membership: Membership, review_id: int
     if review.branch:
         moved = Branch.objects.filter(stream=review.stream, name=review.branch).exclude(
             head_id=review.head_id).values_list("head_id", flat=True).first()
+    shown = {"review"} | {f"path:{row['path']}" for row in checklist} | {
+        key for row in timeline
+        for key in (f"version:{row['version'].pk}", f"event:{row['event'].id}")}
     context = {
+        "elsewhere": [c for c in log.threads if c.target.key not in shown],
         "membership": membership, "project": review.project, "stream": review.stream,
-        "review": review, "log": log, "status": log.status, "timeline": timeline,
+        "review": review, "log": log, "status": log.status,
+        "status_label": log.status_label, "timeline": timeline,
         "range_total": total, "checklist": checklist,
         "checked_count": sum(1 for row in checklist if row["checked"]),
         "general": log.threads_about("review"), "moved_to": moved,
@@ -332,7 +343,7 @@ def _deny_fetch(url: str, *args: Any, **kwargs: Any) -> Any:
 
 
 def _pdf(html: str) -> bytes:
-    from weasyprint import CSS, HTML
+    from weasyprint import CSS, HTML  # type: ignore[import-untyped]
 
     sheets = [CSS(filename=path, url_fetcher=_deny_fetch)
               for name in ("continust.css", "reviews.css") if (path := finders.find(name))]
@@ -387,7 +398,8 @@ def review_report(request: HttpRequest, membership: Membership, review_id: int, 
 def audit_range(request: HttpRequest, membership: Membership, fmt: str = "") -> HttpResponse:
     """The time-range report: a form, and the report in any format once it is asked for."""
     project = membership.project
-    form = RangeForm(project, request.GET or None)
+    # A report without a range covers everything; the form page starts unbound.
+    form = RangeForm(project, request.GET if fmt else (request.GET or None))
     context = {"membership": membership, "project": project, "range_form": form}
     if not fmt:
         return render(request, "audit_report.html", context)
@@ -424,11 +436,8 @@ def audit_export(request: HttpRequest, membership: Membership) -> HttpResponse:
     if not pins:
         raise Http404("Name the pinned streams (pin=stream.events.versions).")
 
-    def lines() -> Iterator[bytes]:
-        for line in audit.pinned_export(project, pins):
-            yield line.encode("utf-8")
-
-    response = StreamingHttpResponse(lines(), content_type="application/x-ndjson")
+    body = "".join(audit.pinned_export(project, pins)).encode("utf-8")
+    response = HttpResponse(body, content_type="application/x-ndjson")
     response["Content-Disposition"] = (
         f'attachment; filename="{audit.export_file_name(project)}"')
     return response

@@ -21,4 +21,5 @@ urlpatterns = [
     path("p/<slug:slug>/events/<uuid:event_id>/", views.causation, name="causation"),
     path("", include("explorer.replays")),  # replays: start, progress, cancel, promote
     path("", include("explorer.reviews")),  # reviews, blame, audit reports, members
+    path("", include("explorer.pipelines")),  # pipelines: list, start, watch, control
 ]

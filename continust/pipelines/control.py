@@ -1,0 +1,229 @@
+"""What users do with a project's pipelines: create, start, pause, resume, reset, watch.
+
+Starting records the wish (``enabled``) and a task message in one transaction
+(``continust.outbox``); a worker then claims the pipeline (``runner.claim``).
+Pausing clears the wish: the owner notices at its next heartbeat, commits the
+epochs in flight and lets go. Resetting needs the pipeline let go of: it empties
+the sink and the checkpoints and starts the cursor over, and takes a new fencing
+token so that nothing of an earlier run can commit afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from contextlib import suppress
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from continust import outbox
+from continust.errors import ContinustError, NotFound
+from continust.models import (
+    LateEvent,
+    Pipeline,
+    PipelineCheckpoint,
+    PipelineStatus,
+    Project,
+    WindowResult,
+)
+from continust.pipelines import options, registry
+from continust.pipelines.registry import InvalidPipeline
+from continust.pipelines.runner import TASK, outbox_key
+
+__all__ = [
+    "PipelineBusy",
+    "create_pipeline",
+    "describe",
+    "get_pipeline",
+    "latest_windows",
+    "pause",
+    "reset",
+    "resend_stale",
+    "resume",
+    "start",
+]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# A heartbeat older than this many seconds means the figures shown are stale.
+FRESH_SECONDS = 5
+
+
+class PipelineBusy(ContinustError):
+    """A live run holds the pipeline; the action needs it let go of first."""
+
+
+def get_pipeline(project: Project, name: str) -> Pipeline:
+    """The pipeline of the project called ``name``."""
+    try:
+        return Pipeline.objects.select_related("project").get(project=project, name=name)
+    except Pipeline.DoesNotExist:
+        raise NotFound(f"project {project.slug} has no pipeline {name!r}") from None
+
+
+def create_pipeline(
+    project: Project,
+    name: str,
+    *,
+    definition: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    actor: str = "",
+) -> Pipeline:
+    """Create a (stopped) pipeline running ``definition`` (by default the one called ``name``)."""
+    if not _NAME.match(name) or name == "new":
+        raise InvalidPipeline(
+            f"pipeline name {name!r} must be lower-case letters, digits and dashes (max 64)")
+    registered = registry.get(definition or name)
+    given = dict(params or {})
+    registered.build(given)  # refuse bad parameters now, not in a worker
+    try:
+        with transaction.atomic():
+            return Pipeline.objects.create(
+                project=project, name=name, definition=registered.name, params=given,
+                created_by=actor[:200])
+    except IntegrityError:
+        raise InvalidPipeline(f"project {project.slug} has a pipeline {name!r} already") from None
+
+
+def _live(pipeline: Pipeline) -> bool:
+    expires = pipeline.lease_expires_at
+    return expires is not None and expires > timezone.now()
+
+
+def _locked(pipeline: Pipeline) -> Pipeline:
+    return Pipeline.objects.select_for_update().select_related("project").get(pk=pipeline.pk)
+
+
+def start(pipeline: Pipeline) -> Pipeline:
+    """Ask for the pipeline to run: a worker picks it up from its last commit."""
+    with transaction.atomic():
+        row = _locked(pipeline)
+        if row.enabled and (row.status == PipelineStatus.WAITING or _live(row)):
+            return row
+        row.enabled = True
+        row.error = ""
+        if not _live(row):
+            row.status = PipelineStatus.WAITING
+        row.save(update_fields=["enabled", "error", "status"])
+        outbox.enqueue(TASK, [row.pk], key=outbox_key(row))
+        return row
+
+
+resume = start
+
+
+def pause(pipeline: Pipeline) -> Pipeline:
+    """Ask for the pipeline to stop; its owner commits what is in flight and lets go."""
+    with transaction.atomic():
+        row = _locked(pipeline)
+        row.enabled = False
+        if not _live(row):
+            row.status = PipelineStatus.PAUSED
+        row.save(update_fields=["enabled", "status"])
+        return row
+
+
+def reset(pipeline: Pipeline) -> Pipeline:
+    """Start over from the beginning of the log: empty the sink, forget the progress."""
+    with transaction.atomic():
+        row = _locked(pipeline)
+        if _live(row):
+            raise PipelineBusy(
+                f"pipeline {row.name} is running on {row.worker or 'a worker'}; pause it first")
+        # A definition gone or broken: the built-in tables are cleared below all the same.
+        with suppress(ContinustError):
+            registry.get(row.definition).build(row.params).sink.clear(row)
+        WindowResult.objects.filter(pipeline=row).delete()
+        LateEvent.objects.filter(pipeline=row).delete()
+        PipelineCheckpoint.objects.filter(pipeline=row).delete()
+        Pipeline.objects.filter(pk=row.pk).update(
+            fence=F("fence") + 1, epoch=0, cursor=[], state={}, events=0, late_events=0,
+            results=0, committed_at=None, metrics={}, error="", worker="",
+            lease_expires_at=None,
+            status=PipelineStatus.WAITING if row.enabled else PipelineStatus.IDLE,
+        )
+        row.refresh_from_db()
+        return row
+
+
+def resend_stale() -> int:
+    """Send again the enabled pipelines nobody holds: lapsed leases, messages never claimed.
+
+    Registered as an outbox sweep (``continust.pipeline_tasks``): a worker killed
+    mid-run leaves its lease to lapse; then the pipeline goes to the broker again
+    and the next worker resumes it from its checkpoints.
+    """
+    now = timezone.now()
+    resend_after = now - timedelta(seconds=options.resend_seconds())
+    stale = (Pipeline.objects
+             .filter(enabled=True, status__in=[PipelineStatus.WAITING, PipelineStatus.RUNNING])
+             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)))
+    count = 0
+    for pipeline in stale:
+        key = outbox_key(pipeline)
+        if outbox.pending(key) is not None:
+            continue
+        last = outbox.last_sent(key)
+        threshold = resend_after
+        if pipeline.status == PipelineStatus.RUNNING and pipeline.lease_expires_at is not None:
+            threshold = max(threshold, pipeline.lease_expires_at)
+        if last is None or last.sent_at is None or last.sent_at < threshold:
+            with transaction.atomic():
+                outbox.enqueue(TASK, [pipeline.pk], key=key)
+            count += 1
+    return count
+
+
+def latest_windows(pipeline: Pipeline, limit: int = 24) -> list[dict[str, Any]]:
+    """The latest ``limit`` windows (by end), each totalled over its keys, oldest first."""
+    ends = list(
+        WindowResult.objects.filter(pipeline=pipeline).order_by("-end")
+        .values_list("end", flat=True).distinct()[:limit]
+    )
+    if not ends:
+        return []
+    totals: dict[tuple[int, int], dict[str, Any]] = defaultdict(
+        lambda: {"count": 0, "sum": 0, "keys": 0, "fires": 0})
+    rows = WindowResult.objects.filter(pipeline=pipeline, end__in=ends).values_list(
+        "start", "end", "count", "values", "fire")
+    for start, end, count, values, fire in rows:
+        total = totals[(start, end)]
+        total["count"] += count or 0
+        value = values.get("sum") if isinstance(values, dict) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            total["sum"] += value
+        total["keys"] += 1
+        total["fires"] = max(total["fires"], fire)
+    return [{"start": s, "end": e, **total} for (s, e), total in sorted(totals.items())]
+
+
+def describe(pipeline: Pipeline) -> dict[str, Any]:
+    """What the explorer shows of a pipeline: its state, its stages' figures, its last runs."""
+    now = timezone.now()
+    registered: registry.Registered | None
+    try:
+        registered = registry.get(pipeline.definition)
+    except NotFound:
+        registered = None
+    fresh = (pipeline.heartbeat_at is not None and _live(pipeline)
+             and (now - pipeline.heartbeat_at).total_seconds() <= FRESH_SECONDS)
+    metrics = pipeline.metrics or {}
+    params = dict(pipeline.params)
+    if registered is not None:
+        with suppress(InvalidPipeline):  # else shown as stored; starting it says what is wrong
+            params = registered.params(pipeline.params)
+    return {
+        "description": registered.description if registered else "(definition not installed)",
+        "params": params,
+        "live": _live(pipeline),
+        "fresh": fresh,
+        "stages": metrics.get("stages", []),
+        "head": metrics.get("head"),
+        "gaps": metrics.get("gaps", 0),
+        "runs": list(pipeline.runs.order_by("-id")[:5]),
+        "pending_checkpoints": PipelineCheckpoint.objects.filter(pipeline=pipeline).count(),
+    }

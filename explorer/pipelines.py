@@ -1,0 +1,226 @@
+"""The explorer's pipeline screens: list and start a project's pipelines, watch one, control it.
+
+The views parse input and call ``continust.pipelines.control``; a Celery worker runs
+the pipeline. A pipeline's page polls its live fragment every two seconds while the
+pipeline is enabled or held, and draws the latest window results as a small SVG bar
+chart computed here. This module also holds the screens' URL patterns, which
+``explorer.urls`` includes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from continust.errors import ContinustError, NotFound
+from continust.models import Membership, Pipeline, Role, WindowResult
+from continust.pipelines import control, registry
+from explorer.access import member_required
+
+CHART_WIDTH = 640
+CHART_HEIGHT = 160
+CHART_WINDOWS = 24
+METRICS = ("count", "sum")
+ACTIONS = {"start": control.start, "pause": control.pause, "resume": control.resume,
+           "reset": control.reset}
+DONE = {"start": "Started", "resume": "Resumed", "pause": "Pause requested for",
+        "reset": "Reset"}
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+class PipelineForm(forms.Form):
+    definition = forms.ChoiceField(label="definition")
+    name = forms.SlugField(max_length=64, label="name",
+                           help_text="lower-case letters, digits and dashes")
+    params = forms.CharField(
+        required=False, label="parameters", widget=forms.Textarea(attrs={"rows": 4}),
+        help_text='a JSON object overriding the defaults, e.g. {"window": {"type": "tumbling", '
+                  '"size_ms": 60000}}')
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["definition"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(d.name, f"{d.name}: {d.description}")
+                         for d in registry.definitions()]
+
+    def clean_params(self) -> dict[str, Any]:
+        raw = self.cleaned_data["params"].strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise forms.ValidationError(f"not JSON: {err.msg}") from err
+        if not isinstance(value, dict):
+            raise forms.ValidationError("the parameters must be a JSON object")
+        return value
+
+
+def _definitions() -> list[dict[str, Any]]:
+    return [{"name": d.name, "description": d.description,
+             "defaults": json.dumps(d.defaults, sort_keys=True)} for d in registry.definitions()]
+
+
+def _pipeline_of(membership: Membership, name: str) -> Pipeline:
+    try:
+        return control.get_pipeline(membership.project, name)
+    except NotFound:
+        raise Http404("No such pipeline.") from None
+
+
+def _moment(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def chart(windows: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """Bars for the windows' ``metric`` totals, scaled into the chart's box."""
+    top = max((w[metric] for w in windows), default=0) or 1
+    step = CHART_WIDTH / max(len(windows), 1)
+    bars = []
+    for index, window in enumerate(windows):
+        height = round(window[metric] / top * (CHART_HEIGHT - 20), 1)
+        bars.append({
+            "x": round(index * step + 1, 1), "width": round(max(step - 2, 1), 1),
+            "y": round(CHART_HEIGHT - height, 1), "height": height, "value": window[metric],
+            "start": _moment(window["start"]), "end": _moment(window["end"]),
+            "keys": window["keys"], "fires": window["fires"],
+        })
+    return {"bars": bars, "top": top, "width": CHART_WIDTH, "height": CHART_HEIGHT,
+            "metric": metric, "first": bars[0] if bars else None,
+            "last": bars[-1] if bars else None}
+
+
+def _stage_rows(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stages' figures, with the widths of their busy/idle/back-pressured bar (of 100)."""
+    rows = []
+    for stage in stages:
+        spent = [stage.get(f"{state}_ms", 0) or 0 for state in ("busy", "backpressured", "idle")]
+        total = sum(spent) or 1
+        widths = [round(ms / total * 100, 1) for ms in spent]
+        rows.append({**stage, "bar": {"busy": widths[0], "backpressured": widths[1],
+                                      "idle": widths[2], "bp_x": widths[0],
+                                      "idle_x": round(widths[0] + widths[1], 1)}})
+    return rows
+
+
+def _context(request: HttpRequest, membership: Membership, pipeline: Pipeline
+             ) -> dict[str, Any]:
+    metric = request.GET.get("metric", "count")
+    if metric not in METRICS:
+        metric = "count"
+    facts = control.describe(pipeline)
+    latest = (WindowResult.objects.filter(pipeline=pipeline).order_by("-end", "key")[:12])
+    return {
+        "membership": membership, "project": membership.project, "pipeline": pipeline,
+        "facts": facts, "stages": _stage_rows(facts["stages"]),
+        "chart": chart(control.latest_windows(pipeline, CHART_WINDOWS), metric),
+        "latest": [{"row": r, "start": _moment(r.start), "end": _moment(r.end),
+                    "values": json.dumps(r.values, sort_keys=True)} for r in latest],
+        "params_json": json.dumps(facts["params"], sort_keys=True),
+        "can_edit": membership.allows(Role.EDITOR),
+        "polling": pipeline.enabled or facts["live"],
+        "metrics": METRICS,
+    }
+
+
+@require_GET
+@member_required()
+def pipeline_list(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
+    pipelines = Pipeline.objects.filter(project=membership.project).order_by("name")
+    return render(request, "pipelines.html", {
+        "membership": membership, "project": membership.project, "pipelines": pipelines,
+        "definitions": _definitions(), "form": PipelineForm(),
+        "can_edit": membership.allows(Role.EDITOR),
+    })
+
+
+@require_POST
+@member_required(Role.EDITOR)
+def pipeline_create(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = PipelineForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            pipeline = control.create_pipeline(
+                membership.project, data["name"], definition=data["definition"],
+                params=data["params"], actor=request.user.get_username())
+        except ContinustError as err:
+            form.add_error(None, str(err))
+        else:
+            control.start(pipeline)
+            messages.success(request, f"Started {pipeline.name}: a worker picks it up.")
+            return redirect(reverse("pipeline", args=[membership.project.slug, pipeline.name]))
+    return render(request, "pipelines.html", {
+        "membership": membership, "project": membership.project, "form": form,
+        "pipelines": Pipeline.objects.filter(project=membership.project).order_by("name"),
+        "definitions": _definitions(), "can_edit": True,
+    }, status=400)
+
+
+@require_GET
+@member_required()
+def pipeline_detail(request: HtmxHttpRequest, membership: Membership, name: str
+                    ) -> HttpResponse:
+    pipeline = _pipeline_of(membership, name)
+    template = "pipeline.html#live" if request.htmx else "pipeline.html"
+    return render(request, template, _context(request, membership, pipeline))
+
+
+def _act(request: HttpRequest, membership: Membership, name: str, action: str) -> HttpResponse:
+    pipeline = _pipeline_of(membership, name)
+    try:
+        ACTIONS[action](pipeline)
+    except ContinustError as err:
+        messages.error(request, str(err))
+    else:
+        messages.success(request, f"{DONE[action]} {pipeline.name}.")
+    return redirect(reverse("pipeline", args=[membership.project.slug, pipeline.name]))
+
+
+@require_POST
+@member_required(Role.EDITOR)
+def pipeline_start(request: HttpRequest, membership: Membership, name: str) -> HttpResponse:
+    return _act(request, membership, name, "start")
+
+
+@require_POST
+@member_required(Role.EDITOR)
+def pipeline_pause(request: HttpRequest, membership: Membership, name: str) -> HttpResponse:
+    return _act(request, membership, name, "pause")
+
+
+@require_POST
+@member_required(Role.EDITOR)
+def pipeline_resume(request: HttpRequest, membership: Membership, name: str) -> HttpResponse:
+    return _act(request, membership, name, "resume")
+
+
+@require_POST
+@member_required(Role.EDITOR)
+def pipeline_reset(request: HttpRequest, membership: Membership, name: str) -> HttpResponse:
+    return _act(request, membership, name, "reset")
+
+
+urlpatterns = [
+    path("p/<slug:slug>/pipelines/", pipeline_list, name="pipelines"),
+    path("p/<slug:slug>/pipelines/new/", pipeline_create, name="pipeline-create"),
+    path("p/<slug:slug>/pipelines/<slug:name>/", pipeline_detail, name="pipeline"),
+    path("p/<slug:slug>/pipelines/<slug:name>/start/", pipeline_start, name="pipeline-start"),
+    path("p/<slug:slug>/pipelines/<slug:name>/pause/", pipeline_pause, name="pipeline-pause"),
+    path("p/<slug:slug>/pipelines/<slug:name>/resume/", pipeline_resume,
+         name="pipeline-resume"),
+    path("p/<slug:slug>/pipelines/<slug:name>/reset/", pipeline_reset, name="pipeline-reset"),
+]
