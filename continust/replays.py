@@ -34,9 +34,11 @@ move with reason "promote".
 
 Protocol (planning apart from doing, progress recorded per chunk):
 
-- ``start_replay`` validates the request, plans the range (for its size) and
-  writes the Replay row and its outbox message in one transaction
-  (``continust.outbox`` sends it to the broker after the commit, or later).
+- ``start_replay`` validates the request, plans the range when it is short
+  (longer ranges are planned, counted and checked by the worker, so a request
+  stays quick) and writes the Replay row and its outbox message in one
+  transaction (``continust.outbox`` sends it to the broker after the commit, or
+  later).
 - ``run`` (the Celery task) claims the replay with a conditional UPDATE that only
   succeeds when no live lease is held, bumping ``fence``: the claim's token.
   A delivery that finds a live lease steps aside; the outbox sweep sends the
@@ -52,11 +54,15 @@ Protocol (planning apart from doing, progress recorded per chunk):
 - A reducer error stops the replay: the event and error are recorded and the
   chunk being folded is dropped, so what exists is exactly the committed chunks.
   A cancel is noticed at the next commit, which then writes nothing.
+- Chunk transactions on PostgreSQL do not wait for the WAL flush
+  (``synchronous_commit off``): a database crash may lose the last chunks whole,
+  with their progress, and the replay makes them again.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import time
 import uuid
@@ -68,7 +74,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -98,14 +104,16 @@ TASK = "continust.replay"
 ROOT = "root"
 # A replay claimed this many times without finishing is given up as failed.
 MAX_ATTEMPTS = 10
-# Versions read per query while planning a range.
-PLAN_PAGE = 20_000
+# The span of version ids read per query while planning a range.
+PLAN_WINDOW = 20_000
+# A request plans (and so checks) ranges up to this long itself; the worker plans longer ones.
+REQUEST_PLAN_LIMIT = 50_000
 
 SKIPPED = "skipped"
 LOST = "lost"
 
 
-class LeaseLost(ContinustError):
+class LeaseLost(Exception):
     """Another delivery holds the replay now, or it ended: this run must write nothing more."""
 
 
@@ -135,60 +143,78 @@ class ReplayRange:
         return len(self.ids)
 
 
-def plan_range(stream: Stream, start: Version | None, end: Version) -> ReplayRange:
+def plan_range(
+    stream: Stream, start: Version | None, end: Version, *, limit: int | None = None
+) -> ReplayRange | None:
     """Return the versions ``end`` reaches and ``start`` does not, oldest first.
 
-    Walk the stream's versions downwards from ``end`` a page at a time (ids order
-    parents before children), marking what each side reaches, and stop as soon as
-    everything ``end`` still reaches is reached from ``start`` too.
+    Walk the stream's versions downwards from ``end``, a window of ids at a time
+    (ids order parents before children), marking what each side reaches, and stop
+    as soon as everything ``end`` still reaches is reached from ``start`` too. With
+    ``limit``, give up (return None) once the range is found to be longer.
     """
-    from_end = {end.pk}
-    from_start = {start.pk} if start is not None else set()
-    found_start = start is None
-    ids: list[int] = []
-    parents: list[tuple[int, ...]] = []
+    walk = _RangeWalk(end.pk, start.pk if start is not None else None)
+    lowest = Version.objects.filter(stream=stream).aggregate(low=Min("id"))["low"] or 0
     upper = end.pk
-    while from_end and not from_end <= from_start:
-        page = list(
-            Version.objects.filter(stream=stream, id__lte=upper)
-            .order_by("-id").values_list("id", flat=True)[:PLAN_PAGE]
-        )
-        if not page:
-            break
-        links = _parent_links(stream, page[-1], page[0])
-        for vid in page:
-            in_end, in_start = vid in from_end, vid in from_start
+    while walk.going and upper >= lowest:
+        low = max(lowest, upper - PLAN_WINDOW + 1)
+        window = sorted(Version.objects.filter(stream=stream, id__gte=low, id__lte=upper)
+                        .values_list("id", flat=True), reverse=True)
+        walk.visit(window, _parent_links(low, upper))
+        if limit is not None and len(walk.ids) > limit:
+            return None
+        upper = low - 1
+    if not walk.found_start:
+        raise InvalidEvent(f"version {walk.start} is not an ancestor of version {end.pk}")
+    return ReplayRange(walk.ids[::-1], walk.parents[::-1])
+
+
+class _RangeWalk:
+    """The marks of ``plan_range``'s walk: what the end and the start still reach."""
+
+    def __init__(self, end: int, start: int | None) -> None:
+        self.start = start
+        self.from_end = {end}
+        self.from_start = {start} if start is not None else set()
+        self.found_start = start is None
+        self.ids: list[int] = []
+        self.parents: list[tuple[int, ...]] = []
+
+    @property
+    def going(self) -> bool:
+        return bool(self.from_end) and not self.from_end <= self.from_start
+
+    def visit(self, window: list[int], links: dict[int, tuple[int, ...]]) -> None:
+        """Mark the versions of a window, newest first."""
+        for vid in window:
+            in_end, in_start = vid in self.from_end, vid in self.from_start
             if not (in_end or in_start):
                 continue
-            from_end.discard(vid)
-            from_start.discard(vid)
-            ps = links.get(vid, ())
+            self.from_end.discard(vid)
+            self.from_start.discard(vid)
+            parents = links.get(vid, ())
             if in_start:
-                from_start.update(ps)
-                found_start = found_start or (in_end and start is not None and vid == start.pk)
-            elif in_end:
-                ids.append(vid)
-                parents.append(ps)
-                from_end.update(ps)
-            if not from_end or from_end <= from_start:
+                self.from_start.update(parents)
+                self.found_start = self.found_start or (in_end and vid == self.start)
+            else:
+                self.ids.append(vid)
+                self.parents.append(parents)
+                self.from_end.update(parents)
+            if not self.going:
                 break
-        upper = page[-1] - 1
-    if start is not None and not found_start and start.pk not in from_end:
-        raise InvalidEvent(f"version {start.pk} is not an ancestor of version {end.pk}")
-    ids.reverse()
-    parents.reverse()
-    return ReplayRange(ids, parents)
+        if not self.going and self.start in self.from_end:
+            self.found_start = True
 
 
-def _parent_links(stream: Stream, low: int, high: int) -> dict[int, tuple[int, ...]]:
-    links: dict[int, list[int]] = defaultdict(list)
-    rows = (
-        VersionParent.objects.filter(child__stream=stream, child_id__gte=low, child_id__lte=high)
-        .order_by("child_id", "index").values_list("child_id", "parent_id")
-    )
-    for child, parent in rows:
-        links[child].append(parent)
-    return {child: tuple(ps) for child, ps in links.items()}
+def _parent_links(low: int, high: int) -> dict[int, tuple[int, ...]]:
+    # By child id alone (the unique index on child and index): links of other streams'
+    # versions in the id range come along and are never looked up.
+    links: dict[int, tuple[int, ...]] = {}
+    rows = (VersionParent.objects.filter(child_id__gte=low, child_id__lte=high)
+            .order_by("child_id", "index").values_list("child_id", "parent_id"))
+    for child, parent in rows.iterator(chunk_size=PLAN_WINDOW):
+        links[child] = links[child] + (parent,) if child in links else (parent,)
+    return links
 
 
 # Requests --------------------------------------------------------------------------------
@@ -250,15 +276,17 @@ def start_replay(
     if until is not None and timezone.is_naive(until):
         until = until.replace(tzinfo=UTC)
     types = sorted({t.strip() for t in skip_types if t.strip()})
-    planned = plan_range(stream, start_version, end_version)
-    if not planned:
-        raise InvalidEvent(f"version {end_version.pk} is the start itself: nothing to replay")
+    if start_version is not None and start_version.generation >= end_version.generation:
+        raise InvalidEvent(f"version {start_version.pk} is not an ancestor of version "
+                           f"{end_version.pk}: nothing to replay")
+    planned = plan_range(stream, start_version, end_version, limit=REQUEST_PLAN_LIMIT)
     with transaction.atomic():
         replay = Replay.objects.create(
             stream=stream, start=start_version, end=end_version,
             branch=_branch_to_promote(stream, end, end_version),
             skip_types=types, skip_events=_event_ids(skip_events), until=until,
-            reducer_version=reducer_version, actor=actor, total=len(planned),
+            reducer_version=reducer_version, actor=actor,
+            total=len(planned) if planned is not None else 0,
         )
         if Branch.objects.filter(stream=stream, name=replay.shadow_branch).exists():
             raise InvalidEvent(f"stream {stream.name} already has a branch {replay.shadow_branch}")
@@ -294,15 +322,13 @@ def cancel(replay: Replay, *, actor: str = "") -> Replay:
         current = Replay.objects.select_for_update().get(pk=replay.pk)
         if current.finished:
             raise InvalidEvent(f"replay {replay.pk} is already {current.status}")
-        held = current.lease_expires_at is not None and current.lease_expires_at > now
-        if held:
-            current.cancel_requested = True
-            current.save(update_fields=["cancel_requested"])
-        else:
-            current.cancel_requested = True
+        current.cancel_requested = True
+        changed = ["cancel_requested"]
+        if current.lease_expires_at is None or current.lease_expires_at <= now:
             current.status = ReplayStatus.CANCELLED
             current.finished_at = now
-            current.save(update_fields=["cancel_requested", "status", "finished_at"])
+            changed += ["status", "finished_at"]
+        current.save(update_fields=changed)
     log.info("replay %s: cancel requested by %s", replay.pk, actor or "someone")
     return current
 
@@ -365,7 +391,7 @@ class Progress:
     total: int
     written: int
     rate: float | None
-    queued: bool
+    queued: bool  # the request waits in the outbox: the broker could not be reached
     finished: bool
 
     @property
@@ -384,13 +410,16 @@ def progress(replay: Replay) -> Progress:
     label = str(ReplayStatus(replay.status).label)
     queued = False
     if replay.status == ReplayStatus.WAITING:
-        queued = outbox.pending(outbox_key(replay)) is not None
+        message = outbox.pending(outbox_key(replay))
+        queued = message is not None and bool(message.last_error)
         if queued:
             label = "waiting for a worker (the task queue is unreachable; it is sent when back)"
     elif replay.status == ReplayStatus.RUNNING and (
         replay.lease_expires_at is None or replay.lease_expires_at < timezone.now()
     ):
         label = "waiting for a worker to resume it"
+    elif replay.status == ReplayStatus.RUNNING and replay.total == 0:
+        label = "planning the range"
     rate = None
     if replay.resumed_at and replay.progress_at and replay.progress_at > replay.resumed_at:
         seconds = (replay.progress_at - replay.resumed_at).total_seconds()
@@ -521,12 +550,25 @@ class _Row:
     state_hash: str
     reducer: str
     reducer_version: int
-    event_id: uuid.UUID
+    event_id: str
     type: str
-    timestamp: datetime
-    payload: dict[str, Any]
+    skipped: bool  # by the replay's filters: its type, its id or its time
+    payload: Any  # None when skipped
     actor: str
     event_hash: str
+
+
+# The rows of a chunk on PostgreSQL, filters applied in SQL and payloads left as text:
+# loading is a large part of a replay, and the ORM's conversions are most of that.
+_CHUNK_SQL = """
+SELECT v.id, v.event_id, v.state_id, v.reducer, v.reducer_version, e.id::text, e.type,
+       skip.skipped, CASE WHEN skip.skipped THEN NULL ELSE e.payload::text END, e.actor, e.hash
+FROM continust_version v
+JOIN continust_event e ON e.position = v.event_id
+CROSS JOIN LATERAL (SELECT (e.type = ANY(%s::text[]) OR e.id = ANY(%s::uuid[])
+                            OR COALESCE(e.timestamp > %s::timestamptz, FALSE)) AS skipped) skip
+WHERE v.id = ANY(%s::bigint[])
+"""
 
 
 @dataclass(slots=True)
@@ -565,8 +607,13 @@ class _Run:
     # Planning and resuming
 
     def plan(self) -> None:
-        self.span = plan_range(self.stream, self.replay.start, self.replay.end)
-        self.uses = Counter(p for ps in self.span.parents for p in ps)
+        span = plan_range(self.stream, self.replay.start, self.replay.end)
+        assert span is not None
+        self.span = span
+        self.uses = Counter(p for ps in span.parents for p in ps)
+        if self.replay.total != len(span):  # a long range: the request left it to the worker
+            Replay.objects.filter(pk=self.replay.pk, fence=self.token).update(total=len(span))
+            self.replay.total = len(span)
         if self.replay.cursor:
             self._resume()
 
@@ -607,7 +654,7 @@ class _Run:
                 try:
                     self._replay(vid, row)
                 except ContinustError as err:
-                    self.fail(str(err), row.event_id)
+                    self.fail(str(err), uuid.UUID(row.event_id))
                     return ReplayStatus.FAILED
                 self.position += 1
             outcome = self._commit(final=self.position == total)
@@ -620,17 +667,32 @@ class _Run:
         return ReplayStatus.DONE
 
     def _load(self, ids: list[int]) -> dict[int, _Row]:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(_CHUNK_SQL, [sorted(self.skip_types), self.replay.skip_events,
+                                            self.replay.until, ids])
+                return {
+                    vid: _Row(event, state, reducer, version, event_id, type_, skipped,
+                              None if payload is None else json.loads(payload), actor, digest)
+                    for (vid, event, state, reducer, version, event_id, type_, skipped, payload,
+                         actor, digest) in cursor.fetchall()
+                }
         rows = Version.objects.filter(pk__in=ids).values_list(
             "id", "event_id", "state_id", "reducer", "reducer_version", "event__id",
             "event__type", "event__timestamp", "event__payload", "event__actor", "event__hash",
         )
-        return {row[0]: _Row(*row[1:]) for row in rows}
+        until = self.replay.until
+        return {
+            vid: _Row(event, state, reducer, version, str(event_id), type_,
+                      type_ in self.skip_types or event_id in self.skip_events
+                      or (until is not None and moment > until), payload, actor, digest)
+            for (vid, event, state, reducer, version, event_id, type_, moment, payload, actor,
+                 digest) in rows
+        }
 
     def _replay(self, vid: int, row: _Row) -> None:
         nodes = self._parents(self.span.parents[self.position])
-        skipped = (row.type in self.skip_types or row.event_id in self.skip_events
-                   or (self.replay.until is not None and row.timestamp > self.replay.until))
-        if skipped or (row.reducer == MERGE_REDUCER and len(nodes) < 2):
+        if row.skipped or (row.reducer == MERGE_REDUCER and len(nodes) < 2):
             self._keep(vid, nodes[0] if nodes else None)
             return
         reducer, version = row.reducer, row.reducer_version
@@ -640,12 +702,12 @@ class _Run:
             self._flush()  # merge bases are found in the stored graph, replicas included
             state = derive_state(
                 graph_for(self.stream), self._state_of, reducer=reducer, reducer_version=version,
-                parents=[n.id for n in nodes if n.id is not None], event_id=str(row.event_id),
+                parents=[n.id for n in nodes if n.id is not None], event_id=row.event_id,
                 type=row.type, payload=row.payload, actor=row.actor,
             )
         else:
             base = self._state(nodes[0]) if nodes else {}
-            state = fold_event(reducer, version, base, event_id=str(row.event_id),
+            state = fold_event(reducer, version, base, event_id=row.event_id,
                                type=row.type, payload=row.payload, actor=row.actor)
         state_hash = canonical.state_hash(state)
         node = _Node(
@@ -703,35 +765,51 @@ class _Run:
 
     def _commit(self, *, final: bool) -> str:
         """Write the pending replicas and the progress in one transaction, under the token."""
-        now = timezone.now()
         with transaction.atomic():
-            current = (Replay.objects.select_for_update().filter(pk=self.replay.pk)
-                       .values("fence", "status", "cancel_requested").first())
-            if (current is None or current["fence"] != self.token
-                    or current["status"] != ReplayStatus.RUNNING):
-                raise LeaseLost(f"replay {self.replay.pk} is no longer held by token {self.token}")
-            if current["cancel_requested"]:
-                Replay.objects.filter(pk=self.replay.pk).update(
-                    status=ReplayStatus.CANCELLED, finished_at=now, lease_expires_at=None)
+            if self._cancelled():
                 return ReplayStatus.CANCELLED
+            if connection.vendor == "postgresql":
+                # A replay's output can always be made again, and its progress commits with
+                # it: a database crash may lose the last chunks, never make them half-written.
+                # The foreign keys are checked as rows arrive rather than all at COMMIT, so
+                # the progress shows as soon as it is recorded.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             stream = lock_stream(self.stream)
-            self._write(now)
+            self._write(timezone.now())
             head = self.mapped.get(self.replay.end_id) if final else self.head
             if head is not None and head.id is not None and head.id != self.replay.shadow_head_id:
                 move_branch(stream, self.replay.shadow_branch, Version.objects.get(pk=head.id),
                             reason="replay", actor=self.replay.actor)
                 self.replay.shadow_head_id = head.id
-            changes: dict[str, Any] = {
-                "cursor": self.span.ids[self.position - 1] if self.position else 0,
-                "done": self.position, "written": self.written,
-                "shadow_head_id": self.replay.shadow_head_id, "progress_at": now,
-                "lease_expires_at": now + timedelta(
-                    seconds=settings.CONTINUST_REPLAY_LEASE_SECONDS),
-            }
-            if final:
-                changes.update(status=ReplayStatus.DONE, finished_at=now, lease_expires_at=None)
-            Replay.objects.filter(pk=self.replay.pk, fence=self.token).update(**changes)
+            self._record(final)
         return ReplayStatus.DONE if final else ReplayStatus.RUNNING
+
+    def _cancelled(self) -> bool:
+        """Lock the replay row and check the token; finish the replay if a cancel was asked."""
+        current = (Replay.objects.select_for_update().filter(pk=self.replay.pk)
+                   .values("fence", "status", "cancel_requested").first())
+        if (current is None or current["fence"] != self.token
+                or current["status"] != ReplayStatus.RUNNING):
+            raise LeaseLost(f"replay {self.replay.pk} is no longer held by token {self.token}")
+        if current["cancel_requested"]:
+            Replay.objects.filter(pk=self.replay.pk).update(
+                status=ReplayStatus.CANCELLED, finished_at=timezone.now(), lease_expires_at=None)
+        return bool(current["cancel_requested"])
+
+    def _record(self, final: bool) -> None:
+        """Record the progress and renew the lease (or finish), in the chunk's transaction."""
+        now = timezone.now()
+        changes: dict[str, Any] = {
+            "cursor": self.span.ids[self.position - 1] if self.position else 0,
+            "done": self.position, "written": self.written,
+            "shadow_head_id": self.replay.shadow_head_id, "progress_at": now,
+            "lease_expires_at": now + timedelta(seconds=settings.CONTINUST_REPLAY_LEASE_SECONDS),
+        }
+        if final:
+            changes.update(status=ReplayStatus.DONE, finished_at=now, lease_expires_at=None)
+        Replay.objects.filter(pk=self.replay.pk, fence=self.token).update(**changes)
 
     def _write(self, now: datetime) -> None:
         if not self.pending:
@@ -766,9 +844,14 @@ def _insert_versions(stream: Stream, branch: str, pending: list[_Pending], now: 
     ]
     insert_rows(Version, versions)
     insert_rows(VersionParent, [
-        VersionParent(child_id=p.node.id, parent_id=parent.id, index=index)
+        VersionParent(child_id=_id(p.node), parent_id=_id(parent), index=index)
         for p in pending for index, parent in enumerate(p.parents)
     ])
+
+
+def _id(node: _Node) -> int:
+    assert node.id is not None, "a node is written before its children"
+    return node.id
 
 
 def _copy_text(value: str) -> str:

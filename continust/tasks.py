@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Task
-from celery.signals import worker_ready, worker_shutdown
+from celery import Task  # type: ignore[import-untyped]
+from celery.signals import worker_ready, worker_shutdown  # type: ignore[import-untyped]
 
 from continust import replays
 from continust.celery import app
@@ -19,14 +19,14 @@ from continust.outbox import Dispatcher
 _dispatcher: Dispatcher | None = None
 
 
-@app.task(name=replays.TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
+@app.task(name=replays.TASK, bind=True, acks_late=True, reject_on_worker_lost=True,  # type: ignore[untyped-decorator]
           ignore_result=True)
 def run_replay(self: Task, replay_id: int) -> str:
     """Run or resume a replay; a second delivery finds it held or finished and does nothing."""
     return replays.run(replay_id, worker=self.request.hostname or "")
 
 
-@worker_ready.connect
+@worker_ready.connect  # type: ignore[untyped-decorator]
 def start_dispatcher(**kwargs: Any) -> None:
     """Send the outbox from this worker: requests recorded while the broker was away go out."""
     global _dispatcher
@@ -35,7 +35,7 @@ def start_dispatcher(**kwargs: Any) -> None:
         _dispatcher.start()
 
 
-@worker_shutdown.connect
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
 def stop_dispatcher(**kwargs: Any) -> None:
     global _dispatcher
     if _dispatcher is not None:

@@ -25,7 +25,7 @@ from django_htmx.middleware import HtmxDetails
 from continust import diff as diffs
 from continust import replays
 from continust.errors import ContinustError
-from continust.models import Branch, Membership, Replay, Role, Stream
+from continust.models import Branch, Membership, Replay, ReplayStatus, Role, Stream
 from continust.reducers import registered
 from explorer.access import member_required
 
@@ -71,7 +71,7 @@ def _progress_context(replay: Replay, membership: Membership) -> dict[str, Any]:
         "shadow": Branch.objects.filter(stream_id=replay.stream_id,
                                         name=replay.shadow_branch).first(),
     }
-    if replay.status == "done" and replay.shadow_head_id is not None:
+    if replay.status == ReplayStatus.DONE and replay.shadow_head_id is not None:
         changes = replays.shadow_diff(replay)
         context["changes"] = [_change_row(c) for c in changes[:DIFF_LIMIT]]
         context["change_count"] = len(changes)
@@ -89,8 +89,7 @@ def _change_row(change: diffs.Change) -> dict[str, Any]:
 
 
 def _replay_of(stream: Stream, replay_id: int) -> Replay:
-    replay = (Replay.objects.select_related("stream__project", "start__event", "end__event")
-              .filter(stream=stream, pk=replay_id).first())
+    replay = Replay.objects.filter(stream=stream, pk=replay_id).first()
     if replay is None:
         raise Http404("No such replay.")
     return replay

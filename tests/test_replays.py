@@ -346,3 +346,25 @@ def test_an_event_id_can_be_skipped_by_its_uuid_text(stream):
     replay = replays.start_replay(stream, end="main", skip_events=[uuid.UUID(str(event))])
     replays.run(replay.pk)
     assert finished(replay).shadow_head.state.data == {"a": 1}
+
+
+def test_a_long_range_is_counted_by_the_worker(stream, history, monkeypatch):
+    monkeypatch.setattr(replays, "REQUEST_PLAN_LIMIT", 3)
+    replay = replays.start_replay(stream, end="main")
+    assert replay.total == 0
+    assert replays.progress(replay).percent == 0
+    replays.run(replay.pk)
+    replay = finished(replay)
+    assert (replay.status, replay.total, replay.done) == ("done", 7, 7)
+
+
+def test_a_start_off_the_ends_history_found_by_the_worker_fails_the_replay(
+        stream, history, monkeypatch):
+    monkeypatch.setattr(replays, "REQUEST_PLAN_LIMIT", 0)
+    (later,) = put(stream, {"late": True}, branch="side")
+    (newest,) = put(stream, {"price": 20})
+    replay = replays.start_replay(stream, start=later.pk, end=newest.pk)
+    assert replays.run(replay.pk) == ReplayStatus.FAILED
+    replay = finished(replay)
+    assert replay.error == f"version {later.pk} is not an ancestor of version {newest.pk}"
+    assert not Version.objects.filter(branch=replay.shadow_branch).exists()

@@ -18,20 +18,14 @@ from continust.projects import create_stream
 from continust.reducers import register
 from continust.store import NewEvent, append
 from tests.conftest import put
-from tests.worker import (  # noqa: F401 - fixtures
-    TEST_REDUCERS,
-    fold_merging,
-    fold_refusing,
-    start_worker,
-    worker_queue,
-)
+from tests.worker import TEST_REDUCERS, fold_merging, fold_refusing
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 register("replaytest", 1, fold_merging)
 register("replaytest", 3, fold_refusing)
 
-TIMEOUT = 90
+TIMEOUT = 180
 CLOSED_PORT = "redis://127.0.0.1:1/0"
 
 
@@ -68,6 +62,7 @@ def replica_of(replay):
             Version.objects.filter(stream=replay.stream, branch=replay.shadow_branch)}
 
 
+@pytest.mark.smoke
 def test_a_replay_started_in_the_explorer_reaches_done(client, alice, stream, start_worker):
     versions = put(stream, *({"price": n} for n in range(120)))
     start_worker()

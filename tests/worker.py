@@ -189,3 +189,5 @@ def start_worker(
     yield start
     for worker in started:
         worker.stop()
+        # Shown by pytest only when the test failed.
+        print(f"--- {worker.name} log (tail) ---\n{worker.output()[-4000:]}")

@@ -1,0 +1,171 @@
+"""The explorer's replay screens: access, the start form, progress polling, cancel, promote."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from continust import replays
+from continust.models import Branch, Replay
+from continust.projects import create_project, create_stream
+from tests.conftest import put
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def versions(stream):
+    return put(stream, {"price": 10}, {"price": 11}, {"tier": "pro"})
+
+
+@pytest.fixture
+def replay(stream, versions):
+    return replays.start_replay(stream, end="main", actor="alice")
+
+
+def url(name, stream, *args):
+    return reverse(name, args=["acme", stream.pk, *args])
+
+
+def test_it_requires_membership(client, charlie, stream, replay):
+    client.force_login(charlie)
+    assert client.get(url("replays", stream)).status_code == 404
+    assert client.get(url("replay", stream, replay.pk)).status_code == 404
+    assert client.post(url("replay-start", stream), {"end": "main"}).status_code == 404
+    assert client.post(url("replay-cancel", stream, replay.pk)).status_code == 404
+    assert client.post(url("replay-promote", stream, replay.pk)).status_code == 404
+    assert Replay.objects.count() == 1
+
+
+def test_it_sends_anonymous_visitors_to_log_in(client, stream, replay):
+    response = client.get(url("replay", stream, replay.pk))
+    assert response.status_code == 302 and "/accounts/login/" in response.url
+
+
+def test_viewers_see_replays_but_cannot_start_cancel_or_promote(client, bob, stream, replay):
+    client.force_login(bob)
+    page = client.get(url("replays", stream))
+    assert page.status_code == 200
+    assert "Start a replay" not in page.content.decode()
+    assert client.get(url("replay", stream, replay.pk)).status_code == 200
+    assert client.post(url("replay-start", stream), {"end": "main"}).status_code == 403
+    assert client.post(url("replay-cancel", stream, replay.pk)).status_code == 403
+    assert client.post(url("replay-promote", stream, replay.pk)).status_code == 403
+    replay.refresh_from_db()
+    assert replay.status == "waiting" and not replay.cancel_requested
+
+
+def test_a_replay_of_another_stream_is_not_found(client, alice, project, stream, replay):
+    other = create_stream(project, "other")
+    client.force_login(alice)
+    assert client.get(url("replay", other, replay.pk)).status_code == 404
+
+
+def test_another_projects_stream_is_not_found(client, alice, replay):
+    elsewhere = create_stream(create_project("globex"), "books")
+    client.force_login(alice)
+    assert client.get(reverse("replays", args=["acme", elsewhere.pk])).status_code == 404
+
+
+def test_an_editor_starts_a_replay_with_filters(client, alice, stream, versions):
+    client.force_login(alice)
+    response = client.post(url("replay-start", stream), {
+        "start": str(versions[0].pk), "end": "main", "skip_types": "note.added, price.set",
+        "skip_events": str(versions[1].event.id), "until": "2030-01-02T03:04",
+        "reducer_version": "1",
+    })
+    replay = Replay.objects.get()
+    assert response.status_code == 302
+    assert response.url == url("replay", stream, replay.pk)
+    assert replay.start_id == versions[0].pk and replay.end_id == versions[2].pk
+    assert replay.skip_types == ["note.added", "price.set"]
+    assert replay.skip_events == [str(versions[1].event.id)]
+    assert replay.until.isoformat() == "2030-01-02T03:04:00+00:00"
+    assert (replay.reducer_version, replay.actor, replay.branch) == (1, "alice", "main")
+
+
+def test_a_bad_request_shows_why_and_records_nothing(client, alice, stream, versions):
+    client.force_login(alice)
+    response = client.post(url("replay-start", stream), {"start": "root", "end": "nope"})
+    assert response.status_code == 400
+    assert "no version, branch or key" in response.content.decode()
+    assert not Replay.objects.exists()
+
+
+def test_the_start_form_takes_its_range_from_the_link(client, alice, stream, versions):
+    client.force_login(alice)
+    page = client.get(url("replays", stream) + f"?start={versions[0].pk}&end=main")
+    content = page.content.decode()
+    assert f'value="{versions[0].pk}"' in content and 'value="main"' in content
+
+
+def test_the_progress_fragment_polls_until_the_replay_is_done(client, bob, stream, replay):
+    client.force_login(bob)
+    running = client.get(url("replay", stream, replay.pk), headers={"HX-Request": "true"})
+    assert running.status_code == 200
+    assert 'hx-trigger="every 1s"' in running.content.decode()
+    assert "waiting for a worker" in running.content.decode().lower()
+    replays.run(replay.pk)
+    done = client.get(url("replay", stream, replay.pk), headers={"HX-Request": "true"})
+    assert done.status_code == 286
+    content = done.content.decode()
+    assert "hx-trigger" not in content
+    assert "100%" in content and "3/3 events" in content
+    assert "reproduced the original state exactly" in content
+    assert "<html" not in content
+
+
+def test_the_replay_page_shows_the_diff_against_the_original_head(client, alice, stream,
+                                                                  versions):
+    replay = replays.start_replay(stream, start=versions[0].pk, end="main",
+                                  skip_events=[versions[2].event.id])
+    replays.run(replay.pk)
+    client.force_login(alice)
+    content = client.get(url("replay", stream, replay.pk)).content.decode()
+    assert "1 change from v" in content
+    assert "<code>/tier</code>" in content
+    assert "Promote: move main to the shadow head" in content
+
+
+def test_the_replay_page_shows_a_failure_with_its_event(client, alice, stream, replay):
+    Replay.objects.filter(pk=replay.pk).update(
+        status="failed", error="reducer merge@1 rejected it", error_event=replay.end.event.id)
+    client.force_login(alice)
+    content = client.get(url("replay", stream, replay.pk)).content.decode()
+    assert "reducer merge@1 rejected it" in content
+    assert str(replay.end.event.id) in content
+
+
+def test_cancel_from_the_page(client, alice, stream, replay):
+    client.force_login(alice)
+    response = client.post(url("replay-cancel", stream, replay.pk), follow=True)
+    assert f"Cancel requested for replay {replay.pk}" in response.content.decode()
+    replay.refresh_from_db()
+    assert replay.status == "cancelled"
+    again = client.post(url("replay-cancel", stream, replay.pk), follow=True)
+    assert "already cancelled" in again.content.decode()
+
+
+def test_promote_from_the_page(client, alice, stream, replay):
+    replays.run(replay.pk)
+    client.force_login(alice)
+    response = client.post(url("replay-promote", stream, replay.pk), follow=True)
+    replay.refresh_from_db()
+    assert "Promoted: main now points at version" in response.content.decode()
+    assert Branch.objects.get(stream=stream, name="main").head_id == replay.shadow_head_id
+
+
+def test_posts_need_the_csrf_token(alice, stream, replay):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    assert client.post(url("replay-cancel", stream, replay.pk)).status_code == 403
+    assert client.post(url("replay-start", stream), {"end": "main"}).status_code == 403
+
+
+def test_the_list_shows_each_replay_with_its_progress(client, bob, stream, replay):
+    replays.run(replay.pk)
+    client.force_login(bob)
+    content = client.get(url("replays", stream)).content.decode()
+    assert f"#{replay.pk}" in content and f"replay/{replay.pk}" in content
+    assert "3/3" in content and "done" in content
