@@ -17,9 +17,10 @@ from common import median, percentile, report, setup_django
 
 
 def build(versions: int):
+    from django.contrib.auth.models import User
+
     from continust.projects import add_member, create_project, create_stream
     from continust.store import NewEvent, append, fork, merge
-    from django.contrib.auth.models import User
 
     user = User.objects.create_user(f"bench{random.randrange(10**9)}", password="x")
     project = create_project(f"explorer-{random.randrange(10**9)}", owner=user)
@@ -81,7 +82,7 @@ def main() -> None:
     client = Client()
     client.force_login(user)
     url = reverse("stream", args=[project.slug, stream.pk])
-    first, samples, pages, panels, svg = [], [], [], [], []
+    samples, pages, panels, svg = [], [], [], []
     for _ in range(args.samples):
         ms, body = timed(client, url)
         samples.append(ms)
@@ -114,11 +115,12 @@ def main() -> None:
 
 
 def build_small(client) -> list[float]:
+    from django.contrib.auth import get_user
+    from django.urls import reverse
+
     from continust.models import Project
     from continust.projects import add_member, create_stream
     from continust.store import NewEvent, append
-    from django.contrib.auth import get_user
-    from django.urls import reverse
 
     user = get_user(client)
     project = Project.objects.filter(memberships__user=user).first()

@@ -34,7 +34,9 @@ class GitImport:
     branches: int
 
 
-def import_git(project: Project, path: str | Path, stream_name: str, *, actor: str = "") -> GitImport:
+def import_git(
+    project: Project, path: str | Path, stream_name: str, *, actor: str = ""
+) -> GitImport:
     """Import every commit reachable from any ref of the repository at ``path``."""
     stream = Stream.objects.filter(project=project, name=stream_name).first()
     if stream is None:

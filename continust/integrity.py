@@ -114,7 +114,9 @@ def _verify_chain(stream: Stream, label: str, report: Report) -> Broken | None:
         )
         computed = canonical.event_hash(previous, body)
         if computed != digest:
-            return Broken(label, where, f"hash mismatch: stored {digest[:16]}…, computed {computed[:16]}…")
+            return Broken(
+                label, where, f"hash mismatch: stored {digest[:16]}…, computed {computed[:16]}…"
+            )
         previous = digest
         report.events += 1
     if expected_seq != stream.event_count or previous != stream.last_hash:

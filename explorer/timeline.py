@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import zlib
-from urllib.parse import urlencode
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlencode
 
 from continust.models import Branch, Stream, Version
 from explorer.layout import PageLayout, PlacedVersion, page_layout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -20,7 +21,7 @@ XSS = '<script>alert(1)</script>"><svg onload=alert(2)>'
 
 @pytest.fixture
 def demo(bob, charlie):
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    call_command("seed_demo", stdout=StringIO())
     project = Project.objects.get(slug="demo")
     add_member(project, bob, Role.VIEWER)
     return project

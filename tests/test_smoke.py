@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from io import StringIO
 
 import pytest
 
@@ -36,6 +37,6 @@ def test_the_run_command_steps_work_on_the_embedded_defaults(tmp_path):
 def test_the_explorer_answers(client, django_user_model):
     from django.core.management import call_command
 
-    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    call_command("seed_demo", stdout=StringIO())
     client.force_login(django_user_model.objects.get(username="demo"))
     assert client.get("/p/demo/").status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
@@ -17,7 +19,7 @@ XSS = '<script>window.__xss=1;alert(1)</script>"><svg onload="window.__xss=2;ale
 
 @pytest.fixture
 def demo():
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    call_command("seed_demo", stdout=StringIO())
     return Project.objects.get(slug="demo")
 
 

@@ -48,7 +48,8 @@ class Command(ContinustCommand):
                 self.stdout.write(diffs.format_changes(changes) or "no differences")
                 return
             out = [c.to_dict() for c in changes]
-        self.stdout.write(json.dumps(out, ensure_ascii=False, indent=None if options["json"] else 2))
+        indent = None if options["json"] else 2
+        self.stdout.write(json.dumps(out, ensure_ascii=False, indent=indent))
 
     def _load(self, name: str) -> Any:
         try:

@@ -18,7 +18,7 @@ from django.core.management.base import CommandParser
 from django.db import transaction
 
 from continust.management.base import ContinustCommand, Scope
-from continust.models import Project, Role, Stream
+from continust.models import Project, Role, Stream, Version
 from continust.projects import add_member, create_project, create_stream
 from continust.store import NewEvent, append, fork, merge
 
@@ -69,8 +69,10 @@ class Command(ContinustCommand):
 
 
 def _seed_pricing(stream: Stream, clock: _Clock) -> None:
-    def put(name: str, type: str, payload: dict[str, Any], actor: str, branch: str = "main"):
-        return append(stream, [_event(name, type, payload, actor, clock)], branch=branch).versions[0]
+    def put(name: str, type: str, payload: dict[str, Any], actor: str,
+            branch: str = "main") -> Version:
+        event = _event(name, type, payload, actor, clock)
+        return append(stream, [event], branch=branch).versions[0]
 
     base = put("p1", "pricing.created", {
         "currency": "EUR",
