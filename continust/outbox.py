@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -55,6 +56,32 @@ def last_sent(key: str) -> OutboxMessage | None:
     """Return the message about ``key`` sent last, if any was."""
     return (OutboxMessage.objects.filter(key=key, sent_at__isnull=False)
             .order_by("-sent_at").first())
+
+
+def resend_unclaimed(jobs: Any, *, task: str, key_of: Callable[[Any], str],
+                     resend_seconds: float, running: Callable[[Any], bool]) -> int:
+    """Send again the leased jobs nobody holds; return how many were sent.
+
+    ``jobs`` are rows with a ``lease_expires_at`` already filtered to those whose
+    lease lapsed (or was never taken). A job whose message is still waiting in the
+    outbox is left alone; otherwise it is sent again once its last message is older
+    than ``resend_seconds`` and, for a running job, older than its lapsed lease.
+    """
+    resend_after = timezone.now() - timedelta(seconds=resend_seconds)
+    count = 0
+    for job in jobs:
+        key = key_of(job)
+        if pending(key) is not None:
+            continue
+        last = last_sent(key)
+        threshold = resend_after
+        if running(job) and job.lease_expires_at is not None:
+            threshold = max(threshold, job.lease_expires_at)
+        if last is None or last.sent_at is None or last.sent_at < threshold:
+            with transaction.atomic():
+                enqueue(task, [job.pk], key=key)
+            count += 1
+    return count
 
 
 def dispatch(limit: int = 100) -> int:

@@ -509,23 +509,13 @@ def resend_stale() -> int:
     out; then it goes to the broker again and the next worker resumes it.
     """
     now = timezone.now()
-    resend_after = now - timedelta(seconds=settings.CONTINUST_REPLAY_RESEND_SECONDS)
     stale = (Replay.objects.filter(status__in=[ReplayStatus.WAITING, ReplayStatus.RUNNING])
              .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)))
-    count = 0
-    for replay in stale:
-        key = outbox_key(replay)
-        if outbox.pending(key) is not None:
-            continue
-        last = outbox.last_sent(key)
-        threshold = resend_after
-        if replay.status == ReplayStatus.RUNNING and replay.lease_expires_at is not None:
-            threshold = max(threshold, replay.lease_expires_at)
-        if last is None or last.sent_at is None or last.sent_at < threshold:
-            with transaction.atomic():
-                outbox.enqueue(TASK, [replay.pk], key=key)
-            count += 1
-    return count
+    return outbox.resend_unclaimed(
+        stale, task=TASK, key_of=outbox_key,
+        resend_seconds=settings.CONTINUST_REPLAY_RESEND_SECONDS,
+        running=lambda replay: replay.status == ReplayStatus.RUNNING,
+    )
 
 
 outbox.register_sweep(resend_stale)

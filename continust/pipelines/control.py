@@ -14,7 +14,6 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping
 from contextlib import suppress
-from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -158,24 +157,13 @@ def resend_stale() -> int:
     and the next worker resumes it from its checkpoints.
     """
     now = timezone.now()
-    resend_after = now - timedelta(seconds=options.resend_seconds())
     stale = (Pipeline.objects
              .filter(enabled=True, status__in=[PipelineStatus.WAITING, PipelineStatus.RUNNING])
              .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)))
-    count = 0
-    for pipeline in stale:
-        key = outbox_key(pipeline)
-        if outbox.pending(key) is not None:
-            continue
-        last = outbox.last_sent(key)
-        threshold = resend_after
-        if pipeline.status == PipelineStatus.RUNNING and pipeline.lease_expires_at is not None:
-            threshold = max(threshold, pipeline.lease_expires_at)
-        if last is None or last.sent_at is None or last.sent_at < threshold:
-            with transaction.atomic():
-                outbox.enqueue(TASK, [pipeline.pk], key=key)
-            count += 1
-    return count
+    return outbox.resend_unclaimed(
+        stale, task=TASK, key_of=outbox_key, resend_seconds=options.resend_seconds(),
+        running=lambda pipeline: pipeline.status == PipelineStatus.RUNNING,
+    )
 
 
 def latest_windows(pipeline: Pipeline, limit: int = 24) -> list[dict[str, Any]]:
