@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Min
+from django.db.models import Min, Q
 
 from continust.models import Stream, Version, VersionParent
 from explorer.layout import LaneAllocator, ParentEdge, PlacedVersion
@@ -104,11 +104,12 @@ def page_rows(stream: Stream, *, top: int, count: int) -> PageRows:
         EdgePlace.objects.filter(stream=stream, child_row__gt=top)
         .values("lane").annotate(first=Min("child_row"))
     )
-    passing = [(f["lane"], f["first"]) for f in firsts]
+    # At most one line per lane passes over the page: each lane's lowest edge above it.
+    passing = Q()
+    for first in firsts:
+        passing |= Q(lane=first["lane"], child_row=first["first"])
     if passing:
-        lanes_rows = EdgePlace.objects.filter(stream=stream, parent_row__lt=bottom)
-        for lane, child_row in passing:
-            touching.extend(lanes_rows.filter(lane=lane, child_row=child_row))
+        touching.extend(EdgePlace.objects.filter(passing, stream=stream, parent_row__lt=bottom))
     return PageRows(rows, _edges(touching))
 
 

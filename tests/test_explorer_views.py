@@ -218,3 +218,19 @@ def test_filters_show_only_matching_versions(pricing):
     assert window.count('<li class="tl-row') == Version.objects.filter(
         stream=pricing, event__timestamp__gte="2026-01-05T12:00Z",
         event__timestamp__lt="2026-01-05T14:00Z").count() == 2
+
+
+def test_a_page_holds_the_lines_that_pass_over_it(project, stream):
+    from continust.store import fork, merge
+    from explorer.placement import page_rows, place_new_versions
+
+    (root,) = append(stream, [NewEvent(type="t", payload={"n": 0})]).versions
+    fork(stream, "side", root)
+    (side,) = append(stream, [NewEvent(type="s", payload={"s": 1})], branch="side").versions
+    for n in range(1, 150):
+        append(stream, [NewEvent(type="t", payload={"n": n})])
+    merged = merge(stream, "side", "main")
+    allocator = place_new_versions(stream)
+    middle = page_rows(stream, top=allocator.rows - 20, count=50)
+    passing = [(e.child.id, e.parent.id) for e in middle.edges]
+    assert (merged.pk, side.pk) in passing
