@@ -137,9 +137,13 @@ def between(
     newest first."""
     stream = stream_for(request, slug, name)
     a, b, start = _pinned_pair(stream, query)
-    versions = graph_for(stream).between(a.pk, b.pk)
-    items, next_cursor = offset_page(versions, start, query.limit, lambda end: [a.pk, b.pk, end])
-    return {"a": a.pk, "b": b.pk, "count": len(versions), "items": items, "next": next_cursor}
+    return _pair_page(a, b, graph_for(stream).between(a.pk, b.pk), start, query.limit)
+
+
+def _pair_page(a: Any, b: Any, items: list[Any], start: int, limit: int) -> dict[str, Any]:
+    """Answer one page of a list computed for the pair (a, b); the cursor pins the pair."""
+    page, next_cursor = offset_page(items, start, limit, lambda end: [a.pk, b.pk, end])
+    return {"a": a.pk, "b": b.pk, "count": len(items), "items": page, "next": next_cursor}
 
 
 @router.get(STREAM + "/lineage/path", response={200: PathOut, **READ_ERRORS})
@@ -176,8 +180,7 @@ def diff_changes(
     stream = stream_for(request, slug, name)
     a, b, start = _pinned_pair(stream, query)
     changes = [c.to_dict() for c in diff(a.state.data, b.state.data)]
-    items, next_cursor = offset_page(changes, start, query.limit, lambda end: [a.pk, b.pk, end])
-    return {"a": a.pk, "b": b.pk, "count": len(changes), "items": items, "next": next_cursor}
+    return _pair_page(a, b, changes, start, query.limit)
 
 
 @router.get(STREAM + "/diff/json-patch", response={200: JsonPatchOut, **READ_ERRORS})
@@ -189,9 +192,7 @@ def diff_json_patch(
     stream = stream_for(request, slug, name)
     a, b, start = _pinned_pair(stream, query)
     operations = to_json_patch(a.state.data, b.state.data)
-    items, next_cursor = offset_page(operations, start, query.limit,
-                                     lambda end: [a.pk, b.pk, end])
-    return {"a": a.pk, "b": b.pk, "count": len(operations), "items": items, "next": next_cursor}
+    return _pair_page(a, b, operations, start, query.limit)
 
 
 @router.get(STREAM + "/diff/merge-patch", response={200: MergePatchOut, **READ_ERRORS})
