@@ -20,6 +20,7 @@ from continust.errors import (
     NotFound,
     PayloadTooLarge,
     ReducerRejected,
+    StateReleased,
     UnknownCausation,
 )
 
@@ -36,6 +37,8 @@ may not see |
 | 409 | `stale_head`, `idempotency_conflict`, `stream_exists` | the branch moved from \
 `expected_head` (`current_head` says where it is), an event id already recorded with other \
 content, a stream name taken |
+| 410 | `state_released` | a version whose state (or event payload) the stream's retention \
+policy released; its hashes and place in the graph remain |
 | 413 | `body_too_large`, `payload_too_large` | a request body above the limit (refused \
 before it is read), an event payload above `CONTINUST_MAX_PAYLOAD_BYTES` |
 | 422 | `unknown_causation`, `reducer_rejected`, `invalid_event` | a well-formed request the \
@@ -46,6 +49,8 @@ A rejected request writes nothing: a batch is appended whole or not at all.
 """
 
 READ_ERRORS: dict[int, type] = {400: BadRequest, 401: Error, 404: Error, 413: Error}
+# Reads of a version's state or payload: a retention policy may have released it.
+STATE_ERRORS: dict[int, type] = {**READ_ERRORS, 410: Error}
 WRITE_ERRORS: dict[int, type] = {**READ_ERRORS, 403: Error, 409: Conflict, 422: Error}
 
 
@@ -118,6 +123,7 @@ def install(api: NinjaAPI) -> None:
         UnknownCausation: (422, "unknown_causation"),
         ReducerRejected: (422, "reducer_rejected"),
         InvalidEvent: (422, "invalid_event"),
+        StateReleased: (410, "state_released"),
     }
     for exc_class, (status, code) in handlers.items():
         api.add_exception_handler(exc_class, simple_handler(status, code))

@@ -15,7 +15,7 @@ from ninja import Query, Router
 from pydantic import Field
 
 from api.access import stream_for
-from api.errors import READ_ERRORS
+from api.errors import READ_ERRORS, STATE_ERRORS
 from api.pagination import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -42,6 +42,7 @@ from continust.diff import diff, merge_patch, to_json_patch
 from continust.graphs import graph_for
 from continust.lookup import resolve_version
 from continust.models import Stream, Version
+from continust.states import state_of
 
 router = Router(tags=["lineage and diffs"])
 
@@ -70,7 +71,7 @@ class PathQuery(PairQuery):
 
 
 def _version(stream: Stream, version_id: int) -> Version:
-    version = Version.objects.select_related("state").filter(stream=stream, pk=version_id).first()
+    version = Version.objects.filter(stream=stream, pk=version_id).first()
     if version is None:
         raise BadCursor("the cursor names a version this stream does not have")
     return version
@@ -169,7 +170,7 @@ def path(
 
 
 @router.get(
-    STREAM + "/diff/changes", response={200: ChangesOut, **READ_ERRORS}, by_alias=True,
+    STREAM + "/diff/changes", response={200: ChangesOut, **STATE_ERRORS}, by_alias=True,
     exclude_unset=True,
 )
 def diff_changes(
@@ -179,11 +180,11 @@ def diff_changes(
     into the other. `old` or `new` is left out where there is no value (an add, a remove)."""
     stream = stream_for(request, slug, name)
     a, b, start = _pinned_pair(stream, query)
-    changes = [c.to_dict() for c in diff(a.state.data, b.state.data)]
+    changes = [c.to_dict() for c in diff(state_of(a), state_of(b))]
     return _pair_page(a, b, changes, start, query.limit)
 
 
-@router.get(STREAM + "/diff/json-patch", response={200: JsonPatchOut, **READ_ERRORS})
+@router.get(STREAM + "/diff/json-patch", response={200: JsonPatchOut, **STATE_ERRORS})
 def diff_json_patch(
     request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[PairPageQuery]
 ) -> dict[str, Any]:
@@ -191,16 +192,16 @@ def diff_json_patch(
     into b's."""
     stream = stream_for(request, slug, name)
     a, b, start = _pinned_pair(stream, query)
-    operations = to_json_patch(a.state.data, b.state.data)
+    operations = to_json_patch(state_of(a), state_of(b))
     return _pair_page(a, b, operations, start, query.limit)
 
 
-@router.get(STREAM + "/diff/merge-patch", response={200: MergePatchOut, **READ_ERRORS})
+@router.get(STREAM + "/diff/merge-patch", response={200: MergePatchOut, **STATE_ERRORS})
 def diff_merge_patch(
     request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[PairQuery]
 ) -> dict[str, Any]:
     """The diff as one RFC 7396 merge patch (a document, as large as the states at most)."""
     stream = stream_for(request, slug, name)
     a, b = _pair(stream, query)
-    return {"a": a.pk, "b": b.pk, "merge_patch": merge_patch(a.state.data, b.state.data)}
+    return {"a": a.pk, "b": b.pk, "merge_patch": merge_patch(state_of(a), state_of(b))}
 

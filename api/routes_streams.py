@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from api.access import stream_for, token_of, version_records
-from api.errors import READ_ERRORS, WRITE_ERRORS
+from api.errors import READ_ERRORS, STATE_ERRORS, WRITE_ERRORS
 from api.pagination import keyset_page
 from api.schemas import (
     AppendIn,
@@ -29,6 +29,7 @@ from continust.errors import NotFound
 from continust.lookup import resolve_version
 from continust.models import Branch, Event, Stream, Version
 from continust.records import event_record, version_record
+from continust.states import state_of
 from continust.store import UNSET, NewEvent, append
 
 router = Router(tags=["streams"])
@@ -116,17 +117,17 @@ def list_versions(
 
 def _detail(stream: Stream, version: Version) -> dict[str, Any]:
     version.stream = stream
-    return {**version_record(version), "state": version.state.data}
+    return {**version_record(version), "state": state_of(version)}
 
 
-@router.get(STREAM + "/versions/{int:version_id}", response={200: VersionDetail, **READ_ERRORS})
+@router.get(STREAM + "/versions/{int:version_id}", response={200: VersionDetail, **STATE_ERRORS})
 def get_version(
     request: HttpRequest, slug: SlugPath, name: StreamPath, version_id: VersionIdPath
 ) -> dict[str, Any]:
     """Return a version by id, with its state."""
     stream = stream_for(request, slug, name)
     version = (
-        Version.objects.select_related("event", "state").filter(stream=stream, pk=version_id)
+        Version.objects.select_related("event").filter(stream=stream, pk=version_id)
         .first()
     )
     if version is None:
@@ -134,7 +135,7 @@ def get_version(
     return _detail(stream, version)
 
 
-@router.get(STREAM + "/resolve", response={200: VersionDetail, **READ_ERRORS})
+@router.get(STREAM + "/resolve", response={200: VersionDetail, **STATE_ERRORS})
 def resolve(
     request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[RefQuery]
 ) -> dict[str, Any]:

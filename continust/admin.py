@@ -22,6 +22,7 @@ from continust.errors import ContinustError, MergeConflict
 from continust.integrity import verify
 from continust.lookup import resolve_version
 from continust.models import Branch, BranchMove, Event, Membership, Project, State, Stream, Version
+from continust.states import state_of
 from continust.store import UNSET, NewEvent, append, fork, merge
 
 
@@ -192,7 +193,7 @@ class VersionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="state")
     def state_json(self, version: Version) -> str:
-        text = json.dumps(version.state.data, indent=2, sort_keys=True, ensure_ascii=False)
+        text = json.dumps(state_of(version), indent=2, sort_keys=True, ensure_ascii=False)
         return format_html("<pre>{}</pre>", text)
 
     @admin.display(description="caused by")

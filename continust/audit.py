@@ -32,7 +32,7 @@ from continust.errors import InvalidEvent, NotFound
 from continust.graphs import graph_for
 from continust.integrity import verify
 from continust.jsonl import export_lines
-from continust.models import AuditRecord, Event, Project, Review, State, Stream, Version
+from continust.models import AuditRecord, Event, Project, Review, Stream, Version
 from continust.reviews import (
     CHECKED,
     COMMENTED,
@@ -44,6 +44,7 @@ from continust.reviews import (
     range_ids,
     review_log,
 )
+from continust.states import states_of
 
 MAX_VERSIONS: Final = 2000
 
@@ -331,17 +332,14 @@ def _rows(versions: list[Version]) -> list[ChangeRow]:
         parents = graphs[version.stream_id].parents(version.pk)
         if parents:
             first_parent[version.pk] = parents[0]
-    parent_states = dict(Version.objects.filter(pk__in=set(first_parent.values()))
-                         .values_list("id", "state_id"))
-    hashes = {v.state_id for v in versions} | set(parent_states.values())
-    data = dict(State.objects.filter(pk__in=hashes).values_list("hash", "data"))
+    states = states_of([v.pk for v in versions] + list(set(first_parent.values())))
     causes = Event.objects.in_bulk([v.event.causation_id for v in versions
                                     if v.event.causation_id], field_name="id")
     rows = []
     for version in versions:
         parent = first_parent.get(version.pk)
-        before = data[parent_states[parent]] if parent is not None else {}
-        rows.append(ChangeRow(version, diffs.diff(before, data[version.state_id]),
+        before = states[parent] if parent is not None else {}
+        rows.append(ChangeRow(version, diffs.diff(before, states[version.pk]),
                               causes.get(version.event.causation_id)))
     return rows
 

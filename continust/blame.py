@@ -26,6 +26,7 @@ from continust.errors import InvalidEvent, NotFound
 from continust.graphs import graph_for
 from continust.lineage import VersionGraph
 from continust.models import State, Stream, Version
+from continust.states import state_of
 
 BATCH: Final = 64
 HISTORY: Final = 20
@@ -128,7 +129,12 @@ class _PathValues:
         states = dict(Version.objects.filter(pk__in=version_ids).values_list("id", "state_id"))
         wanted = sorted({h for h in states.values() if h not in self.by_state})
         if wanted:
-            self.by_state.update(self._values(wanted))
+            found = self._values(wanted)
+            # States a retention policy does not store are recomputed.
+            for version_id, state_hash in states.items():
+                if state_hash in wanted and state_hash not in found:
+                    found[state_hash] = resolve(state_of(version_id), self.tokens)
+            self.by_state.update(found)
         for version_id, state_hash in states.items():
             self.by_version[version_id] = self.by_state[state_hash]
 

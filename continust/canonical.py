@@ -130,3 +130,21 @@ def version_digest(
             }
         )
     )
+
+
+def merkle_root(hashes: Sequence[str]) -> str:
+    """Return the Merkle root over hex SHA-256 hashes, in order.
+
+    Pairs are hashed as ``sha256(left || right)`` over the raw bytes; an odd last node
+    is carried up unchanged. One leaf is its own root; no leaves give ``GENESIS``.
+    """
+    level = [bytes.fromhex(h) for h in hashes]
+    if not level:
+        return GENESIS
+    while len(level) > 1:
+        paired = [hashlib.sha256(level[i] + level[i + 1]).digest()
+                  for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0].hex()

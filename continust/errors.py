@@ -60,3 +60,7 @@ class MergeConflict(ContinustError):
 
 class NothingToMerge(ContinustError):
     """The branch to merge is already contained in the target."""
+
+
+class StateReleased(ContinustError):
+    """A version whose state or event payload its stream's retention policy released."""

@@ -144,6 +144,11 @@ def fold_branch(stream: Any, branch: str = "main") -> tuple[Any, int]:
             [MERGE_REDUCER, _ids_param(connection.vendor, line)],
         )
         for reducer, version, event_id, type_, payload, actor, merged in cursor:
+            if payload is None or payload == "null":
+                from continust.errors import StateReleased
+
+                raise StateReleased(f"branch {branch} passes events whose payloads its "
+                                    "stream's retention policy released")
             if reducer == MERGE_REDUCER:
                 state = _json(merged)
             else:

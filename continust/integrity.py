@@ -8,10 +8,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from continust import canonical
-from continust.errors import ContinustError
+from continust.errors import ContinustError, StateReleased
 from continust.folding import derive_state
 from continust.graphs import graph_for
-from continust.models import Event, Project, State, Stream, Version, VersionParent
+from continust.models import (
+    Event,
+    Project,
+    ReleasedRun,
+    ReleasedVersion,
+    State,
+    Stream,
+    Version,
+    VersionParent,
+)
+from continust.states import state_of
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ class _StateCache:
     def get(self, version_id: int) -> Any:
         if version_id in self._items:
             return self._items[version_id]
-        state = Version.objects.select_related("state").get(pk=version_id).state.data
+        state = state_of(version_id)
         self.put(version_id, state)
         return state
 
@@ -98,6 +108,7 @@ def _verify_chain(stream: Stream, label: str, report: Report) -> Broken | None:
         "seq", "id", "type", "timestamp", "payload", "causation_id", "correlation_id", "actor",
         "prev_hash", "hash",
     )
+    released = _released_events(stream)
     for seq, id_, type_, moment, payload, causation, correlation, actor, prev, digest in (
         rows.iterator(chunk_size=2000)
     ):
@@ -107,6 +118,14 @@ def _verify_chain(stream: Stream, label: str, report: Report) -> Broken | None:
             return Broken(label, where, f"sequence gap: expected #{expected_seq}")
         if prev != previous:
             return Broken(label, where, "previous hash does not match the event before it")
+        if payload is None:
+            # Compaction released the payload: the hash stays, linked on both sides, and
+            # its released run's Merkle root (checked below) covers it.
+            if id_ not in released:
+                return Broken(label, where, "the payload is gone but no compaction released it")
+            previous = digest
+            report.events += 1
+            continue
         body = canonical.event_body(
             id=str(id_), seq=seq, type=type_, timestamp=moment, payload=payload,
             causation=str(causation) if causation else None,
@@ -121,6 +140,31 @@ def _verify_chain(stream: Stream, label: str, report: Report) -> Broken | None:
         report.events += 1
     if expected_seq != stream.event_count or previous != stream.last_hash:
         return Broken(label, "chain head", "the stream's recorded head does not match its events")
+    return _verify_runs(stream, label)
+
+
+def _released_events(stream: Stream) -> set[Any]:
+    return set(ReleasedVersion.objects.filter(run__stream=stream)
+               .values_list("version__event__id", flat=True))
+
+
+def _verify_runs(stream: Stream, label: str) -> Broken | None:
+    """Recompute each released run's Merkle root from the hashes its events keep."""
+    hashes: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for run_id, generation, digest in (
+        ReleasedVersion.objects.filter(run__stream=stream)
+        .values_list("run_id", "version__generation", "version__event__hash")
+        .iterator(chunk_size=5000)
+    ):
+        hashes[run_id].append((generation, digest))
+    for run in ReleasedRun.objects.filter(stream=stream).order_by("first_id"):
+        leaves = [digest for _, digest in sorted(hashes.get(run.pk, []))]
+        if len(leaves) != run.length:
+            return Broken(label, f"released run v{run.first_id}..v{run.last_id}",
+                          f"{len(leaves)} versions, the run says {run.length}")
+        if canonical.merkle_root(leaves) != run.merkle_root:
+            return Broken(label, f"released run v{run.first_id}..v{run.last_id}",
+                          "the released events' hashes do not give the run's Merkle root")
     return None
 
 
@@ -139,6 +183,8 @@ def _verify_versions(stream: Stream, label: str, report: Report) -> Broken | Non
         "id", "event__id", "event__type", "event__payload", "event__actor", "event__hash",
         "state_id", "generation", "digest", "reducer", "reducer_version",
     )
+    released = set(ReleasedVersion.objects.filter(run__stream=stream)
+                   .values_list("version_id", flat=True))
     for (vid, event_id, type_, payload, actor, event_hash, state_id, generation, digest,
          reducer, reducer_version) in rows.iterator(chunk_size=2000):
         where = f"version {vid} (event {event_id})"
@@ -148,20 +194,37 @@ def _verify_versions(stream: Stream, label: str, report: Report) -> Broken | Non
         expected_generation = 1 + max((known[p][1] for p in mine), default=-1)
         if generation != expected_generation:
             return Broken(label, where, f"generation {generation}, expected {expected_generation}")
+        stored = None
         if state_id not in checked_states:
-            data = State.objects.get(pk=state_id).data
-            if canonical.state_hash(data) != state_id:
-                return Broken(label, where, f"state {state_id[:16]}… does not match its content")
-            checked_states.add(state_id)
-        try:
-            state = derive_state(
-                graph, states.get, reducer=reducer, reducer_version=reducer_version,
-                parents=mine, event_id=str(event_id), type=type_, payload=payload, actor=actor,
-            )
-        except ContinustError as err:
-            return Broken(label, where, f"the state cannot be recomputed: {err}")
-        computed_state = canonical.state_hash(state)
-        if computed_state != state_id:
+            # A state that is not stored (a selective stream's, a released one) is
+            # recomputed below, or was released with its run.
+            stored = State.objects.filter(pk=state_id).values_list("data", flat=True).first()
+            if stored is not None:
+                if canonical.state_hash(stored) != state_id:
+                    return Broken(label, where,
+                                  f"state {state_id[:16]}… does not match its content")
+                checked_states.add(state_id)
+        if vid in released or payload is None:
+            if vid not in released:
+                return Broken(label, where, "the payload is gone but no compaction released it")
+            state = None
+        else:
+            try:
+                state = derive_state(
+                    graph, states.get, reducer=reducer, reducer_version=reducer_version,
+                    parents=mine, event_id=str(event_id), type=type_, payload=payload,
+                    actor=actor,
+                )
+            except StateReleased:
+                # The first version kept after a released run: its parent's state is gone,
+                # so its own stored state (content-checked above) is what there is.
+                if state_id not in checked_states:
+                    return Broken(label, where, "the state follows a released run, and is "
+                                  "not stored")
+                state = None
+            except ContinustError as err:
+                return Broken(label, where, f"the state cannot be recomputed: {err}")
+        if state is not None and canonical.state_hash(state) != state_id:
             return Broken(label, where, "the stored state is not the fold of its event")
         computed = canonical.version_digest(
             event_hash=event_hash, parents=[known[p][0] for p in mine], state=state_id,
@@ -170,6 +233,9 @@ def _verify_versions(stream: Stream, label: str, report: Report) -> Broken | Non
         if computed != digest:
             return Broken(label, where, "version digest mismatch")
         known[vid] = (digest, generation)
-        states.put(vid, state)
+        if state is not None:
+            states.put(vid, state)
+        elif stored is not None:
+            states.put(vid, stored)
         report.versions += 1
     return None

@@ -31,7 +31,7 @@ def resolve_version(stream: Stream, ref: str | int) -> Version:
     the branch and a numeric git key still finds its commit.
     """
     text = str(ref).strip()
-    versions = Version.objects.select_related("event", "state").filter(stream=stream)
+    versions = Version.objects.select_related("event").filter(stream=stream)
     branch = Branch.objects.filter(stream=stream, name=text).select_related("head").first()
     if branch is not None:
         return versions.get(pk=branch.head_id)

@@ -67,6 +67,14 @@ class Membership(models.Model):
         return Role.rank(self.role) >= Role.rank(role)
 
 
+class Retention(models.TextChoices):
+    """What a stream remembers (``continust.retention`` explains each policy)."""
+
+    ETERNAL = "eternal", "eternal"
+    SELECTIVE = "selective", "selective"
+    EPHEMERAL = "ephemeral", "ephemeral"
+
+
 class Stream(models.Model):
     """The history of one thing; its events form one hash chain."""
 
@@ -74,7 +82,13 @@ class Stream(models.Model):
     name = models.CharField(max_length=200)
     reducer = models.CharField(max_length=100, default="merge")
     reducer_version = models.PositiveIntegerField(default=1)
-    retention = models.CharField(max_length=16, default="eternal")
+    retention = models.CharField(max_length=16, choices=Retention.choices,
+                                 default=Retention.ETERNAL)
+    # selective: a stored state every this many generations.
+    snapshot_every = models.PositiveIntegerField(default=100)
+    # ephemeral: keep the newest this many versions, and those younger than this age.
+    horizon_versions = models.PositiveIntegerField(null=True, blank=True)
+    horizon_age = models.DurationField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # The end of the hash chain: how many events, and the hash of the last one.
     event_count = models.PositiveBigIntegerField(default=0)
@@ -146,7 +160,10 @@ class Version(AppendOnly):
 
     stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="versions")
     event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="versions")
-    state = models.ForeignKey(State, on_delete=models.PROTECT, related_name="+", db_constraint=True)
+    # The hash of the version's state. The State row may be absent: a selective stream
+    # stores only snapshots, and compaction releases states (continust.states reads them).
+    state = models.ForeignKey(State, on_delete=models.DO_NOTHING, related_name="+",
+                              db_constraint=False)
     generation = models.PositiveIntegerField()
     digest = models.CharField(max_length=64, db_index=True)
     key = models.CharField(max_length=200, null=True, blank=True)
@@ -521,3 +538,94 @@ class AuditRecord(AppendOnly):
 
     class Meta:
         ordering = ["event"]
+
+
+# --------------------------------------------------------------------------- retention
+# Compaction (continust.compaction): the one audited path that releases payloads and
+# states. Appended section.
+
+
+class CompactionStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    RUNNING = "running", "running"
+    DONE = "done", "done"
+    FAILED = "failed", "failed"
+
+
+class Compaction(models.Model):
+    """One run of a stream's retention policy: what it considered, how far it got, what it did.
+
+    ``upto`` and ``cutoff`` pin what the run considers, so a rerun after a crash plans
+    the same work; ``phase`` and ``cursor`` say how far it got, and each chunk moves
+    them in the transaction that does the chunk's work.
+    """
+
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="compactions")
+    policy = models.JSONField()
+    upto = models.BigIntegerField()
+    cutoff = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=CompactionStatus.choices,
+                              default=CompactionStatus.PENDING)
+    requested_by = models.CharField(max_length=200, blank=True, default="")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    phase = models.CharField(max_length=16, default="snapshots")
+    cursor = models.BigIntegerField(default=0)
+    snapshots_stored = models.PositiveIntegerField(default=0)
+    states_released = models.PositiveIntegerField(default=0)
+    payloads_released = models.PositiveIntegerField(default=0)
+    versions_released = models.PositiveIntegerField(default=0)
+    runs = models.PositiveIntegerField(default=0)
+    bytes_before = models.BigIntegerField(null=True, blank=True)
+    bytes_after = models.BigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    record = models.ForeignKey(Event, null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="+")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"compaction {self.pk} of {self.stream}"
+
+
+class ReleasedRun(AppendOnly):
+    """The compacted node that stands for a released chain of versions, oldest to newest.
+
+    ``merkle_root`` is the root over the released events' hashes in chain order:
+    ``verify`` recomputes it from the event rows, which keep their hashes.
+    """
+
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="released_runs")
+    compaction = models.ForeignKey(Compaction, on_delete=models.PROTECT, related_name="+")
+    first = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    last = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    length = models.PositiveIntegerField()
+    merkle_root = models.CharField(max_length=64)
+    bytes_released = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["first"]
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "first"], name="released_run_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.length} versions v{self.first_id}..v{self.last_id}"
+
+
+class ReleasedVersion(AppendOnly):
+    """A version whose state (and, when no kept version shares it, event payload) is gone."""
+
+    version = models.OneToOneField(Version, primary_key=True, on_delete=models.PROTECT,
+                                   related_name="released")
+    run = models.ForeignKey(ReleasedRun, on_delete=models.PROTECT, related_name="versions")
+
+
+class ReleasePermit(models.Model):
+    """Written and deleted inside one compaction chunk's transaction: while it exists, the
+    database triggers let that transaction release the stream's payloads and states."""
+
+    compaction = models.ForeignKey(Compaction, on_delete=models.CASCADE, related_name="+")
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="+")

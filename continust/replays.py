@@ -96,6 +96,7 @@ from continust.models import (
 )
 from continust.reducers import get_reducer
 from continust.rows import insert_rows, insert_states, reserve_ids
+from continust.states import state_of, states_of
 from continust.store import MAIN, lock_stream, move_branch
 
 log = logging.getLogger(__name__)
@@ -373,8 +374,7 @@ def shadow_diff(replay: Replay) -> list[Change]:
     """Return the structural diff from the replayed end's state to the shadow head's."""
     if replay.shadow_head_id is None:
         return []
-    states = dict(Version.objects.filter(pk__in=[replay.end_id, replay.shadow_head_id])
-                  .values_list("id", "state__data"))
+    states = states_of([replay.end_id, replay.shadow_head_id])
     return diff(states[replay.end_id], states[replay.shadow_head_id])
 
 
@@ -739,11 +739,12 @@ class _Run:
 
     def _state(self, node: _Node) -> Any:
         if node.state is None:
-            node.state = State.objects.values_list("data", flat=True).get(pk=node.state_hash)
+            stored = State.objects.filter(pk=node.state_hash).values_list("data", flat=True)
+            node.state = stored[0] if stored else state_of(node.id)
         return node.state
 
     def _state_of(self, version_id: int) -> Any:
-        return Version.objects.values_list("state__data", flat=True).get(pk=version_id)
+        return state_of(version_id)
 
     # Committing
 

@@ -30,6 +30,7 @@ from continust.errors import (
     NotFound,
     NothingToMerge,
     PayloadTooLarge,
+    StateReleased,
     UnknownCausation,
 )
 from continust.folding import (
@@ -42,6 +43,7 @@ from continust.folding import (
 from continust.graphs import graph_for
 from continust.models import Branch, BranchMove, Event, Stream, Version, VersionParent
 from continust.reducers import get_reducer
+from continust.retention import policy_of
 from continust.rows import (
     insert_rows,
     insert_state_texts,
@@ -49,6 +51,7 @@ from continust.rows import (
     reserve_many,
     write_all,
 )
+from continust.states import is_released, state_of, store_snapshots
 
 
 class _Unset:
@@ -192,15 +195,21 @@ class Batch:
         branch: str,
         key: str | None = None,
         state_hash: str | None = None,
+        store_state: bool = True,
     ) -> _PlannedVersion:
-        """Plan the version an event makes on top of its parents."""
+        """Plan the version an event makes on top of its parents.
+
+        ``store_state=False`` records only the state's hash: a selective stream stores
+        snapshots, and ``continust.states`` recomputes the rest when they are read.
+        """
         if not self._version_ids:
             self._version_ids = reserve_ids(Version, 1)
-        if state_hash is None or state_hash not in self._states:
+        if state_hash is None or (store_state and state_hash not in self._states):
             computed, text = canonical.hashed_state(state)
             state_hash = state_hash or computed
-            # The canonical text is kept for the insert: states are the largest rows.
-            self._states[state_hash] = (state, text)
+            if store_state:
+                # The canonical text is kept for the insert: states are the largest rows.
+                self._states[state_hash] = (state, text)
         generation = 1 + max((p.generation for p in parents), default=-1)
         digest = canonical.version_digest(
             event_hash=event.hash,
@@ -421,7 +430,7 @@ def append(
             previous = _existing(locked, events) if retried else None
             if previous is not None:
                 return previous
-            target = Branch.objects.select_related("head__state").filter(
+            target = Branch.objects.select_related("head").filter(
                 stream=locked, name=branch
             ).first()
             _check_head(target, expected_head)
@@ -444,14 +453,16 @@ def _fold_and_write(
     stream: Stream, events: Sequence[NewEvent], target: Branch | None, branch: str
 ) -> list[Version]:
     reducer = get_reducer(stream.reducer, stream.reducer_version)
+    policy = policy_of(stream)
     parent: Version | _PlannedVersion | None = target.head if target else None
-    state: Any = target.head.state.data if target else {}
+    state: Any = state_of(target.head) if target else {}
     batch = Batch(stream)
     batch.reserve(len(events), len(events))
-    for new in events:
+    for index, new in enumerate(events):
         event = batch.add_event(new)
         state = fold_event(reducer.name, reducer.version, state, event_id=str(event.id),
                            type=new.type, payload=new.payload, actor=new.actor)
+        generation = parent.generation + 1 if parent is not None else 0
         parent = batch.add_version(
             event,
             [parent] if parent is not None else [],
@@ -459,6 +470,8 @@ def _fold_and_write(
             reducer=reducer.name,
             reducer_version=reducer.version,
             branch=branch,
+            store_state=policy.stores_at_append(generation, last=index == len(events) - 1,
+                                                merge=False),
         )
     if target is not None:
         return batch.commit(_Move(target, "append", events[-1].actor))
@@ -479,6 +492,11 @@ def fork(stream: Stream, name: str, at: Version, *, actor: str = "") -> Branch:
         locked = lock_stream(stream)
         if Branch.objects.filter(stream=locked, name=name).exists():
             raise AlreadyExists(f"stream {stream.name} already has a branch {name!r}")
+        if is_released(at):
+            raise StateReleased(f"version {at.pk}'s state was released by the stream's "
+                                "retention policy; fork from a version that is kept")
+        # A branch head is a snapshot under every policy.
+        store_snapshots([at.pk])
         return move_branch(locked, name, at, reason="fork", actor=actor)
 
 
@@ -494,8 +512,8 @@ class MergePlan:
 
 
 def load_state(version_id: int) -> Any:
-    """Return a stored version's state document."""
-    return Version.objects.select_related("state").get(pk=version_id).state.data
+    """Return a version's state document."""
+    return state_of(version_id)
 
 
 def plan_merge(stream: Stream, ours: Version, theirs: Version) -> MergePlan:
@@ -526,7 +544,7 @@ def merge(
     with transaction.atomic():
         locked = lock_stream(stream)
         heads = {
-            b.name: b for b in Branch.objects.select_related("head__state").filter(
+            b.name: b for b in Branch.objects.select_related("head").filter(
                 stream=locked, name__in=[source, into]
             )
         }

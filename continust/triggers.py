@@ -1,23 +1,37 @@
 """The database triggers that make the log append-only: UPDATE and DELETE are refused.
 
-The migration installs them; the test suite removes them on SQLite just before
-Django empties the tables after a transactional test (PostgreSQL empties them
-with TRUNCATE, which the triggers leave alone).
+One path is let through, and only inside a compaction's transaction: while a
+``continust_releasepermit`` row for a stream exists (``continust.compaction`` writes
+it and deletes it in the same transaction, so no other connection ever sees it),
+
+- an event of that stream may have its payload set to JSON ``null`` and nothing else
+  changed (its hashes, ids and order stay);
+- a state that a version of that stream points at may be deleted.
+
+Versions, their parent links, branch moves and released runs are refused always.
+The migration installs the triggers; the test suite removes them on SQLite just
+before Django empties the tables after a transactional test (PostgreSQL empties
+them with TRUNCATE, which the triggers leave alone).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-TABLES = (
-    "continust_event",
+ALWAYS = (
     "continust_version",
     "continust_versionparent",
-    "continust_state",
     "continust_branchmove",
 )
+RELEASABLE = ("continust_event", "continust_state")
+LATER = ("continust_releasedrun", "continust_releasedversion")
+TABLES = ALWAYS[:1] + RELEASABLE + ALWAYS[1:] + LATER
 
-_POSTGRES_FUNCTION = """
+# Every column of an event but its payload: a release must leave them as they were.
+EVENT_COLUMNS = ("position", "id", "stream_id", "seq", "type", "timestamp", "causation_id",
+                 "correlation_id", "actor", "prev_hash", "hash")
+
+_POSTGRES_REFUSE = """
 CREATE OR REPLACE FUNCTION continust_refuse_change() RETURNS trigger AS $$
 BEGIN
     RAISE EXCEPTION 'continust: % on % is refused: the log is append-only', TG_OP, TG_TABLE_NAME
@@ -26,25 +40,70 @@ END
 $$ LANGUAGE plpgsql;
 """
 
+_POSTGRES_RELEASE = f"""
+CREATE OR REPLACE FUNCTION continust_release_or_refuse() RETURNS trigger AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'continust_event' AND TG_OP = 'UPDATE'
+       AND NEW.payload = 'null'::jsonb
+       AND ({", ".join("NEW." + c for c in EVENT_COLUMNS)})
+           IS NOT DISTINCT FROM ({", ".join("OLD." + c for c in EVENT_COLUMNS)})
+       AND EXISTS (SELECT 1 FROM continust_releasepermit p WHERE p.stream_id = OLD.stream_id)
+    THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'continust_state' AND TG_OP = 'DELETE'
+       AND EXISTS (SELECT 1 FROM continust_releasepermit p
+                   JOIN continust_version v ON v.stream_id = p.stream_id
+                   WHERE v.state_id = OLD.hash)
+    THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'continust: % on % is refused: the log is append-only', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'integrity_constraint_violation';
+END
+$$ LANGUAGE plpgsql;
+"""
+
+_SQLITE_EVENT_RELEASE = (
+    "NEW.payload = 'null' AND "
+    + " AND ".join(f"NEW.{c} IS OLD.{c}" for c in EVENT_COLUMNS)
+    + " AND EXISTS (SELECT 1 FROM continust_releasepermit p WHERE p.stream_id = OLD.stream_id)"
+)
+_SQLITE_STATE_RELEASE = (
+    "EXISTS (SELECT 1 FROM continust_releasepermit p JOIN continust_version v "
+    "ON v.stream_id = p.stream_id WHERE v.state_id = OLD.hash)"
+)
+
 Execute = Callable[[str], object]
 
 
-def install(vendor: str, execute: Execute) -> None:
-    """Create the triggers on every append-only table."""
+def install(vendor: str, execute: Execute, *, release_path: bool = True) -> None:
+    """Create the triggers; ``release_path=False`` gives the first migration's set, which
+    predates compaction (its permit table does not exist yet)."""
+    tables = TABLES if release_path else ALWAYS[:1] + RELEASABLE + ALWAYS[1:]
+    releasable = RELEASABLE if release_path else ()
     if vendor == "postgresql":
-        execute(_POSTGRES_FUNCTION)
-        for table in TABLES:
+        execute(_POSTGRES_REFUSE)
+        if release_path:
+            execute(_POSTGRES_RELEASE)
+        for table in tables:
+            function = ("continust_release_or_refuse" if table in releasable
+                        else "continust_refuse_change")
             execute(
                 f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION continust_refuse_change()"
+                f"FOR EACH ROW EXECUTE FUNCTION {function}()"
             )
     elif vendor == "sqlite":
-        for table in TABLES:
+        allowed = {("continust_event", "UPDATE"): _SQLITE_EVENT_RELEASE,
+                   ("continust_state", "DELETE"): _SQLITE_STATE_RELEASE}
+        for table in tables:
             for operation in ("UPDATE", "DELETE"):
+                path = allowed.get((table, operation)) if table in releasable else None
+                when = f"WHEN NOT ({path}) " if path else ""
                 execute(
                     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} BEFORE "
-                    f"{operation} ON {table} BEGIN SELECT RAISE(ABORT, 'continust: {operation} "
-                    f"on {table} is refused: the log is append-only'); END"
+                    f"{operation} ON {table} {when}BEGIN SELECT RAISE(ABORT, 'continust: "
+                    f"{operation} on {table} is refused: the log is append-only'); END"
                 )
     else:
         raise RuntimeError(f"continust supports PostgreSQL and SQLite, not {vendor}")
@@ -60,3 +119,4 @@ def remove(vendor: str, execute: Execute) -> None:
                 execute(f"DROP TRIGGER IF EXISTS {table}_no_{operation}")
     if vendor == "postgresql":
         execute("DROP FUNCTION IF EXISTS continust_refuse_change()")
+        execute("DROP FUNCTION IF EXISTS continust_release_or_refuse()")

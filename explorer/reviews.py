@@ -34,6 +34,7 @@ from continust.graphs import graph_for
 from continust.lookup import resolve_version
 from continust.members import invite, remove, set_role
 from continust.models import Branch, Event, Membership, Review, Role, Stream, Version
+from continust.states import state_of
 from explorer.access import member_required
 
 TIMELINE_LIMIT = 200
@@ -213,8 +214,8 @@ def _timeline(review: Review, log: reviews.ReviewLog) -> tuple[list[dict[str, An
 
 
 def _checklist(review: Review, log: reviews.ReviewLog) -> list[dict[str, Any]]:
-    before = review.base.state.data if review.base else {}
-    after = review.head.state.data
+    before = state_of(review.base) if review.base else {}
+    after = state_of(review.head)
     rows: list[dict[str, Any]] = []
     seen: dict[str, dict[str, Any]] = {}
     for change in diffs.diff(before, after):
@@ -466,14 +467,14 @@ def _leaf_paths(document: Any, limit: int = PATH_LIMIT) -> list[str]:
 @member_required()
 def blame_view(request: HttpRequest, membership: Membership, stream: Stream, version_id: int
                ) -> HttpResponse:
-    version = (Version.objects.select_related("event", "state")
+    version = (Version.objects.select_related("event")
                .filter(stream=stream, pk=version_id).first())
     if version is None:
         raise Http404("No such version.")
     path = request.GET.get("path")
     context: dict[str, Any] = {"membership": membership, "project": membership.project,
                                "stream": stream, "version": version, "path": path,
-                               "paths": _leaf_paths(version.state.data)}
+                               "paths": _leaf_paths(state_of(version))}
     status = 200
     if path is not None:
         try:

@@ -22,10 +22,11 @@ from django_htmx.http import HttpResponseClientRedirect, push_url
 
 from continust import diff as diffs
 from continust.causation import causes, consequences, flatten
-from continust.errors import ContinustError, MergeConflict, NotFound
+from continust.errors import ContinustError, MergeConflict, NotFound, StateReleased
 from continust.graphs import graph_for
 from continust.lookup import resolve_version
 from continust.models import Branch, Event, Membership, Role, Stream, Version
+from continust.states import released_run, state_of
 from continust.store import fork, merge, plan_merge
 from explorer.access import member_required
 from explorer.causality import causation_graph
@@ -134,14 +135,17 @@ def _version_context(stream: Stream, version: Version) -> dict[str, Any]:
     graph = graph_for(stream)
     parent_ids = list(graph.parents(version.pk))
     chain = causes(version.event)
+    released = released_run(version)
     return {
         "version": version,
         "parents": parent_ids,
         "children": sorted(graph.children(version.pk)),
         "heads": list(Branch.objects.filter(stream=stream, head=version)
                       .values_list("name", flat=True)),
-        "state_tree": json_tree(version.state.data),
-        "payload_tree": json_tree(version.event.payload),
+        "state_tree": None if released is not None else json_tree(state_of(version)),
+        "payload_tree": None if version.event.payload is None else json_tree(
+            version.event.payload),
+        "released": released,
         "causes": _with_versions(chain),
         "consequence_count": len(flatten(consequences(version.event, limit=200))) - 1,
     }
@@ -159,7 +163,7 @@ def _with_versions(events: list[Event]) -> list[tuple[Event, Version | None]]:
 @member_required()
 def version_detail(request: HttpRequest, membership: Membership, stream: Stream,
                    version_id: int) -> HttpResponse:
-    version = (Version.objects.select_related("event", "state")
+    version = (Version.objects.select_related("event")
                .filter(stream=stream, pk=version_id).first())
     if version is None:
         raise Http404("No such version.")
@@ -175,10 +179,14 @@ def version_detail(request: HttpRequest, membership: Membership, stream: Stream,
 @member_required()
 def version_state(request: HttpRequest, membership: Membership, stream: Stream,
                   version_id: int) -> HttpResponse:
-    version = Version.objects.select_related("state").filter(stream=stream, pk=version_id).first()
+    version = Version.objects.filter(stream=stream, pk=version_id).first()
     if version is None:
         raise Http404("No such version.")
-    response = JsonResponse(version.state.data, safe=False,
+    try:
+        state = state_of(version)
+    except StateReleased as err:
+        return HttpResponse(str(err), status=410, content_type="text/plain; charset=utf-8")
+    response = JsonResponse(state, safe=False,
                             json_dumps_params={"ensure_ascii": False, "indent": 2})
     response["Content-Disposition"] = f'attachment; filename="{stream.pk}-v{version.pk}.json"'
     return response
@@ -190,7 +198,10 @@ def compare(request: HttpRequest, membership: Membership, stream: Stream) -> Htt
     a, b = _picked(stream, request, "a"), _picked(stream, request, "b")
     if a is None or b is None:
         raise Http404("Pick two versions of this stream to compare.")
-    before, after = a.state.data, b.state.data
+    try:
+        before, after = state_of(a), state_of(b)
+    except StateReleased as err:
+        return HttpResponse(str(err), status=410, content_type="text/plain; charset=utf-8")
     fmt = request.GET.get("format")
     if fmt in {"json-patch", "merge-patch"}:
         body = diffs.to_json_patch(before, after) if fmt == "json-patch" else \
@@ -298,7 +309,7 @@ def merge_branches(request: HttpRequest, membership: Membership, stream: Stream
     source, into = form.cleaned_data["source"], form.cleaned_data["into"]
     try:
         heads = {b.name: b.head for b in Branch.objects.filter(
-            stream=stream, name__in=[source, into]).select_related("head__state")}
+            stream=stream, name__in=[source, into]).select_related("head")}
         if source not in heads or into not in heads:
             raise NotFound("Both branches must exist in this stream.")
         plan = plan_merge(stream, heads[into], heads[source])
@@ -312,7 +323,7 @@ def merge_branches(request: HttpRequest, membership: Membership, stream: Stream
                   "chosen": data.get(f"resolve:{c.path}", "")}
                  for c in plan.conflicts]
     context.update(plan=plan, conflicts=conflicts,
-                   preview=[_change_row(c) for c in diffs.diff(heads[into].state.data,
+                   preview=[_change_row(c) for c in diffs.diff(state_of(heads[into]),
                                                                plan.state)])
     if request.method == "GET" or data.get("confirm") != "yes":
         return render(request, "merge.html", context)

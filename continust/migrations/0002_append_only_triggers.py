@@ -9,7 +9,7 @@ from continust import triggers
 
 def create_triggers(apps, schema_editor):
     triggers.install(schema_editor.connection.vendor,
-                     lambda sql: schema_editor.execute(sql, params=None))
+                     lambda sql: schema_editor.execute(sql, params=None), release_path=False)
 
 
 def drop_triggers(apps, schema_editor):

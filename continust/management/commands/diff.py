@@ -11,6 +11,7 @@ from django.core.management.base import CommandError, CommandParser
 from continust import diff as diffs
 from continust.lookup import get_project, get_stream, resolve_version
 from continust.management.base import ContinustCommand, Scope
+from continust.states import state_of
 
 
 class Command(ContinustCommand):
@@ -35,8 +36,8 @@ class Command(ContinustCommand):
             if not options["project"] or not options["stream"]:
                 raise CommandError("diff of versions needs --project and --stream (or --files)")
             stream = get_stream(get_project(options["project"]), options["stream"])
-            before = resolve_version(stream, options["a"]).state.data
-            after = resolve_version(stream, options["b"]).state.data
+            before = state_of(resolve_version(stream, options["a"]))
+            after = state_of(resolve_version(stream, options["b"]))
         fmt = options["format"]
         if fmt == "json-patch":
             out: Any = diffs.to_json_patch(before, after)

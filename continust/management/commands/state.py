@@ -10,6 +10,7 @@ from django.core.management.base import CommandParser
 from continust.lookup import resolve_version
 from continust.management.base import ContinustCommand, Scope
 from continust.records import version_record
+from continust.states import state_of
 
 
 class Command(ContinustCommand):
@@ -23,6 +24,6 @@ class Command(ContinustCommand):
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
         stream = scope.the_stream
         version = resolve_version(stream, options["version"])
-        state = version.state.data
+        state = state_of(version)
         self.emit(options, {"version": version_record(version), "state": state},
                   json.dumps(state, indent=2, ensure_ascii=False, sort_keys=True))

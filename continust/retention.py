@@ -1,0 +1,183 @@
+"""Retention policies: what a stream remembers.
+
+- **eternal** (the default): every event and every state is kept.
+- **selective**: every event is kept; a state is stored every ``snapshot_every``
+  generations, at roots, merges and branch heads, at the merge bases of the heads,
+  and at the versions reviews and replays point at. Any other version's state is
+  recomputed from the nearest stored one when it is read (``continust.states``).
+- **ephemeral**: beyond a horizon (outside the newest ``horizon_versions`` versions
+  and older than ``horizon_age``; one of the two suffices to set it), compaction
+  releases event payloads and states. Version rows, parent links and every hash
+  stay, so the graph keeps its shape and still reaches the root; each released
+  chain is stood for by one ``ReleasedRun``. What reviews, replays and branch heads
+  point at is never released.
+
+A policy only says what may go; ``continust.compaction`` does the work.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+
+from continust.errors import InvalidEvent
+from continust.models import Retention, Stream
+
+MIN_EVERY = 2
+MAX_EVERY = 1_000_000
+_AGE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)?\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+SET_EVENT = "retention.set"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A stream's retention policy."""
+
+    kind: str = Retention.ETERNAL
+    snapshot_every: int = 100
+    horizon_versions: int | None = None
+    horizon_age: timedelta | None = None
+
+    @property
+    def eternal(self) -> bool:
+        return self.kind == Retention.ETERNAL
+
+    @property
+    def selective(self) -> bool:
+        return self.kind == Retention.SELECTIVE
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.kind == Retention.EPHEMERAL
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind}
+        if self.selective:
+            data["snapshot_every"] = self.snapshot_every
+        if self.ephemeral:
+            data["horizon_versions"] = self.horizon_versions
+            data["horizon_age"] = format_age(self.horizon_age)
+        return data
+
+    def describe(self) -> str:
+        """Say the policy in words, for pages and the command line."""
+        if self.selective:
+            return f"selective: a snapshot every {self.snapshot_every} versions"
+        if self.ephemeral:
+            parts = []
+            if self.horizon_versions is not None:
+                parts.append(f"the newest {self.horizon_versions} versions")
+            if self.horizon_age is not None:
+                parts.append(f"versions younger than {format_age(self.horizon_age)}")
+            return "ephemeral: keeps " + " and ".join(parts)
+        return "eternal: every event and state is kept"
+
+    def stores_at_append(self, generation: int, *, last: bool, merge: bool) -> bool:
+        """Tell whether an append stores the new version's state (selective skips most)."""
+        if not self.selective:
+            return True
+        return last or merge or generation % self.snapshot_every == 0
+
+
+def parse_age(text: str | int | timedelta | None) -> timedelta | None:
+    """Read an age such as ``90d``, ``12h``, ``30m`` or a number of seconds."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, timedelta):
+        age = text
+    elif isinstance(text, int):
+        age = timedelta(seconds=text)
+    else:
+        match = _AGE.match(str(text))
+        if match is None:
+            raise InvalidEvent(f"{text!r} is not an age: write a number with s, m, h, d or w")
+        age = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2) or "s"])
+    if age <= timedelta(0):
+        raise InvalidEvent("a horizon age must be positive")
+    return age
+
+
+def format_age(age: timedelta | None) -> str | None:
+    """Write an age as ``parse_age`` reads it, in the largest whole unit."""
+    if age is None:
+        return None
+    seconds = int(age.total_seconds())
+    for unit in ("w", "d", "h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def make_policy(kind: str, *, snapshot_every: int | str | None = None,
+                horizon_versions: int | str | None = None,
+                horizon_age: str | int | timedelta | None = None) -> Policy:
+    """Check what a user asked for and return the policy, or say what is wrong."""
+    if kind not in Retention.values:
+        raise InvalidEvent(f"{kind!r} is not a retention policy: use "
+                           + ", ".join(Retention.values))
+    if kind == Retention.SELECTIVE:
+        every = _whole(snapshot_every if snapshot_every not in (None, "") else 100,
+                       "snapshot_every")
+        if not MIN_EVERY <= every <= MAX_EVERY:
+            raise InvalidEvent(f"snapshot_every must be between {MIN_EVERY} and {MAX_EVERY}")
+        return Policy(kind, snapshot_every=every)
+    if kind == Retention.EPHEMERAL:
+        versions = (None if horizon_versions in (None, "")
+                    else _whole(horizon_versions, "horizon_versions"))
+        if versions is not None and versions < 1:
+            raise InvalidEvent("horizon_versions must be at least 1")
+        age = parse_age(horizon_age)
+        if versions is None and age is None:
+            raise InvalidEvent("an ephemeral policy needs a horizon: a number of versions, "
+                               "an age, or both")
+        return Policy(kind, horizon_versions=versions, horizon_age=age)
+    return Policy(kind)
+
+
+def _whole(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise InvalidEvent(f"{name} must be a whole number")
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise InvalidEvent(f"{name} must be a whole number, not {value!r}") from None
+
+
+def policy_of(stream: Stream) -> Policy:
+    """Return the stream's current policy."""
+    return Policy(stream.retention, snapshot_every=stream.snapshot_every,
+                  horizon_versions=stream.horizon_versions, horizon_age=stream.horizon_age)
+
+
+def set_policy(stream: Stream, policy: Policy, *, actor: str) -> Stream:
+    """Give a stream a new policy and record the change in the project's audit stream.
+
+    The policy takes effect for appends at once; stored states and payloads follow at
+    the next compaction.
+    """
+    from continust.reviews import is_audit_stream, record
+
+    if is_audit_stream(stream):
+        raise InvalidEvent("the audit stream is kept forever; its policy cannot change")
+    with transaction.atomic():
+        locked = Stream.objects.select_for_update().get(pk=stream.pk)
+        before = policy_of(locked)
+        locked.retention = policy.kind
+        if policy.selective:
+            locked.snapshot_every = policy.snapshot_every
+        locked.horizon_versions = policy.horizon_versions if policy.ephemeral else None
+        locked.horizon_age = policy.horizon_age if policy.ephemeral else None
+        locked.save(update_fields=["retention", "snapshot_every", "horizon_versions",
+                                   "horizon_age"])
+        if before != policy_of(locked):
+            record(stream.project, SET_EVENT,
+                   {"stream": stream.name, "before": before.as_dict(), "after": policy.as_dict()},
+                   actor=actor)
+    for name in ("retention", "snapshot_every", "horizon_versions", "horizon_age"):
+        setattr(stream, name, getattr(locked, name))
+    return stream
