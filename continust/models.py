@@ -572,6 +572,10 @@ class Compaction(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     phase = models.CharField(max_length=16, default="snapshots")
     cursor = models.BigIntegerField(default=0)
+    # The worker holding the run: a fencing token and a lease each chunk renews.
+    fence = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
     snapshots_stored = models.PositiveIntegerField(default=0)
     states_released = models.PositiveIntegerField(default=0)
     payloads_released = models.PositiveIntegerField(default=0)

@@ -205,6 +205,30 @@ CONTINUST_REPLAY_CHUNK_EVENTS = env_int("CONTINUST_REPLAY_CHUNK_EVENTS", 5000, m
 CONTINUST_REPLAY_LEASE_SECONDS = env_int("CONTINUST_REPLAY_LEASE_SECONDS", 60, minimum=1)
 CONTINUST_REPLAY_CHUNK_DELAY_MS = env_int("CONTINUST_REPLAY_CHUNK_DELAY_MS", 0, minimum=0)
 CONTINUST_REPLAY_RESEND_SECONDS = env_int("CONTINUST_REPLAY_RESEND_SECONDS", 60, minimum=1)
+
+# Compaction (continust.compaction): versions per chunk transaction, how long a worker's
+# claim lasts without progress, when an unclaimed one is sent again, and how often Celery
+# beat asks for a compaction of each stream whose policy is not eternal.
+CONTINUST_COMPACTION_CHUNK = env_int("CONTINUST_COMPACTION_CHUNK", 5000, minimum=1)
+CONTINUST_COMPACTION_LEASE_SECONDS = env_int("CONTINUST_COMPACTION_LEASE_SECONDS", 300,
+                                             minimum=1)
+CONTINUST_COMPACTION_RESEND_SECONDS = env_int("CONTINUST_COMPACTION_RESEND_SECONDS", 60,
+                                              minimum=1)
+CONTINUST_COMPACTION_INTERVAL_SECONDS = env_int("CONTINUST_COMPACTION_INTERVAL_SECONDS", 3600,
+                                                minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "compact-due-streams": {
+        "task": "continust.compact_due",
+        "schedule": float(min(CONTINUST_COMPACTION_INTERVAL_SECONDS, 3600)),
+    },
+}
+# Recomputed states of selective streams (continust.states) are cached here.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "OPTIONS": {"MAX_ENTRIES": env_int("CONTINUST_STATE_CACHE_ENTRIES", 2000, minimum=1)},
+    },
+}
 # How often each worker's dispatcher sends the outbox and looks for stale replays.
 CONTINUST_OUTBOX_INTERVAL_SECONDS = env_int("CONTINUST_OUTBOX_INTERVAL_SECONDS", 2, minimum=1)
 

@@ -12,7 +12,7 @@ from typing import Any
 from celery import Task  # type: ignore[import-untyped]
 from celery.signals import worker_ready, worker_shutdown  # type: ignore[import-untyped]
 
-from continust import replays
+from continust import compaction, replays
 from continust.celery import app
 from continust.outbox import Dispatcher
 
@@ -24,6 +24,19 @@ _dispatcher: Dispatcher | None = None
 def run_replay(self: Task, replay_id: int) -> str:
     """Run or resume a replay; a second delivery finds it held or finished and does nothing."""
     return replays.run(replay_id, worker=self.request.hostname or "")
+
+
+@app.task(name=compaction.TASK, bind=True, acks_late=True,  # type: ignore[untyped-decorator]
+          reject_on_worker_lost=True, ignore_result=True)
+def run_compaction(self: Task, compaction_id: int) -> str:
+    """Run or resume a compaction; a second delivery finds it held or done and does nothing."""
+    return str(compaction.run(compaction_id, worker=self.request.hostname or "").status)
+
+
+@app.task(name=compaction.DUE_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+def compact_due() -> int:
+    """Celery beat's round: ask for a compaction of every stream that is due one."""
+    return len(compaction.request_due())
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

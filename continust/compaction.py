@@ -1,0 +1,687 @@
+"""Compaction: bring a stream's stored states and payloads into line with its policy.
+
+A compaction plans, then works in chunks, each one transaction:
+
+1. **snapshots**: store the states the policy wants stored and that are missing
+   (a selective stream's grid, heads, merge bases and reviewed versions; under
+   ephemeral, every kept version that would otherwise be recomputed through a
+   run about to be released; under eternal, every missing state);
+2. **release**: selective drops the stored states outside its snapshots (they stay
+   recomputable); ephemeral releases each run beyond the horizon: its events'
+   payloads become JSON ``null`` (when no kept version shares the event), states
+   no kept version shares are deleted, and one ``ReleasedRun`` with the Merkle root
+   of the run's event hashes stands for it;
+3. **finish**: bytes after, and a ``retention.compacted`` event in the project's
+   audit stream naming what was released and the Merkle root over the runs' roots.
+
+The plan is a pure function of the database and the compaction's pinned ``upto``
+and ``cutoff``, so a worker that dies mid-way leaves a cursor, and the next
+delivery plans the same work and resumes after it. Each chunk writes its work and
+moves the cursor in the same transaction, under the stream's write lock and a
+``ReleasePermit`` that the database triggers require (``continust.triggers``).
+
+What is never released: branch heads, the merge bases of any two heads, every
+version in a review's range (open or closed), and the versions replays start from,
+end at or made.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from continust import canonical, outbox
+from continust.errors import ContinustError, InvalidEvent, NotFound
+from continust.graphs import graph_for
+from continust.models import (
+    Branch,
+    Compaction,
+    CompactionStatus,
+    Event,
+    ReleasedRun,
+    ReleasedVersion,
+    ReleasePermit,
+    Replay,
+    Review,
+    State,
+    Stream,
+    Version,
+)
+from continust.retention import Policy, make_policy, parse_age, policy_of
+from continust.states import store_snapshots
+
+log = logging.getLogger(__name__)
+
+TASK: Final = "continust.compact"
+DUE_TASK: Final = "continust.compact_due"
+RECORD_EVENT: Final = "retention.compacted"
+SNAPSHOTS, RELEASE, FINISH = "snapshots", "release", "finish"
+PHASES: Final = (SNAPSHOTS, RELEASE, FINISH)
+ACTIVE: Final = (CompactionStatus.PENDING, CompactionStatus.RUNNING)
+MAX_ATTEMPTS: Final = 5
+# A released run stands for at most this many versions; a longer chain is several runs.
+MAX_RUN: Final = 10_000
+
+
+# -- what the stream holds -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """The bytes a stream's rows take: events, versions with their parent links, states."""
+
+    events: int
+    versions: int
+    states: int
+
+    @property
+    def total(self) -> int:
+        return self.events + self.versions + self.states
+
+
+def footprint(stream: Stream) -> Footprint:
+    """Measure the stream's rows as stored: PostgreSQL's own row sizes (after TOAST
+    compression); on SQLite, the length of each row's text and a fixed 100 bytes a row."""
+    if connection.vendor == "postgresql":
+        sql = """
+        SELECT
+          (SELECT COALESCE(SUM(pg_column_size(e.*)), 0) FROM continust_event e
+           WHERE e.stream_id = %(s)s),
+          (SELECT COALESCE(SUM(pg_column_size(v.*)), 0) FROM continust_version v
+           WHERE v.stream_id = %(s)s)
+          + (SELECT COALESCE(SUM(pg_column_size(p.*)), 0) FROM continust_versionparent p
+             JOIN continust_version v ON v.id = p.child_id WHERE v.stream_id = %(s)s),
+          (SELECT COALESCE(SUM(pg_column_size(st.*)), 0) FROM continust_state st
+           WHERE st.hash IN (SELECT state_id FROM continust_version WHERE stream_id = %(s)s))
+        """
+    else:
+        sql = """
+        SELECT
+          (SELECT COALESCE(SUM(length(payload) + length(type) + length(actor) + 228), 0)
+           FROM continust_event WHERE stream_id = %(s)s),
+          (SELECT COALESCE(SUM(length(digest) + length(state_id) + length(branch) + 100), 0)
+           FROM continust_version WHERE stream_id = %(s)s),
+          (SELECT COALESCE(SUM(length(data) + 164), 0) FROM continust_state
+           WHERE hash IN (SELECT state_id FROM continust_version WHERE stream_id = %(s)s))
+        """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"s": stream.pk})
+        events, versions, states = cursor.fetchone()
+    return Footprint(int(events), int(versions), int(states))
+
+
+def _payload_sizes(positions: Sequence[int]) -> dict[int, int]:
+    if not positions:
+        return {}
+    size = "pg_column_size(payload)" if connection.vendor == "postgresql" else "length(payload)"
+    return dict(Event.objects.filter(pk__in=positions).extra(select={"size": size})
+                .values_list("position", "size"))
+
+
+def _state_sizes(hashes: Sequence[str]) -> dict[str, int]:
+    if not hashes:
+        return {}
+    size = "pg_column_size(data)" if connection.vendor == "postgresql" else "length(data)"
+    return dict(State.objects.filter(pk__in=hashes).extra(select={"size": size})
+                .values_list("hash", "size"))
+
+
+# -- planning --------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What a compaction of a stream will do, version by version; writing nothing."""
+
+    stream: Stream
+    policy: Policy
+    upto: int
+    cutoff: datetime | None
+    snapshots: list[int] = field(default_factory=list)
+    drops: list[tuple[int, str]] = field(default_factory=list)  # (version, state hash)
+    runs: list[list[int]] = field(default_factory=list)  # oldest first
+    protected: dict[int, str] = field(default_factory=dict)  # version -> why it stays
+    bytes_released: int = 0
+
+    @property
+    def versions_released(self) -> int:
+        return sum(len(run) for run in self.runs)
+
+    def as_dict(self, limit: int = 200) -> dict[str, Any]:
+        """The dry run, as the CLI, the API and the explorer show it."""
+        return {
+            "stream": self.stream.name,
+            "policy": self.policy.as_dict(),
+            "upto": self.upto,
+            "cutoff": self.cutoff.isoformat() if self.cutoff else None,
+            "snapshots_stored": len(self.snapshots),
+            "states_dropped": len(self.drops),
+            "versions_released": self.versions_released,
+            "bytes_released": self.bytes_released,
+            "runs": [{"first": run[0], "last": run[-1], "versions": len(run)}
+                     for run in self.runs[:limit]],
+            "runs_total": len(self.runs),
+            "protected": [{"version": v, "reason": why}
+                          for v, why in sorted(self.protected.items())[:limit]],
+            "protected_total": len(self.protected),
+        }
+
+
+@dataclass(frozen=True)
+class _Shape:
+    ids: list[int]
+    generation: dict[int, int]
+    state: dict[int, str]
+    created: dict[int, datetime]
+    released: set[int]
+    stored: set[str]
+
+
+def _shape(stream: Stream, upto: int) -> _Shape:
+    rows = list(Version.objects.filter(stream=stream, pk__lte=upto).order_by("id")
+                .values_list("id", "generation", "state_id", "created_at"))
+    released = set(ReleasedVersion.objects.filter(run__stream=stream)
+                   .values_list("version_id", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT s.hash FROM continust_state s JOIN continust_version v "
+            "ON v.state_id = s.hash WHERE v.stream_id = %s AND v.id <= %s",
+            [stream.pk, upto],
+        )
+        stored = {row[0] for row in cursor.fetchall()}
+    return _Shape(
+        ids=[r[0] for r in rows],
+        generation={r[0]: r[1] for r in rows},
+        state={r[0]: r[2] for r in rows},
+        created={r[0]: r[3] for r in rows},
+        released=released,
+        stored=stored,
+    )
+
+
+def protected_versions(stream: Stream, *, with_ranges: bool) -> dict[int, str]:
+    """Return the versions no compaction may release, each with the reason.
+
+    ``with_ranges`` adds every version of every review's range (ephemeral needs them
+    all; selective only snapshots the ends).
+    """
+    graph = graph_for(stream)
+    keep: dict[int, str] = {}
+    heads = dict(Branch.objects.filter(stream=stream).values_list("head_id", "name"))
+    for head, name in heads.items():
+        keep.setdefault(head, f"head of branch {name}")
+    for a, b in itertools.combinations(sorted(heads), 2):
+        for base in graph.merge_bases(a, b):
+            keep.setdefault(base, f"merge base of {heads[a]} and {heads[b]}")
+    for review in Review.objects.filter(stream=stream).order_by("id"):
+        why = f"in review {review.pk} ({review.title})"
+        keep.setdefault(review.head_id, why)
+        if review.base_id is not None:
+            keep.setdefault(review.base_id, why)
+        if with_ranges:
+            if review.base_id is None:
+                members: Any = graph.ancestors(review.head_id)
+            else:
+                members = graph.between(review.base_id, review.head_id)
+            for version in members:
+                keep.setdefault(version, why)
+    for start, end, shadow in Replay.objects.filter(stream=stream).values_list(
+            "start_id", "end_id", "shadow_head_id"):
+        for version in (start, end, shadow):
+            if version is not None:
+                keep.setdefault(version, "used by a replay")
+    return keep
+
+
+def plan(stream: Stream, *, policy: Policy | None = None, upto: int | None = None,
+         cutoff: datetime | None = None) -> Plan:
+    """Plan a compaction of ``stream`` under its policy (or ``policy``): the dry run."""
+    policy = policy or policy_of(stream)
+    if upto is None:
+        upto = Version.objects.filter(stream=stream).order_by("-id").values_list(
+            "id", flat=True).first() or 0
+    if cutoff is None and policy.ephemeral and policy.horizon_age is not None:
+        cutoff = timezone.now() - policy.horizon_age
+    shape = _shape(stream, upto)
+    graph = graph_for(stream)
+    result = Plan(stream, policy, upto, cutoff)
+    if policy.selective:
+        _plan_selective(result, shape, graph)
+    elif policy.ephemeral:
+        _plan_ephemeral(result, shape, graph)
+    else:
+        result.snapshots = [v for v in shape.ids
+                            if shape.state[v] not in shape.stored and v not in shape.released]
+    _estimate(result, shape)
+    return result
+
+
+def _plan_selective(result: Plan, shape: _Shape, graph: Any) -> None:
+    every = result.policy.snapshot_every
+    keep = protected_versions(result.stream, with_ranges=False)
+    for v in shape.ids:
+        parents = graph.parents(v)
+        if shape.generation[v] % every == 0 or len(parents) != 1:
+            keep.setdefault(v, "snapshot" if parents else "root")
+    wanted = {v for v in keep if v in shape.state and v not in shape.released}
+    result.snapshots = sorted(v for v in wanted if shape.state[v] not in shape.stored)
+    kept_hashes = {shape.state[v] for v in wanted}
+    seen: set[str] = set()
+    for v in shape.ids:
+        digest = shape.state[v]
+        if (v not in wanted and v not in shape.released and digest in shape.stored
+                and digest not in kept_hashes and digest not in seen):
+            seen.add(digest)
+            result.drops.append((v, digest))
+    result.drops = _unshared(result.stream, result.drops)
+    result.protected = {v: why for v, why in keep.items() if why not in ("snapshot", "root")}
+
+
+def _plan_ephemeral(result: Plan, shape: _Shape, graph: Any) -> None:
+    policy, cutoff = result.policy, result.cutoff
+    keep = protected_versions(result.stream, with_ranges=True)
+    newest = Version.objects.filter(stream=result.stream).order_by("-id").values_list(
+        "id", flat=True)
+    floor = None
+    if policy.horizon_versions is not None:
+        ranked = list(newest[: policy.horizon_versions])
+        floor = ranked[-1] if len(ranked) == policy.horizon_versions else None
+        if floor is None:
+            return  # fewer versions than the horizon keeps
+    beyond = [
+        v for v in shape.ids
+        if v not in shape.released
+        and (floor is None or v < floor)
+        and (cutoff is None or shape.created[v] < cutoff)
+    ]
+    result.protected = {v: why for v, why in keep.items() if v in set(beyond)}
+    release = [v for v in beyond if v not in keep]
+    chosen = set(release)
+    run_of: dict[int, list[int]] = {}
+    for v in release:
+        parents = graph.parents(v)
+        if (len(parents) == 1 and parents[0] in run_of and len(run_of[parents[0]]) < MAX_RUN
+                and graph.children(parents[0]) == [v]):
+            run = run_of[parents[0]]
+            run.append(v)
+        else:
+            run = [v]
+            result.runs.append(run)
+        run_of[v] = run
+    # Kept versions recomputed through a released run need their own state stored first.
+    missing = {v for v in shape.ids if v not in chosen and v not in shape.released
+               and shape.state[v] not in shape.stored}
+    for v in sorted(missing):
+        node = v
+        while node in missing:
+            parents = graph.parents(node)
+            if len(parents) != 1 or parents[0] in chosen:
+                result.snapshots.append(v)
+                break
+            node = parents[0]
+
+
+def _unshared(stream: Stream, drops: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Leave out states another stream's versions point at too."""
+    shared: set[str] = set()
+    hashes = [digest for _, digest in drops]
+    for start in range(0, len(hashes), 5000):
+        shared |= set(Version.objects.filter(state_id__in=hashes[start:start + 5000])
+                      .exclude(stream=stream).values_list("state_id", flat=True))
+    return [(v, digest) for v, digest in drops if digest not in shared]
+
+
+def _estimate(result: Plan, shape: _Shape) -> None:
+    hashes = [digest for _, digest in result.drops]
+    if result.runs:
+        released = [v for run in result.runs for v in run]
+        kept = {shape.state[v] for v in shape.ids if v not in set(released)}
+        hashes += sorted({shape.state[v] for v in released
+                          if shape.state[v] in shape.stored and shape.state[v] not in kept})
+        events = list(Version.objects.filter(pk__in=released).values_list("event_id", flat=True)
+                      ) if len(released) <= 200_000 else []
+        result.bytes_released += sum(_payload_sizes(events).values())
+    for start in range(0, len(hashes), 5000):
+        result.bytes_released += sum(_state_sizes(hashes[start:start + 5000]).values())
+
+
+# -- requesting ------------------------------------------------------------------------
+
+
+def outbox_key(compaction: Compaction) -> str:
+    return f"compaction:{compaction.pk}"
+
+
+def request(stream: Stream, *, actor: str) -> Compaction:
+    """Ask for a compaction of the stream under its current policy; one at a time.
+
+    An active compaction of the stream is returned instead of a second one.
+    """
+    from continust.reviews import is_audit_stream
+
+    if is_audit_stream(stream):
+        raise InvalidEvent("the audit stream is kept forever; it is not compacted")
+    with transaction.atomic():
+        locked = Stream.objects.select_for_update().get(pk=stream.pk)
+        active = Compaction.objects.filter(stream=locked, status__in=ACTIVE).first()
+        if active is not None:
+            return active
+        policy = policy_of(locked)
+        upto = Version.objects.filter(stream=locked).order_by("-id").values_list(
+            "id", flat=True).first() or 0
+        cutoff = (timezone.now() - policy.horizon_age
+                  if policy.ephemeral and policy.horizon_age is not None else None)
+        compaction = Compaction.objects.create(
+            stream=locked, policy=policy.as_dict(), upto=upto, cutoff=cutoff,
+            requested_by=actor[:200],
+        )
+        outbox.enqueue(TASK, [compaction.pk], key=outbox_key(compaction))
+    return compaction
+
+
+def compactions(stream: Stream) -> list[Compaction]:
+    """The stream's compactions, newest first."""
+    return list(Compaction.objects.filter(stream=stream).order_by("-id"))
+
+
+def get(stream: Stream, compaction_id: int) -> Compaction:
+    found = Compaction.objects.filter(stream=stream, pk=compaction_id).first()
+    if found is None:
+        raise NotFound(f"stream {stream.name} has no compaction {compaction_id}")
+    return found
+
+
+def pinned_policy(compaction: Compaction) -> Policy:
+    data = compaction.policy
+    return make_policy(data["kind"], snapshot_every=data.get("snapshot_every"),
+                       horizon_versions=data.get("horizon_versions"),
+                       horizon_age=parse_age(data.get("horizon_age")))
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+def _claim(compaction_id: int, worker: str) -> int | None:
+    now = timezone.now()
+    lease = timedelta(seconds=settings.CONTINUST_COMPACTION_LEASE_SECONDS)
+    with transaction.atomic():
+        taken = (Compaction.objects.filter(pk=compaction_id, status__in=ACTIVE)
+                 .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+                 .update(fence=F("fence") + 1, status=CompactionStatus.RUNNING,
+                         lease_expires_at=now + lease, attempts=F("attempts") + 1))
+        if taken != 1:
+            return None
+        return int(Compaction.objects.values_list("fence", flat=True).get(pk=compaction_id))
+
+
+def run(compaction_id: int, *, worker: str = "", chunk: int | None = None) -> Compaction:
+    """Run or resume a compaction here; a second delivery finds it held or done."""
+    token = _claim(compaction_id, worker)
+    compaction = Compaction.objects.select_related("stream__project").get(pk=compaction_id)
+    if token is None:
+        return compaction
+    if compaction.attempts > MAX_ATTEMPTS:
+        return _fail(compaction, f"given up after {MAX_ATTEMPTS} attempts")
+    try:
+        return _Run(compaction, token, chunk or settings.CONTINUST_COMPACTION_CHUNK).run()
+    except _LeaseLost:
+        log.warning("compaction %s: another worker holds it now", compaction_id)
+        return Compaction.objects.get(pk=compaction_id)
+    except ContinustError as err:
+        return _fail(compaction, str(err))
+
+
+def _fail(compaction: Compaction, reason: str) -> Compaction:
+    Compaction.objects.filter(pk=compaction.pk).update(
+        status=CompactionStatus.FAILED, error=reason[:2000], finished_at=timezone.now(),
+        lease_expires_at=None)
+    compaction.refresh_from_db()
+    return compaction
+
+
+class _Run:
+    def __init__(self, compaction: Compaction, token: int, chunk: int) -> None:
+        self.compaction = compaction
+        self.stream = compaction.stream
+        self.token = token
+        self.chunk = chunk
+
+    def run(self) -> Compaction:
+        if self.compaction.bytes_before is None:
+            with self._step() as current:
+                current.started_at = current.started_at or timezone.now()
+                current.bytes_before = footprint(self.stream).total
+        self.plan = plan(self.stream, policy=pinned_policy(self.compaction),
+                         upto=self.compaction.upto, cutoff=self.compaction.cutoff)
+        for phase, work in ((SNAPSHOTS, self._snapshot_chunks), (RELEASE, self._release_chunks)):
+            if PHASES.index(self.compaction.phase) > PHASES.index(phase):
+                continue
+            for last, do in work():
+                if self.compaction.phase == phase and last <= self.compaction.cursor:
+                    continue
+                with self._step() as current:
+                    lock = Stream.objects.select_for_update().get(pk=self.stream.pk)
+                    do(current)
+                    current.phase, current.cursor = phase, last
+                    self.stream = lock
+            with self._step() as current:
+                current.phase = PHASES[PHASES.index(phase) + 1]
+                current.cursor = 0
+        with self._step() as current:
+            self._finish(current)
+        return self.compaction
+
+    @contextmanager
+    def _step(self) -> Iterator[Compaction]:
+        """One transaction: the compaction row locked and fenced, its lease renewed."""
+        with transaction.atomic():
+            current = Compaction.objects.select_for_update().get(pk=self.compaction.pk)
+            if current.fence != self.token or current.status != CompactionStatus.RUNNING:
+                raise _LeaseLost(f"compaction {current.pk} is held by another run")
+            yield current
+            if current.status == CompactionStatus.RUNNING:
+                current.lease_expires_at = timezone.now() + timedelta(
+                    seconds=settings.CONTINUST_COMPACTION_LEASE_SECONDS)
+            current.save()
+        self.compaction = current
+
+    # Snapshots ---------------------------------------------------------------------
+
+    def _snapshot_chunks(self) -> Iterator[tuple[int, Any]]:
+        for part in _chunks(self.plan.snapshots, self.chunk):
+            def do(current: Compaction, part: list[int] = part) -> None:
+                current.snapshots_stored += store_snapshots(part)
+            yield part[-1], do
+
+    # Release -----------------------------------------------------------------------
+
+    def _release_chunks(self) -> Iterator[tuple[int, Any]]:
+        if self.plan.policy.ephemeral:
+            batch: list[list[int]] = []
+            size = 0
+            for run in sorted(self.plan.runs, key=lambda r: r[0]):
+                batch.append(run)
+                size += len(run)
+                if size >= self.chunk:
+                    yield batch[-1][0], self._releaser(batch)
+                    batch, size = [], 0
+            if batch:
+                yield batch[-1][0], self._releaser(batch)
+        else:
+            for part in _chunks(self.plan.drops, self.chunk):
+                def do(current: Compaction, part: list[tuple[int, str]] = part) -> None:
+                    current.states_released += self._drop_states([h for _, h in part])
+                yield part[-1][0], do
+
+    def _permit(self, current: Compaction) -> ReleasePermit:
+        return ReleasePermit.objects.create(compaction=current, stream=self.stream)
+
+    def _drop_states(self, hashes: list[str]) -> int:
+        """Delete states no version outside this compaction's reach points at."""
+        if not hashes:
+            return 0
+        permit = self._permit(self.compaction)
+        with connection.cursor() as cursor:
+            marks = ", ".join(["%s"] * len(hashes))
+            cursor.execute(
+                f"DELETE FROM continust_state WHERE hash IN ({marks}) "  # noqa: S608
+                "AND NOT EXISTS (SELECT 1 FROM continust_version v "
+                "WHERE v.state_id = continust_state.hash AND (v.stream_id <> %s OR v.id > %s))",
+                [*hashes, self.stream.pk, self.compaction.upto],
+            )
+            deleted = cursor.rowcount
+        permit.delete()
+        return deleted
+
+    def _releaser(self, runs: list[list[int]]) -> Any:
+        def do(current: Compaction) -> None:
+            # Whatever became protected since planning (a review, a fork) stays.
+            now_kept = protected_versions(self.stream, with_ranges=True)
+            for run in runs:
+                if any(v in now_kept for v in run):
+                    continue
+                self._release_run(current, run)
+        return do
+
+    def _release_run(self, current: Compaction, run: list[int]) -> None:
+        """Release one run: payloads no kept version shares, states no kept version
+        shares, then the row that stands for the run and one per version in it."""
+        if ReleasedRun.objects.filter(stream=self.stream, first_id=run[0]).exists():
+            return
+        rows = {v: (event, digest, state) for v, event, digest, state in
+                Version.objects.filter(pk__in=run).values_list(
+                    "id", "event_id", "event__hash", "state_id")}
+        events = [rows[v][0] for v in run]
+        shared = set(Version.objects.filter(event_id__in=events).exclude(pk__in=run)
+                     .filter(released__isnull=True).values_list("event_id", flat=True))
+        payloads = [e for e in events if e not in shared]
+        hashes = sorted({rows[v][2] for v in run})
+        payload_bytes = sum(_payload_sizes(payloads).values())
+        state_bytes = _state_sizes(hashes)
+        in_run = ("v.id <> ALL(%s::bigint[])" if connection.vendor == "postgresql"
+                  else "v.id NOT IN (SELECT value FROM json_each(%s))")
+        run_param: Any = run if connection.vendor == "postgresql" else json.dumps(run)
+        null = "'null'::jsonb" if connection.vendor == "postgresql" else "'null'"
+        deleted: list[str] = []
+        permit = self._permit(current)
+        with connection.cursor() as cursor:
+            for part in _chunks(payloads, 2000):
+                marks = ", ".join(["%s"] * len(part))
+                cursor.execute(f"UPDATE continust_event SET payload = {null} "  # noqa: S608
+                               f"WHERE position IN ({marks})", part)
+            for part in _chunks(hashes, 2000):
+                marks = ", ".join(["%s"] * len(part))
+                cursor.execute(
+                    f"DELETE FROM continust_state WHERE hash IN ({marks}) "  # noqa: S608
+                    "AND NOT EXISTS (SELECT 1 FROM continust_version v "
+                    f"WHERE v.state_id = continust_state.hash AND {in_run} "
+                    "AND NOT EXISTS (SELECT 1 FROM continust_releasedversion r "
+                    "WHERE r.version_id = v.id)) RETURNING hash",
+                    [*part, run_param],
+                )
+                deleted += [row[0] for row in cursor.fetchall()]
+        permit.delete()
+        released_bytes = (payload_bytes - sum(_payload_sizes(payloads).values())
+                          + sum(state_bytes.get(h, 0) for h in deleted))
+        record = ReleasedRun.objects.create(
+            stream=self.stream, compaction=current, first_id=run[0], last_id=run[-1],
+            length=len(run), merkle_root=canonical.merkle_root([rows[v][1] for v in run]),
+            bytes_released=released_bytes,
+        )
+        ReleasedVersion.objects.bulk_create(
+            [ReleasedVersion(version_id=v, run=record) for v in run], batch_size=2000)
+        current.runs += 1
+        current.versions_released += len(run)
+        current.payloads_released += len(payloads)
+        current.states_released += len(deleted)
+
+    # Finish ------------------------------------------------------------------------
+
+    def _finish(self, current: Compaction) -> None:
+        from continust.reviews import record
+
+        current.bytes_after = footprint(self.stream).total
+        roots = list(ReleasedRun.objects.filter(compaction=current).order_by("first_id")
+                     .values_list("merkle_root", flat=True))
+        event = record(self.stream.project, RECORD_EVENT, {
+            "stream": self.stream.name,
+            "compaction": current.pk,
+            "policy": current.policy,
+            "upto": current.upto,
+            "runs": len(roots),
+            "runs_root": canonical.merkle_root(roots),
+            "versions_released": current.versions_released,
+            "payloads_released": current.payloads_released,
+            "states_released": current.states_released,
+            "snapshots_stored": current.snapshots_stored,
+            "bytes_before": current.bytes_before,
+            "bytes_after": current.bytes_after,
+        }, actor=current.requested_by or "continust")
+        current.record = event
+        current.status = CompactionStatus.DONE
+        current.finished_at = timezone.now()
+        current.lease_expires_at = None
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
+# -- scheduling ------------------------------------------------------------------------
+
+
+def request_due(*, now: datetime | None = None) -> list[Compaction]:
+    """Request a compaction of each stream whose policy is not eternal and whose last
+    compaction finished longer ago than ``CONTINUST_COMPACTION_INTERVAL_SECONDS``."""
+    from continust.reviews import AUDIT_STREAM
+
+    now = now or timezone.now()
+    interval = timedelta(seconds=settings.CONTINUST_COMPACTION_INTERVAL_SECONDS)
+    requested = []
+    streams = (Stream.objects.exclude(retention="eternal").exclude(name=AUDIT_STREAM)
+               .order_by("id"))
+    for stream in streams:
+        last = Compaction.objects.filter(stream=stream).order_by("-id").first()
+        if last is not None and (last.status in ACTIVE or (
+                last.finished_at is not None and last.finished_at > now - interval)):
+            continue
+        requested.append(request(stream, actor="schedule"))
+    return requested
+
+
+def resend_stale() -> int:
+    """Send again the compactions nobody holds (a killed worker, a lost message)."""
+    now = timezone.now()
+    stale = (Compaction.objects.filter(status__in=ACTIVE)
+             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)))
+    return outbox.resend_unclaimed(
+        stale, task=TASK, key_of=outbox_key,
+        resend_seconds=settings.CONTINUST_COMPACTION_RESEND_SECONDS,
+        running=lambda c: c.status == CompactionStatus.RUNNING,
+    )
+
+
+outbox.register_sweep(resend_stale)
+
+
+def released_runs(stream: Stream) -> dict[int, ReleasedRun]:
+    """Map each released version of the stream to the run that stands for it."""
+    runs = {run.pk: run for run in ReleasedRun.objects.filter(stream=stream)}
+    return {v: runs[r] for v, r in ReleasedVersion.objects.filter(run__stream=stream)
+            .values_list("version_id", "run_id")}
