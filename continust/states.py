@@ -29,7 +29,7 @@ CACHE_SECONDS = 3600
 
 _CHAIN = """
 WITH RECURSIVE chain(id, depth) AS (
-    SELECT %s, 0
+    SELECT CAST(%s AS BIGINT), 0
   UNION ALL
     SELECT p.parent_id, c.depth + 1 FROM chain c
     JOIN continust_version v ON v.id = c.id

@@ -40,18 +40,24 @@ END
 $$ LANGUAGE plpgsql;
 """
 
-_POSTGRES_RELEASE = f"""
-CREATE OR REPLACE FUNCTION continust_release_or_refuse() RETURNS trigger AS $$
+_POSTGRES_RELEASE = (f"""
+CREATE OR REPLACE FUNCTION continust_release_payload() RETURNS trigger AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'continust_event' AND TG_OP = 'UPDATE'
-       AND NEW.payload = 'null'::jsonb
+    IF TG_OP = 'UPDATE' AND NEW.payload = 'null'::jsonb
        AND ({", ".join("NEW." + c for c in EVENT_COLUMNS)})
            IS NOT DISTINCT FROM ({", ".join("OLD." + c for c in EVENT_COLUMNS)})
        AND EXISTS (SELECT 1 FROM continust_releasepermit p WHERE p.stream_id = OLD.stream_id)
     THEN
         RETURN NEW;
     END IF;
-    IF TG_TABLE_NAME = 'continust_state' AND TG_OP = 'DELETE'
+    RAISE EXCEPTION 'continust: % on % is refused: the log is append-only', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'integrity_constraint_violation';
+END
+$$ LANGUAGE plpgsql;
+""", """
+CREATE OR REPLACE FUNCTION continust_release_state() RETURNS trigger AS $$
+BEGIN
+    IF TG_OP = 'DELETE'
        AND EXISTS (SELECT 1 FROM continust_releasepermit p
                    JOIN continust_version v ON v.stream_id = p.stream_id
                    WHERE v.state_id = OLD.hash)
@@ -62,7 +68,9 @@ BEGIN
         USING ERRCODE = 'integrity_constraint_violation';
 END
 $$ LANGUAGE plpgsql;
-"""
+""")
+_POSTGRES_FUNCTIONS = {"continust_event": "continust_release_payload",
+                       "continust_state": "continust_release_state"}
 
 _SQLITE_EVENT_RELEASE = (
     "NEW.payload = 'null' AND "
@@ -85,10 +93,11 @@ def install(vendor: str, execute: Execute, *, release_path: bool = True) -> None
     if vendor == "postgresql":
         execute(_POSTGRES_REFUSE)
         if release_path:
-            execute(_POSTGRES_RELEASE)
+            for function in _POSTGRES_RELEASE:
+                execute(function)
         for table in tables:
-            function = ("continust_release_or_refuse" if table in releasable
-                        else "continust_refuse_change")
+            function = _POSTGRES_FUNCTIONS[table] if table in releasable else \
+                "continust_refuse_change"
             execute(
                 f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
                 f"FOR EACH ROW EXECUTE FUNCTION {function}()"
@@ -119,4 +128,5 @@ def remove(vendor: str, execute: Execute) -> None:
                 execute(f"DROP TRIGGER IF EXISTS {table}_no_{operation}")
     if vendor == "postgresql":
         execute("DROP FUNCTION IF EXISTS continust_refuse_change()")
-        execute("DROP FUNCTION IF EXISTS continust_release_or_refuse()")
+        for function in _POSTGRES_FUNCTIONS.values():
+            execute(f"DROP FUNCTION IF EXISTS {function}()")
