@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -479,6 +480,8 @@ class _Run:
                     do(current)
                     current.phase, current.cursor = phase, last
                     self.stream = lock
+                if settings.CONTINUST_COMPACTION_CHUNK_DELAY_MS:
+                    time.sleep(settings.CONTINUST_COMPACTION_CHUNK_DELAY_MS / 1000)
             with self._step() as current:
                 current.phase = PHASES[PHASES.index(phase) + 1]
                 current.cursor = 0

@@ -207,8 +207,9 @@ CONTINUST_REPLAY_CHUNK_DELAY_MS = env_int("CONTINUST_REPLAY_CHUNK_DELAY_MS", 0, 
 CONTINUST_REPLAY_RESEND_SECONDS = env_int("CONTINUST_REPLAY_RESEND_SECONDS", 60, minimum=1)
 
 # Compaction (continust.compaction): versions per chunk transaction, how long a worker's
-# claim lasts without progress, when an unclaimed one is sent again, and how often Celery
-# beat asks for a compaction of each stream whose policy is not eternal.
+# claim lasts without progress, when an unclaimed one is sent again, how often Celery
+# beat asks for a compaction of each stream whose policy is not eternal, and an optional
+# pause after each chunk (tests use it to kill a worker mid-compaction).
 CONTINUST_COMPACTION_CHUNK = env_int("CONTINUST_COMPACTION_CHUNK", 5000, minimum=1)
 CONTINUST_COMPACTION_LEASE_SECONDS = env_int("CONTINUST_COMPACTION_LEASE_SECONDS", 300,
                                              minimum=1)
@@ -216,6 +217,8 @@ CONTINUST_COMPACTION_RESEND_SECONDS = env_int("CONTINUST_COMPACTION_RESEND_SECON
                                               minimum=1)
 CONTINUST_COMPACTION_INTERVAL_SECONDS = env_int("CONTINUST_COMPACTION_INTERVAL_SECONDS", 3600,
                                                 minimum=1)
+CONTINUST_COMPACTION_CHUNK_DELAY_MS = env_int("CONTINUST_COMPACTION_CHUNK_DELAY_MS", 0,
+                                              minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "compact-due-streams": {
         "task": "continust.compact_due",
