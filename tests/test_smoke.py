@@ -27,7 +27,8 @@ def test_the_run_command_steps_work_on_the_embedded_defaults(tmp_path):
     assert "seeded the demo project" in manage(tmp_path, "seed_demo")
     assert "already" in manage(tmp_path, "seed_demo")
     assert (tmp_path / "continust.sqlite3").exists()
-    assert "ok: 4 streams" in manage(tmp_path, "verify")
+    # pricing, two accounts, the ledger, the compacted sensor and the audit stream.
+    assert "ok: 6 streams" in manage(tmp_path, "verify")
     bases = manage(tmp_path, "lineage", "--project", "demo", "--stream", "pricing",
                    "merge-bases", "enterprise", "annual", "--json")
     assert len(json.loads(bases)) == 2  # the demo's criss-cross

@@ -17,9 +17,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandParser
 from django.db import transaction
 
+from continust import compaction
 from continust.management.base import ContinustCommand, Scope
 from continust.models import Project, Role, Stream, Version
 from continust.projects import add_member, create_project, create_stream
+from continust.retention import make_policy, set_policy
 from continust.store import NewEvent, append, fork, merge
 
 _NS = uuid.UUID("0c7d9a52-64f1-4c0e-8d7e-5b0f4f3a9e21")
@@ -65,6 +67,7 @@ class Command(ContinustCommand):
             clock = _Clock()
             _seed_pricing(create_stream(project, "pricing"), clock)
             _seed_accounts(project, clock)
+            _seed_sensor(create_stream(project, "sensors/greenhouse"), clock, user.username)
         self.emit(options, {"created": True}, "seeded the demo project: log in as demo / demo")
 
 
@@ -137,3 +140,14 @@ def _seed_accounts(project: Project, clock: _Clock) -> None:
         append(ledger, [_event(f"{name}-ledger", "ledger.entry", {"patch": [
             {"op": "add", "path": "/entries/-", "value": entry}]}, "bank", clock,
             causation=credit.id)])
+
+
+def _seed_sensor(stream: Stream, clock: _Clock, actor: str) -> None:
+    """A greenhouse sensor under an ephemeral policy: only its last readings are kept, the
+    older ones compacted into one released run that still leads back to the root."""
+    readings = [_event(f"s{n}", "reading", {"celsius": round(18 + 6 * ((n * 7) % 13) / 13, 1),
+                                             "humidity": 40 + (n * 11) % 30}, "sensor", clock)
+                for n in range(200)]
+    append(stream, readings)
+    set_policy(stream, make_policy("ephemeral", horizon_versions=40), actor=actor)
+    compaction.run(compaction.request(stream, actor=actor).pk)
