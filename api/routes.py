@@ -15,6 +15,7 @@ from api import (
     errors,
     routes_lineage,
     routes_projects,
+    routes_retention,
     routes_streams,
 )
 from api.auth import BearerToken
@@ -28,7 +29,8 @@ Authenticate with a personal API token (the explorer's Tokens page):
 `Authorization: Bearer ctn_...`. A token sees the projects it is scoped to
 where its user is a member; every other project answers 404, exactly as a
 project that does not exist. Writing needs a write-scoped token and the editor
-role (403 otherwise).
+role; changing a retention policy and compacting need the admin role (403
+otherwise).
 
 Stream names may contain `/`: `/api/projects/acme/streams/accounts/alice/events`
 names the events of stream `accounts/alice`. Each operation ends in its own
@@ -57,6 +59,7 @@ api.add_exception_handler(routes_projects.StreamExists,
 api.add_router("", routes_projects.router)
 api.add_router("", routes_streams.router)
 api.add_router("", routes_lineage.router)
+api.add_router("", routes_retention.router)
 
 urlpatterns = [
     path("", api.urls),

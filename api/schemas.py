@@ -12,7 +12,7 @@ from uuid import UUID
 
 from django.conf import settings
 from ninja.params import functions as param
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -34,6 +34,7 @@ StreamPath = Annotated[
 ]
 VersionIdPath = Annotated[int, param.Path(ge=0, description="A version's id.")]
 EventIdPath = Annotated[UUID, param.Path(description="An event's id.")]
+CompactionIdPath = Annotated[int, param.Path(ge=0, description="A compaction's id.")]
 
 Ref = Annotated[
     str,
@@ -327,3 +328,107 @@ class CausationOut(Schema):
     causes: list[EventOut] = Field(description="Nearest cause first, back to the root cause.")
     consequences: list[ConsequenceOut] = Field(description="Depth first.")
     truncated: bool
+
+
+# -- retention and compaction -----------------------------------------------------
+
+
+class PolicyIn(StrictSchema):
+    """A retention policy; each kind takes only its own settings."""
+
+    kind: Literal["eternal", "selective", "ephemeral"] = Field(
+        description="`eternal` keeps everything; `selective` keeps every event and stores a "
+        "state every `snapshot_every` versions; `ephemeral` releases payloads and states "
+        "beyond a horizon.")
+    snapshot_every: StrictInt | None = Field(
+        None, description="selective: store a state every this many generations (2 to "
+        "1,000,000; 100 when left out).")
+    horizon_versions: StrictInt | None = Field(
+        None, le=2_147_483_647, description="ephemeral: keep the newest this many versions.")
+    horizon_age: StrictInt | str | None = Field(
+        None, description="ephemeral: keep the versions younger than this: `90d`, `12h`, "
+        "`30m`, `2w`, or a number of seconds. Give `horizon_versions`, this, or both.")
+
+
+class PolicyOut(Schema):
+    kind: str
+    snapshot_every: int | None = Field(None, description="selective only.")
+    horizon_versions: int | None = Field(None, description="ephemeral only.")
+    horizon_age: str | None = Field(None, description="ephemeral only, as `90d`.")
+
+
+class FootprintOut(Schema):
+    """The bytes the stream's rows take as stored."""
+
+    events: int
+    versions: int = Field(description="Version rows with their parent links.")
+    states: int
+    total: int
+
+
+class RetentionOut(Schema):
+    stream: str
+    policy: PolicyOut
+    description: str = Field(description="The policy in words.")
+    footprint: FootprintOut
+
+
+class RunOut(Schema):
+    first: int
+    last: int
+    versions: int
+
+
+class ProtectedOut(Schema):
+    version: int
+    reason: str = Field(description="Why it is never released: a branch head, a merge base, "
+                        "a review, a replay.")
+
+
+class PlanOut(Schema):
+    """What a compaction now would do; computing it writes nothing."""
+
+    stream: str
+    policy: PolicyOut
+    upto: int = Field(description="The newest version considered.")
+    cutoff: str | None = Field(description="ephemeral with an age: versions made before this "
+                               "time are beyond the horizon.")
+    snapshots_stored: int
+    states_dropped: int
+    versions_released: int
+    bytes_released: int = Field(description="An estimate.")
+    runs: list[RunOut] = Field(description="The chains released, oldest first; at most 200.")
+    runs_total: int
+    protected: list[ProtectedOut] = Field(description="Versions beyond the horizon that stay; "
+                                          "at most 200.")
+    protected_total: int
+
+
+class CompactionOut(Schema):
+    id: int
+    stream: str
+    status: Literal["pending", "running", "done", "failed"]
+    policy: PolicyOut = Field(description="The policy the compaction applies, pinned when it "
+                              "was requested.")
+    upto: int
+    cutoff: str | None
+    requested_by: str
+    requested_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    phase: str = Field(description="`snapshots`, `release` or `finish`.")
+    snapshots_stored: int
+    states_released: int
+    payloads_released: int
+    versions_released: int
+    runs: int
+    bytes_before: int | None
+    bytes_after: int | None
+    error: str | None
+    record: UUID | None = Field(description="The `retention.compacted` event in the project's "
+                                "audit stream `_audit`, once done.")
+
+
+class CompactionPage(Schema):
+    items: list[CompactionOut]
+    next: str | None

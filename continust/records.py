@@ -1,11 +1,15 @@
-"""Plain-dict records of events and versions, as commands, exports and the API print them."""
+"""Plain-dict records of events, versions, retention and compactions, as commands, exports
+and the API print them."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from continust.canonical import timestamp_text
-from continust.models import Event, Version
+from continust.compaction import footprint
+from continust.models import Compaction, Event, Stream, Version
+from continust.retention import policy_of
 
 
 def event_record(event: Event) -> dict[str, Any]:
@@ -41,4 +45,47 @@ def version_record(version: Version, *, parents: list[int] | None = None) -> dic
         "state_hash": version.state_id,
         "digest": version.digest,
         "reducer": f"{version.reducer}@{version.reducer_version}",
+    }
+
+
+def retention_record(stream: Stream) -> dict[str, Any]:
+    """Return a stream's policy, in words too, and the bytes its rows take now."""
+    policy = policy_of(stream)
+    size = footprint(stream)
+    return {
+        "stream": stream.name,
+        "policy": policy.as_dict(),
+        "description": policy.describe(),
+        "footprint": {"events": size.events, "versions": size.versions,
+                      "states": size.states, "total": size.total},
+    }
+
+
+def compaction_record(compaction: Compaction) -> dict[str, Any]:
+    """Return a compaction as a JSON-ready dict; ``record`` is its audit event's id."""
+    def moment(value: datetime | None) -> str | None:
+        return timestamp_text(value) if value else None
+
+    record = compaction.record if compaction.record_id else None  # no query when none
+    return {
+        "id": compaction.pk,
+        "stream": compaction.stream.name,
+        "status": compaction.status,
+        "policy": compaction.policy,
+        "upto": compaction.upto,
+        "cutoff": moment(compaction.cutoff),
+        "requested_by": compaction.requested_by,
+        "requested_at": moment(compaction.requested_at),
+        "started_at": moment(compaction.started_at),
+        "finished_at": moment(compaction.finished_at),
+        "phase": compaction.phase,
+        "snapshots_stored": compaction.snapshots_stored,
+        "states_released": compaction.states_released,
+        "payloads_released": compaction.payloads_released,
+        "versions_released": compaction.versions_released,
+        "runs": compaction.runs,
+        "bytes_before": compaction.bytes_before,
+        "bytes_after": compaction.bytes_after,
+        "error": compaction.error or None,
+        "record": str(record.id) if record is not None else None,
     }

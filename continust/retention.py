@@ -29,6 +29,8 @@ from continust.models import Retention, Stream
 
 MIN_EVERY = 2
 MAX_EVERY = 1_000_000
+MAX_HORIZON_VERSIONS = 2**31 - 1
+MAX_AGE = timedelta(weeks=5200)  # a century: the clock arithmetic stays in range
 _AGE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SET_EVENT = "retention.set"
@@ -91,14 +93,21 @@ def parse_age(text: str | int | timedelta | None) -> timedelta | None:
     if isinstance(text, timedelta):
         age = text
     elif isinstance(text, int):
+        if text > MAX_AGE.total_seconds():
+            raise InvalidEvent("a horizon age is at most 5200w (a century)")
         age = timedelta(seconds=text)
     else:
         match = _AGE.match(str(text))
         if match is None:
             raise InvalidEvent(f"{text!r} is not an age: write a number with s, m, h, d or w")
-        age = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2) or "s"])
+        seconds = int(match.group(1)) * _UNITS[match.group(2) or "s"]
+        if seconds > MAX_AGE.total_seconds():
+            raise InvalidEvent("a horizon age is at most 5200w (a century)")
+        age = timedelta(seconds=seconds)
     if age <= timedelta(0):
         raise InvalidEvent("a horizon age must be positive")
+    if age > MAX_AGE:
+        raise InvalidEvent("a horizon age is at most 5200w (a century)")
     return age
 
 
@@ -129,8 +138,8 @@ def make_policy(kind: str, *, snapshot_every: int | str | None = None,
     if kind == Retention.EPHEMERAL:
         versions = (None if horizon_versions in (None, "")
                     else _whole(horizon_versions, "horizon_versions"))
-        if versions is not None and versions < 1:
-            raise InvalidEvent("horizon_versions must be at least 1")
+        if versions is not None and not 1 <= versions <= MAX_HORIZON_VERSIONS:
+            raise InvalidEvent(f"horizon_versions must be between 1 and {MAX_HORIZON_VERSIONS}")
         age = parse_age(horizon_age)
         if versions is None and age is None:
             raise InvalidEvent("an ephemeral policy needs a horizon: a number of versions, "

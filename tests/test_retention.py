@@ -46,7 +46,10 @@ def _fill(stream: Stream, count: int, *, seed: int = 7, batch: int = 1) -> list[
     ("selective", {"snapshot_every": 1}, "between"),
     ("selective", {"snapshot_every": "ten"}, "whole number"),
     ("ephemeral", {}, "needs a horizon"),
-    ("ephemeral", {"horizon_versions": 0}, "at least 1"),
+    ("ephemeral", {"horizon_versions": 0}, "between 1 and"),
+    ("ephemeral", {"horizon_versions": 2**40}, "between 1 and"),
+    ("ephemeral", {"horizon_age": "99999999999999w"}, "at most 5200w"),
+    ("ephemeral", {"horizon_age": 10**15}, "at most 5200w"),
     ("ephemeral", {"horizon_age": "3 fortnights"}, "not an age"),
     ("ephemeral", {"horizon_age": "0d"}, "positive"),
 ])

@@ -1,0 +1,80 @@
+"""retention: show a stream's retention policy, or set it.
+
+    retention --project P --stream S [show]
+    retention --project P --stream S set eternal
+    retention --project P --stream S set selective [--every N]
+    retention --project P --stream S set ephemeral [--horizon-versions N] [--horizon-age AGE]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from continust.management.base import ContinustCommand, Scope
+from continust.models import Retention, Stream
+from continust.records import retention_record
+from continust.retention import Policy, make_policy, set_policy
+
+# The options each kind reads; any other one given is a mistake worth naming.
+OPTIONS = {"every": "--every", "horizon_versions": "--horizon-versions",
+           "horizon_age": "--horizon-age"}
+TAKES = {Retention.ETERNAL: (), Retention.SELECTIVE: ("every",),
+         Retention.EPHEMERAL: ("horizon_versions", "horizon_age")}
+# Beyond these the database column, or "now minus the horizon", overflows.
+
+
+class Command(ContinustCommand):
+    help = ("Show a stream's retention policy and the bytes it takes, or set the policy "
+            "(recorded in the project's audit stream; compact applies it to what is stored).")
+    needs_stream = True
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("action", nargs="?", choices=("show", "set"), default="show",
+                            help="show the policy (default) or set it")
+        parser.add_argument("kind", nargs="?", help="with set: " + ", ".join(Retention.values))
+        parser.add_argument("--every", type=int, metavar="N",
+                            help="selective: store a state every N generations (default 100)")
+        parser.add_argument("--horizon-versions", type=int, metavar="N",
+                            help="ephemeral: keep the newest N versions")
+        parser.add_argument("--horizon-age", metavar="AGE",
+                            help="ephemeral: keep versions younger than AGE (90d, 12h, 30m, "
+                            "2w or seconds)")
+        parser.add_argument("--actor", default="", help="who sets it (for the audit stream)")
+
+    def run(self, scope: Scope, options: dict[str, Any]) -> None:
+        stream = scope.the_stream
+        if options["action"] == "show":
+            given = [flag for key, flag in OPTIONS.items() if options[key] is not None]
+            if options["kind"] or given:
+                raise CommandError("a kind and " + ", ".join(OPTIONS.values())
+                                   + " go with set, not show")
+            self._print(options, stream, "")
+            return
+        policy = _policy(options)
+        set_policy(stream, policy, actor=options["actor"])
+        self._print(options, stream, "now ")
+
+    def _print(self, options: dict[str, Any], stream: Stream, now: str) -> None:
+        data = retention_record(stream)
+        size = data["footprint"]
+        self.emit(options, data,
+                  f"{stream.name}: {now}{data['description']}\n"
+                  f"footprint: {size['total']} bytes (events {size['events']}, versions "
+                  f"{size['versions']}, states {size['states']})")
+
+
+def _policy(options: dict[str, Any]) -> Policy:
+    kind = options["kind"]
+    if not kind:
+        raise CommandError("set needs a kind: " + ", ".join(Retention.values))
+    if kind in TAKES:
+        unused = [OPTIONS[key] for key in OPTIONS
+                  if options[key] is not None and key not in TAKES[kind]]
+        if unused:
+            raise CommandError(f"{kind} policies take no {', '.join(unused)}")
+    return make_policy(kind, snapshot_every=options["every"],
+                       horizon_versions=options["horizon_versions"],
+                       horizon_age=options["horizon_age"])
