@@ -32,7 +32,7 @@ from continust.errors import InvalidEvent, NotFound
 from continust.graphs import graph_for
 from continust.integrity import verify
 from continust.jsonl import export_lines
-from continust.models import AuditRecord, Event, Project, Review, Stream, Version
+from continust.models import AuditRecord, Event, Project, ReleasedVersion, Review, Stream, Version
 from continust.reviews import (
     CHECKED,
     COMMENTED,
@@ -177,6 +177,8 @@ class ChangeRow:
     version: Version
     changes: list[diffs.Change]
     cause: Event | None = None
+    # Its state, or its parent's, was released by the stream's retention policy.
+    released: bool = False
 
 
 @dataclass
@@ -252,7 +254,7 @@ def csv_rows(report: AuditReport) -> Iterator[dict[str, Any]]:
                 "event": str(event.id), "type": event.type,
                 "causation": str(event.causation_id or "")}
         if not row.changes:
-            yield base
+            yield {**base, "text": "released by the retention policy"} if row.released else base
         for change in row.changes:
             yield {**base, "path": change.path, "op": change.op,
                    "old": _json_text(change.old), "new": _json_text(change.new)}
@@ -297,7 +299,7 @@ def _row_dict(row: ChangeRow) -> dict[str, Any]:
             "event": {"id": str(event.id), "type": event.type, "actor": event.actor,
                       "time": timestamp_text(event.timestamp), "hash": event.hash,
                       "causation": str(event.causation_id) if event.causation_id else None},
-            "changes": [c.to_dict() for c in row.changes]}
+            "changes": [c.to_dict() for c in row.changes], "released": row.released}
 
 
 def _review_dict(log: ReviewLog) -> dict[str, Any]:
@@ -332,12 +334,19 @@ def _rows(versions: list[Version]) -> list[ChangeRow]:
         parents = graphs[version.stream_id].parents(version.pk)
         if parents:
             first_parent[version.pk] = parents[0]
-    states = states_of([v.pk for v in versions] + list(set(first_parent.values())))
+    wanted = {v.pk for v in versions} | set(first_parent.values())
+    released = set(ReleasedVersion.objects.filter(version_id__in=wanted)
+                   .values_list("version_id", flat=True))
+    states = states_of(wanted - released)
     causes = Event.objects.in_bulk([v.event.causation_id for v in versions
                                     if v.event.causation_id], field_name="id")
     rows = []
     for version in versions:
         parent = first_parent.get(version.pk)
+        if version.pk in released or parent in released:
+            rows.append(ChangeRow(version, [], causes.get(version.event.causation_id),
+                                  released=True))
+            continue
         before = states[parent] if parent is not None else {}
         rows.append(ChangeRow(version, diffs.diff(before, states[version.pk]),
                               causes.get(version.event.causation_id)))

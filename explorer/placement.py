@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
-from django.db.models import Min, Q
+from django.db.models import Min, Q, QuerySet
 
 from continust.models import Stream, Version, VersionParent
 from explorer.layout import LaneAllocator, ParentEdge, PlacedVersion
@@ -85,11 +86,20 @@ class PageRows:
     edges: list[ParentEdge]
 
 
-def page_rows(stream: Stream, *, top: int, count: int) -> PageRows:
-    """Return rows ``top`` down to ``top - count + 1`` and the edges touching them."""
+def page_rows(stream: Stream, *, top: int, count: int, folded: QuerySet[Any] | None = None
+              ) -> PageRows:
+    """Return rows ``top`` down to ``top - count + 1`` and the edges touching them.
+
+    ``folded`` (a query of version ids) names versions drawn inside another row, the
+    released runs' collapsed nodes: the page skips their rows and counts ``count``
+    rows without them, so a long released run never makes a page of nothing.
+    """
+    query = VersionPlace.objects.filter(stream=stream, row__lte=top)
+    if folded is not None:
+        query = query.exclude(version_id__in=folded)
     rows = list(
-        VersionPlace.objects.filter(stream=stream, row__lte=top).order_by("-row")
-        .select_related("version__event").defer("version__event__payload")[:count]
+        query.order_by("-row").select_related("version__event")
+        .defer("version__event__payload")[:count]
     )
     if not rows:
         return PageRows([], [])

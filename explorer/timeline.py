@@ -6,16 +6,22 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
-from continust.models import Branch, Stream, Version
-from explorer.layout import PageLayout, PlacedVersion, page_layout
-from explorer.placement import page_rows, place_new_versions
+from django.db.models import F, QuerySet
+
+from continust.models import Branch, ReleasedRun, ReleasedVersion, Stream, Version
+from continust.states import released_run
+from explorer.layout import PageLayout, ParentEdge, PlacedVersion, page_layout
+from explorer.models import VersionPlace
+from explorer.placement import PageRows, page_rows, place_new_versions
 
 PAGE_ROWS = 100
 ROW_HEIGHT = 28
 LANE_WIDTH = 18
 PALETTE = 8
+RELEASED_NODE = 14  # the side of the square drawn for a released run
 
 
 def type_colour(event_type: str) -> int:
@@ -40,10 +46,16 @@ class Row:
     panel: str = ""
     pick_a: str = ""
     pick_b: str = ""
+    released: ReleasedRun | None = None  # set on the one row that stands for a released run
 
     @property
     def event(self):  # type: ignore[no-untyped-def]
         return self.version.event
+
+    @property
+    def corner(self) -> tuple[float, float]:
+        """The top left corner of a released run's square node, centred where a dot is."""
+        return self.x - RELEASED_NODE / 2, self.y - RELEASED_NODE / 2
 
 
 @dataclass(frozen=True)
@@ -84,10 +96,10 @@ def timeline_page(stream: Stream, *, top: int | None = None, previous_day: str |
     if total == 0:
         return Page([], None, 0, 0, None, 0)
     top = total - 1 if top is None else max(0, min(top, total - 1))
-    found = page_rows(stream, top=top, count=PAGE_ROWS)
-    placed = [PlacedVersion(p.version_id, p.row, p.lane) for p in found.rows]
-    layout = page_layout(placed, found.edges, row_height=ROW_HEIGHT, lane_width=LANE_WIDTH)
-    merges = {e.child.id for e in found.edges if e.merge}
+    found = page_rows(stream, top=top, count=PAGE_ROWS, folded=_folded(stream))
+    placed, edges, runs = _fold_runs(found)
+    layout = page_layout(placed, edges, row_height=ROW_HEIGHT, lane_width=LANE_WIDTH)
+    merges = {e.child.id for e in edges if e.merge}
     heads = _heads(stream)
     rows, before = [], None
     for place, node in zip(found.rows, layout.nodes, strict=True):
@@ -99,11 +111,69 @@ def timeline_page(stream: Stream, *, top: int | None = None, previous_day: str |
         before = moment
         rows.append(Row(version, place.row, place.lane, node.y, node.x,
                         type_colour(version.event.type), tuple(heads.get(version.pk, ())),
-                        day, version.pk in merges))
+                        day, version.pk in merges, released=runs.get(version.pk)))
     bottom = found.rows[-1].row
     width = max(layout.width, allocator.lanes * LANE_WIDTH)
     return Page(rows, layout, width, layout.height, bottom - 1 if bottom > 0 else None, total,
                 legend=_legend(rows))
+
+
+def shown_row(version: Version) -> int | None:
+    """The row to open the timeline near for a version; for a released one, its run's
+    newest row, so the page shows what came after the run above the run's node."""
+    run = released_run(version)
+    if run is not None:
+        return VersionPlace.objects.filter(version_id=run.last_id).values_list(
+            "row", flat=True).first()
+    place = getattr(version, "place", None)
+    return place.row if place else None
+
+
+def _folded(stream: Stream) -> QuerySet[ReleasedVersion, Any]:
+    """The versions drawn inside their released run's node: all but each run's first."""
+    return (ReleasedVersion.objects.filter(run__stream=stream)
+            .exclude(run__first_id=F("version")).values("version"))
+
+
+def _fold_runs(found: PageRows) -> tuple[list[PlacedVersion], list[ParentEdge],
+                                         dict[int, ReleasedRun]]:
+    """Draw each released run as one node, at its first version's place.
+
+    The page's rows are renumbered to be consecutive again (rows below the page move
+    up by as many as the page skipped), an edge that ends at a released version ends
+    at its run's node instead, and edges inside a run disappear. Renumbering keeps the
+    order of rows, so lines stay vertical and the layout's invariant holds.
+    Return the rows, the edges, and the run each node on the page stands for.
+    """
+    placed = [PlacedVersion(p.version_id, p.row, p.lane) for p in found.rows]
+    ends = {p.id for p in placed} | {v.id for e in found.edges for v in (e.child, e.parent)}
+    runs = dict(ReleasedVersion.objects.filter(version__in=ends).values_list("version", "run"))
+    if not runs:
+        return placed, found.edges, {}
+    by_id = {run.pk: run for run in ReleasedRun.objects.filter(pk__in=set(runs.values()))}
+    run_of = {vid: by_id[run_id] for vid, run_id in runs.items()}
+    nodes = {vid: PlacedVersion(vid, row, lane) for vid, row, lane in VersionPlace.objects.filter(
+        version_id__in={run.first_id for run in by_id.values()}).values_list(
+        "version_id", "row", "lane")}
+    top, bottom = placed[0].row, placed[-1].row
+    shown = {p.row: top - index for index, p in enumerate(placed)}
+    skipped = bottom - shown[bottom]
+
+    def drawn(version: PlacedVersion) -> PlacedVersion:
+        if version.id in run_of:
+            version = nodes[run_of[version.id].first_id]
+        row = version.row if version.row > top else shown.get(version.row,
+                                                              version.row - skipped)
+        return PlacedVersion(version.id, row, version.lane)
+
+    edges = []
+    for edge in found.edges:
+        child, parent = drawn(edge.child), drawn(edge.parent)
+        if child.id != parent.id:
+            edges.append(ParentEdge(child, parent, edge.lane, edge.index))
+    rows = [PlacedVersion(p.id, top - index, p.lane) for index, p in enumerate(placed)]
+    return rows, edges, {p.id: run_of[p.id] for p in placed
+                         if p.id in run_of and run_of[p.id].first_id == p.id}
 
 
 def _legend(rows: list[Row]) -> dict[str, int]:

@@ -22,4 +22,5 @@ urlpatterns = [
     path("", include("explorer.replays")),  # replays: start, progress, cancel, promote
     path("", include("explorer.reviews")),  # reviews, blame, audit reports, members
     path("", include("explorer.pipelines")),  # pipelines: list, start, watch, control
+    path("", include("explorer.retention")),  # retention policy, dry run, compactions
 ]

@@ -26,13 +26,15 @@ from continust.errors import ContinustError, MergeConflict, NotFound, StateRelea
 from continust.graphs import graph_for
 from continust.lookup import resolve_version
 from continust.models import Branch, Event, Membership, Role, Stream, Version
-from continust.states import released_run, state_of
+from continust.retention import policy_of
+from continust.states import is_released, released_run, state_of
 from continust.store import fork, merge, plan_merge
 from explorer.access import member_required
 from explorer.causality import causation_graph
 from explorer.forms import FilterForm, ForkForm, MergeForm
 from explorer.jsontree import json_tree
-from explorer.timeline import Filters, filtered_page, link_rows, timeline_page
+from explorer.retention import history_context
+from explorer.timeline import Filters, filtered_page, link_rows, shown_row, timeline_page
 
 BETWEEN_LIMIT = 200
 
@@ -93,8 +95,8 @@ def stream_page(request: HttpRequest, membership: Membership, stream: Stream) ->
     top = _int(request.GET.get("top"))
     selected = _picked(stream, request, "v")
     if selected is not None and top is None and not filters.active:
-        place = getattr(selected, "place", None)
-        top = place.row + 5 if place else None
+        row = shown_row(selected)
+        top = row + 5 if row is not None else None
     if filters.active:
         page = filtered_page(stream, filters, before=_int(request.GET.get("before")),
                              previous_day=request.GET.get("day"))
@@ -109,9 +111,11 @@ def stream_page(request: HttpRequest, membership: Membership, stream: Stream) ->
         "a": _picked(stream, request, "a"), "b": _picked(stream, request, "b"),
         "selected": selected, "can_edit": membership.allows(Role.EDITOR),
         "query_without_page": _query(request, top=None, before=None, day=None),
+        "policy": policy_of(stream), **history_context(stream),
     }
     if selected is not None:
         context.update(_version_context(stream, selected))
+    _released_picks(context)
     if request.htmx and request.GET.get("fragment") == "page":
         return render(request, "stream.html#page", context)
     if request.htmx and request.GET.get("fragment") == "compare":
@@ -124,11 +128,18 @@ def _compare_bar(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
     pick, picked = request.GET.get("pick"), _picked(context["stream"], request, "version")
     if pick in {"a", "b"} and picked is not None:
         context[pick] = picked
+        _released_picks(context)
     params = {name: context[name].pk for name in ("a", "b") if context[name] is not None}
     if context["selected"] is not None:
         params["v"] = context["selected"].pk
     return push_url(render(request, "stream.html#compare-bar", context),
                     "?" + urlencode(params))
+
+
+def _released_picks(context: dict[str, Any]) -> None:
+    """Name the picked versions whose states compaction released: they cannot be compared."""
+    context["released_picks"] = [context[name].pk for name in ("a", "b")
+                                 if context[name] is not None and is_released(context[name])]
 
 
 def _version_context(stream: Stream, version: Version) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from api.models import ApiToken, Scope
-from continust import reviews
+from continust import compaction, reviews
 from continust.models import Role
 from continust.pipelines.control import create_pipeline
 from continust.projects import add_member, create_project, create_stream
@@ -60,6 +60,8 @@ REQUIRED = {
     "members": Role.VIEWER, "member-invite": Role.ADMIN, "member-role": Role.ADMIN,
     "member-remove": Role.ADMIN,
 }
+# Retention (issue 8): only an admin sets a stream's policy or compacts it by hand.
+REQUIRED.update({"retention-policy": Role.ADMIN, "compaction-start": Role.ADMIN})
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ def world(db):
     replay = start_replay(stream, end="main", actor="eddie")
     # Named like the stream: the API's <name> is a stream, the pipelines' a pipeline.
     create_pipeline(acme, "pricing", definition="event-counts", actor="eddie")
+    job = compaction.request(stream, actor="alice")
     integrity_pins = f"pin={stream.pk}.{stream.event_count}.4"
     personas = {Role.VIEWER: "vera", Role.EDITOR: "eddie", Role.REVIEWER: "rita",
                 Role.ADMIN: "alice", "stranger": "charlie"}
@@ -126,13 +129,16 @@ def world(db):
                    "event_id": v3.event.id, "review_id": review.pk,
                    "member_id": acme.memberships.get(user=users["dave"]).pk,
                    "replay_id": replay.pk, "fmt": "html", "name": stream.name,
+                   "compaction_id": job.pk,
                    "token_id": ApiToken.objects.filter(user=users["alice"]).get().pk,
                    "uidb64": "MQ", "token": "set-password"},
         "queries": {"compare": f"a={v1.pk}&b={v3.pk}", "merge": "source=side&into=main",
                     "jump": "q=main", "audit-export": integrity_pins, "blame": "path=/n",
                     "api": f"a={v1.pk}&b={v3.pk}&of=main&ref=main"},
         "bodies": {"add_stream": lambda who: {"name": f"new-{who}"},
-                   "append_events": lambda who: {"events": [{"type": "t", "payload": {}}]}},
+                   "append_events": lambda who: {"events": [{"type": "t", "payload": {}}]},
+                   "set_retention": lambda who: {"kind": "eternal"},
+                   "request_compaction": lambda who: {}},
         "v4": v4,
     }
 
@@ -209,12 +215,17 @@ def api_methods() -> dict[str, list[str]]:
             for view in router.path_operations.values() for op in view.operations}
 
 
+# API operations that need more than the editor role to write.
+API_REQUIRED = {"set_retention": Role.ADMIN, "request_compaction": Role.ADMIN}
+
+
 def check_api(route: Route, world: dict[str, Any], methods: list[str],
               problems: list[str]) -> None:
     url = url_of(route, world)
+    required = API_REQUIRED.get(route.name, Role.EDITOR)
     for method in methods:
         body = world["bodies"].get(route.name)
-        if method == "POST" and body is None:
+        if method != "GET" and body is None:
             problems.append(f"POST {url}: the role matrix has no body for {route.name}")
             continue
         for who in [*ROLES, "stranger", None]:
@@ -223,16 +234,17 @@ def check_api(route: Route, world: dict[str, Any], methods: list[str],
             if method == "GET":
                 got = client.get(url, **headers).status_code
             else:
-                got = client.post(url, json.dumps(body(who)), content_type="application/json",
-                                  **headers).status_code
+                send = client.put if method == "PUT" else client.post
+                got = send(url, json.dumps(body(who)), content_type="application/json",
+                           **headers).status_code
             if who is None:
                 want = {401}
             elif who == "stranger":
                 want = {200} if "slug" not in route.pattern.pattern.converters else {404}
-            elif method == "POST" and Role.rank(who) < Role.rank(Role.EDITOR):
+            elif method != "GET" and Role.rank(who) < Role.rank(required):
                 want = {403}
             else:
-                want = {200, 201}
+                want = {200, 201, 202}
             if got not in want:
                 problems.append(f"{method} {url} as {who or 'anonymous'} (API): {got}, "
                                 f"expected {sorted(want)}")
