@@ -157,6 +157,8 @@ def _version_context(stream: Stream, version: Version) -> dict[str, Any]:
         "payload_tree": None if version.event.payload is None else json_tree(
             version.event.payload),
         "released": released,
+        # The first version kept after a released run has no parent state to diff with.
+        "parent_released": bool(parent_ids) and is_released(parent_ids[0]),
         "causes": _with_versions(chain),
         "consequence_count": len(flatten(consequences(version.event, limit=200))) - 1,
     }

@@ -170,3 +170,14 @@ def test_comparing_with_a_released_version_explains_why_not(alice, stream, chain
     assert "Compare A → B" not in text
     gone = client_of(alice).get(url("compare", stream) + f"?a={first.pk}&b={last.pk}")
     assert gone.status_code == 410
+
+
+def test_the_first_kept_version_offers_no_diff_with_its_released_parent(
+        alice, stream, chain, compacted):
+    run = ReleasedRun.objects.get()
+    after_run = chain[run.length]
+    page = client_of(alice).get(reverse("version", args=["acme", stream.pk, after_run.pk]))
+    assert page.status_code == 200
+    assert "diff with parent" not in page.content.decode()
+    later = client_of(alice).get(reverse("version", args=["acme", stream.pk, chain[-1].pk]))
+    assert "diff with parent" in later.content.decode()
