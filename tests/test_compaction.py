@@ -373,3 +373,13 @@ def test_one_compaction_at_a_time_and_only_due_streams_are_scheduled(
         finished_at=timezone.now() - timedelta(days=1))
     (scheduled,) = compaction.request_due()
     assert scheduled.stream_id == due.pk and scheduled.requested_by == "schedule"
+
+
+def test_a_compacted_stream_exports_with_its_released_payloads_as_null(stream: Stream) -> None:
+    from continust.jsonl import export_lines
+
+    put(stream, *({"n": n} for n in range(6)))
+    _compact(stream, horizon_versions=2)
+    lines = list(export_lines(stream.project, [stream.name]))
+    assert sum('"payload":null' in line for line in lines) == 4
+    assert sum('"payload":{"n":' in line for line in lines) == 2
