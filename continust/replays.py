@@ -80,13 +80,20 @@ from django.utils import timezone
 
 from continust import canonical, outbox
 from continust.diff import Change, diff
-from continust.errors import ConcurrencyConflict, ContinustError, InvalidEvent, NotFound
+from continust.errors import (
+    ConcurrencyConflict,
+    ContinustError,
+    InvalidEvent,
+    NotFound,
+    StateReleased,
+)
 from continust.folding import MERGE_REDUCER, derive_state, fold_event
 from continust.graphs import graph_for
 from continust.lookup import resolve_version
 from continust.models import (
     Branch,
     Project,
+    ReleasedVersion,
     Replay,
     ReplayStatus,
     State,
@@ -281,6 +288,12 @@ def start_replay(
         raise InvalidEvent(f"version {start_version.pk} is not an ancestor of version "
                            f"{end_version.pk}: nothing to replay")
     planned = plan_range(stream, start_version, end_version, limit=REQUEST_PLAN_LIMIT)
+    wanted = ([start_version.pk] if start_version is not None else []) + (
+        list(planned.ids) if planned is not None else [])
+    released = ReleasedVersion.objects.filter(version_id__in=wanted).count()
+    if released:
+        raise StateReleased(f"the range passes {released} version(s) whose events the "
+                            "retention policy released; replay from a kept version")
     with transaction.atomic():
         replay = Replay.objects.create(
             stream=stream, start=start_version, end=end_version,

@@ -383,3 +383,15 @@ def test_a_compacted_stream_exports_with_its_released_payloads_as_null(stream: S
     lines = list(export_lines(stream.project, [stream.name]))
     assert sum('"payload":null' in line for line in lines) == 4
     assert sum('"payload":{"n":' in line for line in lines) == 2
+
+
+def test_a_replay_through_released_versions_is_refused(stream: Stream) -> None:
+    from continust.replays import start_replay
+
+    versions = put(stream, *({"n": n} for n in range(8)))
+    _compact(stream, horizon_versions=3)
+    with pytest.raises(StateReleased, match="5 version"):
+        start_replay(stream, end="main")
+    with pytest.raises(StateReleased, match="replay from a kept version"):
+        start_replay(stream, start=versions[2].pk, end="main")
+    assert start_replay(stream, start=versions[5].pk, end="main").total == 2
