@@ -31,7 +31,7 @@ STATUS_TABLE = """\
 can store, the request does not match the schema (never 422), a cursor this API did not give |
 | 401 | `unauthorized` | no valid, unrevoked token |
 | 403 | `forbidden` | a visible project, but a read-only token, or a member below editor, \
-writes |
+writes (below admin: changes a retention policy or compacts) |
 | 404 | `not_found` | an unknown project, stream, branch, version or event, or one the token \
 may not see |
 | 409 | `stale_head`, `idempotency_conflict`, `stream_exists` | the branch moved from \
