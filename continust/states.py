@@ -17,6 +17,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Exists, OuterRef
 
 from continust import canonical
 from continust.errors import NotFound, StateReleased
@@ -57,6 +58,14 @@ class StateMismatch(StateReleased):
 def state_of(version: Version | int) -> Any:
     """Return a version's state document."""
     version_id = version if isinstance(version, int) else version.pk
+    # A recomputed state may be in the cache: look before walking.
+    found = (Version.objects.filter(pk=version_id)
+             .annotate(gone=Exists(ReleasedVersion.objects.filter(version_id=OuterRef("pk"))))
+             .values_list("state_id", "gone").first())
+    if found is not None and not found[1]:
+        cached = cache.get(CACHE_PREFIX + found[0])
+        if cached is not None:
+            return cached
     with connection.cursor() as cursor:
         cursor.execute(_CHAIN, [version_id, MERGE_REDUCER])
         rows = cursor.fetchall()
@@ -68,9 +77,6 @@ def state_of(version: Version | int) -> Any:
                             "stream's retention policy")
     if target[9] is not None:
         return _json(target[9])
-    cached = cache.get(CACHE_PREFIX + target[2])
-    if cached is not None:
-        return cached
     state = _fold(rows)
     computed = canonical.state_hash(state)
     if computed != target[2]:
