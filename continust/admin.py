@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from continust.errors import ContinustError, MergeConflict
+from continust.errors import ContinustError, MergeConflict, StateReleased
 from continust.integrity import verify
 from continust.lookup import resolve_version
 from continust.models import Branch, BranchMove, Event, Membership, Project, State, Stream, Version
@@ -193,7 +193,10 @@ class VersionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="state")
     def state_json(self, version: Version) -> str:
-        text = json.dumps(state_of(version), indent=2, sort_keys=True, ensure_ascii=False)
+        try:
+            text = json.dumps(state_of(version), indent=2, sort_keys=True, ensure_ascii=False)
+        except StateReleased as err:
+            text = str(err)
         return format_html("<pre>{}</pre>", text)
 
     @admin.display(description="caused by")

@@ -39,7 +39,7 @@ from typing import Any, Final
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from continust import canonical, outbox
@@ -58,6 +58,7 @@ from continust.models import (
     State,
     Stream,
     Version,
+    VersionParent,
 )
 from continust.retention import Policy, make_policy, parse_age, policy_of
 from continust.states import store_snapshots
@@ -211,11 +212,15 @@ def _shape(stream: Stream, upto: int) -> _Shape:
     )
 
 
-def protected_versions(stream: Stream, *, with_ranges: bool) -> dict[int, str]:
+def protected_versions(stream: Stream, *, with_ranges: bool, reviews_after: int = 0,
+                       upto: int | None = None) -> dict[int, str]:
     """Return the versions no compaction may release, each with the reason.
 
-    ``with_ranges`` adds every version of every review's range (ephemeral needs them
-    all; selective only snapshots the ends).
+    ``with_ranges`` adds every version of every review's range and of every active
+    replay's range (ephemeral needs them all; selective only snapshots the ends).
+    ``reviews_after`` looks only at reviews with a greater id (a chunk re-checks what
+    was opened since planning). With ``upto``, a version up to it whose child is newer
+    is kept too: the newer versions are not considered, and may be recomputed from it.
     """
     graph = graph_for(stream)
     keep: dict[int, str] = {}
@@ -223,26 +228,49 @@ def protected_versions(stream: Stream, *, with_ranges: bool) -> dict[int, str]:
     for head, name in heads.items():
         keep.setdefault(head, f"head of branch {name}")
     for a, b in itertools.combinations(sorted(heads), 2):
-        for base in graph.merge_bases(a, b):
-            keep.setdefault(base, f"merge base of {heads[a]} and {heads[b]}")
-    for review in Review.objects.filter(stream=stream).order_by("id"):
+        _keep_bases(graph, a, b, keep, f"merge base of {heads[a]} and {heads[b]}")
+    for review in Review.objects.filter(stream=stream, pk__gt=reviews_after).order_by("id"):
         why = f"in review {review.pk} ({review.title})"
         keep.setdefault(review.head_id, why)
         if review.base_id is not None:
             keep.setdefault(review.base_id, why)
         if with_ranges:
-            if review.base_id is None:
-                members: Any = graph.ancestors(review.head_id)
-            else:
-                members = graph.between(review.base_id, review.head_id)
-            for version in members:
-                keep.setdefault(version, why)
-    for start, end, shadow in Replay.objects.filter(stream=stream).values_list(
-            "start_id", "end_id", "shadow_head_id"):
-        for version in (start, end, shadow):
+            _keep_range(graph, review.base_id, review.head_id, keep, why)
+    for replay in Replay.objects.filter(stream=stream).order_by("id"):
+        why = f"used by replay {replay.pk}"
+        for version in (replay.start_id, replay.end_id, replay.shadow_head_id):
             if version is not None:
-                keep.setdefault(version, "used by a replay")
+                keep.setdefault(version, why)
+        if with_ranges and not replay.finished:
+            _keep_range(graph, replay.start_id, replay.end_id, keep, why)
+            for version in Version.objects.filter(stream=stream, branch=replay.shadow_branch
+                                                  ).values_list("id", flat=True):
+                keep.setdefault(version, why)
+    if upto is not None:
+        for child, parent in VersionParent.objects.filter(
+                child__stream=stream, child_id__gt=upto, parent_id__lte=upto
+        ).values_list("child_id", "parent_id"):
+            keep.setdefault(parent, f"parent of v{child}, newer than this compaction")
     return keep
+
+
+def _keep_range(graph: Any, base: int | None, head: int, keep: dict[int, str],
+                why: str) -> None:
+    members = graph.ancestors(head) if base is None else graph.between(base, head)
+    for version in members:
+        keep.setdefault(version, why)
+
+
+def _keep_bases(graph: Any, a: int, b: int, keep: dict[int, str], why: str,
+                depth: int = 0) -> None:
+    """Keep the merge bases of a and b and, for a criss-cross, the bases a merge of them
+    folds against in turn (``folding.virtual_base``)."""
+    bases = sorted(graph.merge_bases(a, b))
+    for base in bases:
+        keep.setdefault(base, why)
+    if len(bases) > 1 and depth < 16:
+        for x, y in itertools.pairwise(bases):
+            _keep_bases(graph, x, y, keep, why, depth + 1)
 
 
 def plan(stream: Stream, *, policy: Policy | None = None, upto: int | None = None,
@@ -270,11 +298,16 @@ def plan(stream: Stream, *, policy: Policy | None = None, upto: int | None = Non
 
 def _plan_selective(result: Plan, shape: _Shape, graph: Any) -> None:
     every = result.policy.snapshot_every
-    keep = protected_versions(result.stream, with_ranges=False)
+    keep = protected_versions(result.stream, with_ranges=False, upto=result.upto)
     for v in shape.ids:
         parents = graph.parents(v)
+        if v in shape.released:
+            continue
         if shape.generation[v] % every == 0 or len(parents) != 1:
             keep.setdefault(v, "snapshot" if parents else "root")
+        elif parents[0] in shape.released:
+            # Nothing before it can be folded again: its own state must stay.
+            keep.setdefault(v, "snapshot")
     wanted = {v for v in keep if v in shape.state and v not in shape.released}
     result.snapshots = sorted(v for v in wanted if shape.state[v] not in shape.stored)
     kept_hashes = {shape.state[v] for v in wanted}
@@ -286,27 +319,26 @@ def _plan_selective(result: Plan, shape: _Shape, graph: Any) -> None:
             seen.add(digest)
             result.drops.append((v, digest))
     result.drops = _unshared(result.stream, result.drops)
-    result.protected = {v: why for v, why in keep.items() if why not in ("snapshot", "root")}
+    result.protected = {v: why for v, why in keep.items()
+                        if why not in ("snapshot", "root") and v in shape.state}
 
 
 def _plan_ephemeral(result: Plan, shape: _Shape, graph: Any) -> None:
     policy, cutoff = result.policy, result.cutoff
-    keep = protected_versions(result.stream, with_ranges=True)
-    newest = Version.objects.filter(stream=result.stream).order_by("-id").values_list(
-        "id", flat=True)
+    keep = protected_versions(result.stream, with_ranges=True, upto=result.upto)
     floor = None
     if policy.horizon_versions is not None:
-        ranked = list(newest[: policy.horizon_versions])
-        floor = ranked[-1] if len(ranked) == policy.horizon_versions else None
-        if floor is None:
+        if len(shape.ids) < policy.horizon_versions:
             return  # fewer versions than the horizon keeps
+        floor = shape.ids[-policy.horizon_versions]
     beyond = [
         v for v in shape.ids
         if v not in shape.released
         and (floor is None or v < floor)
         and (cutoff is None or shape.created[v] < cutoff)
     ]
-    result.protected = {v: why for v, why in keep.items() if v in set(beyond)}
+    beyond_set = set(beyond)
+    result.protected = {v: why for v, why in keep.items() if v in beyond_set}
     release = [v for v in beyond if v not in keep]
     chosen = set(release)
     run_of: dict[int, list[int]] = {}
@@ -321,13 +353,13 @@ def _plan_ephemeral(result: Plan, shape: _Shape, graph: Any) -> None:
             result.runs.append(run)
         run_of[v] = run
     # Kept versions recomputed through a released run need their own state stored first.
-    missing = {v for v in shape.ids if v not in chosen and v not in shape.released
-               and shape.state[v] not in shape.stored}
+    gone = chosen | shape.released
+    missing = {v for v in shape.ids if v not in gone and shape.state[v] not in shape.stored}
     for v in sorted(missing):
         node = v
         while node in missing:
             parents = graph.parents(node)
-            if len(parents) != 1 or parents[0] in chosen:
+            if len(parents) != 1 or parents[0] in gone:
                 result.snapshots.append(v)
                 break
             node = parents[0]
@@ -344,17 +376,36 @@ def _unshared(stream: Stream, drops: list[tuple[int, str]]) -> list[tuple[int, s
 
 
 def _estimate(result: Plan, shape: _Shape) -> None:
-    hashes = [digest for _, digest in result.drops]
+    """Add up the bytes the plan releases: payloads of released versions' events, and the
+    states it deletes (two queries over the stream, whatever its size)."""
+    if not result.drops and not result.runs:
+        return
+    payload, state = _sizes(result.stream, result.upto)
+    hashes = {digest for _, digest in result.drops}
     if result.runs:
-        released = [v for run in result.runs for v in run]
-        kept = {shape.state[v] for v in shape.ids if v not in set(released)}
-        hashes += sorted({shape.state[v] for v in released
-                          if shape.state[v] in shape.stored and shape.state[v] not in kept})
-        events = list(Version.objects.filter(pk__in=released).values_list("event_id", flat=True)
-                      ) if len(released) <= 200_000 else []
-        result.bytes_released += sum(_payload_sizes(events).values())
-    for start in range(0, len(hashes), 5000):
-        result.bytes_released += sum(_state_sizes(hashes[start:start + 5000]).values())
+        released = {v for run in result.runs for v in run}
+        kept = {shape.state[v] for v in shape.ids if v not in released}
+        hashes |= {shape.state[v] for v in released if shape.state[v] not in kept}
+        result.bytes_released += sum(payload.get(v, 0) for v in released)
+    result.bytes_released += sum(state.get(h, 0) for h in hashes)
+
+
+def _sizes(stream: Stream, upto: int) -> tuple[dict[int, int], dict[str, int]]:
+    postgres = connection.vendor == "postgresql"
+    payload_size = "pg_column_size(e.payload)" if postgres else "length(e.payload)"
+    state_size = "pg_column_size(s.data)" if postgres else "length(s.data)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT v.id, {payload_size} FROM continust_version v "  # noqa: S608
+            "JOIN continust_event e ON e.position = v.event_id "
+            "WHERE v.stream_id = %s AND v.id <= %s", [stream.pk, upto])
+        payload = dict(cursor.fetchall())
+        cursor.execute(
+            f"SELECT DISTINCT s.hash, {state_size} FROM continust_state s "  # noqa: S608
+            "JOIN continust_version v ON v.state_id = s.hash "
+            "WHERE v.stream_id = %s AND v.id <= %s", [stream.pk, upto])
+        state = dict(cursor.fetchall())
+    return payload, state
 
 
 # -- requesting ------------------------------------------------------------------------
@@ -467,10 +518,16 @@ class _Run:
             with self._step() as current:
                 current.started_at = current.started_at or timezone.now()
                 current.bytes_before = footprint(self.stream).total
+        # Reviews opened after this are re-checked chunk by chunk.
+        self.reviews_floor = Review.objects.filter(stream=self.stream).aggregate(
+            top=Max("id"))["top"] or 0
         self.plan = plan(self.stream, policy=pinned_policy(self.compaction),
                          upto=self.compaction.upto, cutoff=self.compaction.cutoff)
         for phase, work in ((SNAPSHOTS, self._snapshot_chunks), (RELEASE, self._release_chunks)):
-            if PHASES.index(self.compaction.phase) > PHASES.index(phase):
+            # A resumed run stores the snapshots its plan still wants even past that phase
+            # (storing is idempotent); it moves neither phase nor cursor back for them.
+            past = PHASES.index(self.compaction.phase) > PHASES.index(phase)
+            if past and phase != SNAPSHOTS:
                 continue
             for last, do in work():
                 if self.compaction.phase == phase and last <= self.compaction.cursor:
@@ -478,13 +535,15 @@ class _Run:
                 with self._step() as current:
                     lock = Stream.objects.select_for_update().get(pk=self.stream.pk)
                     do(current)
-                    current.phase, current.cursor = phase, last
+                    if not past:
+                        current.phase, current.cursor = phase, last
                     self.stream = lock
                 if settings.CONTINUST_COMPACTION_CHUNK_DELAY_MS:
                     time.sleep(settings.CONTINUST_COMPACTION_CHUNK_DELAY_MS / 1000)
-            with self._step() as current:
-                current.phase = PHASES[PHASES.index(phase) + 1]
-                current.cursor = 0
+            if not past:
+                with self._step() as current:
+                    current.phase = PHASES[PHASES.index(phase) + 1]
+                    current.cursor = 0
         with self._step() as current:
             self._finish(current)
         return self.compaction
@@ -544,7 +603,10 @@ class _Run:
             cursor.execute(
                 f"DELETE FROM continust_state WHERE hash IN ({marks}) "  # noqa: S608
                 "AND NOT EXISTS (SELECT 1 FROM continust_version v "
-                "WHERE v.state_id = continust_state.hash AND (v.stream_id <> %s OR v.id > %s))",
+                "WHERE v.state_id = continust_state.hash AND (v.stream_id <> %s OR v.id > %s)) "
+                # a branch forked meanwhile: its head stays a snapshot
+                "AND NOT EXISTS (SELECT 1 FROM continust_branch b JOIN continust_version h "
+                "ON h.id = b.head_id WHERE h.state_id = continust_state.hash)",
                 [*hashes, self.stream.pk, self.compaction.upto],
             )
             deleted = cursor.rowcount
@@ -554,7 +616,9 @@ class _Run:
     def _releaser(self, runs: list[list[int]]) -> Any:
         def do(current: Compaction) -> None:
             # Whatever became protected since planning (a review, a fork) stays.
-            now_kept = protected_versions(self.stream, with_ranges=True)
+            now_kept = protected_versions(self.stream, with_ranges=True,
+                                          reviews_after=self.reviews_floor,
+                                          upto=self.compaction.upto)
             for run in runs:
                 if any(v in now_kept for v in run):
                     continue

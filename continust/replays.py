@@ -290,11 +290,14 @@ def start_replay(
     planned = plan_range(stream, start_version, end_version, limit=REQUEST_PLAN_LIMIT)
     wanted = ([start_version.pk] if start_version is not None else []) + (
         list(planned.ids) if planned is not None else [])
-    released = ReleasedVersion.objects.filter(version_id__in=wanted).count()
-    if released:
-        raise StateReleased(f"the range passes {released} version(s) whose events the "
-                            "retention policy released; replay from a kept version")
     with transaction.atomic():
+        # Under the stream's lock a compaction's chunk either released part of the range
+        # already (refused here) or sees this replay and leaves its range alone.
+        lock_stream(stream)
+        released = ReleasedVersion.objects.filter(version_id__in=wanted).count()
+        if released:
+            raise StateReleased(f"the range passes {released} version(s) whose events the "
+                                "retention policy released; replay from a kept version")
         replay = Replay.objects.create(
             stream=stream, start=start_version, end=end_version,
             branch=_branch_to_promote(stream, end, end_version),

@@ -19,7 +19,7 @@ from typing import Any, Final
 import jsonpointer
 from django.db import transaction
 
-from continust.errors import InvalidEvent, NotFound
+from continust.errors import InvalidEvent, NotFound, StateReleased
 from continust.graphs import graph_for
 from continust.models import (
     AuditRecord,
@@ -30,7 +30,8 @@ from continust.models import (
     Stream,
     Version,
 )
-from continust.store import MAIN, NewEvent, append
+from continust.states import is_released, store_snapshots
+from continust.store import MAIN, NewEvent, append, lock_stream
 
 AUDIT_STREAM: Final = "_audit"
 # The audit stream's state is its latest record; a review is folded from all of them.
@@ -126,6 +127,14 @@ def open_review(
     payload = {"stream": stream.name, "base": _version_ref(base), "head": _version_ref(head),
                "branch": branch, "title": title, "versions": size}
     with transaction.atomic():
+        # Under the stream's lock a compaction's chunk either released the range already
+        # (refused here) or sees this review and leaves the range alone.
+        lock_stream(stream)
+        ends = [v for v in (base, head) if v is not None]
+        if any(is_released(v) for v in ends):
+            raise StateReleased("the range starts or ends at a version whose state the "
+                                "retention policy released")
+        store_snapshots([v.pk for v in ends])
         event = _append_record(stream.project, NewEvent(type=OPENED, payload=payload,
                                                         actor=actor))
         review = Review.objects.create(

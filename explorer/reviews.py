@@ -48,8 +48,7 @@ def _actor(request: HttpRequest) -> str:
 
 def _review(membership: Membership, review_id: int) -> Review:
     return get_object_or_404(
-        Review.objects.select_related("stream", "project", "opened_event", "base__state",
-                                      "head__state"),
+        Review.objects.select_related("stream", "project", "opened_event", "base", "head"),
         pk=review_id, project=membership.project,
     )
 

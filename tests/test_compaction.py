@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -395,3 +396,84 @@ def test_a_replay_through_released_versions_is_refused(stream: Stream) -> None:
     with pytest.raises(StateReleased, match="replay from a kept version"):
         start_replay(stream, start=versions[2].pk, end="main")
     assert start_replay(stream, start=versions[5].pk, end="main").total == 2
+
+
+# -- found in review: each once lost a kept state or broke a kept operation ---------------
+
+
+def test_selective_after_ephemeral_keeps_the_first_state_after_a_run(project: Project) -> None:
+    cache.clear()
+    stream = create_stream(project, "both")
+    versions = [put(stream, {"n": n})[0] for n in range(30)]
+    _compact(stream, horizon_versions=10)
+    set_policy(stream, make_policy("selective", snapshot_every=7), actor="alice")
+    compaction.run(compaction.request(stream, actor="alice").pk)
+    cache.clear()
+    for version in versions[20:]:
+        assert state_of(version) == {"n": int(version.event.seq) - 1}
+    assert _verify(stream).ok
+
+
+def test_versions_newer_than_the_compaction_keep_what_they_are_folded_from(
+        project: Project) -> None:
+    cache.clear()
+    stream = create_stream(project, "newer")
+    put(stream, *({"n": n} for n in range(30)))
+    set_policy(stream, make_policy("ephemeral", horizon_versions=5), actor="alice")
+    job = compaction.request(stream, actor="alice")
+    set_policy(stream, make_policy("selective", snapshot_every=100), actor="alice")
+    newer = put(stream, *({"m": n} for n in range(10)))
+    compaction.run(job.pk)
+    cache.clear()
+    assert [state_of(v)["m"] for v in newer] == list(range(10))
+    assert _verify(stream).ok
+
+
+def test_a_criss_cross_merge_still_merges_after_compaction(project: Project) -> None:
+    stream = create_stream(project, "criss")
+    put(stream, *({"pad": n} for n in range(6)))
+    (x,) = put(stream, {"x": 1})
+    fork(stream, "dev", x)
+    (a,) = put(stream, {"a": 1})
+    put(stream, {"b": 1}, branch="dev")
+    fork(stream, "tmp", a)
+    merge(stream, "dev", "main")
+    merge(stream, "tmp", "dev")
+    put(stream, {"main": 2})
+    put(stream, {"dev": 2}, branch="dev")
+    _compact(stream, horizon_versions=3)
+    assert ReleasedVersion.objects.exists()
+    merged = merge(stream, "dev", "main")
+    assert state_of(merged)["dev"] == 2 and state_of(merged)["main"] == 2
+
+
+def test_an_active_replay_keeps_its_range(stream: Stream) -> None:
+    from continust import replays
+
+    versions = put(stream, *({"n": n} for n in range(30)))
+    replay = replays.start_replay(stream, start=versions[0].pk, end="main")
+    done = _compact(stream, horizon_versions=5)
+    assert done.versions_released == 0
+    assert replays.run(replay.pk) == "done"
+
+
+def test_a_review_of_unstored_versions_opens_and_shows(client: Any, alice: Any,
+                                                       project: Project) -> None:
+    from django.urls import reverse
+
+    stream = create_stream(project, "sel-review")
+    set_policy(stream, make_policy("selective", snapshot_every=100), actor="alice")
+    versions = put(stream, *({"n": n} for n in range(10)))
+    assert not State.objects.filter(pk=versions[3].state_id).exists()
+    review = open_review(stream, head=versions[3], base=versions[1], actor="alice")
+    assert State.objects.filter(pk=versions[3].state_id).exists()  # its ends are snapshots
+    client.force_login(alice)
+    page = client.get(reverse("review", args=[project.slug, review.pk]))
+    assert page.status_code == 200
+
+
+def test_a_review_of_released_versions_is_refused(stream: Stream) -> None:
+    versions = put(stream, *({"n": n} for n in range(10)))
+    _compact(stream, horizon_versions=2)
+    with pytest.raises(StateReleased):
+        open_review(stream, head=versions[9], base=versions[2], actor="alice")
