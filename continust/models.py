@@ -163,9 +163,10 @@ class Version(AppendOnly):
     # The hash of the version's state. The State row may be absent: a selective stream
     # stores only snapshots, and compaction releases states (continust.states reads them).
     state = models.ForeignKey(State, on_delete=models.DO_NOTHING, related_name="+",
-                              db_constraint=False)
+                              db_constraint=False, db_index=False)
     generation = models.PositiveIntegerField()
-    digest = models.CharField(max_length=64, db_index=True)
+    # Nothing looks a version up by digest in the database; no index (nor its LIKE twin).
+    digest = models.CharField(max_length=64)
     key = models.CharField(max_length=200, null=True, blank=True)
     branch = models.CharField(max_length=200)
     reducer = models.CharField(max_length=100)
@@ -179,7 +180,12 @@ class Version(AppendOnly):
                 fields=["stream", "key"], condition=Q(key__isnull=False), name="version_key_unique"
             )
         ]
-        indexes = [models.Index(fields=["stream", "-id"], name="version_stream_desc")]
+        indexes = [
+            models.Index(fields=["stream", "-id"], name="version_stream_desc"),
+            # Compaction and the release trigger find a state's versions by it; a plain
+            # btree, without the varchar_pattern_ops twin a CharField key would get.
+            models.Index(fields=["state"], name="version_state"),
+        ]
 
     def __str__(self) -> str:
         return f"v{self.pk}"

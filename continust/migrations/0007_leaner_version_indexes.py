@@ -1,0 +1,46 @@
+"""Drop the version table's digest index and the LIKE twins Django gives CharField keys.
+
+SQLite rebuilds the table to change an index, and a rebuilt table has no triggers:
+they are taken off first and put back on the table as it ends up.
+"""
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+from continust import triggers
+
+
+def drop_triggers(apps, schema_editor):
+    triggers.remove(schema_editor.connection.vendor,
+                    lambda sql: schema_editor.execute(sql, params=None))
+
+
+def create_triggers(apps, schema_editor):
+    triggers.install(schema_editor.connection.vendor,
+                     lambda sql: schema_editor.execute(sql, params=None))
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('continust', '0006_retention'),
+    ]
+
+    operations = [
+        migrations.RunPython(drop_triggers, create_triggers),
+        migrations.AlterField(
+            model_name='version',
+            name='digest',
+            field=models.CharField(max_length=64),
+        ),
+        migrations.AlterField(
+            model_name='version',
+            name='state',
+            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='continust.state'),
+        ),
+        migrations.AddIndex(
+            model_name='version',
+            index=models.Index(fields=['state'], name='version_state'),
+        ),
+        migrations.RunPython(create_triggers, drop_triggers),
+    ]
