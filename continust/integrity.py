@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from continust.errors import ContinustError, StateReleased
 from continust.folding import derive_state
 from continust.graphs import graph_for
 from continust.models import (
+    Compaction,
     Event,
     Project,
     ReleasedRun,
@@ -149,22 +151,39 @@ def _released_events(stream: Stream) -> set[Any]:
 
 
 def _verify_runs(stream: Stream, label: str) -> Broken | None:
-    """Recompute each released run's Merkle root from the hashes its events keep."""
-    hashes: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for run_id, generation, digest in (
+    """Check each released run: one unbroken chain from its first version to its last,
+    whose events' kept hashes give its Merkle root; and each compaction's runs give the
+    root its audit record names."""
+    members: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
+    for run_id, generation, version_id, digest in (
         ReleasedVersion.objects.filter(run__stream=stream)
-        .values_list("run_id", "version__generation", "version__event__hash")
+        .values_list("run_id", "version__generation", "version_id", "version__event__hash")
         .iterator(chunk_size=5000)
     ):
-        hashes[run_id].append((generation, digest))
+        members[run_id].append((generation, version_id, digest))
+    first_parent = dict(VersionParent.objects.filter(
+        child__stream=stream, child__released__isnull=False, index=0,
+    ).values_list("child_id", "parent_id"))
+    roots: dict[int, list[str]] = defaultdict(list)
     for run in ReleasedRun.objects.filter(stream=stream).order_by("first_id"):
-        leaves = [digest for _, digest in sorted(hashes.get(run.pk, []))]
-        if len(leaves) != run.length:
-            return Broken(label, f"released run v{run.first_id}..v{run.last_id}",
-                          f"{len(leaves)} versions, the run says {run.length}")
-        if canonical.merkle_root(leaves) != run.merkle_root:
-            return Broken(label, f"released run v{run.first_id}..v{run.last_id}",
+        where = f"released run v{run.first_id}..v{run.last_id}"
+        chain = sorted(members.get(run.pk, []))
+        if len(chain) != run.length:
+            return Broken(label, where, f"{len(chain)} versions, the run says {run.length}")
+        ids = [version_id for _, version_id, _ in chain]
+        if ids[0] != run.first_id or ids[-1] != run.last_id or any(
+                first_parent.get(child) != parent for parent, child in itertools.pairwise(ids)):
+            return Broken(label, where, "the run is not one chain from its first version "
+                          "to its last")
+        if canonical.merkle_root([digest for _, _, digest in chain]) != run.merkle_root:
+            return Broken(label, where,
                           "the released events' hashes do not give the run's Merkle root")
+        roots[run.compaction_id].append(run.merkle_root)
+    for job, payload in Compaction.objects.filter(stream=stream, record__isnull=False) \
+            .values_list("id", "record__payload"):
+        if canonical.merkle_root(roots.get(job, [])) != payload.get("runs_root"):
+            return Broken(label, f"compaction {job}",
+                          "its released runs do not give the root its audit record names")
     return None
 
 

@@ -172,6 +172,12 @@ def test_verify_still_catches_tampering_in_what_was_kept(stream: Stream) -> None
             # a payload released behind compaction's back
             ("UPDATE continust_event SET payload = 'null' WHERE position = %s",
              [versions[-3].event_id], "no compaction released it"),
+            # the row standing for a run: its root, its members
+            ("UPDATE continust_releasedrun SET merkle_root = %s", ["0" * 64], "Merkle root"),
+            ("DELETE FROM continust_releasedversion WHERE version_id = %s", [versions[3].pk],
+             "no compaction released it"),
+            ("UPDATE continust_releasedrun SET last_id = %s", [versions[5].pk],
+             "not one chain"),
         ]
         for sql, args, reason in cases:
             sid = transaction.savepoint()
