@@ -118,6 +118,27 @@ def install(vendor: str, execute: Execute, *, release_path: bool = True) -> None
         raise RuntimeError(f"continust supports PostgreSQL and SQLite, not {vendor}")
 
 
+MigrationStep = Callable[[object, object], None]
+
+
+def installing(*, release_path: bool = True) -> MigrationStep:
+    """A migration step (a ``RunPython`` function) that creates the triggers."""
+    def step(apps: object, schema_editor: object) -> None:
+        install(schema_editor.connection.vendor, _executor(schema_editor),  # type: ignore[attr-defined]
+                release_path=release_path)
+    return step
+
+
+def removing(apps: object, schema_editor: object) -> None:
+    """A migration step that drops the triggers: before a schema change that SQLite makes
+    by rebuilding a table, which would leave the rebuilt table without them."""
+    remove(schema_editor.connection.vendor, _executor(schema_editor))  # type: ignore[attr-defined]
+
+
+def _executor(schema_editor: object) -> Execute:
+    return lambda sql: schema_editor.execute(sql, params=None)  # type: ignore[attr-defined]
+
+
 def remove(vendor: str, execute: Execute) -> None:
     """Drop the triggers."""
     for table in TABLES:

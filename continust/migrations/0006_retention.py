@@ -6,28 +6,6 @@ from django.db import migrations, models
 from continust import triggers
 
 
-def _execute(schema_editor):
-    return lambda sql: schema_editor.execute(sql, params=None)
-
-
-def drop_old_triggers(apps, schema_editor):
-    triggers.remove(schema_editor.connection.vendor, _execute(schema_editor))
-
-
-def create_old_triggers(apps, schema_editor):
-    triggers.install(schema_editor.connection.vendor, _execute(schema_editor),
-                     release_path=False)
-
-
-def create_release_path(apps, schema_editor):
-    # SQLite rebuilds continust_version above; triggers go on the tables as they end up.
-    triggers.install(schema_editor.connection.vendor, _execute(schema_editor))
-
-
-def drop_release_path(apps, schema_editor):
-    triggers.remove(schema_editor.connection.vendor, _execute(schema_editor))
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -35,7 +13,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(drop_old_triggers, create_old_triggers),
+        migrations.RunPython(triggers.removing, triggers.installing(release_path=False)),
         migrations.AddField(
             model_name='stream',
             name='horizon_age',
@@ -131,5 +109,6 @@ class Migration(migrations.Migration):
             model_name='releasedrun',
             constraint=models.UniqueConstraint(fields=('stream', 'first'), name='released_run_unique'),
         ),
-        migrations.RunPython(create_release_path, drop_release_path),
+        # SQLite rebuilt continust_version above: triggers go on the tables as they end up.
+        migrations.RunPython(triggers.installing(), triggers.removing),
     ]

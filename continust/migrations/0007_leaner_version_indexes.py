@@ -10,16 +10,6 @@ from django.db import migrations, models
 from continust import triggers
 
 
-def drop_triggers(apps, schema_editor):
-    triggers.remove(schema_editor.connection.vendor,
-                    lambda sql: schema_editor.execute(sql, params=None))
-
-
-def create_triggers(apps, schema_editor):
-    triggers.install(schema_editor.connection.vendor,
-                     lambda sql: schema_editor.execute(sql, params=None))
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -27,7 +17,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(drop_triggers, create_triggers),
+        migrations.RunPython(triggers.removing, triggers.installing()),
         migrations.AlterField(
             model_name='version',
             name='digest',
@@ -42,5 +32,5 @@ class Migration(migrations.Migration):
             model_name='version',
             index=models.Index(fields=['state'], name='version_state'),
         ),
-        migrations.RunPython(create_triggers, drop_triggers),
+        migrations.RunPython(triggers.installing(), triggers.removing),
     ]
