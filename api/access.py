@@ -26,17 +26,20 @@ def token_of(request: HttpRequest) -> ApiToken:
     return token
 
 
-def project_for(request: HttpRequest, slug: str, *, write: bool = False) -> Project:
-    """Return the project the request may read (or, with ``write``, write to)."""
+def project_for(request: HttpRequest, slug: str, *, write: bool = False,
+                **needs: str) -> Project:
+    """Return the project the request may read (or, with ``write``, write to; ``needs``
+    is ``writable_project``'s role and what the write is doing)."""
     token = token_of(request)
     if write:
-        return writable_project(token, slug)
+        return writable_project(token, slug, **needs)
     return visible_project(token, slug)[0]
 
 
-def stream_for(request: HttpRequest, slug: str, name: str, *, write: bool = False) -> Stream:
+def stream_for(request: HttpRequest, slug: str, name: str, *, write: bool = False,
+               **needs: str) -> Stream:
     """Return the stream the request may read (or, with ``write``, append to)."""
-    return get_stream(project_for(request, slug, write=write), name)
+    return get_stream(project_for(request, slug, write=write, **needs), name)
 
 
 def version_records(stream: Stream, versions: Sequence[Version]) -> list[dict[str, Any]]:

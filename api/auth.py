@@ -100,12 +100,14 @@ def visible_project(token: ApiToken, slug: str) -> tuple[Project, Membership]:
     return membership.project, membership
 
 
-def writable_project(token: ApiToken, slug: str) -> Project:
-    """Return a visible project the token may write to; Forbidden when it may only read."""
+def writable_project(token: ApiToken, slug: str, *, role: str = Role.EDITOR,
+                     doing: str = "writing to") -> Project:
+    """Return a visible project the token may write to as ``role`` (editor unless told);
+    Forbidden when it may only read, or its user's role is below that."""
     project, membership = visible_project(token, slug)
     if not token.can_write:
         raise Forbidden("this token is read-only; create a token with write scope")
-    if not membership.allows(Role.EDITOR):
-        raise Forbidden(f"writing to {project.slug} needs the editor role; you are a "
+    if not membership.allows(role):
+        raise Forbidden(f"{doing} {project.slug} needs the {role} role; you are a "
                         f"{membership.role}")
     return project

@@ -12,7 +12,6 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from api.access import stream_for, token_of
-from api.auth import Forbidden, visible_project
 from api.errors import READ_ERRORS
 from api.pagination import decode_cursor, encode_cursor
 from api.schemas import (
@@ -29,37 +28,26 @@ from api.schemas import (
 )
 from continust import compaction
 from continust.errors import InvalidEvent
-from continust.lookup import get_stream
 from continust.models import Compaction, Role, Stream
 from continust.records import compaction_record, retention_record
-from continust.retention import Policy, make_policy, set_policy
+from continust.retention import Policy, make_policy, set_policy, unused_settings
 
 router = Router(tags=["retention"])
 
 STREAM = "/projects/{slug:slug}/streams/{streamname:name}"
 ADMIN_ERRORS: dict[int, type] = {**READ_ERRORS, 403: Error, 422: Error}
 
-# The settings each kind reads; any other one given is a mistake worth naming.
-SETTINGS = {"eternal": (), "selective": ("snapshot_every",),
-            "ephemeral": ("horizon_versions", "horizon_age")}
-
 
 def administered_stream(request: HttpRequest, slug: str, name: str) -> Stream:
     """Return a stream whose retention the request may change; Forbidden below admin."""
-    token = token_of(request)
-    project, membership = visible_project(token, slug)
-    if not token.can_write:
-        raise Forbidden("this token is read-only; create a token with write scope")
-    if not membership.allows(Role.ADMIN):
-        raise Forbidden(f"retention in {project.slug} needs the admin role; you are a "
-                        f"{membership.role}")
-    return get_stream(project, name)
+    return stream_for(request, slug, name, write=True, role=Role.ADMIN,
+                      doing="changing retention in")
 
 
 def policy_from(body: PolicyIn) -> Policy:
     """Return the policy a request body asks for; InvalidEvent says what is wrong."""
     options = body.model_dump(exclude={"kind"}, exclude_none=True)
-    unused = sorted(set(options) - set(SETTINGS[body.kind]))
+    unused = unused_settings(body.kind, options)
     if unused:
         raise InvalidEvent(f"{body.kind} policies take no {', '.join(unused)}")
     return make_policy(body.kind, **options)

@@ -18,9 +18,10 @@ A policy only says what may go; ``continust.compaction`` does the work.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 
 from django.db import transaction
 
@@ -146,6 +147,18 @@ def make_policy(kind: str, *, snapshot_every: int | str | None = None,
                                "an age, or both")
         return Policy(kind, horizon_versions=versions, horizon_age=age)
     return Policy(kind)
+
+
+# The settings each kind of policy reads.
+SETTINGS: Final = {Retention.ETERNAL: (), Retention.SELECTIVE: ("snapshot_every",),
+                   Retention.EPHEMERAL: ("horizon_versions", "horizon_age")}
+
+
+def unused_settings(kind: str, given: Iterable[str]) -> list[str]:
+    """Name, in order, the settings given that a kind of policy does not read: a mistake
+    worth naming where a caller sets them explicitly (``make_policy`` ignores them)."""
+    reads = SETTINGS.get(kind)
+    return [] if reads is None else sorted(set(given) - set(reads))
 
 
 def _whole(value: Any, name: str) -> int:

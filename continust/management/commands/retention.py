@@ -15,14 +15,12 @@ from django.core.management.base import CommandError, CommandParser
 from continust.management.base import ContinustCommand, Scope
 from continust.models import Retention, Stream
 from continust.records import retention_record
-from continust.retention import Policy, make_policy, set_policy
+from continust.retention import Policy, make_policy, set_policy, unused_settings
 
-# The options each kind reads; any other one given is a mistake worth naming.
-OPTIONS = {"every": "--every", "horizon_versions": "--horizon-versions",
-           "horizon_age": "--horizon-age"}
-TAKES = {Retention.ETERNAL: (), Retention.SELECTIVE: ("every",),
-         Retention.EPHEMERAL: ("horizon_versions", "horizon_age")}
-# Beyond these the database column, or "now minus the horizon", overflows.
+# Each setting of a policy as this command takes it: its option and its flag.
+OPTIONS = {"snapshot_every": ("every", "--every"),
+           "horizon_versions": ("horizon_versions", "--horizon-versions"),
+           "horizon_age": ("horizon_age", "--horizon-age")}
 
 
 class Command(ContinustCommand):
@@ -47,9 +45,9 @@ class Command(ContinustCommand):
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
         stream = scope.the_stream
         if options["action"] == "show":
-            given = [flag for key, flag in OPTIONS.items() if options[key] is not None]
+            given = [flag for key, flag in OPTIONS.values() if options[key] is not None]
             if options["kind"] or given:
-                raise CommandError("a kind and " + ", ".join(OPTIONS.values())
+                raise CommandError("a kind and " + ", ".join(f for _, f in OPTIONS.values())
                                    + " go with set, not show")
             self._print(options, stream, "")
             return
@@ -70,11 +68,11 @@ def _policy(options: dict[str, Any]) -> Policy:
     kind = options["kind"]
     if not kind:
         raise CommandError("set needs a kind: " + ", ".join(Retention.values))
-    if kind in TAKES:
-        unused = [OPTIONS[key] for key in OPTIONS
-                  if options[key] is not None and key not in TAKES[kind]]
-        if unused:
-            raise CommandError(f"{kind} policies take no {', '.join(unused)}")
+    unused = unused_settings(kind, [name for name, (key, _) in OPTIONS.items()
+                                    if options[key] is not None])
+    if unused:
+        flags = [flag for name, (_, flag) in OPTIONS.items() if name in unused]
+        raise CommandError(f"{kind} policies take no {', '.join(flags)}")
     return make_policy(kind, snapshot_every=options["every"],
                        horizon_versions=options["horizon_versions"],
                        horizon_age=options["horizon_age"])
