@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from continust.models import OutboxMessage
@@ -58,18 +58,20 @@ def last_sent(key: str) -> OutboxMessage | None:
             .order_by("-sent_at").first())
 
 
-def resend_unclaimed(jobs: Any, *, task: str, key_of: Callable[[Any], str],
+def resend_unclaimed(jobs: QuerySet[Any], *, task: str, key_of: Callable[[Any], str],
                      resend_seconds: float, running: Callable[[Any], bool]) -> int:
     """Send again the leased jobs nobody holds; return how many were sent.
 
-    ``jobs`` are rows with a ``lease_expires_at`` already filtered to those whose
-    lease lapsed (or was never taken). A job whose message is still waiting in the
+    ``jobs`` is a query of the active (waiting or running) rows of a model with a
+    ``lease_expires_at``; those whose lease lapsed (or was never taken) are the ones
+    nobody holds. A job whose message is still waiting in the
     outbox is left alone; otherwise it is sent again once its last message is older
     than ``resend_seconds`` and, for a running job, older than its lapsed lease.
     """
-    resend_after = timezone.now() - timedelta(seconds=resend_seconds)
+    now = timezone.now()
+    resend_after = now - timedelta(seconds=resend_seconds)
     count = 0
-    for job in jobs:
+    for job in jobs.filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)):
         key = key_of(job)
         if pending(key) is not None:
             continue

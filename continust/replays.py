@@ -524,11 +524,9 @@ def resend_stale() -> int:
     broker lost, leaves a replay unclaimed until its lease (or the resend delay) runs
     out; then it goes to the broker again and the next worker resumes it.
     """
-    now = timezone.now()
-    stale = (Replay.objects.filter(status__in=[ReplayStatus.WAITING, ReplayStatus.RUNNING])
-             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)))
     return outbox.resend_unclaimed(
-        stale, task=TASK, key_of=outbox_key,
+        Replay.objects.filter(status__in=[ReplayStatus.WAITING, ReplayStatus.RUNNING]),
+        task=TASK, key_of=outbox_key,
         resend_seconds=settings.CONTINUST_REPLAY_RESEND_SECONDS,
         running=lambda replay: replay.status == ReplayStatus.RUNNING,
     )

@@ -17,7 +17,7 @@ from contextlib import suppress
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from continust import outbox
@@ -156,12 +156,10 @@ def resend_stale() -> int:
     mid-run leaves its lease to lapse; then the pipeline goes to the broker again
     and the next worker resumes it from its checkpoints.
     """
-    now = timezone.now()
-    stale = (Pipeline.objects
-             .filter(enabled=True, status__in=[PipelineStatus.WAITING, PipelineStatus.RUNNING])
-             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)))
+    active = Pipeline.objects.filter(
+        enabled=True, status__in=[PipelineStatus.WAITING, PipelineStatus.RUNNING])
     return outbox.resend_unclaimed(
-        stale, task=TASK, key_of=outbox_key, resend_seconds=options.resend_seconds(),
+        active, task=TASK, key_of=outbox_key, resend_seconds=options.resend_seconds(),
         running=lambda pipeline: pipeline.status == PipelineStatus.RUNNING,
     )
 
