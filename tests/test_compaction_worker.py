@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from continust.integrity import verify
 from continust.models import Compaction, CompactionStatus, ReleasedVersion, Stream
 from continust.retention import make_policy, set_policy
 from tests.conftest import put
+from tests.worker import poll
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -19,15 +19,8 @@ TIMEOUT = 180
 
 
 def wait_for(job: Compaction, condition: Any, timeout: float = TIMEOUT) -> Compaction:
-    deadline = time.monotonic() + timeout
-    while True:
-        job.refresh_from_db()
-        if condition(job):
-            return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"compaction {job.pk} stuck: {job.status} {job.phase} "
-                                 f"{job.cursor} {job.error}")
-        time.sleep(0.1)
+    return poll(job, condition, timeout=timeout, describe=lambda j: (
+        f"compaction {j.pk} stuck: {j.status} {j.phase} {j.cursor} {j.error}"))
 
 
 @pytest.mark.smoke

@@ -18,6 +18,7 @@ from continust.pipelines import control
 from continust.pipelines.runner import TASK, Outcome, run_pipeline
 from continust.projects import create_stream
 from tests.pipelines_support import expected_rows, log_elements, sink_rows, write_events
+from tests.worker import poll
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -36,15 +37,8 @@ TIMEOUT = 300
 
 
 def wait_for(pipeline, condition, what, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while True:
-        pipeline.refresh_from_db()
-        if condition(pipeline):
-            return pipeline
-        if time.monotonic() > deadline:
-            raise AssertionError(f"pipeline never {what}: {pipeline.status} epoch {pipeline.epoch}"
-                                 f" events {pipeline.events} {pipeline.error}")
-        time.sleep(0.05)
+    return poll(pipeline, condition, timeout=timeout, interval=0.05, describe=lambda p: (
+        f"pipeline never {what}: {p.status} epoch {p.epoch} events {p.events} {p.error}"))
 
 
 def rows_of(pipeline):

@@ -3,7 +3,6 @@ cancel, promote, a failing reducer and ``replay --wait``."""
 
 from __future__ import annotations
 
-import time
 from io import StringIO
 
 import pytest
@@ -18,7 +17,7 @@ from continust.projects import create_stream
 from continust.reducers import register
 from continust.store import NewEvent, append
 from tests.conftest import put
-from tests.worker import TEST_REDUCERS, fold_merging, fold_refusing
+from tests.worker import TEST_REDUCERS, fold_merging, fold_refusing, poll
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -31,15 +30,8 @@ CLOSED_PORT = "redis://127.0.0.1:1/0"
 
 def wait_for(replay, condition, timeout=TIMEOUT):
     """Poll the replay until ``condition(replay)`` holds; return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        replay.refresh_from_db()
-        if condition(replay):
-            return replay
-        if time.monotonic() > deadline:
-            raise AssertionError(f"replay {replay.pk} stuck: {replay.status} "
-                                 f"{replay.done}/{replay.total} {replay.error}")
-        time.sleep(0.1)
+    return poll(replay, condition, timeout=timeout, describe=lambda r: (
+        f"replay {r.pk} stuck: {r.status} {r.done}/{r.total} {r.error}"))
 
 
 def finished(replay):

@@ -191,3 +191,17 @@ def start_worker(
         worker.stop()
         # Shown by pytest only when the test failed.
         print(f"--- {worker.name} log (tail) ---\n{worker.output()[-4000:]}")
+
+
+def poll(row: Any, condition: Callable[[Any], bool], *, timeout: float,
+         describe: Callable[[Any], str], interval: float = 0.1) -> Any:
+    """Refresh ``row`` until ``condition(row)`` holds and return it; after ``timeout``
+    seconds fail, saying where the row got to with ``describe(row)``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row.refresh_from_db()
+        if condition(row):
+            return row
+        if time.monotonic() > deadline:
+            raise AssertionError(describe(row))
+        time.sleep(interval)
