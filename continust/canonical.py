@@ -132,6 +132,11 @@ def version_digest(
     )
 
 
+def from_cursor(value: Any) -> Any:
+    """A JSON column as a raw cursor gives it back: parsed by psycopg, text from SQLite."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def merkle_root(hashes: Sequence[str]) -> str:
     """Return the Merkle root over hex SHA-256 hashes, in order.
 

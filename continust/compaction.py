@@ -39,6 +39,7 @@ from typing import Any, Final
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Max, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from continust import canonical, outbox
@@ -59,7 +60,7 @@ from continust.models import (
     Version,
     VersionParent,
 )
-from continust.retention import Policy, make_policy, parse_age, policy_of
+from continust.retention import Policy, make_policy, policy_of
 from continust.states import store_snapshots
 
 log = logging.getLogger(__name__)
@@ -122,20 +123,19 @@ def footprint(stream: Stream) -> Footprint:
     return Footprint(int(events), int(versions), int(states))
 
 
-def _payload_sizes(positions: Sequence[int]) -> dict[int, int]:
-    if not positions:
-        return {}
-    size = "pg_column_size(payload)" if connection.vendor == "postgresql" else "length(payload)"
-    return dict(Event.objects.filter(pk__in=positions).extra(select={"size": size})
-                .values_list("position", "size"))
+def _size(column: str) -> str:
+    """SQL for the bytes a stored JSON column takes (as text on SQLite)."""
+    return f"pg_column_size({column})" if connection.vendor == "postgresql" else \
+        f"length({column})"
 
 
-def _state_sizes(hashes: Sequence[str]) -> dict[str, int]:
-    if not hashes:
+def _sizes_of(model: type[Event] | type[State], column: str,
+              keys: Sequence[Any]) -> dict[Any, int]:
+    """The bytes ``column`` takes in each of the rows with these primary keys."""
+    if not keys:
         return {}
-    size = "pg_column_size(data)" if connection.vendor == "postgresql" else "length(data)"
-    return dict(State.objects.filter(pk__in=hashes).extra(select={"size": size})
-                .values_list("hash", "size"))
+    return dict(model.objects.filter(pk__in=keys).annotate(size=RawSQL(_size(column), []))
+                .values_list("pk", "size"))
 
 
 # -- planning --------------------------------------------------------------------------
@@ -276,11 +276,8 @@ def plan(stream: Stream, *, policy: Policy | None = None, upto: int | None = Non
          cutoff: datetime | None = None) -> Plan:
     """Plan a compaction of ``stream`` under its policy (or ``policy``): the dry run."""
     policy = policy or policy_of(stream)
-    if upto is None:
-        upto = Version.objects.filter(stream=stream).order_by("-id").values_list(
-            "id", flat=True).first() or 0
-    if cutoff is None and policy.ephemeral and policy.horizon_age is not None:
-        cutoff = timezone.now() - policy.horizon_age
+    upto = _newest(stream) if upto is None else upto
+    cutoff = _cutoff(policy) if cutoff is None else cutoff
     shape = _shape(stream, upto)
     graph = graph_for(stream)
     result = Plan(stream, policy, upto, cutoff)
@@ -293,6 +290,20 @@ def plan(stream: Stream, *, policy: Policy | None = None, upto: int | None = Non
                             if shape.state[v] not in shape.stored and v not in shape.released]
     _estimate(result, shape)
     return result
+
+
+def _newest(stream: Stream) -> int:
+    """The stream's newest version id (0 for none): what a compaction considers up to."""
+    newest = Version.objects.filter(stream=stream).order_by("-id").values_list(
+        "id", flat=True).first()
+    return newest or 0
+
+
+def _cutoff(policy: Policy) -> datetime | None:
+    """The moment an ephemeral policy's age horizon stands at now, if it has one."""
+    if policy.ephemeral and policy.horizon_age is not None:
+        return timezone.now() - policy.horizon_age
+    return None
 
 
 def _plan_selective(result: Plan, shape: _Shape, graph: Any) -> None:
@@ -390,17 +401,14 @@ def _estimate(result: Plan, shape: _Shape) -> None:
 
 
 def _sizes(stream: Stream, upto: int) -> tuple[dict[int, int], dict[str, int]]:
-    postgres = connection.vendor == "postgresql"
-    payload_size = "pg_column_size(e.payload)" if postgres else "length(e.payload)"
-    state_size = "pg_column_size(s.data)" if postgres else "length(s.data)"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT v.id, {payload_size} FROM continust_version v "  # noqa: S608
+            f"SELECT v.id, {_size('e.payload')} FROM continust_version v "  # noqa: S608
             "JOIN continust_event e ON e.position = v.event_id "
             "WHERE v.stream_id = %s AND v.id <= %s", [stream.pk, upto])
         payload = dict(cursor.fetchall())
         cursor.execute(
-            f"SELECT DISTINCT s.hash, {state_size} FROM continust_state s "  # noqa: S608
+            f"SELECT DISTINCT s.hash, {_size('s.data')} FROM continust_state s "  # noqa: S608
             "JOIN continust_version v ON v.state_id = s.hash "
             "WHERE v.stream_id = %s AND v.id <= %s", [stream.pk, upto])
         state = dict(cursor.fetchall())
@@ -429,21 +437,12 @@ def request(stream: Stream, *, actor: str) -> Compaction:
         if active is not None:
             return active
         policy = policy_of(locked)
-        upto = Version.objects.filter(stream=locked).order_by("-id").values_list(
-            "id", flat=True).first() or 0
-        cutoff = (timezone.now() - policy.horizon_age
-                  if policy.ephemeral and policy.horizon_age is not None else None)
         compaction = Compaction.objects.create(
-            stream=locked, policy=policy.as_dict(), upto=upto, cutoff=cutoff,
+            stream=locked, policy=policy.as_dict(), upto=_newest(locked), cutoff=_cutoff(policy),
             requested_by=actor[:200],
         )
         outbox.enqueue(TASK, [compaction.pk], key=outbox_key(compaction))
     return compaction
-
-
-def compactions(stream: Stream) -> list[Compaction]:
-    """The stream's compactions, newest first."""
-    return list(Compaction.objects.filter(stream=stream).order_by("-id"))
 
 
 def get(stream: Stream, compaction_id: int) -> Compaction:
@@ -457,7 +456,7 @@ def pinned_policy(compaction: Compaction) -> Policy:
     data = compaction.policy
     return make_policy(data["kind"], snapshot_every=data.get("snapshot_every"),
                        horizon_versions=data.get("horizon_versions"),
-                       horizon_age=parse_age(data.get("horizon_age")))
+                       horizon_age=data.get("horizon_age"))
 
 
 # -- running ---------------------------------------------------------------------------
@@ -467,7 +466,7 @@ class _LeaseLost(Exception):
     pass
 
 
-def _claim(compaction_id: int, worker: str) -> int | None:
+def _claim(compaction_id: int) -> int | None:
     now = timezone.now()
     lease = timedelta(seconds=settings.CONTINUST_COMPACTION_LEASE_SECONDS)
     with transaction.atomic():
@@ -480,9 +479,9 @@ def _claim(compaction_id: int, worker: str) -> int | None:
         return int(Compaction.objects.values_list("fence", flat=True).get(pk=compaction_id))
 
 
-def run(compaction_id: int, *, worker: str = "", chunk: int | None = None) -> Compaction:
+def run(compaction_id: int, *, chunk: int | None = None) -> Compaction:
     """Run or resume a compaction here; a second delivery finds it held or done."""
-    token = _claim(compaction_id, worker)
+    token = _claim(compaction_id)
     compaction = Compaction.objects.select_related("stream__project").get(pk=compaction_id)
     if token is None:
         return compaction
@@ -637,8 +636,8 @@ class _Run:
                      .filter(released__isnull=True).values_list("event_id", flat=True))
         payloads = [e for e in events if e not in shared]
         hashes = sorted({rows[v][2] for v in run})
-        payload_bytes = sum(_payload_sizes(payloads).values())
-        state_bytes = _state_sizes(hashes)
+        payload_bytes = sum(_sizes_of(Event, "payload", payloads).values())
+        state_bytes = _sizes_of(State, "data", hashes)
         # A state goes when every version still pointing at it (not released before) is in
         # this run. Found through the state_id index, whatever the table statistics say.
         in_run = set(run)
@@ -663,7 +662,7 @@ class _Run:
                                "RETURNING hash", part)
                 deleted += [row[0] for row in cursor.fetchall()]
         permit.delete()
-        released_bytes = (payload_bytes - sum(_payload_sizes(payloads).values())
+        released_bytes = (payload_bytes - sum(_sizes_of(Event, "payload", payloads).values())
                           + sum(state_bytes.get(h, 0) for h in deleted))
         record = ReleasedRun.objects.create(
             stream=self.stream, compaction=current, first_id=run[0], last_id=run[-1],
@@ -734,21 +733,11 @@ def request_due(*, now: datetime | None = None) -> list[Compaction]:
 
 def resend_stale() -> int:
     """Send again the compactions nobody holds (a killed worker, a lost message)."""
-    now = timezone.now()
-    stale = (Compaction.objects.filter(status__in=ACTIVE)
-             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)))
     return outbox.resend_unclaimed(
-        stale, task=TASK, key_of=outbox_key,
+        Compaction.objects.filter(status__in=ACTIVE), task=TASK, key_of=outbox_key,
         resend_seconds=settings.CONTINUST_COMPACTION_RESEND_SECONDS,
         running=lambda c: c.status == CompactionStatus.RUNNING,
     )
 
 
 outbox.register_sweep(resend_stale)
-
-
-def released_runs(stream: Stream) -> dict[int, ReleasedRun]:
-    """Map each released version of the stream to the run that stands for it."""
-    runs = {run.pk: run for run in ReleasedRun.objects.filter(stream=stream)}
-    return {v: runs[r] for v, r in ReleasedVersion.objects.filter(run__stream=stream)
-            .values_list("version_id", "run_id")}

@@ -12,6 +12,7 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
+from continust.canonical import from_cursor
 from continust.diff import Conflict, three_way_merge
 from continust.errors import InvalidEvent
 from continust.lineage import VersionGraph
@@ -150,10 +151,10 @@ def fold_branch(stream: Any, branch: str = "main") -> tuple[Any, int]:
                 raise StateReleased(f"branch {branch} passes events whose payloads its "
                                     "stream's retention policy released")
             if reducer == MERGE_REDUCER:
-                state = _json(merged)
+                state = from_cursor(merged)
             else:
                 state = get_reducer(reducer, version).apply(
-                    state, ReducerEvent(id=str(event_id), type=type_, payload=_json(payload),
+                    state, ReducerEvent(id=str(event_id), type=type_, payload=from_cursor(payload),
                                         actor=actor))
             count += 1
     return state, count
@@ -168,8 +169,3 @@ def _ids_param(vendor: str, ids: list[int]) -> Any:
 
     return ids if vendor == "postgresql" else json.dumps(ids)
 
-
-def _json(value: Any) -> Any:
-    import json
-
-    return json.loads(value) if isinstance(value, str) else value

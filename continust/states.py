@@ -57,7 +57,7 @@ class StateMismatch(StateReleased):
 
 def state_of(version: Version | int) -> Any:
     """Return a version's state document."""
-    version_id = version if isinstance(version, int) else version.pk
+    version_id = _id(version)
     # A recomputed state may be in the cache: look before walking.
     found = (Version.objects.filter(pk=version_id)
              .annotate(gone=Exists(ReleasedVersion.objects.filter(version_id=OuterRef("pk"))))
@@ -73,10 +73,9 @@ def state_of(version: Version | int) -> Any:
         raise NotFound(f"there is no version {version_id}")
     target = rows[-1]
     if target[10]:
-        raise StateReleased(f"the state of version {version_id} was released by its "
-                            "stream's retention policy")
+        raise _released(version_id)
     if target[9] is not None:
-        return _json(target[9])
+        return canonical.from_cursor(target[9])
     state = _fold(rows)
     computed = canonical.state_hash(state)
     if computed != target[2]:
@@ -89,8 +88,9 @@ def state_of(version: Version | int) -> Any:
 def _fold(rows: list[tuple[Any, ...]]) -> Any:
     (vid, stream_id, _, reducer, reducer_version, event_id, type_, payload, actor, data,
      released, has_parents) = rows[0]
+    rest = rows[1:]
     if data is not None:
-        state = _json(data)
+        state = canonical.from_cursor(data)
     elif released:
         raise StateReleased(f"version {rows[-1][0]} is recomputed from version {vid}, whose "
                             "state its stream's retention policy released")
@@ -100,21 +100,20 @@ def _fold(rows: list[tuple[Any, ...]]) -> Any:
         graph = graph_for(Stream.objects.get(pk=stream_id))
         state = derive_state(graph, state_of, reducer=reducer, reducer_version=reducer_version,
                              parents=list(graph.parents(vid)), event_id=str(event_id),
-                             type=type_, payload=_json(payload), actor=actor)
+                             type=type_, payload=canonical.from_cursor(payload), actor=actor)
     elif not has_parents:
-        state = fold_event(reducer, reducer_version, {}, event_id=str(event_id), type=type_,
-                           payload=_json(payload), actor=actor)
+        state, rest = {}, rows  # the root folds its own event from nothing
     else:  # pragma: no cover - the walk stops only at the cases above
         raise AssertionError(f"the walk back from version {rows[-1][0]} stopped at {vid}")
-    for (_, _, _, reducer, reducer_version, event_id, type_, payload, actor, _, _, _) in rows[1:]:
+    for (_, _, _, reducer, reducer_version, event_id, type_, payload, actor, _, _, _) in rest:
         state = fold_event(reducer, reducer_version, state, event_id=str(event_id), type=type_,
-                           payload=_json(payload), actor=actor)
+                           payload=canonical.from_cursor(payload), actor=actor)
     return state
 
 
 def states_of(versions: Iterable[Version | int]) -> dict[int, Any]:
     """Return several versions' states by version id: stored ones in one query."""
-    ids = [v if isinstance(v, int) else v.pk for v in versions]
+    ids = [_id(v) for v in versions]
     hashes = dict(Version.objects.filter(pk__in=ids).values_list("id", "state_id"))
     released = set(ReleasedVersion.objects.filter(version_id__in=ids)
                    .values_list("version_id", flat=True))
@@ -124,28 +123,20 @@ def states_of(versions: Iterable[Version | int]) -> dict[int, Any]:
         if vid not in hashes:
             raise NotFound(f"there is no version {vid}")
         if vid in released:
-            raise StateReleased(f"the state of version {vid} was released by its stream's "
-                                "retention policy")
+            raise _released(vid)
         found[vid] = stored[hashes[vid]] if hashes[vid] in stored else state_of(vid)
     return found
 
 
-def is_stored(version: Version) -> bool:
-    """Tell whether a version's state is stored (not only recomputable)."""
-    return State.objects.filter(pk=version.state_id).exists()
-
-
 def is_released(version: Version | int) -> bool:
     """Tell whether compaction released a version's state."""
-    version_id = version if isinstance(version, int) else version.pk
-    return ReleasedVersion.objects.filter(version_id=version_id).exists()
+    return ReleasedVersion.objects.filter(version_id=_id(version)).exists()
 
 
 def released_run(version: Version | int) -> ReleasedRun | None:
     """Return the released run a version belongs to, if compaction released it."""
-    version_id = version if isinstance(version, int) else version.pk
     found = ReleasedVersion.objects.select_related("run__compaction").filter(
-        version_id=version_id).first()
+        version_id=_id(version)).first()
     return found.run if found else None
 
 
@@ -164,7 +155,10 @@ def store_snapshots(version_ids: Iterable[int]) -> int:
     return len(missing)
 
 
-def _json(value: Any) -> Any:
-    import json
+def _id(version: Version | int) -> int:
+    return version if isinstance(version, int) else version.pk
 
-    return json.loads(value) if isinstance(value, str) else value
+
+def _released(version_id: int) -> StateReleased:
+    return StateReleased(f"the state of version {version_id} was released by its stream's "
+                         "retention policy")

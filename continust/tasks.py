@@ -26,11 +26,11 @@ def run_replay(self: Task, replay_id: int) -> str:
     return replays.run(replay_id, worker=self.request.hostname or "")
 
 
-@app.task(name=compaction.TASK, bind=True, acks_late=True,  # type: ignore[untyped-decorator]
+@app.task(name=compaction.TASK, acks_late=True,  # type: ignore[untyped-decorator]
           reject_on_worker_lost=True, ignore_result=True)
-def run_compaction(self: Task, compaction_id: int) -> str:
+def run_compaction(compaction_id: int) -> str:
     """Run or resume a compaction; a second delivery finds it held or done and does nothing."""
-    return str(compaction.run(compaction_id, worker=self.request.hostname or "").status)
+    return str(compaction.run(compaction_id).status)
 
 
 @app.task(name=compaction.DUE_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
