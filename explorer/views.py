@@ -111,15 +111,16 @@ def stream_page(request: HttpRequest, membership: Membership, stream: Stream) ->
         "a": _picked(stream, request, "a"), "b": _picked(stream, request, "b"),
         "selected": selected, "can_edit": membership.allows(Role.EDITOR),
         "query_without_page": _query(request, top=None, before=None, day=None),
-        "policy": policy_of(stream), **history_context(stream),
     }
     if selected is not None:
         context.update(_version_context(stream, selected))
-    _released_picks(context)
     if request.htmx and request.GET.get("fragment") == "page":
         return render(request, "stream.html#page", context)
     if request.htmx and request.GET.get("fragment") == "compare":
         return _compare_bar(request, context)
+    # Only the whole page shows the policy, the compactions and the compare bar.
+    context.update(policy=policy_of(stream), **history_context(stream))
+    _released_picks(context)
     return render(request, "stream.html", context)
 
 
@@ -128,7 +129,7 @@ def _compare_bar(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
     pick, picked = request.GET.get("pick"), _picked(context["stream"], request, "version")
     if pick in {"a", "b"} and picked is not None:
         context[pick] = picked
-        _released_picks(context)
+    _released_picks(context)
     params = {name: context[name].pk for name in ("a", "b") if context[name] is not None}
     if context["selected"] is not None:
         params["v"] = context["selected"].pk
@@ -188,6 +189,11 @@ def version_detail(request: HttpRequest, membership: Membership, stream: Stream,
     return render(request, template, context)
 
 
+def _gone(err: StateReleased) -> HttpResponse:
+    """Say, with 410 Gone, that the retention policy released what was asked for."""
+    return HttpResponse(str(err), status=410, content_type="text/plain; charset=utf-8")
+
+
 @require_GET
 @member_required()
 def version_state(request: HttpRequest, membership: Membership, stream: Stream,
@@ -198,7 +204,7 @@ def version_state(request: HttpRequest, membership: Membership, stream: Stream,
     try:
         state = state_of(version)
     except StateReleased as err:
-        return HttpResponse(str(err), status=410, content_type="text/plain; charset=utf-8")
+        return _gone(err)
     response = JsonResponse(state, safe=False,
                             json_dumps_params={"ensure_ascii": False, "indent": 2})
     response["Content-Disposition"] = f'attachment; filename="{stream.pk}-v{version.pk}.json"'
@@ -214,7 +220,7 @@ def compare(request: HttpRequest, membership: Membership, stream: Stream) -> Htt
     try:
         before, after = state_of(a), state_of(b)
     except StateReleased as err:
-        return HttpResponse(str(err), status=410, content_type="text/plain; charset=utf-8")
+        return _gone(err)
     fmt = request.GET.get("format")
     if fmt in {"json-patch", "merge-patch"}:
         body = diffs.to_json_patch(before, after) if fmt == "json-patch" else \
