@@ -179,7 +179,11 @@ def pipeline_detail(request: HtmxHttpRequest, membership: Membership, name: str
     return render(request, template, _context(request, membership, pipeline))
 
 
-def _act(request: HttpRequest, membership: Membership, name: str, action: str) -> HttpResponse:
+@require_POST
+@member_required(Role.EDITOR)
+def pipeline_act(request: HttpRequest, membership: Membership, name: str, action: str
+                 ) -> HttpResponse:
+    """Start, pause, resume or reset a pipeline (the URL names the action)."""
     pipeline = _pipeline_of(membership, name)
     try:
         ACTIONS[action](pipeline)
@@ -190,37 +194,16 @@ def _act(request: HttpRequest, membership: Membership, name: str, action: str) -
     return redirect(reverse("pipeline", args=[membership.project.slug, pipeline.name]))
 
 
-@require_POST
-@member_required(Role.EDITOR)
-def pipeline_start(request: HttpRequest, membership: Membership, name: str) -> HttpResponse:
-    return _act(request, membership, name, "start")
-
-
-@require_POST
-@member_required(Role.EDITOR)
-def pipeline_pause(request: HttpRequest, membership: Membership, name: str) -> HttpResponse:
-    return _act(request, membership, name, "pause")
-
-
-@require_POST
-@member_required(Role.EDITOR)
-def pipeline_resume(request: HttpRequest, membership: Membership, name: str) -> HttpResponse:
-    return _act(request, membership, name, "resume")
-
-
-@require_POST
-@member_required(Role.EDITOR)
-def pipeline_reset(request: HttpRequest, membership: Membership, name: str) -> HttpResponse:
-    return _act(request, membership, name, "reset")
-
-
 urlpatterns = [
     path("p/<slug:slug>/pipelines/", pipeline_list, name="pipelines"),
     path("p/<slug:slug>/pipelines/new/", pipeline_create, name="pipeline-create"),
     path("p/<slug:slug>/pipelines/<slug:name>/", pipeline_detail, name="pipeline"),
-    path("p/<slug:slug>/pipelines/<slug:name>/start/", pipeline_start, name="pipeline-start"),
-    path("p/<slug:slug>/pipelines/<slug:name>/pause/", pipeline_pause, name="pipeline-pause"),
-    path("p/<slug:slug>/pipelines/<slug:name>/resume/", pipeline_resume,
+    path("p/<slug:slug>/pipelines/<slug:name>/start/", pipeline_act, {"action": "start"},
+         name="pipeline-start"),
+    path("p/<slug:slug>/pipelines/<slug:name>/pause/", pipeline_act, {"action": "pause"},
+         name="pipeline-pause"),
+    path("p/<slug:slug>/pipelines/<slug:name>/resume/", pipeline_act, {"action": "resume"},
          name="pipeline-resume"),
-    path("p/<slug:slug>/pipelines/<slug:name>/reset/", pipeline_reset, name="pipeline-reset"),
+    path("p/<slug:slug>/pipelines/<slug:name>/reset/", pipeline_act, {"action": "reset"},
+         name="pipeline-reset"),
 ]
