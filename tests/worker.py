@@ -164,6 +164,39 @@ def worker_queue() -> Iterator[str]:
     _clear_queue(SESSION_QUEUE)
 
 
+@pytest.fixture(scope="session")
+def celery_app_baseline(worker_queue: str) -> tuple[dict[str, Any], str | None]:
+    """The Celery app's configuration every test starts from, the session's queue included."""
+    from continust.celery import app
+
+    return dict(app.conf.changes), os.environ.get("CELERY_BROKER_URL")
+
+
+@pytest.fixture(autouse=True)
+def celery_app_restored(celery_app_baseline: tuple[dict[str, Any], str | None]) -> None:
+    """Give each test the Celery app as the session configured it.
+
+    A test may point the app at an unreachable broker, and undoing its patches is not
+    enough: ``app.conf.broker_url`` reads ``CELERY_BROKER_URL`` first, so a patch taken
+    after ``setenv`` saves the patched value as the one to restore. Restoring when the
+    next test starts also runs after every teardown of the test before, whatever their
+    order.
+    """
+    from continust.celery import app
+
+    changes, environ = celery_app_baseline
+    if dict(app.conf.changes) == changes and os.environ.get("CELERY_BROKER_URL") == environ:
+        return
+    app.conf.changes.clear()
+    app.conf.changes.update(changes)
+    if environ is None:
+        os.environ.pop("CELERY_BROKER_URL", None)
+    else:
+        os.environ["CELERY_BROKER_URL"] = environ
+    # Pooled connections and producers opened meanwhile would still reach the old broker.
+    app.close()
+
+
 @pytest.fixture
 def start_worker(
     transactional_db: Any, worker_queue: str, tmp_path: Path
