@@ -204,7 +204,7 @@ class VersionAdmin(ReadOnlyAdmin):
         cause = version.event.causation_id
         if cause is None:
             return "—"
-        found = Event.objects.filter(id=cause).first()
+        found = Event.objects.filter(project_id=version.event.project_id, id=cause).first()
         if found is None:
             return str(cause)
         return format_html('<a href="{}">{} {}</a>',

@@ -338,8 +338,9 @@ def _rows(versions: list[Version]) -> list[ChangeRow]:
     released = set(ReleasedVersion.objects.filter(version_id__in=wanted)
                    .values_list("version_id", flat=True))
     states = states_of(wanted - released)
-    causes = Event.objects.in_bulk([v.event.causation_id for v in versions
-                                    if v.event.causation_id], field_name="id")
+    causes = {e.id: e for e in Event.objects.filter(
+        project_id__in={v.event.project_id for v in versions},
+        id__in=[v.event.causation_id for v in versions if v.event.causation_id])}
     rows = []
     for version in versions:
         parent = first_parent.get(version.pk)

@@ -27,7 +27,7 @@ def causes(event: Event, *, limit: int = 1000) -> list[Event]:
     while current.causation_id is not None and len(chain) < limit:
         cause = (
             Event.objects.select_related("stream")
-            .filter(id=current.causation_id, stream__project_id=event.stream.project_id)
+            .filter(project_id=event.project_id, id=current.causation_id)
             .first()
         )
         if cause is None:
@@ -47,7 +47,7 @@ def consequences(event: Event, *, limit: int = 1000) -> Consequence:
         by_cause = {node.event.id: node for node in level}
         children = (
             Event.objects.select_related("stream")
-            .filter(causation_id__in=list(by_cause), stream__project_id=event.stream.project_id)
+            .filter(project_id=event.project_id, causation_id__in=list(by_cause))
             .order_by("position")[: limit - seen]
         )
         for child in children:

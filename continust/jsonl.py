@@ -155,12 +155,12 @@ def _import_event(current: _StreamImport, record: dict[str, Any], result: Import
             raise InvalidEvent(f"event #{record['seq']} differs from the one already recorded")
         result.skipped += 1
         return
-    clash = Event.objects.filter(id=uuid.UUID(record["id"])).select_related("stream__project")
-    if clash.exists():
-        other = clash.get().stream
+    clash = Event.objects.filter(project_id=stream.project_id, id=uuid.UUID(record["id"]))
+    other = clash.select_related("stream").first()
+    if other is not None:
         raise InvalidEvent(
-            f"event {record['id']} is already recorded in {other.project.slug}/{other.name}; "
-            "event ids are unique across a database"
+            f"event {record['id']} is already recorded in stream {other.stream.name}; "
+            "event ids are unique within a project"
         )
     new = NewEvent(
         type=record["type"], payload=record["payload"], id=uuid.UUID(record["id"]),

@@ -53,6 +53,6 @@ def get_event(project: Project, event_id: str | uuid.UUID) -> Event:
     except ValueError:
         raise NotFound(f"{event_id!r} is not an event id") from None
     try:
-        return Event.objects.select_related("stream").get(id=key, stream__project=project)
+        return Event.objects.select_related("stream").get(project=project, id=key)
     except Event.DoesNotExist:
         raise NotFound(f"project {project.slug} has no event {key}") from None

@@ -120,16 +120,25 @@ class AppendOnly(models.Model):
 
 
 class Event(AppendOnly):
-    """One recorded change; ``position`` orders the whole log, ``seq`` one stream."""
+    """One recorded change; ``position`` orders the whole log, ``seq`` one stream.
+
+    An event's id is its idempotency key, unique within its project: one tenant can
+    neither see nor take the ids of another. The write path guarantees what the
+    missing foreign-key constraints would check (``continust.log``).
+    """
 
     position = models.BigAutoField(primary_key=True)
-    id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
-    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="events")
+    id = models.UUIDField(default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+",
+                                db_index=False, db_constraint=False)
+    # (stream, seq) is unique and indexed: no index of the stream alone.
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="events",
+                               db_index=False, db_constraint=False)
     seq = models.PositiveBigIntegerField()
     type = models.CharField(max_length=200)
     timestamp = models.DateTimeField()
     payload = models.JSONField()
-    causation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    causation_id = models.UUIDField(null=True, blank=True)
     correlation_id = models.UUIDField(null=True, blank=True)
     actor = models.CharField(max_length=200, blank=True, default="")
     prev_hash = models.CharField(max_length=64)
@@ -138,7 +147,13 @@ class Event(AppendOnly):
     class Meta:
         ordering = ["position"]
         constraints = [
-            models.UniqueConstraint(fields=["stream", "seq"], name="event_seq_unique")
+            models.UniqueConstraint(fields=["stream", "seq"], name="event_seq_unique"),
+            models.UniqueConstraint(fields=["project", "id"], name="event_id_unique_in_project"),
+        ]
+        indexes = [
+            # Most events have no cause: index only those that do.
+            models.Index(fields=["causation_id"], condition=Q(causation_id__isnull=False),
+                         name="event_causation"),
         ]
 
     def __str__(self) -> str:
@@ -158,8 +173,11 @@ class State(models.Model):
 class Version(AppendOnly):
     """An immutable node of a stream's graph, made by one event."""
 
-    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="versions")
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="versions")
+    # version_stream_desc serves lookups by stream; the write path guarantees the references.
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="versions",
+                               db_index=False, db_constraint=False)
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="versions",
+                              db_constraint=False)
     # The hash of the version's state. The State row may be absent: a selective stream
     # stores only snapshots, and compaction releases states (continust.states reads them).
     state = models.ForeignKey(State, on_delete=models.DO_NOTHING, related_name="+",
@@ -194,8 +212,11 @@ class Version(AppendOnly):
 class VersionParent(AppendOnly):
     """One ordered parent link of a version."""
 
-    child = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="parent_links")
-    parent = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="child_links")
+    # parent_index_unique serves lookups by child.
+    child = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="parent_links",
+                              db_index=False, db_constraint=False)
+    parent = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="child_links",
+                               db_constraint=False)
     index = models.PositiveSmallIntegerField()
 
     class Meta:
@@ -208,9 +229,12 @@ class VersionParent(AppendOnly):
 class Branch(models.Model):
     """A named, movable head of a stream."""
 
-    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="branches")
+    # branch_name_unique serves lookups by stream.
+    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="branches",
+                               db_index=False)
     name = models.CharField(max_length=200)
-    head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+",
+                             db_constraint=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -227,10 +251,13 @@ class BranchMove(AppendOnly):
     """A recorded move of a branch: where from, where to, why and by whom."""
 
     branch = models.ForeignKey(Branch, on_delete=models.PROTECT, related_name="moves")
+    # Nothing looks moves up by head; the write path guarantees the references.
     old_head = models.ForeignKey(
-        Version, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Version, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False, db_constraint=False,
     )
-    new_head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    new_head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+",
+                                 db_index=False, db_constraint=False)
     reason = models.CharField(max_length=32)
     actor = models.CharField(max_length=200, blank=True, default="")
     at = models.DateTimeField(auto_now_add=True)

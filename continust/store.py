@@ -41,6 +41,8 @@ from continust.folding import (
     merge_states,
 )
 from continust.graphs import graph_for
+from continust.log import linear
+from continust.log.tips import Tip, tips
 from continust.models import Branch, BranchMove, Event, Stream, Version, VersionParent
 from continust.reducers import get_reducer
 from continust.retention import policy_of
@@ -78,10 +80,15 @@ class NewEvent:
 
 @dataclass(frozen=True)
 class Appended:
-    """The versions an append made, and whether it wrote them now or earlier (a retry)."""
+    """The versions an append made, and whether it wrote them now or earlier (a retry).
+
+    ``parents`` maps each new version's id to its parents' ids, where the write knows
+    them without a query (a linear append); readers look up the others.
+    """
 
     versions: list[Version]
     created: bool
+    parents: dict[int, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,6 +170,7 @@ class Batch:
         event = Event(
             position=self._event_ids.pop(),
             id=event_id,
+            project_id=self.stream.project_id,
             stream=self.stream,
             seq=self._seq,
             type=new.type,
@@ -356,7 +364,7 @@ def _existing(stream: Stream, events: Sequence[NewEvent]) -> Appended | None:
     ids = [e.id for e in events if e.id is not None]
     if not ids:
         return None
-    found = {e.id: e for e in Event.objects.filter(id__in=ids)}
+    found = {e.id: e for e in Event.objects.filter(project_id=stream.project_id, id__in=ids)}
     if not found:
         return None
     if len(found) != len(events) or len(ids) != len(events):
@@ -382,7 +390,7 @@ def _check_causation(stream: Stream, events: Sequence[NewEvent]) -> None:
     in_batch: set[uuid.UUID] = set()
     wanted = {e.causation for e in events if e.causation is not None}
     known = set(
-        Event.objects.filter(id__in=wanted, stream__project_id=stream.project_id).values_list(
+        Event.objects.filter(project_id=stream.project_id, id__in=wanted).values_list(
             "id", flat=True
         )
     )
@@ -424,6 +432,16 @@ def append(
     if len({e.id for e in events}) != len(events):
         raise InvalidEvent("a batch carries the same event id twice")
     events = [validate_event(event) for event in events]
+    if linear.usable():
+        planned = linear.plan(stream, events, branch,
+                              expected_head=None if isinstance(expected_head, _Unset)
+                              else expected_head,
+                              check_head=not isinstance(expected_head, _Unset))
+        written = linear.write(planned) if planned is not None else None
+        if planned is not None and written is not None:
+            stream.event_count = planned.next_tip.event_count
+            stream.last_hash = planned.next_tip.last_hash
+            return Appended(versions=written, created=True, parents=planned.parents)
     try:
         with transaction.atomic():
             locked = lock_stream(stream)
@@ -474,11 +492,26 @@ def _fold_and_write(
                                                 merge=False),
         )
     if target is not None:
-        return batch.commit(_Move(target, "append", events[-1].actor))
-    versions = batch.commit()
-    move_branch(stream, branch, versions[-1], reason="append", actor=events[-1].actor,
-                branch=None)
+        versions = batch.commit(_Move(target, "append", events[-1].actor))
+        moved = target
+    else:
+        versions = batch.commit()
+        moved = move_branch(stream, branch, versions[-1], reason="append",
+                            actor=events[-1].actor, branch=None)
+    _remember_tip(stream, moved, batch.planned[-1])
     return versions
+
+
+def _remember_tip(stream: Stream, branch: Branch, head: _PlannedVersion) -> None:
+    """Let the next append to this branch plan without reading (``continust.log.linear``)."""
+    state_hash, state_text = canonical.hashed_state(head.state)
+    tips.put(Tip(
+        stream_id=stream.pk, event_count=stream.event_count, last_hash=stream.last_hash,
+        reducer=stream.reducer, reducer_version=stream.reducer_version,
+        retention=stream.retention, snapshot_every=stream.snapshot_every, branch_id=branch.pk,
+        branch=branch.name, head_id=head.id, head_digest=head.digest,
+        head_generation=head.generation, head_state_hash=state_hash,
+        head_state_text=state_text))
 
 
 def fork(stream: Stream, name: str, at: Version, *, actor: str = "") -> Branch:

@@ -28,8 +28,8 @@ LATER = ("continust_releasedrun", "continust_releasedversion")
 TABLES = ALWAYS[:1] + RELEASABLE + ALWAYS[1:] + LATER
 
 # Every column of an event but its payload: a release must leave them as they were.
-EVENT_COLUMNS = ("position", "id", "stream_id", "seq", "type", "timestamp", "causation_id",
-                 "correlation_id", "actor", "prev_hash", "hash")
+EVENT_COLUMNS = ("position", "id", "project_id", "stream_id", "seq", "type", "timestamp",
+                 "causation_id", "correlation_id", "actor", "prev_hash", "hash")
 
 _POSTGRES_REFUSE = """
 CREATE OR REPLACE FUNCTION continust_refuse_change() RETURNS trigger AS $$

@@ -18,7 +18,7 @@ from continust.errors import (
     UnknownCausation,
 )
 from continust.models import Branch, BranchMove, Event, State, Version
-from continust.projects import create_stream
+from continust.projects import create_project, create_stream
 from continust.store import NewEvent, append, fork
 from tests.conftest import events, put
 
@@ -243,3 +243,16 @@ def test_a_taken_stream_name_is_its_own_error(project, stream):
 
     with pytest.raises(AlreadyExists):
         create_stream(project, "pricing")
+
+
+def test_event_ids_are_idempotency_keys_within_one_project(alice, stream):
+    key = uuid.uuid4()
+    (mine,) = append(stream, [NewEvent("set", {"a": 1}, id=key)]).versions
+    other = create_stream(create_project("globex", "Globex", owner=alice), "pricing")
+    theirs = append(other, [NewEvent("set", {"b": 2}, id=key)])
+    # Another tenant can take the same id: it learns nothing of this one, and claims nothing.
+    assert theirs.created
+    assert theirs.versions[0].event.project_id != mine.event.project_id
+    assert Event.objects.filter(id=key).count() == 2
+    again = append(stream, [NewEvent("set", {"a": 1}, id=key)])
+    assert not again.created and again.versions[0].pk == mine.pk

@@ -1,0 +1,253 @@
+"""A linear append in one statement: the common case of the write path, on PostgreSQL.
+
+When this process knows the branch's tip (``continust.log.tips``), an append of
+events to that branch needs nothing from the database before it writes: the events
+are chained, folded and hashed here, and ONE statement, run in autocommit (its own
+transaction), moves the stream's chain end and the branch head by compare-and-set
+and inserts the events, versions, parent links, states and the branch move. If any
+value the plan relied on moved meanwhile, ``continust_require`` raises, the
+statement rolls back whole, and the caller falls back to the locked path, which
+reads afresh. So a single append is one round trip, and writers to different
+streams commit side by side.
+
+Inside a caller's transaction, on SQLite, or without a tip, ``plan`` answers None and
+the locked path (``continust.store``) does the work.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from django.db import DatabaseError, IntegrityError, connection
+from psycopg.types.numeric import Int8Dumper
+
+from continust import canonical
+from continust.folding import fold_event
+from continust.log.tips import Tip, tips
+from continust.models import Event, Version
+from continust.retention import Policy
+
+if TYPE_CHECKING:
+    from continust.models import Stream
+    from continust.store import NewEvent
+
+# The statement the write takes. Every CTE that writes joins ``b`` (the branch moved
+# by compare-and-set), which joins ``ids``, which joins ``s`` (the stream's chain end
+# moved by compare-and-set): locks are taken stream first, branch second, as the
+# locked path takes them, and nothing is written unless both moved.
+_APPEND = """
+WITH s AS (
+    UPDATE continust_stream SET event_count = %(seq_to)s, last_hash = %(hash_to)s
+    WHERE id = %(stream)s AND event_count = %(seq_from)s AND last_hash = %(hash_from)s
+      AND reducer = %(reducer)s AND reducer_version = %(reducer_version)s
+      AND retention = %(retention)s AND snapshot_every = %(snapshot_every)s
+    RETURNING id
+), drawn AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('continust_event', 'position')) AS position,
+           nextval(pg_get_serial_sequence('continust_version', 'id')) AS version
+    FROM generate_series(1, %(count)s), s
+), ids AS MATERIALIZED (
+    SELECT p.n, p.position, v.version
+    FROM (SELECT row_number() OVER (ORDER BY position) AS n, position FROM drawn) p
+    JOIN (SELECT row_number() OVER (ORDER BY version) AS n, version FROM drawn) v USING (n)
+), b AS (
+    UPDATE continust_branch SET head_id = (SELECT max(version) FROM ids)
+    WHERE id = %(branch)s AND head_id = %(head)s
+      AND EXISTS (SELECT 1 FROM continust_version WHERE id = %(head)s AND digest = %(head_digest)s)
+      AND EXISTS (SELECT 1 FROM ids)
+    RETURNING id
+), rows AS MATERIALIZED (
+    SELECT ids.n, ids.position, ids.version,
+           COALESCE(lag(ids.version) OVER (ORDER BY ids.n), %(head)s) AS parent,
+           r.id, r.type, r.timestamp, r.payload, r.causation, r.correlation, r.actor,
+           r.prev_hash, r.hash, r.state, r.digest
+    FROM unnest(%(event_ids)s::uuid[], %(types)s::text[], %(timestamps)s::timestamptz[],
+                %(payloads)s::text[], %(causations)s::uuid[], %(correlations)s::uuid[],
+                %(actors)s::text[], %(prev_hashes)s::text[], %(hashes)s::text[],
+                %(states)s::text[], %(digests)s::text[])
+         WITH ORDINALITY AS r(id, type, timestamp, payload, causation, correlation, actor,
+                              prev_hash, hash, state, digest, n)
+    JOIN ids USING (n)
+    WHERE EXISTS (SELECT 1 FROM b)
+), e AS (
+    INSERT INTO continust_event (position, id, project_id, stream_id, seq, type, timestamp,
+                                 payload, causation_id, correlation_id, actor, prev_hash, hash)
+    SELECT position, id, %(project)s, %(stream)s, %(seq_from)s + n, type, timestamp, payload::jsonb,
+           causation, correlation, actor, prev_hash, hash
+    FROM rows
+), v AS (
+    INSERT INTO continust_version (id, stream_id, event_id, state_id, generation, digest, key,
+                                   branch, reducer, reducer_version, created_at)
+    SELECT version, %(stream)s, position, state, %(generation)s + n, digest, NULL,
+           %(branch_name)s, %(reducer)s, %(reducer_version)s, %(now)s
+    FROM rows
+), l AS (
+    INSERT INTO continust_versionparent (child_id, parent_id, index)
+    SELECT version, parent, 0 FROM rows
+), st AS (
+    INSERT INTO continust_state (hash, data)
+    SELECT h, d::jsonb FROM unnest(%(state_hashes)s::text[], %(state_texts)s::text[]) AS x(h, d)
+    WHERE EXISTS (SELECT 1 FROM b)
+    ON CONFLICT DO NOTHING
+), m AS (
+    INSERT INTO continust_branchmove (branch_id, old_head_id, new_head_id, reason, actor, at)
+    SELECT %(branch)s, %(head)s, max(version), 'append', %(last_actor)s, %(now)s
+    FROM ids HAVING EXISTS (SELECT 1 FROM b)
+)
+SELECT continust_require(EXISTS (SELECT 1 FROM b), 'continust: the tip moved'),
+       array(SELECT position FROM ids ORDER BY n), array(SELECT version FROM ids ORDER BY n)
+"""
+
+# The SQLSTATE continust_require raises with (see the migration that creates it).
+TIP_MOVED = "CN001"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A linear append, chained, folded and hashed, ready for one statement."""
+
+    tip: Tip
+    params: dict[str, Any]
+    events: list[Event]
+    versions: list[Version]
+    parents: dict[int, list[int]]
+    next_tip: Tip
+
+
+def usable() -> bool:
+    """Tell whether the one-statement path can run: PostgreSQL, outside any transaction."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def plan(stream: Stream, events: Sequence[NewEvent], branch: str, *,
+         expected_head: int | None = None, check_head: bool = False) -> Planned | None:
+    """Plan the append on the tip this process knows, or answer None: no tip, events that
+    name causes (the locked path checks them), or a tip the caller's expected head
+    contradicts (the locked path then says which of the two is right)."""
+    tip = tips.get(stream.pk, branch)
+    if tip is None or (check_head and expected_head != tip.head_id):
+        return None
+    if tip.reducer != stream.reducer or tip.reducer_version != stream.reducer_version:
+        return None
+    if any(new.causation is not None for new in events):
+        return None
+    policy = Policy(tip.retention, snapshot_every=tip.snapshot_every)
+    state: Any = json.loads(tip.head_state_text)
+    now = datetime.now(UTC)
+    last_hash, parent_digest = tip.last_hash, tip.head_digest
+    columns: dict[str, list[Any]] = {k: [] for k in (
+        "event_ids", "types", "timestamps", "payloads", "causations", "correlations", "actors",
+        "prev_hashes", "hashes", "states", "digests")}
+    stored: dict[str, str] = {}
+    models: list[tuple[Event, str, str, int]] = []
+    state_hash, state_text = tip.head_state_hash, tip.head_state_text
+    for index, new in enumerate(events):
+        seq = tip.event_count + index + 1
+        event_id = new.id or uuid.uuid4()
+        moment = new.timestamp or now
+        payload_text = canonical.canonical_json(new.payload)
+        digest = canonical.event_hash(last_hash, canonical.event_body(
+            id=str(event_id), seq=seq, type=new.type, timestamp=moment, payload=new.payload,
+            causation=str(new.causation) if new.causation else None,
+            correlation=str(new.correlation) if new.correlation else None, actor=new.actor))
+        state = fold_event(tip.reducer, tip.reducer_version, state, event_id=str(event_id),
+                           type=new.type, payload=new.payload, actor=new.actor)
+        state_hash, state_text = canonical.hashed_state(state)
+        generation = tip.head_generation + index + 1
+        if policy.stores_at_append(generation, last=index == len(events) - 1, merge=False):
+            stored[state_hash] = state_text
+        version_digest = canonical.version_digest(
+            event_hash=digest, parents=[parent_digest], state=state_hash,
+            reducer=tip.reducer, reducer_version=tip.reducer_version)
+        for key, value in (("event_ids", event_id), ("types", new.type), ("timestamps", moment),
+                           ("payloads", payload_text), ("causations", new.causation),
+                           ("correlations", new.correlation), ("actors", new.actor),
+                           ("prev_hashes", last_hash), ("hashes", digest),
+                           ("states", state_hash), ("digests", version_digest)):
+            columns[key].append(value)
+        event = Event(id=event_id, project_id=stream.project_id, stream=stream, seq=seq,
+                      type=new.type, timestamp=moment, payload=new.payload,
+                      causation_id=new.causation,
+                      correlation_id=new.correlation, actor=new.actor, prev_hash=last_hash,
+                      hash=digest)
+        models.append((event, state_hash, version_digest, generation))
+        last_hash, parent_digest = digest, version_digest
+    params = {
+        **columns,
+        "project": stream.project_id, "stream": stream.pk, "seq_from": tip.event_count,
+        "seq_to": tip.event_count + len(events),
+        "hash_from": tip.last_hash, "hash_to": last_hash, "reducer": tip.reducer,
+        "reducer_version": tip.reducer_version, "retention": tip.retention,
+        "snapshot_every": tip.snapshot_every, "count": len(events), "branch": tip.branch_id,
+        "branch_name": branch, "head": tip.head_id, "head_digest": tip.head_digest,
+        "generation": tip.head_generation, "now": now, "last_actor": events[-1].actor,
+        "state_hashes": list(stored), "state_texts": list(stored.values()),
+    }
+    versions = [
+        Version(stream=stream, event=event, state_id=state_hash, generation=generation,
+                digest=digest, key=None, branch=branch, reducer=tip.reducer,
+                reducer_version=tip.reducer_version, created_at=now)
+        for event, state_hash, digest, generation in models
+    ]
+    next_tip = Tip(
+        stream_id=stream.pk, event_count=tip.event_count + len(events), last_hash=last_hash,
+        reducer=tip.reducer, reducer_version=tip.reducer_version, retention=tip.retention,
+        snapshot_every=tip.snapshot_every, branch_id=tip.branch_id, branch=branch, head_id=0,
+        head_digest=parent_digest, head_generation=tip.head_generation + len(events),
+        head_state_hash=state_hash, head_state_text=state_text)
+    return Planned(tip, params, [e for e, *_ in models], versions, {}, next_tip)
+
+
+def write(planned: Planned) -> list[Version] | None:
+    """Run the planned statement; return the versions, or None when the tip had moved
+    or an event id was taken (the locked path then reads afresh and decides)."""
+    connection.ensure_connection()
+    raw = connection.connection
+    try:
+        with psycopg.Cursor(raw) as cursor:
+            # Every integer as bigint, so the statement is prepared once per connection
+            # (psycopg would otherwise pick int2, int4 or int8 by each value's size).
+            cursor.adapters.register_dumper(int, Int8Dumper)
+            cursor.execute(_APPEND, planned.params, prepare=True)
+            row = cursor.fetchone()
+    except (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation):
+        tips.forget(planned.tip.stream_id, planned.tip.branch)
+        return None
+    except psycopg.Error as err:
+        tips.forget(planned.tip.stream_id, planned.tip.branch)
+        if err.sqlstate == TIP_MOVED:
+            return None
+        raise _wrapped(err) from err
+    assert row is not None
+    positions, version_ids = row[1], row[2]
+    parent = planned.tip.head_id
+    for event, version, position, version_id in zip(
+            planned.events, planned.versions, positions, version_ids, strict=True):
+        event.position = position
+        event._state.adding = False
+        event._state.db = connection.alias
+        version.id = version_id
+        version.event_id = position
+        version._state.adding = False
+        version._state.db = connection.alias
+        planned.parents[version_id] = [parent]
+        parent = version_id
+    tips.put(_with_head(planned.next_tip, version_ids[-1]))
+    return planned.versions
+
+
+def _with_head(tip: Tip, head_id: int) -> Tip:
+    return Tip(**{**tip.__dict__, "head_id": head_id})
+
+
+def _wrapped(err: psycopg.Error) -> DatabaseError:
+    """Raise a driver error as Django would have (callers catch Django's classes)."""
+    if isinstance(err, psycopg.errors.IntegrityError):
+        return IntegrityError(str(err))
+    return DatabaseError(str(err))

@@ -1,0 +1,119 @@
+"""A linear append planned on the tip this process remembers, written in one statement.
+
+PostgreSQL only: on SQLite (and inside a caller's transaction) every append takes the
+locked path, which the rest of the suite covers.
+
+    main:  v0 -- v1 -- v2          the tip this process remembers: v1
+                  (v2 written elsewhere)
+    a write planned on v1 is refused whole, and lands on v2 instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from continust.integrity import verify
+from continust.log import linear
+from continust.log.tips import tips
+from continust.models import Event, Version, VersionParent
+from continust.retention import make_policy, set_policy
+from continust.store import NewEvent, append
+from tests.conftest import put
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement append is PostgreSQL's; SQLite takes the locked path")
+    tips.clear()
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the statements the one-statement path sends."""
+    sent: list[str] = []
+
+    class Recording(psycopg.Cursor):  # type: ignore[type-arg]
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            sent.append(str(query))
+            return super().execute(query, params, **kwargs)
+
+    monkeypatch.setattr(linear.psycopg, "Cursor", Recording)
+    return sent
+
+
+def test_an_append_after_the_first_is_one_statement(stream, statements):
+    (root,) = put(stream, {"a": 1})
+    with CaptureQueriesContext(connection) as through_django:
+        (version,) = put(stream, {"b": 2})
+    assert len(through_django) == 0
+    assert statements == [linear._APPEND]
+    assert version.generation == 1
+    assert Version.objects.get(pk=version.pk).digest == version.digest
+    assert VersionParent.objects.get(child=version).parent_id == root.pk
+    assert verify(stream.project).ok
+
+
+def test_a_batch_is_one_statement_with_versions_in_order(stream, statements):
+    put(stream, {"a": 0})
+    made = put(stream, *({"n": n} for n in range(50)))
+    assert statements == [linear._APPEND]
+    assert [v.generation for v in made] == list(range(1, 51))
+    parents = dict(VersionParent.objects.filter(child__in=made).values_list("child", "parent"))
+    assert [parents[v.pk] for v in made[1:]] == [v.pk for v in made[:-1]]
+    assert Event.objects.filter(stream=stream).count() == 51
+    assert verify(stream.project).ok
+
+
+def test_a_tip_that_moved_is_refused_whole_and_the_append_lands_on_the_new_head(stream):
+    put(stream, {"a": 1})
+    (v1,) = put(stream, {"b": 2})
+    remembered = tips.get(stream.pk, "main")
+    with transaction.atomic():  # the locked path: another writer, as far as the tip knows
+        (v2,) = put(stream, {"c": 3})
+    tips.put(remembered)
+    (v3,) = put(stream, {"d": 4})
+    assert VersionParent.objects.get(child=v3).parent_id == v2.pk
+    assert v3.generation == 3
+    assert list(Event.objects.filter(stream=stream).order_by("seq").values_list("seq", flat=True)) \
+        == [1, 2, 3, 4]
+    assert Version.objects.filter(stream=stream).count() == 4
+    assert verify(stream.project).ok
+    assert v1.pk < v2.pk < v3.pk
+
+
+def test_a_changed_policy_voids_the_tip(stream, alice):
+    put(stream, {"a": 1})
+    put(stream, {"b": 2})
+    set_policy(stream, make_policy("selective", snapshot_every=2), actor="alice")
+    stream.refresh_from_db()
+    made = put(stream, *({"n": n} for n in range(5)))
+    # Selective: only every second generation and the new head keep a stored state.
+    stored = [v.generation for v in made if v.state_id in _stored_hashes(made)]
+    assert stored == [2, 4, 6]
+    assert verify(stream.project).ok
+
+
+def test_a_retried_event_id_answers_the_first_versions(stream):
+    put(stream, {"a": 1})
+    event = NewEvent("set", {"b": 2}, id=uuid.uuid4())
+    first = append(stream, [event])
+    again = append(stream, [event])
+    assert first.created and not again.created
+    assert [v.pk for v in again.versions] == [v.pk for v in first.versions]
+    assert Event.objects.filter(stream=stream).count() == 2
+
+
+def _stored_hashes(versions: list[Version]) -> set[str]:
+    from continust.models import State
+
+    return set(State.objects.filter(pk__in=[v.state_id for v in versions])
+               .values_list("hash", flat=True))
