@@ -153,3 +153,15 @@ def merkle_root(hashes: Sequence[str]) -> str:
             paired.append(level[-1])
         level = paired
     return level[0].hex()
+
+
+def move_hash(
+    prev_hash: str, *, branch: str, old_head: str | None, new_head: str, reason: str,
+    actor: str, at: datetime,
+) -> str:
+    """Return the chain hash of a branch move: its canonical record joined to the hash of
+    the branch's previous move. Heads are named by their versions' digests."""
+    return _sha256(prev_hash + canonical_json({
+        "branch": branch, "from": old_head, "to": new_head, "reason": reason, "actor": actor,
+        "at": timestamp_text(at),
+    }))

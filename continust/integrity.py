@@ -12,6 +12,7 @@ from continust import canonical
 from continust.errors import ContinustError, StateReleased
 from continust.folding import derive_state
 from continust.graphs import graph_for
+from continust.log.moves import broken_moves
 from continust.models import (
     Compaction,
     Event,
@@ -95,7 +96,8 @@ def verify(project: Project | None = None, streams: Iterable[Stream] | None = No
     for stream in streams:
         report.streams += 1
         label = f"{stream.project.slug}/{stream.name}"
-        broken = _verify_chain(stream, label, report) or _verify_versions(stream, label, report)
+        broken = (_verify_chain(stream, label, report) or _verify_versions(stream, label, report)
+                  or _verify_moves(stream, label))
         report.heads[label] = stream.last_hash
         if broken is not None:
             report.broken = broken
@@ -143,6 +145,11 @@ def _verify_chain(stream: Stream, label: str, report: Report) -> Broken | None:
     if expected_seq != stream.event_count or previous != stream.last_hash:
         return Broken(label, "chain head", "the stream's recorded head does not match its events")
     return _verify_runs(stream, label)
+
+
+def _verify_moves(stream: Stream, label: str) -> Broken | None:
+    found = broken_moves(stream)
+    return Broken(label, *found) if found is not None else None
 
 
 def _released_events(stream: Stream) -> set[Any]:

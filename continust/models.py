@@ -236,6 +236,9 @@ class Branch(models.Model):
     head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+",
                              db_constraint=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The hash of the branch's last move: the database lets the head change only to the
+    # head of a move recorded after the one this names (continust.triggers).
+    move_hash = models.CharField(max_length=64, default="0" * 64)
 
     class Meta:
         ordering = ["stream", "name"]
@@ -260,7 +263,10 @@ class BranchMove(AppendOnly):
                                  db_index=False, db_constraint=False)
     reason = models.CharField(max_length=32)
     actor = models.CharField(max_length=200, blank=True, default="")
-    at = models.DateTimeField(auto_now_add=True)
+    at = models.DateTimeField()
+    # Each branch's moves form a hash chain, as a stream's events do.
+    prev_hash = models.CharField(max_length=64, default="0" * 64)
+    hash = models.CharField(max_length=64, default="0" * 64)
 
     class Meta:
         ordering = ["id"]

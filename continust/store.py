@@ -288,13 +288,16 @@ class Batch:
                          "WHERE id = %s", [self._seq, self._last_hash, self.stream.pk]))
         if move is not None:
             head = versions[-1]
-            tail.append(("UPDATE continust_branch SET head_id = %s WHERE id = %s",
-                         [head.pk, move.branch.pk]))
+            record = _move_record(move.branch, head, reason=move.reason, actor=move.actor, at=now)
+            tail.append(("UPDATE continust_branch SET head_id = %s, move_hash = %s WHERE id = %s",
+                         [head.pk, record.hash, move.branch.pk]))
             tail.append(("INSERT INTO continust_branchmove (branch_id, old_head_id, new_head_id, "
-                         "reason, actor, at) VALUES (%s, %s, %s, %s, %s, %s)",
-                         [move.branch.pk, move.branch.head_id, head.pk, move.reason, move.actor,
-                          now]))
+                         "reason, actor, at, prev_hash, hash) "
+                         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                         [move.branch.pk, record.old_head_id, head.pk, move.reason, move.actor,
+                          now, record.prev_hash, record.hash]))
             move.branch.head = head
+            move.branch.move_hash = record.hash
         write_all(self._states, [(Event, self.events), (Version, versions),
                                  (VersionParent, links)], tail)
 
@@ -318,11 +321,27 @@ class _Move:
     actor: str
 
 
+def _move_record(branch: Branch | None, new_head: Version, *, reason: str, actor: str,
+                 at: datetime, name: str = "") -> BranchMove:
+    """Return the next move of a branch (None: a new one), chained to its last move."""
+    prev_hash = branch.move_hash if branch is not None else canonical.GENESIS
+    old = branch.head if branch is not None else None
+    return BranchMove(
+        branch=branch, old_head_id=old.pk if old else None, new_head=new_head, reason=reason,
+        actor=actor, at=at, prev_hash=prev_hash,
+        hash=canonical.move_hash(prev_hash, branch=branch.name if branch else name,
+                                 old_head=old.digest if old else None, new_head=new_head.digest,
+                                 reason=reason, actor=actor, at=at))
+
+
 def _record_move(move: _Move, head: Version) -> None:
-    Branch.objects.filter(pk=move.branch.pk).update(head=head)
-    BranchMove.objects.create(branch=move.branch, old_head_id=move.branch.head_id,
-                              new_head=head, reason=move.reason, actor=move.actor)
+    # The move first: the database lets a head change only to a recorded move's head.
+    record = _move_record(move.branch, head, reason=move.reason, actor=move.actor,
+                          at=datetime.now(UTC))
+    record.save()
+    Branch.objects.filter(pk=move.branch.pk).update(head=head, move_hash=record.hash)
     move.branch.head = head
+    move.branch.move_hash = record.hash
 
 
 def move_branch(
@@ -335,15 +354,19 @@ def move_branch(
     """
     if isinstance(branch, _Unset):
         branch = Branch.objects.filter(stream=stream, name=name).first()
-    old_head_id = branch.head_id if branch else None
+    record = _move_record(branch, new_head, reason=reason, actor=actor, at=datetime.now(UTC),
+                          name=name)
     if branch is None:
-        branch = Branch.objects.create(stream=stream, name=name, head=new_head)
+        branch = Branch.objects.create(stream=stream, name=name, head=new_head,
+                                       move_hash=record.hash)
+        record.branch = branch
+        record.save()
     else:
-        Branch.objects.filter(pk=branch.pk).update(head=new_head)
+        # The move first: the database lets a head change only to a recorded move's head.
+        record.save()
+        Branch.objects.filter(pk=branch.pk).update(head=new_head, move_hash=record.hash)
         branch.head = new_head
-    BranchMove.objects.create(
-        branch=branch, old_head_id=old_head_id, new_head=new_head, reason=reason, actor=actor
-    )
+        branch.move_hash = record.hash
     return branch
 
 
@@ -509,7 +532,7 @@ def _remember_tip(stream: Stream, branch: Branch, head: _PlannedVersion) -> None
         stream_id=stream.pk, event_count=stream.event_count, last_hash=stream.last_hash,
         reducer=stream.reducer, reducer_version=stream.reducer_version,
         retention=stream.retention, snapshot_every=stream.snapshot_every, branch_id=branch.pk,
-        branch=branch.name, head_id=head.id, head_digest=head.digest,
+        branch=branch.name, move_hash=branch.move_hash, head_id=head.id, head_digest=head.digest,
         head_generation=head.generation, head_state_hash=state_hash,
         head_state_text=state_text))
 

@@ -9,6 +9,10 @@ it and deletes it in the same transaction, so no other connection ever sees it),
 - a state that a version of that stream points at may be deleted.
 
 Versions, their parent links, branch moves and released runs are refused always.
+A branch is never deleted, and its head changes only together with a recorded move:
+an UPDATE must name, as the branch's new ``move_hash``, a move of that branch whose
+``prev_hash`` is the old one and whose new head is the new head (so a head cannot be
+moved back without a move in the branch's hash chain saying so).
 The migration installs the triggers; the test suite removes them on SQLite just
 before Django empties the tables after a transactional test (PostgreSQL empties
 them with TRUNCATE, which the triggers leave alone).
@@ -82,12 +86,34 @@ _SQLITE_STATE_RELEASE = (
     "ON v.stream_id = p.stream_id WHERE v.state_id = OLD.hash)"
 )
 
+# A branch's head moves only with a recorded move (checked after the statement, so a
+# statement that writes both, in either order, passes).
+BRANCH = "continust_branch"
+_BRANCH_MOVED = (
+    "EXISTS (SELECT 1 FROM continust_branchmove m WHERE m.branch_id = NEW.id "
+    "AND m.hash = NEW.move_hash AND m.prev_hash = OLD.move_hash AND m.new_head_id = NEW.head_id)"
+    " AND NEW.stream_id = OLD.stream_id AND NEW.name = OLD.name"
+)
+_POSTGRES_BRANCH = f"""
+CREATE OR REPLACE FUNCTION continust_guard_branch() RETURNS trigger AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND {_BRANCH_MOVED} THEN
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION 'continust: % on % is refused: a branch moves only with a recorded move',
+        TG_OP, TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation';
+END
+$$ LANGUAGE plpgsql;
+"""
+
 Execute = Callable[[str], object]
 
 
-def install(vendor: str, execute: Execute, *, release_path: bool = True) -> None:
+def install(vendor: str, execute: Execute, *, release_path: bool = True,
+            branches: bool = True) -> None:
     """Create the triggers; ``release_path=False`` gives the first migration's set, which
-    predates compaction (its permit table does not exist yet)."""
+    predates compaction (its permit table does not exist yet), and ``branches=False`` the
+    set before branch moves were chained."""
     tables = TABLES if release_path else ALWAYS[:1] + RELEASABLE + ALWAYS[1:]
     releasable = RELEASABLE if release_path else ()
     if vendor == "postgresql":
@@ -102,6 +128,10 @@ def install(vendor: str, execute: Execute, *, release_path: bool = True) -> None
                 f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
                 f"FOR EACH ROW EXECUTE FUNCTION {function}()"
             )
+        if branches:
+            execute(_POSTGRES_BRANCH)
+            execute(f"CREATE TRIGGER {BRANCH}_moved_only AFTER UPDATE OR DELETE ON {BRANCH} "
+                    "FOR EACH ROW EXECUTE FUNCTION continust_guard_branch()")
     elif vendor == "sqlite":
         allowed = {("continust_event", "UPDATE"): _SQLITE_EVENT_RELEASE,
                    ("continust_state", "DELETE"): _SQLITE_STATE_RELEASE}
@@ -114,6 +144,14 @@ def install(vendor: str, execute: Execute, *, release_path: bool = True) -> None
                     f"{operation} ON {table} {when}BEGIN SELECT RAISE(ABORT, 'continust: "
                     f"{operation} on {table} is refused: the log is append-only'); END"
                 )
+        if branches:
+            for operation, when in (("update", f"WHEN NOT ({_BRANCH_MOVED}) "), ("delete", "")):
+                execute(
+                    f"CREATE TRIGGER IF NOT EXISTS {BRANCH}_no_{operation} AFTER "
+                    f"{operation.upper()} ON {BRANCH} {when}BEGIN SELECT RAISE(ABORT, "
+                    f"'continust: {operation.upper()} on {BRANCH} is refused: a branch moves "
+                    "only with a recorded move'); END"
+                )
     else:
         raise RuntimeError(f"continust supports PostgreSQL and SQLite, not {vendor}")
 
@@ -121,11 +159,11 @@ def install(vendor: str, execute: Execute, *, release_path: bool = True) -> None
 MigrationStep = Callable[[object, object], None]
 
 
-def installing(*, release_path: bool = True) -> MigrationStep:
+def installing(*, release_path: bool = True, branches: bool = True) -> MigrationStep:
     """A migration step (a ``RunPython`` function) that creates the triggers."""
     def step(apps: object, schema_editor: object) -> None:
         install(schema_editor.connection.vendor, _executor(schema_editor),  # type: ignore[attr-defined]
-                release_path=release_path)
+                release_path=release_path, branches=branches)
     return step
 
 
@@ -147,6 +185,12 @@ def remove(vendor: str, execute: Execute) -> None:
         else:
             for operation in ("update", "delete"):
                 execute(f"DROP TRIGGER IF EXISTS {table}_no_{operation}")
+    if vendor == "postgresql":
+        execute(f"DROP TRIGGER IF EXISTS {BRANCH}_moved_only ON {BRANCH}")
+        execute("DROP FUNCTION IF EXISTS continust_guard_branch()")
+    else:
+        for operation in ("update", "delete"):
+            execute(f"DROP TRIGGER IF EXISTS {BRANCH}_no_{operation}")
     if vendor == "postgresql":
         execute("DROP FUNCTION IF EXISTS continust_refuse_change()")
         for function in _POSTGRES_FUNCTIONS.values():

@@ -57,8 +57,9 @@ WITH s AS (
     FROM (SELECT row_number() OVER (ORDER BY position) AS n, position FROM drawn) p
     JOIN (SELECT row_number() OVER (ORDER BY version) AS n, version FROM drawn) v USING (n)
 ), b AS (
-    UPDATE continust_branch SET head_id = (SELECT max(version) FROM ids)
-    WHERE id = %(branch)s AND head_id = %(head)s
+    UPDATE continust_branch SET head_id = (SELECT max(version) FROM ids),
+                                move_hash = %(move_hash)s
+    WHERE id = %(branch)s AND head_id = %(head)s AND move_hash = %(prev_move_hash)s
       AND EXISTS (SELECT 1 FROM continust_version WHERE id = %(head)s AND digest = %(head_digest)s)
       AND EXISTS (SELECT 1 FROM ids)
     RETURNING id
@@ -96,8 +97,10 @@ WITH s AS (
     WHERE EXISTS (SELECT 1 FROM b)
     ON CONFLICT DO NOTHING
 ), m AS (
-    INSERT INTO continust_branchmove (branch_id, old_head_id, new_head_id, reason, actor, at)
-    SELECT %(branch)s, %(head)s, max(version), 'append', %(last_actor)s, %(now)s
+    INSERT INTO continust_branchmove (branch_id, old_head_id, new_head_id, reason, actor, at,
+                                      prev_hash, hash)
+    SELECT %(branch)s, %(head)s, max(version), 'append', %(last_actor)s, %(now)s,
+           %(prev_move_hash)s, %(move_hash)s
     FROM ids HAVING EXISTS (SELECT 1 FROM b)
 )
 SELECT continust_require(EXISTS (SELECT 1 FROM b), 'continust: the tip moved'),
@@ -178,6 +181,9 @@ def plan(stream: Stream, events: Sequence[NewEvent], branch: str, *,
                       hash=digest)
         models.append((event, state_hash, version_digest, generation))
         last_hash, parent_digest = digest, version_digest
+    move_hash = canonical.move_hash(
+        tip.move_hash, branch=branch, old_head=tip.head_digest, new_head=parent_digest,
+        reason="append", actor=events[-1].actor, at=now)
     params = {
         **columns,
         "project": stream.project_id, "stream": stream.pk, "seq_from": tip.event_count,
@@ -188,6 +194,7 @@ def plan(stream: Stream, events: Sequence[NewEvent], branch: str, *,
         "branch_name": branch, "head": tip.head_id, "head_digest": tip.head_digest,
         "generation": tip.head_generation, "now": now, "last_actor": events[-1].actor,
         "state_hashes": list(stored), "state_texts": list(stored.values()),
+        "prev_move_hash": tip.move_hash, "move_hash": move_hash,
     }
     versions = [
         Version(stream=stream, event=event, state_id=state_hash, generation=generation,
@@ -198,7 +205,8 @@ def plan(stream: Stream, events: Sequence[NewEvent], branch: str, *,
     next_tip = Tip(
         stream_id=stream.pk, event_count=tip.event_count + len(events), last_hash=last_hash,
         reducer=tip.reducer, reducer_version=tip.reducer_version, retention=tip.retention,
-        snapshot_every=tip.snapshot_every, branch_id=tip.branch_id, branch=branch, head_id=0,
+        snapshot_every=tip.snapshot_every, branch_id=tip.branch_id, branch=branch,
+        move_hash=move_hash, head_id=0,
         head_digest=parent_digest, head_generation=tip.head_generation + len(events),
         head_state_hash=state_hash, head_state_text=state_text)
     return Planned(tip, params, [e for e, *_ in models], versions, {}, next_tip)

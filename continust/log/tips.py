@@ -30,6 +30,7 @@ class Tip:
     snapshot_every: int
     branch_id: int
     branch: str
+    move_hash: str
     head_id: int
     head_digest: str
     head_generation: int

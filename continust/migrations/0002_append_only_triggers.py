@@ -10,5 +10,5 @@ from continust import triggers
 class Migration(migrations.Migration):
     dependencies = [("continust", "0001_initial")]
     operations = [
-        migrations.RunPython(triggers.installing(release_path=False), triggers.removing),
+        migrations.RunPython(triggers.installing(release_path=False, branches=False), triggers.removing),
     ]

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(triggers.removing, triggers.installing(release_path=False)),
+        migrations.RunPython(triggers.removing, triggers.installing(release_path=False, branches=False)),
         migrations.AddField(
             model_name='stream',
             name='horizon_age',
@@ -110,5 +110,5 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(fields=('stream', 'first'), name='released_run_unique'),
         ),
         # SQLite rebuilt continust_version above: triggers go on the tables as they end up.
-        migrations.RunPython(triggers.installing(), triggers.removing),
+        migrations.RunPython(triggers.installing(branches=False), triggers.removing),
     ]

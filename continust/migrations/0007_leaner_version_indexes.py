@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(triggers.removing, triggers.installing()),
+        migrations.RunPython(triggers.removing, triggers.installing(branches=False)),
         migrations.AlterField(
             model_name='version',
             name='digest',
@@ -32,5 +32,5 @@ class Migration(migrations.Migration):
             model_name='version',
             index=models.Index(fields=['state'], name='version_state'),
         ),
-        migrations.RunPython(triggers.installing(), triggers.removing),
+        migrations.RunPython(triggers.installing(branches=False), triggers.removing),
     ]

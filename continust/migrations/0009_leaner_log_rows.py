@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(triggers.removing, triggers.installing()),
+        migrations.RunPython(triggers.removing, triggers.installing(branches=False)),
         migrations.AddField(
             model_name='event',
             name='project',
@@ -141,5 +141,5 @@ class Migration(migrations.Migration):
                                     related_name='+', to='continust.version'),
         ),
         migrations.RunPython(drop_state_like_index, keep),
-        migrations.RunPython(triggers.installing(), triggers.removing),
+        migrations.RunPython(triggers.installing(branches=False), triggers.removing),
     ]

@@ -1,0 +1,89 @@
+"""Branch moves: chained per branch, the only way a head changes, checked by verify.
+
+    main:  v0 -- v1 -- v2 ---- m
+                  \\          /
+    side:          s0 ------'
+    moves of main: append v0, append v1, append v2, merge m  (each chained to the last)
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from continust import canonical
+from continust.integrity import verify
+from continust.models import Branch, BranchMove
+from continust.store import fork, merge
+from tests.conftest import put
+
+pytestmark = pytest.mark.django_db
+
+
+def tamper(sql: str, table: str) -> None:
+    """Run SQL with the triggers of ``table`` out of the way, as an attacker would."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Replica mode skips ordinary triggers: what a superuser bent on forgery could do.
+            cursor.execute("SET session_replication_role = replica")
+            cursor.execute(sql)
+            cursor.execute("SET session_replication_role = DEFAULT")
+        else:
+            for operation in ("update", "delete"):
+                cursor.execute(f"DROP TRIGGER IF EXISTS {table}_no_{operation}")
+            cursor.execute(sql)
+
+
+@pytest.fixture
+def history(stream):
+    v0, v1, v2 = (put(stream, {"n": n})[0] for n in range(3))
+    fork(stream, "side", v1)
+    put(stream, {"side": True}, branch="side")
+    merge(stream, "side", "main")
+    return v0, v1, v2
+
+
+def test_each_branch_s_moves_form_a_chain(stream, history):
+    main = Branch.objects.get(stream=stream, name="main")
+    moves = list(BranchMove.objects.filter(branch=main).order_by("id"))
+    assert [m.reason for m in moves] == ["append", "append", "append", "merge"]
+    assert moves[0].prev_hash == canonical.GENESIS
+    assert [m.prev_hash for m in moves[1:]] == [m.hash for m in moves[:-1]]
+    assert main.move_hash == moves[-1].hash and main.head_id == moves[-1].new_head_id
+    assert verify(stream.project).ok
+
+
+def test_the_database_refuses_setting_a_head_directly(stream, history):
+    v0, _, _ = history
+    for sql in (f"UPDATE continust_branch SET head_id = {v0.pk} WHERE name = 'main'",
+                "UPDATE continust_branch SET name = 'other' WHERE name = 'side'",
+                "DELETE FROM continust_branch WHERE name = 'side'"):
+        with pytest.raises(DatabaseError, match="recorded move"), transaction.atomic(), \
+                connection.cursor() as cursor:
+            cursor.execute(sql)
+    assert Branch.objects.get(stream=stream, name="main").head_id != v0.pk
+
+
+def test_verify_finds_a_head_moved_back_behind_the_triggers(stream, history):
+    _, _, v2 = history
+    tamper(f"UPDATE continust_branch SET head_id = {v2.pk} WHERE name = 'main'",
+           "continust_branch")
+    report = verify(stream.project)
+    assert not report.ok
+    assert report.broken.where == "branch main"
+    assert f"version {v2.pk}" in report.broken.reason
+
+
+def test_verify_finds_a_rewritten_move(stream, history):
+    tamper("UPDATE continust_branchmove SET actor = 'mallory' WHERE reason = 'merge'",
+           "continust_branchmove")
+    report = verify(stream.project)
+    assert not report.ok
+    assert "branch main: move" in report.broken.where and "hash mismatch" in report.broken.reason
+
+
+def test_verify_finds_a_dropped_move(stream, history):
+    first = BranchMove.objects.filter(branch__name="side").order_by("id").last()
+    tamper(f"DELETE FROM continust_branchmove WHERE id = {first.pk}", "continust_branchmove")
+    report = verify(stream.project)
+    assert not report.ok and "side" in report.broken.where
