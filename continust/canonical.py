@@ -165,3 +165,27 @@ def move_hash(
         "branch": branch, "from": old_head, "to": new_head, "reason": reason, "actor": actor,
         "at": timestamp_text(at),
     }))
+
+
+def event_hash_of_text(
+    prev_hash: str, *, id: str, seq: int, type: str, timestamp: datetime, payload_text: str,
+    causation: str | None, correlation: str | None, actor: str,
+) -> str:
+    """Return ``event_hash`` of an event whose payload is already canonical text.
+
+    The body is spelled out in canonical key order around the given payload text, with
+    each string encoded as ``canonical_json`` encodes it, so the write path encodes each
+    payload once for both the hash and the insert.
+    """
+    return _sha256(
+        prev_hash + '{"actor":' + _string(actor)
+        + ',"causation":' + (_string(causation) if causation is not None else "null")
+        + ',"correlation":' + (_string(correlation) if correlation is not None else "null")
+        + ',"id":' + _string(id) + ',"payload":' + payload_text
+        + ',"seq":' + str(int(seq)) + ',"timestamp":' + _string(timestamp_text(timestamp))
+        + ',"type":' + _string(type) + "}"
+    )
+
+
+# How canonical_json (ensure_ascii=False) writes a string.
+_string = json.encoder.encode_basestring

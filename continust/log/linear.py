@@ -21,10 +21,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from django.db import DatabaseError, IntegrityError, connection
+from django.db.models.base import ModelState
 from psycopg.types.numeric import Int8Dumper
 
 from continust import canonical
@@ -32,6 +33,8 @@ from continust.folding import fold_event
 from continust.log.tips import Tip, tips
 from continust.models import Event, Version
 from continust.retention import Policy
+
+M = TypeVar("M", Event, Version)
 
 if TYPE_CHECKING:
     from continust.models import Stream
@@ -68,10 +71,10 @@ WITH s AS (
            COALESCE(lag(ids.version) OVER (ORDER BY ids.n), %(head)s) AS parent,
            r.id, r.type, r.timestamp, r.payload, r.causation, r.correlation, r.actor,
            r.prev_hash, r.hash, r.state, r.digest
-    FROM unnest(%(event_ids)s::uuid[], %(types)s::text[], %(timestamps)s::timestamptz[],
-                %(payloads)s::text[], %(causations)s::uuid[], %(correlations)s::uuid[],
-                %(actors)s::text[], %(prev_hashes)s::text[], %(hashes)s::text[],
-                %(states)s::text[], %(digests)s::text[])
+    FROM unnest(%(event_ids)b::uuid[], %(types)b::text[], %(timestamps)b::timestamptz[],
+                %(payloads)b::text[], %(causations)b::uuid[], %(correlations)b::uuid[],
+                %(actors)b::text[], %(prev_hashes)b::text[], %(hashes)b::text[],
+                %(states)b::text[], %(digests)b::text[])
          WITH ORDINALITY AS r(id, type, timestamp, payload, causation, correlation, actor,
                               prev_hash, hash, state, digest, n)
     JOIN ids USING (n)
@@ -93,7 +96,7 @@ WITH s AS (
     SELECT version, parent, 0 FROM rows
 ), st AS (
     INSERT INTO continust_state (hash, data)
-    SELECT h, d::jsonb FROM unnest(%(state_hashes)s::text[], %(state_texts)s::text[]) AS x(h, d)
+    SELECT h, d::jsonb FROM unnest(%(state_hashes)b::text[], %(state_texts)b::text[]) AS x(h, d)
     WHERE EXISTS (SELECT 1 FROM b)
     ON CONFLICT DO NOTHING
 ), m AS (
@@ -155,10 +158,10 @@ def plan(stream: Stream, events: Sequence[NewEvent], branch: str, *,
         event_id = new.id or uuid.uuid4()
         moment = new.timestamp or now
         payload_text = canonical.canonical_json(new.payload)
-        digest = canonical.event_hash(last_hash, canonical.event_body(
-            id=str(event_id), seq=seq, type=new.type, timestamp=moment, payload=new.payload,
-            causation=str(new.causation) if new.causation else None,
-            correlation=str(new.correlation) if new.correlation else None, actor=new.actor))
+        digest = canonical.event_hash_of_text(
+            last_hash, id=str(event_id), seq=seq, type=new.type, timestamp=moment,
+            payload_text=payload_text, causation=str(new.causation) if new.causation else None,
+            correlation=str(new.correlation) if new.correlation else None, actor=new.actor)
         state = fold_event(tip.reducer, tip.reducer_version, state, event_id=str(event_id),
                            type=new.type, payload=new.payload, actor=new.actor)
         state_hash, state_text = canonical.hashed_state(state)
@@ -174,12 +177,9 @@ def plan(stream: Stream, events: Sequence[NewEvent], branch: str, *,
                            ("prev_hashes", last_hash), ("hashes", digest),
                            ("states", state_hash), ("digests", version_digest)):
             columns[key].append(value)
-        event = Event(id=event_id, project_id=stream.project_id, stream=stream, seq=seq,
-                      type=new.type, timestamp=moment, payload=new.payload,
-                      causation_id=new.causation,
-                      correlation_id=new.correlation, actor=new.actor, prev_hash=last_hash,
-                      hash=digest)
-        models.append((event, state_hash, version_digest, generation))
+        models.append((_event(None, event_id, stream.project_id, stream.pk, seq, new.type,
+                              moment, new.payload, new.causation, new.correlation, new.actor,
+                              last_hash, digest), state_hash, version_digest, generation))
         last_hash, parent_digest = digest, version_digest
     move_hash = canonical.move_hash(
         tip.move_hash, branch=branch, old_head=tip.head_digest, new_head=parent_digest,
@@ -197,11 +197,14 @@ def plan(stream: Stream, events: Sequence[NewEvent], branch: str, *,
         "prev_move_hash": tip.move_hash, "move_hash": move_hash,
     }
     versions = [
-        Version(stream=stream, event=event, state_id=state_hash, generation=generation,
-                digest=digest, key=None, branch=branch, reducer=tip.reducer,
-                reducer_version=tip.reducer_version, created_at=now)
-        for event, state_hash, digest, generation in models
+        _version(None, stream.pk, None, state_hash, generation, digest, None, branch,
+                 tip.reducer, tip.reducer_version, now)
+        for _, state_hash, digest, generation in models
     ]
+    for (event, *_), version in zip(models, versions, strict=True):
+        event.stream = stream
+        version.stream = stream
+        version.event = event
     next_tip = Tip(
         stream_id=stream.pk, event_count=tip.event_count + len(events), last_hash=last_hash,
         reducer=tip.reducer, reducer_version=tip.reducer_version, retention=tip.retention,
@@ -222,7 +225,8 @@ def write(planned: Planned) -> list[Version] | None:
             # Every integer as bigint, so the statement is prepared once per connection
             # (psycopg would otherwise pick int2, int4 or int8 by each value's size).
             cursor.adapters.register_dumper(int, Int8Dumper)
-            cursor.execute(_APPEND, planned.params, prepare=True)
+            # Binary parameters: arrays of text need no escaping on the way.
+            cursor.execute(_APPEND, planned.params, prepare=True, binary=True)
             row = cursor.fetchone()
     except (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation):
         tips.forget(planned.tip.stream_id, planned.tip.branch)
@@ -238,16 +242,36 @@ def write(planned: Planned) -> list[Version] | None:
     for event, version, position, version_id in zip(
             planned.events, planned.versions, positions, version_ids, strict=True):
         event.position = position
-        event._state.adding = False
-        event._state.db = connection.alias
         version.id = version_id
-        version.event_id = position
-        version._state.adding = False
-        version._state.db = connection.alias
+        version.event = event
         planned.parents[version_id] = [parent]
         parent = version_id
     tips.put(_with_head(planned.next_tip, version_ids[-1]))
     return planned.versions
+
+
+_EVENT_COLUMNS = [f.attname for f in Event._meta.concrete_fields]
+_VERSION_COLUMNS = [f.attname for f in Version._meta.concrete_fields]
+
+
+def _event(*values: Any) -> Event:
+    """An Event from its column values in model order, as Django builds a row it loaded
+    (``Model.from_db``), without the per-field work of ``__init__``."""
+    return _loaded(Event, _EVENT_COLUMNS, values)
+
+
+def _version(*values: Any) -> Version:
+    """A Version from its column values in model order."""
+    return _loaded(Version, _VERSION_COLUMNS, values)
+
+
+def _loaded(model: type[M], columns: list[str], values: tuple[Any, ...]) -> M:
+    obj = model.__new__(model)
+    obj.__dict__.update(zip(columns, values, strict=True))
+    obj._state = ModelState()
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return obj
 
 
 def _with_head(tip: Tip, head_id: int) -> Tip:
