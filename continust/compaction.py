@@ -45,6 +45,7 @@ from django.utils import timezone
 from continust import canonical, outbox
 from continust.errors import ContinustError, InvalidEvent, NotFound
 from continust.graphs import graph_for
+from continust.log import statistics
 from continust.models import (
     Branch,
     Compaction,
@@ -702,6 +703,8 @@ class _Run:
         current.status = CompactionStatus.DONE
         current.finished_at = timezone.now()
         current.lease_expires_at = None
+        released = current.versions_released + current.payloads_released
+        transaction.on_commit(lambda: statistics.refresh(released))
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:

@@ -19,6 +19,7 @@ from continust.errors import InvalidEvent
 from continust.gitlog import read_branches, read_commits
 from continust.models import Branch, Project, Stream, Version
 from continust.projects import create_stream
+from continust.log import statistics
 from continust.store import Batch, NewEvent, lock_stream, move_branch
 
 _NAMESPACE = uuid.UUID("6f1c8a3e-2b7d-4e59-9a0c-3d5e7f812a44")
@@ -85,5 +86,6 @@ def import_git(
             if branch is None or branch.head_id != head.pk:
                 move_branch(stream, name, head, reason="import_git", actor=actor)
                 moved += 1
+    statistics.refresh(len(commits))
     return GitImport(commits=len(commits), branches=moved)
 

@@ -21,6 +21,7 @@ from continust import canonical
 from continust.errors import ContinustError, InvalidEvent
 from continust.folding import derive_state
 from continust.graphs import forget, graph_for
+from continust.log import statistics
 from continust.lineage import VersionGraph
 from continust.models import Branch, Event, Project, Stream, Version, VersionParent
 from continust.projects import create_stream
@@ -117,6 +118,7 @@ def import_lines(project: Project, lines: Iterable[str]) -> ImportResult:
         for stream in touched:
             forget(stream)
         raise
+    statistics.refresh(result.events + result.versions)
     return result
 
 

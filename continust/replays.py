@@ -89,6 +89,7 @@ from continust.errors import (
 )
 from continust.folding import MERGE_REDUCER, derive_state, fold_event
 from continust.graphs import graph_for
+from continust.log import statistics
 from continust.lookup import resolve_version
 from continust.models import (
     Branch,
@@ -814,6 +815,8 @@ class _Run:
         }
         if final:
             changes.update(status=ReplayStatus.DONE, finished_at=now, lease_expires_at=None)
+            written = self.written
+            transaction.on_commit(lambda: statistics.refresh(written))
         Replay.objects.filter(pk=self.replay.pk, fence=self.token).update(**changes)
 
     def _write(self, now: datetime) -> None:

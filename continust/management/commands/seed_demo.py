@@ -18,6 +18,7 @@ from django.core.management.base import CommandParser
 from django.db import transaction
 
 from continust import compaction
+from continust.log import statistics
 from continust.management.base import ContinustCommand, Scope
 from continust.models import Project, Role, Stream, Version
 from continust.projects import add_member, create_project, create_stream
@@ -68,6 +69,7 @@ class Command(ContinustCommand):
             _seed_pricing(create_stream(project, "pricing"), clock)
             _seed_accounts(project, clock)
             _seed_sensor(create_stream(project, "sensors/greenhouse"), clock, user.username)
+        statistics.refresh()
         self.emit(options, {"created": True}, "seeded the demo project: log in as demo / demo")
 
 
