@@ -17,9 +17,9 @@ from django.db import transaction
 
 from continust.errors import InvalidEvent
 from continust.gitlog import read_branches, read_commits
+from continust.log import statistics
 from continust.models import Branch, Project, Stream, Version
 from continust.projects import create_stream
-from continust.log import statistics
 from continust.store import Batch, NewEvent, lock_stream, move_branch
 
 _NAMESPACE = uuid.UUID("6f1c8a3e-2b7d-4e59-9a0c-3d5e7f812a44")

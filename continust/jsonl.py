@@ -21,8 +21,8 @@ from continust import canonical
 from continust.errors import ContinustError, InvalidEvent
 from continust.folding import derive_state
 from continust.graphs import forget, graph_for
-from continust.log import statistics
 from continust.lineage import VersionGraph
+from continust.log import statistics
 from continust.models import Branch, Event, Project, Stream, Version, VersionParent
 from continust.projects import create_stream
 from continust.store import Batch, NewEvent, load_state, lock_stream, move_branch
