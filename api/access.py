@@ -8,7 +8,7 @@ Operations stay thin: find the stream through ``api.auth`` and
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.http import HttpRequest
@@ -42,16 +42,21 @@ def stream_for(request: HttpRequest, slug: str, name: str, *, write: bool = Fals
     return get_stream(project_for(request, slug, write=write, **needs), name)
 
 
-def version_records(stream: Stream, versions: Sequence[Version]) -> list[dict[str, Any]]:
-    """Return versions as records, loading their parents in one query, not one each."""
+def version_records(stream: Stream, versions: Sequence[Version],
+                    known: Mapping[int, list[int]] | None = None) -> list[dict[str, Any]]:
+    """Return versions as records, loading their parents in one query, not one each
+    (none when ``known`` gives every version's parents, as a linear append does)."""
     parents: dict[int, list[int]] = defaultdict(list)
-    links = (
-        VersionParent.objects.filter(child_id__in=[v.pk for v in versions])
-        .order_by("child_id", "index")
-        .values_list("child_id", "parent_id")
-    )
-    for child_id, parent_id in links:
-        parents[child_id].append(parent_id)
+    if known is not None and all(v.pk in known for v in versions):
+        parents.update(known)
+    else:
+        links = (
+            VersionParent.objects.filter(child_id__in=[v.pk for v in versions])
+            .order_by("child_id", "index")
+            .values_list("child_id", "parent_id")
+        )
+        for child_id, parent_id in links:
+            parents[child_id].append(parent_id)
     records = []
     for version in versions:
         version.stream = stream

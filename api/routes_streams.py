@@ -80,7 +80,7 @@ def append_events(
         "created": result.created,
         "branch": versions[-1].branch,
         "head": versions[-1].pk,
-        "versions": version_records(stream, versions),
+        "versions": version_records(stream, versions, result.parents),
     })
 
 
