@@ -456,15 +456,14 @@ def append(
         raise InvalidEvent("a batch carries the same event id twice")
     events = [validate_event(event) for event in events]
     if linear.usable():
-        planned = linear.plan(stream, events, branch,
-                              expected_head=None if isinstance(expected_head, _Unset)
-                              else expected_head,
-                              check_head=not isinstance(expected_head, _Unset))
-        written = linear.write(planned) if planned is not None else None
-        if planned is not None and written is not None:
+        planned = linear.append(stream, events, branch,
+                                expected_head=None if isinstance(expected_head, _Unset)
+                                else expected_head,
+                                check_head=not isinstance(expected_head, _Unset))
+        if planned is not None:
             stream.event_count = planned.next_tip.event_count
             stream.last_hash = planned.next_tip.last_hash
-            return Appended(versions=written, created=True, parents=planned.parents)
+            return Appended(versions=planned.versions, created=True, parents=planned.parents)
     try:
         with transaction.atomic():
             locked = lock_stream(stream)

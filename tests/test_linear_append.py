@@ -52,6 +52,7 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_an_append_after_the_first_is_one_statement(stream, statements):
     (root,) = put(stream, {"a": 1})
+    statements.clear()
     with CaptureQueriesContext(connection) as through_django:
         (version,) = put(stream, {"b": 2})
     assert len(through_django) == 0
@@ -64,6 +65,7 @@ def test_an_append_after_the_first_is_one_statement(stream, statements):
 
 def test_a_batch_is_one_statement_with_versions_in_order(stream, statements):
     put(stream, {"a": 0})
+    statements.clear()
     made = put(stream, *({"n": n} for n in range(50)))
     assert statements == [linear._APPEND]
     assert [v.generation for v in made] == list(range(1, 51))
@@ -73,14 +75,28 @@ def test_a_batch_is_one_statement_with_versions_in_order(stream, statements):
     assert verify(stream.project).ok
 
 
-def test_a_tip_that_moved_is_refused_whole_and_the_append_lands_on_the_new_head(stream):
+def test_a_process_without_the_tip_reads_it_in_one_query(stream, statements):
+    put(stream, {"a": 1})
+    tips.clear()
+    statements.clear()
+    with CaptureQueriesContext(connection) as through_django:
+        (version,) = put(stream, {"b": 2})
+    assert len(through_django) == 0
+    assert statements == [linear._TIP, linear._APPEND]
+    assert version.generation == 1 and verify(stream.project).ok
+
+
+def test_a_tip_that_moved_is_refused_whole_and_the_append_lands_on_the_new_head(
+        stream, statements):
     put(stream, {"a": 1})
     (v1,) = put(stream, {"b": 2})
     remembered = tips.get(stream.pk, "main")
     with transaction.atomic():  # the locked path: another writer, as far as the tip knows
         (v2,) = put(stream, {"c": 3})
     tips.put(remembered)
+    statements.clear()
     (v3,) = put(stream, {"d": 4})
+    assert statements == [linear._APPEND, linear._TIP, linear._APPEND]
     assert VersionParent.objects.get(child=v3).parent_id == v2.pk
     assert v3.generation == 3
     assert list(Event.objects.filter(stream=stream).order_by("seq").values_list("seq", flat=True)) \

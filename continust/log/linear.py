@@ -131,18 +131,82 @@ def usable() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def plan(stream: Stream, events: Sequence[NewEvent], branch: str, *,
-         expected_head: int | None = None, check_head: bool = False) -> Planned | None:
-    """Plan the append on the tip this process knows, or answer None: no tip, events that
-    name causes (the locked path checks them), or a tip the caller's expected head
-    contradicts (the locked path then says which of the two is right)."""
-    tip = tips.get(stream.pk, branch)
-    if tip is None or (check_head and expected_head != tip.head_id):
-        return None
-    if tip.reducer != stream.reducer or tip.reducer_version != stream.reducer_version:
-        return None
+# Reading a branch's tip: one query, no lock (the write checks every value it relies on).
+_TIP = """
+SELECT s.event_count, s.last_hash, s.reducer, s.reducer_version, s.retention, s.snapshot_every,
+       b.id, b.move_hash, b.head_id, v.digest, v.generation, v.state_id, st.data::text
+FROM continust_stream s
+JOIN continust_branch b ON b.stream_id = s.id AND b.name = %(branch)s
+JOIN continust_version v ON v.id = b.head_id
+LEFT JOIN continust_state st ON st.hash = v.state_id
+WHERE s.id = %(stream)s
+"""
+
+# Appends to one branch from several processes make each other's tips stale; after this
+# many refused writes in a row the locked path queues the writer instead.
+ATTEMPTS = 3
+
+
+def append(stream: Stream, events: Sequence[NewEvent], branch: str, *,
+           expected_head: int | None = None, check_head: bool = False) -> Planned | None:
+    """Append on the branch's tip, remembered or read (one query), and write it in one
+    statement; answer the written plan, or None for the locked path: events that name
+    causes (it checks them), a branch that does not exist yet, a head that is not the
+    caller's expected one (it says which is right), or a branch too busy to catch."""
     if any(new.causation is not None for new in events):
         return None
+    fresh = False
+    for _ in range(ATTEMPTS):
+        tip = tips.get(stream.pk, branch)
+        if tip is None:
+            tip, fresh = read_tip(stream, branch), True
+            if tip is None:
+                return None
+        if (check_head and expected_head != tip.head_id) or tip.reducer != stream.reducer \
+                or tip.reducer_version != stream.reducer_version:
+            if fresh:
+                return None
+            tips.forget(stream.pk, branch)
+            continue
+        planned = plan(stream, tip, events, branch)
+        try:
+            if write(planned) is not None:
+                return planned
+        except IdTaken:
+            return None  # a retried event, or an id taken: the locked path tells which
+    return None
+
+
+def read_tip(stream: Stream, branch: str) -> Tip | None:
+    """Read a branch's tip in one query; None when the branch or its head's state is absent."""
+    connection.ensure_connection()
+    with _cursor() as cursor:
+        cursor.execute(_TIP, {"stream": stream.pk, "branch": branch}, prepare=True)
+        row = cursor.fetchone()
+    if row is None or row[12] is None:
+        return None
+    (event_count, last_hash, reducer, reducer_version, retention, snapshot_every, branch_id,
+     move_hash, head_id, digest, generation, state_hash, state_text) = row
+    tip = Tip(stream_id=stream.pk, event_count=event_count, last_hash=last_hash, reducer=reducer,
+              reducer_version=reducer_version, retention=retention,
+              snapshot_every=snapshot_every, branch_id=branch_id, branch=branch,
+              move_hash=move_hash, head_id=head_id, head_digest=digest,
+              head_generation=generation, head_state_hash=state_hash,
+              head_state_text=state_text)
+    tips.put(tip)
+    return tip
+
+
+def _cursor() -> psycopg.Cursor[Any]:
+    """A server-binding cursor on Django's connection, every integer bound as bigint (so a
+    statement is prepared once per connection, whatever its values' sizes)."""
+    cursor = psycopg.Cursor(connection.connection)
+    cursor.adapters.register_dumper(int, Int8Dumper)
+    return cursor
+
+
+def plan(stream: Stream, tip: Tip, events: Sequence[NewEvent], branch: str) -> Planned:
+    """Chain, fold and hash the events on the tip, ready for one statement."""
     policy = Policy(tip.retention, snapshot_every=tip.snapshot_every)
     state: Any = json.loads(tip.head_state_text)
     now = datetime.now(UTC)
@@ -215,22 +279,22 @@ def plan(stream: Stream, events: Sequence[NewEvent], branch: str, *,
     return Planned(tip, params, [e for e, *_ in models], versions, {}, next_tip)
 
 
+class IdTaken(Exception):
+    """An event id of the append is recorded in the project already."""
+
+
 def write(planned: Planned) -> list[Version] | None:
     """Run the planned statement; return the versions, or None when the tip had moved
-    or an event id was taken (the locked path then reads afresh and decides)."""
+    (``IdTaken`` when an event id is recorded already)."""
     connection.ensure_connection()
-    raw = connection.connection
     try:
-        with psycopg.Cursor(raw) as cursor:
-            # Every integer as bigint, so the statement is prepared once per connection
-            # (psycopg would otherwise pick int2, int4 or int8 by each value's size).
-            cursor.adapters.register_dumper(int, Int8Dumper)
+        with _cursor() as cursor:
             # Binary parameters: arrays of text need no escaping on the way.
             cursor.execute(_APPEND, planned.params, prepare=True, binary=True)
             row = cursor.fetchone()
-    except (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation):
+    except psycopg.errors.UniqueViolation as err:
         tips.forget(planned.tip.stream_id, planned.tip.branch)
-        return None
+        raise IdTaken(str(err)) from err
     except psycopg.Error as err:
         tips.forget(planned.tip.stream_id, planned.tip.branch)
         if err.sqlstate == TIP_MOVED:
