@@ -133,3 +133,22 @@ def _stored_hashes(versions: list[Version]) -> set[str]:
 
     return set(State.objects.filter(pk__in=[v.state_id for v in versions])
                .values_list("hash", flat=True))
+
+
+def test_causes_are_checked_in_the_same_statement(project, stream, statements):
+    from continust.errors import UnknownCausation
+    from continust.projects import create_stream
+
+    (cause,) = put(create_stream(project, "orders"), {"order": 1})
+    put(stream, {"a": 1})
+    statements.clear()
+    first = NewEvent("set", {"b": 2}, id=uuid.uuid4(), causation=cause.event.id)
+    second = NewEvent("set", {"c": 3}, causation=first.id)  # an earlier event of the batch
+    made = append(stream, [first, second]).versions
+    assert statements == [linear._APPEND]
+    assert [Event.objects.get(pk=v.event_id).causation_id for v in made] \
+        == [cause.event.id, first.id]
+    with pytest.raises(UnknownCausation, match="names no earlier event"):
+        append(stream, [NewEvent("set", {"d": 4}, causation=uuid.uuid4())])
+    assert Event.objects.filter(stream=stream).count() == 3
+    assert verify(project).ok

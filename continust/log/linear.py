@@ -40,16 +40,21 @@ if TYPE_CHECKING:
     from continust.models import Stream
     from continust.store import NewEvent
 
-# The statement the write takes. Every CTE that writes joins ``b`` (the branch moved
-# by compare-and-set), which joins ``ids``, which joins ``s`` (the stream's chain end
-# moved by compare-and-set): locks are taken stream first, branch second, as the
-# locked path takes them, and nothing is written unless both moved.
+# The statement the write takes. Causes outside the batch must be events of the project
+# (``c``), or nothing is written and the count found says so. Every CTE that writes joins
+# ``b`` (the branch moved by compare-and-set), which joins ``ids``, which joins ``s`` (the
+# stream's chain end moved by compare-and-set): locks are taken stream first, branch
+# second, as the locked path takes them, and nothing is written unless both moved.
 _APPEND = """
-WITH s AS (
+WITH c AS (
+    SELECT count(*) AS found FROM continust_event
+    WHERE project_id = %(project)s AND id = ANY(%(causes)b::uuid[])
+), s AS (
     UPDATE continust_stream SET event_count = %(seq_to)s, last_hash = %(hash_to)s
     WHERE id = %(stream)s AND event_count = %(seq_from)s AND last_hash = %(hash_from)s
       AND reducer = %(reducer)s AND reducer_version = %(reducer_version)s
       AND retention = %(retention)s AND snapshot_every = %(snapshot_every)s
+      AND (SELECT found FROM c) = %(cause_count)s
     RETURNING id
 ), drawn AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('continust_event', 'position')) AS position,
@@ -106,8 +111,10 @@ WITH s AS (
            %(prev_move_hash)s, %(move_hash)s
     FROM ids HAVING EXISTS (SELECT 1 FROM b)
 )
-SELECT continust_require(EXISTS (SELECT 1 FROM b), 'continust: the tip moved'),
-       array(SELECT position FROM ids ORDER BY n), array(SELECT version FROM ids ORDER BY n)
+SELECT continust_require(EXISTS (SELECT 1 FROM b) OR (SELECT found FROM c) <> %(cause_count)s,
+                         'continust: the tip moved'),
+       array(SELECT position FROM ids ORDER BY n), array(SELECT version FROM ids ORDER BY n),
+       (SELECT found FROM c)
 """
 
 # The SQLSTATE continust_require raises with (see the migration that creates it).
@@ -153,8 +160,6 @@ def append(stream: Stream, events: Sequence[NewEvent], branch: str, *,
     statement; answer the written plan, or None for the locked path: events that name
     causes (it checks them), a branch that does not exist yet, a head that is not the
     caller's expected one (it says which is right), or a branch too busy to catch."""
-    if any(new.causation is not None for new in events):
-        return None
     fresh = False
     for _ in range(ATTEMPTS):
         tip = tips.get(stream.pk, branch)
@@ -172,8 +177,8 @@ def append(stream: Stream, events: Sequence[NewEvent], branch: str, *,
         try:
             if write(planned) is not None:
                 return planned
-        except IdTaken:
-            return None  # a retried event, or an id taken: the locked path tells which
+        except (IdTaken, UnknownCause):
+            return None  # the locked path says which event, and why
     return None
 
 
@@ -245,6 +250,12 @@ def plan(stream: Stream, tip: Tip, events: Sequence[NewEvent], branch: str) -> P
                               moment, new.payload, new.causation, new.correlation, new.actor,
                               last_hash, digest), state_hash, version_digest, generation))
         last_hash, parent_digest = digest, version_digest
+    earlier: set[Any] = set()
+    causes: set[Any] = set()
+    for new in events:
+        if new.causation is not None and new.causation not in earlier:
+            causes.add(new.causation)
+        earlier.add(new.id)
     move_hash = canonical.move_hash(
         tip.move_hash, branch=branch, old_head=tip.head_digest, new_head=parent_digest,
         reason="append", actor=events[-1].actor, at=now)
@@ -259,6 +270,7 @@ def plan(stream: Stream, tip: Tip, events: Sequence[NewEvent], branch: str) -> P
         "generation": tip.head_generation, "now": now, "last_actor": events[-1].actor,
         "state_hashes": list(stored), "state_texts": list(stored.values()),
         "prev_move_hash": tip.move_hash, "move_hash": move_hash,
+        "causes": list(causes), "cause_count": len(causes),
     }
     versions = [
         _version(None, stream.pk, None, state_hash, generation, digest, None, branch,
@@ -283,6 +295,10 @@ class IdTaken(Exception):
     """An event id of the append is recorded in the project already."""
 
 
+class UnknownCause(Exception):
+    """A cause the append names is not an earlier event of the project."""
+
+
 def write(planned: Planned) -> list[Version] | None:
     """Run the planned statement; return the versions, or None when the tip had moved
     (``IdTaken`` when an event id is recorded already)."""
@@ -301,6 +317,8 @@ def write(planned: Planned) -> list[Version] | None:
             return None
         raise _wrapped(err) from err
     assert row is not None
+    if row[3] != planned.params["cause_count"]:
+        raise UnknownCause(f"{row[3]} of {planned.params['cause_count']} causes are recorded")
     positions, version_ids = row[1], row[2]
     parent = planned.tip.head_id
     for event, version, position, version_id in zip(
