@@ -233,8 +233,10 @@ class Branch(models.Model):
     stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="branches",
                                db_index=False)
     name = models.CharField(max_length=200)
+    # Looked up by head only within a stream (branch_name_unique's prefix): no index, so
+    # moving a head is a HOT update of the branch row.
     head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+",
-                             db_constraint=False)
+                             db_constraint=False, db_index=False)
     created_at = models.DateTimeField(auto_now_add=True)
     # The hash of the branch's last move: the database lets the head change only to the
     # head of a move recorded after the one this names (continust.triggers).

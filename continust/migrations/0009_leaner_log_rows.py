@@ -4,7 +4,8 @@
   another tenant can neither learn that an id is taken nor claim it first.
 - Indexes that another index already covers go: an event's stream (the (stream, seq)
   key), a version's stream (version_stream_desc), a parent link's child (its unique
-  (child, index)), a branch's stream (its unique name), the heads of branch moves
+  (child, index)), a branch's stream and head (its unique name serves both; a head
+  then moves with a HOT update), the heads of branch moves
   and the state key's LIKE twin; the causation index keeps only events with a cause.
 - Foreign-key constraints that the write path guarantees go (a check per reference
   per row, run at every commit); the columns and their meaning stay.
@@ -136,7 +137,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='branch',
             name='head',
-            field=models.ForeignKey(db_constraint=False,
+            field=models.ForeignKey(db_constraint=False, db_index=False,
                                     on_delete=django.db.models.deletion.PROTECT,
                                     related_name='+', to='continust.version'),
         ),
