@@ -8,7 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
 from continust.integrity import verify
 from continust.models import Event
@@ -147,3 +147,23 @@ def test_it_verifies_streams_of_every_project_past_a_break(alice, project, strea
     put(later, {"b": 1})
     tamper("UPDATE continust_event SET actor = 'mallory'", "continust_event")
     assert verify().broken_streams == ["acme/pricing", "zeta/ledger"]
+
+
+@pytest.mark.parametrize("statement", [
+    "TRUNCATE continust_event CASCADE",
+    "TRUNCATE continust_stream CASCADE",
+    "TRUNCATE continust_project CASCADE",
+    "TRUNCATE continust_branchmove, continust_versionparent",
+    "TRUNCATE continust_state",
+])
+def test_postgresql_refuses_to_truncate_the_log(stream, statement):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no TRUNCATE; its DELETE meets the row triggers")
+    put(stream, {"a": 1}, {"a": 2})
+    with connection.cursor() as cursor:
+        # The test's own transaction holds deferred key checks, which TRUNCATE waits for.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    with pytest.raises(DatabaseError, match="TRUNCATE on continust_.* is refused"), \
+            transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement)
+    assert Event.objects.filter(stream=stream).count() == 2 and verify().ok
