@@ -187,3 +187,22 @@ def test_a_stream_the_digest_names_must_still_exist(history, tmp_path):
     _, error = run_verify("--digest", str(path))
     assert error is not None and "acme/ghost: stream: the digest names it, and it is gone" \
         in str(error)
+
+
+def test_the_short_verifier_in_the_docs_checks_an_export(history, stream, tmp_path):
+    text = (REPO / "docs" / "integrity.md").read_text()
+    code = text.split("their own:\n\n```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "check.py"
+    script.write_text(code)
+    digest = take(tmp_path)
+    put(stream, {"a": 4})
+    exported = export(tmp_path)
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-I", str(script), str(exported), str(digest),
+                               "acme"], capture_output=True, text=True, check=False)
+
+    assert (check().returncode, check().stdout) == (0, "ok\n")
+    lines = exported.read_text().splitlines()
+    exported.write_text("\n".join(lines[:3]) + "\n")  # the stream line and two events
+    assert "the tail was cut" in check().stderr
