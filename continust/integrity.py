@@ -153,39 +153,49 @@ def _verify_chain(stream: Stream, found: _Findings, report: Report) -> None:
     expected_seq = 0
     rows = Event.objects.filter(stream=stream).order_by("seq").values_list(
         "seq", "id", "type", "timestamp", "payload", "causation_id", "correlation_id", "actor",
-        "prev_hash", "hash",
+        "prev_hash", "hash", "position",
     )
     released = _released_events(stream)
-    for seq, id_, type_, moment, payload, causation, correlation, actor, prev, digest in (
-        rows.iterator(chunk_size=2000)
-    ):
+    for seq, id_, type_, moment, payload, causation, correlation, actor, prev, digest, position \
+            in rows.iterator(chunk_size=2000):
         expected_seq += 1
-        where = f"event #{seq} ({id_})"
+        reasons = []
         if seq != expected_seq:
-            found.add(where, f"sequence gap: expected #{expected_seq}")
+            reasons.append(f"sequence gap: expected #{expected_seq}")
             expected_seq = seq
         if prev != previous:
-            found.add(where, "previous hash does not match the event before it")
+            reasons.append("previous hash does not match the event before it")
         previous = digest
         report.events += 1
         if payload is None:
             # Compaction released the payload: the hash stays, linked on both sides, and
             # its released run's Merkle root (checked below) covers it.
             if id_ not in released:
-                found.add(where, "the payload is gone but no compaction released it")
-            continue
-        body = canonical.event_body(
-            id=str(id_), seq=seq, type=type_, timestamp=moment, payload=payload,
-            causation=str(causation) if causation else None,
-            correlation=str(correlation) if correlation else None, actor=actor,
-        )
-        computed = canonical.event_hash(prev, body)
-        if computed != digest:
-            found.add(where, f"hash mismatch: stored {digest[:16]}…, computed {computed[:16]}…")
+                reasons.append("the payload is gone but no compaction released it")
+        else:
+            body = canonical.event_body(
+                id=str(id_), seq=seq, type=type_, timestamp=moment, payload=payload,
+                causation=str(causation) if causation else None,
+                correlation=str(correlation) if correlation else None, actor=actor,
+            )
+            computed = canonical.event_hash(prev, body)
+            if computed != digest:
+                reasons.append(f"hash mismatch: stored {digest[:16]}…, computed "
+                               f"{computed[:16]}…")
+        if reasons:
+            version = _version_of(position)
+            for reason in reasons:
+                found.add(f"event #{seq} ({id_})", reason, version)
     if expected_seq != stream.event_count or previous != stream.last_hash:
         found.add("chain head", f"the stream records {stream.event_count} events ending in "
                   f"{stream.last_hash[:16]}…, its events end at #{expected_seq} "
                   f"{previous[:16]}…")
+
+
+def _version_of(position: int) -> int | None:
+    """The version an event made (the first, when replays made more), to name a break."""
+    return Version.objects.filter(event_id=position).order_by("id") \
+        .values_list("id", flat=True).first()
 
 
 def _released_events(stream: Stream) -> set[Any]:

@@ -88,9 +88,11 @@ def test_it_reports_every_broken_stream_not_only_the_first(project):
                f"(SELECT id FROM continust_stream WHERE name = '{name}')", "continust_event")
     report = verify(project)
     assert report.broken_streams == ["acme/a", "acme/c"]
-    hash_breaks = [(b.stream, b.where.split(" (")[0]) for b in report.breaks
+    hash_breaks = [(b.stream, b.where.split(" (")[0], b.version) for b in report.breaks
                    if "hash mismatch" in b.reason]
-    assert hash_breaks == [("a", "event #1"), ("a", "event #3"), ("c", "event #2")]
+    made = {(e.stream.name, e.seq): e.versions.get().pk for e in Event.objects.all()}
+    assert hash_breaks == [("a", "event #1", made["a", 1]), ("a", "event #3", made["a", 3]),
+                           ("c", "event #2", made["c", 2])]
     assert report.broken.stream == "a"  # the first break, as before
     out, error = run_verify("--project", "acme")
     assert error is not None and error.returncode == 1
