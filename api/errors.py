@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
@@ -13,6 +14,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from api.auth import BodyTooLarge, Forbidden
 from api.schemas import BadRequest, Conflict, Error
+from continust.busy import busy_response, is_busy
 from continust.errors import (
     ConcurrencyConflict,
     IdempotencyConflict,
@@ -44,6 +46,8 @@ before it is read), an event payload above `CONTINUST_MAX_PAYLOAD_BYTES` |
 | 422 | `unknown_causation`, `reducer_rejected`, `invalid_event` | a well-formed request the \
 domain rejects: a causation id naming no earlier event of the project, a reducer refusing an \
 event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer |
+| 503 | `database_busy` | a write that timed out waiting for the database's lock (SQLite \
+has one writer at a time); `Retry-After` says when to try again |
 
 A rejected request writes nothing: a batch is appended whole or not at all.
 """
@@ -107,8 +111,16 @@ def simple_handler(status: int, code: str) -> Callable[[HttpRequest, Any], HttpR
     return handler
 
 
+def _on_operational_error(request: HttpRequest, exc: Any) -> HttpResponse:
+    if not is_busy(exc):
+        raise exc
+    return busy_response(error_response(503, "database_busy", "the database is busy with "
+                                       "another write; try again"))
+
+
 def install(api: NinjaAPI) -> None:
     """Register the handlers on the API; the most specific exception class wins."""
+    api.add_exception_handler(OperationalError, _on_operational_error)
     api.add_exception_handler(ValidationError, _on_validation)
     api.add_exception_handler(HttpError, _on_http_error)
     api.add_exception_handler(AuthenticationError, _on_unauthorized)

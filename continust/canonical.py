@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +24,14 @@ def canonical_json(value: Any) -> str:
 
 
 # PostgreSQL keeps JSON numbers as numerics and gives a whole float of 1e16 or more back
-# as an integer, which would then be written (and hashed) differently.
+# as an integer, which would then be written (and hashed) differently. A numeric has no
+# negative zero either: jsonb gives -0.0 back as 0.0.
 _WHOLE_FLOAT_LIMIT = 1e16
 
 
 def storable(value: Any) -> Any:
-    """Return ``value`` as every database gives it back: large whole floats become ints.
+    """Return ``value`` as every database gives it back: large whole floats become ints,
+    a negative zero becomes 0.0.
 
     Refuse (ValueError) text that no database stores: NUL characters and lone surrogates.
     The value is copied only where something changes.
@@ -46,6 +49,8 @@ def storable(value: Any) -> Any:
             raise ValueError("NaN and infinities are not JSON")
         if value.is_integer() and abs(value) >= _WHOLE_FLOAT_LIMIT:
             return int(value)
+        if value == 0.0 and math.copysign(1.0, value) < 0:
+            return 0.0
         return value
     if isinstance(value, dict):
         changed = {}

@@ -164,6 +164,12 @@ def _import_event(current: _StreamImport, record: dict[str, Any], result: Import
             f"event {record['id']} is already recorded in stream {other.stream.name}; "
             "event ids are unique within a project"
         )
+    if canonical.storable(record["payload"]) is not record["payload"]:
+        # Its hash covers a value the database would give back changed (PostgreSQL
+        # has no -0.0), so the chain would read back broken: refuse it whole.
+        raise InvalidEvent(f"event #{record['seq']}'s payload holds a negative zero or a "
+                           "whole float of 1e16 or more, which no database gives back as "
+                           "its hash was computed")
     new = NewEvent(
         type=record["type"], payload=record["payload"], id=uuid.UUID(record["id"]),
         timestamp=datetime.fromisoformat(record["timestamp"]),

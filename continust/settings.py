@@ -55,6 +55,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A write that timed out on a database lock: 503 with Retry-After, not a 500.
+    "continust.busy.DatabaseBusyMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the 429 page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -13,9 +13,16 @@ A branch is never deleted, and its head changes only together with a recorded mo
 an UPDATE must name, as the branch's new ``move_hash``, a move of that branch whose
 ``prev_hash`` is the old one and whose new head is the new head (so a head cannot be
 moved back without a move in the branch's hash chain saying so).
-The migration installs the triggers; the test suite removes them on SQLite just
-before Django empties the tables after a transactional test (PostgreSQL empties
-them with TRUNCATE, which the triggers leave alone).
+
+On PostgreSQL, TRUNCATE (which row triggers never see, and which ``CASCADE`` reaches
+from the stream and project tables) is refused on every one of these tables by a
+statement trigger: the truncate guard, installed by its own migration and kept apart
+(its own function), so dropping the row triggers around a table rebuild leaves it be.
+SQLite has no TRUNCATE; its ``DELETE`` without WHERE meets the row triggers.
+
+The migrations install the triggers; the test suite removes them just before Django
+empties the tables after a transactional test: on SQLite the row triggers, on
+PostgreSQL the truncate guard only (``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -195,3 +202,45 @@ def remove(vendor: str, execute: Execute) -> None:
         execute("DROP FUNCTION IF EXISTS continust_refuse_change()")
         for function in _POSTGRES_FUNCTIONS.values():
             execute(f"DROP FUNCTION IF EXISTS {function}()")
+
+
+_POSTGRES_REFUSE_TRUNCATE = """
+CREATE OR REPLACE FUNCTION continust_refuse_truncate() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'continust: TRUNCATE on % is refused: the log is append-only', TG_TABLE_NAME
+        USING ERRCODE = 'integrity_constraint_violation';
+END
+$$ LANGUAGE plpgsql;
+"""
+
+
+def install_truncate_guard(vendor: str, execute: Execute) -> None:
+    """Refuse TRUNCATE on the append-only tables (PostgreSQL; SQLite has no TRUNCATE)."""
+    if vendor != "postgresql":
+        return
+    execute(_POSTGRES_REFUSE_TRUNCATE)
+    for table in (*TABLES, BRANCH):
+        execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+        execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION continust_refuse_truncate()")
+
+
+def remove_truncate_guard(vendor: str, execute: Execute) -> None:
+    """Drop the truncate guard."""
+    if vendor != "postgresql":
+        return
+    for table in (*TABLES, BRANCH):
+        execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+    execute("DROP FUNCTION IF EXISTS continust_refuse_truncate()")
+
+
+def installing_truncate_guard(apps: object, schema_editor: object) -> None:
+    """A migration step that installs the truncate guard."""
+    install_truncate_guard(schema_editor.connection.vendor,  # type: ignore[attr-defined]
+                           _executor(schema_editor))
+
+
+def removing_truncate_guard(apps: object, schema_editor: object) -> None:
+    """A migration step that drops the truncate guard."""
+    remove_truncate_guard(schema_editor.connection.vendor,  # type: ignore[attr-defined]
+                          _executor(schema_editor))

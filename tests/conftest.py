@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db.models.signals import post_migrate
 
 from continust.models import Project, Role, Stream
 from continust.projects import add_member, create_project, create_stream
@@ -53,11 +54,13 @@ def put(stream: Stream, *payloads: dict[str, Any], branch: str = "main") -> list
 
 
 @pytest.fixture(autouse=True)
-def _sqlite_flush_allowed(request: pytest.FixtureRequest) -> Any:
-    """Let Django empty an SQLite test database after a transactional test.
+def _flush_allowed(request: pytest.FixtureRequest) -> Any:
+    """Let Django empty the test database after a transactional test.
 
-    The triggers stay in force during the test; they are dropped just before
-    Django's flush (this fixture is torn down first) and put back by the next test.
+    The triggers stay in force during the test; the ones the flush would meet are
+    dropped just before it (this fixture is torn down first): on SQLite the row
+    triggers, put back by the next test; on PostgreSQL, which flushes with TRUNCATE,
+    only the truncate guard, put back right after the flush (``_guard_again``).
     """
     marker = request.node.get_closest_marker("django_db")
     transactional = marker is not None and marker.kwargs.get("transaction", False)
@@ -70,14 +73,39 @@ def _sqlite_flush_allowed(request: pytest.FixtureRequest) -> Any:
 
     from continust import triggers
 
-    if connection.vendor != "sqlite":
+    if connection.vendor == "postgresql":
         yield
+        with connection.cursor() as cursor:
+            triggers.remove_truncate_guard("postgresql", cursor.execute)
+        _guard_removed.add(connection.alias)
         return
     with connection.cursor() as cursor:
         triggers.install("sqlite", cursor.execute)
     yield
     with connection.cursor() as cursor:
         triggers.remove("sqlite", cursor.execute)
+
+
+_guard_removed: set[str] = set()
+
+
+def _guard_again(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    """Put the truncate guard back once Django's flush (which ends in post_migrate) is done.
+
+    Only where ``_flush_allowed`` took it off: the migrations alone install it.
+    """
+    from django.db import connections
+
+    from continust import triggers
+
+    if getattr(sender, "label", None) != "continust" or using not in _guard_removed:
+        return
+    _guard_removed.discard(using)
+    with connections[using].cursor() as cursor:
+        triggers.install_truncate_guard("postgresql", cursor.execute)
+
+
+post_migrate.connect(_guard_again, dispatch_uid="continust-tests-truncate-guard")
 
 
 @pytest.hookimpl(trylast=True)
