@@ -12,9 +12,10 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
+from continust import canonical
 from continust.canonical import from_cursor
 from continust.diff import Conflict, three_way_merge
-from continust.errors import InvalidEvent
+from continust.errors import InvalidEvent, ReducerRejected
 from continust.lineage import VersionGraph
 from continust.reducers import ReducerEvent, get_reducer
 
@@ -38,6 +39,28 @@ def fold_event(
             f"not a JSON object, from event {event_id}"
         )
     return folded
+
+
+def storable_state(state: Any, *, reducer: str, reducer_version: int, event_id: str) -> Any:
+    """Return a folded state the database gives back as it is, or refuse it.
+
+    The write paths call this on what a reducer made: a negative zero or a whole float
+    of 1e16 or more would come back from PostgreSQL changed, and the stored hash would
+    no longer match its state. (Payloads are normalised on the way in; a reducer's
+    arithmetic is not, so it is refused, naming the event.)
+    """
+    try:
+        kept = canonical.storable(state)
+    except ValueError as err:
+        raise ReducerRejected(f"reducer {reducer}@{reducer_version} made a state that cannot "
+                              f"be stored from event {event_id}: {err}",
+                              event_id=event_id) from err
+    if kept is not state:
+        raise ReducerRejected(
+            f"reducer {reducer}@{reducer_version} made a state with a number the database "
+            f"would give back changed (a negative zero, or a whole float of 1e16 or more) "
+            f"from event {event_id}", event_id=event_id)
+    return state
 
 
 def virtual_base(graph: VersionGraph[int], load_state: LoadState, bases: Sequence[int]) -> Any:

@@ -87,7 +87,7 @@ from continust.errors import (
     NotFound,
     StateReleased,
 )
-from continust.folding import MERGE_REDUCER, derive_state, fold_event
+from continust.folding import MERGE_REDUCER, derive_state, fold_event, storable_state
 from continust.graphs import graph_for
 from continust.log import statistics
 from continust.lookup import resolve_version
@@ -712,8 +712,10 @@ class _Run:
             )
         else:
             base = self._state(nodes[0]) if nodes else {}
-            state = fold_event(reducer, version, base, event_id=row.event_id,
-                               type=row.type, payload=row.payload, actor=row.actor)
+            state = storable_state(
+                fold_event(reducer, version, base, event_id=row.event_id, type=row.type,
+                           payload=row.payload, actor=row.actor),
+                reducer=reducer, reducer_version=version, event_id=row.event_id)
         state_hash = canonical.state_hash(state)
         node = _Node(
             None,

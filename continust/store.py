@@ -39,6 +39,7 @@ from continust.folding import (
     apply_resolutions,
     fold_event,
     merge_states,
+    storable_state,
 )
 from continust.graphs import graph_for
 from continust.log import linear
@@ -500,8 +501,10 @@ def _fold_and_write(
     batch.reserve(len(events), len(events))
     for index, new in enumerate(events):
         event = batch.add_event(new)
-        state = fold_event(reducer.name, reducer.version, state, event_id=str(event.id),
-                           type=new.type, payload=new.payload, actor=new.actor)
+        state = storable_state(
+            fold_event(reducer.name, reducer.version, state, event_id=str(event.id),
+                       type=new.type, payload=new.payload, actor=new.actor),
+            reducer=reducer.name, reducer_version=reducer.version, event_id=str(event.id))
         generation = parent.generation + 1 if parent is not None else 0
         parent = batch.add_version(
             event,

@@ -256,3 +256,14 @@ def test_event_ids_are_idempotency_keys_within_one_project(alice, stream):
     assert Event.objects.filter(id=key).count() == 2
     again = append(stream, [NewEvent("set", {"a": 1}, id=key)])
     assert not again.created and again.versions[0].pk == mine.pk
+
+
+def test_it_refuses_a_state_the_database_would_give_back_changed(project, settings):
+    from continust import reducers
+
+    settings.CONTINUST_REDUCERS = ["negate:1=tests.reducers.negate"]
+    reducers._loaded_settings = False
+    flipped = create_stream(project, "flipped", reducer="negate")
+    with pytest.raises(ReducerRejected, match="negative zero"):
+        append(flipped, events({}))
+    assert not Event.objects.filter(stream=flipped).exists()

@@ -29,7 +29,7 @@ from django.db.models.base import ModelState
 from psycopg.types.numeric import Int8Dumper
 
 from continust import canonical
-from continust.folding import fold_event
+from continust.folding import fold_event, storable_state
 from continust.log.tips import Tip, tips
 from continust.models import Event, Version
 from continust.retention import Policy
@@ -238,8 +238,10 @@ def plan(stream: Stream, tip: Tip, events: Sequence[NewEvent], branch: str) -> P
             last_hash, id=str(event_id), seq=seq, type=new.type, timestamp=moment,
             payload_text=payload_text, causation=str(new.causation) if new.causation else None,
             correlation=str(new.correlation) if new.correlation else None, actor=new.actor)
-        state = fold_event(tip.reducer, tip.reducer_version, state, event_id=str(event_id),
-                           type=new.type, payload=new.payload, actor=new.actor)
+        state = storable_state(
+            fold_event(tip.reducer, tip.reducer_version, state, event_id=str(event_id),
+                       type=new.type, payload=new.payload, actor=new.actor),
+            reducer=tip.reducer, reducer_version=tip.reducer_version, event_id=str(event_id))
         state_hash, state_text = canonical.hashed_state(state)
         generation = tip.head_generation + index + 1
         if policy.stores_at_append(generation, last=index == len(events) - 1, merge=False):
