@@ -19,7 +19,6 @@ from api import (
     routes_streams,
 )
 from api.auth import BearerToken
-from api.pagination import BadCursor
 from api.parsing import StrictJSONParser
 
 DESCRIPTION = f"""\
@@ -37,7 +36,17 @@ names the events of stream `accounts/alice`. Each operation ends in its own
 fixed suffix, so a URL names exactly one stream; `%2F` works as well.
 
 Every list is paged by cursor: `?after=<next>&limit=<n>` (at most 1000), and
-answers the `next` cursor, null on the last page.
+answers the `next` cursor, null on the last page. A cursor is what the list is
+ordered by (an id, a position or a name; for computed ranges, numbers joined by
+dots), and its parameter's pattern says which cursors exist.
+
+What a name may contain: numbers (ids, positions) are ASCII digits `0-9` within
+PostgreSQL's bigint; a project slug is ASCII letters, digits, `-` and `_`; a
+stream or branch name is 1 to 200 characters with no white space and no control
+character (`/` is allowed); a version reference (an id, `v12`, a key or a branch
+name) is 1 to 200 characters with no control character, trimmed of white space
+at both ends. No string the log stores may contain U+0000. Each parameter's
+`pattern` and `maxLength` say the same; a value outside them is a 400.
 
 Errors answer `{{"code", "detail"}}`:
 
@@ -53,7 +62,6 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 errors.install(api)
-api.add_exception_handler(BadCursor, errors.simple_handler(400, "invalid_cursor"))
 api.add_exception_handler(routes_projects.StreamExists,
                           errors.simple_handler(409, "stream_exists"))
 api.add_router("", routes_projects.router)

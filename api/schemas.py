@@ -6,7 +6,7 @@ they cannot be stored are a 400); responses mirror ``continust.records``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -15,44 +15,84 @@ from ninja.params import functions as param
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from continust.errors import InvalidName
+from continust.parsing import (
+    BIGINT_MAX,
+    NAME_MAX,
+    NAME_PATTERN,
+    POSITION_PATTERN,
+    SLUG_MAX,
+    SLUG_PATTERN,
+    SPACES,
+    TEXT_PATTERN,
+    parse_timestamp,
+)
+from continust.retention import MAX_HORIZON_VERSIONS
 
-# Text without control characters: names, branches, refs (PostgreSQL stores no NUL).
-PLAIN_TEXT = r"^[^\x00-\x1f]+$"
-# A stream name: no white space and no control characters, as create_stream requires.
-STREAM_NAME = r"^[^\s\x00-\x1f]+$"
+# The rules of continust.parsing, as patterns every regular-expression engine reads alike.
+STORABLE = r"^[^\u0000]*$"  # PostgreSQL stores no NUL
+NON_BLANK = rf"^[^\u0000]*[^{SPACES}\u0000][^\u0000]*$"
+# What a payload may hold, as the spec says it (validating it so would slow every append: the
+# strict JSON parser refuses the same NUL and lone surrogates as a 400 before validation).
+JSON_VALUE: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": STORABLE},
+        {"type": "number"}, {"type": "boolean"}, {"type": "null"},
+        {"type": "array", "items": {}},
+        {"type": "object", "propertyNames": {"pattern": STORABLE}},
+    ],
+}
+PAYLOAD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "propertyNames": {"pattern": STORABLE},
+    "additionalProperties": JSON_VALUE,
+    "description": "A JSON object; no string in it, keys included, may contain U+0000.",
+}
 
 SlugPath = Annotated[
-    str, param.Path(pattern=r"^[-a-zA-Z0-9_]+$", max_length=64, description="A project's slug.")
+    str, param.Path(pattern=SLUG_PATTERN, max_length=SLUG_MAX, description="A project's slug.")
 ]
 StreamPath = Annotated[
     str,
     param.Path(
-        pattern=STREAM_NAME,
-        max_length=200,
+        pattern=NAME_PATTERN,
+        max_length=NAME_MAX,
         description="A stream's name; it may contain `/` (see the API's description).",
     ),
 ]
-VersionIdPath = Annotated[int, param.Path(ge=0, description="A version's id.")]
+VersionIdPath = Annotated[int, param.Path(ge=0, le=BIGINT_MAX, description="A version's id.")]
 EventIdPath = Annotated[UUID, param.Path(description="An event's id.")]
-CompactionIdPath = Annotated[int, param.Path(ge=0, description="A compaction's id.")]
+CompactionIdPath = Annotated[int, param.Path(ge=0, le=BIGINT_MAX,
+                                             description="A compaction's id.")]
 
 Ref = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=200,
-        pattern=PLAIN_TEXT,
-        description="A version: its id (`12` or `v12`), its external key or a branch name.",
+        max_length=NAME_MAX,
+        pattern=TEXT_PATTERN,
+        description="A version: its id (`12` or `v12`), its external key or a branch name; "
+        "trimmed of white space at both ends.",
     ),
 ]
-Cursor = Annotated[
+PositionCursor = Annotated[
     str,
-    Field(
-        min_length=1,
-        max_length=500,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="The `next` cursor of the previous page.",
-    ),
+    Field(pattern=POSITION_PATTERN, description="The `next` cursor of the previous page."),
+]
+NameCursor = Annotated[
+    str,
+    Field(min_length=1, max_length=NAME_MAX, pattern=STORABLE,
+          description="The `next` cursor of the previous page."),
+]
+PairCursor = Annotated[
+    str,
+    Field(pattern=r"^[0-9]{1,18}\.[0-9]{1,18}\.[0-9]{1,18}$",
+          description="The `next` cursor of the previous page."),
+]
+AncestorsCursor = Annotated[
+    str,
+    Field(pattern=r"^[0-9]{1,18}\.[0-9]{1,18}$",
+          description="The `next` cursor of the previous page."),
 ]
 
 
@@ -70,9 +110,17 @@ class StrictSchema(Schema):
 
 
 class PageQuery(Schema):
-    after: Cursor | None = None
+    """A page of a list ordered by id or position."""
+
+    after: PositionCursor | None = None
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="At most this many "
                        "items.")
+
+
+class NamePageQuery(PageQuery):
+    """A page of a list ordered by name."""
+
+    after: NameCursor | None = None  # type: ignore[assignment]
 
 
 # -- errors ------------------------------------------------------------------
@@ -121,8 +169,8 @@ class ProjectPage(Schema):
 
 
 class StreamIn(StrictSchema):
-    name: str = Field(min_length=1, max_length=200, pattern=STREAM_NAME)
-    reducer: str = Field("merge", min_length=1, max_length=100, pattern=PLAIN_TEXT)
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)
+    reducer: str = Field("merge", min_length=1, max_length=100, pattern=TEXT_PATTERN)
     reducer_version: int | None = Field(None, ge=1, le=2_147_483_647)
 
 
@@ -148,29 +196,24 @@ class EventIn(StrictSchema):
         None, description="The idempotency key: a retried event with the same id is not "
         "recorded twice. A new UUID when left out."
     )
-    type: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    payload: dict[str, Any]
+    type: str = Field(min_length=1, max_length=200, pattern=NON_BLANK)
+    payload: dict[str, Any] = Field(json_schema_extra=PAYLOAD_SCHEMA)
     timestamp: datetime | None = Field(None, description="RFC 3339 with an offset; now when "
                                        "left out.")
     causation: UUID | None = Field(None, description="The id of an earlier event of the "
                                    "project (or of this batch) that caused this one.")
     correlation: UUID | None = None
-    actor: str = Field("", max_length=200)
+    actor: str = Field("", max_length=200, pattern=STORABLE)
 
     @field_validator("timestamp")
     @classmethod
     def _in_range(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("a timestamp needs a UTC offset")
         try:
-            moment = value.astimezone(UTC)
-        except OverflowError as err:
-            raise ValueError("the timestamp is out of range") from err
-        if not 1 <= moment.year <= 9998:
-            raise ValueError("the timestamp is out of range")
-        return moment
+            return parse_timestamp(value)
+        except InvalidName as err:
+            raise ValueError(str(err)) from None
 
 
 class AppendIn(StrictSchema):
@@ -178,9 +221,9 @@ class AppendIn(StrictSchema):
         min_length=1, max_length=settings.CONTINUST_MAX_BATCH_EVENTS,
         description="Appended in order, all or none.",
     )
-    branch: str = Field("main", min_length=1, max_length=200, pattern=PLAIN_TEXT)
+    branch: str = Field("main", min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)
     expected_head: int | None = Field(
-        None,
+        None, ge=0, le=BIGINT_MAX,
         description="The version id the writer believes the branch points at; `null`: the "
         "branch must not exist yet. Leave it out to append wherever the branch is.",
     )
@@ -223,7 +266,7 @@ class EventOut(Schema):
     seq: int
     type: str
     timestamp: str
-    payload: dict[str, Any]
+    payload: dict[str, Any] = Field(json_schema_extra=PAYLOAD_SCHEMA)
     causation: UUID | None
     correlation: UUID | None
     actor: str
@@ -344,7 +387,8 @@ class PolicyIn(StrictSchema):
         None, description="selective: store a state every this many generations (2 to "
         "1,000,000; 100 when left out).")
     horizon_versions: StrictInt | None = Field(
-        None, le=2_147_483_647, description="ephemeral: keep the newest this many versions.")
+        None, le=MAX_HORIZON_VERSIONS, description="ephemeral: keep the newest this many "
+        "versions.")
     horizon_age: StrictInt | str | None = Field(
         None, description="ephemeral: keep the versions younger than this: `90d`, `12h`, "
         "`30m`, `2w`, or a number of seconds. Give `horizon_versions`, this, or both.")

@@ -68,10 +68,11 @@ def test_a_bad_query_parameter_is_400(alice_api, stream):
     assert response.json()["errors"][0]["loc"][-1] == "limit"
 
 
-def test_a_forged_cursor_is_400(alice_api, stream):
-    response = alice_api.get(events_path(), after="bm9wZQ")
+@pytest.mark.parametrize("cursor", ["bm9wZQ", "¹3", "-1", "1" * 19, ""])
+def test_a_forged_cursor_is_400(alice_api, stream, cursor):
+    response = alice_api.get(events_path(), after=cursor)
     assert response.status_code == 400
-    assert response.json()["code"] == "invalid_cursor"
+    assert response.json()["code"] == "invalid_request"
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer nope", "Basic YTpi",
