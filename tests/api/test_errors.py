@@ -100,7 +100,7 @@ def test_reading_needs_a_token_too(anonymous_api, stream):
     "/nothing/here",
 ])
 def test_unknown_things_are_404(alice_api, stream, path):
-    response = alice_api.client.get(f"/api{path}", headers=alice_api._headers())
+    response = alice_api.client.get(f"/api{path}", headers=alice_api.headers())
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
 
