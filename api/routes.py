@@ -6,6 +6,8 @@ operations, the docs page's own assets, and a JSON 404 for every other path.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.urls import path, re_path
 from ninja import NinjaAPI
 
@@ -20,6 +22,7 @@ from api import (
 )
 from api.auth import BearerToken
 from api.parsing import StrictJSONParser
+from api.schemas import STORED_JSON, STORED_JSON_MARK, STORED_JSON_REF
 
 DESCRIPTION = f"""\
 Read and write continust's event log over HTTP.
@@ -52,7 +55,25 @@ Errors answer `{{"code", "detail"}}`:
 
 {errors.STATUS_TABLE}"""
 
-api = NinjaAPI(
+class ContinustAPI(NinjaAPI):
+    """ninja's API, with the schema of stored JSON, which refers to itself, in the spec."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        spec = super().get_openapi_schema(*args, **kwargs)
+        stack: list[Any] = [spec]
+        while stack:
+            node = stack.pop()
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, value in items:
+                if value == STORED_JSON_MARK:
+                    node[key] = {"$ref": STORED_JSON_REF}
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+        spec["components"]["schemas"]["StoredJSON"] = STORED_JSON
+        return spec
+
+
+api = ContinustAPI(
     title="continust",
     version="1",
     description=DESCRIPTION,

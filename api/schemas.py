@@ -12,7 +12,7 @@ from uuid import UUID
 
 from django.conf import settings
 from ninja.params import functions as param
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from continust.errors import InvalidName
@@ -32,22 +32,50 @@ from continust.retention import MAX_HORIZON_VERSIONS
 # The rules of continust.parsing, as patterns every regular-expression engine reads alike.
 STORABLE = r"^[^\u0000]*$"  # PostgreSQL stores no NUL
 NON_BLANK = rf"^[^\u0000]*[^{SPACES}\u0000][^\u0000]*$"
-# What a payload may hold, as the spec says it (validating it so would slow every append: the
-# strict JSON parser refuses the same NUL and lone surrogates as a 400 before validation).
-JSON_VALUE: dict[str, Any] = {
+# What a payload may hold, as the spec says it. Validating it so would slow every append; the
+# strict JSON parser refuses the same NUL (and lone surrogates) as a 400 before validation.
+STORED_JSON_REF = "#/components/schemas/StoredJSON"
+STORED_JSON: dict[str, Any] = {
+    "description": "Any JSON value whose strings, keys included, hold no U+0000.",
     "anyOf": [
         {"type": "string", "pattern": STORABLE},
         {"type": "number"}, {"type": "boolean"}, {"type": "null"},
-        {"type": "array", "items": {}},
-        {"type": "object", "propertyNames": {"pattern": STORABLE}},
+        {"type": "array", "items": {"$ref": STORED_JSON_REF}},
+        {"type": "object", "propertyNames": {"pattern": STORABLE},
+         "additionalProperties": {"$ref": STORED_JSON_REF}},
     ],
 }
+# pydantic resolves every $ref it meets, so the payload names StoredJSON by a mark that
+# ContinustAPI turns into the $ref.
+STORED_JSON_MARK = {"x-continust-stored-json": True}
 PAYLOAD_SCHEMA: dict[str, Any] = {
-    "type": "object",
     "propertyNames": {"pattern": STORABLE},
-    "additionalProperties": JSON_VALUE,
-    "description": "A JSON object; no string in it, keys included, may contain U+0000.",
+    "additionalProperties": STORED_JSON_MARK,
 }
+# Years 2 to 9997: whatever the offset, the moment stays within the years 1 to 9998.
+TIMESTAMP_PATTERN = (r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}"
+                     r"|99[0-8][0-9]|999[0-7])-")
+
+
+def _whole_or_text(value: Any) -> Any:
+    """Read a JSON number without a fraction (``5`` or ``5.0``) as an int; refuse true and
+    false, which Python counts as numbers."""
+    if isinstance(value, bool):
+        raise ValueError("a whole number is needed")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    """As ``_whole_or_text``, and refuse text too: ``"5"`` is not a number in JSON."""
+    if isinstance(value, str):
+        raise ValueError("a whole number is needed")
+    return _whole_or_text(value)
+
+
+# A whole number as JSON Schema means one: 5 and 5.0 alike, never "5" or true.
+
 
 SlugPath = Annotated[
     str, param.Path(pattern=SLUG_PATTERN, max_length=SLUG_MAX, description="A project's slug.")
@@ -173,6 +201,8 @@ class StreamIn(StrictSchema):
     reducer: str = Field("merge", min_length=1, max_length=100, pattern=TEXT_PATTERN)
     reducer_version: int | None = Field(None, ge=1, le=2_147_483_647)
 
+    _whole = field_validator("reducer_version", mode="before")(_whole_number)
+
 
 class StreamOut(Schema):
     name: str
@@ -198,8 +228,9 @@ class EventIn(StrictSchema):
     )
     type: str = Field(min_length=1, max_length=200, pattern=NON_BLANK)
     payload: dict[str, Any] = Field(json_schema_extra=PAYLOAD_SCHEMA)
-    timestamp: datetime | None = Field(None, description="RFC 3339 with an offset; now when "
-                                       "left out.")
+    timestamp: datetime | None = Field(
+        None, description="RFC 3339 with an offset, in the years 2 to 9997; now when left out.",
+        json_schema_extra={"pattern": TIMESTAMP_PATTERN})
     causation: UUID | None = Field(None, description="The id of an earlier event of the "
                                    "project (or of this batch) that caused this one.")
     correlation: UUID | None = None
@@ -227,6 +258,8 @@ class AppendIn(StrictSchema):
         description="The version id the writer believes the branch points at; `null`: the "
         "branch must not exist yet. Leave it out to append wherever the branch is.",
     )
+
+    _whole = field_validator("expected_head", mode="before")(_whole_number)
 
 
 class VersionOut(Schema):
@@ -383,15 +416,19 @@ class PolicyIn(StrictSchema):
         description="`eternal` keeps everything; `selective` keeps every event and stores a "
         "state every `snapshot_every` versions; `ephemeral` releases payloads and states "
         "beyond a horizon.")
-    snapshot_every: StrictInt | None = Field(
+    snapshot_every: int | None = Field(
         None, description="selective: store a state every this many generations (2 to "
         "1,000,000; 100 when left out).")
-    horizon_versions: StrictInt | None = Field(
+    horizon_versions: int | None = Field(
         None, le=MAX_HORIZON_VERSIONS, description="ephemeral: keep the newest this many "
         "versions.")
-    horizon_age: StrictInt | str | None = Field(
+    horizon_age: int | str | None = Field(
         None, description="ephemeral: keep the versions younger than this: `90d`, `12h`, "
         "`30m`, `2w`, or a number of seconds. Give `horizon_versions`, this, or both.")
+
+    _whole = field_validator("snapshot_every", "horizon_versions", mode="before")(
+        _whole_number)
+    _whole_age = field_validator("horizon_age", mode="before")(_whole_or_text)
 
 
 class PolicyOut(Schema):
