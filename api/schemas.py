@@ -148,7 +148,7 @@ class PageQuery(Schema):
 class NamePageQuery(PageQuery):
     """A page of a list ordered by name."""
 
-    after: NameCursor | None = None  # type: ignore[assignment]
+    after: NameCursor | None = None
 
 
 # -- errors ------------------------------------------------------------------

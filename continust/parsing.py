@@ -120,11 +120,11 @@ def parse_number(text: str | int, what: str = "number", *, minimum: int = 0,
 def parse_version_ref(text: str | int) -> VersionRef:
     """Return the reference a user typed to name a version."""
     if isinstance(text, int) and not isinstance(text, bool):
-        number = parse_number(text, "version id")
-        return VersionRef(str(number), number)
+        given = parse_number(text, "version id")
+        return VersionRef(str(given), given)
     trimmed = _plain(str(text), "version reference")
     match = _VERSION_NUMBER.fullmatch(trimmed)
-    number = None
+    number: int | None = None
     if match is not None and len(match.group(1).lstrip("0")) <= len(str(BIGINT_MAX)):
         value = int(match.group(1))
         number = value if value <= BIGINT_MAX else None
