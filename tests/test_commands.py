@@ -131,3 +131,9 @@ def test_an_odd_name_is_one_line_and_exit_1(stream, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("CommandError: ")
     assert re.search(message, err), err
+
+
+@pytest.mark.parametrize("typed", ["١٢", "¹3"])
+def test_a_number_option_takes_ascii_digits_only(stream, typed):
+    with pytest.raises(CommandError, match="digits 0-9"):
+        run("create_stream", "--project", "acme", "--stream", "more", "--reducer-version", typed)
