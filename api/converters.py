@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from django.urls import register_converter
 
+from continust.parsing import NAME_PATTERN
+
 
 class StreamNameConverter:
     """Match a stream name: one or more path segments, no white space or control character."""
 
-    regex = r"[^\s\x00-\x1f]+"
+    regex = NAME_PATTERN.strip("^$")
 
     def to_python(self, value: str) -> str:
         return value

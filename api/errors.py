@@ -19,6 +19,7 @@ from continust.errors import (
     ConcurrencyConflict,
     IdempotencyConflict,
     InvalidEvent,
+    InvalidName,
     NotFound,
     PayloadTooLarge,
     ReducerRejected,
@@ -29,8 +30,9 @@ from continust.errors import (
 STATUS_TABLE = """\
 | status | code | when |
 |---|---|---|
-| 400 | `malformed_json`, `invalid_request`, `invalid_cursor` | the body is not JSON the log \
-can store, the request does not match the schema (never 422), a cursor this API did not give |
+| 400 | `malformed_json`, `invalid_request`, `invalid_name` | the body is not JSON the log \
+can store, the request does not match the schema (never 422), a name no record could have \
+(see "What a name may contain") |
 | 401 | `unauthorized` | no valid, unrevoked token |
 | 403 | `forbidden` | a visible project, but a read-only token, or a member below editor, \
 writes (below admin: changes a retention policy or compacts) |
@@ -126,6 +128,7 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(AuthenticationError, _on_unauthorized)
     api.add_exception_handler(ConcurrencyConflict, _on_conflict)
     handlers: dict[type[Exception], tuple[int, str]] = {
+        InvalidName: (400, "invalid_name"),
         NotFound: (404, "not_found"),
         Forbidden: (403, "forbidden"),
         IdempotencyConflict: (409, "idempotency_conflict"),

@@ -1,21 +1,20 @@
 """Cursor pagination: every list answers a bounded page and the cursor of the next one.
 
-A cursor is opaque to clients: URL-safe base64 of a small JSON value, the key
-of the last item served (or, for computed ranges, the versions the range was
-resolved to and an offset, so a moved branch cannot shift a walk under way).
+A cursor is what the list is ordered by, written so the spec can say exactly
+which cursors exist: the last id or position served (``42``), the last name
+served (``main``), or, for computed ranges, the versions the range was resolved
+to and an offset joined by dots (``12.40.100``), so a moved branch cannot shift
+a walk under way. Each is read through ``continust.parsing``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
 
-from api.parsing import MalformedJSON, check_strings
+from continust.parsing import format_cursor, parse_number, storable_text
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -24,27 +23,9 @@ M = TypeVar("M", bound=Model)
 T = TypeVar("T")
 
 
-class BadCursor(ValueError):
-    """A cursor this API did not hand out."""
-
-
-def encode_cursor(value: Any) -> str:
-    """Return the cursor text for a key."""
-    text = json.dumps(value, separators=(",", ":"))
-    return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
-
-
-def decode_cursor(cursor: str, kind: type | tuple[type, ...]) -> Any:
-    """Return the key a cursor holds; BadCursor unless it holds a ``kind``."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value = json.loads(raw.decode("utf-8"))
-        check_strings(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError, MalformedJSON) as err:
-        raise BadCursor(f"{cursor[:40]!r} is not a cursor of this list") from err
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise BadCursor(f"{cursor[:40]!r} is not a cursor of this list")
-    return value
+def cursor_key(after: str, kind: type) -> int | str:
+    """Return the key a keyset cursor holds: a position for ``int``, else a name."""
+    return parse_number(after, "cursor") if kind is int else storable_text(after, "cursor")
 
 
 def keyset_page(
@@ -62,19 +43,20 @@ def keyset_page(
     """
     rows = queryset.order_by(key)
     if after is not None:
-        rows = rows.filter(**{f"{key}__gt": decode_cursor(after, kind)})
+        rows = rows.filter(**{f"{key}__gt": cursor_key(after, kind)})
     page = list(rows[: limit + 1])
     more = len(page) > limit
     page = page[:limit]
     if not more:
         return page, None
     last = value(page[-1]) if value else getattr(page[-1], key)
-    return page, encode_cursor(last)
+    return page, str(last)
 
 
 def offset_page(
-    items: Sequence[T], start: int, limit: int, cursor_for: Callable[[int], Any]
+    items: Sequence[T], start: int, limit: int, pinned: tuple[int, ...]
 ) -> tuple[list[T], str | None]:
-    """Return a slice of a computed list and the cursor of the rest, if any."""
+    """Return a slice of a computed list and the cursor of the rest (``pinned``, then the
+    offset), if any."""
     end = start + limit
-    return list(items[start:end]), encode_cursor(cursor_for(end)) if end < len(items) else None
+    return list(items[start:end]), format_cursor(*pinned, end) if end < len(items) else None

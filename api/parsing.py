@@ -22,6 +22,9 @@ from django.http import HttpRequest
 from ninja.parser import Parser
 from ninja.types import DictStrAny
 
+from continust.errors import InvalidName
+from continust.parsing import storable_text
+
 # Only these escapes make a NUL or a lone surrogate (raw ones are invalid JSON or UTF-8).
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
@@ -44,12 +47,10 @@ def _number(text: str) -> float | int:
 
 
 def _check_text(text: str) -> None:
-    if "\x00" in text:
-        raise MalformedJSON("strings cannot contain U+0000")
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise MalformedJSON("strings cannot contain lone surrogates") from err
+        storable_text(text, "a string")
+    except InvalidName as err:
+        raise MalformedJSON(str(err)) from err
 
 
 def check_strings(document: Any) -> None:

@@ -6,6 +6,8 @@ operations, the docs page's own assets, and a JSON 404 for every other path.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.urls import path, re_path
 from ninja import NinjaAPI
 
@@ -19,8 +21,8 @@ from api import (
     routes_streams,
 )
 from api.auth import BearerToken
-from api.pagination import BadCursor
 from api.parsing import StrictJSONParser
+from api.schemas import STORED_JSON, STORED_JSON_MARK, STORED_JSON_REF
 
 DESCRIPTION = f"""\
 Read and write continust's event log over HTTP.
@@ -37,13 +39,41 @@ names the events of stream `accounts/alice`. Each operation ends in its own
 fixed suffix, so a URL names exactly one stream; `%2F` works as well.
 
 Every list is paged by cursor: `?after=<next>&limit=<n>` (at most 1000), and
-answers the `next` cursor, null on the last page.
+answers the `next` cursor, null on the last page. A cursor is what the list is
+ordered by (an id, a position or a name; for computed ranges, numbers joined by
+dots), and its parameter's pattern says which cursors exist.
+
+What a name may contain: numbers (ids, positions) are ASCII digits `0-9` within
+PostgreSQL's bigint; a project slug is ASCII letters, digits, `-` and `_`; a
+stream or branch name is 1 to 200 characters with no white space and no control
+character (`/` is allowed); a version reference (an id, `v12`, a key or a branch
+name) is 1 to 200 characters with no control character, trimmed of white space
+at both ends. No string the log stores may contain U+0000. Each parameter's
+`pattern` and `maxLength` say the same; a value outside them is a 400.
 
 Errors answer `{{"code", "detail"}}`:
 
 {errors.STATUS_TABLE}"""
 
-api = NinjaAPI(
+class ContinustAPI(NinjaAPI):
+    """ninja's API, with the schema of stored JSON, which refers to itself, in the spec."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        spec = super().get_openapi_schema(*args, **kwargs)
+        stack: list[Any] = [spec]
+        while stack:
+            node = stack.pop()
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, value in items:
+                if value == STORED_JSON_MARK:
+                    node[key] = {"$ref": STORED_JSON_REF}
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+        spec["components"]["schemas"]["StoredJSON"] = STORED_JSON
+        return spec
+
+
+api = ContinustAPI(
     title="continust",
     version="1",
     description=DESCRIPTION,
@@ -53,7 +83,6 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 errors.install(api)
-api.add_exception_handler(BadCursor, errors.simple_handler(400, "invalid_cursor"))
 api.add_exception_handler(routes_projects.StreamExists,
                           errors.simple_handler(409, "stream_exists"))
 api.add_router("", routes_projects.router)

@@ -16,22 +16,16 @@ from pydantic import Field
 
 from api.access import stream_for
 from api.errors import READ_ERRORS, STATE_ERRORS
-from api.pagination import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    BadCursor,
-    decode_cursor,
-    encode_cursor,
-    offset_page,
-)
+from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, offset_page
 from api.schemas import (
+    AncestorsCursor,
     AncestorsOut,
     BetweenOut,
     ChangesOut,
-    Cursor,
     JsonPatchOut,
     MergeBasesOut,
     MergePatchOut,
+    PairCursor,
     PathOut,
     Ref,
     Schema,
@@ -39,9 +33,11 @@ from api.schemas import (
     StreamPath,
 )
 from continust.diff import diff, merge_patch, to_json_patch
+from continust.errors import NotFound
 from continust.graphs import graph_for
 from continust.lookup import resolve_version
 from continust.models import Stream, Version
+from continust.parsing import format_cursor, parse_cursor
 from continust.states import state_of
 
 router = Router(tags=["lineage and diffs"])
@@ -55,13 +51,13 @@ class PairQuery(Schema):
 
 
 class PairPageQuery(PairQuery):
-    after: Cursor | None = None
+    after: PairCursor | None = None
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
 
 class AncestorsQuery(Schema):
     of: Ref
-    after: Cursor | None = None
+    after: AncestorsCursor | None = None
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
 
@@ -73,7 +69,8 @@ class PathQuery(PairQuery):
 def _version(stream: Stream, version_id: int) -> Version:
     version = Version.objects.filter(stream=stream, pk=version_id).first()
     if version is None:
-        raise BadCursor("the cursor names a version this stream does not have")
+        raise NotFound(f"stream {stream.name} has no version {version_id}, which the cursor "
+                       "names")
     return version
 
 
@@ -86,9 +83,7 @@ def _pinned_pair(stream: Stream, query: PairPageQuery) -> tuple[Version, Version
     a, b = _pair(stream, query)  # unknown refs are a 404 on every page
     if query.after is None:
         return a, b, 0
-    pinned = decode_cursor(query.after, list)
-    if len(pinned) != 3 or not all(isinstance(n, int) and n >= 0 for n in pinned):
-        raise BadCursor(f"{query.after[:40]!r} is not a cursor of this list")
+    pinned = parse_cursor(query.after, 3)
     return _version(stream, pinned[0]), _version(stream, pinned[1]), pinned[2]
 
 
@@ -113,9 +108,7 @@ def ancestors(
     version = resolve_version(stream, query.of)
     below: int | None = None
     if query.after is not None:
-        pinned = decode_cursor(query.after, list)
-        if len(pinned) != 2 or not all(isinstance(n, int) and n >= 0 for n in pinned):
-            raise BadCursor(f"{query.after[:40]!r} is not a cursor of this list")
+        pinned = parse_cursor(query.after, 2)
         version, below = _version(stream, pinned[0]), pinned[1]
     reached = graph_for(stream).ancestors(version.pk)
     candidates = reached if below is None else (n for n in reached if n < below)
@@ -126,7 +119,7 @@ def ancestors(
         "version": version.pk,
         "count": len(reached),
         "items": page,
-        "next": encode_cursor([version.pk, page[-1]]) if more else None,
+        "next": format_cursor(version.pk, page[-1]) if more else None,
     }
 
 
@@ -143,7 +136,7 @@ def between(
 
 def _pair_page(a: Any, b: Any, items: list[Any], start: int, limit: int) -> dict[str, Any]:
     """Answer one page of a list computed for the pair (a, b); the cursor pins the pair."""
-    page, next_cursor = offset_page(items, start, limit, lambda end: [a.pk, b.pk, end])
+    page, next_cursor = offset_page(items, start, limit, (a.pk, b.pk))
     return {"a": a.pk, "b": b.pk, "count": len(items), "items": page, "next": next_cursor}
 
 

@@ -16,7 +16,7 @@ from api.schemas import (
     CausationOut,
     EventIdPath,
     EventOut,
-    PageQuery,
+    NamePageQuery,
     ProjectPage,
     Schema,
     SlugPath,
@@ -57,7 +57,7 @@ def _stream_out(stream: Stream) -> dict[str, Any]:
 
 
 @router.get("/projects", response={200: ProjectPage, **READ_ERRORS})
-def list_projects(request: HttpRequest, page: Query[PageQuery]) -> dict[str, Any]:
+def list_projects(request: HttpRequest, page: Query[NamePageQuery]) -> dict[str, Any]:
     """List the projects this token may see, with the user's role in each."""
     token = token_of(request)
     memberships = Membership.objects.select_related("project").filter(
@@ -76,7 +76,7 @@ def list_projects(request: HttpRequest, page: Query[PageQuery]) -> dict[str, Any
 
 @router.get(PROJECT + "/streams", response={200: StreamPage, **READ_ERRORS})
 def list_streams(
-    request: HttpRequest, slug: SlugPath, page: Query[PageQuery]
+    request: HttpRequest, slug: SlugPath, page: Query[NamePageQuery]
 ) -> dict[str, Any]:
     """List the project's streams by name."""
     project = project_for(request, slug)

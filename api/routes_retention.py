@@ -13,7 +13,7 @@ from ninja import Query, Router, Status
 
 from api.access import stream_for, token_of
 from api.errors import READ_ERRORS
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import cursor_key
 from api.schemas import (
     CompactionIdPath,
     CompactionOut,
@@ -106,14 +106,14 @@ def list_compactions(
     stream = stream_for(request, slug, name)
     rows = Compaction.objects.filter(stream=stream).select_related("record").order_by("-id")
     if page.after is not None:
-        rows = rows.filter(pk__lt=decode_cursor(page.after, int))
+        rows = rows.filter(pk__lt=cursor_key(page.after, int))
     found = list(rows[: page.limit + 1])
     more = len(found) > page.limit
     found = found[: page.limit]
     for row in found:
         row.stream = stream
     return {"items": [compaction_record(c) for c in found],
-            "next": encode_cursor(found[-1].pk) if more else None}
+            "next": str(found[-1].pk) if more else None}
 
 
 @router.get(STREAM + "/compactions/{int:compaction_id}",

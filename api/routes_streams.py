@@ -16,6 +16,7 @@ from api.schemas import (
     BranchPage,
     EventIn,
     EventPage,
+    NamePageQuery,
     PageQuery,
     Ref,
     Schema,
@@ -147,7 +148,7 @@ def resolve(
 
 @router.get(STREAM + "/branches", response={200: BranchPage, **READ_ERRORS})
 def list_branches(
-    request: HttpRequest, slug: SlugPath, name: StreamPath, page: Query[PageQuery]
+    request: HttpRequest, slug: SlugPath, name: StreamPath, page: Query[NamePageQuery]
 ) -> dict[str, Any]:
     """List the stream's branches by name, with their heads."""
     stream = stream_for(request, slug, name)

@@ -6,53 +6,121 @@ they cannot be stored are a 400); responses mirror ``continust.records``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from django.conf import settings
 from ninja.params import functions as param
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from continust.errors import InvalidName
+from continust.parsing import (
+    BIGINT_MAX,
+    NAME_MAX,
+    NAME_PATTERN,
+    POSITION_PATTERN,
+    SLUG_MAX,
+    SLUG_PATTERN,
+    SPACES,
+    TEXT_PATTERN,
+    parse_timestamp,
+)
+from continust.retention import MAX_HORIZON_VERSIONS
 
-# Text without control characters: names, branches, refs (PostgreSQL stores no NUL).
-PLAIN_TEXT = r"^[^\x00-\x1f]+$"
-# A stream name: no white space and no control characters, as create_stream requires.
-STREAM_NAME = r"^[^\s\x00-\x1f]+$"
+# The rules of continust.parsing, as patterns every regular-expression engine reads alike.
+STORABLE = r"^[^\u0000]*$"  # PostgreSQL stores no NUL
+NON_BLANK = rf"^[^\u0000]*[^{SPACES}\u0000][^\u0000]*$"
+# What a payload may hold, as the spec says it. Validating it so would slow every append; the
+# strict JSON parser refuses the same NUL (and lone surrogates) as a 400 before validation.
+STORED_JSON_REF = "#/components/schemas/StoredJSON"
+STORED_JSON: dict[str, Any] = {
+    "description": "Any JSON value whose strings, keys included, hold no U+0000.",
+    "anyOf": [
+        {"type": "string", "pattern": STORABLE},
+        {"type": "number"}, {"type": "boolean"}, {"type": "null"},
+        {"type": "array", "items": {"$ref": STORED_JSON_REF}},
+        {"type": "object", "propertyNames": {"pattern": STORABLE},
+         "additionalProperties": {"$ref": STORED_JSON_REF}},
+    ],
+}
+# pydantic resolves every $ref it meets, so the payload names StoredJSON by a mark that
+# ContinustAPI turns into the $ref.
+STORED_JSON_MARK = {"x-continust-stored-json": True}
+PAYLOAD_SCHEMA: dict[str, Any] = {
+    "propertyNames": {"pattern": STORABLE},
+    "additionalProperties": STORED_JSON_MARK,
+}
+# Years 2 to 9997: whatever the offset, the moment stays within the years 1 to 9998.
+TIMESTAMP_PATTERN = (r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}"
+                     r"|99[0-8][0-9]|999[0-7])-")
+
+
+def _whole_or_text(value: Any) -> Any:
+    """Read a JSON number without a fraction (``5`` or ``5.0``) as an int; refuse true and
+    false, which Python counts as numbers."""
+    if isinstance(value, bool):
+        raise ValueError("a whole number is needed")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    """As ``_whole_or_text``, and refuse text too: ``"5"`` is not a number in JSON."""
+    if isinstance(value, str):
+        raise ValueError("a whole number is needed")
+    return _whole_or_text(value)
+
+
+# A whole number as JSON Schema means one: 5 and 5.0 alike, never "5" or true.
+
 
 SlugPath = Annotated[
-    str, param.Path(pattern=r"^[-a-zA-Z0-9_]+$", max_length=64, description="A project's slug.")
+    str, param.Path(pattern=SLUG_PATTERN, max_length=SLUG_MAX, description="A project's slug.")
 ]
 StreamPath = Annotated[
     str,
     param.Path(
-        pattern=STREAM_NAME,
-        max_length=200,
+        pattern=NAME_PATTERN,
+        max_length=NAME_MAX,
         description="A stream's name; it may contain `/` (see the API's description).",
     ),
 ]
-VersionIdPath = Annotated[int, param.Path(ge=0, description="A version's id.")]
+VersionIdPath = Annotated[int, param.Path(ge=0, le=BIGINT_MAX, description="A version's id.")]
 EventIdPath = Annotated[UUID, param.Path(description="An event's id.")]
-CompactionIdPath = Annotated[int, param.Path(ge=0, description="A compaction's id.")]
+CompactionIdPath = Annotated[int, param.Path(ge=0, le=BIGINT_MAX,
+                                             description="A compaction's id.")]
 
 Ref = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=200,
-        pattern=PLAIN_TEXT,
-        description="A version: its id (`12` or `v12`), its external key or a branch name.",
+        max_length=NAME_MAX,
+        pattern=TEXT_PATTERN,
+        description="A version: its id (`12` or `v12`), its external key or a branch name; "
+        "trimmed of white space at both ends.",
     ),
 ]
-Cursor = Annotated[
+PositionCursor = Annotated[
     str,
-    Field(
-        min_length=1,
-        max_length=500,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="The `next` cursor of the previous page.",
-    ),
+    Field(pattern=POSITION_PATTERN, description="The `next` cursor of the previous page."),
+]
+NameCursor = Annotated[
+    str,
+    Field(min_length=1, max_length=NAME_MAX, pattern=STORABLE,
+          description="The `next` cursor of the previous page."),
+]
+PairCursor = Annotated[
+    str,
+    Field(pattern=r"^[0-9]{1,18}\.[0-9]{1,18}\.[0-9]{1,18}$",
+          description="The `next` cursor of the previous page."),
+]
+AncestorsCursor = Annotated[
+    str,
+    Field(pattern=r"^[0-9]{1,18}\.[0-9]{1,18}$",
+          description="The `next` cursor of the previous page."),
 ]
 
 
@@ -70,9 +138,17 @@ class StrictSchema(Schema):
 
 
 class PageQuery(Schema):
-    after: Cursor | None = None
+    """A page of a list ordered by id or position."""
+
+    after: PositionCursor | None = None
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="At most this many "
                        "items.")
+
+
+class NamePageQuery(PageQuery):
+    """A page of a list ordered by name."""
+
+    after: NameCursor | None = None
 
 
 # -- errors ------------------------------------------------------------------
@@ -121,9 +197,11 @@ class ProjectPage(Schema):
 
 
 class StreamIn(StrictSchema):
-    name: str = Field(min_length=1, max_length=200, pattern=STREAM_NAME)
-    reducer: str = Field("merge", min_length=1, max_length=100, pattern=PLAIN_TEXT)
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)
+    reducer: str = Field("merge", min_length=1, max_length=100, pattern=TEXT_PATTERN)
     reducer_version: int | None = Field(None, ge=1, le=2_147_483_647)
+
+    _whole = field_validator("reducer_version", mode="before")(_whole_number)
 
 
 class StreamOut(Schema):
@@ -148,29 +226,25 @@ class EventIn(StrictSchema):
         None, description="The idempotency key: a retried event with the same id is not "
         "recorded twice. A new UUID when left out."
     )
-    type: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    payload: dict[str, Any]
-    timestamp: datetime | None = Field(None, description="RFC 3339 with an offset; now when "
-                                       "left out.")
+    type: str = Field(min_length=1, max_length=200, pattern=NON_BLANK)
+    payload: dict[str, Any] = Field(json_schema_extra=PAYLOAD_SCHEMA)
+    timestamp: datetime | None = Field(
+        None, description="RFC 3339 with an offset, in the years 2 to 9997; now when left out.",
+        json_schema_extra={"pattern": TIMESTAMP_PATTERN})
     causation: UUID | None = Field(None, description="The id of an earlier event of the "
                                    "project (or of this batch) that caused this one.")
     correlation: UUID | None = None
-    actor: str = Field("", max_length=200)
+    actor: str = Field("", max_length=200, pattern=STORABLE)
 
     @field_validator("timestamp")
     @classmethod
     def _in_range(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("a timestamp needs a UTC offset")
         try:
-            moment = value.astimezone(UTC)
-        except OverflowError as err:
-            raise ValueError("the timestamp is out of range") from err
-        if not 1 <= moment.year <= 9998:
-            raise ValueError("the timestamp is out of range")
-        return moment
+            return parse_timestamp(value)
+        except InvalidName as err:
+            raise ValueError(str(err)) from None
 
 
 class AppendIn(StrictSchema):
@@ -178,12 +252,14 @@ class AppendIn(StrictSchema):
         min_length=1, max_length=settings.CONTINUST_MAX_BATCH_EVENTS,
         description="Appended in order, all or none.",
     )
-    branch: str = Field("main", min_length=1, max_length=200, pattern=PLAIN_TEXT)
+    branch: str = Field("main", min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)
     expected_head: int | None = Field(
-        None,
+        None, ge=0, le=BIGINT_MAX,
         description="The version id the writer believes the branch points at; `null`: the "
         "branch must not exist yet. Leave it out to append wherever the branch is.",
     )
+
+    _whole = field_validator("expected_head", mode="before")(_whole_number)
 
 
 class VersionOut(Schema):
@@ -223,7 +299,7 @@ class EventOut(Schema):
     seq: int
     type: str
     timestamp: str
-    payload: dict[str, Any]
+    payload: dict[str, Any] = Field(json_schema_extra=PAYLOAD_SCHEMA)
     causation: UUID | None
     correlation: UUID | None
     actor: str
@@ -340,14 +416,19 @@ class PolicyIn(StrictSchema):
         description="`eternal` keeps everything; `selective` keeps every event and stores a "
         "state every `snapshot_every` versions; `ephemeral` releases payloads and states "
         "beyond a horizon.")
-    snapshot_every: StrictInt | None = Field(
+    snapshot_every: int | None = Field(
         None, description="selective: store a state every this many generations (2 to "
         "1,000,000; 100 when left out).")
-    horizon_versions: StrictInt | None = Field(
-        None, le=2_147_483_647, description="ephemeral: keep the newest this many versions.")
-    horizon_age: StrictInt | str | None = Field(
+    horizon_versions: int | None = Field(
+        None, le=MAX_HORIZON_VERSIONS, description="ephemeral: keep the newest this many "
+        "versions.")
+    horizon_age: int | str | None = Field(
         None, description="ephemeral: keep the versions younger than this: `90d`, `12h`, "
         "`30m`, `2w`, or a number of seconds. Give `horizon_versions`, this, or both.")
+
+    _whole = field_validator("snapshot_every", "horizon_versions", mode="before")(
+        _whole_number)
+    _whole_age = field_validator("horizon_age", mode="before")(_whole_or_text)
 
 
 class PolicyOut(Schema):

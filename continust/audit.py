@@ -28,11 +28,12 @@ from django.utils import timezone
 
 from continust import diff as diffs
 from continust.canonical import GENESIS, timestamp_text
-from continust.errors import InvalidEvent, NotFound
+from continust.errors import InvalidEvent, InvalidName, NotFound
 from continust.graphs import graph_for
 from continust.integrity import verify
 from continust.jsonl import export_lines
 from continust.models import AuditRecord, Event, Project, ReleasedVersion, Review, Stream, Version
+from continust.parsing import parse_cursor
 from continust.reviews import (
     CHECKED,
     COMMENTED,
@@ -94,9 +95,9 @@ def parse_pins(project: Project, tokens: Sequence[str]) -> list[Pin]:
     pins = []
     for token in tokens:
         try:
-            stream_id, events, versions = (int(part) for part in token.split("."))
-        except ValueError:
-            raise InvalidEvent(f"{token!r} is not a pin (stream.events.versions)") from None
+            stream_id, events, versions = parse_cursor(token, 3)
+        except InvalidName:
+            raise InvalidEvent(f"{token[:40]!r} is not a pin (stream.events.versions)") from None
         stream = Stream.objects.filter(project=project, pk=stream_id).first()
         if stream is None:
             raise NotFound(f"project {project.slug} has no stream {stream_id}")

@@ -17,15 +17,15 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-import jsonpointer
 from django.db import connection
 
 from continust.canonical import canonical_json
 from continust.diff import MISSING
-from continust.errors import InvalidEvent, NotFound
+from continust.errors import NotFound
 from continust.graphs import graph_for
 from continust.lineage import VersionGraph
 from continust.models import State, Stream, Version
+from continust.parsing import parse_pointer
 from continust.states import state_of
 
 BATCH: Final = 64
@@ -67,10 +67,7 @@ class Blame:
 
 def pointer_tokens(path: str) -> list[str]:
     """Split an RFC 6901 JSON Pointer into its reference tokens."""
-    try:
-        return list(jsonpointer.JsonPointer(path).parts)
-    except jsonpointer.JsonPointerException as err:
-        raise InvalidEvent(f"{path!r} is not a JSON Pointer: {err}") from err
+    return list(parse_pointer(path))
 
 
 def resolve(document: Any, tokens: list[str]) -> Any:

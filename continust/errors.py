@@ -10,6 +10,11 @@ class ContinustError(Exception):
     """Base of every error the domain raises on bad input."""
 
 
+class InvalidName(ContinustError):
+    """A name, reference, id, cursor or search term a user typed that no record could have:
+    not in ASCII digits, out of range, or holding a character PostgreSQL cannot store."""
+
+
 class NotFound(ContinustError):
     """A project, stream, version, branch or event that does not exist."""
 

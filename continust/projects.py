@@ -6,8 +6,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
-from continust.errors import AlreadyExists, InvalidEvent, NotFound
+from continust.errors import AlreadyExists, InvalidEvent, InvalidName, NotFound
 from continust.models import Membership, Project, Role, Stream
+from continust.parsing import parse_stream_name
 from continust.reducers import UnknownReducer, get_reducer
 
 
@@ -39,9 +40,11 @@ def create_stream(
     project: Project, name: str, *, reducer: str = "merge", reducer_version: int | None = None
 ) -> Stream:
     """Create a stream folded by a registered reducer (its newest version by default)."""
-    name = name.strip()
-    if not name or len(name) > 200 or any(ch.isspace() or ord(ch) < 32 for ch in name):
-        raise InvalidEvent("a stream name must be 1 to 200 characters without spaces")
+    try:
+        name = parse_stream_name(name)
+    except InvalidName as err:
+        raise InvalidEvent(f"{err}: a stream name is 1 to 200 characters without white space "
+                           "or control characters") from err
     try:
         chosen = get_reducer(reducer, reducer_version)
     except UnknownReducer as err:

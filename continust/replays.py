@@ -102,6 +102,7 @@ from continust.models import (
     Version,
     VersionParent,
 )
+from continust.parsing import parse_number
 from continust.reducers import get_reducer
 from continust.rows import insert_rows, insert_states, reserve_ids
 from continust.states import state_of, states_of
@@ -314,10 +315,7 @@ def start_replay(
 
 def get_replay(project: Project, replay_id: int | str) -> Replay:
     """Return a replay of the project by id."""
-    try:
-        number = int(str(replay_id).strip())
-    except ValueError:
-        raise NotFound(f"{replay_id!r} is not a replay id") from None
+    number = parse_number(replay_id, "replay id")
     replay = (Replay.objects.select_related("stream__project", "start", "end", "shadow_head")
               .filter(pk=number, stream__project=project).first())
     if replay is None:

@@ -25,14 +25,15 @@ from typing import Any, Final
 
 from django.db import transaction
 
-from continust.errors import InvalidEvent
+from continust.errors import InvalidEvent, InvalidName
 from continust.models import Retention, Stream
+from continust.parsing import parse_number
 
 MIN_EVERY = 2
 MAX_EVERY = 1_000_000
 MAX_HORIZON_VERSIONS = 2**31 - 1
 MAX_AGE = timedelta(weeks=5200)  # a century: the clock arithmetic stays in range
-_AGE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)?\s*$")
+_AGE = re.compile(r"^\s*([0-9]+)\s*(s|m|h|d|w)?\s*$")  # ASCII digits, as continust.parsing
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SET_EVENT = "retention.set"
 
@@ -164,9 +165,11 @@ def unused_settings(kind: str, given: Iterable[str]) -> list[str]:
 def _whole(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise InvalidEvent(f"{name} must be a whole number")
+    if isinstance(value, int):
+        return value
     try:
-        return int(str(value).strip())
-    except ValueError:
+        return parse_number(str(value), name)
+    except InvalidName:
         raise InvalidEvent(f"{name} must be a whole number, not {value!r}") from None
 
 

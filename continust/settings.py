@@ -57,6 +57,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # A write that timed out on a database lock: 503 with Retry-After, not a 500.
     "continust.busy.DatabaseBusyMiddleware",
+    "explorer.errors.DomainErrors",
     # Last, as django-axes asks: it turns a locked-out login into the 429 page.
     "axes.middleware.AxesMiddleware",
 ]

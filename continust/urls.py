@@ -12,3 +12,8 @@ urlpatterns = [
     path("tokens/", include("api.urls")),
     path("", include("explorer.urls")),
 ]
+
+# Errors render inside the explorer's layout, with a way back.
+handler400 = "explorer.errors.bad_request"
+handler403 = "explorer.errors.permission_denied"
+handler404 = "explorer.errors.page_not_found"

@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from continust import audit, reviews
 from continust import diff as diffs
 from continust.blame import blame, pointer_tokens, resolve
-from continust.errors import ContinustError
+from continust.errors import ContinustError, InvalidName
 from continust.graphs import graph_for
 from continust.lookup import resolve_version
 from continust.members import invite, remove, set_role
@@ -484,7 +484,7 @@ def blame_view(request: HttpRequest, membership: Membership, stream: Stream, ver
                                 "previous": _show(c.previous)} for c in found.changes]
         except ContinustError as err:
             context["error"] = str(err)
-            status = 404
+            status = 400 if isinstance(err, InvalidName) else 404
     return render(request, "blame.html", context, status=status)
 
 

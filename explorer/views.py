@@ -24,8 +24,9 @@ from continust import diff as diffs
 from continust.causation import causes, consequences, flatten
 from continust.errors import ContinustError, MergeConflict, NotFound, StateReleased
 from continust.graphs import graph_for
-from continust.lookup import resolve_version
+from continust.lookup import find_version
 from continust.models import Branch, Event, Membership, Role, Stream, Version
+from continust.parsing import parse_number, parse_search
 from continust.retention import policy_of
 from continust.states import is_released, released_run, state_of
 from continust.store import fork, merge, plan_merge
@@ -49,7 +50,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 @member_required()
 def project(request: HttpRequest, membership: Membership) -> HttpResponse:
-    query = request.GET.get("q", "").strip()
+    query = parse_search(request.GET.get("q", ""))
     streams = Stream.objects.filter(project=membership.project).order_by("name")
     if query:
         streams = streams.filter(Q(name__icontains=query) | Q(reducer__icontains=query))
@@ -69,12 +70,14 @@ def _filters(request: HttpRequest) -> tuple[FilterForm, Filters]:
                          data["until"])
 
 
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+def _int(request: HttpRequest, name: str) -> int | None:
+    """Return the number a query parameter holds; none when left out or empty."""
+    value = request.GET.get(name)
+    return parse_number(value, f"?{name}=") if value else None
 
 
 def _picked(stream: Stream, request: HttpRequest, name: str) -> Version | None:
-    number = _int(request.GET.get(name))
+    number = _int(request, name)
     if number is None:
         return None
     return (Version.objects.filter(stream=stream, pk=number).select_related("event")
@@ -92,13 +95,13 @@ def _query(request: HttpRequest, **changes: Any) -> str:
 @member_required()
 def stream_page(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
     form, filters = _filters(request)
-    top = _int(request.GET.get("top"))
+    top = _int(request, "top")
     selected = _picked(stream, request, "v")
     if selected is not None and top is None and not filters.active:
         row = shown_row(selected)
         top = row + 5 if row is not None else None
     if filters.active:
-        page = filtered_page(stream, filters, before=_int(request.GET.get("before")),
+        page = filtered_page(stream, filters, before=_int(request, "before"),
                              previous_day=request.GET.get("day"))
     else:
         page = timeline_page(stream, top=top, previous_day=request.GET.get("day"))
@@ -275,22 +278,13 @@ def causation(request: HttpRequest, membership: Membership, event_id: uuid.UUID
 @require_GET
 @member_required()
 def jump(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
-    query = request.GET.get("q", "").strip()
-    target = None
+    url = reverse("stream", args=[membership.project.slug, stream.pk])
     try:
-        target = resolve_version(stream, query)
-    except NotFound:
-        try:
-            key = uuid.UUID(query)
-        except ValueError:
-            key = None
-        if key is not None:
-            target = Version.objects.filter(stream=stream, event__id=key).order_by("id").first()
-    if target is None:
-        messages.error(request, f"Nothing in {stream.name} is called {query!r}.")
-        return redirect(reverse("stream", args=[membership.project.slug, stream.pk]))
-    return redirect(reverse("stream", args=[membership.project.slug, stream.pk])
-                    + f"?v={target.pk}")
+        target = find_version(stream, request.GET.get("q", ""))
+    except NotFound as err:
+        messages.error(request, f"{str(err)[:1].upper()}{str(err)[1:]}.")
+        return redirect(url)
+    return redirect(url + f"?v={target.pk}")
 
 
 @require_POST

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from continust.blame import blame, pointer_tokens, resolve, same
 from continust.diff import MISSING, apply_merge_patch
-from continust.errors import InvalidEvent, MergeConflict, NotFound, NothingToMerge
+from continust.errors import InvalidEvent, InvalidName, MergeConflict, NotFound, NothingToMerge
 from continust.graphs import graph_for
 from continust.models import Version
 from continust.projects import create_stream
@@ -58,7 +58,7 @@ def test_it_refuses_a_missing_path_and_a_bad_pointer(stream):
         blame(stream, v1, "/a/1")
     with pytest.raises(NotFound):
         blame(stream, v1, "/a/01")  # RFC 6901: no leading zeros
-    with pytest.raises(InvalidEvent):
+    with pytest.raises(InvalidName):
         blame(stream, v1, "a")
 
 

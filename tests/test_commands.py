@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 
 from continust.models import Event
@@ -105,3 +106,34 @@ def test_it_follows_causation(project, stream):
     assert [c["type"] for c in out["consequences"]] == ["done"]
     with pytest.raises(CommandError, match="has no event"):
         run("causation", "--project", "acme", "6f1c8a3e-2b7d-4e59-9a0c-3d5e7f812a44")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["state", "--project", "acme", "--stream", "pricing", "¹3"], "digits 0-9|¹3"),
+        (["state", "--project", "acme", "--stream", "pricing", "١٢"], "no version"),
+        (["state", "--project", "acme", "--stream", "pricing", "a\x00b"], "U\\+0000"),
+        (["state", "--project", "a\x00b", "--stream", "pricing", "main"], "slug"),
+        (["lineage", "--project", "acme", "--stream", "pricing", "merge-bases", "१२", "main"],
+         "no version"),
+        (["causation", "--project", "acme", "١٢345678-1234-1234-1234-123456789abc"],
+         "not an event id"),
+    ],
+)
+def test_an_odd_name_is_one_line_and_exit_1(stream, capsys, argv, message):
+    """Before, ``state ... ¹3`` printed a traceback; ``١٢`` named version 12."""
+    put(stream, *({"n": n} for n in range(13)))
+    command = load_command_class("continust", argv[0])
+    with pytest.raises(SystemExit) as exit_:
+        command.run_from_argv(["manage.py", *argv])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("CommandError: ")
+    assert re.search(message, err), err
+
+
+@pytest.mark.parametrize("typed", ["١٢", "¹3"])
+def test_a_number_option_takes_ascii_digits_only(stream, typed):
+    with pytest.raises(CommandError, match="digits 0-9"):
+        run("create_stream", "--project", "acme", "--stream", "more", "--reducer-version", typed)

@@ -83,7 +83,8 @@ def test_it_promotes(stream, versions):
     (["--stream", "pricing", "--to", "main", "--until", "soon"], "is not an ISO 8601 time"),
     (["--stream", "pricing", "--to", "main", "--reducer-version", "7"], "no reducer merge@7"),
     (["--cancel", "999"], "has no replay 999"),
-    (["--promote", "x"], "'x' is not a replay id"),
+    (["--promote", "x"], "replay id 'x' is not a number"),
+    (["--promote", "¹3"], "replay id '¹3' is not a number"),
 ])
 def test_it_fails_with_a_one_line_error(stream, versions, args, message):
     with pytest.raises(CommandError, match=message) as raised:

@@ -88,7 +88,7 @@ def test_it_sets_an_ephemeral_horizon_and_prints_json(stream):
     (["set"], "set needs a kind: eternal, selective, ephemeral"),
     (["set", "forever"], "'forever' is not a retention policy"),
     (["set", "selective", "--every", "1"], "between 2 and"),
-    (["set", "selective", "--every", "ten"], "invalid int value"),
+    (["set", "selective", "--every", "ten"], "not a number in the digits 0-9"),
     (["set", "ephemeral"], "needs a horizon"),
     (["set", "ephemeral", "--horizon-age", "3 fortnights"], "not an age"),
     (["set", "ephemeral", "--horizon-age", "99999999999999w"], "at most 5200w"),

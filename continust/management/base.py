@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from argparse import ArgumentTypeError
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from continust.errors import ContinustError
+from continust.errors import ContinustError, InvalidName
 from continust.lookup import get_project, get_stream
 from continust.models import Project, Stream
+from continust.parsing import parse_number
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,14 @@ class ContinustCommand(BaseCommand):
             self.stdout.write(json.dumps(data, ensure_ascii=False, default=str))
         else:
             self.stdout.write(text)
+
+
+def number(text: str) -> int:
+    """An argument type: a whole number in ASCII digits (argparse's ``int`` reads ``١٢``)."""
+    try:
+        return parse_number(text)
+    except InvalidName as err:
+        raise ArgumentTypeError(str(err)) from err
 
 
 def parse_json(raw: str, what: str) -> Any:

@@ -21,16 +21,16 @@ class Api:
     client: Client
     token: str | None
 
-    def _headers(self) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def get(self, path: str, **params: Any) -> Any:
-        return self.client.get(f"/api{path}", params, headers=self._headers())
+        return self.client.get(f"/api{path}", params, headers=self.headers())
 
     def post(self, path: str, body: Any = None, *, raw: bytes | str | None = None) -> Any:
         data = raw if raw is not None else json.dumps(body)
         return self.client.post(f"/api{path}", data, content_type="application/json",
-                                headers=self._headers())
+                                headers=self.headers())
 
 
 def issue(user, projects, scope=Scope.WRITE, name="ci") -> str:

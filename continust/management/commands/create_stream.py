@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from continust.management.base import ContinustCommand, Scope
+from continust.management.base import ContinustCommand, Scope, number
 from continust.projects import create_stream
 
 
@@ -17,7 +17,7 @@ class Command(ContinustCommand):
         super().add_arguments(parser)
         parser.add_argument("--stream", required=True)
         parser.add_argument("--reducer", default="merge")
-        parser.add_argument("--reducer-version", type=int)
+        parser.add_argument("--reducer-version", type=number)
 
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
         project = scope.the_project

@@ -17,7 +17,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from continust import replays
 from continust.lookup import get_stream
-from continust.management.base import ContinustCommand, Scope
+from continust.management.base import ContinustCommand, Scope, number
 from continust.models import Replay, ReplayStatus
 
 POLL_SECONDS = 0.5
@@ -43,7 +43,7 @@ class Command(ContinustCommand):
         parser.add_argument("--skip-event", action="append", default=[], metavar="ID",
                             help="leave out this event (repeatable)")
         parser.add_argument("--until", help="leave out events after this ISO 8601 time")
-        parser.add_argument("--reducer-version", type=int,
+        parser.add_argument("--reducer-version", type=number,
                             help="fold with this registered version of the stream's reducer")
         parser.add_argument("--wait", action="store_true",
                             help="show progress until the replay has finished")

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from continust.management.base import ContinustCommand, Scope
+from continust.management.base import ContinustCommand, Scope, number
 from continust.models import Retention, Stream
 from continust.records import retention_record
 from continust.retention import Policy, make_policy, set_policy, unused_settings
@@ -33,9 +33,9 @@ class Command(ContinustCommand):
         parser.add_argument("action", nargs="?", choices=("show", "set"), default="show",
                             help="show the policy (default) or set it")
         parser.add_argument("kind", nargs="?", help="with set: " + ", ".join(Retention.values))
-        parser.add_argument("--every", type=int, metavar="N",
+        parser.add_argument("--every", type=number, metavar="N",
                             help="selective: store a state every N generations (default 100)")
-        parser.add_argument("--horizon-versions", type=int, metavar="N",
+        parser.add_argument("--horizon-versions", type=number, metavar="N",
                             help="ephemeral: keep the newest N versions")
         parser.add_argument("--horizon-age", metavar="AGE",
                             help="ephemeral: keep versions younger than AGE (90d, 12h, 30m, "

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from continust.management.base import ContinustCommand, Scope, parse_json
+from continust.management.base import ContinustCommand, Scope, number, parse_json
 from continust.windows import run_windows, spec_from_json
 
 _EVENT_INDEX = re.compile(r"^event \d+: ")
@@ -60,7 +60,7 @@ class Command(ContinustCommand):
             help='e.g. {"type": "tumbling", "size_ms": 60000, "out_of_orderness_ms": 5000}',
         )
         parser.add_argument(
-            "--batch-size", type=int, default=1024,
+            "--batch-size", type=number, default=1024,
             help="events handled at a time (1 answers each line at once; default 1024)",
         )
 

@@ -1,0 +1,220 @@
+"""Reading what users type: one parser for each kind of name, shared by every surface.
+
+The HTTP API, the explorer and the command line read version references, event
+ids, positions and cursors, JSON Pointers, timestamps, slugs, stream names and
+search terms through these functions, and nothing else. Each returns a plain
+value or raises ``InvalidName`` naming the input; none touches the database, so
+a refused input changes nothing and never reaches a query.
+
+The rules, as the docs (``docs/names.md``) and the API's spec state them:
+
+- numbers are ASCII digits only, ``[0-9]``, and fit PostgreSQL's ``bigint``:
+  ``str.isdigit`` and ``int`` also read superscripts and other scripts' digits
+  (``¹3``, ``١٢``), which would name a version nobody typed;
+- text holds no control character (Unicode category Cc, U+0000 to U+001F and
+  U+007F to U+009F) and no lone surrogate: PostgreSQL cannot store NUL, and
+  UTF-8 cannot carry a surrogate;
+- what a user types is trimmed of white space at both ends, where white space is
+  what ``str.isspace`` says (U+0085 and U+3000 included).
+
+The ``*_PATTERN`` constants are the same rules as regular expressions, written
+with explicit ``\\uXXXX`` classes so that Python, JavaScript and the Rust engine
+pydantic validates with read them alike (``\\s`` differs between the three).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import jsonpointer
+
+from continust.errors import InvalidName
+
+BIGINT_MAX = 2**63 - 1
+NAME_MAX = 200  # the longest stream name, branch name, key or reference
+SLUG_MAX = 64
+SEARCH_MAX = 200
+
+# Characters, as regular-expression class bodies.
+CONTROLS = r"\u0000-\u001f\u007f-\u009f"
+SPACES = (r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029"
+          r"\u202f\u205f\u3000")
+
+SLUG_PATTERN = r"^[-a-zA-Z0-9_]+$"
+# A stream or branch name: no white space anywhere, no control character.
+NAME_PATTERN = rf"^[^{SPACES}{CONTROLS}]+$"
+# Free text (a reference, a search term): no control character, something besides spaces.
+TEXT_PATTERN = rf"^[^{CONTROLS}]*[^{SPACES}{CONTROLS}][^{CONTROLS}]*$"
+# A position: what fits a bigint for sure, in ASCII digits.
+POSITION_PATTERN = r"^[0-9]{1,18}$"
+
+_SLUG = re.compile(SLUG_PATTERN)
+_NAME = re.compile(NAME_PATTERN)
+_TEXT = re.compile(TEXT_PATTERN)
+_DIGITS = re.compile(r"[0-9]+")
+_VERSION_NUMBER = re.compile(r"[vV]?([0-9]+)")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                   r"[0-9a-fA-F]{12}")
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A reference to a version as typed: a branch name, an external key or an id.
+
+    ``number`` is the id it spells (``12`` or ``v12``), when it spells one; which of
+    the three it names is for the lookup to say, since a branch may be called ``12``.
+    """
+
+    text: str
+    number: int | None
+
+
+def _shown(text: str) -> str:
+    return repr(text[:40] + ("…" if len(text) > 40 else ""))
+
+
+def storable_text(text: str, what: str = "text") -> str:
+    """Return the text if PostgreSQL can store it: no NUL, no lone surrogate."""
+    if "\x00" in text:
+        raise InvalidName(f"{what} {_shown(text)} contains U+0000, which cannot be stored")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidName(f"{what} {_shown(text)} contains a lone surrogate") from None
+    return text
+
+
+def _plain(text: str, what: str, *, limit: int = NAME_MAX) -> str:
+    """Return the text trimmed, if it is 1 to ``limit`` characters without controls."""
+    storable_text(text, what)
+    trimmed = text.strip()
+    if not trimmed:
+        raise InvalidName(f"{what} is empty")
+    if not _TEXT.fullmatch(text):  # a tab or a newline at an end is a control character too
+        raise InvalidName(f"{what} {_shown(text)} contains a control character")
+    if len(trimmed) > limit:
+        raise InvalidName(f"{what} {_shown(trimmed)} is longer than {limit} characters")
+    return trimmed
+
+
+def parse_number(text: str | int, what: str = "number", *, minimum: int = 0,
+                 maximum: int = BIGINT_MAX) -> int:
+    """Return the whole number written in ASCII digits, within [minimum, maximum]."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        number = text
+    else:
+        digits = storable_text(str(text), what).strip()
+        if not _DIGITS.fullmatch(digits):
+            raise InvalidName(f"{what} {_shown(digits)} is not a number in the digits 0-9")
+        if len(digits.lstrip("0")) > len(str(maximum)):
+            raise InvalidName(f"{what} {_shown(digits)} is above {maximum}")
+        number = int(digits)
+    if not minimum <= number <= maximum:
+        raise InvalidName(f"{what} {number} is not between {minimum} and {maximum}")
+    return number
+
+
+def parse_version_ref(text: str | int) -> VersionRef:
+    """Return the reference a user typed to name a version."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        given = parse_number(text, "version id")
+        return VersionRef(str(given), given)
+    trimmed = _plain(str(text), "version reference")
+    match = _VERSION_NUMBER.fullmatch(trimmed)
+    number: int | None = None
+    if match is not None and len(match.group(1).lstrip("0")) <= len(str(BIGINT_MAX)):
+        value = int(match.group(1))
+        number = value if value <= BIGINT_MAX else None
+    return VersionRef(trimmed, number)
+
+
+def parse_event_id(text: str | uuid.UUID) -> uuid.UUID:
+    """Return the event id: a UUID in hexadecimal digits, hyphens optional."""
+    if isinstance(text, uuid.UUID):
+        return text
+    trimmed = storable_text(str(text), "event id").strip()
+    if not _UUID.fullmatch(trimmed):
+        raise InvalidName(f"{_shown(trimmed)} is not an event id (a UUID)")
+    return uuid.UUID(trimmed)
+
+
+def parse_slug(text: str) -> str:
+    """Return a project's slug: 1 to 64 ASCII letters, digits, hyphens or underscores."""
+    storable_text(text, "project slug")
+    if len(text) > SLUG_MAX or not _SLUG.fullmatch(text):
+        raise InvalidName(f"{_shown(text)} is not a project slug (letters, digits, hyphens)")
+    return text
+
+
+def parse_stream_name(text: str) -> str:
+    """Return a stream's name: 1 to 200 characters, no white space or control character."""
+    return _name(text, "stream name")
+
+
+def parse_branch_name(text: str) -> str:
+    """Return a branch's name: 1 to 200 characters, no white space or control character."""
+    return _name(text, "branch name")
+
+
+def _name(text: str, what: str) -> str:
+    trimmed = _plain(text, what)
+    if not _NAME.fullmatch(trimmed):
+        raise InvalidName(f"{what} {_shown(trimmed)} contains white space")
+    return trimmed
+
+
+def parse_search(text: str) -> str:
+    """Return a search term, trimmed; empty when nothing was typed."""
+    storable_text(text, "search term")
+    trimmed = text.strip()
+    if not trimmed:
+        return ""
+    return _plain(trimmed, "search term", limit=SEARCH_MAX)
+
+
+def parse_cursor(text: str, parts: int) -> tuple[int, ...]:
+    """Return the positions a cursor holds: ``parts`` numbers joined by dots (``12.40``)."""
+    pieces = storable_text(text, "cursor").split(".")
+    if len(pieces) != parts:
+        raise InvalidName(f"cursor {_shown(text)} is not {parts} numbers joined by dots")
+    return tuple(parse_number(piece, "cursor position") for piece in pieces)
+
+
+def format_cursor(*positions: int) -> str:
+    """Write positions as ``parse_cursor`` reads them."""
+    return ".".join(str(p) for p in positions)
+
+
+def parse_pointer(text: str) -> tuple[str, ...]:
+    """Return the reference tokens of an RFC 6901 JSON Pointer (``/a/0/b~1c``)."""
+    storable_text(text, "JSON Pointer")
+    try:
+        return tuple(jsonpointer.JsonPointer(text).parts)
+    except jsonpointer.JsonPointerException as err:
+        raise InvalidName(f"{_shown(text)} is not a JSON Pointer: {err}") from err
+
+
+def parse_timestamp(text: str | datetime) -> datetime:
+    """Return an RFC 3339 timestamp with a UTC offset as UTC, years 1 to 9998."""
+    if isinstance(text, datetime):
+        moment = text
+    else:
+        trimmed = storable_text(text, "timestamp").strip()
+        if not trimmed.isascii():
+            raise InvalidName(f"{_shown(trimmed)} is not an RFC 3339 timestamp")
+        try:
+            moment = datetime.fromisoformat(trimmed)
+        except ValueError as err:
+            raise InvalidName(f"{_shown(trimmed)} is not an RFC 3339 timestamp") from err
+    if moment.tzinfo is None:
+        raise InvalidName(f"timestamp {moment.isoformat()} needs a UTC offset")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError as err:
+        raise InvalidName(f"timestamp {moment.isoformat()} is out of range") from err
+    if not 1 <= moment.year <= 9998:
+        raise InvalidName(f"timestamp {moment.isoformat()} is out of range")
+    return moment

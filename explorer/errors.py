@@ -1,0 +1,73 @@
+"""Error pages inside the layout, with a way back: never Django's bare or technical pages.
+
+A name no record could have (``InvalidName``: ``?v=¹3``, a NUL in a search) is a
+400; a missing project, stream, version or event a 404; a role too low a 403.
+The domain raises its own errors; the middleware turns the two a view does not
+handle itself into pages, and Django's ``handler4xx`` hooks render the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from continust.errors import InvalidName, NotFound
+
+TITLES = {400: "That name cannot be read", 403: "Not allowed", 404: "Not found"}
+
+
+def _back(path: str) -> str:
+    """Return the page one level up from a path: the way back from an error."""
+    parts = [p for p in path.split("/") if p]
+    while parts and parts[-1] in {"s", "v", "events", "p"}:
+        parts.pop()
+    parts = parts[:-1]
+    while parts and parts[-1] in {"s", "v", "events", "p"}:
+        parts.pop()
+    return "/" + "".join(f"{p}/" for p in parts)
+
+
+def error_page(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """Render an error inside the layout with a link one level up and one home."""
+    return render(request, "error.html", {
+        "status": status, "title": TITLES.get(status, "Something went wrong"),
+        "message": message, "back": _back(request.path),
+    }, status=status)
+
+
+def _message(exception: Exception | None, default: str) -> str:
+    first = exception.args[0] if exception is not None and exception.args else None
+    return first if isinstance(first, str) and first else default
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_page(request, 400, _message(exception, "The request could not be read."))
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None
+                      ) -> HttpResponse:
+    return error_page(request, 403, _message(exception, "You may not do this here."))
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_page(request, 404, _message(exception, "There is nothing at this address."))
+
+
+class DomainErrors:
+    """Turn the domain's InvalidName into a 400 page and NotFound into a 404 page."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception
+                          ) -> HttpResponse | None:
+        if isinstance(exception, InvalidName):
+            return error_page(request, 400, str(exception))
+        if isinstance(exception, NotFound):
+            return error_page(request, 404, str(exception))
+        return None
