@@ -119,6 +119,11 @@ def test_it_follows_causation(project, stream):
          "no version"),
         (["causation", "--project", "acme", "١٢345678-1234-1234-1234-123456789abc"],
          "not an event id"),
+        # argparse's own refusals too: a number option, a missing argument.
+        (["create_stream", "--project", "acme", "--stream", "more", "--reducer-version", "١٢"],
+         "digits 0-9"),
+        (["append", "--project", "acme", "--stream", "pricing", "--type", "t"],
+         "required: --payload"),
     ],
 )
 def test_an_odd_name_is_one_line_and_exit_1(stream, capsys, argv, message):

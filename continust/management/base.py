@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from argparse import ArgumentTypeError
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -38,6 +39,20 @@ class ContinustCommand(BaseCommand):
 
     needs_project = True
     needs_stream = False
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        """A parser whose refusals are one line and exit status 1, as the command's own are
+        (argparse prints its usage and exits 2)."""
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+
+        def refuse(message: str) -> NoReturn:
+            if not parser.called_from_command_line:
+                raise CommandError(f"Error: {message}")
+            sys.stderr.write(f"CommandError: {message}\n")
+            sys.exit(1)
+
+        parser.error = refuse  # type: ignore[method-assign]
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         if self.needs_project:
