@@ -110,6 +110,10 @@ post_migrate.connect(_guard_again, dispatch_uid="continust-tests-truncate-guard"
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the browser tests last: Playwright keeps an event loop running in this thread
-    until the session ends, and asyncio.run() refuses to start under it."""
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    """Run the browser tests last, and those on the session's browser (``tests/browser``)
+    after those that start Playwright for themselves: the session's Playwright keeps an
+    event loop running in this thread until the session ends, and neither asyncio.run()
+    nor another sync_playwright() starts under it. The sort is stable, so a random order
+    within each group stays."""
+    items.sort(key=lambda item: (item.get_closest_marker("browser") is not None,
+                                 "browser" in getattr(item, "fixturenames", ())))
