@@ -8,10 +8,12 @@ the commands and the explorer.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
+import django_stubs_ext
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -25,8 +27,14 @@ from continust.models import Branch, BranchMove, Event, Membership, Project, Sta
 from continust.states import state_of
 from continust.store import UNSET, NewEvent, append, fork, merge
 
+# The admin classes take their model as a type argument in django-stubs only; this lets
+# the class statements below subscript them when Python runs them too.
+django_stubs_ext.monkeypatch()
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+M = TypeVar("M", bound=models.Model)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin[M]):
     """An admin that shows rows and never adds, changes or deletes them."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -39,14 +47,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(admin.TabularInline[Membership, Project]):
     model = Membership
     extra = 1
     autocomplete_fields = ["user"]
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(admin.ModelAdmin[Project]):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
     prepopulated_fields = {"slug": ["name"]}
@@ -76,7 +84,7 @@ class MergeForm(forms.Form):
 
 
 @admin.register(Stream)
-class StreamAdmin(admin.ModelAdmin):
+class StreamAdmin(admin.ModelAdmin[Stream]):
     list_display = ["name", "project", "reducer", "reducer_version", "event_count", "actions_"]
     list_filter = ["project"]
     search_fields = ["name"]
@@ -171,7 +179,7 @@ class StreamAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(ReadOnlyAdmin[Event]):
     list_display = ["position", "stream", "seq", "type", "actor", "timestamp", "id"]
     list_filter = ["stream__project"]
     search_fields = ["id", "type", "actor"]
@@ -179,7 +187,7 @@ class EventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Version)
-class VersionAdmin(ReadOnlyAdmin):
+class VersionAdmin(ReadOnlyAdmin[Version]):
     list_display = ["id", "stream", "branch", "generation", "key", "reducer", "created_at"]
     list_filter = ["stream__project"]
     search_fields = ["key", "digest"]
@@ -213,12 +221,12 @@ class VersionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(State)
-class StateAdmin(ReadOnlyAdmin):
+class StateAdmin(ReadOnlyAdmin[State]):
     list_display = ["hash"]
     search_fields = ["hash"]
 
 
-class BranchMoveInline(admin.TabularInline):
+class BranchMoveInline(admin.TabularInline[BranchMove, Branch]):
     model = BranchMove
     extra = 0
     can_delete = False
@@ -229,7 +237,7 @@ class BranchMoveInline(admin.TabularInline):
 
 
 @admin.register(Branch)
-class BranchAdmin(ReadOnlyAdmin):
+class BranchAdmin(ReadOnlyAdmin[Branch]):
     list_display = ["name", "stream", "head", "created_at"]
     list_filter = ["stream__project"]
     list_select_related = ["stream"]

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
+from uuid import UUID
 
 from django.db import connection, transaction
 from django.db.models import Count
@@ -339,7 +340,7 @@ def _rows(versions: list[Version]) -> list[ChangeRow]:
     released = set(ReleasedVersion.objects.filter(version_id__in=wanted)
                    .values_list("version_id", flat=True))
     states = states_of(wanted - released)
-    causes = {e.id: e for e in Event.objects.filter(
+    causes: dict[UUID | None, Event] = {e.id: e for e in Event.objects.filter(
         project_id__in={v.event.project_id for v in versions},
         id__in=[v.event.causation_id for v in versions if v.event.causation_id])}
     rows = []

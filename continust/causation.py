@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from continust.models import Event
 
@@ -44,7 +45,8 @@ def consequences(event: Event, *, limit: int = 1000) -> Consequence:
     seen = 0
     while frontier and seen < limit:
         level = [frontier.popleft() for _ in range(len(frontier))]
-        by_cause = {node.event.id: node for node in level}
+        # Looked up by a child's optional causation_id, which the query makes one of these.
+        by_cause: dict[UUID | None, Consequence] = {node.event.id: node for node in level}
         children = (
             Event.objects.select_related("stream")
             .filter(project_id=event.project_id, causation_id__in=list(by_cause))

@@ -608,7 +608,7 @@ class _Run:
                 "ON h.id = b.head_id WHERE h.state_id = continust_state.hash)",
                 [*hashes, self.stream.pk, self.compaction.upto],
             )
-            deleted = cursor.rowcount
+            deleted: int = cursor.rowcount
         permit.delete()
         return deleted
 

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
@@ -21,6 +22,9 @@ from continust.log import statistics
 from continust.models import Branch, Project, Stream, Version
 from continust.projects import create_stream
 from continust.store import Batch, NewEvent, lock_stream, move_branch
+
+if TYPE_CHECKING:
+    from continust.store import _PlannedVersion
 
 _NAMESPACE = uuid.UUID("6f1c8a3e-2b7d-4e59-9a0c-3d5e7f812a44")
 # Git does not record the branch a commit was made on; its refs are imported as branches.
@@ -50,11 +54,12 @@ def import_git(
         stream = lock_stream(stream)
         by_key = {
             v.key: v for v in Version.objects.filter(stream=stream, key__isnull=False)
+            if v.key is not None
         }
         commits = read_commits(path, exclude=set(by_key))
         batch = Batch(stream)
         batch.reserve(len(commits), len(commits))
-        planned = dict(by_key)
+        planned: dict[str, Version | _PlannedVersion] = dict(by_key)
         for commit in commits:
             payload = {
                 "commit": commit.id,

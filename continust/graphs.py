@@ -16,10 +16,10 @@ from continust.lineage import VersionGraph
 from continust.models import Stream, Version, VersionParent
 
 _lock = threading.Lock()
-_graphs: dict[tuple[int, datetime], tuple[VersionGraph, int]] = {}
+_graphs: dict[tuple[int, datetime], tuple[VersionGraph[int], int]] = {}
 
 
-def graph_for(stream: Stream) -> VersionGraph:
+def graph_for(stream: Stream) -> VersionGraph[int]:
     """Return the stream's version graph, brought up to date with the database."""
     cache_key = (stream.pk, stream.created_at)
     with _lock:

@@ -15,7 +15,7 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import networkx as nx  # type: ignore[import-untyped]
+import networkx as nx
 
 from continust.errors import ContinustError, NotFound
 
@@ -73,7 +73,7 @@ class VersionGraph(Generic[N]):
     """
 
     def __init__(self) -> None:
-        self._graph = nx.DiGraph()
+        self._graph: nx.DiGraph[N] = nx.DiGraph()
         # Each version's attribute dict in the graph (parents, generation,
         # order), indexed again here: the walks read it for every version they
         # visit, and a plain dict is much faster than the graph's node view.
@@ -166,7 +166,7 @@ class VersionGraph(Generic[N]):
         """Return the versions without children, in the order they were added."""
         return list(self._heads)
 
-    def as_digraph(self) -> nx.DiGraph:
+    def as_digraph(self) -> nx.DiGraph[N]:
         """Return a read-only view of the graph; edges run from parent to child."""
         return self._graph.copy(as_view=True)
 

@@ -100,7 +100,9 @@ def dispatch(limit: int = 100) -> int:
     current = rows[0]
     try:
         with app.connection_for_write(connect_timeout=CONNECT_TIMEOUT) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2,
+            # kombu documents the intervals as float seconds; celery-types declares int.
+            conn.ensure_connection(max_retries=1, interval_start=0,
+                                   interval_step=0.2,  # type: ignore[arg-type]
                                    timeout=CONNECT_TIMEOUT)
             for current in rows:
                 app.send_task(current.task, args=current.args, connection=conn, retry=False)

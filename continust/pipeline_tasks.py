@@ -9,7 +9,7 @@ visibility timeout and a worker's warm shutdown waits at most that long.
 
 from __future__ import annotations
 
-from celery import Task  # type: ignore[import-untyped]
+from celery import Task
 
 from continust import outbox
 from continust.celery import app
@@ -17,9 +17,9 @@ from continust.pipelines import control, options
 from continust.pipelines.runner import TASK, run_pipeline
 
 
-@app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True,  # type: ignore[untyped-decorator]
+@app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
           ignore_result=True)
-def run_pipeline_task(self: Task, pipeline_id: int) -> str:
+def run_pipeline_task(self: Task[[int], str], pipeline_id: int) -> str:
     """Run or resume a pipeline for one time slice; return how the run ended."""
     return run_pipeline(pipeline_id, worker=self.request.hostname or "",
                         slice_seconds=options.slice_seconds())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
@@ -12,7 +12,7 @@ from continust.parsing import parse_stream_name
 from continust.reducers import UnknownReducer, get_reducer
 
 
-def create_project(slug: str, name: str = "", *, owner: AbstractBaseUser | None = None) -> Project:
+def create_project(slug: str, name: str = "", *, owner: User | None = None) -> Project:
     """Create a project; its owner, if given, becomes an admin member."""
     if not slug or slugify(slug) != slug:
         raise InvalidEvent(f"{slug!r} is not a valid project slug (lowercase, digits, hyphens)")
@@ -26,7 +26,7 @@ def create_project(slug: str, name: str = "", *, owner: AbstractBaseUser | None 
     return project
 
 
-def add_member(project: Project, user: AbstractBaseUser, role: str) -> Membership:
+def add_member(project: Project, user: User, role: str) -> Membership:
     """Give a user a role in a project, or change the role they have."""
     if role not in Role.values:
         raise InvalidEvent(f"{role!r} is not a role; use one of {', '.join(Role.values)}")

@@ -754,6 +754,9 @@ class _Run:
 
     def _state(self, node: _Node) -> Any:
         if node.state is None:
+            # A replica carries its state (a JSON object, never None): only an original,
+            # which has an id, lands here.
+            assert node.id is not None
             stored = State.objects.filter(pk=node.state_hash).values_list("data", flat=True)
             node.state = stored[0] if stored else state_of(node.id)
         return node.state

@@ -151,8 +151,9 @@ def make_policy(kind: str, *, snapshot_every: int | str | None = None,
 
 
 # The settings each kind of policy reads.
-SETTINGS: Final = {Retention.ETERNAL: (), Retention.SELECTIVE: ("snapshot_every",),
-                   Retention.EPHEMERAL: ("horizon_versions", "horizon_age")}
+SETTINGS: Final[dict[str, tuple[str, ...]]] = {
+    Retention.ETERNAL: (), Retention.SELECTIVE: ("snapshot_every",),
+    Retention.EPHEMERAL: ("horizon_versions", "horizon_age")}
 
 
 def unused_settings(kind: str, given: Iterable[str]) -> list[str]:

@@ -54,7 +54,7 @@ def insert_rows(model: type[models.Model], objects: Sequence[models.Model]) -> N
     if not objects:
         return
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(objects, batch_size=500)
+        model._default_manager.bulk_create(objects, batch_size=500)
         return
     pk = model._meta.pk
     fields = [f for f in model._meta.concrete_fields if f is not pk or objects[0].pk is not None]
@@ -67,7 +67,7 @@ def insert_rows(model: type[models.Model], objects: Sequence[models.Model]) -> N
         for obj in objects
     ]
     table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(_quoted_column(f) for f in fields)
     with connection.cursor() as cursor:
         if len(rows) >= COPY_FROM:
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
@@ -82,6 +82,12 @@ def insert_rows(model: type[models.Model], objects: Sequence[models.Model]) -> N
     for obj in objects:
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+def _quoted_column(field: models.Field[Any, Any]) -> str:
+    # A concrete field always has a column; Field.column is None only on the others.
+    assert field.column is not None
+    return connection.ops.quote_name(field.column)
 
 
 def _json_text(value: Any) -> str | None:
@@ -121,7 +127,7 @@ def write_all(
             else:
                 casts.append(f"%s::{field.db_type(connection)}[]")
                 params.append([getattr(o, field.attname) for o in objects])
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        columns = ", ".join(_quoted_column(f) for f in fields)
         parts.append(
             f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) "
             f"SELECT * FROM unnest({', '.join(casts)})"

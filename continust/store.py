@@ -388,7 +388,8 @@ def _existing(stream: Stream, events: Sequence[NewEvent]) -> Appended | None:
     ids = [e.id for e in events if e.id is not None]
     if not ids:
         return None
-    found = {e.id: e for e in Event.objects.filter(project_id=stream.project_id, id__in=ids)}
+    found: dict[uuid.UUID | None, Event] = {
+        e.id: e for e in Event.objects.filter(project_id=stream.project_id, id__in=ids)}
     if not found:
         return None
     if len(found) != len(events) or len(ids) != len(events):

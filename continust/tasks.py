@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Task  # type: ignore[import-untyped]
-from celery.signals import worker_ready, worker_shutdown  # type: ignore[import-untyped]
+from celery import Task
+from celery.signals import worker_ready, worker_shutdown
 
 from continust import compaction, replays
 from continust.celery import app
@@ -19,27 +19,27 @@ from continust.outbox import Dispatcher
 _dispatcher: Dispatcher | None = None
 
 
-@app.task(name=replays.TASK, bind=True, acks_late=True, reject_on_worker_lost=True,  # type: ignore[untyped-decorator]
+@app.task(name=replays.TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
           ignore_result=True)
-def run_replay(self: Task, replay_id: int) -> str:
+def run_replay(self: Task[[int], str], replay_id: int) -> str:
     """Run or resume a replay; a second delivery finds it held or finished and does nothing."""
     return replays.run(replay_id, worker=self.request.hostname or "")
 
 
-@app.task(name=compaction.TASK, acks_late=True,  # type: ignore[untyped-decorator]
+@app.task(name=compaction.TASK, acks_late=True,
           reject_on_worker_lost=True, ignore_result=True)
 def run_compaction(compaction_id: int) -> str:
     """Run or resume a compaction; a second delivery finds it held or done and does nothing."""
     return str(compaction.run(compaction_id).status)
 
 
-@app.task(name=compaction.DUE_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+@app.task(name=compaction.DUE_TASK, ignore_result=True)
 def compact_due() -> int:
     """Celery beat's round: ask for a compaction of every stream that is due one."""
     return len(compaction.request_due())
 
 
-@worker_ready.connect  # type: ignore[untyped-decorator]
+@worker_ready.connect
 def start_dispatcher(**kwargs: Any) -> None:
     """Send the outbox from this worker: requests recorded while the broker was away go out."""
     global _dispatcher
@@ -48,7 +48,7 @@ def start_dispatcher(**kwargs: Any) -> None:
         _dispatcher.start()
 
 
-@worker_shutdown.connect  # type: ignore[untyped-decorator]
+@worker_shutdown.connect
 def stop_dispatcher(**kwargs: Any) -> None:
     global _dispatcher
     if _dispatcher is not None:

@@ -12,13 +12,27 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django_htmx.middleware import HtmxDetails
 
 from continust.models import Membership, Role, Stream
 
 View = Callable[..., HttpResponse]
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request past django-htmx's middleware: ``request.htmx`` tells whether htmx sent it."""
+
+    htmx: HtmxDetails
+
+
+class AuthenticatedHttpRequest(HtmxHttpRequest):
+    """A request that ``login_required`` let in, so its user is signed in."""
+
+    user: User
 
 
 def member_required(role: str = Role.VIEWER) -> Callable[[View], View]:
@@ -31,7 +45,8 @@ def member_required(role: str = Role.VIEWER) -> Callable[[View], View]:
     def decorator(view: View) -> View:
         @wraps(view)
         @login_required
-        def wrapper(request: HttpRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: AuthenticatedHttpRequest, slug: str, *args: Any, **kwargs: Any
+                    ) -> HttpResponse:
             membership = (
                 Membership.objects.select_related("project")
                 .filter(project__slug=slug, user=request.user).first()

@@ -19,12 +19,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.middleware import HtmxDetails
 
 from continust.errors import ContinustError, NotFound
 from continust.models import Membership, Pipeline, Role, WindowResult
 from continust.pipelines import control, registry
-from explorer.access import member_required
+from explorer.access import HtmxHttpRequest, member_required
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 160
@@ -34,10 +33,6 @@ ACTIONS = {"start": control.start, "pause": control.pause, "resume": control.res
            "reset": control.reset}
 DONE = {"start": "Started", "resume": "Resumed", "pause": "Pause requested for",
         "reset": "Reset"}
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 class PipelineForm(forms.Form):

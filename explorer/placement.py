@@ -62,7 +62,8 @@ def _place_chunk(stream: Stream, allocator: LaneAllocator, ids: list[int]) -> No
             "version_id", "row", "lane"
         )
     }
-    places, edges = [], []
+    places: list[VersionPlace] = []
+    edges: list[EdgePlace] = []
     for vid in ids:
         mine = [placed[p] for p in parents.get(vid, [])]
         spot = allocator.place(mine)

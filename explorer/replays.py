@@ -20,20 +20,15 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
-from django_htmx.middleware import HtmxDetails
 
 from continust import diff as diffs
 from continust import replays
 from continust.errors import ContinustError
 from continust.models import Branch, Membership, Replay, ReplayStatus, Role, Stream
 from continust.reducers import registered
-from explorer.access import member_required
+from explorer.access import HtmxHttpRequest, member_required
 
 DIFF_LIMIT = 500
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 class ReplayForm(forms.Form):

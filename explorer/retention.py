@@ -18,19 +18,14 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
-from django_htmx.middleware import HtmxDetails
 
 from continust import compaction
 from continust.errors import ContinustError
 from continust.models import Compaction, Membership, Retention, Role, Stream
 from continust.retention import Policy, format_age, make_policy, policy_of, set_policy
-from explorer.access import member_required
+from explorer.access import HtmxHttpRequest, member_required
 
 HISTORY_LIMIT = 50
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 class RetentionForm(forms.Form):

@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from django import forms
 from django.contrib import messages
@@ -196,9 +197,10 @@ def _timeline(review: Review, log: reviews.ReviewLog) -> tuple[list[dict[str, An
     ids = reviews.range_ids(review.stream, review.base_id, review.head_id)
     versions = Version.objects.filter(pk__in=ids[:TIMELINE_LIMIT]).select_related("event")
     by_id = {v.pk: v for v in versions}
-    causes = {e.id: e for e in Event.objects.select_related("stream").filter(
-        project_id=review.stream.project_id,
-        id__in=[v.event.causation_id for v in versions if v.event.causation_id])}
+    causes: dict[UUID | None, Event] = {
+        e.id: e for e in Event.objects.select_related("stream").filter(
+            project_id=review.stream.project_id,
+            id__in=[v.event.causation_id for v in versions if v.event.causation_id])}
     graph = graph_for(review.stream)
     rows = []
     for version_id in ids[:TIMELINE_LIMIT]:

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from django.db.models import F, QuerySet
 
-from continust.models import Branch, ReleasedRun, ReleasedVersion, Stream, Version
+from continust.models import Branch, Event, ReleasedRun, ReleasedVersion, Stream, Version
 from continust.states import released_run
 from explorer.layout import PageLayout, ParentEdge, PlacedVersion, page_layout
 from explorer.models import VersionPlace
@@ -49,7 +49,7 @@ class Row:
     released: ReleasedRun | None = None  # set on the one row that stands for a released run
 
     @property
-    def event(self):  # type: ignore[no-untyped-def]
+    def event(self) -> Event:
         return self.version.event
 
     @property

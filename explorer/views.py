@@ -30,7 +30,7 @@ from continust.parsing import parse_number, parse_search
 from continust.retention import policy_of
 from continust.states import is_released, released_run, state_of
 from continust.store import fork, merge, plan_merge
-from explorer.access import member_required
+from explorer.access import AuthenticatedHttpRequest, HtmxHttpRequest, member_required
 from explorer.causality import causation_graph
 from explorer.forms import FilterForm, ForkForm, MergeForm
 from explorer.jsontree import json_tree
@@ -42,14 +42,14 @@ BETWEEN_LIMIT = 200
 
 @require_GET
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     memberships = Membership.objects.filter(user=request.user).select_related("project")
     return render(request, "home.html", {"memberships": memberships.order_by("project__slug")})
 
 
 @require_GET
 @member_required()
-def project(request: HttpRequest, membership: Membership) -> HttpResponse:
+def project(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
     query = parse_search(request.GET.get("q", ""))
     streams = Stream.objects.filter(project=membership.project).order_by("name")
     if query:
@@ -93,7 +93,7 @@ def _query(request: HttpRequest, **changes: Any) -> str:
 
 @require_GET
 @member_required()
-def stream_page(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
+def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
     form, filters = _filters(request)
     top = _int(request, "top")
     selected = _picked(stream, request, "v")
@@ -178,7 +178,7 @@ def _with_versions(events: list[Event]) -> list[tuple[Event, Version | None]]:
 
 @require_GET
 @member_required()
-def version_detail(request: HttpRequest, membership: Membership, stream: Stream,
+def version_detail(request: HtmxHttpRequest, membership: Membership, stream: Stream,
                    version_id: int) -> HttpResponse:
     version = (Version.objects.select_related("event")
                .filter(stream=stream, pk=version_id).first())
@@ -289,7 +289,7 @@ def jump(request: HttpRequest, membership: Membership, stream: Stream) -> HttpRe
 
 @require_POST
 @member_required(Role.EDITOR)
-def fork_branch(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
+def fork_branch(request: HtmxHttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
     form = ForkForm(request.POST)
     url = reverse("stream", args=[membership.project.slug, stream.pk])
     if not form.is_valid():
