@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
-from django.db import DatabaseError, IntegrityError, connection
+from django.db import connection
 from django.db.models.base import ModelState
 from psycopg.types.numeric import Int8Dumper
 
@@ -185,7 +185,7 @@ def append(stream: Stream, events: Sequence[NewEvent], branch: str, *,
 def read_tip(stream: Stream, branch: str) -> Tip | None:
     """Read a branch's tip in one query; None when the branch or its head's state is absent."""
     connection.ensure_connection()
-    with _cursor() as cursor:
+    with connection.wrap_database_errors, _cursor() as cursor:
         cursor.execute(_TIP, {"stream": stream.pk, "branch": branch}, prepare=True)
         row = cursor.fetchone()
     if row is None or row[12] is None:
@@ -324,7 +324,10 @@ def write(planned: Planned) -> list[Version] | None:
         tips.forget(planned.tip.stream_id, planned.tip.branch)
         if err.sqlstate == TIP_MOVED:
             return None
-        raise _wrapped(err) from err
+        # As Django raises a driver error: its class (OperationalError for a lock timeout,
+        # which answers 503), and a broken connection marked for closing.
+        with connection.wrap_database_errors:
+            raise
     assert row is not None
     if row[3] != planned.params["cause_count"]:
         raise UnknownCause(f"{row[3]} of {planned.params['cause_count']} causes are recorded")
@@ -367,10 +370,3 @@ def _loaded(model: type[M], columns: list[str], values: tuple[Any, ...]) -> M:
 
 def _with_head(tip: Tip, head_id: int) -> Tip:
     return Tip(**{**tip.__dict__, "head_id": head_id})
-
-
-def _wrapped(err: psycopg.Error) -> DatabaseError:
-    """Raise a driver error as Django would have (callers catch Django's classes)."""
-    if isinstance(err, psycopg.errors.IntegrityError):
-        return IntegrityError(str(err))
-    return DatabaseError(str(err))
