@@ -29,6 +29,7 @@ from django.db.models.base import ModelState
 from psycopg.types.numeric import Int8Dumper
 
 from continust import canonical
+from continust.errors import ContinustError
 from continust.folding import fold_event, storable_state
 from continust.log.tips import Tip, tips
 from continust.models import Event, Version
@@ -159,7 +160,8 @@ def append(stream: Stream, events: Sequence[NewEvent], branch: str, *,
     """Append on the branch's tip, remembered or read (one query), and write it in one
     statement; answer the written plan, or None for the locked path: events that name
     causes (it checks them), a branch that does not exist yet, a head that is not the
-    caller's expected one (it says which is right), or a branch too busy to catch."""
+    caller's expected one (it says which is right), an event the reducer refuses on
+    the tip, or a branch too busy to catch."""
     fresh = False
     for _ in range(ATTEMPTS):
         tip = tips.get(stream.pk, branch)
@@ -173,7 +175,12 @@ def append(stream: Stream, events: Sequence[NewEvent], branch: str, *,
                 return None
             tips.forget(stream.pk, branch)
             continue
-        planned = plan(stream, tip, events, branch)
+        try:
+            planned = plan(stream, tip, events, branch)
+        except ContinustError:
+            # Refused on a tip that may be stale, or by a batch recorded already (a retry):
+            # the locked path folds on the head itself, or answers the first versions.
+            return None
         try:
             if write(planned) is not None:
                 return planned
