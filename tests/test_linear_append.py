@@ -183,3 +183,19 @@ def test_a_retried_batch_the_reducer_would_refuse_now_answers_the_first_versions
     again = append(doc, [event])  # /a is gone from the head: only the first time folds
     assert not again.created
     assert [v.pk for v in again.versions] == [v.pk for v in first.versions]
+
+
+def test_an_append_in_a_transaction_the_caller_manages_takes_the_locked_path(stream):
+    put(stream, {"a": 1})
+    remembered = tips.get(stream.pk, "main")
+    with transaction.atomic():
+        put(stream, {"b": 2})
+    tips.put(remembered)  # stale: a refused statement would abort the caller's transaction
+    transaction.set_autocommit(False)
+    try:
+        (version,) = put(stream, {"c": 3})
+        transaction.commit()
+    finally:
+        transaction.set_autocommit(True)
+    assert version.generation == 2
+    assert Event.objects.filter(stream=stream).count() == 3

@@ -136,7 +136,10 @@ class Planned:
 
 def usable() -> bool:
     """Tell whether the one-statement path can run: PostgreSQL, outside any transaction."""
-    return connection.vendor == "postgresql" and not connection.in_atomic_block
+    # Not in a transaction the caller manages either (autocommit off): a refused statement
+    # would abort it.
+    return connection.vendor == "postgresql" and not connection.in_atomic_block \
+        and connection.get_autocommit()
 
 
 # Reading a branch's tip: one query, no lock (the write checks every value it relies on).
