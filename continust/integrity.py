@@ -152,13 +152,17 @@ def _verify_chain(stream: Stream, found: _Findings, report: Report) -> None:
     expected_seq = 0
     rows = Event.objects.filter(stream=stream).order_by("seq").values_list(
         "seq", "id", "type", "timestamp", "payload", "causation_id", "correlation_id", "actor",
-        "prev_hash", "hash", "position",
+        "prev_hash", "hash", "position", "project_id",
     )
     released = _released_events(stream)
-    for seq, id_, type_, moment, payload, causation, correlation, actor, prev, digest, position \
-            in rows.iterator(chunk_size=2000):
+    for (seq, id_, type_, moment, payload, causation, correlation, actor, prev, digest, position,
+         project) in rows.iterator(chunk_size=2000):
         expected_seq += 1
         reasons = []
+        if project != stream.project_id:
+            # No constraint ties an event's project to its stream's, and no hash covers it:
+            # an event moved across would answer another project's look-ups by id.
+            reasons.append(f"recorded in project {project}, its stream's is {stream.project_id}")
         if seq != expected_seq:
             reasons.append(f"sequence gap: expected #{expected_seq}")
             expected_seq = seq
