@@ -11,11 +11,11 @@ recorded move. ``docs/integrity.md`` describes the format.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Count
 
 from continust import offline
 from continust.canonical import timestamp_text
@@ -41,14 +41,12 @@ def take_digest(project: Project | None = None) -> dict[str, Any]:
 
 
 def _entry(stream: Stream) -> dict[str, Any]:
-    moves: dict[str, int] = defaultdict(int)
-    for name in BranchMove.objects.filter(branch__stream=stream).values_list("branch__name",
-                                                                            flat=True):
-        moves[name] += 1
+    # Heads and move counts in one query: read apart (each statement its own snapshot),
+    # a move committed in between gives a count that does not reach the head.
     branches = {
-        name: {"head": digest, "moves": moves[name]}
-        for name, digest in stream.branches.order_by("name").values_list("name",
-                                                                          "head__digest")
+        name: {"head": digest, "moves": count}
+        for name, digest, count in stream.branches.order_by("name").annotate(
+            move_count=Count("moves")).values_list("name", "head__digest", "move_count")
     }
     return {"project": stream.project.slug, "stream": stream.name,
             "events": stream.event_count, "head": stream.last_hash, "branches": branches}

@@ -88,3 +88,34 @@ def test_verify_finds_a_dropped_move(stream, history):
     tamper(f"DELETE FROM continust_branchmove WHERE id = {first.pk}", "continust_branchmove")
     report = verify(stream.project)
     assert not report.ok and "side" in report.broken.where
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_while_another_writer_appends_finds_nothing_broken(stream):
+    import threading
+
+    from django.db import connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("on SQLite verify reads between writers' transactions")
+    put(stream, {"n": 0})
+
+    def another_writer() -> None:
+        put(stream, {"n": 1})
+        connections.close_all()
+
+    moved: list[bool] = []
+
+    def append_after_reading_moves(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "continust_branchmove" in sql and not moved:
+            moved.append(True)
+            writer = threading.Thread(target=another_writer)
+            writer.start()
+            writer.join()
+        return result
+
+    with connection.execute_wrapper(append_after_reading_moves):
+        report = verify(stream.project)
+    assert moved
+    assert report.ok, report.breaks

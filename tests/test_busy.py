@@ -68,3 +68,15 @@ def test_an_explorer_fork_behind_another_writer_gets_503_with_retry_after(alice,
     assert answer.status_code == 503
     assert answer["Retry-After"] == "1"
     assert not Branch.objects.filter(name="later").exists()
+
+
+def test_an_api_append_to_a_branch_with_a_head_behind_another_writer_gets_503(alice, stream):
+    # A head to append on: on PostgreSQL the append takes the one-statement path.
+    put(stream, {"a": 1})
+    api = Api(Client(), issue(alice, [stream.project]))
+    with another_writer_holds_the_lock(stream):
+        answer = api.post(events_path(), {"events": [{"type": "set", "payload": {"b": 2}}]})
+    assert answer.status_code == 503, answer.content
+    assert answer["Retry-After"] == "1"
+    assert answer.json()["code"] == "database_busy"
+    assert Event.objects.filter(stream=stream).count() == 1

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,35 @@ def test_the_short_verifier_in_the_docs_checks_an_export(history, stream, tmp_pa
     lines = exported.read_text().splitlines()
     exported.write_text("\n".join(lines[:3]) + "\n")  # the stream line and two events
     assert "the tail was cut" in check().stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_digest_taken_while_another_writer_moves_a_branch_still_verifies(stream):
+    from django.db import connection, connections
+
+    from continust.digests import take_digest, verify_digest
+
+    if connection.vendor != "postgresql":
+        pytest.skip("on SQLite the digest's transaction holds the only writer lock")
+    put(stream, {"a": 1})
+
+    def another_writer() -> None:
+        put(stream, {"a": 2})
+        connections.close_all()
+
+    moved: list[bool] = []
+
+    def append_after_reading_moves(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "continust_branchmove" in sql and not moved:
+            moved.append(True)
+            writer = threading.Thread(target=another_writer)
+            writer.start()
+            writer.join()
+        return result
+
+    with connection.execute_wrapper(append_after_reading_moves):
+        document = take_digest(stream.project)
+    assert moved
+    report = verify_digest(document)
+    assert report.ok, report.breaks

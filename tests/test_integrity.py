@@ -169,3 +169,16 @@ def test_postgresql_refuses_to_truncate_the_log(stream, statement):
             transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statement)
     assert Event.objects.filter(stream=stream).count() == 2 and verify().ok
+
+
+def test_an_event_moved_to_another_project_is_named(alice, project, stream):
+    other = create_project("globex", "Globex", owner=alice)
+    (version,) = put(stream, {"a": 1})
+    # The hash does not cover the project; the event would now answer the other
+    # tenant's look-ups by id.
+    tamper(f"UPDATE continust_event SET project_id = {other.pk} "
+           f"WHERE position = {version.event_id}", "continust_event")
+    report = verify(project)
+    assert not report.ok
+    assert report.broken.where.startswith("event #1")
+    assert "project" in report.broken.reason

@@ -152,3 +152,50 @@ def test_causes_are_checked_in_the_same_statement(project, stream, statements):
         append(stream, [NewEvent("set", {"d": 4}, causation=uuid.uuid4())])
     assert Event.objects.filter(stream=stream).count() == 3
     assert verify(project).ok
+
+
+def _patch(*operations: dict[str, Any], id: uuid.UUID | None = None) -> NewEvent:
+    return NewEvent("patch", {"patch": list(operations)}, id=id)
+
+
+def test_an_event_refused_on_a_stale_tip_lands_on_the_head_that_accepts_it(project):
+    from continust.projects import create_stream
+
+    doc = create_stream(project, "doc", reducer="patch")
+    append(doc, [_patch({"op": "add", "path": "/a", "value": 1})])
+    remembered = tips.get(doc.pk, "main")
+    with transaction.atomic():  # another writer, as far as the tip knows
+        append(doc, [_patch({"op": "add", "path": "/b", "value": 2})])
+    tips.put(remembered)
+    # /b is not in the remembered head's state, but it is in the head's.
+    (version,) = append(doc, [_patch({"op": "remove", "path": "/b"})]).versions
+    assert version.generation == 2
+    assert verify(project).ok
+
+
+def test_a_retried_batch_the_reducer_would_refuse_now_answers_the_first_versions(project):
+    from continust.projects import create_stream
+
+    doc = create_stream(project, "doc", reducer="patch")
+    append(doc, [_patch({"op": "add", "path": "/a", "value": 1})])
+    event = _patch({"op": "remove", "path": "/a"}, id=uuid.uuid4())
+    first = append(doc, [event])
+    again = append(doc, [event])  # /a is gone from the head: only the first time folds
+    assert not again.created
+    assert [v.pk for v in again.versions] == [v.pk for v in first.versions]
+
+
+def test_an_append_in_a_transaction_the_caller_manages_takes_the_locked_path(stream):
+    put(stream, {"a": 1})
+    remembered = tips.get(stream.pk, "main")
+    with transaction.atomic():
+        put(stream, {"b": 2})
+    tips.put(remembered)  # stale: a refused statement would abort the caller's transaction
+    transaction.set_autocommit(False)
+    try:
+        (version,) = put(stream, {"c": 3})
+        transaction.commit()
+    finally:
+        transaction.set_autocommit(True)
+    assert version.generation == 2
+    assert Event.objects.filter(stream=stream).count() == 3

@@ -24,11 +24,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
-from django.db import DatabaseError, IntegrityError, connection
+from django.db import connection
 from django.db.models.base import ModelState
 from psycopg.types.numeric import Int8Dumper
 
 from continust import canonical
+from continust.errors import ContinustError
 from continust.folding import fold_event, storable_state
 from continust.log.tips import Tip, tips
 from continust.models import Event, Version
@@ -135,7 +136,10 @@ class Planned:
 
 def usable() -> bool:
     """Tell whether the one-statement path can run: PostgreSQL, outside any transaction."""
-    return connection.vendor == "postgresql" and not connection.in_atomic_block
+    # Not in a transaction the caller manages either (autocommit off): a refused statement
+    # would abort it.
+    return connection.vendor == "postgresql" and not connection.in_atomic_block \
+        and connection.get_autocommit()
 
 
 # Reading a branch's tip: one query, no lock (the write checks every value it relies on).
@@ -159,7 +163,8 @@ def append(stream: Stream, events: Sequence[NewEvent], branch: str, *,
     """Append on the branch's tip, remembered or read (one query), and write it in one
     statement; answer the written plan, or None for the locked path: events that name
     causes (it checks them), a branch that does not exist yet, a head that is not the
-    caller's expected one (it says which is right), or a branch too busy to catch."""
+    caller's expected one (it says which is right), an event the reducer refuses on
+    the tip, or a branch too busy to catch."""
     fresh = False
     for _ in range(ATTEMPTS):
         tip = tips.get(stream.pk, branch)
@@ -173,7 +178,12 @@ def append(stream: Stream, events: Sequence[NewEvent], branch: str, *,
                 return None
             tips.forget(stream.pk, branch)
             continue
-        planned = plan(stream, tip, events, branch)
+        try:
+            planned = plan(stream, tip, events, branch)
+        except ContinustError:
+            # Refused on a tip that may be stale, or by a batch recorded already (a retry):
+            # the locked path folds on the head itself, or answers the first versions.
+            return None
         try:
             if write(planned) is not None:
                 return planned
@@ -185,7 +195,7 @@ def append(stream: Stream, events: Sequence[NewEvent], branch: str, *,
 def read_tip(stream: Stream, branch: str) -> Tip | None:
     """Read a branch's tip in one query; None when the branch or its head's state is absent."""
     connection.ensure_connection()
-    with _cursor() as cursor:
+    with connection.wrap_database_errors, _cursor() as cursor:
         cursor.execute(_TIP, {"stream": stream.pk, "branch": branch}, prepare=True)
         row = cursor.fetchone()
     if row is None or row[12] is None:
@@ -324,7 +334,10 @@ def write(planned: Planned) -> list[Version] | None:
         tips.forget(planned.tip.stream_id, planned.tip.branch)
         if err.sqlstate == TIP_MOVED:
             return None
-        raise _wrapped(err) from err
+        # As Django raises a driver error: its class (OperationalError for a lock timeout,
+        # which answers 503), and a broken connection marked for closing.
+        with connection.wrap_database_errors:
+            raise
     assert row is not None
     if row[3] != planned.params["cause_count"]:
         raise UnknownCause(f"{row[3]} of {planned.params['cause_count']} causes are recorded")
@@ -367,10 +380,3 @@ def _loaded(model: type[M], columns: list[str], values: tuple[Any, ...]) -> M:
 
 def _with_head(tip: Tip, head_id: int) -> Tip:
     return Tip(**{**tip.__dict__, "head_id": head_id})
-
-
-def _wrapped(err: psycopg.Error) -> DatabaseError:
-    """Raise a driver error as Django would have (callers catch Django's classes)."""
-    if isinstance(err, psycopg.errors.IntegrityError):
-        return IntegrityError(str(err))
-    return DatabaseError(str(err))
