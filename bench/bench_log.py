@@ -351,21 +351,24 @@ class Server:
     def __init__(self, app: str, workers: int, env: dict[str, str]) -> None:
         self.port = free_port()
         command = [str(ROOT / ".venv/bin/gunicorn"), app, "-w", str(workers),
-                   "-b", f"127.0.0.1:{self.port}", "--log-level", "warning"]
+                   "-b", f"127.0.0.1:{self.port}", "--log-level", "warning",
+                   "--control-socket", f"/tmp/bench-log-gunicorn-{self.port}.ctl"]
         self.process = subprocess.Popen(command, cwd=BENCH if ":" in app else ROOT,
                                         env={**os.environ, **env})
 
     def wait(self) -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"gunicorn on {self.port} exited: {self.process.returncode}")
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
                 connection.request("GET", "/api/openapi.json")
                 connection.getresponse().read()
                 return
-            except OSError:
-                time.sleep(0.2)
-        raise SystemExit(f"gunicorn on {self.port} did not answer within 60 s")
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.5)
+        raise SystemExit(f"gunicorn on {self.port} did not answer within 180 s")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -429,19 +432,19 @@ class Harness:
                "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
                "PYTHONPATH": str(BENCH)}
         workers = self.args.http_workers
-        self.servers = {"continust": Server("continust.wsgi", workers, env),
-                        "eventsourcing": Server("peers:es_app_wsgi", workers, env),
-                        "raw": Server("peers:raw_app", workers, env)}
+        for system, app in (("continust", "continust.wsgi"),
+                            ("eventsourcing", "peers:es_app_wsgi"), ("raw", "peers:raw_app")):
+            self.servers[system] = Server(app, workers, env)
         for server in self.servers.values():
             server.wait()
 
     def setup(self) -> None:
         parts = self.args.only
         self.monitor.conn.execute(peers.RAW_DDL)
-        if "c" in parts or "d" in parts:
-            self.start_pool()
         if "d" in parts:
             self.start_servers()
+        if "c" in parts or "d" in parts:
+            self.start_pool()
         for system in SYSTEMS:
             self.me.single(system, "single")
             self.me.batch(system, "batched", 1000)
@@ -458,10 +461,13 @@ class Harness:
             self.round_trips()
 
     def stop(self) -> None:
-        for _, pipe in self.pool:
-            pipe.send(("stop",))
+        for process, pipe in self.pool:
+            if process.is_alive():
+                pipe.send(("stop",))
         for process, _ in self.pool:
             process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
         for server in self.servers.values():
             server.stop()
 
@@ -666,8 +672,8 @@ class Harness:
 
     def run(self) -> None:
         parts = self.args.only
-        self.setup()
         try:
+            self.setup()
             for r in range(self.args.rounds):
                 order = list(SYSTEMS[r % 3:] + SYSTEMS[:r % 3])
                 print(f"round {r + 1}: {', '.join(order)}", file=sys.stderr, flush=True)
