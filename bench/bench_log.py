@@ -810,7 +810,8 @@ def main() -> None:
     if args.profile:
         import profile_append
 
-        profile_append.profile(harness.me, harness.monitor)
+        profile_append.profile(harness.me, harness.monitor,
+                               round_trips=harness.facts.get("round_trips", {}).get("continust"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "continust", "api"],
