@@ -18,8 +18,9 @@ import pstats
 import re
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 OUT = Path(__file__).resolve().parent / "out" / "profile-single-append.txt"
 
