@@ -714,9 +714,13 @@ def cell(runs: list[dict[str, Any]] | None, digits: int = 0, key: str = "value")
 
 def ratio(a: list[dict[str, Any]] | None, b: list[dict[str, Any]] | None,
           key: str = "value") -> str:
+    """The median of the rounds' ratios: each round measures both side by side."""
     if not a or not b:
         return "—"
-    return f"{med(a, key) / med(b, key):.2f}×"
+    pairs = [x[key] / y[key] for x, y in zip(a, b, strict=False) if y[key]]
+    if len(a) != len(b) or not pairs:
+        return f"{med(a, key) / med(b, key):.2f}×"
+    return f"{statistics.median(pairs):.2f}×"
 
 
 ROWS: list[tuple[str, str, str, int, str, str]] = [
@@ -769,13 +773,15 @@ def table(runs: dict[str, dict[str, list[dict[str, Any]]]], facts: dict[str, Any
         for system in SYSTEMS:
             one, eight = runs["c_writers_1"].get(system), runs["c_writers_8"].get(system)
             if one and eight:
-                extra.append(f"{system} {med(eight) / med(one):.2f}×")
+                extra.append(f"{system} {ratio(eight, one)}")
         lines.append(f"\n8 writers ÷ 1 writer: {', '.join(extra)} (target ≥ 1.6× for continust).")
     batched_http = runs.get("d_http_batched", {}).get("continust")
     domain = runs.get("a_batched", {}).get("continust")
     if batched_http and domain:
         lines.append(f"HTTP batched ÷ domain batched (continust): "
-                     f"{med(batched_http) / med(domain):.2f}× (target ≥ 0.7×).")
+                     f"{ratio(batched_http, domain)} (target ≥ 0.7×).")
+    lines.append("\nFigures: medians of the rounds, (L x) the 1-minute load average; ratios: "
+                 "the median of each round's ratio (the systems run side by side in a round).")
     return "\n".join(lines) + "\n"
 
 
@@ -797,7 +803,13 @@ def main() -> None:
     parser.add_argument("--replay-events", type=int, default=5000)
     parser.add_argument("--profile", action="store_true",
                         help="also profile single appends (bench/out/profile-*.txt)")
+    parser.add_argument("--report", metavar="JSON",
+                        help="only print the table of an earlier run's bench/out/log.json")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        print(table(saved["runs"], saved["facts"]))
+        return
     args.writers = [int(w) for w in args.writers.split(",")]
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     os.environ["BENCH_DATABASE_URL"] = url
