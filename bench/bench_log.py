@@ -36,6 +36,9 @@ f  folding a 1,000-event stream (continust.folding.fold_branch) beside SELECT + 
    row the replay wrote (found by xmin) into empty copies of their tables (LIKE ... INCLUDING
    ALL: indexes and constraints, no foreign keys or triggers), one transaction
 
+Before each round, 8 kB writes + fdatasync for 0.5 s on bench/out's filesystem (the disk of
+PostgreSQL's WAL here) show how contended the disk is: a context row of the table.
+
 ``--profile`` adds a profile of a single append: cProfile of the client, EXPLAIN (ANALYZE,
 BUFFERS) of each statement, and the time split (bench/out/profile-*.txt).
 
@@ -133,6 +136,26 @@ class Monitor:
         return dict(self.conn.execute(
             "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n "
             "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'"))
+
+
+def fsync_rate(seconds: float = 0.5) -> float:
+    """8 kB writes + fdatasync a second on bench/out's filesystem (pg_test_fsync's first line;
+    on this machine the same disk as PostgreSQL's WAL): how contended the disk is now."""
+    path = BENCH / "out" / "fsync-probe.tmp"
+    path.parent.mkdir(exist_ok=True)
+    block = os.urandom(8192)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        count = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            os.pwrite(fd, block, 0)
+            os.fdatasync(fd)
+            count += 1
+        return count / (time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
 
 
 # ----------------------------------------------------------------------------- round trips
@@ -678,6 +701,7 @@ class Harness:
             for r in range(self.args.rounds):
                 order = list(SYSTEMS[r % 3:] + SYSTEMS[:r % 3])
                 print(f"round {r + 1}: {', '.join(order)}", file=sys.stderr, flush=True)
+                self.record("fsync_probe", "raw", fsync_rate())
                 if "a" in parts:
                     self.part_a(order)
                 if "b" in parts:
@@ -762,6 +786,10 @@ def table(runs: dict[str, dict[str, list[dict[str, Any]]]], facts: dict[str, Any
         lines.append(f"| {label} | {cell(c, digits, key)} | {cell(e, digits, key)} "
                      f"| {cell(r, digits, key)} | {ratio(c, e, key)} | {ratio(c, r, key)} "
                      f"| {better} | {target} |")
+    probe = runs.get("fsync_probe", {}).get("raw")
+    if probe:
+        lines.append(f"| disk: 8 kB write + fdatasync a second, before each round | — | — "
+                     f"| {cell(probe)} | — | — | context | (quiet machine: ~8,000) |")
     if "round_trips" in facts:
         rt = facts["round_trips"]
         lines.append(f"| b. round trips per single append | {rt['continust']:g} "
