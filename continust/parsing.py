@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jsonpointer
 
@@ -197,6 +197,9 @@ def parse_pointer(text: str) -> tuple[str, ...]:
         raise InvalidName(f"{_shown(text)} is not a JSON Pointer: {err}") from err
 
 
+_RFC3339_OFFSET = re.compile(r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
+
+
 def parse_timestamp(text: str | datetime) -> datetime:
     """Return an RFC 3339 timestamp with a UTC offset as UTC, years 1 to 9998."""
     if isinstance(text, datetime):
@@ -209,8 +212,18 @@ def parse_timestamp(text: str | datetime) -> datetime:
             moment = datetime.fromisoformat(trimmed)
         except ValueError as err:
             raise InvalidName(f"{_shown(trimmed)} is not an RFC 3339 timestamp") from err
-    if moment.tzinfo is None:
+        if moment.tzinfo is not None and not _RFC3339_OFFSET.search(trimmed):
+            # Python 3.11 reads "+00:00:00.000001" as UTC: a moment moved, silently.
+            raise InvalidName(f"timestamp {_shown(trimmed)} has an offset that is not whole "
+                              "minutes (Z or +hh:mm)")
+    offset = moment.utcoffset()
+    if offset is None:
         raise InvalidName(f"timestamp {moment.isoformat()} needs a UTC offset")
+    if offset % timedelta(minutes=1):
+        # RFC 3339 offsets are hours and minutes; Python reads seconds and microseconds
+        # too, and 3.11 drops the microseconds: refuse rather than move the moment.
+        raise InvalidName(f"timestamp {moment.isoformat()} has an offset that is not whole "
+                          "minutes")
     try:
         moment = moment.astimezone(UTC)
     except OverflowError as err:

@@ -231,3 +231,12 @@ def test_what_the_parsers_return_the_database_stores_and_gives_back(text):
             if ref.number is not None:
                 Version.objects.filter(pk=ref.number).exists()
         transaction.set_rollback(True)
+
+
+def test_an_offset_that_is_not_whole_minutes_is_refused():
+    """Python 3.11 read ``+00:00:00.000001`` and dropped the microsecond: a moved moment."""
+    with pytest.raises(InvalidName, match="whole minutes"):
+        parse_timestamp("2000-01-01T00:00:00+00:00:00.000001")
+    with pytest.raises(InvalidName, match="whole minutes"):
+        parse_timestamp("2000-01-01T00:00:00+01:00:30")
+    assert parse_timestamp("2000-01-01T01:30:00+01:30") == datetime(2000, 1, 1, tzinfo=UTC)
