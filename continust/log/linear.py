@@ -161,10 +161,10 @@ ATTEMPTS = 3
 def append(stream: Stream, events: Sequence[NewEvent], branch: str, *,
            expected_head: int | None = None, check_head: bool = False) -> Planned | None:
     """Append on the branch's tip, remembered or read (one query), and write it in one
-    statement; answer the written plan, or None for the locked path: events that name
-    causes (it checks them), a branch that does not exist yet, a head that is not the
-    caller's expected one (it says which is right), an event the reducer refuses on
-    the tip, or a branch too busy to catch."""
+    statement; answer the written plan, or None for the locked path: a branch that does
+    not exist yet, a head that is not the caller's expected one, an event the reducer
+    refuses on the tip, an event id taken or a cause unknown (it says which is right, and
+    names the event), or a branch too busy to catch."""
     fresh = False
     for _ in range(ATTEMPTS):
         tip = tips.get(stream.pk, branch)
