@@ -109,8 +109,9 @@ PositionCursor = Annotated[
 ]
 NameCursor = Annotated[
     str,
-    Field(min_length=1, max_length=NAME_MAX, pattern=STORABLE,
-          description="The `next` cursor of the previous page."),
+    Field(max_length=NAME_MAX, pattern=STORABLE,
+          description="The `next` cursor of the previous page; empty: from the start, as "
+          "every name sorts after it."),
 ]
 PairCursor = Annotated[
     str,
