@@ -16,22 +16,9 @@ from continust.integrity import verify
 from continust.models import Branch, BranchMove
 from continust.store import fork, merge
 from tests.conftest import put
+from tests.test_integrity import tamper
 
 pytestmark = pytest.mark.django_db
-
-
-def tamper(sql: str, table: str) -> None:
-    """Run SQL with the triggers of ``table`` out of the way, as an attacker would."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Replica mode skips ordinary triggers: what a superuser bent on forgery could do.
-            cursor.execute("SET session_replication_role = replica")
-            cursor.execute(sql)
-            cursor.execute("SET session_replication_role = DEFAULT")
-        else:
-            for operation in ("update", "delete"):
-                cursor.execute(f"DROP TRIGGER IF EXISTS {table}_no_{operation}")
-            cursor.execute(sql)
 
 
 @pytest.fixture
@@ -85,7 +72,8 @@ def test_verify_finds_a_rewritten_move(stream, history):
 
 def test_verify_finds_a_dropped_move(stream, history):
     first = BranchMove.objects.filter(branch__name="side").order_by("id").last()
-    tamper(f"DELETE FROM continust_branchmove WHERE id = {first.pk}", "continust_branchmove")
+    tamper(f"DELETE FROM continust_branchmove WHERE id = {first.pk}", "continust_branchmove",
+           "delete")
     report = verify(stream.project)
     assert not report.ok and "side" in report.broken.where
 
