@@ -26,8 +26,7 @@ def token_of(request: HttpRequest) -> ApiToken:
     return token
 
 
-def project_for(request: HttpRequest, slug: str, *, write: bool = False,
-                **needs: str) -> Project:
+def project_for(request: HttpRequest, slug: str, *, write: bool = False, **needs: str) -> Project:
     """Return the project the request may read (or, with ``write``, write to; ``needs``
     is ``writable_project``'s role and what the write is doing)."""
     token = token_of(request)
@@ -36,14 +35,16 @@ def project_for(request: HttpRequest, slug: str, *, write: bool = False,
     return visible_project(token, slug)[0]
 
 
-def stream_for(request: HttpRequest, slug: str, name: str, *, write: bool = False,
-               **needs: str) -> Stream:
+def stream_for(
+    request: HttpRequest, slug: str, name: str, *, write: bool = False, **needs: str
+) -> Stream:
     """Return the stream the request may read (or, with ``write``, append to)."""
     return get_stream(project_for(request, slug, write=write, **needs), name)
 
 
-def version_records(stream: Stream, versions: Sequence[Version],
-                    known: Mapping[int, list[int]] | None = None) -> list[dict[str, Any]]:
+def version_records(
+    stream: Stream, versions: Sequence[Version], known: Mapping[int, list[int]] | None = None
+) -> list[dict[str, Any]]:
     """Return versions as records, loading their parents in one query, not one each
     (none when ``known`` gives every version's parents, as a linear append does)."""
     parents: dict[int, list[int]] = defaultdict(list)

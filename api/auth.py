@@ -91,8 +91,11 @@ def visible_project(token: ApiToken, slug: str) -> tuple[Project, Membership]:
     membership = (
         Membership.objects.select_related("project")
         .filter(user_id=token.user_id, project__slug=slug)
-        .filter(project__in=ApiToken.projects.through.objects.filter(
-            apitoken_id=token.pk).values("project_id"))
+        .filter(
+            project__in=ApiToken.projects.through.objects.filter(apitoken_id=token.pk).values(
+                "project_id"
+            )
+        )
         .first()
     )
     if membership is None:
@@ -100,14 +103,16 @@ def visible_project(token: ApiToken, slug: str) -> tuple[Project, Membership]:
     return membership.project, membership
 
 
-def writable_project(token: ApiToken, slug: str, *, role: str = Role.EDITOR,
-                     doing: str = "writing to") -> Project:
+def writable_project(
+    token: ApiToken, slug: str, *, role: str = Role.EDITOR, doing: str = "writing to"
+) -> Project:
     """Return a visible project the token may write to as ``role`` (editor unless told);
     Forbidden when it may only read, or its user's role is below that."""
     project, membership = visible_project(token, slug)
     if not token.can_write:
         raise Forbidden("this token is read-only; create a token with write scope")
     if not membership.allows(role):
-        raise Forbidden(f"{doing} {project.slug} needs the {role} role; you are a "
-                        f"{membership.role}")
+        raise Forbidden(
+            f"{doing} {project.slug} needs the {role} role; you are a {membership.role}"
+        )
     return project

@@ -34,16 +34,19 @@ class LocalSwagger(Swagger):
     """Swagger UI whose scripts and styles come from this server."""
 
     def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs: Any) -> HttpResponse:
-        settings = {**self.settings, "url": self.get_openapi_url(api, kwargs),
-                    "validatorUrl": None}
-        return render(request, "api/docs.html", {
-            "title": api.title,
-            "swagger_settings": settings,
-            "assets": {
-                name.replace("-", "_").replace(".", "_"): reverse("api-docs-asset", args=[name])
-                for name in ASSETS
+        settings = {**self.settings, "url": self.get_openapi_url(api, kwargs), "validatorUrl": None}
+        return render(
+            request,
+            "api/docs.html",
+            {
+                "title": api.title,
+                "swagger_settings": settings,
+                "assets": {
+                    name.replace("-", "_").replace(".", "_"): reverse("api-docs-asset", args=[name])
+                    for name in ASSETS
+                },
             },
-        })
+        )
 
 
 @require_GET

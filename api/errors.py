@@ -84,8 +84,9 @@ def _issues(exc: ValidationError) -> list[dict[str, Any]]:
 
 
 def _on_validation(request: HttpRequest, exc: Any) -> HttpResponse:
-    return error_response(400, "invalid_request", "the request does not match the schema",
-                          errors=_issues(exc))
+    return error_response(
+        400, "invalid_request", "the request does not match the schema", errors=_issues(exc)
+    )
 
 
 def _on_http_error(request: HttpRequest, exc: Any) -> HttpResponse:
@@ -96,8 +97,9 @@ def _on_http_error(request: HttpRequest, exc: Any) -> HttpResponse:
 
 
 def _on_unauthorized(request: HttpRequest, exc: Any) -> HttpResponse:
-    response = error_response(401, "unauthorized",
-                              "send a valid API token: Authorization: Bearer ctn_...")
+    response = error_response(
+        401, "unauthorized", "send a valid API token: Authorization: Bearer ctn_..."
+    )
     response["WWW-Authenticate"] = 'Bearer realm="continust"'
     return response
 
@@ -116,8 +118,9 @@ def simple_handler(status: int, code: str) -> Callable[[HttpRequest, Any], HttpR
 def _on_operational_error(request: HttpRequest, exc: Any) -> HttpResponse:
     if not is_busy(exc):
         raise exc
-    return busy_response(error_response(503, "database_busy", "the database is busy with "
-                                       "another write; try again"))
+    return busy_response(
+        error_response(503, "database_busy", "the database is busy with another write; try again")
+    )
 
 
 def install(api: NinjaAPI) -> None:
@@ -142,4 +145,3 @@ def install(api: NinjaAPI) -> None:
     }
     for exc_class, (status, code) in handlers.items():
         api.add_exception_handler(exc_class, simple_handler(status, code))
-

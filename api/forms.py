@@ -12,15 +12,15 @@ from continust.models import Project
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What the token is for, say the service "
-                           "that will use it.")
+    name = forms.CharField(
+        max_length=100, help_text="What the token is for, say the service that will use it."
+    )
     projects = forms.ModelMultipleChoiceField(
         queryset=Project.objects.none(),
         widget=forms.CheckboxSelectMultiple,
         help_text="The token sees only these projects.",
     )
-    scope = forms.ChoiceField(choices=Scope.choices, initial=Scope.READ,
-                              widget=forms.RadioSelect)
+    scope = forms.ChoiceField(choices=Scope.choices, initial=Scope.READ, widget=forms.RadioSelect)
 
     def __init__(self, user: User, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -85,9 +85,7 @@ class ApiToken(models.Model):
         Every project must be one the user is a member of.
         """
         chosen = list(projects)
-        allowed = set(
-            Project.objects.filter(memberships__user=user).values_list("pk", flat=True)
-        )
+        allowed = set(Project.objects.filter(memberships__user=user).values_list("pk", flat=True))
         outside = [p.slug for p in chosen if p.pk not in allowed]
         if outside:
             raise TokenRefused(f"you are not a member of {', '.join(sorted(outside))}")
@@ -102,7 +100,10 @@ class ApiToken(models.Model):
             try:
                 with transaction.atomic():
                     token = cls.objects.create(
-                        user=user, name=name, prefix=prefix, digest=token_digest(secret),
+                        user=user,
+                        name=name,
+                        prefix=prefix,
+                        digest=token_digest(secret),
                         scope=scope,
                     )
                     token.projects.set(chosen)

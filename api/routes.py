@@ -55,6 +55,7 @@ Errors answer `{{"code", "detail"}}`:
 
 {errors.STATUS_TABLE}"""
 
+
 class ContinustAPI(NinjaAPI):
     """ninja's API, with the schema of stored JSON, which refers to itself, in the spec."""
 
@@ -83,8 +84,7 @@ api = ContinustAPI(
     urls_namespace="api",
 )
 errors.install(api)
-api.add_exception_handler(routes_projects.StreamExists,
-                          errors.simple_handler(409, "stream_exists"))
+api.add_exception_handler(routes_projects.StreamExists, errors.simple_handler(409, "stream_exists"))
 api.add_router("", routes_projects.router)
 api.add_router("", routes_streams.router)
 api.add_router("", routes_lineage.router)

@@ -62,15 +62,15 @@ class AncestorsQuery(Schema):
 
 
 class PathQuery(PairQuery):
-    limit: int = Field(MAX_LIMIT, ge=1, le=MAX_LIMIT, description="At most this many "
-                       "versions on each side.")
+    limit: int = Field(
+        MAX_LIMIT, ge=1, le=MAX_LIMIT, description="At most this many versions on each side."
+    )
 
 
 def _version(stream: Stream, version_id: int) -> Version:
     version = Version.objects.filter(stream=stream, pk=version_id).first()
     if version is None:
-        raise NotFound(f"stream {stream.name} has no version {version_id}, which the cursor "
-                       "names")
+        raise NotFound(f"stream {stream.name} has no version {version_id}, which the cursor names")
     return version
 
 
@@ -149,8 +149,7 @@ def path(
     a, b = _pair(stream, query)
     found = graph_for(stream).path(a.pk, b.pk)
     if found is None:
-        return {"a": a.pk, "b": b.pk, "base": None, "from_a": [], "from_b": [],
-                "truncated": False}
+        return {"a": a.pk, "b": b.pk, "base": None, "from_a": [], "from_b": [], "truncated": False}
     limit = query.limit
     return {
         "a": a.pk,
@@ -163,7 +162,9 @@ def path(
 
 
 @router.get(
-    STREAM + "/diff/changes", response={200: ChangesOut, **STATE_ERRORS}, by_alias=True,
+    STREAM + "/diff/changes",
+    response={200: ChangesOut, **STATE_ERRORS},
+    by_alias=True,
     exclude_unset=True,
 )
 def diff_changes(
@@ -197,4 +198,3 @@ def diff_merge_patch(
     stream = stream_for(request, slug, name)
     a, b = _pair(stream, query)
     return {"a": a.pk, "b": b.pk, "merge_patch": merge_patch(state_of(a), state_of(b))}
-

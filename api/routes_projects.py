@@ -41,8 +41,9 @@ class StreamExists(Exception):
 
 
 class CausationQuery(Schema):
-    limit: int = Field(100, ge=1, le=200, description="At most this many causes and this "
-                       "many consequences.")
+    limit: int = Field(
+        100, ge=1, le=200, description="At most this many causes and this many consequences."
+    )
 
 
 def _stream_out(stream: Stream) -> dict[str, Any]:
@@ -67,7 +68,11 @@ def list_projects(request: HttpRequest, page: Query[NamePageQuery]) -> dict[str,
         ),
     )
     rows, next_cursor = keyset_page(
-        memberships, "project__slug", page.after, page.limit, str,
+        memberships,
+        "project__slug",
+        page.after,
+        page.limit,
+        str,
         value=lambda m: m.project.slug,
     )
     items = [{"slug": m.project.slug, "name": m.project.name, "role": m.role} for m in rows]
@@ -87,9 +92,7 @@ def list_streams(
 
 
 @router.post(PROJECT + "/streams", response={201: StreamOut, **WRITE_ERRORS})
-def add_stream(
-    request: HttpRequest, slug: SlugPath, body: StreamIn
-) -> Status[dict[str, Any]]:
+def add_stream(request: HttpRequest, slug: SlugPath, body: StreamIn) -> Status[dict[str, Any]]:
     """Create a stream folded by a registered reducer (needs write scope and the editor role).
 
     409 when the name is taken; 422 for an unknown reducer.
@@ -107,9 +110,7 @@ def add_stream(
 
 
 @router.get(PROJECT + "/events/{uuid:event_id}", response={200: EventOut, **READ_ERRORS})
-def get_one_event(
-    request: HttpRequest, slug: SlugPath, event_id: EventIdPath
-) -> dict[str, Any]:
+def get_one_event(request: HttpRequest, slug: SlugPath, event_id: EventIdPath) -> dict[str, Any]:
     """Return an event of the project by its id."""
     return event_record(get_event(project_for(request, slug), event_id))
 

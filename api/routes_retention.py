@@ -40,8 +40,9 @@ ADMIN_ERRORS: dict[int, type] = {**READ_ERRORS, 403: Error, 422: Error}
 
 def administered_stream(request: HttpRequest, slug: str, name: str) -> Stream:
     """Return a stream whose retention the request may change; Forbidden below admin."""
-    return stream_for(request, slug, name, write=True, role=Role.ADMIN,
-                      doing="changing retention in")
+    return stream_for(
+        request, slug, name, write=True, role=Role.ADMIN, doing="changing retention in"
+    )
 
 
 def policy_from(body: PolicyIn) -> Policy:
@@ -112,12 +113,15 @@ def list_compactions(
     found = found[: page.limit]
     for row in found:
         row.stream = stream
-    return {"items": [compaction_record(c) for c in found],
-            "next": str(found[-1].pk) if more else None}
+    return {
+        "items": [compaction_record(c) for c in found],
+        "next": str(found[-1].pk) if more else None,
+    }
 
 
-@router.get(STREAM + "/compactions/{int:compaction_id}",
-            response={200: CompactionOut, **READ_ERRORS})
+@router.get(
+    STREAM + "/compactions/{int:compaction_id}", response={200: CompactionOut, **READ_ERRORS}
+)
 def get_compaction(
     request: HttpRequest, slug: SlugPath, name: StreamPath, compaction_id: CompactionIdPath
 ) -> dict[str, Any]:

@@ -74,15 +74,19 @@ def append_events(
     versions = result.versions
     if not result.created:  # the versions of the first delivery, loaded afresh
         versions = list(
-            Version.objects.select_related("event").filter(pk__in=[v.pk for v in versions])
+            Version.objects.select_related("event")
+            .filter(pk__in=[v.pk for v in versions])
             .order_by("event__seq")
         )
-    return Status(201 if result.created else 200, {
-        "created": result.created,
-        "branch": versions[-1].branch,
-        "head": versions[-1].pk,
-        "versions": version_records(stream, versions, result.parents),
-    })
+    return Status(
+        201 if result.created else 200,
+        {
+            "created": result.created,
+            "branch": versions[-1].branch,
+            "head": versions[-1].pk,
+            "versions": version_records(stream, versions, result.parents),
+        },
+    )
 
 
 def _event_records(stream: Stream, events: list[Event]) -> list[dict[str, Any]]:
@@ -110,8 +114,11 @@ def list_versions(
     """List the stream's versions in the order they were made (by id), oldest first."""
     stream = stream_for(request, slug, name)
     rows, next_cursor = keyset_page(
-        Version.objects.filter(stream=stream).select_related("event"), "id", page.after,
-        page.limit, int,
+        Version.objects.filter(stream=stream).select_related("event"),
+        "id",
+        page.after,
+        page.limit,
+        int,
     )
     return {"items": version_records(stream, rows), "next": next_cursor}
 
@@ -127,10 +134,7 @@ def get_version(
 ) -> dict[str, Any]:
     """Return a version by id, with its state."""
     stream = stream_for(request, slug, name)
-    version = (
-        Version.objects.select_related("event").filter(stream=stream, pk=version_id)
-        .first()
-    )
+    version = Version.objects.select_related("event").filter(stream=stream, pk=version_id).first()
     if version is None:
         raise NotFound(f"stream {stream.name} has no version {version_id}")
     return _detail(stream, version)

@@ -39,10 +39,15 @@ STORED_JSON: dict[str, Any] = {
     "description": "Any JSON value whose strings, keys included, hold no U+0000.",
     "anyOf": [
         {"type": "string", "pattern": STORABLE},
-        {"type": "number"}, {"type": "boolean"}, {"type": "null"},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
         {"type": "array", "items": {"$ref": STORED_JSON_REF}},
-        {"type": "object", "propertyNames": {"pattern": STORABLE},
-         "additionalProperties": {"$ref": STORED_JSON_REF}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": STORABLE},
+            "additionalProperties": {"$ref": STORED_JSON_REF},
+        },
     ],
 }
 # pydantic resolves every $ref it meets, so the payload names StoredJSON by a mark that
@@ -53,8 +58,10 @@ PAYLOAD_SCHEMA: dict[str, Any] = {
     "additionalProperties": STORED_JSON_MARK,
 }
 # Years 2 to 9997: whatever the offset, the moment stays within the years 1 to 9998.
-TIMESTAMP_PATTERN = (r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}"
-                     r"|99[0-8][0-9]|999[0-7])-")
+TIMESTAMP_PATTERN = (
+    r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}"
+    r"|99[0-8][0-9]|999[0-7])-"
+)
 
 
 def _whole_or_text(value: Any) -> Any:
@@ -90,8 +97,7 @@ StreamPath = Annotated[
 ]
 VersionIdPath = Annotated[int, param.Path(ge=0, le=BIGINT_MAX, description="A version's id.")]
 EventIdPath = Annotated[UUID, param.Path(description="An event's id.")]
-CompactionIdPath = Annotated[int, param.Path(ge=0, le=BIGINT_MAX,
-                                             description="A compaction's id.")]
+CompactionIdPath = Annotated[int, param.Path(ge=0, le=BIGINT_MAX, description="A compaction's id.")]
 
 Ref = Annotated[
     str,
@@ -109,19 +115,25 @@ PositionCursor = Annotated[
 ]
 NameCursor = Annotated[
     str,
-    Field(max_length=NAME_MAX, pattern=STORABLE,
-          description="The `next` cursor of the previous page; empty: from the start, as "
-          "every name sorts after it."),
+    Field(
+        max_length=NAME_MAX,
+        pattern=STORABLE,
+        description="The `next` cursor of the previous page; empty: from the start, as "
+        "every name sorts after it.",
+    ),
 ]
 PairCursor = Annotated[
     str,
-    Field(pattern=r"^[0-9]{1,18}\.[0-9]{1,18}\.[0-9]{1,18}$",
-          description="The `next` cursor of the previous page."),
+    Field(
+        pattern=r"^[0-9]{1,18}\.[0-9]{1,18}\.[0-9]{1,18}$",
+        description="The `next` cursor of the previous page.",
+    ),
 ]
 AncestorsCursor = Annotated[
     str,
-    Field(pattern=r"^[0-9]{1,18}\.[0-9]{1,18}$",
-          description="The `next` cursor of the previous page."),
+    Field(
+        pattern=r"^[0-9]{1,18}\.[0-9]{1,18}$", description="The `next` cursor of the previous page."
+    ),
 ]
 
 
@@ -142,8 +154,7 @@ class PageQuery(Schema):
     """A page of a list ordered by id or position."""
 
     after: PositionCursor | None = None
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="At most this many "
-                       "items.")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="At most this many items.")
 
 
 class NamePageQuery(PageQuery):
@@ -224,16 +235,22 @@ class StreamPage(Schema):
 
 class EventIn(StrictSchema):
     id: UUID | None = Field(
-        None, description="The idempotency key: a retried event with the same id is not "
-        "recorded twice. A new UUID when left out."
+        None,
+        description="The idempotency key: a retried event with the same id is not "
+        "recorded twice. A new UUID when left out.",
     )
     type: str = Field(min_length=1, max_length=200, pattern=NON_BLANK)
     payload: dict[str, Any] = Field(json_schema_extra=PAYLOAD_SCHEMA)
     timestamp: datetime | None = Field(
-        None, description="RFC 3339 with an offset, in the years 2 to 9997; now when left out.",
-        json_schema_extra={"pattern": TIMESTAMP_PATTERN})
-    causation: UUID | None = Field(None, description="The id of an earlier event of the "
-                                   "project (or of this batch) that caused this one.")
+        None,
+        description="RFC 3339 with an offset, in the years 2 to 9997; now when left out.",
+        json_schema_extra={"pattern": TIMESTAMP_PATTERN},
+    )
+    causation: UUID | None = Field(
+        None,
+        description="The id of an earlier event of the "
+        "project (or of this batch) that caused this one.",
+    )
     correlation: UUID | None = None
     actor: str = Field("", max_length=200, pattern=STORABLE)
 
@@ -250,12 +267,15 @@ class EventIn(StrictSchema):
 
 class AppendIn(StrictSchema):
     events: list[EventIn] = Field(
-        min_length=1, max_length=settings.CONTINUST_MAX_BATCH_EVENTS,
+        min_length=1,
+        max_length=settings.CONTINUST_MAX_BATCH_EVENTS,
         description="Appended in order, all or none.",
     )
     branch: str = Field("main", min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)
     expected_head: int | None = Field(
-        None, ge=0, le=BIGINT_MAX,
+        None,
+        ge=0,
+        le=BIGINT_MAX,
         description="The version id the writer believes the branch points at; `null`: the "
         "branch must not exist yet. Leave it out to append wherever the branch is.",
     )
@@ -329,8 +349,9 @@ class BranchPage(Schema):
 class MergeBasesOut(Schema):
     a: int
     b: int
-    merge_bases: list[int] = Field(description="All best common ancestors, as "
-                                   "`git merge-base --all`.")
+    merge_bases: list[int] = Field(
+        description="All best common ancestors, as `git merge-base --all`."
+    )
 
 
 class RangePage(Schema):
@@ -353,8 +374,10 @@ class BetweenOut(RangePage):
 class PathOut(Schema):
     a: int
     b: int
-    base: int | None = Field(description="The merge base the paths run down to; null when "
-                             "the versions share no ancestor.")
+    base: int | None = Field(
+        description="The merge base the paths run down to; null when "
+        "the versions share no ancestor."
+    )
     from_a: list[int]
     from_b: list[int]
     truncated: bool = Field(description="True when a path was cut at the limit.")
@@ -380,8 +403,9 @@ class JsonPatchOut(Schema):
     a: int
     b: int
     count: int
-    items: list[dict[str, Any]] = Field(description="RFC 6902 operations; the pages applied "
-                                        "in order turn a's state into b's.")
+    items: list[dict[str, Any]] = Field(
+        description="RFC 6902 operations; the pages applied in order turn a's state into b's."
+    )
     next: str | None
 
 
@@ -416,19 +440,23 @@ class PolicyIn(StrictSchema):
     kind: Literal["eternal", "selective", "ephemeral"] = Field(
         description="`eternal` keeps everything; `selective` keeps every event and stores a "
         "state every `snapshot_every` versions; `ephemeral` releases payloads and states "
-        "beyond a horizon.")
+        "beyond a horizon."
+    )
     snapshot_every: int | None = Field(
-        None, description="selective: store a state every this many generations (2 to "
-        "1,000,000; 100 when left out).")
+        None,
+        description="selective: store a state every this many generations (2 to "
+        "1,000,000; 100 when left out).",
+    )
     horizon_versions: int | None = Field(
-        None, le=MAX_HORIZON_VERSIONS, description="ephemeral: keep the newest this many "
-        "versions.")
+        None, le=MAX_HORIZON_VERSIONS, description="ephemeral: keep the newest this many versions."
+    )
     horizon_age: int | str | None = Field(
-        None, description="ephemeral: keep the versions younger than this: `90d`, `12h`, "
-        "`30m`, `2w`, or a number of seconds. Give `horizon_versions`, this, or both.")
+        None,
+        description="ephemeral: keep the versions younger than this: `90d`, `12h`, "
+        "`30m`, `2w`, or a number of seconds. Give `horizon_versions`, this, or both.",
+    )
 
-    _whole = field_validator("snapshot_every", "horizon_versions", mode="before")(
-        _whole_number)
+    _whole = field_validator("snapshot_every", "horizon_versions", mode="before")(_whole_number)
     _whole_age = field_validator("horizon_age", mode="before")(_whole_or_text)
 
 
@@ -463,8 +491,9 @@ class RunOut(Schema):
 
 class ProtectedOut(Schema):
     version: int
-    reason: str = Field(description="Why it is never released: a branch head, a merge base, "
-                        "a review, a replay.")
+    reason: str = Field(
+        description="Why it is never released: a branch head, a merge base, a review, a replay."
+    )
 
 
 class PlanOut(Schema):
@@ -473,16 +502,18 @@ class PlanOut(Schema):
     stream: str
     policy: PolicyOut
     upto: int = Field(description="The newest version considered.")
-    cutoff: str | None = Field(description="ephemeral with an age: versions made before this "
-                               "time are beyond the horizon.")
+    cutoff: str | None = Field(
+        description="ephemeral with an age: versions made before this time are beyond the horizon."
+    )
     snapshots_stored: int
     states_dropped: int
     versions_released: int
     bytes_released: int = Field(description="An estimate.")
     runs: list[RunOut] = Field(description="The chains released, oldest first; at most 200.")
     runs_total: int
-    protected: list[ProtectedOut] = Field(description="Versions beyond the horizon that stay; "
-                                          "at most 200.")
+    protected: list[ProtectedOut] = Field(
+        description="Versions beyond the horizon that stay; at most 200."
+    )
     protected_total: int
 
 
@@ -490,8 +521,9 @@ class CompactionOut(Schema):
     id: int
     stream: str
     status: Literal["pending", "running", "done", "failed"]
-    policy: PolicyOut = Field(description="The policy the compaction applies, pinned when it "
-                              "was requested.")
+    policy: PolicyOut = Field(
+        description="The policy the compaction applies, pinned when it was requested."
+    )
     upto: int
     cutoff: str | None
     requested_by: str
@@ -507,8 +539,10 @@ class CompactionOut(Schema):
     bytes_before: int | None
     bytes_after: int | None
     error: str | None
-    record: UUID | None = Field(description="The `retention.compacted` event in the project's "
-                                "audit stream `_audit`, once done.")
+    record: UUID | None = Field(
+        description="The `retention.compacted` event in the project's "
+        "audit stream `_audit`, once done."
+    )
 
 
 class CompactionPage(Schema):

@@ -27,7 +27,9 @@ def tokens(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 token, secret = ApiToken.issue(
-                    user, form.cleaned_data["name"], form.cleaned_data["projects"],
+                    user,
+                    form.cleaned_data["name"],
+                    form.cleaned_data["projects"],
                     form.cleaned_data["scope"],
                 )
             except TokenRefused as err:
@@ -39,8 +41,12 @@ def tokens(request: HttpRequest) -> HttpResponse:
         else:
             status = 400
     listing = ApiToken.objects.filter(user=user).prefetch_related("projects")
-    response = render(request, "api/tokens.html",
-                      {"form": form, "tokens": listing, "issued": issued}, status=status)
+    response = render(
+        request,
+        "api/tokens.html",
+        {"form": form, "tokens": listing, "issued": issued},
+        status=status,
+    )
     if issued:  # the secret must not linger in any cache
         response["Cache-Control"] = "no-store"
     return response

@@ -86,9 +86,13 @@ def time_domain(seconds: float, batch: int) -> dict[str, float]:
         latencies.append(time.perf_counter() - started)
     elapsed = time.monotonic() - began
     quantiles = statistics.quantiles(latencies, n=100)
-    return {"requests": len(latencies), "requests_per_s": len(latencies) / elapsed,
-            "events_per_s": len(latencies) * batch / elapsed,
-            "p50_ms": quantiles[49] * 1000, "p99_ms": quantiles[98] * 1000}
+    return {
+        "requests": len(latencies),
+        "requests_per_s": len(latencies) / elapsed,
+        "events_per_s": len(latencies) * batch / elapsed,
+        "p50_ms": quantiles[49] * 1000,
+        "p99_ms": quantiles[98] * 1000,
+    }
 
 
 def free_port() -> int:
@@ -98,8 +102,16 @@ def free_port() -> int:
 
 
 def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
-    command = [str(ROOT / ".venv/bin/gunicorn"), "continust.wsgi", "-w", str(workers),
-               "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
+    command = [
+        str(ROOT / ".venv/bin/gunicorn"),
+        "continust.wsgi",
+        "-w",
+        str(workers),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+    ]
     if threads > 1:
         command += ["-k", "gthread", "--threads", str(threads)]
     server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "DJANGO_DEBUG": "0"})
@@ -144,8 +156,15 @@ class Client:
         raise AssertionError("unreachable")
 
 
-def drive(port: int, token: str, paths: list[str], batch: int, seconds: float, threads: int,
-          results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def drive(
+    port: int,
+    token: str,
+    paths: list[str],
+    batch: int,
+    seconds: float,
+    threads: int,
+    results: multiprocessing.Queue,
+) -> None:  # type: ignore[type-arg]
     """Post batches from client threads for a while; put (latencies, statuses) on the queue."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -159,8 +178,10 @@ def drive(port: int, token: str, paths: list[str], batch: int, seconds: float, t
         counts: dict[int, int] = {}
         sequence = 0
         while time.monotonic() < stop:
-            events = [{"type": "tick", "payload": {"worker": index, "n": sequence + k}}
-                      for k in range(batch)]
+            events = [
+                {"type": "tick", "payload": {"worker": index, "n": sequence + k}}
+                for k in range(batch)
+            ]
             sequence += batch
             body = json.dumps({"events": events}).encode()
             started = time.perf_counter()
@@ -181,8 +202,9 @@ def drive(port: int, token: str, paths: list[str], batch: int, seconds: float, t
     results.put((latencies, statuses, time.monotonic() - began))
 
 
-def run(port: int, token: str, paths: list[str], *, batch: int, seconds: float, threads: int
-        ) -> dict[str, float]:
+def run(
+    port: int, token: str, paths: list[str], *, batch: int, seconds: float, threads: int
+) -> dict[str, float]:
     """Drive the server from a second process and summarise what it measured."""
     results: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     process = multiprocessing.Process(
@@ -210,8 +232,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="gunicorn threads per worker (gthread); 1 = sync workers")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="gunicorn threads per worker (gthread); 1 = sync workers",
+    )
     parser.add_argument("--clients", type=int, default=4, help="client threads, single run")
     parser.add_argument("--batch-clients", type=int, default=2)
     parser.add_argument("--streams", type=int, default=1, help="streams the clients share")
@@ -228,42 +254,60 @@ def main() -> None:
     server = start_gunicorn(port, options.workers, options.threads)
     try:
         run(port, token, paths, batch=1, seconds=1, threads=options.clients)  # warm up
-        single = run(port, token, paths, batch=1, seconds=options.seconds,
-                     threads=options.clients)
-        batch = run(port, token, paths, batch=1000, seconds=options.seconds,
-                    threads=options.batch_clients)
+        single = run(port, token, paths, batch=1, seconds=options.seconds, threads=options.clients)
+        batch = run(
+            port, token, paths, batch=1000, seconds=options.seconds, threads=options.batch_clients
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
-    domain = {"single": time_domain(min(options.seconds, 5), 1),
-              "batch": time_domain(min(options.seconds, 5), 1000)}
+    domain = {
+        "single": time_domain(min(options.seconds, 5), 1),
+        "batch": time_domain(min(options.seconds, 5), 1000),
+    }
     report(options, single, batch, domain)
 
 
-def report(options: argparse.Namespace, single: dict[str, float], batch: dict[str, float],
-           domain: dict[str, dict[str, float]]) -> None:
+def report(
+    options: argparse.Namespace,
+    single: dict[str, float],
+    batch: dict[str, float],
+    domain: dict[str, dict[str, float]],
+) -> None:
     if options.json:
-        print(json.dumps({"single": single, "batch": batch, "domain_alone": domain,
-                          "targets": TARGETS}, indent=2))
+        print(
+            json.dumps(
+                {"single": single, "batch": batch, "domain_alone": domain, "targets": TARGETS},
+                indent=2,
+            )
+        )
         return
     kind = f"gthread x{options.threads}" if options.threads > 1 else "sync"
-    print(f"gunicorn -w {options.workers} ({kind}), PostgreSQL, {os.cpu_count()} CPUs, "
-          f"{options.streams} stream(s), {options.seconds:g} s per run\n")
+    print(
+        f"gunicorn -w {options.workers} ({kind}), PostgreSQL, {os.cpu_count()} CPUs, "
+        f"{options.streams} stream(s), {options.seconds:g} s per run\n"
+    )
     print("| run | clients | requests | failed | req/s | events/s | p50 ms | p99 ms | target |")
     print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| single event | {options.clients} | {single['requests']} | {single['failed']} "
-          f"| {single['requests_per_s']:,.0f} | {single['events_per_s']:,.0f} "
-          f"| {single['p50_ms']:.1f} | {single['p99_ms']:.1f} "
-          f"| ≥ {TARGETS['single_rps']:,} req/s, p99 ≤ {TARGETS['single_p99_ms']} ms |")
-    print(f"| batch of 1,000 | {options.batch_clients} | {batch['requests']} "
-          f"| {batch['failed']} | {batch['requests_per_s']:,.1f} "
-          f"| {batch['events_per_s']:,.0f} | {batch['p50_ms']:.1f} | {batch['p99_ms']:.1f} "
-          f"| ≥ {TARGETS['batch_events_per_s']:,} events/s |")
+    print(
+        f"| single event | {options.clients} | {single['requests']} | {single['failed']} "
+        f"| {single['requests_per_s']:,.0f} | {single['events_per_s']:,.0f} "
+        f"| {single['p50_ms']:.1f} | {single['p99_ms']:.1f} "
+        f"| ≥ {TARGETS['single_rps']:,} req/s, p99 ≤ {TARGETS['single_p99_ms']} ms |"
+    )
+    print(
+        f"| batch of 1,000 | {options.batch_clients} | {batch['requests']} "
+        f"| {batch['failed']} | {batch['requests_per_s']:,.1f} "
+        f"| {batch['events_per_s']:,.0f} | {batch['p50_ms']:.1f} | {batch['p99_ms']:.1f} "
+        f"| ≥ {TARGETS['batch_events_per_s']:,} events/s |"
+    )
     for name, size in (("single", 1), ("batch", 1000)):
         alone = domain[name]
-        print(f"| domain alone, {size:,} event(s) per append | 1 | {alone['requests']} | 0 "
-              f"| {alone['requests_per_s']:,.1f} | {alone['events_per_s']:,.0f} "
-              f"| {alone['p50_ms']:.1f} | {alone['p99_ms']:.1f} | (no HTTP, for scale) |")
+        print(
+            f"| domain alone, {size:,} event(s) per append | 1 | {alone['requests']} | 0 "
+            f"| {alone['requests_per_s']:,.1f} | {alone['events_per_s']:,.0f} "
+            f"| {alone['p50_ms']:.1f} | {alone['p99_ms']:.1f} | (no HTTP, for scale) |"
+        )
     load = os.getloadavg()
     print(f"\nload average before the runs ended: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     for name, result in (("single", single), ("batch", batch)):

@@ -18,8 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def documents(keys: int = 5000, changed: float = 0.01) -> tuple[dict, dict]:
     rng = random.Random(7)
-    a = {f"key{i:05d}": {"price": i, "tiers": [{"name": f"t{j}", "limit": j * i} for j in range(3)],
-                          "label": f"item {i}"} for i in range(keys)}
+    a = {
+        f"key{i:05d}": {
+            "price": i,
+            "tiers": [{"name": f"t{j}", "limit": j * i} for j in range(3)],
+            "label": f"item {i}",
+        }
+        for i in range(keys)
+    }
     b = copy.deepcopy(a)
     for name in rng.sample(sorted(b), int(keys * changed)):
         b[name]["price"] += 1
@@ -63,8 +69,10 @@ def main() -> None:
         samples = timed(fn, runs)
         rows.append((name, f"{median(samples):.1f}", f"{percentile(samples, 95):.1f}"))
     report("Diff of two 5,000-key documents (1% changed)", rows, ("", "p50 (ms)", "p95 (ms)"))
-    print("flat: 5,000 scalar keys; nested: 5,000 keys each holding an object with a list of "
-          "three identity-keyed objects (30,000 leaves), 50 of them changed with a list insert")
+    print(
+        "flat: 5,000 scalar keys; nested: 5,000 keys each holding an object with a list of "
+        "three identity-keyed objects (30,000 leaves), 50 of them changed with a list insert"
+    )
 
 
 if __name__ == "__main__":

@@ -28,24 +28,38 @@ def build(versions: int):
     made = 0
     round_ = 0
     while made < versions:
-        append(stream, [NewEvent(type=f"t{n % 5}", payload={f"k{n % 50}": n}, actor="bench")
-                        for n in range(made, made + 450)])
+        append(
+            stream,
+            [
+                NewEvent(type=f"t{n % 5}", payload={f"k{n % 50}": n}, actor="bench")
+                for n in range(made, made + 450)
+            ],
+        )
         made += 450
         head = stream.branches.get(name="main").head
         name = f"feature-{round_}"
         fork(stream, name, head)
-        append(stream, [NewEvent(type="feature", payload={f"f{round_ % 7}": n}, actor="dev")
-                        for n in range(40)], branch=name)
+        append(
+            stream,
+            [
+                NewEvent(type="feature", payload={f"f{round_ % 7}": n}, actor="dev")
+                for n in range(40)
+            ],
+            branch=name,
+        )
         append(stream, [NewEvent(type="t0", payload={"main": round_})])
         merge(stream, name, "main")
         made += 42
         round_ += 1
     wide = create_stream(project, "wide", reducer="replace")
     base = {f"key{i:04d}": {"value": i, "tags": ["a", "b"]} for i in range(5000)}
-    changed = {k: ({"value": v["value"] + 1, "tags": v["tags"]} if i % 100 == 0 else v)
-               for i, (k, v) in enumerate(base.items())}
-    a, b = append(wide, [NewEvent(type="set", payload=base),
-                         NewEvent(type="set", payload=changed)]).versions
+    changed = {
+        k: ({"value": v["value"] + 1, "tags": v["tags"]} if i % 100 == 0 else v)
+        for i, (k, v) in enumerate(base.items())
+    }
+    a, b = append(
+        wide, [NewEvent(type="set", payload=base), NewEvent(type="set", payload=changed)]
+    ).versions
     add_member(project, user, "admin")
     return user, project, stream, wide, (a, b)
 
@@ -92,25 +106,39 @@ def main() -> None:
         pages.append(ms)
         svg.append(len(re.findall(r"<(path|circle) ", body)))
         vid = Version.objects.filter(stream=stream).order_by("?").values_list("id", flat=True)[0]
-        ms, _ = timed(client, reverse("version", args=[project.slug, stream.pk, vid]),
-                      HTTP_HX_REQUEST="true")
+        ms, _ = timed(
+            client, reverse("version", args=[project.slug, stream.pk, vid]), HTTP_HX_REQUEST="true"
+        )
         panels.append(ms)
     diff_url = reverse("compare", args=[project.slug, wide.pk]) + f"?a={a.pk}&b={b.pk}"
     diffs = [timed(client, diff_url)[0] for _ in range(10)]
     small = build_small(client)
     rows = [
-        ("stream page (100 rows)", f"{median(samples):.0f}", f"{percentile(samples, 95):.0f}",
-         "≤ 300"),
-        ("stream page, 100-version stream", f"{median(small):.0f}",
-         f"{percentile(small, 95):.0f}", "same as above"),
+        (
+            "stream page (100 rows)",
+            f"{median(samples):.0f}",
+            f"{percentile(samples, 95):.0f}",
+            "≤ 300",
+        ),
+        (
+            "stream page, 100-version stream",
+            f"{median(small):.0f}",
+            f"{percentile(small, 95):.0f}",
+            "same as above",
+        ),
         ("further timeline page", f"{median(pages):.0f}", f"{percentile(pages, 95):.0f}", "≤ 100"),
         ("version panel", f"{median(panels):.0f}", f"{percentile(panels, 95):.0f}", "≤ 100"),
-        ("diff page, two 5,000-key states", f"{median(diffs):.0f}",
-         f"{percentile(diffs, 95):.0f}", "≤ 200"),
+        (
+            "diff page, two 5,000-key states",
+            f"{median(diffs):.0f}",
+            f"{percentile(diffs, 95):.0f}",
+            "≤ 200",
+        ),
     ]
     rows.append(("SVG elements per page (max seen)", str(max(svg)), "", "bounded"))
-    rows.append((f"building {total:,} versions / first placement", f"{built:.0f} s",
-                 f"{placed:.1f} s", ""))
+    rows.append(
+        (f"building {total:,} versions / first placement", f"{built:.0f} s", f"{placed:.1f} s", "")
+    )
     report("Explorer server time", rows, ("", "p50 (ms)", "p95 (ms)", "target"))
 
 

@@ -85,6 +85,7 @@ def load() -> float:
 
 # ----------------------------------------------------------------------------- set-up
 
+
 def setup_django(url: str, migrate: bool) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "continust.settings_test")
@@ -120,9 +121,13 @@ class Monitor:
 
     def server_cpu(self) -> float:
         """CPU seconds used so far by every other backend connected to the database."""
-        pids = [r[0] for r in self.conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            [self.db])]
+        pids = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [self.db],
+            )
+        ]
         total = 0
         for pid in pids:
             try:
@@ -133,9 +138,13 @@ class Monitor:
         return total / self.tick
 
     def sizes(self) -> dict[str, int]:
-        return dict(self.conn.execute(
-            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n "
-            "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'"))
+        return dict(
+            self.conn.execute(
+                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+            )
+        )
 
 
 def fsync_rate(seconds: float = 0.5) -> float:
@@ -159,6 +168,7 @@ def fsync_rate(seconds: float = 0.5) -> float:
 
 
 # ----------------------------------------------------------------------------- round trips
+
 
 class CountingProxy(threading.Thread):
     """A TCP proxy to PostgreSQL that counts round trips: a turn each time the client sends
@@ -207,11 +217,13 @@ class CountingProxy(threading.Thread):
 
 # ----------------------------------------------------------------------------- the writers
 
+
 class Writers:
     """This process's writers of the three systems: batched and single appends, folds."""
 
-    def __init__(self, url: str, name: str, es_port: int | None = None,
-                 raw_port: int | None = None) -> None:
+    def __init__(
+        self, url: str, name: str, es_port: int | None = None, raw_port: int | None = None
+    ) -> None:
         from continust.projects import create_project, create_stream
 
         self.url = url
@@ -253,8 +265,10 @@ class Writers:
         if system == "continust":
             from continust.store import NewEvent, append
 
-            append(self.stream(name), [NewEvent("deposited", peers.payload(n))
-                                       for n in range(first, first + size)])
+            append(
+                self.stream(name),
+                [NewEvent("deposited", peers.payload(n)) for n in range(first, first + size)],
+            )
         elif system == "eventsourcing":
             ledger = self.ledger(name)
             for n in range(first, first + size):
@@ -275,8 +289,9 @@ class Writers:
             peers.es_deposit(ledger, n)
             self.app.save(ledger)
         else:
-            peers.raw_insert(self.raw_auto, f"{self.tag}/{name}", self.raw_seq(name, 1),
-                             peers.payload(n))
+            peers.raw_insert(
+                self.raw_auto, f"{self.tag}/{name}", self.raw_seq(name, 1), peers.payload(n)
+            )
 
     def fold(self, system: str, name: str) -> int:
         if system == "continust":
@@ -291,11 +306,15 @@ class Writers:
         state: dict[str, Any] = {}
         count = 0
         with self.raw.cursor() as cur:
-            cur.execute(f"SELECT position, type, payload FROM {peers.RAW_TABLE} "
-                        "WHERE stream = %s ORDER BY seq", [f"{self.tag}/{name}"])
+            cur.execute(
+                f"SELECT position, type, payload FROM {peers.RAW_TABLE} "
+                "WHERE stream = %s ORDER BY seq",
+                [f"{self.tag}/{name}"],
+            )
             for position, type_, payload in cur:
-                state = fold_event("merge", 1, state, event_id=str(position), type=type_,
-                                   payload=payload)
+                state = fold_event(
+                    "merge", 1, state, event_id=str(position), type=type_, payload=payload
+                )
                 count += 1
         self.raw.commit()
         return count
@@ -327,8 +346,10 @@ def worker_main(pipe: Any, url: str, index: int) -> None:
 
 # ----------------------------------------------------------------------------- HTTP
 
-def http_client(port: int, path: str, token: str, batch: int, start_at: float,
-                seconds: float) -> tuple[list[float], dict[int, int], float]:
+
+def http_client(
+    port: int, path: str, token: str, batch: int, start_at: float, seconds: float
+) -> tuple[list[float], dict[int, int], float]:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -374,11 +395,21 @@ class Server:
 
     def __init__(self, app: str, workers: int, env: dict[str, str]) -> None:
         self.port = free_port()
-        command = [str(ROOT / ".venv/bin/gunicorn"), app, "-w", str(workers),
-                   "-b", f"127.0.0.1:{self.port}", "--log-level", "warning",
-                   "--control-socket", f"/tmp/bench-log-gunicorn-{self.port}.ctl"]
-        self.process = subprocess.Popen(command, cwd=BENCH if ":" in app else ROOT,
-                                        env={**os.environ, **env})
+        command = [
+            str(ROOT / ".venv/bin/gunicorn"),
+            app,
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "--log-level",
+            "warning",
+            "--control-socket",
+            f"/tmp/bench-log-gunicorn-{self.port}.ctl",
+        ]
+        self.process = subprocess.Popen(
+            command, cwd=BENCH if ":" in app else ROOT, env={**os.environ, **env}
+        )
 
     def wait(self) -> None:
         deadline = time.monotonic() + 180
@@ -401,6 +432,7 @@ class Server:
 
 # ----------------------------------------------------------------------------- the harness
 
+
 class Harness:
     def __init__(self, args: argparse.Namespace, url: str) -> None:
         self.args = args
@@ -415,10 +447,17 @@ class Harness:
     def record(self, measure: str, system: str, value: float, **extra: Any) -> None:
         entry = {"value": value, "load": load(), **extra}
         self.runs.setdefault(measure, {}).setdefault(system, []).append(entry)
-        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in extra.items() if not isinstance(v, (list, dict)))
-        print(f"  {measure:<28} {system:<14} {value:>12,.2f}  load {entry['load']:.2f}"
-              + (f"  ({shown})" if shown else ""), file=sys.stderr, flush=True)
+        shown = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in extra.items()
+            if not isinstance(v, (list, dict))
+        )
+        print(
+            f"  {measure:<28} {system:<14} {value:>12,.2f}  load {entry['load']:.2f}"
+            + (f"  ({shown})" if shown else ""),
+            file=sys.stderr,
+            flush=True,
+        )
 
     # -- set-up
 
@@ -426,8 +465,9 @@ class Harness:
         context = multiprocessing.get_context("spawn")
         for index in range(max(self.args.writers + [self.args.http_clients])):
             ours, theirs = context.Pipe()
-            process = context.Process(target=worker_main, args=(theirs, self.url, index),
-                                      daemon=True)
+            process = context.Process(
+                target=worker_main, args=(theirs, self.url, index), daemon=True
+            )
             process.start()
             self.pool.append((process, ours))
 
@@ -451,13 +491,21 @@ class Harness:
         create_stream(project, "http-batch")
         self.token = ApiToken.issue(user, "bench", [project], Scope.WRITE)[1]
         self.http_prefix = f"/api/projects/{project.slug}/streams"
-        env = {"DATABASE_URL": self.url, "BENCH_DATABASE_URL": self.url,
-               "BENCH_TOKEN": self.token, "DJANGO_SETTINGS_MODULE": "continust.settings",
-               "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
-               "PYTHONPATH": str(BENCH)}
+        env = {
+            "DATABASE_URL": self.url,
+            "BENCH_DATABASE_URL": self.url,
+            "BENCH_TOKEN": self.token,
+            "DJANGO_SETTINGS_MODULE": "continust.settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
+            "PYTHONPATH": str(BENCH),
+        }
         workers = self.args.http_workers
-        for system, app in (("continust", "continust.wsgi"),
-                            ("eventsourcing", "peers:es_app_wsgi"), ("raw", "peers:raw_app")):
+        for system, app in (
+            ("continust", "continust.wsgi"),
+            ("eventsourcing", "peers:es_app_wsgi"),
+            ("raw", "peers:raw_app"),
+        ):
             self.servers[system] = Server(app, workers, env)
         for server in self.servers.values():
             server.wait()
@@ -476,8 +524,7 @@ class Harness:
             for system in SYSTEMS:
                 self.me.batch(system, "fold", self.args.fold_events)
             for first in range(0, self.args.replay_events, 1000):
-                self.me.batch("continust", "replay",
-                              min(1000, self.args.replay_events - first))
+                self.me.batch("continust", "replay", min(1000, self.args.replay_events - first))
         self.monitor.analyze()
         if self.pool:
             self.pool_ready()
@@ -508,8 +555,9 @@ class Harness:
         connection.settings_dict.update(HOST="127.0.0.1", PORT=proxy.port)
         statements: list[str] = []
 
-        def counting(execute: Callable[..., Any], sql: str, params: Any, many: bool,
-                     context: Any) -> Any:
+        def counting(
+            execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+        ) -> Any:
             statements.append(sql)
             return execute(sql, params, many, context)
 
@@ -524,15 +572,18 @@ class Harness:
                 self.facts.setdefault("round_trips", {})[system] = (proxy.turns - before) / appends
                 if system == "continust":
                     self.facts["django_statements_per_append"] = len(statements) / appends
-                    self.facts["django_statements"] = [s[:160] for s in
-                                                       statements[:len(statements) // appends]]
+                    self.facts["django_statements"] = [
+                        s[:160] for s in statements[: len(statements) // appends]
+                    ]
         finally:
             connection.close()
             connection.settings_dict.clear()
             connection.settings_dict.update(saved)
-        print(f"  round trips per single append: {self.facts['round_trips']}; continust "
-              f"statements through Django: {self.facts['django_statements_per_append']:g}",
-              file=sys.stderr)
+        print(
+            f"  round trips per single append: {self.facts['round_trips']}; continust "
+            f"statements through Django: {self.facts['django_statements_per_append']:g}",
+            file=sys.stderr,
+        )
 
     # -- the parts, one round
 
@@ -553,9 +604,14 @@ class Harness:
             for _ in range(count):
                 self.me.single(system, "single")
             wall = time.perf_counter() - started
-            self.record("b_single", system, count / wall, wall_ms=wall / count * 1000,
-                        client_cpu_ms=(time.process_time() - cpu) / count * 1000,
-                        server_cpu_ms=(self.monitor.server_cpu() - server) / count * 1000)
+            self.record(
+                "b_single",
+                system,
+                count / wall,
+                wall_ms=wall / count * 1000,
+                client_cpu_ms=(time.process_time() - cpu) / count * 1000,
+                server_cpu_ms=(self.monitor.server_cpu() - server) / count * 1000,
+            )
 
     def part_c(self, order: list[str]) -> None:
         for writers in self.args.writers:
@@ -568,13 +624,23 @@ class Harness:
                 elapsed = max(seconds for _, seconds in results)
                 self.record(f"c_writers_{writers}", system, total / elapsed)
 
-    def http_run(self, system: str, clients: int, batch: int, stream: Callable[[int], str]
-                 ) -> dict[str, Any]:
+    def http_run(
+        self, system: str, clients: int, batch: int, stream: Callable[[int], str]
+    ) -> dict[str, Any]:
         start_at = time.time() + 0.3
         port = self.servers[system].port
         for k, (_, pipe) in enumerate(self.pool[:clients]):
-            pipe.send(("http", port, f"{self.http_prefix}/{stream(k)}/events", self.token,
-                       batch, start_at, self.args.http_seconds))
+            pipe.send(
+                (
+                    "http",
+                    port,
+                    f"{self.http_prefix}/{stream(k)}/events",
+                    self.token,
+                    batch,
+                    start_at,
+                    self.args.http_seconds,
+                )
+            )
         latencies: list[float] = []
         statuses: dict[int, int] = {}
         elapsed = 0.0
@@ -586,12 +652,16 @@ class Harness:
                 statuses[status] = statuses.get(status, 0) + n
         ok = sum(n for s, n in statuses.items() if s in (200, 201))
         ordered = sorted(latencies)
-        return {"rps": ok / elapsed, "events_per_s": ok * batch / elapsed,
-                "p50_ms": ordered[len(ordered) // 2] * 1000 if ordered else float("nan"),
-                "p99_ms": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
-                if ordered else float("nan"),
-                "failed": len(latencies) - ok, "statuses": {str(k): v for k, v in
-                                                             statuses.items()}}
+        return {
+            "rps": ok / elapsed,
+            "events_per_s": ok * batch / elapsed,
+            "p50_ms": ordered[len(ordered) // 2] * 1000 if ordered else float("nan"),
+            "p99_ms": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
+            if ordered
+            else float("nan"),
+            "failed": len(latencies) - ok,
+            "statuses": {str(k): v for k, v in statuses.items()},
+        }
 
     def part_d(self, order: list[str], first: bool) -> None:
         clients = self.args.http_clients
@@ -605,8 +675,9 @@ class Harness:
             result = self.http_run(system, clients, 1, lambda k: f"http-{k}")
             self.record("d_http_single", system, result.pop("rps"), **result)
         for system in order:
-            result = self.http_run(system, self.args.http_batch_clients, 1000,
-                                   lambda k: "http-batch")
+            result = self.http_run(
+                system, self.args.http_batch_clients, 1000, lambda k: "http-batch"
+            )
             self.record("d_http_batched", system, result.pop("events_per_s"), **result)
 
     def part_f(self, order: list[str]) -> None:
@@ -624,8 +695,7 @@ class Harness:
         from continust import replays
 
         stream = self.me.stream("replay")
-        x0 = int(self.monitor.conn.execute(
-            "SELECT txid_current() % 4294967296").fetchone()[0])
+        x0 = int(self.monitor.conn.execute("SELECT txid_current() % 4294967296").fetchone()[0])
         started = time.perf_counter()
         replay = replays.start_replay(stream, end="main")
         outcome = replays.run(replay.pk, worker="bench")
@@ -643,21 +713,29 @@ class Harness:
         table; return the seconds the COPY took and the rows per table."""
         conn = self.monitor.conn
         skip = {peers.RAW_TABLE, "ledgerapp_events"}
-        tables = [t for t in self.monitor.sizes() if t not in skip
-                  and not t.startswith("bench_clone_")]
+        tables = [
+            t for t in self.monitor.sizes() if t not in skip and not t.startswith("bench_clone_")
+        ]
         found: dict[str, tuple[list[str], bytes, int]] = {}
         for table in tables:
-            columns = [r[0] for r in conn.execute(
-                "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = %s::regclass "
-                "AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
-                [table])]
+            columns = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = %s::regclass "
+                    "AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+                    [table],
+                )
+            ]
             where = f"FROM {table} WHERE xmin::text::bigint > {x0}"
             count = conn.execute(f"SELECT count(*) {where}").fetchone()[0]
             if not count:
                 continue
-            with conn.cursor() as cur, cur.copy(
-                f"COPY (SELECT {', '.join(columns)} {where}) TO STDOUT (FORMAT BINARY)"
-            ) as copy:
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    f"COPY (SELECT {', '.join(columns)} {where}) TO STDOUT (FORMAT BINARY)"
+                ) as copy,
+            ):
                 data = b"".join(bytes(chunk) for chunk in copy)
             found[table] = (columns, data, count)
         clones = {table: f"bench_clone_{k}" for k, table in enumerate(found)}
@@ -667,8 +745,9 @@ class Harness:
         started = time.perf_counter()
         with conn.transaction(), conn.cursor() as cur:
             for table, (columns, data, _) in found.items():
-                with cur.copy(f"COPY {clones[table]} ({', '.join(columns)}) FROM STDIN "
-                              "(FORMAT BINARY)") as copy:
+                with cur.copy(
+                    f"COPY {clones[table]} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+                ) as copy:
                     copy.write(data)
         seconds = time.perf_counter() - started
         for clone in clones.values():
@@ -686,11 +765,15 @@ class Harness:
                 self.me.batch(system, "disk", min(1000, events - first))
             self.monitor.conn.execute("VACUUM ANALYZE")
             after = self.monitor.sizes()
-            grown = {t: after[t] - before.get(t, 0) for t in after
-                     if after[t] != before.get(t, 0)}
-            self.record("e_disk_bytes", system, sum(grown.values()) / events,
-                        tables={t: round(b / events, 1) for t, b in sorted(
-                            grown.items(), key=lambda kv: -kv[1])})
+            grown = {t: after[t] - before.get(t, 0) for t in after if after[t] != before.get(t, 0)}
+            self.record(
+                "e_disk_bytes",
+                system,
+                sum(grown.values()) / events,
+                tables={
+                    t: round(b / events, 1) for t, b in sorted(grown.items(), key=lambda kv: -kv[1])
+                },
+            )
 
     # -- all of it
 
@@ -699,7 +782,7 @@ class Harness:
         try:
             self.setup()
             for r in range(self.args.rounds):
-                order = list(SYSTEMS[r % 3:] + SYSTEMS[:r % 3])
+                order = list(SYSTEMS[r % 3 :] + SYSTEMS[: r % 3])
                 print(f"round {r + 1}: {', '.join(order)}", file=sys.stderr, flush=True)
                 self.record("fsync_probe", "raw", fsync_rate())
                 if "a" in parts:
@@ -720,6 +803,7 @@ class Harness:
 
 # ----------------------------------------------------------------------------- the report
 
+
 def med(runs: list[dict[str, Any]], key: str = "value") -> float:
     return statistics.median(run[key] for run in runs)
 
@@ -736,8 +820,9 @@ def cell(runs: list[dict[str, Any]] | None, digits: int = 0, key: str = "value")
     return f"{fmt(med(runs, key), digits)} (L {med(runs, 'load'):.1f})"
 
 
-def ratio(a: list[dict[str, Any]] | None, b: list[dict[str, Any]] | None,
-          key: str = "value") -> str:
+def ratio(
+    a: list[dict[str, Any]] | None, b: list[dict[str, Any]] | None, key: str = "value"
+) -> str:
     """The median of the rounds' ratios: each round measures both side by side."""
     if not a or not b:
         return "—"
@@ -749,51 +834,107 @@ def ratio(a: list[dict[str, Any]] | None, b: list[dict[str, Any]] | None,
 
 ROWS: list[tuple[str, str, str, int, str, str]] = [
     # (measure, label, key, digits, better, target)
-    ("a_batched", "a. batched append, 1,000-event batches (events/s)", "value", 0, "higher",
-     "≥ 1.0× peer (aim 1.5×), ≥ 0.5× raw COPY"),
-    ("b_single", "b. one event per transaction (events/s)", "value", 0, "higher",
-     "≥ 0.8× peer"),
+    (
+        "a_batched",
+        "a. batched append, 1,000-event batches (events/s)",
+        "value",
+        0,
+        "higher",
+        "≥ 1.0× peer (aim 1.5×), ≥ 0.5× raw COPY",
+    ),
+    ("b_single", "b. one event per transaction (events/s)", "value", 0, "higher", "≥ 0.8× peer"),
     ("b_single", "b. … wall time per append (ms)", "wall_ms", 2, "lower", ""),
     ("b_single", "b. … client CPU per append (ms)", "client_cpu_ms", 2, "lower", ""),
     ("b_single", "b. … server CPU per append (ms, backends)", "server_cpu_ms", 2, "lower", ""),
     ("c_writers_1", "c. 1 writer process (events/s)", "value", 0, "higher", ""),
-    ("c_writers_4", "c. 4 writer processes, 4 streams (events/s in total)", "value", 0,
-     "higher", ""),
-    ("c_writers_8", "c. 8 writer processes, 8 streams (events/s in total)", "value", 0,
-     "higher", "8 writers ≥ 1.6× 1 writer"),
-    ("d_http_single", "d. HTTP, 1 event a request, 4 clients (req/s)", "value", 0, "higher",
-     "≥ 0.5× raw"),
+    (
+        "c_writers_4",
+        "c. 4 writer processes, 4 streams (events/s in total)",
+        "value",
+        0,
+        "higher",
+        "",
+    ),
+    (
+        "c_writers_8",
+        "c. 8 writer processes, 8 streams (events/s in total)",
+        "value",
+        0,
+        "higher",
+        "8 writers ≥ 1.6× 1 writer",
+    ),
+    (
+        "d_http_single",
+        "d. HTTP, 1 event a request, 4 clients (req/s)",
+        "value",
+        0,
+        "higher",
+        "≥ 0.5× raw",
+    ),
     ("d_http_single", "d. … p99 (ms)", "p99_ms", 1, "lower", "≤ 20 ms"),
-    ("d_http_batched", "d. HTTP, 1,000 events a request, 1 client (events/s)", "value", 0,
-     "higher", "≥ 0.7× domain batched (a)"),
-    ("e_disk_bytes", "e. disk per event, eternal, rows + indexes (bytes)", "value", 0, "lower",
-     "≤ 2× peer"),
-    ("f_fold_ms", "f. fold a 1,000-event stream from the database (ms)", "value", 2, "lower",
-     "≤ 1.2× raw SELECT + fold"),
-    ("f_replay", "f. replay vs raw binary COPY of the rows it writes (events/s)", "value", 0,
-     "higher", "≥ 0.8× raw COPY"),
+    (
+        "d_http_batched",
+        "d. HTTP, 1,000 events a request, 1 client (events/s)",
+        "value",
+        0,
+        "higher",
+        "≥ 0.7× domain batched (a)",
+    ),
+    (
+        "e_disk_bytes",
+        "e. disk per event, eternal, rows + indexes (bytes)",
+        "value",
+        0,
+        "lower",
+        "≤ 2× peer",
+    ),
+    (
+        "f_fold_ms",
+        "f. fold a 1,000-event stream from the database (ms)",
+        "value",
+        2,
+        "lower",
+        "≤ 1.2× raw SELECT + fold",
+    ),
+    (
+        "f_replay",
+        "f. replay vs raw binary COPY of the rows it writes (events/s)",
+        "value",
+        0,
+        "higher",
+        "≥ 0.8× raw COPY",
+    ),
 ]
 
 
 def table(runs: dict[str, dict[str, list[dict[str, Any]]]], facts: dict[str, Any]) -> str:
-    lines = ["| measure | continust | eventsourcing | raw | continust ÷ peer | continust ÷ raw "
-             "| better | target |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| measure | continust | eventsourcing | raw | continust ÷ peer | continust ÷ raw "
+        "| better | target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for measure, label, key, digits, better, target in ROWS:
         systems = runs.get(measure)
         if not systems:
             continue
         c, e, r = (systems.get(s) for s in SYSTEMS)
-        lines.append(f"| {label} | {cell(c, digits, key)} | {cell(e, digits, key)} "
-                     f"| {cell(r, digits, key)} | {ratio(c, e, key)} | {ratio(c, r, key)} "
-                     f"| {better} | {target} |")
+        lines.append(
+            f"| {label} | {cell(c, digits, key)} | {cell(e, digits, key)} "
+            f"| {cell(r, digits, key)} | {ratio(c, e, key)} | {ratio(c, r, key)} "
+            f"| {better} | {target} |"
+        )
     probe = runs.get("fsync_probe", {}).get("raw")
     if probe:
-        lines.append(f"| disk: 8 kB write + fdatasync a second, before each round | — | — "
-                     f"| {cell(probe)} | — | — | context | (quiet machine: ~8,000) |")
+        lines.append(
+            f"| disk: 8 kB write + fdatasync a second, before each round | — | — "
+            f"| {cell(probe)} | — | — | context | (quiet machine: ~8,000) |"
+        )
     if "round_trips" in facts:
         rt = facts["round_trips"]
-        lines.append(f"| b. round trips per single append | {rt['continust']:g} "
-                     f"| {rt['eventsourcing']:g} | {rt['raw']:g} | — | — | lower | ≤ 2 |")
+        lines.append(
+            f"| b. round trips per single append | {rt['continust']:g} "
+            f"| {rt['eventsourcing']:g} | {rt['raw']:g} | — | — | lower | ≤ 2 |"
+        )
     c1 = runs.get("c_writers_1", {}).get("continust")
     c8 = runs.get("c_writers_8", {}).get("continust")
     extra = []
@@ -806,10 +947,14 @@ def table(runs: dict[str, dict[str, list[dict[str, Any]]]], facts: dict[str, Any
     batched_http = runs.get("d_http_batched", {}).get("continust")
     domain = runs.get("a_batched", {}).get("continust")
     if batched_http and domain:
-        lines.append(f"HTTP batched ÷ domain batched (continust): "
-                     f"{ratio(batched_http, domain)} (target ≥ 0.7×).")
-    lines.append("\nFigures: medians of the rounds, (L x) the 1-minute load average; ratios: "
-                 "the median of each round's ratio (the systems run side by side in a round).")
+        lines.append(
+            f"HTTP batched ÷ domain batched (continust): "
+            f"{ratio(batched_http, domain)} (target ≥ 0.7×)."
+        )
+    lines.append(
+        "\nFigures: medians of the rounds, (L x) the 1-minute load average; ratios: "
+        "the median of each round's ratio (the systems run side by side in a round)."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -829,10 +974,16 @@ def main() -> None:
     parser.add_argument("--fold-events", type=int, default=1000)
     parser.add_argument("--fold-repeats", type=int, default=5)
     parser.add_argument("--replay-events", type=int, default=5000)
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile single appends (bench/out/profile-*.txt)")
-    parser.add_argument("--report", metavar="JSON",
-                        help="only print the table of an earlier run's bench/out/log.json")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile single appends (bench/out/profile-*.txt)",
+    )
+    parser.add_argument(
+        "--report",
+        metavar="JSON",
+        help="only print the table of an earlier run's bench/out/log.json",
+    )
     args = parser.parse_args()
     if args.report:
         saved = json.loads(Path(args.report).read_text())
@@ -851,25 +1002,50 @@ def main() -> None:
     if args.profile:
         import profile_append
 
-        profile_append.profile(harness.me, harness.monitor,
-                               round_trips=harness.facts.get("round_trips", {}).get("continust"))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "continust", "api"],
-                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    head = (f"Measured {machine()}, commit {commit}{' (+ uncommitted changes)' if dirty else ''}"
-            f"; {args.rounds} rounds, medians; (L x) = 1-minute load average at the end of the "
-            f"measurement (median of the rounds); gunicorn -w {args.http_workers} sync; "
-            f"{time.perf_counter() - began:.0f} s in all.\n")
-    text = "### The log beside its peers (bench/bench_log.py)\n\n" + head + "\n" + table(
-        harness.runs, harness.facts)
+        profile_append.profile(
+            harness.me,
+            harness.monitor,
+            round_trips=harness.facts.get("round_trips", {}).get("continust"),
+        )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "continust", "api"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    head = (
+        f"Measured {machine()}, commit {commit}{' (+ uncommitted changes)' if dirty else ''}"
+        f"; {args.rounds} rounds, medians; (L x) = 1-minute load average at the end of the "
+        f"measurement (median of the rounds); gunicorn -w {args.http_workers} sync; "
+        f"{time.perf_counter() - began:.0f} s in all.\n"
+    )
+    text = (
+        "### The log beside its peers (bench/bench_log.py)\n\n"
+        + head
+        + "\n"
+        + table(harness.runs, harness.facts)
+    )
     print(text)
     out = BENCH / "out"
     out.mkdir(exist_ok=True)
     (out / "log.md").write_text(text)
-    (out / "log.json").write_text(json.dumps(
-        {"args": vars(args), "machine": machine(), "commit": commit, "dirty": bool(dirty),
-         "runs": harness.runs, "facts": harness.facts}, indent=1, default=str))
+    (out / "log.json").write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "machine": machine(),
+                "commit": commit,
+                "dirty": bool(dirty),
+                "runs": harness.runs,
+                "facts": harness.facts,
+            },
+            indent=1,
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

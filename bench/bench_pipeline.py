@@ -65,11 +65,21 @@ def ensure_events(events: int, streams: int):
             head = heads.get(stream.pk)
             for n in range(first, first + count):
                 payload = {"n": n, "amount": n % 100}
-                event = batch.add_event(NewEvent(
-                    TYPES[n % len(TYPES)], payload,
-                    timestamp=T0 + timedelta(milliseconds=50 * n + (n * 7919) % 3000)))
-                head = batch.add_version(event, [head] if head is not None else [], {"n": n},
-                                         reducer="merge", reducer_version=1, branch="main")
+                event = batch.add_event(
+                    NewEvent(
+                        TYPES[n % len(TYPES)],
+                        payload,
+                        timestamp=T0 + timedelta(milliseconds=50 * n + (n * 7919) % 3000),
+                    )
+                )
+                head = batch.add_version(
+                    event,
+                    [head] if head is not None else [],
+                    {"n": n},
+                    reducer="merge",
+                    reducer_version=1,
+                    branch="main",
+                )
             written = batch.commit()
             heads[stream.pk] = written[-1]
             move_branch(locked, "main", written[-1], reason="append")
@@ -114,8 +124,9 @@ def run(project, batch: int, *, durable: bool | None) -> dict:
 
     name = f"counts-{uuid.uuid4().hex[:8]}"
     window = {"type": "tumbling", "size_ms": 60_000, "out_of_orderness_ms": 5_000}
-    pipeline = control.create_pipeline(project, name, definition="event-counts",
-                                       params={"window": window, "batch_events": batch})
+    pipeline = control.create_pipeline(
+        project, name, definition="event-counts", params={"window": window, "batch_events": batch}
+    )
     definition = registry.get("event-counts").build(pipeline.params)
     for stage in definition.stages:
         if durable is not None:
@@ -124,8 +135,9 @@ def run(project, batch: int, *, durable: bool | None) -> dict:
     timings.wrap(CheckpointStore, "write", "checkpoint")
     timings.wrap(PipelineRunner, "_commit", "commit")
     timings.wrap(WindowResultSink, "write", "sink")
-    runner = PipelineRunner(pipeline, definition, fence=claim(pipeline.pk, enable=True),
-                            until_caught_up=True)
+    runner = PipelineRunner(
+        pipeline, definition, fence=claim(pipeline.pk, enable=True), until_caught_up=True
+    )
     started = time.perf_counter()
     try:
         outcome = runner.run()
@@ -136,8 +148,9 @@ def run(project, batch: int, *, durable: bool | None) -> dict:
     assert outcome == "caught-up", outcome
     epochs = pipeline.epoch
     stage_checkpoints = timings.calls.get("checkpoint", 0) - epochs  # one per epoch is the source's
-    overhead = (timings.spent.get("checkpoint", 0.0)
-                + timings.spent["commit"] - timings.spent["sink"]) / max(epochs, 1)
+    overhead = (
+        timings.spent.get("checkpoint", 0.0) + timings.spent["commit"] - timings.spent["sink"]
+    ) / max(epochs, 1)
     return {
         "events": pipeline.events,
         "epochs": epochs,
@@ -145,8 +158,9 @@ def run(project, batch: int, *, durable: bool | None) -> dict:
         "events_per_s": pipeline.events / elapsed,
         "results": pipeline.results,
         "stage_checkpoints": stage_checkpoints,
-        "checkpoint_ms": 1000 * timings.spent.get("checkpoint", 0.0) / max(
-            timings.calls.get("checkpoint", 1), 1),
+        "checkpoint_ms": 1000
+        * timings.spent.get("checkpoint", 0.0)
+        / max(timings.calls.get("checkpoint", 1), 1),
         "commit_ms": 1000 * timings.spent["commit"] / max(epochs, 1),
         "sink_ms": 1000 * timings.spent["sink"] / max(epochs, 1),
         "overhead_ms": 1000 * overhead,
@@ -180,9 +194,11 @@ def main() -> None:
     setup_django(DEFAULT_URL if "BENCH_DATABASE_URL" not in __import__("os").environ else None)
     project = ensure_events(args.events, args.streams)
     read_only(project, args.batch)  # warm the cache: every run reads from memory
-    variants = [("exactly once as shipped: the window stage checkpoints", None),
-                ("exactly once, every stage checkpoints (key_by too)", True),
-                ("exactly once, no stage checkpoints", False)]
+    variants = [
+        ("exactly once as shipped: the window stage checkpoints", None),
+        ("exactly once, every stage checkpoints (key_by too)", True),
+        ("exactly once, no stage checkpoints", False),
+    ]
     results: dict[str, list[dict]] = {label: [] for label, _ in variants}
     sources = []
     for _ in range(args.repeat):
@@ -192,19 +208,44 @@ def main() -> None:
     rows = []
     for label, _ in variants:
         best = sorted(results[label], key=lambda r: r["events_per_s"])[len(results[label]) // 2]
-        rows.append((label, f"{best['events_per_s']:,.0f}", f"{best['epochs']}",
-                     f"{best['stage_checkpoints']}", f"{best['commit_ms']:.2f}",
-                     f"{best['sink_ms']:.2f}", f"{best['checkpoint_ms']:.2f}",
-                     f"{best['overhead_ms']:.2f}"))
+        rows.append(
+            (
+                label,
+                f"{best['events_per_s']:,.0f}",
+                f"{best['epochs']}",
+                f"{best['stage_checkpoints']}",
+                f"{best['commit_ms']:.2f}",
+                f"{best['sink_ms']:.2f}",
+                f"{best['checkpoint_ms']:.2f}",
+                f"{best['overhead_ms']:.2f}",
+            )
+        )
     source = sorted(sources, key=lambda r: r["events_per_s"])[len(sources) // 2]
-    rows.append(("the source alone (reading the log)", f"{source['events_per_s']:,.0f}",
-                 "", "", "", "", "", ""))
+    rows.append(
+        (
+            "the source alone (reading the log)",
+            f"{source['events_per_s']:,.0f}",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+        )
+    )
     report(
         f"Pipeline: {args.events:,} events, {args.batch} per epoch, log to PostgreSQL sink",
         rows,
-        (f"run (median of {args.repeat})", "events/s", "epochs", "stage checkpoints",
-         "commit ms/epoch", "of which sink ms", "ms per checkpoint write",
-         "checkpoint overhead ms/epoch"),
+        (
+            f"run (median of {args.repeat})",
+            "events/s",
+            "epochs",
+            "stage checkpoints",
+            "commit ms/epoch",
+            "of which sink ms",
+            "ms per checkpoint write",
+            "checkpoint overhead ms/epoch",
+        ),
     )
 
 

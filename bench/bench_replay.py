@@ -72,16 +72,30 @@ def ensure_stream(project, name: str, events: int):
             batch.reserve(count, count)
             for n in range(first, first + count):
                 event = batch.add_event(NewEvent("deposited", payload(n)))
-                state = fold_event("merge", 1, state, event_id=str(event.id), type="deposited",
-                                   payload=event.payload)
-                head = batch.add_version(event, [head] if head is not None else [], state,
-                                         reducer="merge", reducer_version=1, branch="main")
+                state = fold_event(
+                    "merge",
+                    1,
+                    state,
+                    event_id=str(event.id),
+                    type="deposited",
+                    payload=event.payload,
+                )
+                head = batch.add_version(
+                    event,
+                    [head] if head is not None else [],
+                    state,
+                    reducer="merge",
+                    reducer_version=1,
+                    branch="main",
+                )
             written = batch.commit()
             head = written[-1]
             move_branch(locked, "main", head, reason="append")
         print(f"  built {first + count:,}/{events:,} events of {name}", file=sys.stderr)
-    print(f"  {name}: {events / (time.perf_counter() - started):,.0f} events/s to build",
-          file=sys.stderr)
+    print(
+        f"  {name}: {events / (time.perf_counter() - started):,.0f} events/s to build",
+        file=sys.stderr,
+    )
     stream.refresh_from_db()
     return stream
 
@@ -91,16 +105,39 @@ class Worker:
 
     def __init__(self, url: str, name: str, chunk: int) -> None:
         self.log = ROOT / "bench" / "out" / f"{name}.log"
-        env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "continust.settings",
-               "DJANGO_SECRET_KEY": "bench", "CONTINUST_TASK_QUEUE": QUEUE,
-               "CONTINUST_REPLAY_CHUNK_EVENTS": str(chunk), "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "continust.settings",
+            "DJANGO_SECRET_KEY": "bench",
+            "CONTINUST_TASK_QUEUE": QUEUE,
+            "CONTINUST_REPLAY_CHUNK_EVENTS": str(chunk),
+            "PYTHONPATH": str(ROOT),
+        }
         self.log.parent.mkdir(exist_ok=True)
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "continust", "worker", "--loglevel=INFO",
-                 "--concurrency=1", "--without-gossip", "--without-mingle",
-                 "--without-heartbeat", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "continust",
+                    "worker",
+                    "--loglevel=INFO",
+                    "--concurrency=1",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "-n",
+                    f"{name}-{uuid.uuid4().hex[:6]}@%h",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 60
         while " ready." not in self.log.read_text(errors="replace"):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -170,8 +207,13 @@ def bench_one_worker(url: str, stream, chunk: int) -> dict:
     finally:
         worker.stop()
     run_seconds = (replay.finished_at - replay.started_at).total_seconds()
-    return {"replay": replay, "events": replay.total, "seconds": ended - started,
-            "request_seconds": requested - started, "run_seconds": run_seconds}
+    return {
+        "replay": replay,
+        "events": replay.total,
+        "seconds": ended - started,
+        "request_seconds": requested - started,
+        "run_seconds": run_seconds,
+    }
 
 
 def bench_raw_copy(replay, chunk: int) -> float:
@@ -181,14 +223,17 @@ def bench_raw_copy(replay, chunk: int) -> float:
     from continust.models import Version
     from continust.rows import reserve_ids
 
-    rows = list(Version.objects.filter(stream=replay.stream, branch=replay.shadow_branch)
-                .order_by("id").values_list("event_id", "state_id", "generation", "digest"))
+    rows = list(
+        Version.objects.filter(stream=replay.stream, branch=replay.shadow_branch)
+        .order_by("id")
+        .values_list("event_id", "state_id", "generation", "digest")
+    )
     stamp = datetime.now(UTC).isoformat()
     branch = f"bench/raw-copy-{replay.pk}"
     previous = None
     chunks = []
     for first in range(0, len(rows), chunk):
-        chunks.append(rows[first:first + chunk])
+        chunks.append(rows[first : first + chunk])
     started = time.perf_counter()
     for part in chunks:
         with transaction.atomic():
@@ -198,7 +243,8 @@ def bench_raw_copy(replay, chunk: int) -> float:
             versions = "".join(
                 f"{vid}\t{replay.stream_id}\t{event}\t{state}\t{generation}\t{digest}\t\\N\t"
                 f"{branch}\tmerge\t1\t{stamp}\n"
-                for vid, (event, state, generation, digest) in zip(ids, part, strict=True))
+                for vid, (event, state, generation, digest) in zip(ids, part, strict=True)
+            )
             links = []
             for vid in ids:
                 if previous is not None:
@@ -217,8 +263,9 @@ def bench_raw_copy(replay, chunk: int) -> float:
     return len(rows) / (time.perf_counter() - started)
 
 
-def bench_workers(url: str, streams: list, starts: list, chunk: int, user=None
-                  ) -> tuple[float, list[float]]:
+def bench_workers(
+    url: str, streams: list, starts: list, chunk: int, user=None
+) -> tuple[float, list[float]]:
     """Replay each stream (from its start) with one worker per replay; return events/s.
 
     With ``user``, a thread polls the first replay's progress fragment meanwhile and the
@@ -235,13 +282,15 @@ def bench_workers(url: str, streams: list, starts: list, chunk: int, user=None
         # One transaction: the messages go out together after it, so the workers start
         # together; each worker's run (its own planning included) is timed by the database.
         with transaction.atomic():
-            replays_ = [start_replay(s, start=first, end="main") for s, first in zip(
-                streams, starts, strict=True)]
+            replays_ = [
+                start_replay(s, start=first, end="main")
+                for s, first in zip(streams, starts, strict=True)
+            ]
         if user is not None:
             first = replays_[0]
             watcher = ProgressWatcher(
-                reverse("replay", args=[first.stream.project.slug, first.stream_id, first.pk]),
-                user)
+                reverse("replay", args=[first.stream.project.slug, first.stream_id, first.pk]), user
+            )
             watcher.start()
         wait_done(replays_)
     finally:
@@ -250,8 +299,9 @@ def bench_workers(url: str, streams: list, starts: list, chunk: int, user=None
             watcher.join(10)
         for worker in workers:
             worker.stop()
-    seconds = (max(r.finished_at for r in replays_)
-               - min(r.started_at for r in replays_)).total_seconds()
+    seconds = (
+        max(r.finished_at for r in replays_) - min(r.started_at for r in replays_)
+    ).total_seconds()
     return sum(r.total for r in replays_) / seconds, watcher.latencies if watcher else []
 
 
@@ -269,8 +319,7 @@ def main() -> None:
     from continust.projects import add_member, create_project
 
     app.conf.task_default_queue = QUEUE
-    project = Project.objects.filter(slug="bench-replay").first() or create_project(
-        "bench-replay")
+    project = Project.objects.filter(slug="bench-replay").first() or create_project("bench-replay")
     user = User.objects.filter(username="bench").first() or User.objects.create_user("bench")
     add_member(project, user, Role.ADMIN)
     ledger = ensure_stream(project, f"ledger-{args.events}", args.events)
@@ -280,8 +329,11 @@ def main() -> None:
     events_per_s = one["events"] / one["seconds"]
     copy_rows_per_s = bench_raw_copy(one["replay"], args.chunk)
 
-    main_line = list(Version.objects.filter(stream=ledger, branch="main").order_by("id")
-                     .values_list("id", flat=True))
+    main_line = list(
+        Version.objects.filter(stream=ledger, branch="main")
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
     tail_start = main_line[len(main_line) - args.pair - 1]
     single, _ = bench_workers(url, [pair], [None], args.chunk)
     double, _ = bench_workers(url, [pair, ledger], [None, tail_start], args.chunk)
@@ -289,19 +341,30 @@ def main() -> None:
     _, latencies = bench_workers(url, [pair], [None], args.chunk, user)
     latencies = latencies or [float("nan")]
     rows = [
-        (f"replay of {one['events']:,} events, 1 worker, request to last commit",
-         f"{events_per_s:,.0f} events/s", f"{one['seconds']:.1f} s (request "
-         f"{one['request_seconds']:.1f} s, worker {one['run_seconds']:.1f} s)"),
-        (f"raw COPY of {one['events']:,} version rows + parent links, {args.chunk:,} a "
-         "transaction", f"{copy_rows_per_s:,.0f} rows/s",
-         f"replay / COPY = {events_per_s / copy_rows_per_s:.2f}"),
-        (f"{args.pair:,} events, 1 worker (claim to last commit)", f"{single:,.0f} events/s",
-         ""),
-        (f"2 × {args.pair:,} events of two streams, 2 workers (first claim to last commit)",
-         f"{double:,.0f} events/s", f"2 workers / 1 = {double / single:.2f}"),
-        (f"progress: chunk commit to the page fragment ({len(latencies)} chunks)",
-         f"p50 {median(latencies) * 1000:.0f} ms", f"p95 {percentile(latencies, 95) * 1000:.0f}"
-         f" ms, max {max(latencies) * 1000:.0f} ms (+ up to 1 s: the page polls every second)"),
+        (
+            f"replay of {one['events']:,} events, 1 worker, request to last commit",
+            f"{events_per_s:,.0f} events/s",
+            f"{one['seconds']:.1f} s (request "
+            f"{one['request_seconds']:.1f} s, worker {one['run_seconds']:.1f} s)",
+        ),
+        (
+            f"raw COPY of {one['events']:,} version rows + parent links, {args.chunk:,} a "
+            "transaction",
+            f"{copy_rows_per_s:,.0f} rows/s",
+            f"replay / COPY = {events_per_s / copy_rows_per_s:.2f}",
+        ),
+        (f"{args.pair:,} events, 1 worker (claim to last commit)", f"{single:,.0f} events/s", ""),
+        (
+            f"2 × {args.pair:,} events of two streams, 2 workers (first claim to last commit)",
+            f"{double:,.0f} events/s",
+            f"2 workers / 1 = {double / single:.2f}",
+        ),
+        (
+            f"progress: chunk commit to the page fragment ({len(latencies)} chunks)",
+            f"p50 {median(latencies) * 1000:.0f} ms",
+            f"p95 {percentile(latencies, 95) * 1000:.0f}"
+            f" ms, max {max(latencies) * 1000:.0f} ms (+ up to 1 s: the page polls every second)",
+        ),
     ]
     report("Replays on PostgreSQL", rows, ("measure", "result", "notes"))
 

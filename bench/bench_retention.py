@@ -47,8 +47,14 @@ from common import DEFAULT_URL, ROOT, machine, median, percentile
 
 OUT = ROOT / "bench" / "out"
 PREFIX = "continust_bench_"
-TABLES = ("continust_event", "continust_version", "continust_versionparent",
-          "continust_state", "continust_releasedrun", "continust_releasedversion")
+TABLES = (
+    "continust_event",
+    "continust_version",
+    "continust_versionparent",
+    "continust_state",
+    "continust_releasedrun",
+    "continust_releasedversion",
+)
 KEYS = [f"k{i:02d}" for i in range(40)]
 BATCH = 1000
 
@@ -89,7 +95,7 @@ def read(name: str) -> dict:
 # -- the steps, each in a process of its own ----------------------------------------------
 
 
-def the_stream():  # noqa: ANN201
+def the_stream():
     from continust.models import Stream
 
     return Stream.objects.get(project__slug="retention-bench", name="bench")
@@ -108,12 +114,18 @@ def step_append(db: str, events: int, kind: str, every: int) -> dict:
     start = time.perf_counter()
     for first in range(0, events, BATCH):
         t = time.perf_counter()
-        append(stream, [NewEvent(type="changed", payload=payload(n))
-                        for n in range(first, min(events, first + BATCH))])
+        append(
+            stream,
+            [
+                NewEvent(type="changed", payload=payload(n))
+                for n in range(first, min(events, first + BATCH))
+            ],
+        )
         seconds.append(time.perf_counter() - t)
         if first % 100_000 == 0:
-            print(f"{db}: {first + BATCH:,} events, {time.perf_counter() - start:.0f} s",
-                  flush=True)
+            print(
+                f"{db}: {first + BATCH:,} events, {time.perf_counter() - start:.0f} s", flush=True
+            )
     total = time.perf_counter() - start
     # What autovacuum would have done meanwhile; this server runs with autovacuum off,
     # and without statistics the ephemeral release's DELETE picks a plan that compares
@@ -123,9 +135,13 @@ def step_append(db: str, events: int, kind: str, every: int) -> dict:
     t = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    return {"append_s": total, "analyze_s": time.perf_counter() - t,
-            "append_events_per_s": events / total,
-            "batch_p50_ms": median(seconds) * 1000, "batch_p95_ms": percentile(seconds, 95) * 1000}
+    return {
+        "append_s": total,
+        "analyze_s": time.perf_counter() - t,
+        "append_events_per_s": events / total,
+        "batch_p50_ms": median(seconds) * 1000,
+        "batch_p95_ms": percentile(seconds, 95) * 1000,
+    }
 
 
 def patch_estimate() -> dict:
@@ -147,14 +163,27 @@ def patch_estimate() -> dict:
             released = [v for run in result.runs for v in run]
             gone = set(released)
             kept = {shape.state[v] for v in shape.ids if v not in gone}
-            hashes += sorted({shape.state[v] for v in released
-                              if shape.state[v] in shape.stored and shape.state[v] not in kept})
-            events = list(compaction.Version.objects.filter(pk__in=released).values_list(
-                "event_id", flat=True)) if len(released) <= 200_000 else []
+            hashes += sorted(
+                {
+                    shape.state[v]
+                    for v in released
+                    if shape.state[v] in shape.stored and shape.state[v] not in kept
+                }
+            )
+            events = (
+                list(
+                    compaction.Version.objects.filter(pk__in=released).values_list(
+                        "event_id", flat=True
+                    )
+                )
+                if len(released) <= 200_000
+                else []
+            )
             result.bytes_released += sum(compaction._payload_sizes(events).values())
         for start in range(0, len(hashes), 5000):
-            result.bytes_released += sum(compaction._state_sizes(
-                hashes[start:start + 5000]).values())
+            result.bytes_released += sum(
+                compaction._state_sizes(hashes[start : start + 5000]).values()
+            )
 
     original = compaction._estimate
 
@@ -182,8 +211,11 @@ def step_compact(db: str, kind: str, every: int, horizon: int) -> dict:
     patched = patch_estimate()
     stream = the_stream()
     if kind != stream.retention:
-        policy = (make_policy("selective", snapshot_every=every) if kind == "selective"
-                  else make_policy("ephemeral", horizon_versions=horizon))
+        policy = (
+            make_policy("selective", snapshot_every=every)
+            if kind == "selective"
+            else make_policy("ephemeral", horizon_versions=horizon)
+        )
         set_policy(stream, policy, actor="bench")
     t = time.perf_counter()
     dry = compaction.plan(stream)
@@ -195,12 +227,26 @@ def step_compact(db: str, kind: str, every: int, horizon: int) -> dict:
     requested = compaction.request(stream, actor="bench")
     done = compaction.run(requested.pk)
     run_s = time.perf_counter() - t
-    fields = ("status", "error", "snapshots_stored", "states_released", "versions_released",
-              "payloads_released", "runs", "bytes_before", "bytes_after")
-    return {"plan_s": plan_s, "plan": planned, "patch": patched, "compaction_s": run_s,
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "max_rss_after_plan_mb": rss_plan,
-            "compaction": {f: getattr(done, f) for f in fields}}
+    fields = (
+        "status",
+        "error",
+        "snapshots_stored",
+        "states_released",
+        "versions_released",
+        "payloads_released",
+        "runs",
+        "bytes_before",
+        "bytes_after",
+    )
+    return {
+        "plan_s": plan_s,
+        "plan": planned,
+        "patch": patched,
+        "compaction_s": run_s,
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "max_rss_after_plan_mb": rss_plan,
+        "compaction": {f: getattr(done, f) for f in fields},
+    }
 
 
 def step_size(db: str) -> dict:
@@ -222,20 +268,34 @@ def step_size(db: str) -> dict:
     sizes = {}
     with connection.cursor() as cursor:
         for table in TABLES:
-            cursor.execute("SELECT pg_total_relation_size(%s), pg_relation_size(%s), "
-                           "pg_indexes_size(%s)", [table, table, table])
+            cursor.execute(
+                "SELECT pg_total_relation_size(%s), pg_relation_size(%s), pg_indexes_size(%s)",
+                [table, table, table],
+            )
             total, heap, indexes = cursor.fetchone()
-            sizes[table] = {"total": total, "heap": heap, "indexes": indexes,
-                            "toast": total - heap - indexes}
+            sizes[table] = {
+                "total": total,
+                "heap": heap,
+                "indexes": indexes,
+                "toast": total - heap - indexes,
+            }
         cursor.execute("SELECT pg_database_size(current_database())")
         database = cursor.fetchone()[0]
     fp = footprint(stream)
-    return {"vacuum_s": vacuum_s, "tables": sizes, "database": database,
-            "events": stream.event_count,
-            "versions": Version.objects.filter(stream=stream).count(),
-            "states_stored": State.objects.count(),
-            "footprint": {"events": fp.events, "versions": fp.versions, "states": fp.states,
-                          "total": fp.total}}
+    return {
+        "vacuum_s": vacuum_s,
+        "tables": sizes,
+        "database": database,
+        "events": stream.event_count,
+        "versions": Version.objects.filter(stream=stream).count(),
+        "states_stored": State.objects.count(),
+        "footprint": {
+            "events": fp.events,
+            "versions": fp.versions,
+            "states": fp.states,
+            "total": fp.total,
+        },
+    }
 
 
 def step_read(db: str, reads: int, stored: bool) -> dict:
@@ -252,7 +312,9 @@ def step_read(db: str, reads: int, stored: bool) -> dict:
             "SELECT v.id, v.generation FROM continust_version v WHERE v.stream_id = %s "
             f"AND {test}EXISTS (SELECT 1 FROM continust_state s WHERE s.hash = v.state_id) "
             "AND NOT EXISTS (SELECT 1 FROM continust_releasedversion r "
-            "WHERE r.version_id = v.id) ORDER BY random() LIMIT %s", [stream.pk, reads])
+            "WHERE r.version_id = v.id) ORDER BY random() LIMIT %s",
+            [stream.pk, reads],
+        )
         chosen = cursor.fetchall()
     ids = [v for v, _ in chosen]
     random.Random(7).shuffle(ids)
@@ -269,10 +331,15 @@ def step_read(db: str, reads: int, stored: bool) -> dict:
         t = time.perf_counter()
         state_of(v)
         warm.append((time.perf_counter() - t) * 1000)
-    return {"reads": len(ids), "stored": stored,
-            "cold_p50_ms": median(cold), "cold_p95_ms": percentile(cold, 95),
-            "warm_p50_ms": median(warm), "warm_p95_ms": percentile(warm, 95),
-            "mean_distance": sum(g % 100 for _, g in chosen) / max(1, len(chosen))}
+    return {
+        "reads": len(ids),
+        "stored": stored,
+        "cold_p50_ms": median(cold),
+        "cold_p95_ms": percentile(cold, 95),
+        "warm_p50_ms": median(warm),
+        "warm_p95_ms": percentile(warm, 95),
+        "mean_distance": sum(g % 100 for _, g in chosen) / max(1, len(chosen)),
+    }
 
 
 def patch_chain() -> None:
@@ -307,9 +374,24 @@ def child(args: argparse.Namespace) -> None:
 
 
 def spawn(step: str, db: str, kind: str, args: argparse.Namespace) -> subprocess.Popen:
-    command = [sys.executable, str(Path(__file__).resolve()), "--step", step, "--db", PREFIX + db,
-               "--kind", kind, "--events", str(args.events), "--every", str(args.every),
-               "--horizon", str(args.horizon), "--reads", str(args.reads)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--step",
+        step,
+        "--db",
+        PREFIX + db,
+        "--kind",
+        kind,
+        "--events",
+        str(args.events),
+        "--every",
+        str(args.every),
+        "--horizon",
+        str(args.horizon),
+        "--reads",
+        str(args.reads),
+    ]
     return subprocess.Popen(command, cwd=Path(__file__).resolve().parent)
 
 
@@ -332,18 +414,25 @@ def drive(args: argparse.Namespace) -> None:
     for name in names:
         admin(f'DROP DATABASE IF EXISTS "{PREFIX}{name}"')
     load = [os.getloadavg()[0]]
-    wait(spawn("append", "eternal", "eternal", args),
-         spawn("append", "selective_native", "selective", args))
+    wait(
+        spawn("append", "eternal", "eternal", args),
+        spawn("append", "selective_native", "selective", args),
+    )
     load.append(os.getloadavg()[0])
     copy_s = copy_database("eternal", "selective") + copy_database("eternal", "ephemeral")
-    wait(spawn("compact", "selective", "selective", args),
-         spawn("compact", "ephemeral", "ephemeral", args))
+    wait(
+        spawn("compact", "selective", "selective", args),
+        spawn("compact", "ephemeral", "ephemeral", args),
+    )
     wait(spawn("compact", "selective_native", "selective", args))
     load.append(os.getloadavg()[0])
     for name in names:
         wait(spawn("size", name, "", args))
-    for name, kind in (("eternal", "eternal"), ("selective", "selective"),
-                       ("selective_native", "selective")):
+    for name, kind in (
+        ("eternal", "eternal"),
+        ("selective", "selective"),
+        ("selective_native", "selective"),
+    ):
         wait(spawn("read", name, kind, args))
     load.append(os.getloadavg()[0])
     if not args.keep:
@@ -357,11 +446,19 @@ def drive(args: argparse.Namespace) -> None:
     print(text)
 
 
-def summarise(args: argparse.Namespace, names: tuple[str, ...], wall: float, copy_s: float,
-              load: list[float]) -> dict:
-    result: dict = {"events": args.events, "every": args.every, "horizon": args.horizon,
-                    "wall_s": wall, "template_copy_s": copy_s, "load": load,
-                    "machine": machine(), "policies": {}}
+def summarise(
+    args: argparse.Namespace, names: tuple[str, ...], wall: float, copy_s: float, load: list[float]
+) -> dict:
+    result: dict = {
+        "events": args.events,
+        "every": args.every,
+        "horizon": args.horizon,
+        "wall_s": wall,
+        "template_copy_s": copy_s,
+        "load": load,
+        "machine": machine(),
+        "policies": {},
+    }
     for name in names:
         entry: dict = {}
         for step in ("append", "compact", "size", "read"):
@@ -380,47 +477,65 @@ def summarise(args: argparse.Namespace, names: tuple[str, ...], wall: float, cop
         size = entry["size"]
         comp = entry.get("compact", {})
         rd = entry.get("read", {})
-        rows.append((
-            name.replace("_", " "),
-            f"{entry['bytes_per_event']:,.0f}",
-            f"{base / entry['bytes_per_event']:.1f}x",
-            f"{entry['state_bytes_per_event']:,.0f}",
-            f"{entry['footprint_per_event']:,.0f}",
-            f"{size['states_stored']:,}",
-            f"{entry['append']['append_s']:,.0f}" if "append" in entry else "(copy)",
-            f"{comp['compaction_s']:,.0f} (plan {comp['plan_s']:,.0f})" if comp else "—",
-            (f"{rd['cold_p50_ms']:.1f} / {rd['cold_p95_ms']:.1f}" if rd else "—"),
-            (f"{rd['warm_p50_ms']:.1f} / {rd['warm_p95_ms']:.1f}" if rd else "—"),
-        ))
+        rows.append(
+            (
+                name.replace("_", " "),
+                f"{entry['bytes_per_event']:,.0f}",
+                f"{base / entry['bytes_per_event']:.1f}x",
+                f"{entry['state_bytes_per_event']:,.0f}",
+                f"{entry['footprint_per_event']:,.0f}",
+                f"{size['states_stored']:,}",
+                f"{entry['append']['append_s']:,.0f}" if "append" in entry else "(copy)",
+                f"{comp['compaction_s']:,.0f} (plan {comp['plan_s']:,.0f})" if comp else "—",
+                (f"{rd['cold_p50_ms']:.1f} / {rd['cold_p95_ms']:.1f}" if rd else "—"),
+                (f"{rd['warm_p50_ms']:.1f} / {rd['warm_p95_ms']:.1f}" if rd else "—"),
+            )
+        )
     result["rows"] = rows
     return result
 
 
-HEADER = ("policy", "bytes/event on disk", "eternal ÷ this", "of which states",
-          "footprint()/event", "states stored", "append (s)", "compaction (s)",
-          "state_of cold p50 / p95 (ms)", "warm p50 / p95 (ms)")
+HEADER = (
+    "policy",
+    "bytes/event on disk",
+    "eternal ÷ this",
+    "of which states",
+    "footprint()/event",
+    "states stored",
+    "append (s)",
+    "compaction (s)",
+    "state_of cold p50 / p95 (ms)",
+    "warm p50 / p95 (ms)",
+)
 
 
 def markdown(summary: dict) -> str:
-    lines = ["### Retention", "",
-             f"Measured {summary['machine']}; {summary['events']:,} events, ~2 KB states, "
-             f"selective every {summary['every']}, ephemeral horizon {summary['horizon']:,} "
-             f"versions; wall time {summary['wall_s'] / 60:.0f} min.", "",
-             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines = [
+        "### Retention",
+        "",
+        f"Measured {summary['machine']}; {summary['events']:,} events, ~2 KB states, "
+        f"selective every {summary['every']}, ephemeral horizon {summary['horizon']:,} "
+        f"versions; wall time {summary['wall_s'] / 60:.0f} min.",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "---|" * len(HEADER),
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in summary["rows"]]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--every", type=int, default=100, help="selective snapshot interval")
     parser.add_argument("--horizon", type=int, default=10_000, help="ephemeral: versions kept")
     parser.add_argument("--reads", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the databases")
-    parser.add_argument("--step", choices=("append", "compact", "size", "read"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--step", choices=("append", "compact", "size", "read"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--kind", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()

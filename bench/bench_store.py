@@ -27,8 +27,9 @@ def bench_continust(batches: int, singles: int) -> tuple[float, float, float]:
     stream = create_stream(project, "batched")
     start = time.perf_counter()
     for b in range(batches):
-        append(stream, [NewEvent(type="deposited", payload=payload(b * 1000 + i))
-                        for i in range(1000)])
+        append(
+            stream, [NewEvent(type="deposited", payload=payload(b * 1000 + i)) for i in range(1000)]
+        )
     batched = batches * 1000 / (time.perf_counter() - start)
     single = create_stream(project, "single")
     start = time.perf_counter()
@@ -52,8 +53,12 @@ def bench_eventsourcing(url: str, batches: int, singles: int) -> tuple[float, fl
     host, dbname = rest.split("/", 1)
     host, port = host.split(":")
     os.environ.update(
-        PERSISTENCE_MODULE="eventsourcing.postgres", POSTGRES_DBNAME=dbname,
-        POSTGRES_HOST=host, POSTGRES_PORT=port, POSTGRES_USER=user, POSTGRES_PASSWORD="",
+        PERSISTENCE_MODULE="eventsourcing.postgres",
+        POSTGRES_DBNAME=dbname,
+        POSTGRES_HOST=host,
+        POSTGRES_PORT=port,
+        POSTGRES_USER=user,
+        POSTGRES_PASSWORD="",
         CREATE_TABLE="y",
     )
     factory = InfrastructureFactory.construct(env=dict(os.environ))
@@ -62,9 +67,12 @@ def bench_eventsourcing(url: str, batches: int, singles: int) -> tuple[float, fl
     import json
 
     def stored(originator: uuid.UUID, version: int) -> StoredEvent:
-        return StoredEvent(originator_id=originator, originator_version=version,
-                           topic="bench:Deposited",
-                           state=json.dumps(payload(version)).encode())
+        return StoredEvent(
+            originator_id=originator,
+            originator_version=version,
+            topic="bench:Deposited",
+            state=json.dumps(payload(version)).encode(),
+        )
 
     originator = uuid.uuid4()
     start = time.perf_counter()
@@ -95,8 +103,10 @@ def bench_psycopg(url: str, batches: int, singles: int) -> tuple[float, float, f
 
     with psycopg.connect(url.replace("postgres://", "postgresql://")) as conn:
         conn.execute("DROP TABLE IF EXISTS raw_events")
-        conn.execute("CREATE TABLE raw_events (position bigserial PRIMARY KEY, stream text, "
-                     "seq bigint, payload jsonb, UNIQUE (stream, seq))")
+        conn.execute(
+            "CREATE TABLE raw_events (position bigserial PRIMARY KEY, stream text, "
+            "seq bigint, payload jsonb, UNIQUE (stream, seq))"
+        )
         conn.commit()
         start = time.perf_counter()
         for b in range(batches):
@@ -107,8 +117,10 @@ def bench_psycopg(url: str, batches: int, singles: int) -> tuple[float, float, f
         batched = batches * 1000 / (time.perf_counter() - start)
         start = time.perf_counter()
         for n in range(singles):
-            conn.execute("INSERT INTO raw_events (stream, seq, payload) VALUES (%s, %s, %s)",
-                         ["single", n, Jsonb(payload(n))])
+            conn.execute(
+                "INSERT INTO raw_events (stream, seq, payload) VALUES (%s, %s, %s)",
+                ["single", n, Jsonb(payload(n))],
+            )
             conn.commit()
         one = singles / (time.perf_counter() - start)
         runs = []
@@ -116,8 +128,9 @@ def bench_psycopg(url: str, batches: int, singles: int) -> tuple[float, float, f
             start = time.perf_counter()
             state: dict = {}
             count = 0
-            for (data,) in conn.execute("SELECT payload FROM raw_events WHERE stream = 'batched' "
-                                        "ORDER BY seq"):
+            for (data,) in conn.execute(
+                "SELECT payload FROM raw_events WHERE stream = 'batched' ORDER BY seq"
+            ):
                 state.update(data)
                 count += 1
             runs.append(count / (time.perf_counter() - start))
@@ -134,16 +147,23 @@ def main() -> None:
     args = parser.parse_args()
     url = setup_django()
     rows = []
-    for name, run in [("continust", lambda: bench_continust(args.batches, args.singles)),
-                      ("eventsourcing", lambda: bench_eventsourcing(url, args.batches,
-                                                                    args.singles)),
-                      ("raw psycopg (COPY / INSERT)", lambda: bench_psycopg(url, args.batches,
-                                                                           args.singles))]:
+    for name, run in [
+        ("continust", lambda: bench_continust(args.batches, args.singles)),
+        ("eventsourcing", lambda: bench_eventsourcing(url, args.batches, args.singles)),
+        ("raw psycopg (COPY / INSERT)", lambda: bench_psycopg(url, args.batches, args.singles)),
+    ]:
         batched, one, fold = run()
         rows.append((name, f"{batched:,.0f}", f"{one:,.0f}", f"{fold:,.0f}"))
-    report("Appending and folding on PostgreSQL", rows,
-           ("", "batched append (events/s)", "one event per transaction (events/s)",
-            "fold from the database (events/s)"))
+    report(
+        "Appending and folding on PostgreSQL",
+        rows,
+        (
+            "",
+            "batched append (events/s)",
+            "one event per transaction (events/s)",
+            "fold from the database (events/s)",
+        ),
+    )
 
 
 if __name__ == "__main__":

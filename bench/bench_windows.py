@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from continust.windows import (  # noqa: E402
+from continust.windows import (
     Session,
     Sliding,
     Tumbling,

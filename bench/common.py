@@ -46,8 +46,10 @@ def machine() -> str:
     except OSError:
         pass
     pg = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
-    return (f"{datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} cores ({cpu}), "
-            f"Python {platform.python_version()}, {pg}")
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} cores ({cpu}), "
+        f"Python {platform.python_version()}, {pg}"
+    )
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -60,8 +62,14 @@ def median(samples: list[float]) -> float:
 
 
 def report(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
-    lines = [f"### {title}", "", f"Measured {machine()}.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"### {title}",
+        "",
+        f"Measured {machine()}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -22,9 +22,11 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
 RAW_TABLE = "raw_log"
-RAW_DDL = (f"CREATE TABLE IF NOT EXISTS {RAW_TABLE} (position bigint GENERATED ALWAYS AS "
-           "IDENTITY PRIMARY KEY, stream text NOT NULL, seq bigint NOT NULL, type text NOT NULL, "
-           "payload jsonb NOT NULL, UNIQUE (stream, seq))")
+RAW_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {RAW_TABLE} (position bigint GENERATED ALWAYS AS "
+    "IDENTITY PRIMARY KEY, stream text NOT NULL, seq bigint NOT NULL, type text NOT NULL, "
+    "payload jsonb NOT NULL, UNIQUE (stream, seq))"
+)
 
 
 def payload(n: int) -> dict[str, Any]:
@@ -37,6 +39,7 @@ def pg_url(url: str) -> str:
 
 
 # ----------------------------------------------------------------------------- eventsourcing
+
 
 class Ledger(Aggregate):
     """An account whose every deposit is an event; the state is the merged payloads."""
@@ -58,11 +61,16 @@ def es_env(url: str, port: int | None = None) -> dict[str, str]:
     user, rest = url.split("://", 1)[1].split("@", 1)
     host, dbname = rest.split("/", 1)
     host, default_port = host.split(":") if ":" in host else (host, "5432")
-    return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": dbname,
-            "POSTGRES_HOST": host, "POSTGRES_PORT": str(port or default_port),
-            "POSTGRES_USER": user.split(":")[0],
-            "POSTGRES_PASSWORD": user.split(":")[1] if ":" in user else "",
-            "CREATE_TABLE": "y", "POSTGRES_POOL_SIZE": "2"}
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": dbname,
+        "POSTGRES_HOST": host,
+        "POSTGRES_PORT": str(port or default_port),
+        "POSTGRES_USER": user.split(":")[0],
+        "POSTGRES_PASSWORD": user.split(":")[1] if ":" in user else "",
+        "CREATE_TABLE": "y",
+        "POSTGRES_POOL_SIZE": "2",
+    }
 
 
 def es_app(url: str, port: int | None = None) -> LedgerApp:
@@ -74,6 +82,7 @@ def es_deposit(ledger: Ledger, n: int) -> None:
 
 
 # ----------------------------------------------------------------------------- raw psycopg
+
 
 def raw_connect(url: str, *, autocommit: bool, port: int | None = None):  # type: ignore[no-untyped-def]
     import psycopg
@@ -89,9 +98,12 @@ def raw_copy_payloads(conn, stream: str, seq: int, first: int, count: int) -> No
     position ``seq`` of the stream, in one transaction."""
     from psycopg.types.json import Jsonb
 
-    with conn.cursor() as cur, cur.copy(
-        f"COPY {RAW_TABLE} (stream, seq, type, payload) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            f"COPY {RAW_TABLE} (stream, seq, type, payload) FROM STDIN (FORMAT BINARY)"
+        ) as copy,
+    ):
         copy.set_types(["text", "int8", "text", "jsonb"])
         for k in range(count):
             copy.write_row((stream, seq + k, "deposited", Jsonb(payload(first + k))))
@@ -109,6 +121,7 @@ def raw_insert(conn, stream: str, seq: int, body: dict[str, Any]) -> None:  # ty
 
 
 # ----------------------------------------------------------------------------- minimal WSGI
+
 
 class _Peer:
     """Per gunicorn worker process: one connection or application, made at the first request."""
@@ -133,8 +146,9 @@ class _Peer:
         stream = environ.get("PATH_INFO", "/").rsplit("/", 2)[-2]
         written = self.write(stream, body["events"])
         out = json.dumps({"created": True, "versions": written}).encode()
-        start_response("201 Created", [("Content-Type", "application/json"),
-                                       ("Content-Length", str(len(out)))])
+        start_response(
+            "201 Created", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))]
+        )
         return [out]
 
     def write(self, stream: str, events: list[dict[str, Any]]) -> list[int]:
@@ -153,9 +167,13 @@ class _RawPeer(_Peer):
             e = events[0]
             raw_insert(self.state, stream, seq, e["payload"])
             return [seq]
-        with self.state.transaction(), self.state.cursor() as cur, cur.copy(
-            f"COPY {RAW_TABLE} (stream, seq, type, payload) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
+        with (
+            self.state.transaction(),
+            self.state.cursor() as cur,
+            cur.copy(
+                f"COPY {RAW_TABLE} (stream, seq, type, payload) FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
             copy.set_types(["text", "int8", "text", "jsonb"])
             for k, e in enumerate(events):
                 copy.write_row((stream, seq + k, e["type"], Jsonb(e["payload"])))

@@ -25,8 +25,9 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "out" / "profile-single-append.txt"
 
 
-def profile(writers: Any, monitor: Any, appends: int = 200, round_trips: float | None = None
-            ) -> str:
+def profile(
+    writers: Any, monitor: Any, appends: int = 200, round_trips: float | None = None
+) -> str:
     from django.db import connection
 
     lines: list[str] = []
@@ -47,11 +48,13 @@ def profile(writers: Any, monitor: Any, appends: int = 200, round_trips: float |
     wall = (time.perf_counter() - started) / appends * 1000
     client = (time.process_time() - cpu) / appends * 1000
     server_ms = (monitor.server_cpu() - server) / appends * 1000
-    lines += [f"single append, {appends} appends, one stream, this process:",
-              f"  wall {wall:.2f} ms = client CPU {client:.2f} ms + server CPU {server_ms:.2f} ms"
-              f" + the rest {wall - client - server_ms:.2f} ms (waiting: round trips, fsync, "
-              "locks, the scheduler)",
-              f"  a loopback round trip (SELECT 1 through Django, median): {rtt:.3f} ms"]
+    lines += [
+        f"single append, {appends} appends, one stream, this process:",
+        f"  wall {wall:.2f} ms = client CPU {client:.2f} ms + server CPU {server_ms:.2f} ms"
+        f" + the rest {wall - client - server_ms:.2f} ms (waiting: round trips, fsync, "
+        "locks, the scheduler)",
+        f"  a loopback round trip (SELECT 1 through Django, median): {rtt:.3f} ms",
+    ]
     if round_trips:
         lines.append(f"  {round_trips:g} round trips × {rtt:.3f} ms ≈ {round_trips * rtt:.2f} ms")
     lines.append(f"  load average at the end: {__import__('os').getloadavg()[0]:.2f}")
@@ -69,8 +72,9 @@ def profile(writers: Any, monitor: Any, appends: int = 200, round_trips: float |
 
     plans: list[tuple[str, float, float, str]] = []
 
-    def explain(execute: Callable[..., Any], sql: str, params: Any, many: bool,
-                context: Any) -> Any:
+    def explain(
+        execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+    ) -> Any:
         head = sql.lstrip().split(None, 1)[0].upper()
         if not many and head in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH"):
             raw = context["cursor"].cursor
@@ -80,19 +84,29 @@ def profile(writers: Any, monitor: Any, appends: int = 200, round_trips: float |
             raw.execute("ROLLBACK TO SAVEPOINT bench_explain")
             planning = re.search(r"Planning Time: ([\d.]+)", plan)
             execution = re.search(r"Execution Time: ([\d.]+)", plan)
-            plans.append((sql, float(planning.group(1)) if planning else 0.0,
-                          float(execution.group(1)) if execution else 0.0, plan))
+            plans.append(
+                (
+                    sql,
+                    float(planning.group(1)) if planning else 0.0,
+                    float(execution.group(1)) if execution else 0.0,
+                    plan,
+                )
+            )
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(explain):
         writers.single("continust", "profile")
-    lines += ["", "EXPLAIN (ANALYZE, BUFFERS) of one append's statements "
-              "(planning + execution, ms):"]
+    lines += [
+        "",
+        "EXPLAIN (ANALYZE, BUFFERS) of one append's statements (planning + execution, ms):",
+    ]
     for sql, planning, execution, _ in plans:
         lines.append(f"  {planning:7.3f} + {execution:7.3f}  {sql[:110]!r}")
-    lines.append(f"  total: planning {sum(p[1] for p in plans):.3f} ms, execution "
-                 f"{sum(p[2] for p in plans):.3f} ms, SQL text {sum(len(p[0]) for p in plans):,}"
-                 " characters")
+    lines.append(
+        f"  total: planning {sum(p[1] for p in plans):.3f} ms, execution "
+        f"{sum(p[2] for p in plans):.3f} ms, SQL text {sum(len(p[0]) for p in plans):,}"
+        " characters"
+    )
     for sql, _, _, plan in plans:
         lines += ["", sql[:2000], plan]
     text = "\n".join(lines) + "\n"

@@ -114,17 +114,27 @@ class StreamAdmin(admin.ModelAdmin[Stream]):
 
     def get_urls(self) -> list[URLPattern]:
         own = [
-            path("<int:pk>/append/", self.admin_site.admin_view(self.append_view),
-                 name="continust_stream_append"),
-            path("<int:pk>/fork/", self.admin_site.admin_view(self.fork_view),
-                 name="continust_stream_fork"),
-            path("<int:pk>/merge/", self.admin_site.admin_view(self.merge_view),
-                 name="continust_stream_merge"),
+            path(
+                "<int:pk>/append/",
+                self.admin_site.admin_view(self.append_view),
+                name="continust_stream_append",
+            ),
+            path(
+                "<int:pk>/fork/",
+                self.admin_site.admin_view(self.fork_view),
+                name="continust_stream_fork",
+            ),
+            path(
+                "<int:pk>/merge/",
+                self.admin_site.admin_view(self.merge_view),
+                name="continust_stream_merge",
+            ),
         ]
         return own + super().get_urls()
 
-    def _form_view(self, request: HttpRequest, pk: int, form_class: type[forms.Form],
-                   title: str, act: Any) -> HttpResponse:
+    def _form_view(
+        self, request: HttpRequest, pk: int, form_class: type[forms.Form], title: str, act: Any
+    ) -> HttpResponse:
         stream = get_object_or_404(Stream, pk=pk)
         if not self.has_change_permission(request, stream):
             return HttpResponse(status=403)
@@ -143,19 +153,26 @@ class StreamAdmin(admin.ModelAdmin[Stream]):
                     reverse("admin:continust_stream_change", args=[stream.pk])
                 )
         context = {
-            **self.admin_site.each_context(request), "title": f"{title}: {stream}",
-            "form": form, "opts": self.model._meta, "original": stream,
+            **self.admin_site.each_context(request),
+            "title": f"{title}: {stream}",
+            "form": form,
+            "opts": self.model._meta,
+            "original": stream,
         }
         return TemplateResponse(request, "admin/continust/stream_action.html", context)
 
     def append_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         def act(stream: Stream, data: dict[str, Any]) -> str:
-            event = NewEvent(type=data["type"], payload=data["payload"],
-                             actor=data["actor"] or request.user.get_username(),
-                             causation=data["causation"])
+            event = NewEvent(
+                type=data["type"],
+                payload=data["payload"],
+                actor=data["actor"] or request.user.get_username(),
+                causation=data["causation"],
+            )
             head = data["expected_head"] if data["expected_head"] is not None else UNSET
-            version = append(stream, [event], branch=data["branch"],
-                             expected_head=head).versions[-1]
+            version = append(stream, [event], branch=data["branch"], expected_head=head).versions[
+                -1
+            ]
             return f"appended version {version.pk} on {data['branch']}"
 
         return self._form_view(request, pk, AppendForm, "Append an event", act)
@@ -170,9 +187,13 @@ class StreamAdmin(admin.ModelAdmin[Stream]):
 
     def merge_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         def act(stream: Stream, data: dict[str, Any]) -> str:
-            version = merge(stream, data["source"], data["into"],
-                            actor=request.user.get_username(),
-                            resolutions=data["resolutions"] or {})
+            version = merge(
+                stream,
+                data["source"],
+                data["into"],
+                actor=request.user.get_username(),
+                resolutions=data["resolutions"] or {},
+            )
             return f"merged {data['source']} into {data['into']}: version {version.pk}"
 
         return self._form_view(request, pk, MergeForm, "Merge a branch", act)
@@ -215,9 +236,12 @@ class VersionAdmin(ReadOnlyAdmin[Version]):
         found = Event.objects.filter(project_id=version.event.project_id, id=cause).first()
         if found is None:
             return str(cause)
-        return format_html('<a href="{}">{} {}</a>',
-                           reverse("admin:continust_event_change", args=[found.pk]),
-                           found.type, found.id)
+        return format_html(
+            '<a href="{}">{} {}</a>',
+            reverse("admin:continust_event_change", args=[found.pk]),
+            found.type,
+            found.id,
+        )
 
 
 @admin.register(State)

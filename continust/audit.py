@@ -78,17 +78,26 @@ class Pin:
         return f"{self.stream_id}.{self.events}.{self.versions}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stream": self.label, "events": self.events, "versions": self.versions,
-                "head": self.head}
+        return {
+            "stream": self.label,
+            "events": self.events,
+            "versions": self.versions,
+            "head": self.head,
+        }
 
 
 def pin_streams(streams: Sequence[Stream]) -> list[Pin]:
     """Pin the streams' chains as they are now (one statement: one consistent snapshot)."""
-    rows = (Stream.objects.filter(pk__in=[s.pk for s in streams])
-            .annotate(version_total=Count("versions")).select_related("project")
-            .order_by("name"))
-    return [Pin(s.pk, s.name, f"{s.project.slug}/{s.name}", s.event_count,
-                s.version_total, s.last_hash) for s in rows]
+    rows = (
+        Stream.objects.filter(pk__in=[s.pk for s in streams])
+        .annotate(version_total=Count("versions"))
+        .select_related("project")
+        .order_by("name")
+    )
+    return [
+        Pin(s.pk, s.name, f"{s.project.slug}/{s.name}", s.event_count, s.version_total, s.last_hash)
+        for s in rows
+    ]
 
 
 def parse_pins(project: Project, tokens: Sequence[str]) -> list[Pin]:
@@ -104,12 +113,25 @@ def parse_pins(project: Project, tokens: Sequence[str]) -> list[Pin]:
             raise NotFound(f"project {project.slug} has no stream {stream_id}")
         total = Version.objects.filter(stream=stream).count()
         if not (0 <= events <= stream.event_count and 0 <= versions <= total):
-            raise InvalidEvent(f"stream {stream.name} has {stream.event_count} events and "
-                               f"{total} versions; {token} asks for more")
-        head = (Event.objects.filter(stream=stream, seq=events).values_list("hash", flat=True)
-                .first() if events else GENESIS)
-        pins.append(Pin(stream.pk, stream.name, f"{project.slug}/{stream.name}", events,
-                        versions, head or GENESIS))
+            raise InvalidEvent(
+                f"stream {stream.name} has {stream.event_count} events and "
+                f"{total} versions; {token} asks for more"
+            )
+        head = (
+            Event.objects.filter(stream=stream, seq=events).values_list("hash", flat=True).first()
+            if events
+            else GENESIS
+        )
+        pins.append(
+            Pin(
+                stream.pk,
+                stream.name,
+                f"{project.slug}/{stream.name}",
+                events,
+                versions,
+                head or GENESIS,
+            )
+        )
     if len({p.stream_id for p in pins}) != len(pins):
         raise InvalidEvent("each stream is pinned once")
     return sorted(pins, key=lambda p: p.name)
@@ -125,8 +147,11 @@ def pinned_export(project: Project, pins: Sequence[Pin]) -> Iterator[str]:
         item = json.loads(line)
         kind = item["kind"]
         pin = by_name[item["name"] if kind == "stream" else item["stream"]]
-        if kind == "branch" or (kind == "event" and item["seq"] > pin.events) or (
-                kind == "version" and item["ref"] > pin.versions):
+        if (
+            kind == "branch"
+            or (kind == "event" and item["seq"] > pin.events)
+            or (kind == "version" and item["ref"] > pin.versions)
+        ):
             continue
         yield line
 
@@ -206,19 +231,27 @@ class AuditReport:
     def as_dict(self) -> dict[str, Any]:
         """Return the whole report as JSON-ready data."""
         return {
-            "report": {"project": self.project.slug, "title": self.title, "scope": self.scope,
-                       "generated_at": timestamp_text(self.generated_at),
-                       "generated_by": self.generated_by, "truncated": self.truncated},
+            "report": {
+                "project": self.project.slug,
+                "title": self.title,
+                "scope": self.scope,
+                "generated_at": timestamp_text(self.generated_at),
+                "generated_by": self.generated_by,
+                "truncated": self.truncated,
+            },
             "changes": [_row_dict(row) for row in self.rows],
             "reviews": [_review_dict(log) for log in self.reviews],
             "records": [_event_dict(e) for e in self.records],
             "integrity": {
                 "verify": self.integrity.verified,
                 "chains": [pin.as_dict() for pin in self.integrity.pins],
-                "export": {"file": self.export_name, "sha256": self.integrity.export_sha256,
-                           "bytes": self.integrity.export_bytes,
-                           "lines": self.integrity.export_lines,
-                           "pins": [pin.token for pin in self.integrity.pins]},
+                "export": {
+                    "file": self.export_name,
+                    "sha256": self.integrity.export_sha256,
+                    "bytes": self.integrity.export_bytes,
+                    "lines": self.integrity.export_lines,
+                    "pins": [pin.token for pin in self.integrity.pins],
+                },
                 "how_to_verify": self.steps,
             },
         }
@@ -233,13 +266,26 @@ class AuditReport:
         return out.getvalue()
 
 
-CSV_COLUMNS: Final = ("kind", "time", "actor", "stream", "version", "event", "type",
-                      "causation", "path", "op", "old", "new", "review", "text")
+CSV_COLUMNS: Final = (
+    "kind",
+    "time",
+    "actor",
+    "stream",
+    "version",
+    "event",
+    "type",
+    "causation",
+    "path",
+    "op",
+    "old",
+    "new",
+    "review",
+    "text",
+)
 
 
 def _json_text(value: Any) -> str:
-    return "" if value is diffs.MISSING else json.dumps(value, ensure_ascii=False,
-                                                        sort_keys=True)
+    return "" if value is diffs.MISSING else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def _cell(value: Any) -> str:
@@ -251,27 +297,48 @@ def _cell(value: Any) -> str:
 def csv_rows(report: AuditReport) -> Iterator[dict[str, Any]]:
     for row in report.rows:
         event = row.version.event
-        base = {"kind": "change", "time": timestamp_text(event.timestamp), "actor": event.actor,
-                "stream": row.version.stream.name, "version": row.version.pk,
-                "event": str(event.id), "type": event.type,
-                "causation": str(event.causation_id or "")}
+        base = {
+            "kind": "change",
+            "time": timestamp_text(event.timestamp),
+            "actor": event.actor,
+            "stream": row.version.stream.name,
+            "version": row.version.pk,
+            "event": str(event.id),
+            "type": event.type,
+            "causation": str(event.causation_id or ""),
+        }
         if not row.changes:
             yield {**base, "text": "released by the retention policy"} if row.released else base
         for change in row.changes:
-            yield {**base, "path": change.path, "op": change.op,
-                   "old": _json_text(change.old), "new": _json_text(change.new)}
+            yield {
+                **base,
+                "path": change.path,
+                "op": change.op,
+                "old": _json_text(change.old),
+                "new": _json_text(change.new),
+            }
     for log in report.reviews:
         for event in log.events:
-            yield {**_event_dict(event), "kind": event.type, "review": log.review.pk,
-                   "stream": log.review.stream.name, "text": event_text(event),
-                   "path": (event.payload.get("target") or {}).get("path")
-                   or event.payload.get("path", "")}
+            yield {
+                **_event_dict(event),
+                "kind": event.type,
+                "review": log.review.pk,
+                "stream": log.review.stream.name,
+                "text": event_text(event),
+                "path": (event.payload.get("target") or {}).get("path")
+                or event.payload.get("path", ""),
+            }
     for event in report.records:
         yield {**_event_dict(event), "kind": event.type, "text": event_text(event)}
     for pin in report.integrity.pins:
-        yield {"kind": "chain", "stream": pin.label, "version": pin.versions,
-               "event": pin.head, "text": f"{pin.events} events; verify ok: "
-               f"{report.integrity.ok}; export sha256 {report.integrity.export_sha256}"}
+        yield {
+            "kind": "chain",
+            "stream": pin.label,
+            "version": pin.versions,
+            "event": pin.head,
+            "text": f"{pin.events} events; verify ok: "
+            f"{report.integrity.ok}; export sha256 {report.integrity.export_sha256}",
+        }
 
 
 def event_text(event: Event) -> str:
@@ -288,30 +355,53 @@ def event_text(event: Event) -> str:
 
 
 def _event_dict(event: Event) -> dict[str, Any]:
-    return {"id": str(event.id), "seq": event.seq, "type": event.type,
-            "time": timestamp_text(event.timestamp), "actor": event.actor,
-            "causation": str(event.causation_id) if event.causation_id else None,
-            "payload": event.payload, "hash": event.hash}
+    return {
+        "id": str(event.id),
+        "seq": event.seq,
+        "type": event.type,
+        "time": timestamp_text(event.timestamp),
+        "actor": event.actor,
+        "causation": str(event.causation_id) if event.causation_id else None,
+        "payload": event.payload,
+        "hash": event.hash,
+    }
 
 
 def _row_dict(row: ChangeRow) -> dict[str, Any]:
     event = row.version.event
-    return {"version": row.version.pk, "digest": row.version.digest,
-            "stream": row.version.stream.name, "branch": row.version.branch,
-            "event": {"id": str(event.id), "type": event.type, "actor": event.actor,
-                      "time": timestamp_text(event.timestamp), "hash": event.hash,
-                      "causation": str(event.causation_id) if event.causation_id else None},
-            "changes": [c.to_dict() for c in row.changes], "released": row.released}
+    return {
+        "version": row.version.pk,
+        "digest": row.version.digest,
+        "stream": row.version.stream.name,
+        "branch": row.version.branch,
+        "event": {
+            "id": str(event.id),
+            "type": event.type,
+            "actor": event.actor,
+            "time": timestamp_text(event.timestamp),
+            "hash": event.hash,
+            "causation": str(event.causation_id) if event.causation_id else None,
+        },
+        "changes": [c.to_dict() for c in row.changes],
+        "released": row.released,
+    }
 
 
 def _review_dict(log: ReviewLog) -> dict[str, Any]:
     review = log.review
-    return {"id": review.pk, "title": review.title, "stream": review.stream.name,
-            "base": review.base_id, "head": review.head_id, "branch": review.branch,
-            "opened_by": review.opened_by, "opened_at": timestamp_text(review.opened_at),
-            "status": log.status,
-            "decisions": {actor: _event_dict(e) for actor, e in log.latest_decisions.items()},
-            "events": [_event_dict(e) for e in log.events]}
+    return {
+        "id": review.pk,
+        "title": review.title,
+        "stream": review.stream.name,
+        "base": review.base_id,
+        "head": review.head_id,
+        "branch": review.branch,
+        "opened_by": review.opened_by,
+        "opened_at": timestamp_text(review.opened_at),
+        "status": log.status,
+        "decisions": {actor: _event_dict(e) for actor, e in log.latest_decisions.items()},
+        "events": [_event_dict(e) for e in log.events],
+    }
 
 
 # -- building reports --------------------------------------------------------------------
@@ -337,22 +427,33 @@ def _rows(versions: list[Version]) -> list[ChangeRow]:
         if parents:
             first_parent[version.pk] = parents[0]
     wanted = {v.pk for v in versions} | set(first_parent.values())
-    released = set(ReleasedVersion.objects.filter(version_id__in=wanted)
-                   .values_list("version_id", flat=True))
+    released = set(
+        ReleasedVersion.objects.filter(version_id__in=wanted).values_list("version_id", flat=True)
+    )
     states = states_of(wanted - released)
-    causes: dict[UUID | None, Event] = {e.id: e for e in Event.objects.filter(
-        project_id__in={v.event.project_id for v in versions},
-        id__in=[v.event.causation_id for v in versions if v.event.causation_id])}
+    causes: dict[UUID | None, Event] = {
+        e.id: e
+        for e in Event.objects.filter(
+            project_id__in={v.event.project_id for v in versions},
+            id__in=[v.event.causation_id for v in versions if v.event.causation_id],
+        )
+    }
     rows = []
     for version in versions:
         parent = first_parent.get(version.pk)
         if version.pk in released or parent in released:
-            rows.append(ChangeRow(version, [], causes.get(version.event.causation_id),
-                                  released=True))
+            rows.append(
+                ChangeRow(version, [], causes.get(version.event.causation_id), released=True)
+            )
             continue
         before = states[parent] if parent is not None else {}
-        rows.append(ChangeRow(version, diffs.diff(before, states[version.pk]),
-                              causes.get(version.event.causation_id)))
+        rows.append(
+            ChangeRow(
+                version,
+                diffs.diff(before, states[version.pk]),
+                causes.get(version.event.causation_id),
+            )
+        )
     return rows
 
 
@@ -366,29 +467,56 @@ def review_report(review: Review, *, generated_by: str) -> AuditReport:
         stream = review.stream
         ids = range_ids(stream, review.base_id, review.head_id)
         truncated = len(ids) > MAX_VERSIONS
-        versions = list(Version.objects.filter(pk__in=ids[:MAX_VERSIONS])
-                        .select_related("event", "stream").order_by("id"))
+        versions = list(
+            Version.objects.filter(pk__in=ids[:MAX_VERSIONS])
+            .select_related("event", "stream")
+            .order_by("id")
+        )
         log = review_log(review)
         integrity = prove(review.project, [stream, audit_stream(review.project)])
-    scope = {"kind": "review", "review": review.pk, "stream": stream.name,
-             "base": review.base_id, "head": review.head_id, "branch": review.branch,
-             "versions": len(ids)}
-    report = AuditReport(review.project, f"Review {review.pk}: {review.title}", scope,
-                         timezone.now(), generated_by, _rows(versions), truncated, [log], [],
-                         integrity)
+    scope = {
+        "kind": "review",
+        "review": review.pk,
+        "stream": stream.name,
+        "base": review.base_id,
+        "head": review.head_id,
+        "branch": review.branch,
+        "versions": len(ids),
+    }
+    report = AuditReport(
+        review.project,
+        f"Review {review.pk}: {review.title}",
+        scope,
+        timezone.now(),
+        generated_by,
+        _rows(versions),
+        truncated,
+        [log],
+        [],
+        integrity,
+    )
     report.steps = _steps(review.project, report.export_name, integrity.export_sha256)
     return report
 
 
-def range_report(project: Project, *, since: datetime | None, until: datetime | None,
-                 stream: Stream | None = None, generated_by: str) -> AuditReport:
+def range_report(
+    project: Project,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    stream: Stream | None = None,
+    generated_by: str,
+) -> AuditReport:
     """Build the audit report of what happened to a project (or one stream) in a time range."""
     if since and until and since >= until:
         raise InvalidEvent("the range must end after it starts")
     with _snapshot():
         audit = audit_stream(project)
-        streams = [stream] if stream is not None else list(
-            Stream.objects.filter(project=project).exclude(pk=audit.pk).order_by("name"))
+        streams = (
+            [stream]
+            if stream is not None
+            else list(Stream.objects.filter(project=project).exclude(pk=audit.pk).order_by("name"))
+        )
         versions = _versions_in(streams, since, until)
         truncated = len(versions) > MAX_VERSIONS
         records = AuditRecord.objects.filter(project=project)
@@ -397,19 +525,38 @@ def range_report(project: Project, *, since: datetime | None, until: datetime | 
             events = events.filter(timestamp__gte=since)
         if until:
             events = events.filter(timestamp__lt=until)
-        active = Review.objects.filter(
-            pk__in=records.filter(event__in=events, review__isnull=False).values("review_id"),
-            stream__in=streams).select_related("stream", "opened_event").order_by("id")
+        active = (
+            Review.objects.filter(
+                pk__in=records.filter(event__in=events, review__isnull=False).values("review_id"),
+                stream__in=streams,
+            )
+            .select_related("stream", "opened_event")
+            .order_by("id")
+        )
         logs = [review_log(r) for r in active]
         others = list(events.filter(audit_record__review__isnull=True).order_by("seq"))
         integrity = prove(project, [*streams, audit])
-    scope = {"kind": "range", "since": timestamp_text(since) if since else None,
-             "until": timestamp_text(until) if until else None,
-             "stream": stream.name if stream else None, "versions": len(versions)}
+    scope = {
+        "kind": "range",
+        "since": timestamp_text(since) if since else None,
+        "until": timestamp_text(until) if until else None,
+        "stream": stream.name if stream else None,
+        "versions": len(versions),
+    }
     what = stream.name if stream else project.name
     title = f"{what}: {_when(since, 'the beginning')} to {_when(until, 'now')}"
-    report = AuditReport(project, title, scope, timezone.now(), generated_by,
-                         _rows(versions[:MAX_VERSIONS]), truncated, logs, others, integrity)
+    report = AuditReport(
+        project,
+        title,
+        scope,
+        timezone.now(),
+        generated_by,
+        _rows(versions[:MAX_VERSIONS]),
+        truncated,
+        logs,
+        others,
+        integrity,
+    )
     report.steps = _steps(project, report.export_name, integrity.export_sha256)
     return report
 
@@ -418,8 +565,9 @@ def _when(moment: datetime | None, otherwise: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else otherwise
 
 
-def _versions_in(streams: list[Stream], since: datetime | None,
-                 until: datetime | None) -> list[Version]:
+def _versions_in(
+    streams: list[Stream], since: datetime | None, until: datetime | None
+) -> list[Version]:
     """The first version each event in the range made, oldest event first."""
     query = Version.objects.filter(stream__in=streams).select_related("event", "stream")
     if since:
@@ -435,5 +583,3 @@ def _versions_in(streams: list[Stream], since: datetime | None,
             if len(versions) > MAX_VERSIONS:
                 break
     return versions
-
-

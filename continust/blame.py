@@ -103,7 +103,8 @@ class _PathValues:
         self.by_state: dict[str, Any] = {}
         self.by_version: dict[int, Any] = {}
         self.in_database = connection.vendor == "postgresql" and all(
-            _INDEX.fullmatch(t) or not _NUMERIC.fullmatch(t) for t in tokens)
+            _INDEX.fullmatch(t) or not _NUMERIC.fullmatch(t) for t in tokens
+        )
 
     def at(self, version_id: int) -> Any:
         if version_id not in self.by_version:
@@ -137,13 +138,15 @@ class _PathValues:
 
     def _values(self, hashes: list[str]) -> dict[str, Any]:
         if not self.in_database:
-            return {h: resolve(data, self.tokens)
-                    for h, data in State.objects.filter(pk__in=hashes).values_list("hash", "data")}
+            return {
+                h: resolve(data, self.tokens)
+                for h, data in State.objects.filter(pk__in=hashes).values_list("hash", "data")
+            }
         table = State._meta.db_table
         with connection.cursor() as cursor:
             # "#>" answers SQL NULL for a missing path and JSON null for a null value.
             cursor.execute(
-                f"SELECT hash, (data #> %s)::text FROM {table} WHERE hash = ANY(%s)",  # noqa: S608
+                f"SELECT hash, (data #> %s)::text FROM {table} WHERE hash = ANY(%s)",
                 [self.tokens, hashes],
             )
             rows = cursor.fetchall()

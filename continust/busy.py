@@ -44,11 +44,12 @@ class DatabaseBusyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         return self.get_response(request)
 
-    def process_exception(self, request: HttpRequest, exception: Exception
-                          ) -> HttpResponse | None:
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_busy(exception):
             return None
-        return busy_response(HttpResponse(
-            "The database is busy with another write. Try again in a moment.\n",
-            content_type="text/plain; charset=utf-8",
-        ))
+        return busy_response(
+            HttpResponse(
+                "The database is busy with another write. Try again in a moment.\n",
+                content_type="text/plain; charset=utf-8",
+            )
+        )

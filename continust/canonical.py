@@ -19,8 +19,9 @@ GENESIS = "0" * 64
 
 def canonical_json(value: Any) -> str:
     """Return the canonical JSON text of ``value``."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 # PostgreSQL keeps JSON numbers as numerics and gives a whole float of 1e16 or more back
@@ -152,8 +153,9 @@ def merkle_root(hashes: Sequence[str]) -> str:
     if not level:
         return GENESIS
     while len(level) > 1:
-        paired = [hashlib.sha256(level[i] + level[i + 1]).digest()
-                  for i in range(0, len(level) - 1, 2)]
+        paired = [
+            hashlib.sha256(level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
         if len(level) % 2:
             paired.append(level[-1])
         level = paired
@@ -161,20 +163,43 @@ def merkle_root(hashes: Sequence[str]) -> str:
 
 
 def move_hash(
-    prev_hash: str, *, branch: str, old_head: str | None, new_head: str, reason: str,
-    actor: str, at: datetime,
+    prev_hash: str,
+    *,
+    branch: str,
+    old_head: str | None,
+    new_head: str,
+    reason: str,
+    actor: str,
+    at: datetime,
 ) -> str:
     """Return the chain hash of a branch move: its canonical record joined to the hash of
     the branch's previous move. Heads are named by their versions' digests."""
-    return _sha256(prev_hash + canonical_json({
-        "branch": branch, "from": old_head, "to": new_head, "reason": reason, "actor": actor,
-        "at": timestamp_text(at),
-    }))
+    return _sha256(
+        prev_hash
+        + canonical_json(
+            {
+                "branch": branch,
+                "from": old_head,
+                "to": new_head,
+                "reason": reason,
+                "actor": actor,
+                "at": timestamp_text(at),
+            }
+        )
+    )
 
 
 def event_hash_of_text(
-    prev_hash: str, *, id: str, seq: int, type: str, timestamp: datetime, payload_text: str,
-    causation: str | None, correlation: str | None, actor: str,
+    prev_hash: str,
+    *,
+    id: str,
+    seq: int,
+    type: str,
+    timestamp: datetime,
+    payload_text: str,
+    causation: str | None,
+    correlation: str | None,
+    actor: str,
 ) -> str:
     """Return ``event_hash`` of an event whose payload is already canonical text.
 
@@ -183,12 +208,24 @@ def event_hash_of_text(
     payload once for both the hash and the insert.
     """
     return _sha256(
-        prev_hash + '{"actor":' + _string(actor)
-        + ',"causation":' + (_string(causation) if causation is not None else "null")
-        + ',"correlation":' + (_string(correlation) if correlation is not None else "null")
-        + ',"id":' + _string(id) + ',"payload":' + payload_text
-        + ',"seq":' + str(int(seq)) + ',"timestamp":' + _string(timestamp_text(timestamp))
-        + ',"type":' + _string(type) + "}"
+        prev_hash
+        + '{"actor":'
+        + _string(actor)
+        + ',"causation":'
+        + (_string(causation) if causation is not None else "null")
+        + ',"correlation":'
+        + (_string(correlation) if correlation is not None else "null")
+        + ',"id":'
+        + _string(id)
+        + ',"payload":'
+        + payload_text
+        + ',"seq":'
+        + str(int(seq))
+        + ',"timestamp":'
+        + _string(timestamp_text(timestamp))
+        + ',"type":'
+        + _string(type)
+        + "}"
     )
 
 

@@ -126,17 +126,18 @@ def footprint(stream: Stream) -> Footprint:
 
 def _size(column: str) -> str:
     """SQL for the bytes a stored JSON column takes (as text on SQLite)."""
-    return f"pg_column_size({column})" if connection.vendor == "postgresql" else \
-        f"length({column})"
+    return f"pg_column_size({column})" if connection.vendor == "postgresql" else f"length({column})"
 
 
-def _sizes_of(model: type[Event] | type[State], column: str,
-              keys: Sequence[Any]) -> dict[Any, int]:
+def _sizes_of(model: type[Event] | type[State], column: str, keys: Sequence[Any]) -> dict[Any, int]:
     """The bytes ``column`` takes in each of the rows with these primary keys."""
     if not keys:
         return {}
-    return dict(model.objects.filter(pk__in=keys).annotate(size=RawSQL(_size(column), []))
-                .values_list("pk", "size"))
+    return dict(
+        model.objects.filter(pk__in=keys)
+        .annotate(size=RawSQL(_size(column), []))
+        .values_list("pk", "size")
+    )
 
 
 # -- planning --------------------------------------------------------------------------
@@ -171,11 +172,14 @@ class Plan:
             "states_dropped": len(self.drops),
             "versions_released": self.versions_released,
             "bytes_released": self.bytes_released,
-            "runs": [{"first": run[0], "last": run[-1], "versions": len(run)}
-                     for run in self.runs[:limit]],
+            "runs": [
+                {"first": run[0], "last": run[-1], "versions": len(run)}
+                for run in self.runs[:limit]
+            ],
             "runs_total": len(self.runs),
-            "protected": [{"version": v, "reason": why}
-                          for v, why in sorted(self.protected.items())[:limit]],
+            "protected": [
+                {"version": v, "reason": why} for v, why in sorted(self.protected.items())[:limit]
+            ],
             "protected_total": len(self.protected),
         }
 
@@ -191,10 +195,14 @@ class _Shape:
 
 
 def _shape(stream: Stream, upto: int) -> _Shape:
-    rows = list(Version.objects.filter(stream=stream, pk__lte=upto).order_by("id")
-                .values_list("id", "generation", "state_id", "created_at"))
-    released = set(ReleasedVersion.objects.filter(run__stream=stream)
-                   .values_list("version_id", flat=True))
+    rows = list(
+        Version.objects.filter(stream=stream, pk__lte=upto)
+        .order_by("id")
+        .values_list("id", "generation", "state_id", "created_at")
+    )
+    released = set(
+        ReleasedVersion.objects.filter(run__stream=stream).values_list("version_id", flat=True)
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT s.hash FROM continust_state s JOIN continust_version v "
@@ -212,8 +220,9 @@ def _shape(stream: Stream, upto: int) -> _Shape:
     )
 
 
-def protected_versions(stream: Stream, *, with_ranges: bool, reviews_after: int = 0,
-                       upto: int | None = None) -> dict[int, str]:
+def protected_versions(
+    stream: Stream, *, with_ranges: bool, reviews_after: int = 0, upto: int | None = None
+) -> dict[int, str]:
     """Return the versions no compaction may release, each with the reason.
 
     ``with_ranges`` adds every version of every review's range and of every active
@@ -243,26 +252,25 @@ def protected_versions(stream: Stream, *, with_ranges: bool, reviews_after: int 
                 keep.setdefault(version, why)
         if with_ranges and not replay.finished:
             _keep_range(graph, replay.start_id, replay.end_id, keep, why)
-            for version in Version.objects.filter(stream=stream, branch=replay.shadow_branch
-                                                  ).values_list("id", flat=True):
+            for version in Version.objects.filter(
+                stream=stream, branch=replay.shadow_branch
+            ).values_list("id", flat=True):
                 keep.setdefault(version, why)
     if upto is not None:
         for child, parent in VersionParent.objects.filter(
-                child__stream=stream, child_id__gt=upto, parent_id__lte=upto
+            child__stream=stream, child_id__gt=upto, parent_id__lte=upto
         ).values_list("child_id", "parent_id"):
             keep.setdefault(parent, f"parent of v{child}, newer than this compaction")
     return keep
 
 
-def _keep_range(graph: Any, base: int | None, head: int, keep: dict[int, str],
-                why: str) -> None:
+def _keep_range(graph: Any, base: int | None, head: int, keep: dict[int, str], why: str) -> None:
     members = graph.ancestors(head) if base is None else graph.between(base, head)
     for version in members:
         keep.setdefault(version, why)
 
 
-def _keep_bases(graph: Any, a: int, b: int, keep: dict[int, str], why: str,
-                depth: int = 0) -> None:
+def _keep_bases(graph: Any, a: int, b: int, keep: dict[int, str], why: str, depth: int = 0) -> None:
     """Keep the merge bases of a and b and, for a criss-cross, the bases a merge of them
     folds against in turn (``folding.virtual_base``)."""
     bases = sorted(graph.merge_bases(a, b))
@@ -273,8 +281,13 @@ def _keep_bases(graph: Any, a: int, b: int, keep: dict[int, str], why: str,
             _keep_bases(graph, x, y, keep, why, depth + 1)
 
 
-def plan(stream: Stream, *, policy: Policy | None = None, upto: int | None = None,
-         cutoff: datetime | None = None) -> Plan:
+def plan(
+    stream: Stream,
+    *,
+    policy: Policy | None = None,
+    upto: int | None = None,
+    cutoff: datetime | None = None,
+) -> Plan:
     """Plan a compaction of ``stream`` under its policy (or ``policy``): the dry run."""
     policy = policy or policy_of(stream)
     upto = _newest(stream) if upto is None else upto
@@ -287,16 +300,18 @@ def plan(stream: Stream, *, policy: Policy | None = None, upto: int | None = Non
     elif policy.ephemeral:
         _plan_ephemeral(result, shape, graph)
     else:
-        result.snapshots = [v for v in shape.ids
-                            if shape.state[v] not in shape.stored and v not in shape.released]
+        result.snapshots = [
+            v for v in shape.ids if shape.state[v] not in shape.stored and v not in shape.released
+        ]
     _estimate(result, shape)
     return result
 
 
 def _newest(stream: Stream) -> int:
     """The stream's newest version id (0 for none): what a compaction considers up to."""
-    newest = Version.objects.filter(stream=stream).order_by("-id").values_list(
-        "id", flat=True).first()
+    newest = (
+        Version.objects.filter(stream=stream).order_by("-id").values_list("id", flat=True).first()
+    )
     return newest or 0
 
 
@@ -325,13 +340,19 @@ def _plan_selective(result: Plan, shape: _Shape, graph: Any) -> None:
     seen: set[str] = set()
     for v in shape.ids:
         digest = shape.state[v]
-        if (v not in wanted and v not in shape.released and digest in shape.stored
-                and digest not in kept_hashes and digest not in seen):
+        if (
+            v not in wanted
+            and v not in shape.released
+            and digest in shape.stored
+            and digest not in kept_hashes
+            and digest not in seen
+        ):
             seen.add(digest)
             result.drops.append((v, digest))
     result.drops = _unshared(result.stream, result.drops)
-    result.protected = {v: why for v, why in keep.items()
-                        if why not in ("snapshot", "root") and v in shape.state}
+    result.protected = {
+        v: why for v, why in keep.items() if why not in ("snapshot", "root") and v in shape.state
+    }
 
 
 def _plan_ephemeral(result: Plan, shape: _Shape, graph: Any) -> None:
@@ -343,7 +364,8 @@ def _plan_ephemeral(result: Plan, shape: _Shape, graph: Any) -> None:
             return  # fewer versions than the horizon keeps
         floor = shape.ids[-policy.horizon_versions]
     beyond = [
-        v for v in shape.ids
+        v
+        for v in shape.ids
         if v not in shape.released
         and (floor is None or v < floor)
         and (cutoff is None or shape.created[v] < cutoff)
@@ -355,8 +377,12 @@ def _plan_ephemeral(result: Plan, shape: _Shape, graph: Any) -> None:
     run_of: dict[int, list[int]] = {}
     for v in release:
         parents = graph.parents(v)
-        if (len(parents) == 1 and parents[0] in run_of and len(run_of[parents[0]]) < MAX_RUN
-                and graph.children(parents[0]) == [v]):
+        if (
+            len(parents) == 1
+            and parents[0] in run_of
+            and len(run_of[parents[0]]) < MAX_RUN
+            and graph.children(parents[0]) == [v]
+        ):
             run = run_of[parents[0]]
             run.append(v)
         else:
@@ -381,8 +407,11 @@ def _unshared(stream: Stream, drops: list[tuple[int, str]]) -> list[tuple[int, s
     shared: set[str] = set()
     hashes = [digest for _, digest in drops]
     for start in range(0, len(hashes), 5000):
-        shared |= set(Version.objects.filter(state_id__in=hashes[start:start + 5000])
-                      .exclude(stream=stream).values_list("state_id", flat=True))
+        shared |= set(
+            Version.objects.filter(state_id__in=hashes[start : start + 5000])
+            .exclude(stream=stream)
+            .values_list("state_id", flat=True)
+        )
     return [(v, digest) for v, digest in drops if digest not in shared]
 
 
@@ -404,14 +433,18 @@ def _estimate(result: Plan, shape: _Shape) -> None:
 def _sizes(stream: Stream, upto: int) -> tuple[dict[int, int], dict[str, int]]:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT v.id, {_size('e.payload')} FROM continust_version v "  # noqa: S608
+            f"SELECT v.id, {_size('e.payload')} FROM continust_version v "
             "JOIN continust_event e ON e.position = v.event_id "
-            "WHERE v.stream_id = %s AND v.id <= %s", [stream.pk, upto])
+            "WHERE v.stream_id = %s AND v.id <= %s",
+            [stream.pk, upto],
+        )
         payload = dict(cursor.fetchall())
         cursor.execute(
-            f"SELECT DISTINCT s.hash, {_size('s.data')} FROM continust_state s "  # noqa: S608
+            f"SELECT DISTINCT s.hash, {_size('s.data')} FROM continust_state s "
             "JOIN continust_version v ON v.state_id = s.hash "
-            "WHERE v.stream_id = %s AND v.id <= %s", [stream.pk, upto])
+            "WHERE v.stream_id = %s AND v.id <= %s",
+            [stream.pk, upto],
+        )
         state = dict(cursor.fetchall())
     return payload, state
 
@@ -439,7 +472,10 @@ def request(stream: Stream, *, actor: str) -> Compaction:
             return active
         policy = policy_of(locked)
         compaction = Compaction.objects.create(
-            stream=locked, policy=policy.as_dict(), upto=_newest(locked), cutoff=_cutoff(policy),
+            stream=locked,
+            policy=policy.as_dict(),
+            upto=_newest(locked),
+            cutoff=_cutoff(policy),
             requested_by=actor[:200],
         )
         outbox.enqueue(TASK, [compaction.pk], key=outbox_key(compaction))
@@ -455,9 +491,12 @@ def get(stream: Stream, compaction_id: int) -> Compaction:
 
 def pinned_policy(compaction: Compaction) -> Policy:
     data = compaction.policy
-    return make_policy(data["kind"], snapshot_every=data.get("snapshot_every"),
-                       horizon_versions=data.get("horizon_versions"),
-                       horizon_age=data.get("horizon_age"))
+    return make_policy(
+        data["kind"],
+        snapshot_every=data.get("snapshot_every"),
+        horizon_versions=data.get("horizon_versions"),
+        horizon_age=data.get("horizon_age"),
+    )
 
 
 # -- running ---------------------------------------------------------------------------
@@ -471,10 +510,16 @@ def _claim(compaction_id: int) -> int | None:
     now = timezone.now()
     lease = timedelta(seconds=settings.CONTINUST_COMPACTION_LEASE_SECONDS)
     with transaction.atomic():
-        taken = (Compaction.objects.filter(pk=compaction_id, status__in=ACTIVE)
-                 .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-                 .update(fence=F("fence") + 1, status=CompactionStatus.RUNNING,
-                         lease_expires_at=now + lease, attempts=F("attempts") + 1))
+        taken = (
+            Compaction.objects.filter(pk=compaction_id, status__in=ACTIVE)
+            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+            .update(
+                fence=F("fence") + 1,
+                status=CompactionStatus.RUNNING,
+                lease_expires_at=now + lease,
+                attempts=F("attempts") + 1,
+            )
+        )
         if taken != 1:
             return None
         return int(Compaction.objects.values_list("fence", flat=True).get(pk=compaction_id))
@@ -499,8 +544,11 @@ def run(compaction_id: int, *, chunk: int | None = None) -> Compaction:
 
 def _fail(compaction: Compaction, reason: str) -> Compaction:
     Compaction.objects.filter(pk=compaction.pk).update(
-        status=CompactionStatus.FAILED, error=reason[:2000], finished_at=timezone.now(),
-        lease_expires_at=None)
+        status=CompactionStatus.FAILED,
+        error=reason[:2000],
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+    )
     compaction.refresh_from_db()
     return compaction
 
@@ -518,10 +566,15 @@ class _Run:
                 current.started_at = current.started_at or timezone.now()
                 current.bytes_before = footprint(self.stream).total
         # Reviews opened after this are re-checked chunk by chunk.
-        self.reviews_floor = Review.objects.filter(stream=self.stream).aggregate(
-            top=Max("id"))["top"] or 0
-        self.plan = plan(self.stream, policy=pinned_policy(self.compaction),
-                         upto=self.compaction.upto, cutoff=self.compaction.cutoff)
+        self.reviews_floor = (
+            Review.objects.filter(stream=self.stream).aggregate(top=Max("id"))["top"] or 0
+        )
+        self.plan = plan(
+            self.stream,
+            policy=pinned_policy(self.compaction),
+            upto=self.compaction.upto,
+            cutoff=self.compaction.cutoff,
+        )
         for phase, work in ((SNAPSHOTS, self._snapshot_chunks), (RELEASE, self._release_chunks)):
             # A resumed run stores the snapshots its plan still wants even past that phase
             # (storing is idempotent); it moves neither phase nor cursor back for them.
@@ -557,7 +610,8 @@ class _Run:
             yield current
             if current.status == CompactionStatus.RUNNING:
                 current.lease_expires_at = timezone.now() + timedelta(
-                    seconds=settings.CONTINUST_COMPACTION_LEASE_SECONDS)
+                    seconds=settings.CONTINUST_COMPACTION_LEASE_SECONDS
+                )
             current.save()
         self.compaction = current
 
@@ -565,8 +619,10 @@ class _Run:
 
     def _snapshot_chunks(self) -> Iterator[tuple[int, Any]]:
         for part in _chunks(self.plan.snapshots, self.chunk):
+
             def do(current: Compaction, part: list[int] = part) -> None:
                 current.snapshots_stored += store_snapshots(part)
+
             yield part[-1], do
 
     # Release -----------------------------------------------------------------------
@@ -585,8 +641,10 @@ class _Run:
                 yield batch[-1][0], self._releaser(batch)
         else:
             for part in _chunks(self.plan.drops, self.chunk):
+
                 def do(current: Compaction, part: list[tuple[int, str]] = part) -> None:
                     current.states_released += self._drop_states([h for _, h in part])
+
                 yield part[-1][0], do
 
     def _permit(self, current: Compaction) -> ReleasePermit:
@@ -600,7 +658,7 @@ class _Run:
         with connection.cursor() as cursor:
             marks = ", ".join(["%s"] * len(hashes))
             cursor.execute(
-                f"DELETE FROM continust_state WHERE hash IN ({marks}) "  # noqa: S608
+                f"DELETE FROM continust_state WHERE hash IN ({marks}) "
                 "AND NOT EXISTS (SELECT 1 FROM continust_version v "
                 "WHERE v.state_id = continust_state.hash AND (v.stream_id <> %s OR v.id > %s)) "
                 # a branch forked meanwhile: its head stays a snapshot
@@ -615,13 +673,17 @@ class _Run:
     def _releaser(self, runs: list[list[int]]) -> Any:
         def do(current: Compaction) -> None:
             # Whatever became protected since planning (a review, a fork) stays.
-            now_kept = protected_versions(self.stream, with_ranges=True,
-                                          reviews_after=self.reviews_floor,
-                                          upto=self.compaction.upto)
+            now_kept = protected_versions(
+                self.stream,
+                with_ranges=True,
+                reviews_after=self.reviews_floor,
+                upto=self.compaction.upto,
+            )
             for run in runs:
                 if any(v in now_kept for v in run):
                     continue
                 self._release_run(current, run)
+
         return do
 
     def _release_run(self, current: Compaction, run: list[int]) -> None:
@@ -629,12 +691,19 @@ class _Run:
         shares, then the row that stands for the run and one per version in it."""
         if ReleasedRun.objects.filter(stream=self.stream, first_id=run[0]).exists():
             return
-        rows = {v: (event, digest, state) for v, event, digest, state in
-                Version.objects.filter(pk__in=run).values_list(
-                    "id", "event_id", "event__hash", "state_id")}
+        rows = {
+            v: (event, digest, state)
+            for v, event, digest, state in Version.objects.filter(pk__in=run).values_list(
+                "id", "event_id", "event__hash", "state_id"
+            )
+        }
         events = [rows[v][0] for v in run]
-        shared = set(Version.objects.filter(event_id__in=events).exclude(pk__in=run)
-                     .filter(released__isnull=True).values_list("event_id", flat=True))
+        shared = set(
+            Version.objects.filter(event_id__in=events)
+            .exclude(pk__in=run)
+            .filter(released__isnull=True)
+            .values_list("event_id", flat=True)
+        )
         payloads = [e for e in events if e not in shared]
         hashes = sorted({rows[v][2] for v in run})
         payload_bytes = sum(_sizes_of(Event, "payload", payloads).values())
@@ -644,9 +713,9 @@ class _Run:
         in_run = set(run)
         holders: dict[str, set[int]] = {h: set() for h in hashes}
         for part in _chunks(hashes, 2000):
-            for digest, holder in (Version.objects.filter(state_id__in=part,
-                                                          released__isnull=True)
-                                   .values_list("state_id", "id")):
+            for digest, holder in Version.objects.filter(
+                state_id__in=part, released__isnull=True
+            ).values_list("state_id", "id"):
                 holders[digest].add(holder)
         deletable = [h for h in hashes if holders[h] <= in_run]
         null = "'null'::jsonb" if connection.vendor == "postgresql" else "'null'"
@@ -655,23 +724,33 @@ class _Run:
         with connection.cursor() as cursor:
             for part in _chunks(payloads, 2000):
                 marks = ", ".join(["%s"] * len(part))
-                cursor.execute(f"UPDATE continust_event SET payload = {null} "  # noqa: S608
-                               f"WHERE position IN ({marks})", part)
+                cursor.execute(
+                    f"UPDATE continust_event SET payload = {null} WHERE position IN ({marks})", part
+                )
             for part in _chunks(deletable, 2000):
                 marks = ", ".join(["%s"] * len(part))
-                cursor.execute(f"DELETE FROM continust_state WHERE hash IN ({marks}) "  # noqa: S608
-                               "RETURNING hash", part)
+                cursor.execute(
+                    f"DELETE FROM continust_state WHERE hash IN ({marks}) RETURNING hash", part
+                )
                 deleted += [row[0] for row in cursor.fetchall()]
         permit.delete()
-        released_bytes = (payload_bytes - sum(_sizes_of(Event, "payload", payloads).values())
-                          + sum(state_bytes.get(h, 0) for h in deleted))
+        released_bytes = (
+            payload_bytes
+            - sum(_sizes_of(Event, "payload", payloads).values())
+            + sum(state_bytes.get(h, 0) for h in deleted)
+        )
         record = ReleasedRun.objects.create(
-            stream=self.stream, compaction=current, first_id=run[0], last_id=run[-1],
-            length=len(run), merkle_root=canonical.merkle_root([rows[v][1] for v in run]),
+            stream=self.stream,
+            compaction=current,
+            first_id=run[0],
+            last_id=run[-1],
+            length=len(run),
+            merkle_root=canonical.merkle_root([rows[v][1] for v in run]),
             bytes_released=released_bytes,
         )
         ReleasedVersion.objects.bulk_create(
-            [ReleasedVersion(version_id=v, run=record) for v in run], batch_size=2000)
+            [ReleasedVersion(version_id=v, run=record) for v in run], batch_size=2000
+        )
         current.runs += 1
         current.versions_released += len(run)
         current.payloads_released += len(payloads)
@@ -683,22 +762,30 @@ class _Run:
         from continust.reviews import record
 
         current.bytes_after = footprint(self.stream).total
-        roots = list(ReleasedRun.objects.filter(compaction=current).order_by("first_id")
-                     .values_list("merkle_root", flat=True))
-        event = record(self.stream.project, RECORD_EVENT, {
-            "stream": self.stream.name,
-            "compaction": current.pk,
-            "policy": current.policy,
-            "upto": current.upto,
-            "runs": len(roots),
-            "runs_root": canonical.merkle_root(roots),
-            "versions_released": current.versions_released,
-            "payloads_released": current.payloads_released,
-            "states_released": current.states_released,
-            "snapshots_stored": current.snapshots_stored,
-            "bytes_before": current.bytes_before,
-            "bytes_after": current.bytes_after,
-        }, actor=current.requested_by or "continust")
+        roots = list(
+            ReleasedRun.objects.filter(compaction=current)
+            .order_by("first_id")
+            .values_list("merkle_root", flat=True)
+        )
+        event = record(
+            self.stream.project,
+            RECORD_EVENT,
+            {
+                "stream": self.stream.name,
+                "compaction": current.pk,
+                "policy": current.policy,
+                "upto": current.upto,
+                "runs": len(roots),
+                "runs_root": canonical.merkle_root(roots),
+                "versions_released": current.versions_released,
+                "payloads_released": current.payloads_released,
+                "states_released": current.states_released,
+                "snapshots_stored": current.snapshots_stored,
+                "bytes_before": current.bytes_before,
+                "bytes_after": current.bytes_after,
+            },
+            actor=current.requested_by or "continust",
+        )
         current.record = event
         current.status = CompactionStatus.DONE
         current.finished_at = timezone.now()
@@ -709,7 +796,7 @@ class _Run:
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
-        yield list(items[start:start + size])
+        yield list(items[start : start + size])
 
 
 # -- scheduling ------------------------------------------------------------------------
@@ -723,12 +810,13 @@ def request_due(*, now: datetime | None = None) -> list[Compaction]:
     now = now or timezone.now()
     interval = timedelta(seconds=settings.CONTINUST_COMPACTION_INTERVAL_SECONDS)
     requested = []
-    streams = (Stream.objects.exclude(retention="eternal").exclude(name=AUDIT_STREAM)
-               .order_by("id"))
+    streams = Stream.objects.exclude(retention="eternal").exclude(name=AUDIT_STREAM).order_by("id")
     for stream in streams:
         last = Compaction.objects.filter(stream=stream).order_by("-id").first()
-        if last is not None and (last.status in ACTIVE or (
-                last.finished_at is not None and last.finished_at > now - interval)):
+        if last is not None and (
+            last.status in ACTIVE
+            or (last.finished_at is not None and last.finished_at > now - interval)
+        ):
             continue
         requested.append(request(stream, actor="schedule"))
     return requested
@@ -737,7 +825,9 @@ def request_due(*, now: datetime | None = None) -> list[Compaction]:
 def resend_stale() -> int:
     """Send again the compactions nobody holds (a killed worker, a lost message)."""
     return outbox.resend_unclaimed(
-        Compaction.objects.filter(status__in=ACTIVE), task=TASK, key_of=outbox_key,
+        Compaction.objects.filter(status__in=ACTIVE),
+        task=TASK,
+        key_of=outbox_key,
         resend_seconds=settings.CONTINUST_COMPACTION_RESEND_SECONDS,
         running=lambda c: c.status == CompactionStatus.RUNNING,
     )

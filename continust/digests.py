@@ -45,11 +45,17 @@ def _entry(stream: Stream) -> dict[str, Any]:
     # a move committed in between gives a count that does not reach the head.
     branches = {
         name: {"head": digest, "moves": count}
-        for name, digest, count in stream.branches.order_by("name").annotate(
-            move_count=Count("moves")).values_list("name", "head__digest", "move_count")
+        for name, digest, count in stream.branches.order_by("name")
+        .annotate(move_count=Count("moves"))
+        .values_list("name", "head__digest", "move_count")
     }
-    return {"project": stream.project.slug, "stream": stream.name,
-            "events": stream.event_count, "head": stream.last_hash, "branches": branches}
+    return {
+        "project": stream.project.slug,
+        "stream": stream.name,
+        "events": stream.event_count,
+        "head": stream.last_hash,
+        "branches": branches,
+    }
 
 
 def verify_digest(document: Any, project: Project | None = None) -> Report:
@@ -57,12 +63,16 @@ def verify_digest(document: Any, project: Project | None = None) -> Report:
     problems = offline.check_digest_document(document)
     if problems:
         raise ContinustError(f"the digest is refused: {problems[0]}")
-    entries = [e for e in document["streams"]
-               if project is None or e["project"] == project.slug]
-    found = {(s.project.slug, s.name): s for s in Stream.objects.select_related("project")
-             .filter(project__slug__in={e["project"] for e in entries})}
-    covered = [found[key] for key in sorted(found)
-               if key in {(e["project"], e["stream"]) for e in entries}]
+    entries = [e for e in document["streams"] if project is None or e["project"] == project.slug]
+    found = {
+        (s.project.slug, s.name): s
+        for s in Stream.objects.select_related("project").filter(
+            project__slug__in={e["project"] for e in entries}
+        )
+    }
+    covered = [
+        found[key] for key in sorted(found) if key in {(e["project"], e["stream"]) for e in entries}
+    ]
     report = verify(streams=covered)
     for entry in entries:
         stream = found.get((entry["project"], entry["stream"]))
@@ -78,13 +88,22 @@ def _extension_breaks(stream: Stream | None, entry: dict[str, Any]) -> list[tupl
     count, head = entry["events"], entry["head"]
     breaks = []
     if stream.event_count < count:
-        breaks.append(("chain head", f"the digest covers {count} events, the stream records "
-                       f"{stream.event_count}: its tail was cut"))
+        breaks.append(
+            (
+                "chain head",
+                f"the digest covers {count} events, the stream records "
+                f"{stream.event_count}: its tail was cut",
+            )
+        )
     if count:
         stored = Event.objects.filter(stream=stream, seq=count).values_list("hash", flat=True)
         if list(stored) != [head]:
-            breaks.append((f"event #{count}", "it is not the event the digest ended at: the "
-                           "chain was cut or rewritten"))
+            breaks.append(
+                (
+                    f"event #{count}",
+                    "it is not the event the digest ended at: the chain was cut or rewritten",
+                )
+            )
     for name, taken in sorted(entry["branches"].items()):
         breaks.extend(_branch_breaks(stream, name, taken))
     return breaks
@@ -92,16 +111,34 @@ def _extension_breaks(stream: Stream | None, entry: dict[str, Any]) -> list[tupl
 
 def _branch_breaks(stream: Stream, name: str, taken: dict[str, Any]) -> list[tuple[str, str]]:
     where = f"branch {name!r}"
-    moves = list(BranchMove.objects.filter(branch__stream=stream, branch__name=name)
-                 .order_by("id").values_list("new_head_id", flat=True))
+    moves = list(
+        BranchMove.objects.filter(branch__stream=stream, branch__name=name)
+        .order_by("id")
+        .values_list("new_head_id", flat=True)
+    )
     if not stream.branches.filter(name=name).exists():
         return [(where, "the digest names it, and it is gone")]
     if len(moves) < taken["moves"]:
-        return [(where, f"the digest counted {taken['moves']} moves, {len(moves)} are "
-                 "recorded: moves were removed")]
-    digest = Version.objects.filter(pk=moves[taken["moves"] - 1]).values_list(
-        "digest", flat=True).first() if taken["moves"] else None
+        return [
+            (
+                where,
+                f"the digest counted {taken['moves']} moves, {len(moves)} are "
+                "recorded: moves were removed",
+            )
+        ]
+    digest = (
+        Version.objects.filter(pk=moves[taken["moves"] - 1])
+        .values_list("digest", flat=True)
+        .first()
+        if taken["moves"]
+        else None
+    )
     if digest != taken["head"]:
-        return [(where, f"move {taken['moves']} no longer ends at the head the digest names: "
-                 "the branch's history was rewritten")]
+        return [
+            (
+                where,
+                f"move {taken['moves']} no longer ends at the head the digest names: "
+                "the branch's history was rewritten",
+            )
+        ]
     return []

@@ -26,8 +26,14 @@ LoadState = Callable[[int], Any]
 
 
 def fold_event(
-    reducer: str, reducer_version: int, parent_state: Any, *, event_id: str, type: str,
-    payload: dict[str, Any], actor: str = ""
+    reducer: str,
+    reducer_version: int,
+    parent_state: Any,
+    *,
+    event_id: str,
+    type: str,
+    payload: dict[str, Any],
+    actor: str = "",
 ) -> Any:
     """Return the state an ordinary event makes from its (first) parent's state."""
     folded = get_reducer(reducer, reducer_version).apply(
@@ -52,14 +58,18 @@ def storable_state(state: Any, *, reducer: str, reducer_version: int, event_id: 
     try:
         kept = canonical.storable(state)
     except ValueError as err:
-        raise ReducerRejected(f"reducer {reducer}@{reducer_version} made a state that cannot "
-                              f"be stored from event {event_id}: {err}",
-                              event_id=event_id) from err
+        raise ReducerRejected(
+            f"reducer {reducer}@{reducer_version} made a state that cannot "
+            f"be stored from event {event_id}: {err}",
+            event_id=event_id,
+        ) from err
     if kept is not state:
         raise ReducerRejected(
             f"reducer {reducer}@{reducer_version} made a state with a number the database "
             f"would give back changed (a negative zero, or a whole float of 1e16 or more) "
-            f"from event {event_id}", event_id=event_id)
+            f"from event {event_id}",
+            event_id=event_id,
+        )
     return state
 
 
@@ -72,8 +82,9 @@ def virtual_base(graph: VersionGraph[int], load_state: LoadState, bases: Sequenc
     merged = load_state(current)
     for other in bases[1:]:
         inner = sorted(graph.merge_bases(current, other))
-        merged = three_way_merge(virtual_base(graph, load_state, inner), merged,
-                                 load_state(other)).state
+        merged = three_way_merge(
+            virtual_base(graph, load_state, inner), merged, load_state(other)
+        ).state
         current = other
     return merged
 
@@ -129,8 +140,9 @@ def derive_state(
         state, _, _ = merge_states(graph, load_state, parents[0], parents[1])
         return apply_resolutions(state, payload.get("resolutions") or {})
     base = load_state(parents[0]) if parents else {}
-    return fold_event(reducer, reducer_version, base, event_id=event_id, type=type,
-                      payload=payload, actor=actor)
+    return fold_event(
+        reducer, reducer_version, base, event_id=event_id, type=type, payload=payload, actor=actor
+    )
 
 
 def fold_branch(stream: Any, branch: str = "main") -> tuple[Any, int]:
@@ -171,14 +183,19 @@ def fold_branch(stream: Any, branch: str = "main") -> tuple[Any, int]:
             if payload is None or payload == "null":
                 from continust.errors import StateReleased
 
-                raise StateReleased(f"branch {branch} passes events whose payloads its "
-                                    "stream's retention policy released")
+                raise StateReleased(
+                    f"branch {branch} passes events whose payloads its "
+                    "stream's retention policy released"
+                )
             if reducer == MERGE_REDUCER:
                 state = from_cursor(merged)
             else:
                 state = get_reducer(reducer, version).apply(
-                    state, ReducerEvent(id=str(event_id), type=type_, payload=from_cursor(payload),
-                                        actor=actor))
+                    state,
+                    ReducerEvent(
+                        id=str(event_id), type=type_, payload=from_cursor(payload), actor=actor
+                    ),
+                )
             count += 1
     return state, count
 
@@ -191,4 +208,3 @@ def _ids_param(vendor: str, ids: list[int]) -> Any:
     import json
 
     return ids if vendor == "postgresql" else json.dumps(ids)
-

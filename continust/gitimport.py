@@ -53,7 +53,8 @@ def import_git(
     with transaction.atomic():
         stream = lock_stream(stream)
         by_key = {
-            v.key: v for v in Version.objects.filter(stream=stream, key__isnull=False)
+            v.key: v
+            for v in Version.objects.filter(stream=stream, key__isnull=False)
             if v.key is not None
         }
         commits = read_commits(path, exclude=set(by_key))
@@ -70,16 +71,23 @@ def import_git(
                 "time": commit.author_time,
                 "subject": commit.subject,
             }
-            event = batch.add_event(NewEvent(
-                type="git.commit",
-                payload=payload,
-                id=uuid.uuid5(_NAMESPACE, f"{project.slug}/{stream.name}/{commit.id}"),
-                timestamp=datetime.fromisoformat(commit.author_time),
-                actor=actor or commit.author_email,
-            ))
+            event = batch.add_event(
+                NewEvent(
+                    type="git.commit",
+                    payload=payload,
+                    id=uuid.uuid5(_NAMESPACE, f"{project.slug}/{stream.name}/{commit.id}"),
+                    timestamp=datetime.fromisoformat(commit.author_time),
+                    actor=actor or commit.author_email,
+                )
+            )
             planned[commit.id] = batch.add_version(
-                event, [planned[p] for p in commit.parents], payload, reducer="replace",
-                reducer_version=1, branch=GIT_BRANCH, key=commit.id,
+                event,
+                [planned[p] for p in commit.parents],
+                payload,
+                reducer="replace",
+                reducer_version=1,
+                branch=GIT_BRANCH,
+                key=commit.id,
             )
         created = {v.key: v for v in batch.commit()}
         moved = 0
@@ -93,4 +101,3 @@ def import_git(
                 moved += 1
     statistics.refresh(len(commits))
     return GitImport(commits=len(commits), branches=moved)
-

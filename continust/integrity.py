@@ -44,8 +44,13 @@ class Broken:
         return f"{self.project}/{self.stream}: {self.where}: {self.reason}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"project": self.project, "stream": self.stream, "version": self.version,
-                "where": self.where, "reason": self.reason}
+        return {
+            "project": self.project,
+            "stream": self.stream,
+            "version": self.version,
+            "where": self.where,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -134,8 +139,11 @@ def verify(project: Project | None = None, streams: Iterable[Stream] | None = No
 def verify_stream(stream: Stream, report: Report | None = None) -> list[Broken]:
     """Return every broken link of one stream; count what was checked into ``report``."""
     report = report if report is not None else Report()
-    if connection.vendor != "postgresql" or connection.in_atomic_block \
-            or not connection.get_autocommit():
+    if (
+        connection.vendor != "postgresql"
+        or connection.in_atomic_block
+        or not connection.get_autocommit()
+    ):
         return _verify_stream(stream, report)
     # Every check reads the stream as of one snapshot: a write committed between two of
     # its queries (an append between reading the moves and the heads) is no break.
@@ -165,13 +173,39 @@ def _verify_chain(stream: Stream, found: _Findings, report: Report) -> None:
     each event is checked against the hashes stored beside it."""
     previous = canonical.GENESIS
     expected_seq = 0
-    rows = Event.objects.filter(stream=stream).order_by("seq").values_list(
-        "seq", "id", "type", "timestamp", "payload", "causation_id", "correlation_id", "actor",
-        "prev_hash", "hash", "position", "project_id",
+    rows = (
+        Event.objects.filter(stream=stream)
+        .order_by("seq")
+        .values_list(
+            "seq",
+            "id",
+            "type",
+            "timestamp",
+            "payload",
+            "causation_id",
+            "correlation_id",
+            "actor",
+            "prev_hash",
+            "hash",
+            "position",
+            "project_id",
+        )
     )
     released = _released_events(stream)
-    for (seq, id_, type_, moment, payload, causation, correlation, actor, prev, digest, position,
-         project) in rows.iterator(chunk_size=2000):
+    for (
+        seq,
+        id_,
+        type_,
+        moment,
+        payload,
+        causation,
+        correlation,
+        actor,
+        prev,
+        digest,
+        position,
+        project,
+    ) in rows.iterator(chunk_size=2000):
         expected_seq += 1
         reasons = []
         if project != stream.project_id:
@@ -192,33 +226,47 @@ def _verify_chain(stream: Stream, found: _Findings, report: Report) -> None:
                 reasons.append("the payload is gone but no compaction released it")
         else:
             body = canonical.event_body(
-                id=str(id_), seq=seq, type=type_, timestamp=moment, payload=payload,
+                id=str(id_),
+                seq=seq,
+                type=type_,
+                timestamp=moment,
+                payload=payload,
                 causation=str(causation) if causation else None,
-                correlation=str(correlation) if correlation else None, actor=actor,
+                correlation=str(correlation) if correlation else None,
+                actor=actor,
             )
             computed = canonical.event_hash(prev, body)
             if computed != digest:
-                reasons.append(f"hash mismatch: stored {digest[:16]}…, computed "
-                               f"{computed[:16]}…")
+                reasons.append(f"hash mismatch: stored {digest[:16]}…, computed {computed[:16]}…")
         if reasons:
             version = _version_of(position)
             for reason in reasons:
                 found.add(f"event #{seq} ({id_})", reason, version)
     if expected_seq != stream.event_count or previous != stream.last_hash:
-        found.add("chain head", f"the stream records {stream.event_count} events ending in "
-                  f"{stream.last_hash[:16]}…, its events end at #{expected_seq} "
-                  f"{previous[:16]}…")
+        found.add(
+            "chain head",
+            f"the stream records {stream.event_count} events ending in "
+            f"{stream.last_hash[:16]}…, its events end at #{expected_seq} "
+            f"{previous[:16]}…",
+        )
 
 
 def _version_of(position: int) -> int | None:
     """The version an event made (the first, when replays made more), to name a break."""
-    return Version.objects.filter(event_id=position).order_by("id") \
-        .values_list("id", flat=True).first()
+    return (
+        Version.objects.filter(event_id=position)
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
+    )
 
 
 def _released_events(stream: Stream) -> set[Any]:
-    return set(ReleasedVersion.objects.filter(run__stream=stream)
-               .values_list("version__event__id", flat=True))
+    return set(
+        ReleasedVersion.objects.filter(run__stream=stream).values_list(
+            "version__event__id", flat=True
+        )
+    )
 
 
 def _verify_runs(stream: Stream, found: _Findings) -> None:
@@ -232,9 +280,13 @@ def _verify_runs(stream: Stream, found: _Findings) -> None:
         .iterator(chunk_size=5000)
     ):
         members[run_id].append((generation, version_id, digest))
-    first_parent = dict(VersionParent.objects.filter(
-        child__stream=stream, child__released__isnull=False, index=0,
-    ).values_list("child_id", "parent_id"))
+    first_parent = dict(
+        VersionParent.objects.filter(
+            child__stream=stream,
+            child__released__isnull=False,
+            index=0,
+        ).values_list("child_id", "parent_id")
+    )
     roots: dict[int, list[str]] = defaultdict(list)
     for run in ReleasedRun.objects.filter(stream=stream).order_by("first_id"):
         where = f"released run v{run.first_id}..v{run.last_id}"
@@ -244,18 +296,25 @@ def _verify_runs(stream: Stream, found: _Findings) -> None:
             found.add(where, f"{len(chain)} versions, the run says {run.length}", run.first_id)
             continue
         ids = [version_id for _, version_id, _ in chain]
-        if ids[0] != run.first_id or ids[-1] != run.last_id or any(
-                first_parent.get(child) != parent for parent, child in itertools.pairwise(ids)):
-            found.add(where, "the run is not one chain from its first version to its last",
-                      run.first_id)
+        if (
+            ids[0] != run.first_id
+            or ids[-1] != run.last_id
+            or any(first_parent.get(child) != parent for parent, child in itertools.pairwise(ids))
+        ):
+            found.add(
+                where, "the run is not one chain from its first version to its last", run.first_id
+            )
         elif canonical.merkle_root([digest for _, _, digest in chain]) != run.merkle_root:
-            found.add(where, "the released events' hashes do not give the run's Merkle root",
-                      run.first_id)
-    for job, payload in Compaction.objects.filter(stream=stream, record__isnull=False) \
-            .values_list("id", "record__payload"):
+            found.add(
+                where, "the released events' hashes do not give the run's Merkle root", run.first_id
+            )
+    for job, payload in Compaction.objects.filter(stream=stream, record__isnull=False).values_list(
+        "id", "record__payload"
+    ):
         if canonical.merkle_root(roots.get(job, [])) != payload.get("runs_root"):
-            found.add(f"compaction {job}",
-                      "its released runs do not give the root its audit record names")
+            found.add(
+                f"compaction {job}", "its released runs do not give the root its audit record names"
+            )
 
 
 def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
@@ -268,21 +327,48 @@ def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
     graph: VersionGraph[int] = VersionGraph()
     parents: dict[int, list[int]] = defaultdict(list)
     for child, parent in (
-        VersionParent.objects.filter(child__stream=stream).order_by("child_id", "index")
-        .values_list("child_id", "parent_id").iterator(chunk_size=5000)
+        VersionParent.objects.filter(child__stream=stream)
+        .order_by("child_id", "index")
+        .values_list("child_id", "parent_id")
+        .iterator(chunk_size=5000)
     ):
         parents[child].append(parent)
     states = _StateCache()
     known: dict[int, tuple[str, int]] = {}  # id -> (digest, generation)
     checked_states: set[str] = set()
-    rows = Version.objects.filter(stream=stream).order_by("id").values_list(
-        "id", "event__id", "event__type", "event__payload", "event__actor", "event__hash",
-        "state_id", "generation", "digest", "reducer", "reducer_version",
+    rows = (
+        Version.objects.filter(stream=stream)
+        .order_by("id")
+        .values_list(
+            "id",
+            "event__id",
+            "event__type",
+            "event__payload",
+            "event__actor",
+            "event__hash",
+            "state_id",
+            "generation",
+            "digest",
+            "reducer",
+            "reducer_version",
+        )
     )
-    released = set(ReleasedVersion.objects.filter(run__stream=stream)
-                   .values_list("version_id", flat=True))
-    for (vid, event_id, type_, payload, actor, event_hash, state_id, generation, digest,
-         reducer, reducer_version) in rows.iterator(chunk_size=2000):
+    released = set(
+        ReleasedVersion.objects.filter(run__stream=stream).values_list("version_id", flat=True)
+    )
+    for (
+        vid,
+        event_id,
+        type_,
+        payload,
+        actor,
+        event_hash,
+        state_id,
+        generation,
+        digest,
+        reducer,
+        reducer_version,
+    ) in rows.iterator(chunk_size=2000):
         where = f"version {vid} (event {event_id})"
         report.versions += 1
         mine = parents.get(vid, [])
@@ -290,8 +376,12 @@ def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
         graph.add(vid, present)
         known[vid] = (digest, generation)
         if len(present) != len(mine):
-            found.add(where, "a parent is missing, in another stream or not older than the "
-                      f"version (parents {mine})", vid)
+            found.add(
+                where,
+                "a parent is missing, in another stream or not older than the "
+                f"version (parents {mine})",
+                vid,
+            )
             continue
         expected_generation = 1 + max((known[p][1] for p in mine), default=-1)
         if generation != expected_generation:
@@ -307,13 +397,29 @@ def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
                     stored = None
                 else:
                     checked_states.add(state_id)
-        state = _fold(graph, states, found, where, vid, released, checked_states,
-                      reducer=reducer, reducer_version=reducer_version, parents=mine,
-                      event_id=str(event_id), type=type_, payload=payload, actor=actor,
-                      state_id=state_id)
+        state = _fold(
+            graph,
+            states,
+            found,
+            where,
+            vid,
+            released,
+            checked_states,
+            reducer=reducer,
+            reducer_version=reducer_version,
+            parents=mine,
+            event_id=str(event_id),
+            type=type_,
+            payload=payload,
+            actor=actor,
+            state_id=state_id,
+        )
         computed = canonical.version_digest(
-            event_hash=event_hash, parents=[known[p][0] for p in mine], state=state_id,
-            reducer=reducer, reducer_version=reducer_version,
+            event_hash=event_hash,
+            parents=[known[p][0] for p in mine],
+            state=state_id,
+            reducer=reducer,
+            reducer_version=reducer_version,
         )
         if computed != digest:
             found.add(where, "version digest mismatch", vid)
@@ -323,9 +429,19 @@ def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
             states.put(vid, stored)
 
 
-def _fold(graph: VersionGraph[int], states: _StateCache, found: _Findings, where: str,
-          vid: int, released: set[int], checked_states: set[str], *, state_id: str,
-          payload: Any, **event: Any) -> Any:
+def _fold(
+    graph: VersionGraph[int],
+    states: _StateCache,
+    found: _Findings,
+    where: str,
+    vid: int,
+    released: set[int],
+    checked_states: set[str],
+    *,
+    state_id: str,
+    payload: Any,
+    **event: Any,
+) -> Any:
     """Return the version's state as its fold gives it, when it matches what it records;
     else name the break and return None (the stored state, if any, carries on)."""
     if vid in released or payload is None:

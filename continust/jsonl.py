@@ -34,43 +34,79 @@ def export_lines(project: Project, streams: Iterable[str] | None = None) -> Iter
     if streams is not None:
         query = query.filter(name__in=list(streams))
     for stream in query:
-        yield _line({"kind": "stream", "name": stream.name, "reducer": stream.reducer,
-                     "reducer_version": stream.reducer_version, "retention": stream.retention})
+        yield _line(
+            {
+                "kind": "stream",
+                "name": stream.name,
+                "reducer": stream.reducer,
+                "reducer_version": stream.reducer_version,
+                "retention": stream.retention,
+            }
+        )
         for event in Event.objects.filter(stream=stream).order_by("seq").iterator(2000):
-            yield _line({
-                "kind": "event", "stream": stream.name, "id": str(event.id), "seq": event.seq,
-                "type": event.type, "timestamp": canonical.timestamp_text(event.timestamp),
-                "payload": event.payload,
-                "causation": str(event.causation_id) if event.causation_id else None,
-                "correlation": str(event.correlation_id) if event.correlation_id else None,
-                "actor": event.actor, "prev_hash": event.prev_hash, "hash": event.hash,
-            })
+            yield _line(
+                {
+                    "kind": "event",
+                    "stream": stream.name,
+                    "id": str(event.id),
+                    "seq": event.seq,
+                    "type": event.type,
+                    "timestamp": canonical.timestamp_text(event.timestamp),
+                    "payload": event.payload,
+                    "causation": str(event.causation_id) if event.causation_id else None,
+                    "correlation": str(event.correlation_id) if event.correlation_id else None,
+                    "actor": event.actor,
+                    "prev_hash": event.prev_hash,
+                    "hash": event.hash,
+                }
+            )
         parents: dict[int, list[int]] = {}
-        for child, parent in VersionParent.objects.filter(child__stream=stream).order_by(
-            "child_id", "index"
-        ).values_list("child_id", "parent_id"):
+        for child, parent in (
+            VersionParent.objects.filter(child__stream=stream)
+            .order_by("child_id", "index")
+            .values_list("child_id", "parent_id")
+        ):
             parents.setdefault(child, []).append(parent)
         # Versions are named by their order within the stream, not by database ids,
         # so a file exported again after an import is the same file.
         ordinal: dict[int, int] = {}
         for vid, event_id, key, branch, reducer, reducer_version, state_id, digest in (
-            Version.objects.filter(stream=stream).order_by("id").values_list(
-                "id", "event__id", "key", "branch", "reducer", "reducer_version", "state_id",
+            Version.objects.filter(stream=stream)
+            .order_by("id")
+            .values_list(
+                "id",
+                "event__id",
+                "key",
+                "branch",
+                "reducer",
+                "reducer_version",
+                "state_id",
                 "digest",
-            ).iterator(2000)
+            )
+            .iterator(2000)
         ):
             ordinal[vid] = len(ordinal) + 1
-            yield _line({
-                "kind": "version", "stream": stream.name, "ref": ordinal[vid],
-                "event": str(event_id), "parents": [ordinal[p] for p in parents.get(vid, [])],
-                "key": key, "branch": branch, "reducer": reducer,
-                "reducer_version": reducer_version, "state_hash": state_id, "digest": digest,
-            })
-        for name, head in Branch.objects.filter(stream=stream).order_by("name").values_list(
-            "name", "head_id"
+            yield _line(
+                {
+                    "kind": "version",
+                    "stream": stream.name,
+                    "ref": ordinal[vid],
+                    "event": str(event_id),
+                    "parents": [ordinal[p] for p in parents.get(vid, [])],
+                    "key": key,
+                    "branch": branch,
+                    "reducer": reducer,
+                    "reducer_version": reducer_version,
+                    "state_hash": state_id,
+                    "digest": digest,
+                }
+            )
+        for name, head in (
+            Branch.objects.filter(stream=stream).order_by("name").values_list("name", "head_id")
         ):
-            yield _line({"kind": "branch", "stream": stream.name, "name": name,
-                         "head": ordinal[head]})
+            yield _line(
+                {"kind": "branch", "stream": stream.name, "name": name, "head": ordinal[head]}
+            )
 
 
 def _line(record: dict[str, Any]) -> str:
@@ -129,8 +165,12 @@ def _import_record(
     if kind == "stream":
         stream = Stream.objects.filter(project=project, name=record["name"]).first()
         if stream is None:
-            stream = create_stream(project, record["name"], reducer=record["reducer"],
-                                   reducer_version=record["reducer_version"])
+            stream = create_stream(
+                project,
+                record["name"],
+                reducer=record["reducer"],
+                reducer_version=record["reducer_version"],
+            )
             result.streams += 1
         return _StreamImport(lock_stream(stream))
     if current is None or record.get("stream") != current.stream.name:
@@ -167,11 +207,15 @@ def _import_event(current: _StreamImport, record: dict[str, Any], result: Import
     if canonical.storable(record["payload"]) is not record["payload"]:
         # Its hash covers a value the database would give back changed (PostgreSQL
         # has no -0.0), so the chain would read back broken: refuse it whole.
-        raise InvalidEvent(f"event #{record['seq']}'s payload holds a negative zero or a "
-                           "whole float of 1e16 or more, which no database gives back as "
-                           "its hash was computed")
+        raise InvalidEvent(
+            f"event #{record['seq']}'s payload holds a negative zero or a "
+            "whole float of 1e16 or more, which no database gives back as "
+            "its hash was computed"
+        )
     new = NewEvent(
-        type=record["type"], payload=record["payload"], id=uuid.UUID(record["id"]),
+        type=record["type"],
+        payload=record["payload"],
+        id=uuid.UUID(record["id"]),
         timestamp=datetime.fromisoformat(record["timestamp"]),
         causation=uuid.UUID(record["causation"]) if record["causation"] else None,
         correlation=uuid.UUID(record["correlation"]) if record["correlation"] else None,
@@ -195,14 +239,25 @@ def _import_version(current: _StreamImport, record: dict[str, Any], result: Impo
     event = Event.objects.get(stream=stream, id=uuid.UUID(record["event"]))
     parents = [current.refs[ref] for ref in record["parents"]]
     state = derive_state(
-        current.graph, load_state, reducer=record["reducer"],
-        reducer_version=record["reducer_version"], parents=[p.pk for p in parents],
-        event_id=str(event.id), type=event.type, payload=event.payload, actor=event.actor,
+        current.graph,
+        load_state,
+        reducer=record["reducer"],
+        reducer_version=record["reducer_version"],
+        parents=[p.pk for p in parents],
+        event_id=str(event.id),
+        type=event.type,
+        payload=event.payload,
+        actor=event.actor,
     )
     batch = Batch(stream)
     planned = batch.add_version(
-        event, parents, state, reducer=record["reducer"],
-        reducer_version=record["reducer_version"], branch=record["branch"], key=record["key"],
+        event,
+        parents,
+        state,
+        reducer=record["reducer"],
+        reducer_version=record["reducer_version"],
+        branch=record["branch"],
+        key=record["key"],
     )
     if planned.digest != record["digest"]:
         raise InvalidEvent(f"version {record['ref']} does not match its exported digest")

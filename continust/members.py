@@ -45,18 +45,24 @@ def _locked(project: Project, membership_id: int) -> Membership:
     """Lock the project's admin rows and return the membership, so two admins demoting
     each other at once cannot leave the project without one."""
     list(Membership.objects.select_for_update().filter(project=project, role=Role.ADMIN))
-    membership = Membership.objects.select_related("user").filter(
-        project=project, pk=membership_id).first()
+    membership = (
+        Membership.objects.select_related("user").filter(project=project, pk=membership_id).first()
+    )
     if membership is None:
         raise NotFound(f"project {project.slug} has no membership {membership_id}")
     return membership
 
 
 def _keep_an_admin(project: Project, membership: Membership) -> None:
-    if membership.role == Role.ADMIN and not Membership.objects.filter(
-            project=project, role=Role.ADMIN).exclude(pk=membership.pk).exists():
-        raise InvalidEvent(f"{membership.user} is the last admin of {project.slug}; "
-                           "make someone else admin first")
+    if (
+        membership.role == Role.ADMIN
+        and not Membership.objects.filter(project=project, role=Role.ADMIN)
+        .exclude(pk=membership.pk)
+        .exists()
+    ):
+        raise InvalidEvent(
+            f"{membership.user} is the last admin of {project.slug}; make someone else admin first"
+        )
 
 
 def set_role(project: Project, membership_id: int, role: str, *, actor: str) -> Membership:
@@ -71,9 +77,12 @@ def set_role(project: Project, membership_id: int, role: str, *, actor: str) -> 
         previous = membership.role
         Membership.objects.filter(pk=membership.pk).update(role=role)
         membership.role = role
-        record(project, ROLE_CHANGED,
-               {"user": membership.user.get_username(), "from": previous, "to": role},
-               actor=actor)
+        record(
+            project,
+            ROLE_CHANGED,
+            {"user": membership.user.get_username(), "from": previous, "to": role},
+            actor=actor,
+        )
     return membership
 
 
@@ -83,6 +92,9 @@ def remove(project: Project, membership_id: int, *, actor: str) -> None:
         membership = _locked(project, membership_id)
         _keep_an_admin(project, membership)
         Membership.objects.filter(pk=membership.pk).delete()
-        record(project, REMOVED,
-               {"user": membership.user.get_username(), "role": membership.role},
-               actor=actor)
+        record(
+            project,
+            REMOVED,
+            {"user": membership.user.get_username(), "role": membership.role},
+            actor=actor,
+        )

@@ -82,8 +82,9 @@ class Stream(models.Model):
     name = models.CharField(max_length=200)
     reducer = models.CharField(max_length=100, default="merge")
     reducer_version = models.PositiveIntegerField(default=1)
-    retention = models.CharField(max_length=16, choices=Retention.choices,
-                                 default=Retention.ETERNAL)
+    retention = models.CharField(
+        max_length=16, choices=Retention.choices, default=Retention.ETERNAL
+    )
     # selective: a stored state every this many generations.
     snapshot_every = models.PositiveIntegerField(default=100)
     # ephemeral: keep the newest this many versions, and those younger than this age.
@@ -129,11 +130,13 @@ class Event(AppendOnly):
 
     position = models.BigAutoField(primary_key=True)
     id = models.UUIDField(default=uuid.uuid4, editable=False)
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+",
-                                db_index=False, db_constraint=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     # (stream, seq) is unique and indexed: no index of the stream alone.
-    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="events",
-                               db_index=False, db_constraint=False)
+    stream = models.ForeignKey(
+        Stream, on_delete=models.PROTECT, related_name="events", db_index=False, db_constraint=False
+    )
     seq = models.PositiveBigIntegerField()
     type = models.CharField(max_length=200)
     timestamp = models.DateTimeField()
@@ -152,8 +155,11 @@ class Event(AppendOnly):
         ]
         indexes = [
             # Most events have no cause: index only those that do.
-            models.Index(fields=["causation_id"], condition=Q(causation_id__isnull=False),
-                         name="event_causation"),
+            models.Index(
+                fields=["causation_id"],
+                condition=Q(causation_id__isnull=False),
+                name="event_causation",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -174,14 +180,21 @@ class Version(AppendOnly):
     """An immutable node of a stream's graph, made by one event."""
 
     # version_stream_desc serves lookups by stream; the write path guarantees the references.
-    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="versions",
-                               db_index=False, db_constraint=False)
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="versions",
-                              db_constraint=False)
+    stream = models.ForeignKey(
+        Stream,
+        on_delete=models.PROTECT,
+        related_name="versions",
+        db_index=False,
+        db_constraint=False,
+    )
+    event = models.ForeignKey(
+        Event, on_delete=models.PROTECT, related_name="versions", db_constraint=False
+    )
     # The hash of the version's state. The State row may be absent: a selective stream
     # stores only snapshots, and compaction releases states (continust.states reads them).
-    state = models.ForeignKey(State, on_delete=models.DO_NOTHING, related_name="+",
-                              db_constraint=False, db_index=False)
+    state = models.ForeignKey(
+        State, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
     generation = models.PositiveIntegerField()
     # Nothing looks a version up by digest in the database; no index (nor its LIKE twin).
     digest = models.CharField(max_length=64)
@@ -213,10 +226,16 @@ class VersionParent(AppendOnly):
     """One ordered parent link of a version."""
 
     # parent_index_unique serves lookups by child.
-    child = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="parent_links",
-                              db_index=False, db_constraint=False)
-    parent = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="child_links",
-                               db_constraint=False)
+    child = models.ForeignKey(
+        Version,
+        on_delete=models.PROTECT,
+        related_name="parent_links",
+        db_index=False,
+        db_constraint=False,
+    )
+    parent = models.ForeignKey(
+        Version, on_delete=models.PROTECT, related_name="child_links", db_constraint=False
+    )
     index = models.PositiveSmallIntegerField()
 
     class Meta:
@@ -230,13 +249,15 @@ class Branch(models.Model):
     """A named, movable head of a stream."""
 
     # branch_name_unique serves lookups by stream.
-    stream = models.ForeignKey(Stream, on_delete=models.PROTECT, related_name="branches",
-                               db_index=False)
+    stream = models.ForeignKey(
+        Stream, on_delete=models.PROTECT, related_name="branches", db_index=False
+    )
     name = models.CharField(max_length=200)
     # Looked up by head only within a stream (branch_name_unique's prefix): no index, so
     # moving a head is a HOT update of the branch row.
-    head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+",
-                             db_constraint=False, db_index=False)
+    head = models.ForeignKey(
+        Version, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # The hash of the branch's last move: the database lets the head change only to the
     # head of a move recorded after the one this names (continust.triggers).
@@ -258,11 +279,17 @@ class BranchMove(AppendOnly):
     branch = models.ForeignKey(Branch, on_delete=models.PROTECT, related_name="moves")
     # Nothing looks moves up by head; the write path guarantees the references.
     old_head = models.ForeignKey(
-        Version, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        db_index=False, db_constraint=False,
+        Version,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
-    new_head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+",
-                                 db_index=False, db_constraint=False)
+    new_head = models.ForeignKey(
+        Version, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     reason = models.CharField(max_length=32)
     actor = models.CharField(max_length=200, blank=True, default="")
     at = models.DateTimeField()
@@ -487,9 +514,7 @@ class WindowResult(models.Model):
     allowed lateness replaces its row, and writing an epoch twice changes nothing.
     """
 
-    pipeline = models.ForeignKey(
-        Pipeline, on_delete=models.CASCADE, related_name="window_results"
-    )
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="window_results")
     key = models.TextField()
     start = models.BigIntegerField()
     end = models.BigIntegerField()
@@ -605,8 +630,9 @@ class Compaction(models.Model):
     policy = models.JSONField()
     upto = models.BigIntegerField()
     cutoff = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=CompactionStatus.choices,
-                              default=CompactionStatus.PENDING)
+    status = models.CharField(
+        max_length=16, choices=CompactionStatus.choices, default=CompactionStatus.PENDING
+    )
     requested_by = models.CharField(max_length=200, blank=True, default="")
     requested_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -625,8 +651,9 @@ class Compaction(models.Model):
     bytes_before = models.BigIntegerField(null=True, blank=True)
     bytes_after = models.BigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
-    record = models.ForeignKey(Event, null=True, blank=True, on_delete=models.PROTECT,
-                               related_name="+")
+    record = models.ForeignKey(
+        Event, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -663,8 +690,9 @@ class ReleasedRun(AppendOnly):
 class ReleasedVersion(AppendOnly):
     """A version whose state (and, when no kept version shares it, event payload) is gone."""
 
-    version = models.OneToOneField(Version, primary_key=True, on_delete=models.PROTECT,
-                                   related_name="released")
+    version = models.OneToOneField(
+        Version, primary_key=True, on_delete=models.PROTECT, related_name="released"
+    )
     run = models.ForeignKey(ReleasedRun, on_delete=models.PROTECT, related_name="versions")
 
 

@@ -29,8 +29,9 @@ GENESIS = "0" * 64
 
 def canonical_json(value: Any) -> str:
     """Keys sorted by code point, no spaces, UTF-8 kept, numbers as Python writes them."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def sha256(text: str) -> str:
@@ -43,8 +44,9 @@ def merkle_root(hashes: Sequence[str]) -> str:
     if not level:
         return GENESIS
     while len(level) > 1:
-        paired = [hashlib.sha256(level[i] + level[i + 1]).digest()
-                  for i in range(0, len(level) - 1, 2)]
+        paired = [
+            hashlib.sha256(level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
         if len(level) % 2:
             paired.append(level[-1])
         level = paired
@@ -111,16 +113,18 @@ def read_export(lines: Iterable[str]) -> tuple[dict[str, ExportedStream], list[s
                 _check_version(stream, record, number, problems)
             elif kind == "branch":
                 if record["head"] not in stream.versions:
-                    problems.append(f"{stream.name}: branch {record['name']!r}: no version "
-                                    f"{record['head']}")
+                    problems.append(
+                        f"{stream.name}: branch {record['name']!r}: no version {record['head']}"
+                    )
                 stream.branches[record["name"]] = record["head"]
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             problems.append(f"line {number}: not a line of an export ({err!r})")
     return streams, problems
 
 
-def _check_event(stream: ExportedStream, record: dict[str, Any], previous: str, number: int,
-                 problems: list[str]) -> str:
+def _check_event(
+    stream: ExportedStream, record: dict[str, Any], previous: str, number: int, problems: list[str]
+) -> str:
     where = f"{stream.name}: event #{record['seq']} (line {number})"
     if record["seq"] != len(stream.events) + 1:
         problems.append(f"{where}: expected event #{len(stream.events) + 1}")
@@ -130,34 +134,51 @@ def _check_event(stream: ExportedStream, record: dict[str, Any], previous: str, 
     stream.hashes[record["id"]] = record["hash"]
     if record["payload"] is None:
         return str(record["hash"])  # released by compaction: only its hash remains
-    body = {key: record[key] for key in ("id", "seq", "type", "timestamp", "payload",
-                                         "causation", "correlation", "actor")}
+    body = {
+        key: record[key]
+        for key in (
+            "id",
+            "seq",
+            "type",
+            "timestamp",
+            "payload",
+            "causation",
+            "correlation",
+            "actor",
+        )
+    }
     if sha256(record["prev_hash"] + canonical_json(body)) != record["hash"]:
         problems.append(f"{where}: its hash does not match its content")
     return str(record["hash"])
 
 
-def _check_version(stream: ExportedStream, record: dict[str, Any], number: int,
-                   problems: list[str]) -> None:
+def _check_version(
+    stream: ExportedStream, record: dict[str, Any], number: int, problems: list[str]
+) -> None:
     where = f"{stream.name}: version {record['ref']} (line {number})"
     parents = record["parents"]
     if any(p not in stream.versions for p in parents):
         problems.append(f"{where}: a parent is not an earlier version")
     # The version digest covers the event's chain hash; look it up by the event's id.
     event_hash = stream.hashes.get(record["event"])
-    computed = sha256(canonical_json({
-        "event": event_hash,
-        "parents": [stream.versions[p][0] for p in parents if p in stream.versions],
-        "state": record["state_hash"],
-        "reducer": f"{record['reducer']}@{record['reducer_version']}",
-    }))
+    computed = sha256(
+        canonical_json(
+            {
+                "event": event_hash,
+                "parents": [stream.versions[p][0] for p in parents if p in stream.versions],
+                "state": record["state_hash"],
+                "reducer": f"{record['reducer']}@{record['reducer_version']}",
+            }
+        )
+    )
     if event_hash is None or computed != record["digest"]:
         problems.append(f"{where}: its digest does not cover its event, parents and state")
     stream.versions[record["ref"]] = (record["digest"], parents)
 
 
-def check_export(lines: Iterable[str], document: dict[str, Any] | None = None,
-                 project: str | None = None) -> list[str]:
+def check_export(
+    lines: Iterable[str], document: dict[str, Any] | None = None, project: str | None = None
+) -> list[str]:
     """Return every problem of an export, and of it against a digest when one is given."""
     streams, problems = read_export(lines)
     if document is None:
@@ -168,8 +189,9 @@ def check_export(lines: Iterable[str], document: dict[str, Any] | None = None,
     entries = document["streams"]
     projects = sorted({e["project"] for e in entries})
     if project is None and len(projects) > 1:
-        return problems + [f"digest: it covers the projects {', '.join(projects)}; an export "
-                           "holds one: name it"]
+        return problems + [
+            f"digest: it covers the projects {', '.join(projects)}; an export holds one: name it"
+        ]
     chosen = project if project is not None else (projects[0] if projects else None)
     for entry in entries:
         if entry["project"] == chosen:
@@ -185,11 +207,14 @@ def _check_extends(stream: ExportedStream | None, entry: dict[str, Any]) -> list
     count = entry["events"]
     problems = []
     if len(stream.events) < count:
-        problems.append(f"{name}: the digest covers {count} events, the export holds "
-                        f"{len(stream.events)}: the tail was cut")
+        problems.append(
+            f"{name}: the digest covers {count} events, the export holds "
+            f"{len(stream.events)}: the tail was cut"
+        )
     elif (stream.events[count - 1] if count else GENESIS) != entry["head"]:
-        problems.append(f"{name}: event #{count} is not the one the digest ended at: "
-                        "the chain was rewritten")
+        problems.append(
+            f"{name}: event #{count} is not the one the digest ended at: the chain was rewritten"
+        )
     refs = {digest: ref for ref, (digest, _) in stream.versions.items()}
     for branch, taken in sorted(entry["branches"].items()):
         ref = refs.get(taken["head"])
@@ -197,10 +222,11 @@ def _check_extends(stream: ExportedStream | None, entry: dict[str, Any]) -> list
             problems.append(f"{name}: branch {branch!r}: the version it had is gone")
         elif branch not in stream.branches:
             problems.append(f"{name}: branch {branch!r} is gone")
-        elif stream.branches[branch] != ref and \
-                stream.branches[branch] in _ancestors(stream, ref):
-            problems.append(f"{name}: branch {branch!r} was moved back to an ancestor of "
-                            "the head the digest names")
+        elif stream.branches[branch] != ref and stream.branches[branch] in _ancestors(stream, ref):
+            problems.append(
+                f"{name}: branch {branch!r} was moved back to an ancestor of "
+                "the head the digest names"
+            )
     return problems
 
 

@@ -54,12 +54,17 @@ def pending(key: str) -> OutboxMessage | None:
 
 def last_sent(key: str) -> OutboxMessage | None:
     """Return the message about ``key`` sent last, if any was."""
-    return (OutboxMessage.objects.filter(key=key, sent_at__isnull=False)
-            .order_by("-sent_at").first())
+    return OutboxMessage.objects.filter(key=key, sent_at__isnull=False).order_by("-sent_at").first()
 
 
-def resend_unclaimed(jobs: QuerySet[Any], *, task: str, key_of: Callable[[Any], str],
-                     resend_seconds: float, running: Callable[[Any], bool]) -> int:
+def resend_unclaimed(
+    jobs: QuerySet[Any],
+    *,
+    task: str,
+    key_of: Callable[[Any], str],
+    resend_seconds: float,
+    running: Callable[[Any], bool],
+) -> int:
     """Send again the leased jobs nobody holds; return how many were sent.
 
     ``jobs`` is a query of the active (waiting or running) rows of a model with a
@@ -101,17 +106,22 @@ def dispatch(limit: int = 100) -> int:
     try:
         with app.connection_for_write(connect_timeout=CONNECT_TIMEOUT) as conn:
             # kombu documents the intervals as float seconds; celery-types declares int.
-            conn.ensure_connection(max_retries=1, interval_start=0,
-                                   interval_step=0.2,  # type: ignore[arg-type]
-                                   timeout=CONNECT_TIMEOUT)
+            conn.ensure_connection(
+                max_retries=1,
+                interval_start=0,
+                interval_step=0.2,  # type: ignore[arg-type]
+                timeout=CONNECT_TIMEOUT,
+            )
             for current in rows:
                 app.send_task(current.task, args=current.args, connection=conn, retry=False)
                 OutboxMessage.objects.filter(pk=current.pk, sent_at__isnull=True).update(
-                    sent_at=timezone.now(), attempts=F("attempts") + 1, last_error="")
+                    sent_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
+                )
                 sent += 1
     except Exception as err:  # any broker failure leaves the row for later
         OutboxMessage.objects.filter(pk=current.pk).update(
-            attempts=F("attempts") + 1, last_error=f"{type(err).__name__}: {err}"[:2000])
+            attempts=F("attempts") + 1, last_error=f"{type(err).__name__}: {err}"[:2000]
+        )
         log.warning("outbox: the broker did not take %s: %s", current, err)
     return sent
 

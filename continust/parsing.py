@@ -40,8 +40,10 @@ SEARCH_MAX = 200
 
 # Characters, as regular-expression class bodies.
 CONTROLS = r"\u0000-\u001f\u007f-\u009f"
-SPACES = (r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029"
-          r"\u202f\u205f\u3000")
+SPACES = (
+    r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029"
+    r"\u202f\u205f\u3000"
+)
 
 SLUG_PATTERN = r"^[-a-zA-Z0-9_]+$"
 # A stream or branch name: no white space anywhere, no control character.
@@ -56,8 +58,10 @@ _NAME = re.compile(NAME_PATTERN)
 _TEXT = re.compile(TEXT_PATTERN)
 _DIGITS = re.compile(r"[0-9]+")
 _VERSION_NUMBER = re.compile(r"[vV]?([0-9]+)")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
-                   r"[0-9a-fA-F]{12}")
+_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+    r"[0-9a-fA-F]{12}"
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,9 @@ def _plain(text: str, what: str, *, limit: int = NAME_MAX) -> str:
     return trimmed
 
 
-def parse_number(text: str | int, what: str = "number", *, minimum: int = 0,
-                 maximum: int = BIGINT_MAX) -> int:
+def parse_number(
+    text: str | int, what: str = "number", *, minimum: int = 0, maximum: int = BIGINT_MAX
+) -> int:
     """Return the whole number written in ASCII digits, within [minimum, maximum]."""
     if isinstance(text, int) and not isinstance(text, bool):
         number = text
@@ -214,16 +219,16 @@ def parse_timestamp(text: str | datetime) -> datetime:
             raise InvalidName(f"{_shown(trimmed)} is not an RFC 3339 timestamp") from err
         if moment.tzinfo is not None and not _RFC3339_OFFSET.search(trimmed):
             # Python 3.11 reads "+00:00:00.000001" as UTC: a moment moved, silently.
-            raise InvalidName(f"timestamp {_shown(trimmed)} has an offset that is not whole "
-                              "minutes (Z or +hh:mm)")
+            raise InvalidName(
+                f"timestamp {_shown(trimmed)} has an offset that is not whole minutes (Z or +hh:mm)"
+            )
     offset = moment.utcoffset()
     if offset is None:
         raise InvalidName(f"timestamp {moment.isoformat()} needs a UTC offset")
     if offset % timedelta(minutes=1):
         # RFC 3339 offsets are hours and minutes; Python reads seconds and microseconds
         # too, and 3.11 drops the microseconds: refuse rather than move the moment.
-        raise InvalidName(f"timestamp {moment.isoformat()} has an offset that is not whole "
-                          "minutes")
+        raise InvalidName(f"timestamp {moment.isoformat()} has an offset that is not whole minutes")
     try:
         moment = moment.astimezone(UTC)
     except OverflowError as err:

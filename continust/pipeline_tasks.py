@@ -17,12 +17,12 @@ from continust.pipelines import control, options
 from continust.pipelines.runner import TASK, run_pipeline
 
 
-@app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
-          ignore_result=True)
+@app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_pipeline_task(self: Task[[int], str], pipeline_id: int) -> str:
     """Run or resume a pipeline for one time slice; return how the run ended."""
-    return run_pipeline(pipeline_id, worker=self.request.hostname or "",
-                        slice_seconds=options.slice_seconds())
+    return run_pipeline(
+        pipeline_id, worker=self.request.hostname or "", slice_seconds=options.slice_seconds()
+    )
 
 
 outbox.register_sweep(control.resend_stale)

@@ -43,8 +43,9 @@ def create_stream(
     try:
         name = parse_stream_name(name)
     except InvalidName as err:
-        raise InvalidEvent(f"{err}: a stream name is 1 to 200 characters without white space "
-                           "or control characters") from err
+        raise InvalidEvent(
+            f"{err}: a stream name is 1 to 200 characters without white space or control characters"
+        ) from err
     try:
         chosen = get_reducer(reducer, reducer_version)
     except UnknownReducer as err:

@@ -56,13 +56,18 @@ def retention_record(stream: Stream) -> dict[str, Any]:
         "stream": stream.name,
         "policy": policy.as_dict(),
         "description": policy.describe(),
-        "footprint": {"events": size.events, "versions": size.versions,
-                      "states": size.states, "total": size.total},
+        "footprint": {
+            "events": size.events,
+            "versions": size.versions,
+            "states": size.states,
+            "total": size.total,
+        },
     }
 
 
 def compaction_record(compaction: Compaction) -> dict[str, Any]:
     """Return a compaction as a JSON-ready dict; ``record`` is its audit event's id."""
+
     def moment(value: datetime | None) -> str | None:
         return timestamp_text(value) if value else None
 

@@ -168,8 +168,12 @@ def plan_range(
     upper = end.pk
     while walk.going and upper >= lowest:
         low = max(lowest, upper - PLAN_WINDOW + 1)
-        window = sorted(Version.objects.filter(stream=stream, id__gte=low, id__lte=upper)
-                        .values_list("id", flat=True), reverse=True)
+        window = sorted(
+            Version.objects.filter(stream=stream, id__gte=low, id__lte=upper).values_list(
+                "id", flat=True
+            ),
+            reverse=True,
+        )
         walk.visit(window, _parent_links(low, upper))
         if limit is not None and len(walk.ids) > limit:
             return None
@@ -220,8 +224,11 @@ def _parent_links(low: int, high: int) -> dict[int, tuple[int, ...]]:
     # By child id alone (the unique index on child and index): links of other streams'
     # versions in the id range come along and are never looked up.
     links: dict[int, tuple[int, ...]] = {}
-    rows = (VersionParent.objects.filter(child_id__gte=low, child_id__lte=high)
-            .order_by("child_id", "index").values_list("child_id", "parent_id"))
+    rows = (
+        VersionParent.objects.filter(child_id__gte=low, child_id__lte=high)
+        .order_by("child_id", "index")
+        .values_list("child_id", "parent_id")
+    )
     for child, parent in rows.iterator(chunk_size=PLAN_WINDOW):
         links[child] = links[child] + (parent,) if child in links else (parent,)
     return links
@@ -287,24 +294,34 @@ def start_replay(
         until = until.replace(tzinfo=UTC)
     types = sorted({t.strip() for t in skip_types if t.strip()})
     if start_version is not None and start_version.generation >= end_version.generation:
-        raise InvalidEvent(f"version {start_version.pk} is not an ancestor of version "
-                           f"{end_version.pk}: nothing to replay")
+        raise InvalidEvent(
+            f"version {start_version.pk} is not an ancestor of version "
+            f"{end_version.pk}: nothing to replay"
+        )
     planned = plan_range(stream, start_version, end_version, limit=REQUEST_PLAN_LIMIT)
     wanted = ([start_version.pk] if start_version is not None else []) + (
-        list(planned.ids) if planned is not None else [])
+        list(planned.ids) if planned is not None else []
+    )
     with transaction.atomic():
         # Under the stream's lock a compaction's chunk either released part of the range
         # already (refused here) or sees this replay and leaves its range alone.
         lock_stream(stream)
         released = ReleasedVersion.objects.filter(version_id__in=wanted).count()
         if released:
-            raise StateReleased(f"the range passes {released} version(s) whose events the "
-                                "retention policy released; replay from a kept version")
+            raise StateReleased(
+                f"the range passes {released} version(s) whose events the "
+                "retention policy released; replay from a kept version"
+            )
         replay = Replay.objects.create(
-            stream=stream, start=start_version, end=end_version,
+            stream=stream,
+            start=start_version,
+            end=end_version,
             branch=_branch_to_promote(stream, end, end_version),
-            skip_types=types, skip_events=_event_ids(skip_events), until=until,
-            reducer_version=reducer_version, actor=actor,
+            skip_types=types,
+            skip_events=_event_ids(skip_events),
+            until=until,
+            reducer_version=reducer_version,
+            actor=actor,
             total=len(planned) if planned is not None else 0,
         )
         if Branch.objects.filter(stream=stream, name=replay.shadow_branch).exists():
@@ -316,8 +333,11 @@ def start_replay(
 def get_replay(project: Project, replay_id: int | str) -> Replay:
     """Return a replay of the project by id."""
     number = parse_number(replay_id, "replay id")
-    replay = (Replay.objects.select_related("stream__project", "start", "end", "shadow_head")
-              .filter(pk=number, stream__project=project).first())
+    replay = (
+        Replay.objects.select_related("stream__project", "start", "end", "shadow_head")
+        .filter(pk=number, stream__project=project)
+        .first()
+    )
     if replay is None:
         raise NotFound(f"project {project.slug} has no replay {number}")
     return replay
@@ -358,13 +378,16 @@ def promote(replay: Replay, *, actor: str = "") -> Branch:
     with transaction.atomic():
         current = Replay.objects.select_for_update().select_related("stream").get(pk=replay.pk)
         if current.status != ReplayStatus.DONE:
-            raise InvalidEvent(f"replay {replay.pk} is {current.status}; only a done replay "
-                               "can be promoted")
+            raise InvalidEvent(
+                f"replay {replay.pk} is {current.status}; only a done replay can be promoted"
+            )
         if current.promoted_at is not None:
             raise InvalidEvent(f"replay {replay.pk} was already promoted")
         if not current.branch:
-            raise InvalidEvent(f"replay {replay.pk} ended at version {current.end_id}, which no "
-                               "branch pointed at; fork its shadow branch instead")
+            raise InvalidEvent(
+                f"replay {replay.pk} ended at version {current.end_id}, which no "
+                "branch pointed at; fork its shadow branch instead"
+            )
         stream = lock_stream(current.stream)
         shadow = Branch.objects.filter(stream=stream, name=current.shadow_branch).first()
         if shadow is None:
@@ -439,8 +462,16 @@ def progress(replay: Replay) -> Progress:
     if replay.resumed_at and replay.progress_at and replay.progress_at > replay.resumed_at:
         seconds = (replay.progress_at - replay.resumed_at).total_seconds()
         rate = (replay.done - replay.resumed_done) / seconds
-    return Progress(status=replay.status, label=label, done=replay.done, total=replay.total,
-                    written=replay.written, rate=rate, queued=queued, finished=replay.finished)
+    return Progress(
+        status=replay.status,
+        label=label,
+        done=replay.done,
+        total=replay.total,
+        written=replay.written,
+        rate=rate,
+        queued=queued,
+        finished=replay.finished,
+    )
 
 
 def replay_record(replay: Replay) -> dict[str, Any]:
@@ -479,13 +510,20 @@ def claim(replay_id: int, *, worker: str = "") -> int | None:
     lease = timedelta(seconds=settings.CONTINUST_REPLAY_LEASE_SECONDS)
     with transaction.atomic():
         taken = (
-            Replay.objects.filter(pk=replay_id,
-                                  status__in=[ReplayStatus.WAITING, ReplayStatus.RUNNING])
+            Replay.objects.filter(
+                pk=replay_id, status__in=[ReplayStatus.WAITING, ReplayStatus.RUNNING]
+            )
             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .update(fence=F("fence") + 1, status=ReplayStatus.RUNNING,
-                    lease_expires_at=now + lease, worker=worker[:200],
-                    attempts=F("attempts") + 1, resumed_at=now, resumed_done=F("done"),
-                    started_at=Coalesce("started_at", now))
+            .update(
+                fence=F("fence") + 1,
+                status=ReplayStatus.RUNNING,
+                lease_expires_at=now + lease,
+                worker=worker[:200],
+                attempts=F("attempts") + 1,
+                resumed_at=now,
+                resumed_done=F("done"),
+                started_at=Coalesce("started_at", now),
+            )
         )
         if taken != 1:
             return None
@@ -525,7 +563,8 @@ def resend_stale() -> int:
     """
     return outbox.resend_unclaimed(
         Replay.objects.filter(status__in=[ReplayStatus.WAITING, ReplayStatus.RUNNING]),
-        task=TASK, key_of=outbox_key,
+        task=TASK,
+        key_of=outbox_key,
         resend_seconds=settings.CONTINUST_REPLAY_RESEND_SECONDS,
         running=lambda replay: replay.status == ReplayStatus.RUNNING,
     )
@@ -627,12 +666,14 @@ class _Run:
         replicas: dict[int, deque[_Node]] = defaultdict(deque)
         for vid, event, digest, generation, state_hash in (
             Version.objects.filter(stream=self.stream, branch=replay.shadow_branch)
-            .order_by("id").values_list("id", "event_id", "digest", "generation", "state_id")
+            .order_by("id")
+            .values_list("id", "event_id", "digest", "generation", "state_id")
         ):
             replicas[event].append(_Node(vid, digest, generation, state_hash))
         events = dict(
-            Version.objects.filter(stream=self.stream, id__gte=self.span.ids[0],
-                                   id__lte=replay.cursor).values_list("id", "event_id")
+            Version.objects.filter(
+                stream=self.stream, id__gte=self.span.ids[0], id__lte=replay.cursor
+            ).values_list("id", "event_id")
         )
         for index in range(position):
             vid = self.span.ids[index]
@@ -650,7 +691,7 @@ class _Run:
     def run(self) -> str:
         total = len(self.span)
         while self.position < total:
-            ids = self.span.ids[self.position:self.position + self.chunk]
+            ids = self.span.ids[self.position : self.position + self.chunk]
             rows = self._load(ids)
             for vid in ids:
                 row = rows[vid]
@@ -672,25 +713,79 @@ class _Run:
     def _load(self, ids: list[int]) -> dict[int, _Row]:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute(_CHUNK_SQL, [sorted(self.skip_types), self.replay.skip_events,
-                                            self.replay.until, ids])
+                cursor.execute(
+                    _CHUNK_SQL,
+                    [sorted(self.skip_types), self.replay.skip_events, self.replay.until, ids],
+                )
                 return {
-                    vid: _Row(event, state, reducer, version, event_id, type_, skipped,
-                              None if payload is None else json.loads(payload), actor, digest)
-                    for (vid, event, state, reducer, version, event_id, type_, skipped, payload,
-                         actor, digest) in cursor.fetchall()
+                    vid: _Row(
+                        event,
+                        state,
+                        reducer,
+                        version,
+                        event_id,
+                        type_,
+                        skipped,
+                        None if payload is None else json.loads(payload),
+                        actor,
+                        digest,
+                    )
+                    for (
+                        vid,
+                        event,
+                        state,
+                        reducer,
+                        version,
+                        event_id,
+                        type_,
+                        skipped,
+                        payload,
+                        actor,
+                        digest,
+                    ) in cursor.fetchall()
                 }
         rows = Version.objects.filter(pk__in=ids).values_list(
-            "id", "event_id", "state_id", "reducer", "reducer_version", "event__id",
-            "event__type", "event__timestamp", "event__payload", "event__actor", "event__hash",
+            "id",
+            "event_id",
+            "state_id",
+            "reducer",
+            "reducer_version",
+            "event__id",
+            "event__type",
+            "event__timestamp",
+            "event__payload",
+            "event__actor",
+            "event__hash",
         )
         until = self.replay.until
         return {
-            vid: _Row(event, state, reducer, version, str(event_id), type_,
-                      type_ in self.skip_types or event_id in self.skip_events
-                      or (until is not None and moment > until), payload, actor, digest)
-            for (vid, event, state, reducer, version, event_id, type_, moment, payload, actor,
-                 digest) in rows
+            vid: _Row(
+                event,
+                state,
+                reducer,
+                version,
+                str(event_id),
+                type_,
+                type_ in self.skip_types
+                or event_id in self.skip_events
+                or (until is not None and moment > until),
+                payload,
+                actor,
+                digest,
+            )
+            for (
+                vid,
+                event,
+                state,
+                reducer,
+                version,
+                event_id,
+                type_,
+                moment,
+                payload,
+                actor,
+                digest,
+            ) in rows
         }
 
     def _replay(self, vid: int, row: _Row) -> None:
@@ -704,27 +799,56 @@ class _Run:
         if reducer == MERGE_REDUCER:
             self._flush()  # merge bases are found in the stored graph, replicas included
             state = derive_state(
-                graph_for(self.stream), self._state_of, reducer=reducer, reducer_version=version,
-                parents=[n.id for n in nodes if n.id is not None], event_id=row.event_id,
-                type=row.type, payload=row.payload, actor=row.actor,
+                graph_for(self.stream),
+                self._state_of,
+                reducer=reducer,
+                reducer_version=version,
+                parents=[n.id for n in nodes if n.id is not None],
+                event_id=row.event_id,
+                type=row.type,
+                payload=row.payload,
+                actor=row.actor,
             )
         else:
             base = self._state(nodes[0]) if nodes else {}
             state = storable_state(
-                fold_event(reducer, version, base, event_id=row.event_id, type=row.type,
-                           payload=row.payload, actor=row.actor),
-                reducer=reducer, reducer_version=version, event_id=row.event_id)
+                fold_event(
+                    reducer,
+                    version,
+                    base,
+                    event_id=row.event_id,
+                    type=row.type,
+                    payload=row.payload,
+                    actor=row.actor,
+                ),
+                reducer=reducer,
+                reducer_version=version,
+                event_id=row.event_id,
+            )
         state_hash = canonical.state_hash(state)
         node = _Node(
             None,
-            canonical.version_digest(event_hash=row.event_hash, parents=[n.digest for n in nodes],
-                                     state=state_hash, reducer=reducer, reducer_version=version),
+            canonical.version_digest(
+                event_hash=row.event_hash,
+                parents=[n.digest for n in nodes],
+                state=state_hash,
+                reducer=reducer,
+                reducer_version=version,
+            ),
             1 + max((n.generation for n in nodes), default=-1),
             state_hash,
             state,
         )
-        self.pending.append(_Pending(node, row.event_position, nodes, reducer, version,
-                                     new_state=state_hash != row.state_hash))
+        self.pending.append(
+            _Pending(
+                node,
+                row.event_position,
+                nodes,
+                reducer,
+                version,
+                new_state=state_hash != row.state_hash,
+            )
+        )
         self.head = node
         self._keep(vid, node)
 
@@ -748,7 +872,8 @@ class _Run:
     def _original(self, vid: int) -> _Node:
         if vid not in self.shared:
             digest, generation, state_hash = Version.objects.values_list(
-                "digest", "generation", "state_id").get(pk=vid)
+                "digest", "generation", "state_id"
+            ).get(pk=vid)
             self.shared[vid] = _Node(vid, digest, generation, state_hash)
         return self.shared[vid]
 
@@ -789,22 +914,35 @@ class _Run:
             self._write(timezone.now())
             head = self.mapped.get(self.replay.end_id) if final else self.head
             if head is not None and head.id is not None and head.id != self.replay.shadow_head_id:
-                move_branch(stream, self.replay.shadow_branch, Version.objects.get(pk=head.id),
-                            reason="replay", actor=self.replay.actor)
+                move_branch(
+                    stream,
+                    self.replay.shadow_branch,
+                    Version.objects.get(pk=head.id),
+                    reason="replay",
+                    actor=self.replay.actor,
+                )
                 self.replay.shadow_head_id = head.id
             self._record(final)
         return ReplayStatus.DONE if final else ReplayStatus.RUNNING
 
     def _cancelled(self) -> bool:
         """Lock the replay row and check the token; finish the replay if a cancel was asked."""
-        current = (Replay.objects.select_for_update().filter(pk=self.replay.pk)
-                   .values("fence", "status", "cancel_requested").first())
-        if (current is None or current["fence"] != self.token
-                or current["status"] != ReplayStatus.RUNNING):
+        current = (
+            Replay.objects.select_for_update()
+            .filter(pk=self.replay.pk)
+            .values("fence", "status", "cancel_requested")
+            .first()
+        )
+        if (
+            current is None
+            or current["fence"] != self.token
+            or current["status"] != ReplayStatus.RUNNING
+        ):
             raise LeaseLost(f"replay {self.replay.pk} is no longer held by token {self.token}")
         if current["cancel_requested"]:
             Replay.objects.filter(pk=self.replay.pk).update(
-                status=ReplayStatus.CANCELLED, finished_at=timezone.now(), lease_expires_at=None)
+                status=ReplayStatus.CANCELLED, finished_at=timezone.now(), lease_expires_at=None
+            )
         return bool(current["cancel_requested"])
 
     def _record(self, final: bool) -> None:
@@ -812,8 +950,10 @@ class _Run:
         now = timezone.now()
         changes: dict[str, Any] = {
             "cursor": self.span.ids[self.position - 1] if self.position else 0,
-            "done": self.position, "written": self.written,
-            "shadow_head_id": self.replay.shadow_head_id, "progress_at": now,
+            "done": self.position,
+            "written": self.written,
+            "shadow_head_id": self.replay.shadow_head_id,
+            "progress_at": now,
             "lease_expires_at": now + timedelta(seconds=settings.CONTINUST_REPLAY_LEASE_SECONDS),
         }
         if final:
@@ -825,8 +965,7 @@ class _Run:
     def _write(self, now: datetime) -> None:
         if not self.pending:
             return
-        for pending, vid in zip(self.pending, reserve_ids(Version, len(self.pending)),
-                                strict=True):
+        for pending, vid in zip(self.pending, reserve_ids(Version, len(self.pending)), strict=True):
             pending.node.id = vid
         insert_states({p.node.state_hash: p.node.state for p in self.pending if p.new_state})
         if connection.vendor == "postgresql":
@@ -839,25 +978,43 @@ class _Run:
     def fail(self, error: str, event: uuid.UUID | None) -> None:
         """Record the failure; the versions folded since the last commit are dropped."""
         self.pending = []
-        Replay.objects.filter(pk=self.replay.pk, fence=self.token,
-                              status=ReplayStatus.RUNNING).update(
-            status=ReplayStatus.FAILED, error=error[:4000], error_event=event,
-            finished_at=timezone.now(), lease_expires_at=None)
+        Replay.objects.filter(
+            pk=self.replay.pk, fence=self.token, status=ReplayStatus.RUNNING
+        ).update(
+            status=ReplayStatus.FAILED,
+            error=error[:4000],
+            error_event=event,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+        )
 
 
 def _insert_versions(stream: Stream, branch: str, pending: list[_Pending], now: datetime) -> None:
     versions = [
-        Version(id=p.node.id, stream_id=stream.pk, event_id=p.event_position,
-                state_id=p.node.state_hash, generation=p.node.generation, digest=p.node.digest,
-                key=None, branch=branch, reducer=p.reducer, reducer_version=p.reducer_version,
-                created_at=now)
+        Version(
+            id=p.node.id,
+            stream_id=stream.pk,
+            event_id=p.event_position,
+            state_id=p.node.state_hash,
+            generation=p.node.generation,
+            digest=p.node.digest,
+            key=None,
+            branch=branch,
+            reducer=p.reducer,
+            reducer_version=p.reducer_version,
+            created_at=now,
+        )
         for p in pending
     ]
     insert_rows(Version, versions)
-    insert_rows(VersionParent, [
-        VersionParent(child_id=_id(p.node), parent_id=_id(parent), index=index)
-        for p in pending for index, parent in enumerate(p.parents)
-    ])
+    insert_rows(
+        VersionParent,
+        [
+            VersionParent(child_id=_id(p.node), parent_id=_id(parent), index=index)
+            for p in pending
+            for index, parent in enumerate(p.parents)
+        ],
+    )
 
 
 def _id(node: _Node) -> int:
@@ -866,8 +1023,9 @@ def _id(node: _Node) -> int:
 
 
 def _copy_text(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace(
-        "\r", "\\r")
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
 
 
 def _copy_versions(stream: Stream, branch: str, pending: list[_Pending], now: datetime) -> None:
@@ -882,7 +1040,8 @@ def _copy_versions(stream: Stream, branch: str, pending: list[_Pending], now: da
     )
     links = "".join(
         f"{p.node.id}\t{parent.id}\t{index}\n"
-        for p in pending for index, parent in enumerate(p.parents)
+        for p in pending
+        for index, parent in enumerate(p.parents)
     )
     with connection.cursor() as cursor:
         with cursor.cursor.copy(

@@ -124,36 +124,46 @@ def format_age(age: timedelta | None) -> str | None:
     return f"{seconds}s"
 
 
-def make_policy(kind: str, *, snapshot_every: int | str | None = None,
-                horizon_versions: int | str | None = None,
-                horizon_age: str | int | timedelta | None = None) -> Policy:
+def make_policy(
+    kind: str,
+    *,
+    snapshot_every: int | str | None = None,
+    horizon_versions: int | str | None = None,
+    horizon_age: str | int | timedelta | None = None,
+) -> Policy:
     """Check what a user asked for and return the policy, or say what is wrong."""
     if kind not in Retention.values:
-        raise InvalidEvent(f"{kind!r} is not a retention policy: use "
-                           + ", ".join(Retention.values))
+        raise InvalidEvent(
+            f"{kind!r} is not a retention policy: use " + ", ".join(Retention.values)
+        )
     if kind == Retention.SELECTIVE:
-        every = _whole(snapshot_every if snapshot_every not in (None, "") else 100,
-                       "snapshot_every")
+        every = _whole(
+            snapshot_every if snapshot_every not in (None, "") else 100, "snapshot_every"
+        )
         if not MIN_EVERY <= every <= MAX_EVERY:
             raise InvalidEvent(f"snapshot_every must be between {MIN_EVERY} and {MAX_EVERY}")
         return Policy(kind, snapshot_every=every)
     if kind == Retention.EPHEMERAL:
-        versions = (None if horizon_versions in (None, "")
-                    else _whole(horizon_versions, "horizon_versions"))
+        versions = (
+            None if horizon_versions in (None, "") else _whole(horizon_versions, "horizon_versions")
+        )
         if versions is not None and not 1 <= versions <= MAX_HORIZON_VERSIONS:
             raise InvalidEvent(f"horizon_versions must be between 1 and {MAX_HORIZON_VERSIONS}")
         age = parse_age(horizon_age)
         if versions is None and age is None:
-            raise InvalidEvent("an ephemeral policy needs a horizon: a number of versions, "
-                               "an age, or both")
+            raise InvalidEvent(
+                "an ephemeral policy needs a horizon: a number of versions, an age, or both"
+            )
         return Policy(kind, horizon_versions=versions, horizon_age=age)
     return Policy(kind)
 
 
 # The settings each kind of policy reads.
 SETTINGS: Final[dict[str, tuple[str, ...]]] = {
-    Retention.ETERNAL: (), Retention.SELECTIVE: ("snapshot_every",),
-    Retention.EPHEMERAL: ("horizon_versions", "horizon_age")}
+    Retention.ETERNAL: (),
+    Retention.SELECTIVE: ("snapshot_every",),
+    Retention.EPHEMERAL: ("horizon_versions", "horizon_age"),
+}
 
 
 def unused_settings(kind: str, given: Iterable[str]) -> list[str]:
@@ -176,8 +186,12 @@ def _whole(value: Any, name: str) -> int:
 
 def policy_of(stream: Stream) -> Policy:
     """Return the stream's current policy."""
-    return Policy(stream.retention, snapshot_every=stream.snapshot_every,
-                  horizon_versions=stream.horizon_versions, horizon_age=stream.horizon_age)
+    return Policy(
+        stream.retention,
+        snapshot_every=stream.snapshot_every,
+        horizon_versions=stream.horizon_versions,
+        horizon_age=stream.horizon_age,
+    )
 
 
 def set_policy(stream: Stream, policy: Policy, *, actor: str) -> Stream:
@@ -198,12 +212,16 @@ def set_policy(stream: Stream, policy: Policy, *, actor: str) -> Stream:
             locked.snapshot_every = policy.snapshot_every
         locked.horizon_versions = policy.horizon_versions if policy.ephemeral else None
         locked.horizon_age = policy.horizon_age if policy.ephemeral else None
-        locked.save(update_fields=["retention", "snapshot_every", "horizon_versions",
-                                   "horizon_age"])
+        locked.save(
+            update_fields=["retention", "snapshot_every", "horizon_versions", "horizon_age"]
+        )
         if before != policy_of(locked):
-            record(stream.project, SET_EVENT,
-                   {"stream": stream.name, "before": before.as_dict(), "after": policy.as_dict()},
-                   actor=actor)
+            record(
+                stream.project,
+                SET_EVENT,
+                {"stream": stream.name, "before": before.as_dict(), "after": policy.as_dict()},
+                actor=actor,
+            )
     for name in ("retention", "snapshot_every", "horizon_versions", "horizon_age"):
         setattr(stream, name, getattr(locked, name))
     return stream

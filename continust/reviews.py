@@ -53,14 +53,14 @@ DECISIONS: Final = (APPROVE, REQUEST_CHANGES)
 OPEN: Final = "open"
 APPROVED: Final = "approved"
 CHANGES_REQUESTED: Final = "changes_requested"
-STATUS_LABELS: Final = {OPEN: "open", APPROVED: "approved",
-                        CHANGES_REQUESTED: "changes requested"}
+STATUS_LABELS: Final = {OPEN: "open", APPROVED: "approved", CHANGES_REQUESTED: "changes requested"}
 
 
 def audit_stream(project: Project) -> Stream:
     """Return the project's audit stream, creating it on first use."""
     stream, _ = Stream.objects.get_or_create(
-        project=project, name=AUDIT_STREAM,
+        project=project,
+        name=AUDIT_STREAM,
         defaults={"reducer": AUDIT_REDUCER, "reducer_version": 1},
     )
     return stream
@@ -72,16 +72,27 @@ def is_audit_stream(stream: Stream) -> bool:
 
 
 def record(
-    project: Project, type: str, payload: dict[str, Any], *, actor: str,
-    review: Review | None = None, causation: uuid.UUID | None = None,
+    project: Project,
+    type: str,
+    payload: dict[str, Any],
+    *,
+    actor: str,
+    review: Review | None = None,
+    causation: uuid.UUID | None = None,
     correlation: uuid.UUID | None = None,
 ) -> Event:
     """Append one record to the project's audit stream and index it; return its event."""
     with transaction.atomic():
-        event = _append_record(project, NewEvent(
-            type=type, payload=payload, actor=actor, causation=causation,
-            correlation=correlation,
-        ))
+        event = _append_record(
+            project,
+            NewEvent(
+                type=type,
+                payload=payload,
+                actor=actor,
+                causation=causation,
+                correlation=correlation,
+            ),
+        )
         AuditRecord.objects.create(event=event, project=project, review=review)
     return event
 
@@ -109,7 +120,12 @@ def _clean_title(title: str, fallback: str) -> str:
 
 
 def open_review(
-    stream: Stream, *, head: Version, base: Version | None, actor: str, title: str = "",
+    stream: Stream,
+    *,
+    head: Version,
+    base: Version | None,
+    actor: str,
+    title: str = "",
     branch: str = "",
 ) -> Review:
     """Open a review of what ``head`` reaches and ``base`` does not (all of it without base)."""
@@ -121,35 +137,55 @@ def open_review(
     size = range_size(stream, base, head)
     if size == 0 and base is not None:
         raise InvalidEvent(f"nothing to review: version {head.pk} adds nothing to {base.pk}")
-    fallback = f"{branch} against {MAIN}" if branch else (
-        f"v{base.pk}..v{head.pk}" if base else f"up to v{head.pk}")
+    fallback = (
+        f"{branch} against {MAIN}"
+        if branch
+        else (f"v{base.pk}..v{head.pk}" if base else f"up to v{head.pk}")
+    )
     title = _clean_title(title, fallback)
-    payload = {"stream": stream.name, "base": _version_ref(base), "head": _version_ref(head),
-               "branch": branch, "title": title, "versions": size}
+    payload = {
+        "stream": stream.name,
+        "base": _version_ref(base),
+        "head": _version_ref(head),
+        "branch": branch,
+        "title": title,
+        "versions": size,
+    }
     with transaction.atomic():
         # Under the stream's lock a compaction's chunk either released the range already
         # (refused here) or sees this review and leaves the range alone.
         lock_stream(stream)
         ends = [v for v in (base, head) if v is not None]
         if any(is_released(v) for v in ends):
-            raise StateReleased("the range starts or ends at a version whose state the "
-                                "retention policy released")
+            raise StateReleased(
+                "the range starts or ends at a version whose state the retention policy released"
+            )
         store_snapshots([v.pk for v in ends])
-        event = _append_record(stream.project, NewEvent(type=OPENED, payload=payload,
-                                                        actor=actor))
+        event = _append_record(stream.project, NewEvent(type=OPENED, payload=payload, actor=actor))
         review = Review.objects.create(
-            project=stream.project, stream=stream, base=base, head=head, branch=branch,
-            title=title, opened_by=actor, opened_at=event.timestamp, opened_event=event,
+            project=stream.project,
+            stream=stream,
+            base=base,
+            head=head,
+            branch=branch,
+            title=title,
+            opened_by=actor,
+            opened_at=event.timestamp,
+            opened_event=event,
         )
         AuditRecord.objects.create(event=event, project=stream.project, review=review)
     return review
 
 
-def open_branch_review(stream: Stream, branch: str, *, actor: str, title: str = "",
-                       against: str = MAIN) -> Review:
+def open_branch_review(
+    stream: Stream, branch: str, *, actor: str, title: str = "", against: str = MAIN
+) -> Review:
     """Open a review of a branch against ``against``: from their merge base to its head."""
-    heads = dict(Branch.objects.filter(stream=stream, name__in=[branch, against])
-                 .values_list("name", "head_id"))
+    heads = dict(
+        Branch.objects.filter(stream=stream, name__in=[branch, against]).values_list(
+            "name", "head_id"
+        )
+    )
     for name in (branch, against):
         if name not in heads:
             raise NotFound(f"stream {stream.name} has no branch {name!r}")
@@ -159,9 +195,14 @@ def open_branch_review(stream: Stream, branch: str, *, actor: str, title: str = 
     bases = graph.merge_bases(heads[against], heads[branch])
     base_id = max(bases, key=lambda v: (graph.generation(v), v)) if bases else None
     versions = Version.objects.in_bulk([heads[branch]] + ([base_id] if base_id else []))
-    return open_review(stream, head=versions[heads[branch]],
-                       base=versions[base_id] if base_id else None, actor=actor,
-                       title=title, branch=branch)
+    return open_review(
+        stream,
+        head=versions[heads[branch]],
+        base=versions[base_id] if base_id else None,
+        actor=actor,
+        title=title,
+        branch=branch,
+    )
 
 
 def range_ids(stream: Stream, base: Version | int | None, head: Version | int) -> list[int]:
@@ -207,8 +248,12 @@ class Target:
     def from_payload(cls, data: Any) -> Target:
         if not isinstance(data, dict):
             return cls()
-        return cls(kind=str(data.get("kind", "review")), version=data.get("version"),
-                   event=data.get("event"), path=data.get("path"))
+        return cls(
+            kind=str(data.get("kind", "review")),
+            version=data.get("version"),
+            event=data.get("event"),
+            path=data.get("path"),
+        )
 
     @property
     def key(self) -> str:
@@ -222,8 +267,10 @@ def check_target(review: Review, target: Target) -> Target:
     if target.kind not in TARGET_KINDS:
         raise InvalidEvent(f"a comment is about one of {', '.join(TARGET_KINDS)}")
     if target.kind == "version":
-        if not isinstance(target.version, int) or not Version.objects.filter(
-                stream=review.stream, pk=target.version).exists():
+        if (
+            not isinstance(target.version, int)
+            or not Version.objects.filter(stream=review.stream, pk=target.version).exists()
+        ):
             raise NotFound(f"stream {review.stream.name} has no version {target.version}")
         return Target("version", version=target.version)
     if target.kind == "event":
@@ -266,8 +313,14 @@ def _review_event(review: Review, event_id: uuid.UUID | str, types: Sequence[str
     return found
 
 
-def comment(review: Review, *, actor: str, body: str, target: Target = Target(),
-            reply_to: uuid.UUID | str | None = None) -> Event:
+def comment(
+    review: Review,
+    *,
+    actor: str,
+    body: str,
+    target: Target = Target(),
+    reply_to: uuid.UUID | str | None = None,
+) -> Event:
     """Comment on the review, a version, an event or a path; or reply to a comment."""
     body = _clean_body(body)
     payload: dict[str, Any] = {"review": str(review.key), "body": body}
@@ -279,8 +332,15 @@ def comment(review: Review, *, actor: str, body: str, target: Target = Target(),
     else:
         payload["target"] = check_target(review, target).as_payload()
         causation = review.key
-    return record(review.project, COMMENTED, payload, actor=actor, review=review,
-                  causation=causation, correlation=review.key)
+    return record(
+        review.project,
+        COMMENTED,
+        payload,
+        actor=actor,
+        review=review,
+        causation=causation,
+        correlation=review.key,
+    )
 
 
 def correct(review: Review, *, actor: str, corrects: uuid.UUID | str, body: str) -> Event:
@@ -288,18 +348,31 @@ def correct(review: Review, *, actor: str, corrects: uuid.UUID | str, body: str)
     original = _review_event(review, corrects, [COMMENTED])
     if original.actor != actor:
         raise InvalidEvent("only the author of a comment may correct it")
-    payload = {"review": str(review.key), "corrects": str(original.id),
-               "body": _clean_body(body)}
-    return record(review.project, CORRECTED, payload, actor=actor, review=review,
-                  causation=original.id, correlation=review.key)
+    payload = {"review": str(review.key), "corrects": str(original.id), "body": _clean_body(body)}
+    return record(
+        review.project,
+        CORRECTED,
+        payload,
+        actor=actor,
+        review=review,
+        causation=original.id,
+        correlation=review.key,
+    )
 
 
 def check_path(review: Review, *, actor: str, path: str, checked: bool = True) -> Event:
     """Tick (or untick) a changed path on the review's checklist."""
     target = check_target(review, Target("path", path=path))
     payload = {"review": str(review.key), "path": target.path, "checked": checked}
-    return record(review.project, CHECKED, payload, actor=actor, review=review,
-                  causation=review.key, correlation=review.key)
+    return record(
+        review.project,
+        CHECKED,
+        payload,
+        actor=actor,
+        review=review,
+        causation=review.key,
+        correlation=review.key,
+    )
 
 
 def decide(review: Review, *, actor: str, decision: str, note: str = "") -> Event:
@@ -310,8 +383,15 @@ def decide(review: Review, *, actor: str, decision: str, note: str = "") -> Even
     if len(note) > MAX_BODY:
         raise InvalidEvent(f"a note has at most {MAX_BODY} characters")
     payload = {"review": str(review.key), "decision": decision, "note": note}
-    return record(review.project, DECIDED, payload, actor=actor, review=review,
-                  causation=review.key, correlation=review.key)
+    return record(
+        review.project,
+        DECIDED,
+        payload,
+        actor=actor,
+        review=review,
+        causation=review.key,
+        correlation=review.key,
+    )
 
 
 # -- what a review looks like now --------------------------------------------------------
@@ -401,8 +481,9 @@ def review_log(review: Review) -> ReviewLog:
     for event in events:
         payload = event.payload
         if event.type == COMMENTED:
-            node = Comment(event, Target.from_payload(payload.get("target")),
-                           str(payload.get("body", "")))
+            node = Comment(
+                event, Target.from_payload(payload.get("target")), str(payload.get("body", ""))
+            )
             comments[event.id] = node
             parent = _find(comments, payload.get("reply_to"))
             (parent.replies if parent else threads).append(node)
@@ -433,8 +514,11 @@ def _find(comments: dict[uuid.UUID, Comment], value: Any) -> Comment | None:
 def statuses(reviews: Sequence[Review]) -> dict[int, str]:
     """Return each review's status, reading all their decisions in one query."""
     decisions: dict[int, list[Event]] = defaultdict(list)
-    for event in (Event.objects.filter(audit_record__review__in=list(reviews), type=DECIDED)
-                  .select_related("audit_record").order_by("seq")):
+    for event in (
+        Event.objects.filter(audit_record__review__in=list(reviews), type=DECIDED)
+        .select_related("audit_record")
+        .order_by("seq")
+    ):
         review_id = event.audit_record.review_id
         if review_id is not None:
             decisions[review_id].append(event)
@@ -506,8 +590,13 @@ def coverage(stream: Stream, *, branch: str = MAIN) -> Coverage:
         state, ids = covered.get(version, (UNREVIEWED, []))
         last = runs[-1] if runs else None
         if last is not None and last.status == state:
-            runs[-1] = Run(state, last.newest, version, last.count + 1,
-                           tuple(sorted(set(last.reviews) | set(ids))))
+            runs[-1] = Run(
+                state,
+                last.newest,
+                version,
+                last.count + 1,
+                tuple(sorted(set(last.reviews) | set(ids))),
+            )
         else:
             runs.append(Run(state, version, version, 1, tuple(sorted(set(ids)))))
     return Coverage(stream, branch, runs)

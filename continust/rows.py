@@ -37,8 +37,9 @@ def reserve_many(wanted: Sequence[tuple[type[models.Model], int]]) -> list[list[
             )
             cursor.execute(f"SELECT {columns} FROM generate_series(1, %s) AS n", [most])
             rows = cursor.fetchall()
-            return [sorted(row[i] for row in rows if row[i] is not None)
-                    for i in range(len(wanted))]
+            return [
+                sorted(row[i] for row in rows if row[i] is not None) for i in range(len(wanted))
+            ]
         # SQLite: the IMMEDIATE transaction holds the only writer lock, so max + 1 is ours.
         reserved = []
         for model, count in wanted:
@@ -62,8 +63,10 @@ def insert_rows(model: type[models.Model], objects: Sequence[models.Model]) -> N
     # but JSON, which PostgreSQL parses from text.
     convert = [_json_text if isinstance(f, models.JSONField) else None for f in fields]
     rows = [
-        [c(getattr(obj, f.attname)) if c else getattr(obj, f.attname)
-         for f, c in zip(fields, convert, strict=True)]
+        [
+            c(getattr(obj, f.attname)) if c else getattr(obj, f.attname)
+            for f, c in zip(fields, convert, strict=True)
+        ]
         for obj in objects
     ]
     table = connection.ops.quote_name(model._meta.db_table)
@@ -117,8 +120,9 @@ def write_all(
         if not objects:
             continue
         pk = model._meta.pk
-        fields = [f for f in model._meta.concrete_fields
-                  if f is not pk or objects[0].pk is not None]
+        fields = [
+            f for f in model._meta.concrete_fields if f is not pk or objects[0].pk is not None
+        ]
         casts = []
         for field in fields:
             if isinstance(field, models.JSONField):
@@ -157,7 +161,8 @@ def insert_state_texts(states: Mapping[str, tuple[Any, str]]) -> None:
     if connection.vendor != "postgresql":
         State.objects.bulk_create(
             [State(hash=h, data=data) for h, (data, _) in states.items()],
-            ignore_conflicts=True, batch_size=500,
+            ignore_conflicts=True,
+            batch_size=500,
         )
         return
     with connection.cursor() as cursor:

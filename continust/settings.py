@@ -214,14 +214,12 @@ CONTINUST_REPLAY_RESEND_SECONDS = env_int("CONTINUST_REPLAY_RESEND_SECONDS", 60,
 # beat asks for a compaction of each stream whose policy is not eternal, and an optional
 # pause after each chunk (tests use it to kill a worker mid-compaction).
 CONTINUST_COMPACTION_CHUNK = env_int("CONTINUST_COMPACTION_CHUNK", 5000, minimum=1)
-CONTINUST_COMPACTION_LEASE_SECONDS = env_int("CONTINUST_COMPACTION_LEASE_SECONDS", 300,
-                                             minimum=1)
-CONTINUST_COMPACTION_RESEND_SECONDS = env_int("CONTINUST_COMPACTION_RESEND_SECONDS", 60,
-                                              minimum=1)
-CONTINUST_COMPACTION_INTERVAL_SECONDS = env_int("CONTINUST_COMPACTION_INTERVAL_SECONDS", 3600,
-                                                minimum=1)
-CONTINUST_COMPACTION_CHUNK_DELAY_MS = env_int("CONTINUST_COMPACTION_CHUNK_DELAY_MS", 0,
-                                              minimum=0)
+CONTINUST_COMPACTION_LEASE_SECONDS = env_int("CONTINUST_COMPACTION_LEASE_SECONDS", 300, minimum=1)
+CONTINUST_COMPACTION_RESEND_SECONDS = env_int("CONTINUST_COMPACTION_RESEND_SECONDS", 60, minimum=1)
+CONTINUST_COMPACTION_INTERVAL_SECONDS = env_int(
+    "CONTINUST_COMPACTION_INTERVAL_SECONDS", 3600, minimum=1
+)
+CONTINUST_COMPACTION_CHUNK_DELAY_MS = env_int("CONTINUST_COMPACTION_CHUNK_DELAY_MS", 0, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "compact-due-streams": {
         "task": "continust.compact_due",

@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("DJANGO_SECRET_KEY", "insecure-test-key")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
 
-from continust.settings import *  # noqa: E402,F403
+from continust.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -59,9 +59,12 @@ def state_of(version: Version | int) -> Any:
     """Return a version's state document."""
     version_id = _id(version)
     # A recomputed state may be in the cache: look before walking.
-    found = (Version.objects.filter(pk=version_id)
-             .annotate(gone=Exists(ReleasedVersion.objects.filter(version_id=OuterRef("pk"))))
-             .values_list("state_id", "gone").first())
+    found = (
+        Version.objects.filter(pk=version_id)
+        .annotate(gone=Exists(ReleasedVersion.objects.filter(version_id=OuterRef("pk"))))
+        .values_list("state_id", "gone")
+        .first()
+    )
     if found is not None and not found[1]:
         cached = cache.get(CACHE_PREFIX + found[0])
         if cached is not None:
@@ -79,35 +82,66 @@ def state_of(version: Version | int) -> Any:
     state = _fold(rows)
     computed = canonical.state_hash(state)
     if computed != target[2]:
-        raise StateMismatch(f"version {version_id}'s state recomputes to {computed[:16]}…, "
-                            f"not to its recorded {target[2][:16]}…")
+        raise StateMismatch(
+            f"version {version_id}'s state recomputes to {computed[:16]}…, "
+            f"not to its recorded {target[2][:16]}…"
+        )
     cache.set(CACHE_PREFIX + target[2], state, CACHE_SECONDS)
     return state
 
 
 def _fold(rows: list[tuple[Any, ...]]) -> Any:
-    (vid, stream_id, _, reducer, reducer_version, event_id, type_, payload, actor, data,
-     released, has_parents) = rows[0]
+    (
+        vid,
+        stream_id,
+        _,
+        reducer,
+        reducer_version,
+        event_id,
+        type_,
+        payload,
+        actor,
+        data,
+        released,
+        has_parents,
+    ) = rows[0]
     rest = rows[1:]
     if data is not None:
         state = canonical.from_cursor(data)
     elif released:
-        raise StateReleased(f"version {rows[-1][0]} is recomputed from version {vid}, whose "
-                            "state its stream's retention policy released")
+        raise StateReleased(
+            f"version {rows[-1][0]} is recomputed from version {vid}, whose "
+            "state its stream's retention policy released"
+        )
     elif reducer == MERGE_REDUCER:
         from continust.graphs import graph_for
 
         graph = graph_for(Stream.objects.get(pk=stream_id))
-        state = derive_state(graph, state_of, reducer=reducer, reducer_version=reducer_version,
-                             parents=list(graph.parents(vid)), event_id=str(event_id),
-                             type=type_, payload=canonical.from_cursor(payload), actor=actor)
+        state = derive_state(
+            graph,
+            state_of,
+            reducer=reducer,
+            reducer_version=reducer_version,
+            parents=list(graph.parents(vid)),
+            event_id=str(event_id),
+            type=type_,
+            payload=canonical.from_cursor(payload),
+            actor=actor,
+        )
     elif not has_parents:
         state, rest = {}, rows  # the root folds its own event from nothing
     else:  # pragma: no cover - the walk stops only at the cases above
         raise AssertionError(f"the walk back from version {rows[-1][0]} stopped at {vid}")
-    for (_, _, _, reducer, reducer_version, event_id, type_, payload, actor, _, _, _) in rest:
-        state = fold_event(reducer, reducer_version, state, event_id=str(event_id), type=type_,
-                           payload=canonical.from_cursor(payload), actor=actor)
+    for _, _, _, reducer, reducer_version, event_id, type_, payload, actor, _, _, _ in rest:
+        state = fold_event(
+            reducer,
+            reducer_version,
+            state,
+            event_id=str(event_id),
+            type=type_,
+            payload=canonical.from_cursor(payload),
+            actor=actor,
+        )
     return state
 
 
@@ -115,8 +149,9 @@ def states_of(versions: Iterable[Version | int]) -> dict[int, Any]:
     """Return several versions' states by version id: stored ones in one query."""
     ids = [_id(v) for v in versions]
     hashes = dict(Version.objects.filter(pk__in=ids).values_list("id", "state_id"))
-    released = set(ReleasedVersion.objects.filter(version_id__in=ids)
-                   .values_list("version_id", flat=True))
+    released = set(
+        ReleasedVersion.objects.filter(version_id__in=ids).values_list("version_id", flat=True)
+    )
     stored = dict(State.objects.filter(pk__in=set(hashes.values())).values_list("hash", "data"))
     found: dict[int, Any] = {}
     for vid in ids:
@@ -135,8 +170,11 @@ def is_released(version: Version | int) -> bool:
 
 def released_run(version: Version | int) -> ReleasedRun | None:
     """Return the released run a version belongs to, if compaction released it."""
-    found = ReleasedVersion.objects.select_related("run__compaction").filter(
-        version_id=_id(version)).first()
+    found = (
+        ReleasedVersion.objects.select_related("run__compaction")
+        .filter(version_id=_id(version))
+        .first()
+    )
     return found.run if found else None
 
 
@@ -144,8 +182,7 @@ def store_snapshots(version_ids: Iterable[int]) -> int:
     """Store the states of these versions where they are missing; return how many."""
     ids = list(version_ids)
     hashes = dict(Version.objects.filter(pk__in=ids).values_list("id", "state_id"))
-    present = set(State.objects.filter(pk__in=set(hashes.values()))
-                  .values_list("hash", flat=True))
+    present = set(State.objects.filter(pk__in=set(hashes.values())).values_list("hash", flat=True))
     missing = {}
     for vid in ids:
         digest = hashes[vid]
@@ -160,5 +197,6 @@ def _id(version: Version | int) -> int:
 
 
 def _released(version_id: int) -> StateReleased:
-    return StateReleased(f"the state of version {version_id} was released by its stream's "
-                         "retention policy")
+    return StateReleased(
+        f"the state of version {version_id} was released by its stream's retention policy"
+    )

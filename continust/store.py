@@ -281,26 +281,48 @@ class Batch:
             self.stream.last_hash = self._last_hash
         return versions
 
-    def _write_postgres(self, versions: list[Version], links: list[VersionParent],
-                        move: _Move | None, now: datetime) -> None:
+    def _write_postgres(
+        self, versions: list[Version], links: list[VersionParent], move: _Move | None, now: datetime
+    ) -> None:
         tail: list[tuple[str, list[Any]]] = []
         if self.events:
-            tail.append(("UPDATE continust_stream SET event_count = %s, last_hash = %s "
-                         "WHERE id = %s", [self._seq, self._last_hash, self.stream.pk]))
+            tail.append(
+                (
+                    "UPDATE continust_stream SET event_count = %s, last_hash = %s WHERE id = %s",
+                    [self._seq, self._last_hash, self.stream.pk],
+                )
+            )
         if move is not None:
             head = versions[-1]
             record = _move_record(move.branch, head, reason=move.reason, actor=move.actor, at=now)
-            tail.append(("UPDATE continust_branch SET head_id = %s, move_hash = %s WHERE id = %s",
-                         [head.pk, record.hash, move.branch.pk]))
-            tail.append(("INSERT INTO continust_branchmove (branch_id, old_head_id, new_head_id, "
-                         "reason, actor, at, prev_hash, hash) "
-                         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                         [move.branch.pk, record.old_head_id, head.pk, move.reason, move.actor,
-                          now, record.prev_hash, record.hash]))
+            tail.append(
+                (
+                    "UPDATE continust_branch SET head_id = %s, move_hash = %s WHERE id = %s",
+                    [head.pk, record.hash, move.branch.pk],
+                )
+            )
+            tail.append(
+                (
+                    "INSERT INTO continust_branchmove (branch_id, old_head_id, new_head_id, "
+                    "reason, actor, at, prev_hash, hash) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        move.branch.pk,
+                        record.old_head_id,
+                        head.pk,
+                        move.reason,
+                        move.actor,
+                        now,
+                        record.prev_hash,
+                        record.hash,
+                    ],
+                )
+            )
             move.branch.head = head
             move.branch.move_hash = record.hash
-        write_all(self._states, [(Event, self.events), (Version, versions),
-                                 (VersionParent, links)], tail)
+        write_all(
+            self._states, [(Event, self.events), (Version, versions), (VersionParent, links)], tail
+        )
 
     def _write_rows(self, versions: list[Version], links: list[VersionParent]) -> None:
         insert_state_texts(self._states)
@@ -322,23 +344,43 @@ class _Move:
     actor: str
 
 
-def _move_record(branch: Branch | None, new_head: Version, *, reason: str, actor: str,
-                 at: datetime, name: str = "") -> BranchMove:
+def _move_record(
+    branch: Branch | None,
+    new_head: Version,
+    *,
+    reason: str,
+    actor: str,
+    at: datetime,
+    name: str = "",
+) -> BranchMove:
     """Return the next move of a branch (None: a new one), chained to its last move."""
     prev_hash = branch.move_hash if branch is not None else canonical.GENESIS
     old = branch.head if branch is not None else None
     return BranchMove(
-        branch=branch, old_head_id=old.pk if old else None, new_head=new_head, reason=reason,
-        actor=actor, at=at, prev_hash=prev_hash,
-        hash=canonical.move_hash(prev_hash, branch=branch.name if branch else name,
-                                 old_head=old.digest if old else None, new_head=new_head.digest,
-                                 reason=reason, actor=actor, at=at))
+        branch=branch,
+        old_head_id=old.pk if old else None,
+        new_head=new_head,
+        reason=reason,
+        actor=actor,
+        at=at,
+        prev_hash=prev_hash,
+        hash=canonical.move_hash(
+            prev_hash,
+            branch=branch.name if branch else name,
+            old_head=old.digest if old else None,
+            new_head=new_head.digest,
+            reason=reason,
+            actor=actor,
+            at=at,
+        ),
+    )
 
 
 def _record_move(move: _Move, head: Version) -> None:
     # The move first: the database lets a head change only to a recorded move's head.
-    record = _move_record(move.branch, head, reason=move.reason, actor=move.actor,
-                          at=datetime.now(UTC))
+    record = _move_record(
+        move.branch, head, reason=move.reason, actor=move.actor, at=datetime.now(UTC)
+    )
     record.save()
     Branch.objects.filter(pk=move.branch.pk).update(head=head, move_hash=record.hash)
     move.branch.head = head
@@ -346,7 +388,12 @@ def _record_move(move: _Move, head: Version) -> None:
 
 
 def move_branch(
-    stream: Stream, name: str, new_head: Version, *, reason: str, actor: str = "",
+    stream: Stream,
+    name: str,
+    new_head: Version,
+    *,
+    reason: str,
+    actor: str = "",
     branch: Branch | None | _Unset = UNSET,
 ) -> Branch:
     """Point a branch at a version, creating the branch if needed, and record the move.
@@ -355,11 +402,13 @@ def move_branch(
     """
     if isinstance(branch, _Unset):
         branch = Branch.objects.filter(stream=stream, name=name).first()
-    record = _move_record(branch, new_head, reason=reason, actor=actor, at=datetime.now(UTC),
-                          name=name)
+    record = _move_record(
+        branch, new_head, reason=reason, actor=actor, at=datetime.now(UTC), name=name
+    )
     if branch is None:
-        branch = Branch.objects.create(stream=stream, name=name, head=new_head,
-                                       move_hash=record.hash)
+        branch = Branch.objects.create(
+            stream=stream, name=name, head=new_head, move_hash=record.hash
+        )
         record.branch = branch
         record.save()
     else:
@@ -389,7 +438,8 @@ def _existing(stream: Stream, events: Sequence[NewEvent]) -> Appended | None:
     if not ids:
         return None
     found: dict[uuid.UUID | None, Event] = {
-        e.id: e for e in Event.objects.filter(project_id=stream.project_id, id__in=ids)}
+        e.id: e for e in Event.objects.filter(project_id=stream.project_id, id__in=ids)
+    }
     if not found:
         return None
     if len(found) != len(events) or len(ids) != len(events):
@@ -422,8 +472,7 @@ def _check_causation(stream: Stream, events: Sequence[NewEvent]) -> None:
     for new in events:
         if new.causation is not None and new.causation not in known | in_batch:
             raise UnknownCausation(
-                f"causation {new.causation} names no earlier event of project "
-                f"{stream.project.slug}"
+                f"causation {new.causation} names no earlier event of project {stream.project.slug}"
             )
         if new.id is not None:
             in_batch.add(new.id)
@@ -458,10 +507,13 @@ def append(
         raise InvalidEvent("a batch carries the same event id twice")
     events = [validate_event(event) for event in events]
     if linear.usable():
-        planned = linear.append(stream, events, branch,
-                                expected_head=None if isinstance(expected_head, _Unset)
-                                else expected_head,
-                                check_head=not isinstance(expected_head, _Unset))
+        planned = linear.append(
+            stream,
+            events,
+            branch,
+            expected_head=None if isinstance(expected_head, _Unset) else expected_head,
+            check_head=not isinstance(expected_head, _Unset),
+        )
         if planned is not None:
             stream.event_count = planned.next_tip.event_count
             stream.last_hash = planned.next_tip.last_hash
@@ -472,9 +524,9 @@ def append(
             previous = _existing(locked, events) if retried else None
             if previous is not None:
                 return previous
-            target = Branch.objects.select_related("head").filter(
-                stream=locked, name=branch
-            ).first()
+            target = (
+                Branch.objects.select_related("head").filter(stream=locked, name=branch).first()
+            )
             _check_head(target, expected_head)
             if target is None and Version.objects.filter(stream=locked).exists():
                 raise NotFound(
@@ -503,9 +555,19 @@ def _fold_and_write(
     for index, new in enumerate(events):
         event = batch.add_event(new)
         state = storable_state(
-            fold_event(reducer.name, reducer.version, state, event_id=str(event.id),
-                       type=new.type, payload=new.payload, actor=new.actor),
-            reducer=reducer.name, reducer_version=reducer.version, event_id=str(event.id))
+            fold_event(
+                reducer.name,
+                reducer.version,
+                state,
+                event_id=str(event.id),
+                type=new.type,
+                payload=new.payload,
+                actor=new.actor,
+            ),
+            reducer=reducer.name,
+            reducer_version=reducer.version,
+            event_id=str(event.id),
+        )
         generation = parent.generation + 1 if parent is not None else 0
         parent = batch.add_version(
             event,
@@ -514,16 +576,18 @@ def _fold_and_write(
             reducer=reducer.name,
             reducer_version=reducer.version,
             branch=branch,
-            store_state=policy.stores_at_append(generation, last=index == len(events) - 1,
-                                                merge=False),
+            store_state=policy.stores_at_append(
+                generation, last=index == len(events) - 1, merge=False
+            ),
         )
     if target is not None:
         versions = batch.commit(_Move(target, "append", events[-1].actor))
         moved = target
     else:
         versions = batch.commit()
-        moved = move_branch(stream, branch, versions[-1], reason="append",
-                            actor=events[-1].actor, branch=None)
+        moved = move_branch(
+            stream, branch, versions[-1], reason="append", actor=events[-1].actor, branch=None
+        )
     _remember_tip(stream, moved, batch.planned[-1])
     return versions
 
@@ -531,13 +595,25 @@ def _fold_and_write(
 def _remember_tip(stream: Stream, branch: Branch, head: _PlannedVersion) -> None:
     """Let the next append to this branch plan without reading (``continust.log.linear``)."""
     state_hash, state_text = canonical.hashed_state(head.state)
-    tips.put(Tip(
-        stream_id=stream.pk, event_count=stream.event_count, last_hash=stream.last_hash,
-        reducer=stream.reducer, reducer_version=stream.reducer_version,
-        retention=stream.retention, snapshot_every=stream.snapshot_every, branch_id=branch.pk,
-        branch=branch.name, move_hash=branch.move_hash, head_id=head.id, head_digest=head.digest,
-        head_generation=head.generation, head_state_hash=state_hash,
-        head_state_text=state_text))
+    tips.put(
+        Tip(
+            stream_id=stream.pk,
+            event_count=stream.event_count,
+            last_hash=stream.last_hash,
+            reducer=stream.reducer,
+            reducer_version=stream.reducer_version,
+            retention=stream.retention,
+            snapshot_every=stream.snapshot_every,
+            branch_id=branch.pk,
+            branch=branch.name,
+            move_hash=branch.move_hash,
+            head_id=head.id,
+            head_digest=head.digest,
+            head_generation=head.generation,
+            head_state_hash=state_hash,
+            head_state_text=state_text,
+        )
+    )
 
 
 def fork(stream: Stream, name: str, at: Version, *, actor: str = "") -> Branch:
@@ -552,8 +628,10 @@ def fork(stream: Stream, name: str, at: Version, *, actor: str = "") -> Branch:
         if Branch.objects.filter(stream=locked, name=name).exists():
             raise AlreadyExists(f"stream {stream.name} already has a branch {name!r}")
         if is_released(at):
-            raise StateReleased(f"version {at.pk}'s state was released by the stream's "
-                                "retention policy; fork from a version that is kept")
+            raise StateReleased(
+                f"version {at.pk}'s state was released by the stream's "
+                "retention policy; fork from a version that is kept"
+            )
         # A branch head is a snapshot under every policy.
         store_snapshots([at.pk])
         return move_branch(locked, name, at, reason="fork", actor=actor)
@@ -603,7 +681,8 @@ def merge(
     with transaction.atomic():
         locked = lock_stream(stream)
         heads = {
-            b.name: b for b in Branch.objects.select_related("head").filter(
+            b.name: b
+            for b in Branch.objects.select_related("head").filter(
                 stream=locked, name__in=[source, into]
             )
         }

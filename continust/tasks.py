@@ -19,15 +19,15 @@ from continust.outbox import Dispatcher
 _dispatcher: Dispatcher | None = None
 
 
-@app.task(name=replays.TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
-          ignore_result=True)
+@app.task(
+    name=replays.TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
 def run_replay(self: Task[[int], str], replay_id: int) -> str:
     """Run or resume a replay; a second delivery finds it held or finished and does nothing."""
     return replays.run(replay_id, worker=self.request.hostname or "")
 
 
-@app.task(name=compaction.TASK, acks_late=True,
-          reject_on_worker_lost=True, ignore_result=True)
+@app.task(name=compaction.TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_compaction(compaction_id: int) -> str:
     """Run or resume a compaction; a second delivery finds it held or done and does nothing."""
     return str(compaction.run(compaction_id).status)

@@ -39,8 +39,20 @@ LATER = ("continust_releasedrun", "continust_releasedversion")
 TABLES = ALWAYS[:1] + RELEASABLE + ALWAYS[1:] + LATER
 
 # Every column of an event but its payload: a release must leave them as they were.
-EVENT_COLUMNS = ("position", "id", "project_id", "stream_id", "seq", "type", "timestamp",
-                 "causation_id", "correlation_id", "actor", "prev_hash", "hash")
+EVENT_COLUMNS = (
+    "position",
+    "id",
+    "project_id",
+    "stream_id",
+    "seq",
+    "type",
+    "timestamp",
+    "causation_id",
+    "correlation_id",
+    "actor",
+    "prev_hash",
+    "hash",
+)
 
 _POSTGRES_REFUSE = """
 CREATE OR REPLACE FUNCTION continust_refuse_change() RETURNS trigger AS $$
@@ -51,7 +63,8 @@ END
 $$ LANGUAGE plpgsql;
 """
 
-_POSTGRES_RELEASE = (f"""
+_POSTGRES_RELEASE = (
+    f"""
 CREATE OR REPLACE FUNCTION continust_release_payload() RETURNS trigger AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.payload = 'null'::jsonb
@@ -65,7 +78,8 @@ BEGIN
         USING ERRCODE = 'integrity_constraint_violation';
 END
 $$ LANGUAGE plpgsql;
-""", """
+""",
+    """
 CREATE OR REPLACE FUNCTION continust_release_state() RETURNS trigger AS $$
 BEGIN
     IF TG_OP = 'DELETE'
@@ -79,9 +93,12 @@ BEGIN
         USING ERRCODE = 'integrity_constraint_violation';
 END
 $$ LANGUAGE plpgsql;
-""")
-_POSTGRES_FUNCTIONS = {"continust_event": "continust_release_payload",
-                       "continust_state": "continust_release_state"}
+""",
+)
+_POSTGRES_FUNCTIONS = {
+    "continust_event": "continust_release_payload",
+    "continust_state": "continust_release_state",
+}
 
 _SQLITE_EVENT_RELEASE = (
     "NEW.payload = 'null' AND "
@@ -116,8 +133,9 @@ $$ LANGUAGE plpgsql;
 Execute = Callable[[str], object]
 
 
-def install(vendor: str, execute: Execute, *, release_path: bool = True,
-            branches: bool = True) -> None:
+def install(
+    vendor: str, execute: Execute, *, release_path: bool = True, branches: bool = True
+) -> None:
     """Create the triggers; ``release_path=False`` gives the first migration's set, which
     predates compaction (its permit table does not exist yet), and ``branches=False`` the
     set before branch moves were chained."""
@@ -129,19 +147,24 @@ def install(vendor: str, execute: Execute, *, release_path: bool = True,
             for function in _POSTGRES_RELEASE:
                 execute(function)
         for table in tables:
-            function = _POSTGRES_FUNCTIONS[table] if table in releasable else \
-                "continust_refuse_change"
+            function = (
+                _POSTGRES_FUNCTIONS[table] if table in releasable else "continust_refuse_change"
+            )
             execute(
                 f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
                 f"FOR EACH ROW EXECUTE FUNCTION {function}()"
             )
         if branches:
             execute(_POSTGRES_BRANCH)
-            execute(f"CREATE TRIGGER {BRANCH}_moved_only AFTER UPDATE OR DELETE ON {BRANCH} "
-                    "FOR EACH ROW EXECUTE FUNCTION continust_guard_branch()")
+            execute(
+                f"CREATE TRIGGER {BRANCH}_moved_only AFTER UPDATE OR DELETE ON {BRANCH} "
+                "FOR EACH ROW EXECUTE FUNCTION continust_guard_branch()"
+            )
     elif vendor == "sqlite":
-        allowed = {("continust_event", "UPDATE"): _SQLITE_EVENT_RELEASE,
-                   ("continust_state", "DELETE"): _SQLITE_STATE_RELEASE}
+        allowed = {
+            ("continust_event", "UPDATE"): _SQLITE_EVENT_RELEASE,
+            ("continust_state", "DELETE"): _SQLITE_STATE_RELEASE,
+        }
         for table in tables:
             for operation in ("UPDATE", "DELETE"):
                 path = allowed.get((table, operation)) if table in releasable else None
@@ -168,9 +191,15 @@ MigrationStep = Callable[[object, object], None]
 
 def installing(*, release_path: bool = True, branches: bool = True) -> MigrationStep:
     """A migration step (a ``RunPython`` function) that creates the triggers."""
+
     def step(apps: object, schema_editor: object) -> None:
-        install(schema_editor.connection.vendor, _executor(schema_editor),  # type: ignore[attr-defined]
-                release_path=release_path, branches=branches)
+        install(
+            schema_editor.connection.vendor,
+            _executor(schema_editor),  # type: ignore[attr-defined]
+            release_path=release_path,
+            branches=branches,
+        )
+
     return step
 
 
@@ -221,8 +250,10 @@ def install_truncate_guard(vendor: str, execute: Execute) -> None:
     execute(_POSTGRES_REFUSE_TRUNCATE)
     for table in (*TABLES, BRANCH):
         execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
-        execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION continust_refuse_truncate()")
+        execute(
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION continust_refuse_truncate()"
+        )
 
 
 def remove_truncate_guard(vendor: str, execute: Execute) -> None:
@@ -236,11 +267,15 @@ def remove_truncate_guard(vendor: str, execute: Execute) -> None:
 
 def installing_truncate_guard(apps: object, schema_editor: object) -> None:
     """A migration step that installs the truncate guard."""
-    install_truncate_guard(schema_editor.connection.vendor,  # type: ignore[attr-defined]
-                           _executor(schema_editor))
+    install_truncate_guard(
+        schema_editor.connection.vendor,  # type: ignore[attr-defined]
+        _executor(schema_editor),
+    )
 
 
 def removing_truncate_guard(apps: object, schema_editor: object) -> None:
     """A migration step that drops the truncate guard."""
-    remove_truncate_guard(schema_editor.connection.vendor,  # type: ignore[attr-defined]
-                          _executor(schema_editor))
+    remove_truncate_guard(
+        schema_editor.connection.vendor,  # type: ignore[attr-defined]
+        _executor(schema_editor),
+    )

@@ -45,11 +45,13 @@ def member_required(role: str = Role.VIEWER) -> Callable[[View], View]:
     def decorator(view: View) -> View:
         @wraps(view)
         @login_required
-        def wrapper(request: AuthenticatedHttpRequest, slug: str, *args: Any, **kwargs: Any
-                    ) -> HttpResponse:
+        def wrapper(
+            request: AuthenticatedHttpRequest, slug: str, *args: Any, **kwargs: Any
+        ) -> HttpResponse:
             membership = (
                 Membership.objects.select_related("project")
-                .filter(project__slug=slug, user=request.user).first()
+                .filter(project__slug=slug, user=request.user)
+                .first()
             )
             if membership is None:
                 raise Http404("No such project.")
@@ -58,7 +60,8 @@ def member_required(role: str = Role.VIEWER) -> Callable[[View], View]:
             if "stream_id" in kwargs:
                 kwargs["stream"] = get_object_or_404(
                     Stream.objects.select_related("project"),
-                    pk=kwargs.pop("stream_id"), project=membership.project,
+                    pk=kwargs.pop("stream_id"),
+                    project=membership.project,
                 )
             return view(request, *args, membership=membership, **kwargs)
 
@@ -66,4 +69,3 @@ def member_required(role: str = Role.VIEWER) -> Callable[[View], View]:
         return wrapper
 
     return decorator
-

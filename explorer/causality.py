@@ -36,8 +36,9 @@ class CausationGraph:
     height: float
 
 
-def causation_graph(event: Event, chain: list[Event], tree: list[tuple[int, Event]]
-                    ) -> CausationGraph:
+def causation_graph(
+    event: Event, chain: list[Event], tree: list[tuple[int, Event]]
+) -> CausationGraph:
     """Place the root cause first, then each nearer cause, the event, and its consequences.
 
     ``chain`` runs from the nearest cause to the root; ``tree`` is the flattened

@@ -31,10 +31,17 @@ def _back(path: str) -> str:
 
 def error_page(request: HttpRequest, status: int, message: str) -> HttpResponse:
     """Render an error inside the layout with a link one level up and one home."""
-    return render(request, "error.html", {
-        "status": status, "title": TITLES.get(status, "Something went wrong"),
-        "message": message, "back": _back(request.path),
-    }, status=status)
+    return render(
+        request,
+        "error.html",
+        {
+            "status": status,
+            "title": TITLES.get(status, "Something went wrong"),
+            "message": message,
+            "back": _back(request.path),
+        },
+        status=status,
+    )
 
 
 def _message(exception: Exception | None, default: str) -> str:
@@ -46,8 +53,7 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     return error_page(request, 400, _message(exception, "The request could not be read."))
 
 
-def permission_denied(request: HttpRequest, exception: Exception | None = None
-                      ) -> HttpResponse:
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return error_page(request, 403, _message(exception, "You may not do this here."))
 
 
@@ -64,8 +70,7 @@ class DomainErrors:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         return self.get_response(request)
 
-    def process_exception(self, request: HttpRequest, exception: Exception
-                          ) -> HttpResponse | None:
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, InvalidName):
             return error_page(request, 400, str(exception))
         if isinstance(exception, NotFound):

@@ -9,10 +9,12 @@ class FilterForm(forms.Form):
     branch = forms.CharField(required=False, max_length=200)
     type = forms.CharField(required=False, max_length=200, label="event type")
     actor = forms.CharField(required=False, max_length=200)
-    since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(
-        attrs={"type": "datetime-local"}))
-    until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(
-        attrs={"type": "datetime-local"}))
+    since = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    until = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
 
 
 class ForkForm(forms.Form):

@@ -33,9 +33,7 @@ class VersionPlace(models.Model):
     lane = models.PositiveIntegerField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["stream", "row"], name="place_row_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["stream", "row"], name="place_row_unique")]
 
 
 class EdgePlace(models.Model):

@@ -29,27 +29,33 @@ CHART_WIDTH = 640
 CHART_HEIGHT = 160
 CHART_WINDOWS = 24
 METRICS = ("count", "sum")
-ACTIONS = {"start": control.start, "pause": control.pause, "resume": control.resume,
-           "reset": control.reset}
-DONE = {"start": "Started", "resume": "Resumed", "pause": "Pause requested for",
-        "reset": "Reset"}
+ACTIONS = {
+    "start": control.start,
+    "pause": control.pause,
+    "resume": control.resume,
+    "reset": control.reset,
+}
+DONE = {"start": "Started", "resume": "Resumed", "pause": "Pause requested for", "reset": "Reset"}
 
 
 class PipelineForm(forms.Form):
     definition = forms.ChoiceField(label="definition")
-    name = forms.SlugField(max_length=64, label="name",
-                           help_text="lower-case letters, digits and dashes")
+    name = forms.SlugField(
+        max_length=64, label="name", help_text="lower-case letters, digits and dashes"
+    )
     params = forms.CharField(
-        required=False, label="parameters", widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        label="parameters",
+        widget=forms.Textarea(attrs={"rows": 4}),
         help_text='a JSON object overriding the defaults, e.g. {"window": {"type": "tumbling", '
-                  '"size_ms": 60000}}')
+        '"size_ms": 60000}}',
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["definition"]
         assert isinstance(field, forms.ChoiceField)
-        field.choices = [(d.name, f"{d.name}: {d.description}")
-                         for d in registry.definitions()]
+        field.choices = [(d.name, f"{d.name}: {d.description}") for d in registry.definitions()]
 
     def clean_params(self) -> dict[str, Any]:
         raw = self.cleaned_data["params"].strip()
@@ -65,8 +71,14 @@ class PipelineForm(forms.Form):
 
 
 def _definitions() -> list[dict[str, Any]]:
-    return [{"name": d.name, "description": d.description,
-             "defaults": json.dumps(d.defaults, sort_keys=True)} for d in registry.definitions()]
+    return [
+        {
+            "name": d.name,
+            "description": d.description,
+            "defaults": json.dumps(d.defaults, sort_keys=True),
+        }
+        for d in registry.definitions()
+    ]
 
 
 def _pipeline_of(membership: Membership, name: str) -> Pipeline:
@@ -87,15 +99,28 @@ def chart(windows: list[dict[str, Any]], metric: str) -> dict[str, Any]:
     bars = []
     for index, window in enumerate(windows):
         height = round(window[metric] / top * (CHART_HEIGHT - 20), 1)
-        bars.append({
-            "x": round(index * step + 1, 1), "width": round(max(step - 2, 1), 1),
-            "y": round(CHART_HEIGHT - height, 1), "height": height, "value": window[metric],
-            "start": _moment(window["start"]), "end": _moment(window["end"]),
-            "keys": window["keys"], "fires": window["fires"],
-        })
-    return {"bars": bars, "top": top, "width": CHART_WIDTH, "height": CHART_HEIGHT,
-            "metric": metric, "first": bars[0] if bars else None,
-            "last": bars[-1] if bars else None}
+        bars.append(
+            {
+                "x": round(index * step + 1, 1),
+                "width": round(max(step - 2, 1), 1),
+                "y": round(CHART_HEIGHT - height, 1),
+                "height": height,
+                "value": window[metric],
+                "start": _moment(window["start"]),
+                "end": _moment(window["end"]),
+                "keys": window["keys"],
+                "fires": window["fires"],
+            }
+        )
+    return {
+        "bars": bars,
+        "top": top,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "metric": metric,
+        "first": bars[0] if bars else None,
+        "last": bars[-1] if bars else None,
+    }
 
 
 def _stage_rows(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -105,25 +130,43 @@ def _stage_rows(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         spent = [stage.get(f"{state}_ms", 0) or 0 for state in ("busy", "backpressured", "idle")]
         total = sum(spent) or 1
         widths = [round(ms / total * 100, 1) for ms in spent]
-        rows.append({**stage, "bar": {"busy": widths[0], "backpressured": widths[1],
-                                      "idle": widths[2], "bp_x": widths[0],
-                                      "idle_x": round(widths[0] + widths[1], 1)}})
+        rows.append(
+            {
+                **stage,
+                "bar": {
+                    "busy": widths[0],
+                    "backpressured": widths[1],
+                    "idle": widths[2],
+                    "bp_x": widths[0],
+                    "idle_x": round(widths[0] + widths[1], 1),
+                },
+            }
+        )
     return rows
 
 
-def _context(request: HttpRequest, membership: Membership, pipeline: Pipeline
-             ) -> dict[str, Any]:
+def _context(request: HttpRequest, membership: Membership, pipeline: Pipeline) -> dict[str, Any]:
     metric = request.GET.get("metric", "count")
     if metric not in METRICS:
         metric = "count"
     facts = control.describe(pipeline)
-    latest = (WindowResult.objects.filter(pipeline=pipeline).order_by("-end", "key")[:12])
+    latest = WindowResult.objects.filter(pipeline=pipeline).order_by("-end", "key")[:12]
     return {
-        "membership": membership, "project": membership.project, "pipeline": pipeline,
-        "facts": facts, "stages": _stage_rows(facts["stages"]),
+        "membership": membership,
+        "project": membership.project,
+        "pipeline": pipeline,
+        "facts": facts,
+        "stages": _stage_rows(facts["stages"]),
         "chart": chart(control.latest_windows(pipeline, CHART_WINDOWS), metric),
-        "latest": [{"row": r, "start": _moment(r.start), "end": _moment(r.end),
-                    "values": json.dumps(r.values, sort_keys=True)} for r in latest],
+        "latest": [
+            {
+                "row": r,
+                "start": _moment(r.start),
+                "end": _moment(r.end),
+                "values": json.dumps(r.values, sort_keys=True),
+            }
+            for r in latest
+        ],
         "params_json": json.dumps(facts["params"], sort_keys=True),
         "can_edit": membership.allows(Role.EDITOR),
         "polling": pipeline.enabled or facts["live"],
@@ -135,11 +178,18 @@ def _context(request: HttpRequest, membership: Membership, pipeline: Pipeline
 @member_required()
 def pipeline_list(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
     pipelines = Pipeline.objects.filter(project=membership.project).order_by("name")
-    return render(request, "pipelines.html", {
-        "membership": membership, "project": membership.project, "pipelines": pipelines,
-        "definitions": _definitions(), "form": PipelineForm(),
-        "can_edit": membership.allows(Role.EDITOR),
-    })
+    return render(
+        request,
+        "pipelines.html",
+        {
+            "membership": membership,
+            "project": membership.project,
+            "pipelines": pipelines,
+            "definitions": _definitions(),
+            "form": PipelineForm(),
+            "can_edit": membership.allows(Role.EDITOR),
+        },
+    )
 
 
 @require_POST
@@ -150,25 +200,36 @@ def pipeline_create(request: HttpRequest, membership: Membership) -> HttpRespons
         data = form.cleaned_data
         try:
             pipeline = control.create_pipeline(
-                membership.project, data["name"], definition=data["definition"],
-                params=data["params"], actor=request.user.get_username())
+                membership.project,
+                data["name"],
+                definition=data["definition"],
+                params=data["params"],
+                actor=request.user.get_username(),
+            )
         except ContinustError as err:
             form.add_error(None, str(err))
         else:
             control.start(pipeline)
             messages.success(request, f"Started {pipeline.name}: a worker picks it up.")
             return redirect(reverse("pipeline", args=[membership.project.slug, pipeline.name]))
-    return render(request, "pipelines.html", {
-        "membership": membership, "project": membership.project, "form": form,
-        "pipelines": Pipeline.objects.filter(project=membership.project).order_by("name"),
-        "definitions": _definitions(), "can_edit": True,
-    }, status=400)
+    return render(
+        request,
+        "pipelines.html",
+        {
+            "membership": membership,
+            "project": membership.project,
+            "form": form,
+            "pipelines": Pipeline.objects.filter(project=membership.project).order_by("name"),
+            "definitions": _definitions(),
+            "can_edit": True,
+        },
+        status=400,
+    )
 
 
 @require_GET
 @member_required()
-def pipeline_detail(request: HtmxHttpRequest, membership: Membership, name: str
-                    ) -> HttpResponse:
+def pipeline_detail(request: HtmxHttpRequest, membership: Membership, name: str) -> HttpResponse:
     pipeline = _pipeline_of(membership, name)
     template = "pipeline.html#live" if request.htmx else "pipeline.html"
     return render(request, template, _context(request, membership, pipeline))
@@ -176,8 +237,9 @@ def pipeline_detail(request: HtmxHttpRequest, membership: Membership, name: str
 
 @require_POST
 @member_required(Role.EDITOR)
-def pipeline_act(request: HttpRequest, membership: Membership, name: str, action: str
-                 ) -> HttpResponse:
+def pipeline_act(
+    request: HttpRequest, membership: Membership, name: str, action: str
+) -> HttpResponse:
     """Start, pause, resume or reset a pipeline (the URL names the action)."""
     pipeline = _pipeline_of(membership, name)
     try:
@@ -193,12 +255,28 @@ urlpatterns = [
     path("p/<slug:slug>/pipelines/", pipeline_list, name="pipelines"),
     path("p/<slug:slug>/pipelines/new/", pipeline_create, name="pipeline-create"),
     path("p/<slug:slug>/pipelines/<slug:name>/", pipeline_detail, name="pipeline"),
-    path("p/<slug:slug>/pipelines/<slug:name>/start/", pipeline_act, {"action": "start"},
-         name="pipeline-start"),
-    path("p/<slug:slug>/pipelines/<slug:name>/pause/", pipeline_act, {"action": "pause"},
-         name="pipeline-pause"),
-    path("p/<slug:slug>/pipelines/<slug:name>/resume/", pipeline_act, {"action": "resume"},
-         name="pipeline-resume"),
-    path("p/<slug:slug>/pipelines/<slug:name>/reset/", pipeline_act, {"action": "reset"},
-         name="pipeline-reset"),
+    path(
+        "p/<slug:slug>/pipelines/<slug:name>/start/",
+        pipeline_act,
+        {"action": "start"},
+        name="pipeline-start",
+    ),
+    path(
+        "p/<slug:slug>/pipelines/<slug:name>/pause/",
+        pipeline_act,
+        {"action": "pause"},
+        name="pipeline-pause",
+    ),
+    path(
+        "p/<slug:slug>/pipelines/<slug:name>/resume/",
+        pipeline_act,
+        {"action": "resume"},
+        name="pipeline-resume",
+    ),
+    path(
+        "p/<slug:slug>/pipelines/<slug:name>/reset/",
+        pipeline_act,
+        {"action": "reset"},
+        name="pipeline-reset",
+    ),
 ]

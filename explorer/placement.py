@@ -25,9 +25,10 @@ CHUNK = 5000
 def place_new_versions(stream: Stream) -> LaneAllocator:
     """Place every version not placed yet; return the allocator after them."""
     layout = StreamLayout.objects.filter(stream=stream).first()
-    if layout is not None and not Version.objects.filter(
-        stream=stream, id__gt=layout.last_version_id
-    ).exists():
+    if (
+        layout is not None
+        and not Version.objects.filter(stream=stream, id__gt=layout.last_version_id).exists()
+    ):
         return LaneAllocator.from_state(layout.allocator)
     with transaction.atomic():
         layout, _ = StreamLayout.objects.get_or_create(stream=stream)
@@ -38,7 +39,8 @@ def place_new_versions(stream: Stream) -> LaneAllocator:
         while True:
             ids = list(
                 Version.objects.filter(stream=stream, id__gt=layout.last_version_id)
-                .order_by("id").values_list("id", flat=True)[:CHUNK]
+                .order_by("id")
+                .values_list("id", flat=True)[:CHUNK]
             )
             if not ids:
                 break
@@ -51,9 +53,11 @@ def place_new_versions(stream: Stream) -> LaneAllocator:
 
 def _place_chunk(stream: Stream, allocator: LaneAllocator, ids: list[int]) -> None:
     parents: dict[int, list[int]] = defaultdict(list)
-    for child, parent in VersionParent.objects.filter(child_id__in=ids).order_by(
-        "child_id", "index"
-    ).values_list("child_id", "parent_id"):
+    for child, parent in (
+        VersionParent.objects.filter(child_id__in=ids)
+        .order_by("child_id", "index")
+        .values_list("child_id", "parent_id")
+    ):
         parents[child].append(parent)
     wanted = {p for ps in parents.values() for p in ps} - set(ids)
     placed = {
@@ -70,9 +74,17 @@ def _place_chunk(stream: Stream, allocator: LaneAllocator, ids: list[int]) -> No
         placed[vid] = PlacedVersion(vid, spot.row, spot.lane)
         places.append(VersionPlace(version_id=vid, stream=stream, row=spot.row, lane=spot.lane))
         edges.extend(
-            EdgePlace(stream=stream, child_id=vid, parent_id=parent.id, index=index, lane=lane,
-                      child_row=spot.row, parent_row=parent.row, child_lane=spot.lane,
-                      parent_lane=parent.lane)
+            EdgePlace(
+                stream=stream,
+                child_id=vid,
+                parent_id=parent.id,
+                index=index,
+                lane=lane,
+                child_row=spot.row,
+                parent_row=parent.row,
+                child_lane=spot.lane,
+                parent_lane=parent.lane,
+            )
             for index, (parent, lane) in enumerate(zip(mine, spot.edge_lanes, strict=True))
         )
     VersionPlace.objects.bulk_create(places, batch_size=1000)
@@ -87,8 +99,9 @@ class PageRows:
     edges: list[ParentEdge]
 
 
-def page_rows(stream: Stream, *, top: int, count: int, folded: QuerySet[Any] | None = None
-              ) -> PageRows:
+def page_rows(
+    stream: Stream, *, top: int, count: int, folded: QuerySet[Any] | None = None
+) -> PageRows:
     """Return rows ``top`` down to ``top - count + 1`` and the edges touching them.
 
     ``folded`` (a query of version ids) names versions drawn inside another row, the
@@ -99,7 +112,8 @@ def page_rows(stream: Stream, *, top: int, count: int, folded: QuerySet[Any] | N
     if folded is not None:
         query = query.exclude(version_id__in=folded)
     rows = list(
-        query.order_by("-row").select_related("version__event")
+        query.order_by("-row")
+        .select_related("version__event")
         .defer("version__event__payload")[:count]
     )
     if not rows:
@@ -108,12 +122,14 @@ def page_rows(stream: Stream, *, top: int, count: int, folded: QuerySet[Any] | N
     touching = list(
         EdgePlace.objects.filter(stream=stream, child_row__gte=bottom, child_row__lte=top)
     ) + list(
-        EdgePlace.objects.filter(stream=stream, parent_row__gte=bottom, parent_row__lte=top,
-                                 child_row__gt=top)
+        EdgePlace.objects.filter(
+            stream=stream, parent_row__gte=bottom, parent_row__lte=top, child_row__gt=top
+        )
     )
     firsts = (
         EdgePlace.objects.filter(stream=stream, child_row__gt=top)
-        .values("lane").annotate(first=Min("child_row"))
+        .values("lane")
+        .annotate(first=Min("child_row"))
     )
     # At most one line per lane passes over the page: each lane's lowest edge above it.
     passing = Q()

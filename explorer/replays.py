@@ -33,19 +33,35 @@ DIFF_LIMIT = 500
 
 class ReplayForm(forms.Form):
     start = forms.CharField(
-        max_length=200, initial=replays.ROOT, label="from",
-        help_text="a version id, key or branch; root to start from the beginning")
-    end = forms.CharField(max_length=200, initial="main", label="up to",
-                          help_text="a version id, key or branch")
-    skip_types = forms.CharField(required=False, max_length=2000, label="skip event types",
-                                 help_text="separated by commas or spaces")
-    skip_events = forms.CharField(required=False, max_length=20000, label="skip event ids",
-                                  widget=forms.Textarea(attrs={"rows": 2}),
-                                  help_text="UUIDs separated by commas or spaces")
-    until = forms.DateTimeField(required=False, label="stop after (UTC)",
-                                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+        max_length=200,
+        initial=replays.ROOT,
+        label="from",
+        help_text="a version id, key or branch; root to start from the beginning",
+    )
+    end = forms.CharField(
+        max_length=200, initial="main", label="up to", help_text="a version id, key or branch"
+    )
+    skip_types = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="skip event types",
+        help_text="separated by commas or spaces",
+    )
+    skip_events = forms.CharField(
+        required=False,
+        max_length=20000,
+        label="skip event ids",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="UUIDs separated by commas or spaces",
+    )
+    until = forms.DateTimeField(
+        required=False,
+        label="stop after (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
     reducer_version = forms.TypedChoiceField(
-        required=False, coerce=int, empty_value=None, label="reducer version")
+        required=False, coerce=int, empty_value=None, label="reducer version"
+    )
 
     def __init__(self, *args: Any, stream: Stream, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -61,10 +77,12 @@ class ReplayForm(forms.Form):
 
 def _progress_context(replay: Replay, membership: Membership) -> dict[str, Any]:
     context: dict[str, Any] = {
-        "replay": replay, "progress": replays.progress(replay),
+        "replay": replay,
+        "progress": replays.progress(replay),
         "can_edit": membership.allows(Role.EDITOR),
-        "shadow": Branch.objects.filter(stream_id=replay.stream_id,
-                                        name=replay.shadow_branch).first(),
+        "shadow": Branch.objects.filter(
+            stream_id=replay.stream_id, name=replay.shadow_branch
+        ).first(),
     }
     if replay.status == ReplayStatus.DONE and replay.shadow_head_id is not None:
         changes = replays.shadow_diff(replay)
@@ -79,8 +97,13 @@ def _change_row(change: diffs.Change) -> dict[str, Any]:
             return ""
         return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
 
-    return {"path": change.path, "op": change.op, "old": text(change.old),
-            "new": text(change.new), "from_path": change.from_path}
+    return {
+        "path": change.path,
+        "op": change.op,
+        "old": text(change.old),
+        "new": text(change.new),
+        "from_path": change.from_path,
+    }
 
 
 def _replay_of(stream: Stream, replay_id: int) -> Replay:
@@ -91,11 +114,19 @@ def _replay_of(stream: Stream, replay_id: int) -> Replay:
 
 
 def _list_context(membership: Membership, stream: Stream, form: ReplayForm) -> dict[str, Any]:
-    rows = [(replay, replays.progress(replay))
-            for replay in replays.replays_of(membership.project, stream)[:200]]
-    return {"membership": membership, "project": membership.project, "stream": stream,
-            "rows": rows, "form": form, "can_edit": membership.allows(Role.EDITOR),
-            "running": any(not p.finished for _, p in rows)}
+    rows = [
+        (replay, replays.progress(replay))
+        for replay in replays.replays_of(membership.project, stream)[:200]
+    ]
+    return {
+        "membership": membership,
+        "project": membership.project,
+        "stream": stream,
+        "rows": rows,
+        "form": form,
+        "can_edit": membership.allows(Role.EDITOR),
+        "running": any(not p.finished for _, p in rows),
+    }
 
 
 @require_GET
@@ -116,26 +147,34 @@ def replay_start(request: HttpRequest, membership: Membership, stream: Stream) -
         data = form.cleaned_data
         try:
             replay = replays.start_replay(
-                stream, start=data["start"], end=data["end"],
+                stream,
+                start=data["start"],
+                end=data["end"],
                 skip_types=form.words(data["skip_types"]),
-                skip_events=form.words(data["skip_events"]), until=data["until"],
-                reducer_version=data["reducer_version"], actor=request.user.get_username(),
+                skip_events=form.words(data["skip_events"]),
+                until=data["until"],
+                reducer_version=data["reducer_version"],
+                actor=request.user.get_username(),
             )
         except ContinustError as err:
             form.add_error(None, str(err))
         else:
-            return redirect(reverse("replay", args=[membership.project.slug, stream.pk,
-                                                    replay.pk]))
+            return redirect(reverse("replay", args=[membership.project.slug, stream.pk, replay.pk]))
     return render(request, "replays.html", _list_context(membership, stream, form), status=400)
 
 
 @require_GET
 @member_required()
-def replay_detail(request: HtmxHttpRequest, membership: Membership, stream: Stream,
-                  replay_id: int) -> HttpResponse:
+def replay_detail(
+    request: HtmxHttpRequest, membership: Membership, stream: Stream, replay_id: int
+) -> HttpResponse:
     replay = _replay_of(stream, replay_id)
-    context = {"membership": membership, "project": membership.project, "stream": stream,
-               **_progress_context(replay, membership)}
+    context = {
+        "membership": membership,
+        "project": membership.project,
+        "stream": stream,
+        **_progress_context(replay, membership),
+    }
     if request.htmx:
         fragment = render_to_string("replay.html#progress", context, request)
         return HttpResponseStopPolling(fragment) if replay.finished else HttpResponse(fragment)
@@ -144,8 +183,9 @@ def replay_detail(request: HtmxHttpRequest, membership: Membership, stream: Stre
 
 @require_POST
 @member_required(Role.EDITOR)
-def replay_cancel(request: HttpRequest, membership: Membership, stream: Stream,
-                  replay_id: int) -> HttpResponse:
+def replay_cancel(
+    request: HttpRequest, membership: Membership, stream: Stream, replay_id: int
+) -> HttpResponse:
     replay = _replay_of(stream, replay_id)
     try:
         replays.cancel(replay, actor=request.user.get_username())
@@ -158,26 +198,33 @@ def replay_cancel(request: HttpRequest, membership: Membership, stream: Stream,
 
 @require_POST
 @member_required(Role.EDITOR)
-def replay_promote(request: HttpRequest, membership: Membership, stream: Stream,
-                   replay_id: int) -> HttpResponse:
+def replay_promote(
+    request: HttpRequest, membership: Membership, stream: Stream, replay_id: int
+) -> HttpResponse:
     replay = _replay_of(stream, replay_id)
     try:
         branch = replays.promote(replay, actor=request.user.get_username())
     except ContinustError as err:
         messages.error(request, str(err))
     else:
-        messages.success(request, f"Promoted: {branch.name} now points at version "
-                                  f"{branch.head_id}.")
+        messages.success(
+            request, f"Promoted: {branch.name} now points at version {branch.head_id}."
+        )
     return redirect(reverse("replay", args=[membership.project.slug, stream.pk, replay.pk]))
 
 
 urlpatterns = [
     path("p/<slug:slug>/s/<int:stream_id>/replays/", replay_list, name="replays"),
     path("p/<slug:slug>/s/<int:stream_id>/replays/start/", replay_start, name="replay-start"),
-    path("p/<slug:slug>/s/<int:stream_id>/replays/<int:replay_id>/", replay_detail,
-         name="replay"),
-    path("p/<slug:slug>/s/<int:stream_id>/replays/<int:replay_id>/cancel/", replay_cancel,
-         name="replay-cancel"),
-    path("p/<slug:slug>/s/<int:stream_id>/replays/<int:replay_id>/promote/", replay_promote,
-         name="replay-promote"),
+    path("p/<slug:slug>/s/<int:stream_id>/replays/<int:replay_id>/", replay_detail, name="replay"),
+    path(
+        "p/<slug:slug>/s/<int:stream_id>/replays/<int:replay_id>/cancel/",
+        replay_cancel,
+        name="replay-cancel",
+    ),
+    path(
+        "p/<slug:slug>/s/<int:stream_id>/replays/<int:replay_id>/promote/",
+        replay_promote,
+        name="replay-promote",
+    ),
 ]

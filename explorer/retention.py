@@ -31,17 +31,25 @@ HISTORY_LIMIT = 50
 class RetentionForm(forms.Form):
     """A policy as the page asks for it; ``make_policy`` decides what is valid."""
 
-    kind = forms.ChoiceField(choices=Retention.choices, widget=forms.RadioSelect,
-                             label="policy")
+    kind = forms.ChoiceField(choices=Retention.choices, widget=forms.RadioSelect, label="policy")
     snapshot_every = forms.CharField(
-        required=False, max_length=20, label="snapshot every",
-        help_text="selective: store a state every this many versions (at least 2)")
+        required=False,
+        max_length=20,
+        label="snapshot every",
+        help_text="selective: store a state every this many versions (at least 2)",
+    )
     horizon_versions = forms.CharField(
-        required=False, max_length=20, label="keep the newest",
-        help_text="ephemeral: this many versions are never released")
+        required=False,
+        max_length=20,
+        label="keep the newest",
+        help_text="ephemeral: this many versions are never released",
+    )
     horizon_age = forms.CharField(
-        required=False, max_length=20, label="keep versions younger than",
-        help_text="ephemeral: an age such as 30d, 12h or 2w")
+        required=False,
+        max_length=20,
+        label="keep versions younger than",
+        help_text="ephemeral: an age such as 30d, 12h or 2w",
+    )
 
     policy: Policy
 
@@ -50,55 +58,71 @@ class RetentionForm(forms.Form):
         if "kind" in data:
             try:
                 self.policy = make_policy(
-                    data["kind"], snapshot_every=data.get("snapshot_every"),
+                    data["kind"],
+                    snapshot_every=data.get("snapshot_every"),
                     horizon_versions=data.get("horizon_versions"),
-                    horizon_age=data.get("horizon_age"))
+                    horizon_age=data.get("horizon_age"),
+                )
             except ContinustError as err:
                 raise forms.ValidationError(str(err)) from err
         return data
 
     @classmethod
     def of(cls, policy: Policy) -> RetentionForm:
-        return cls(initial={
-            "kind": policy.kind, "snapshot_every": policy.snapshot_every,
-            "horizon_versions": policy.horizon_versions or "",
-            "horizon_age": format_age(policy.horizon_age) or "",
-        })
+        return cls(
+            initial={
+                "kind": policy.kind,
+                "snapshot_every": policy.snapshot_every,
+                "horizon_versions": policy.horizon_versions or "",
+                "horizon_age": format_age(policy.horizon_age) or "",
+            }
+        )
 
 
 def history_context(stream: Stream) -> dict[str, Any]:
     """The compaction history a stream's pages show, newest first."""
     history = Compaction.objects.filter(stream=stream).order_by("-id")[:HISTORY_LIMIT]
     rows = list(history)
-    return {"compactions": rows,
-            "compacting": any(c.status in compaction.ACTIVE for c in rows),
-            "last_done": next((c for c in rows if c.bytes_after is not None), None)}
+    return {
+        "compactions": rows,
+        "compacting": any(c.status in compaction.ACTIVE for c in rows),
+        "last_done": next((c for c in rows if c.bytes_after is not None), None),
+    }
 
 
-def _context(membership: Membership, stream: Stream, form: RetentionForm | None = None,
-             **extra: Any) -> dict[str, Any]:
+def _context(
+    membership: Membership, stream: Stream, form: RetentionForm | None = None, **extra: Any
+) -> dict[str, Any]:
     policy = policy_of(stream)
-    return {"membership": membership, "project": membership.project, "stream": stream,
-            "policy": policy, "form": form or RetentionForm.of(policy),
-            "can_admin": membership.allows(Role.ADMIN), **history_context(stream), **extra}
+    return {
+        "membership": membership,
+        "project": membership.project,
+        "stream": stream,
+        "policy": policy,
+        "form": form or RetentionForm.of(policy),
+        "can_admin": membership.allows(Role.ADMIN),
+        **history_context(stream),
+        **extra,
+    }
 
 
 @require_GET
 @member_required()
-def retention_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
-                   ) -> HttpResponse:
+def retention_page(
+    request: HtmxHttpRequest, membership: Membership, stream: Stream
+) -> HttpResponse:
     context = _context(membership, stream)
     if request.htmx and request.GET.get("fragment") == "history":
         fragment = render_to_string("retention.html#history", context, request)
-        return HttpResponse(fragment) if context["compacting"] else \
-            HttpResponseStopPolling(fragment)
+        return (
+            HttpResponse(fragment) if context["compacting"] else HttpResponseStopPolling(fragment)
+        )
     return render(request, "retention.html", context)
 
 
 @require_POST
 @member_required(Role.ADMIN)
-def retention_policy(request: HttpRequest, membership: Membership, stream: Stream
-                     ) -> HttpResponse:
+def retention_policy(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
     form = RetentionForm(request.POST)
     if form.is_valid():
         try:
@@ -113,8 +137,9 @@ def retention_policy(request: HttpRequest, membership: Membership, stream: Strea
 
 @require_GET
 @member_required()
-def compaction_plan(request: HtmxHttpRequest, membership: Membership, stream: Stream
-                    ) -> HttpResponse:
+def compaction_plan(
+    request: HtmxHttpRequest, membership: Membership, stream: Stream
+) -> HttpResponse:
     try:
         dry_run = compaction.plan(stream).as_dict()
     except ContinustError as err:
@@ -128,8 +153,7 @@ def compaction_plan(request: HtmxHttpRequest, membership: Membership, stream: St
 
 @require_POST
 @member_required(Role.ADMIN)
-def compaction_start(request: HttpRequest, membership: Membership, stream: Stream
-                     ) -> HttpResponse:
+def compaction_start(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
     try:
         job = compaction.request(stream, actor=request.user.get_username())
     except ContinustError as err:

@@ -50,7 +50,8 @@ def _actor(request: HttpRequest) -> str:
 def _review(membership: Membership, review_id: int) -> Review:
     return get_object_or_404(
         Review.objects.select_related("stream", "project", "opened_event", "base", "head"),
-        pk=review_id, project=membership.project,
+        pk=review_id,
+        project=membership.project,
     )
 
 
@@ -76,20 +77,29 @@ class StreamField(forms.ModelChoiceField):  # type: ignore[type-arg]
 
 class OpenReviewForm(forms.Form):
     stream = StreamField(queryset=Stream.objects.none(), empty_label=None)
-    branch = forms.CharField(required=False, max_length=200,
-                             help_text="review this branch against main…")
-    base = forms.CharField(required=False, max_length=200, label="or from",
-                           help_text="version id, key or branch; empty: from the root")
-    head = forms.CharField(required=False, max_length=200, label="to",
-                           help_text="version id, key or branch")
+    branch = forms.CharField(
+        required=False, max_length=200, help_text="review this branch against main…"
+    )
+    base = forms.CharField(
+        required=False,
+        max_length=200,
+        label="or from",
+        help_text="version id, key or branch; empty: from the root",
+    )
+    head = forms.CharField(
+        required=False, max_length=200, label="to", help_text="version id, key or branch"
+    )
     title = forms.CharField(required=False, max_length=reviews.MAX_TITLE)
 
     def __init__(self, project: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["stream"]
         assert isinstance(field, forms.ModelChoiceField)
-        field.queryset = Stream.objects.filter(project=project).exclude(
-            name=reviews.AUDIT_STREAM).order_by("name")
+        field.queryset = (
+            Stream.objects.filter(project=project)
+            .exclude(name=reviews.AUDIT_STREAM)
+            .order_by("name")
+        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -108,19 +118,23 @@ class CommentForm(forms.Form):
 
 
 class RangeForm(forms.Form):
-    since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(
-        attrs={"type": "datetime-local"}))
-    until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(
-        attrs={"type": "datetime-local"}))
-    stream = StreamField(queryset=Stream.objects.none(), required=False,
-                         empty_label="every stream")
+    since = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    until = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    stream = StreamField(queryset=Stream.objects.none(), required=False, empty_label="every stream")
 
     def __init__(self, project: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["stream"]
         assert isinstance(field, forms.ModelChoiceField)
-        field.queryset = Stream.objects.filter(project=project).exclude(
-            name=reviews.AUDIT_STREAM).order_by("name")
+        field.queryset = (
+            Stream.objects.filter(project=project)
+            .exclude(name=reviews.AUDIT_STREAM)
+            .order_by("name")
+        )
 
 
 class InviteForm(forms.Form):
@@ -141,18 +155,23 @@ def review_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     project = membership.project
     listed = list(Review.objects.filter(project=project).select_related("stream")[:200])
     status = reviews.statuses(listed)
-    context = {"membership": membership, "project": project,
-               "reviews": [(r, status[r.pk], reviews.STATUS_LABELS[status[r.pk]])
-                           for r in listed],
-               "can_review": membership.allows(Role.REVIEWER),
-               "open_form": OpenReviewForm(project, initial=request.GET or None),
-               **_coverage_context(membership)}
+    context = {
+        "membership": membership,
+        "project": project,
+        "reviews": [(r, status[r.pk], reviews.STATUS_LABELS[status[r.pk]]) for r in listed],
+        "can_review": membership.allows(Role.REVIEWER),
+        "open_form": OpenReviewForm(project, initial=request.GET or None),
+        **_coverage_context(membership),
+    }
     return render(request, "review_list.html", context)
 
 
 def _coverage_context(membership: Membership) -> dict[str, Any]:
-    streams = Stream.objects.filter(project=membership.project).exclude(
-        name=reviews.AUDIT_STREAM).order_by("name")[:50]
+    streams = (
+        Stream.objects.filter(project=membership.project)
+        .exclude(name=reviews.AUDIT_STREAM)
+        .order_by("name")[:50]
+    )
     return {"coverage": [reviews.coverage(s) for s in streams]}
 
 
@@ -160,32 +179,38 @@ def _coverage_context(membership: Membership) -> dict[str, Any]:
 @member_required()
 def review_coverage(request: HttpRequest, membership: Membership) -> HttpResponse:
     """The project page's lazily loaded panel: which ranges are reviewed, pending or not."""
-    return render(request, "review_list.html#coverage",
-                  {"membership": membership, "project": membership.project,
-                   **_coverage_context(membership)})
+    return render(
+        request,
+        "review_list.html#coverage",
+        {"membership": membership, "project": membership.project, **_coverage_context(membership)},
+    )
 
 
 @require_http_methods(["GET", "POST"])
 @member_required(Role.REVIEWER)
 def review_open(request: HttpRequest, membership: Membership) -> HttpResponse:
     project = membership.project
-    form = OpenReviewForm(project, request.POST if request.method == "POST" else None,
-                          initial=request.GET or None)
+    form = OpenReviewForm(
+        project, request.POST if request.method == "POST" else None, initial=request.GET or None
+    )
     context = {"membership": membership, "project": project, "form": form}
     if request.method == "GET" or not form.is_valid():
-        return render(request, "review_open.html", context,
-                      status=400 if request.method == "POST" else 200)
+        return render(
+            request, "review_open.html", context, status=400 if request.method == "POST" else 200
+        )
     data = form.cleaned_data
     stream: Stream = data["stream"]
     try:
         if data["branch"]:
-            review = reviews.open_branch_review(stream, data["branch"].strip(),
-                                                actor=_actor(request), title=data["title"])
+            review = reviews.open_branch_review(
+                stream, data["branch"].strip(), actor=_actor(request), title=data["title"]
+            )
         else:
             head = resolve_version(stream, data["head"])
             base = resolve_version(stream, data["base"]) if data["base"].strip() else None
-            review = reviews.open_review(stream, head=head, base=base, actor=_actor(request),
-                                         title=data["title"])
+            review = reviews.open_review(
+                stream, head=head, base=base, actor=_actor(request), title=data["title"]
+            )
     except ContinustError as err:
         form.add_error(None, str(err))
         return render(request, "review_open.html", context, status=400)
@@ -198,20 +223,26 @@ def _timeline(review: Review, log: reviews.ReviewLog) -> tuple[list[dict[str, An
     versions = Version.objects.filter(pk__in=ids[:TIMELINE_LIMIT]).select_related("event")
     by_id = {v.pk: v for v in versions}
     causes: dict[UUID | None, Event] = {
-        e.id: e for e in Event.objects.select_related("stream").filter(
+        e.id: e
+        for e in Event.objects.select_related("stream").filter(
             project_id=review.stream.project_id,
-            id__in=[v.event.causation_id for v in versions if v.event.causation_id])}
+            id__in=[v.event.causation_id for v in versions if v.event.causation_id],
+        )
+    }
     graph = graph_for(review.stream)
     rows = []
     for version_id in ids[:TIMELINE_LIMIT]:
         version = by_id[version_id]
-        rows.append({
-            "version": version, "event": version.event,
-            "parents": graph.parents(version_id),
-            "cause": causes.get(version.event.causation_id),
-            "threads": log.threads_about(f"version:{version_id}")
-            + log.threads_about(f"event:{version.event.id}"),
-        })
+        rows.append(
+            {
+                "version": version,
+                "event": version.event,
+                "parents": graph.parents(version_id),
+                "cause": causes.get(version.event.causation_id),
+                "threads": log.threads_about(f"version:{version_id}")
+                + log.threads_about(f"event:{version.event.id}"),
+            }
+        )
     return rows, len(ids)
 
 
@@ -223,15 +254,23 @@ def _checklist(review: Review, log: reviews.ReviewLog) -> list[dict[str, Any]]:
     for change in diffs.diff(before, after):
         row = seen.get(change.path)
         if row is None:
-            row = {"path": change.path, "changes": [],
-                   "checked": log.checked.get(change.path),
-                   "threads": log.threads_about(f"path:{change.path}"),
-                   "in_head": diffs.MISSING is not _value_at(after, change.path)}
+            row = {
+                "path": change.path,
+                "changes": [],
+                "checked": log.checked.get(change.path),
+                "threads": log.threads_about(f"path:{change.path}"),
+                "in_head": diffs.MISSING is not _value_at(after, change.path),
+            }
             seen[change.path] = row
             rows.append(row)
-        row["changes"].append({
-            "op": change.op, "from_path": change.from_path,
-            "old": _show(change.old), "new": _show(change.new)})
+        row["changes"].append(
+            {
+                "op": change.op,
+                "from_path": change.from_path,
+                "old": _show(change.old),
+                "new": _show(change.new),
+            }
+        )
     return rows
 
 
@@ -247,29 +286,46 @@ def _show(value: Any) -> str:
 
 @require_GET
 @member_required()
-def review_detail(request: HttpRequest, membership: Membership, review_id: int
-                  ) -> HttpResponse:
+def review_detail(request: HttpRequest, membership: Membership, review_id: int) -> HttpResponse:
     review = _review(membership, review_id)
     log = reviews.review_log(review)
     timeline, total = _timeline(review, log)
     checklist = _checklist(review, log)
     moved = None
     if review.branch:
-        moved = Branch.objects.filter(stream=review.stream, name=review.branch).exclude(
-            head_id=review.head_id).values_list("head_id", flat=True).first()
-    shown = {"review"} | {f"path:{row['path']}" for row in checklist} | {
-        key for row in timeline
-        for key in (f"version:{row['version'].pk}", f"event:{row['event'].id}")}
+        moved = (
+            Branch.objects.filter(stream=review.stream, name=review.branch)
+            .exclude(head_id=review.head_id)
+            .values_list("head_id", flat=True)
+            .first()
+        )
+    shown = (
+        {"review"}
+        | {f"path:{row['path']}" for row in checklist}
+        | {
+            key
+            for row in timeline
+            for key in (f"version:{row['version'].pk}", f"event:{row['event'].id}")
+        }
+    )
     context = {
         "elsewhere": [c for c in log.threads if c.target.key not in shown],
-        "membership": membership, "project": review.project, "stream": review.stream,
-        "review": review, "log": log, "status": log.status,
-        "status_label": log.status_label, "timeline": timeline,
-        "range_total": total, "checklist": checklist,
+        "membership": membership,
+        "project": review.project,
+        "stream": review.stream,
+        "review": review,
+        "log": log,
+        "status": log.status,
+        "status_label": log.status_label,
+        "timeline": timeline,
+        "range_total": total,
+        "checklist": checklist,
         "checked_count": sum(1 for row in checklist if row["checked"]),
-        "general": log.threads_about("review"), "moved_to": moved,
+        "general": log.threads_about("review"),
+        "moved_to": moved,
         "decisions": sorted(log.latest_decisions.values(), key=lambda e: e.seq),
-        "can_review": membership.allows(Role.REVIEWER), "me": _actor(request),
+        "can_review": membership.allows(Role.REVIEWER),
+        "me": _actor(request),
         "formats": REPORT_FORMATS,
     }
     return render(request, "review.html", context)
@@ -277,19 +333,27 @@ def review_detail(request: HttpRequest, membership: Membership, review_id: int
 
 @require_POST
 @member_required(Role.REVIEWER)
-def review_comment(request: HttpRequest, membership: Membership, review_id: int
-                   ) -> HttpResponse:
+def review_comment(request: HttpRequest, membership: Membership, review_id: int) -> HttpResponse:
     review = _review(membership, review_id)
     form = CommentForm(request.POST)
     if not form.is_valid():
         messages.error(request, "A comment needs some text (at most 10,000 characters).")
         return redirect(_review_url(review))
     data = form.cleaned_data
-    target = reviews.Target(kind=data["kind"] or "review", version=data["version"],
-                            event=data["event"] or None, path=data["path"])
+    target = reviews.Target(
+        kind=data["kind"] or "review",
+        version=data["version"],
+        event=data["event"] or None,
+        path=data["path"],
+    )
     try:
-        event = reviews.comment(review, actor=_actor(request), body=data["body"],
-                                target=target, reply_to=data["reply_to"] or None)
+        event = reviews.comment(
+            review,
+            actor=_actor(request),
+            body=data["body"],
+            target=target,
+            reply_to=data["reply_to"] or None,
+        )
     except ContinustError as err:
         return _fail(request, err, _review_url(review))
     return redirect(_review_url(review, f"c-{event.id}"))
@@ -297,13 +361,13 @@ def review_comment(request: HttpRequest, membership: Membership, review_id: int
 
 @require_POST
 @member_required(Role.REVIEWER)
-def review_correct(request: HttpRequest, membership: Membership, review_id: int
-                   ) -> HttpResponse:
+def review_correct(request: HttpRequest, membership: Membership, review_id: int) -> HttpResponse:
     review = _review(membership, review_id)
     corrects = request.POST.get("corrects", "")
     try:
-        reviews.correct(review, actor=_actor(request), corrects=corrects,
-                        body=request.POST.get("body", ""))
+        reviews.correct(
+            review, actor=_actor(request), corrects=corrects, body=request.POST.get("body", "")
+        )
     except ContinustError as err:
         return _fail(request, err, _review_url(review))
     return redirect(_review_url(review, f"c-{corrects}"))
@@ -311,13 +375,13 @@ def review_correct(request: HttpRequest, membership: Membership, review_id: int
 
 @require_POST
 @member_required(Role.REVIEWER)
-def review_check(request: HttpRequest, membership: Membership, review_id: int
-                 ) -> HttpResponse:
+def review_check(request: HttpRequest, membership: Membership, review_id: int) -> HttpResponse:
     review = _review(membership, review_id)
     path = request.POST.get("path", "")
     try:
-        reviews.check_path(review, actor=_actor(request), path=path,
-                           checked=request.POST.get("checked") == "yes")
+        reviews.check_path(
+            review, actor=_actor(request), path=path, checked=request.POST.get("checked") == "yes"
+        )
     except ContinustError as err:
         return _fail(request, err, _review_url(review))
     return redirect(_review_url(review, "checklist"))
@@ -325,12 +389,15 @@ def review_check(request: HttpRequest, membership: Membership, review_id: int
 
 @require_POST
 @member_required(Role.REVIEWER)
-def review_decide(request: HttpRequest, membership: Membership, review_id: int
-                  ) -> HttpResponse:
+def review_decide(request: HttpRequest, membership: Membership, review_id: int) -> HttpResponse:
     review = _review(membership, review_id)
     try:
-        reviews.decide(review, actor=_actor(request), decision=request.POST.get("decision", ""),
-                       note=request.POST.get("note", ""))
+        reviews.decide(
+            review,
+            actor=_actor(request),
+            decision=request.POST.get("decision", ""),
+            note=request.POST.get("note", ""),
+        )
     except ContinustError as err:
         return _fail(request, err, _review_url(review))
     messages.success(request, "Your decision is recorded.")
@@ -348,28 +415,40 @@ def _deny_fetch(url: str, *args: Any, **kwargs: Any) -> Any:
 def _pdf(html: str) -> bytes:
     from weasyprint import CSS, HTML  # type: ignore[import-untyped]
 
-    sheets = [CSS(filename=path, url_fetcher=_deny_fetch)
-              for name in ("continust.css", "reviews.css") if (path := finders.find(name))]
+    sheets = [
+        CSS(filename=path, url_fetcher=_deny_fetch)
+        for name in ("continust.css", "reviews.css")
+        if (path := finders.find(name))
+    ]
     return bytes(HTML(string=html, url_fetcher=_deny_fetch).write_pdf(stylesheets=sheets))
 
 
-def _report_response(request: HttpRequest, report: audit.AuditReport, fmt: str,
-                     context: dict[str, Any], name: str) -> HttpResponse:
-    context = {**context, "report": report, "formats": REPORT_FORMATS,
-               "export_url": reverse("audit-export", args=[report.project.slug])
-               + "?" + report.integrity.pin_query,
-               "data": report.as_dict(), "rows": _display_rows(report),
-               "activity": [(log, [(e, audit.event_text(e)) for e in log.events])
-                            for log in report.reviews],
-               "records": [(e, audit.event_text(e)) for e in report.records]}
+def _report_response(
+    request: HttpRequest, report: audit.AuditReport, fmt: str, context: dict[str, Any], name: str
+) -> HttpResponse:
+    context = {
+        **context,
+        "report": report,
+        "formats": REPORT_FORMATS,
+        "export_url": reverse("audit-export", args=[report.project.slug])
+        + "?"
+        + report.integrity.pin_query,
+        "data": report.as_dict(),
+        "rows": _display_rows(report),
+        "activity": [
+            (log, [(e, audit.event_text(e)) for e in log.events]) for log in report.reviews
+        ],
+        "records": [(e, audit.event_text(e)) for e in report.records],
+    }
     if fmt == "html":
         return render(request, "audit_report.html", context)
     if fmt == "pdf":
         html = render_to_string("audit_report.html#document", context, request=request)
         response = HttpResponse(_pdf(html), content_type="application/pdf")
     elif fmt == "json":
-        response = JsonResponse(context["data"], json_dumps_params={"ensure_ascii": False,
-                                                                    "indent": 2})
+        response = JsonResponse(
+            context["data"], json_dumps_params={"ensure_ascii": False, "indent": 2}
+        )
     else:
         response = HttpResponse(report.csv_text(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
@@ -377,23 +456,39 @@ def _report_response(request: HttpRequest, report: audit.AuditReport, fmt: str,
 
 
 def _display_rows(report: audit.AuditReport) -> list[dict[str, Any]]:
-    return [{"version": row.version, "event": row.version.event, "cause": row.cause,
-             "changes": [{"path": c.path, "op": c.op, "from_path": c.from_path,
-                          "old": _show(c.old), "new": _show(c.new)} for c in row.changes]}
-            for row in report.rows]
+    return [
+        {
+            "version": row.version,
+            "event": row.version.event,
+            "cause": row.cause,
+            "changes": [
+                {
+                    "path": c.path,
+                    "op": c.op,
+                    "from_path": c.from_path,
+                    "old": _show(c.old),
+                    "new": _show(c.new),
+                }
+                for c in row.changes
+            ],
+        }
+        for row in report.rows
+    ]
 
 
 @require_GET
 @member_required()
-def review_report(request: HttpRequest, membership: Membership, review_id: int, fmt: str
-                  ) -> HttpResponse:
+def review_report(
+    request: HttpRequest, membership: Membership, review_id: int, fmt: str
+) -> HttpResponse:
     if fmt not in REPORT_FORMATS:
         raise Http404("No such report format.")
     review = _review(membership, review_id)
     report = audit.review_report(review, generated_by=_actor(request))
     context = {"membership": membership, "project": review.project, "review": review}
-    return _report_response(request, report, fmt, context,
-                            f"{review.project.slug}-review-{review.pk}")
+    return _report_response(
+        request, report, fmt, context, f"{review.project.slug}-review-{review.pk}"
+    )
 
 
 @require_GET
@@ -412,9 +507,13 @@ def audit_range(request: HttpRequest, membership: Membership, fmt: str = "") -> 
         return render(request, "audit_report.html", context, status=400)
     data = form.cleaned_data
     try:
-        report = audit.range_report(project, since=_utc(data["since"]),
-                                    until=_utc(data["until"]), stream=data["stream"],
-                                    generated_by=_actor(request))
+        report = audit.range_report(
+            project,
+            since=_utc(data["since"]),
+            until=_utc(data["until"]),
+            stream=data["stream"],
+            generated_by=_actor(request),
+        )
     except ContinustError as err:
         form.add_error(None, str(err))
         return render(request, "audit_report.html", context, status=400)
@@ -441,8 +540,7 @@ def audit_export(request: HttpRequest, membership: Membership) -> HttpResponse:
 
     body = "".join(audit.pinned_export(project, pins)).encode("utf-8")
     response = HttpResponse(body, content_type="application/x-ndjson")
-    response["Content-Disposition"] = (
-        f'attachment; filename="{audit.export_file_name(project)}"')
+    response["Content-Disposition"] = f'attachment; filename="{audit.export_file_name(project)}"'
     return response
 
 
@@ -455,8 +553,13 @@ def _leaf_paths(document: Any, limit: int = PATH_LIMIT) -> list[str]:
     stack: list[tuple[str, Any]] = [("", document)]
     while stack and len(paths) < limit:
         path, node = stack.pop()
-        items = (list(node.items()) if isinstance(node, dict)
-                 else list(enumerate(node)) if isinstance(node, list) else None)
+        items = (
+            list(node.items())
+            if isinstance(node, dict)
+            else list(enumerate(node))
+            if isinstance(node, list)
+            else None
+        )
         if not items:
             if path:
                 paths.append(path)
@@ -467,23 +570,30 @@ def _leaf_paths(document: Any, limit: int = PATH_LIMIT) -> list[str]:
 
 @require_GET
 @member_required()
-def blame_view(request: HttpRequest, membership: Membership, stream: Stream, version_id: int
-               ) -> HttpResponse:
-    version = (Version.objects.select_related("event")
-               .filter(stream=stream, pk=version_id).first())
+def blame_view(
+    request: HttpRequest, membership: Membership, stream: Stream, version_id: int
+) -> HttpResponse:
+    version = Version.objects.select_related("event").filter(stream=stream, pk=version_id).first()
     if version is None:
         raise Http404("No such version.")
     path = request.GET.get("path")
-    context: dict[str, Any] = {"membership": membership, "project": membership.project,
-                               "stream": stream, "version": version, "path": path,
-                               "paths": _leaf_paths(state_of(version))}
+    context: dict[str, Any] = {
+        "membership": membership,
+        "project": membership.project,
+        "stream": stream,
+        "version": version,
+        "path": path,
+        "paths": _leaf_paths(state_of(version)),
+    }
     status = 200
     if path is not None:
         try:
             found = blame(stream, version, path)
             context["blame"] = found
-            context["rows"] = [{"change": c, "value": _show(c.value),
-                                "previous": _show(c.previous)} for c in found.changes]
+            context["rows"] = [
+                {"change": c, "value": _show(c.value), "previous": _show(c.previous)}
+                for c in found.changes
+            ]
         except ContinustError as err:
             context["error"] = str(err)
             status = 400 if isinstance(err, InvalidName) else 404
@@ -500,14 +610,25 @@ def _members_url(membership: Membership) -> str:
 @require_GET
 @member_required()
 def members(request: HttpRequest, membership: Membership) -> HttpResponse:
-    listed = Membership.objects.filter(project=membership.project).select_related(
-        "user").order_by("user__username")
+    listed = (
+        Membership.objects.filter(project=membership.project)
+        .select_related("user")
+        .order_by("user__username")
+    )
     roles = Counter(m.role for m in listed)
-    return render(request, "members.html", {
-        "membership": membership, "project": membership.project, "members": listed,
-        "roles": Role.choices, "counts": roles, "invite_form": InviteForm(),
-        "can_manage": membership.allows(Role.ADMIN),
-    })
+    return render(
+        request,
+        "members.html",
+        {
+            "membership": membership,
+            "project": membership.project,
+            "members": listed,
+            "roles": Role.choices,
+            "counts": roles,
+            "invite_form": InviteForm(),
+            "can_manage": membership.allows(Role.ADMIN),
+        },
+    )
 
 
 @require_POST
@@ -518,8 +639,12 @@ def member_invite(request: HttpRequest, membership: Membership) -> HttpResponse:
         messages.error(request, "Name an existing user and one of the roles.")
         return redirect(_members_url(membership))
     try:
-        added = invite(membership.project, form.cleaned_data["username"],
-                       form.cleaned_data["role"], actor=_actor(request))
+        added = invite(
+            membership.project,
+            form.cleaned_data["username"],
+            form.cleaned_data["role"],
+            actor=_actor(request),
+        )
     except ContinustError as err:
         return _fail(request, err, _members_url(membership))
     messages.success(request, f"{added.user} is now a {added.role} of {membership.project}.")
@@ -534,8 +659,9 @@ def member_role(request: HttpRequest, membership: Membership, member_id: int) ->
         messages.error(request, "Choose one of the roles.")
         return redirect(_members_url(membership))
     try:
-        changed = set_role(membership.project, member_id, form.cleaned_data["role"],
-                           actor=_actor(request))
+        changed = set_role(
+            membership.project, member_id, form.cleaned_data["role"], actor=_actor(request)
+        )
     except ContinustError as err:
         return _fail(request, err, _members_url(membership))
     messages.success(request, f"{changed.user} is now a {changed.role}.")
@@ -544,8 +670,7 @@ def member_role(request: HttpRequest, membership: Membership, member_id: int) ->
 
 @require_POST
 @member_required(Role.ADMIN)
-def member_remove(request: HttpRequest, membership: Membership, member_id: int
-                  ) -> HttpResponse:
+def member_remove(request: HttpRequest, membership: Membership, member_id: int) -> HttpResponse:
     try:
         remove(membership.project, member_id, actor=_actor(request))
     except ContinustError as err:

@@ -75,8 +75,8 @@ class Page:
 
 def _heads(stream: Stream) -> dict[int, list[str]]:
     heads: dict[int, list[str]] = defaultdict(list)
-    for name, head in Branch.objects.filter(stream=stream).order_by("name").values_list(
-        "name", "head_id"
+    for name, head in (
+        Branch.objects.filter(stream=stream).order_by("name").values_list("name", "head_id")
     ):
         heads[head].append(name)
     return heads
@@ -88,8 +88,9 @@ def _day(moment: datetime, previous: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%d")
 
 
-def timeline_page(stream: Stream, *, top: int | None = None, previous_day: str | None = None
-                  ) -> Page:
+def timeline_page(
+    stream: Stream, *, top: int | None = None, previous_day: str | None = None
+) -> Page:
     """Return the page of the stream's graph starting at row ``top`` (the newest by default)."""
     allocator = place_new_versions(stream)
     total = allocator.rows
@@ -109,13 +110,31 @@ def timeline_page(stream: Stream, *, top: int | None = None, previous_day: str |
         if before is None and previous_day == moment.strftime("%Y-%m-%d"):
             day = None
         before = moment
-        rows.append(Row(version, place.row, place.lane, node.y, node.x,
-                        type_colour(version.event.type), tuple(heads.get(version.pk, ())),
-                        day, version.pk in merges, released=runs.get(version.pk)))
+        rows.append(
+            Row(
+                version,
+                place.row,
+                place.lane,
+                node.y,
+                node.x,
+                type_colour(version.event.type),
+                tuple(heads.get(version.pk, ())),
+                day,
+                version.pk in merges,
+                released=runs.get(version.pk),
+            )
+        )
     bottom = found.rows[-1].row
     width = max(layout.width, allocator.lanes * LANE_WIDTH)
-    return Page(rows, layout, width, layout.height, bottom - 1 if bottom > 0 else None, total,
-                legend=_legend(rows))
+    return Page(
+        rows,
+        layout,
+        width,
+        layout.height,
+        bottom - 1 if bottom > 0 else None,
+        total,
+        legend=_legend(rows),
+    )
 
 
 def shown_row(version: Version) -> int | None:
@@ -123,20 +142,27 @@ def shown_row(version: Version) -> int | None:
     newest row, so the page shows what came after the run above the run's node."""
     run = released_run(version)
     if run is not None:
-        return VersionPlace.objects.filter(version_id=run.last_id).values_list(
-            "row", flat=True).first()
+        return (
+            VersionPlace.objects.filter(version_id=run.last_id)
+            .values_list("row", flat=True)
+            .first()
+        )
     place = getattr(version, "place", None)
     return place.row if place else None
 
 
 def _folded(stream: Stream) -> QuerySet[ReleasedVersion, Any]:
     """The versions drawn inside their released run's node: all but each run's first."""
-    return (ReleasedVersion.objects.filter(run__stream=stream)
-            .exclude(run__first_id=F("version")).values("version"))
+    return (
+        ReleasedVersion.objects.filter(run__stream=stream)
+        .exclude(run__first_id=F("version"))
+        .values("version")
+    )
 
 
-def _fold_runs(found: PageRows) -> tuple[list[PlacedVersion], list[ParentEdge],
-                                         dict[int, ReleasedRun]]:
+def _fold_runs(
+    found: PageRows,
+) -> tuple[list[PlacedVersion], list[ParentEdge], dict[int, ReleasedRun]]:
     """Draw each released run as one node, at its first version's place.
 
     The page's rows are renumbered to be consecutive again (rows below the page move
@@ -152,9 +178,12 @@ def _fold_runs(found: PageRows) -> tuple[list[PlacedVersion], list[ParentEdge],
         return placed, found.edges, {}
     by_id = {run.pk: run for run in ReleasedRun.objects.filter(pk__in=set(runs.values()))}
     run_of = {vid: by_id[run_id] for vid, run_id in runs.items()}
-    nodes = {vid: PlacedVersion(vid, row, lane) for vid, row, lane in VersionPlace.objects.filter(
-        version_id__in={run.first_id for run in by_id.values()}).values_list(
-        "version_id", "row", "lane")}
+    nodes = {
+        vid: PlacedVersion(vid, row, lane)
+        for vid, row, lane in VersionPlace.objects.filter(
+            version_id__in={run.first_id for run in by_id.values()}
+        ).values_list("version_id", "row", "lane")
+    }
     top, bottom = placed[0].row, placed[-1].row
     shown = {p.row: top - index for index, p in enumerate(placed)}
     skipped = bottom - shown[bottom]
@@ -162,8 +191,7 @@ def _fold_runs(found: PageRows) -> tuple[list[PlacedVersion], list[ParentEdge],
     def drawn(version: PlacedVersion) -> PlacedVersion:
         if version.id in run_of:
             version = nodes[run_of[version.id].first_id]
-        row = version.row if version.row > top else shown.get(version.row,
-                                                              version.row - skipped)
+        row = version.row if version.row > top else shown.get(version.row, version.row - skipped)
         return PlacedVersion(version.id, row, version.lane)
 
     edges = []
@@ -172,8 +200,11 @@ def _fold_runs(found: PageRows) -> tuple[list[PlacedVersion], list[ParentEdge],
         if child.id != parent.id:
             edges.append(ParentEdge(child, parent, edge.lane, edge.index))
     rows = [PlacedVersion(p.id, top - index, p.lane) for index, p in enumerate(placed)]
-    return rows, edges, {p.id: run_of[p.id] for p in placed
-                         if p.id in run_of and run_of[p.id].first_id == p.id}
+    return (
+        rows,
+        edges,
+        {p.id: run_of[p.id] for p in placed if p.id in run_of and run_of[p.id].first_id == p.id},
+    )
 
 
 def _legend(rows: list[Row]) -> dict[str, int]:
@@ -195,12 +226,16 @@ class Filters:
         return bool(self.branch or self.type or self.actor or self.since or self.until)
 
 
-def filtered_page(stream: Stream, filters: Filters, *, before: int | None = None,
-                  previous_day: str | None = None) -> Page:
+def filtered_page(
+    stream: Stream, filters: Filters, *, before: int | None = None, previous_day: str | None = None
+) -> Page:
     """Return matching versions newest first, placed in their lanes but without edges."""
     allocator = place_new_versions(stream)
-    query = Version.objects.filter(stream=stream).select_related("event", "place").defer(
-        "event__payload")
+    query = (
+        Version.objects.filter(stream=stream)
+        .select_related("event", "place")
+        .defer("event__payload")
+    )
     if filters.branch:
         query = query.filter(branch=filters.branch)
     if filters.type:
@@ -213,7 +248,7 @@ def filtered_page(stream: Stream, filters: Filters, *, before: int | None = None
         query = query.filter(event__timestamp__lt=filters.until)
     if before is not None:
         query = query.filter(id__lt=before)
-    versions = list(query.order_by("-id")[:PAGE_ROWS + 1])
+    versions = list(query.order_by("-id")[: PAGE_ROWS + 1])
     more = len(versions) > PAGE_ROWS
     versions = versions[:PAGE_ROWS]
     heads = _heads(stream)
@@ -225,12 +260,30 @@ def filtered_page(stream: Stream, filters: Filters, *, before: int | None = None
             day = None
         last = moment
         lane = version.place.lane
-        rows.append(Row(version, version.place.row, lane, index * ROW_HEIGHT + ROW_HEIGHT / 2,
-                        lane * LANE_WIDTH + LANE_WIDTH / 2, type_colour(version.event.type),
-                        tuple(heads.get(version.pk, ())), day, False))
-    return Page(rows, None, allocator.lanes * LANE_WIDTH, len(rows) * ROW_HEIGHT, None,
-                allocator.rows, filtered=True,
-                next_before=versions[-1].pk if more else None, legend=_legend(rows))
+        rows.append(
+            Row(
+                version,
+                version.place.row,
+                lane,
+                index * ROW_HEIGHT + ROW_HEIGHT / 2,
+                lane * LANE_WIDTH + LANE_WIDTH / 2,
+                type_colour(version.event.type),
+                tuple(heads.get(version.pk, ())),
+                day,
+                False,
+            )
+        )
+    return Page(
+        rows,
+        None,
+        allocator.lanes * LANE_WIDTH,
+        len(rows) * ROW_HEIGHT,
+        None,
+        allocator.rows,
+        filtered=True,
+        next_before=versions[-1].pk if more else None,
+        legend=_legend(rows),
+    )
 
 
 def link_rows(page: Page, *, stream_url: str, params: dict[str, str]) -> None:

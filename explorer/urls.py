@@ -10,10 +10,14 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("p/<slug:slug>/", views.project, name="project"),
     path("p/<slug:slug>/s/<int:stream_id>/", views.stream_page, name="stream"),
-    path("p/<slug:slug>/s/<int:stream_id>/v/<int:version_id>/", views.version_detail,
-         name="version"),
-    path("p/<slug:slug>/s/<int:stream_id>/v/<int:version_id>/state.json", views.version_state,
-         name="version-state"),
+    path(
+        "p/<slug:slug>/s/<int:stream_id>/v/<int:version_id>/", views.version_detail, name="version"
+    ),
+    path(
+        "p/<slug:slug>/s/<int:stream_id>/v/<int:version_id>/state.json",
+        views.version_state,
+        name="version-state",
+    ),
     path("p/<slug:slug>/s/<int:stream_id>/compare/", views.compare, name="compare"),
     path("p/<slug:slug>/s/<int:stream_id>/jump/", views.jump, name="jump"),
     path("p/<slug:slug>/s/<int:stream_id>/fork/", views.fork_branch, name="fork"),

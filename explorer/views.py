@@ -55,10 +55,16 @@ def project(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
     if query:
         streams = streams.filter(Q(name__icontains=query) | Q(reducer__icontains=query))
     template = "project.html#stream-list" if request.htmx else "project.html"
-    return render(request, template, {
-        "membership": membership, "project": membership.project, "streams": streams[:200],
-        "query": query,
-    })
+    return render(
+        request,
+        template,
+        {
+            "membership": membership,
+            "project": membership.project,
+            "streams": streams[:200],
+            "query": query,
+        },
+    )
 
 
 def _filters(request: HttpRequest) -> tuple[FilterForm, Filters]:
@@ -66,8 +72,7 @@ def _filters(request: HttpRequest) -> tuple[FilterForm, Filters]:
     if not form.is_valid():
         return form, Filters()
     data = form.cleaned_data
-    return form, Filters(data["branch"], data["type"], data["actor"], data["since"],
-                         data["until"])
+    return form, Filters(data["branch"], data["type"], data["actor"], data["since"], data["until"])
 
 
 def _int(request: HttpRequest, name: str) -> int | None:
@@ -80,8 +85,12 @@ def _picked(stream: Stream, request: HttpRequest, name: str) -> Version | None:
     number = _int(request, name)
     if number is None:
         return None
-    return (Version.objects.filter(stream=stream, pk=number).select_related("event")
-            .defer("event__payload").first())
+    return (
+        Version.objects.filter(stream=stream, pk=number)
+        .select_related("event")
+        .defer("event__payload")
+        .first()
+    )
 
 
 def _query(request: HttpRequest, **changes: Any) -> str:
@@ -101,18 +110,28 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
         row = shown_row(selected)
         top = row + 5 if row is not None else None
     if filters.active:
-        page = filtered_page(stream, filters, before=_int(request, "before"),
-                             previous_day=request.GET.get("day"))
+        page = filtered_page(
+            stream, filters, before=_int(request, "before"), previous_day=request.GET.get("day")
+        )
     else:
         page = timeline_page(stream, top=top, previous_day=request.GET.get("day"))
-    link_rows(page, stream_url=reverse("stream", args=[membership.project.slug, stream.pk]),
-              params=request.GET.dict())
+    link_rows(
+        page,
+        stream_url=reverse("stream", args=[membership.project.slug, stream.pk]),
+        params=request.GET.dict(),
+    )
     context = {
-        "membership": membership, "project": membership.project, "stream": stream,
-        "page": page, "filter_form": form, "filters": filters,
+        "membership": membership,
+        "project": membership.project,
+        "stream": stream,
+        "page": page,
+        "filter_form": form,
+        "filters": filters,
         "branches": Branch.objects.filter(stream=stream).select_related("head").order_by("name"),
-        "a": _picked(stream, request, "a"), "b": _picked(stream, request, "b"),
-        "selected": selected, "can_edit": membership.allows(Role.EDITOR),
+        "a": _picked(stream, request, "a"),
+        "b": _picked(stream, request, "b"),
+        "selected": selected,
+        "can_edit": membership.allows(Role.EDITOR),
         "query_without_page": _query(request, top=None, before=None, day=None),
     }
     if selected is not None:
@@ -136,14 +155,16 @@ def _compare_bar(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
     params = {name: context[name].pk for name in ("a", "b") if context[name] is not None}
     if context["selected"] is not None:
         params["v"] = context["selected"].pk
-    return push_url(render(request, "stream.html#compare-bar", context),
-                    "?" + urlencode(params))
+    return push_url(render(request, "stream.html#compare-bar", context), "?" + urlencode(params))
 
 
 def _released_picks(context: dict[str, Any]) -> None:
     """Name the picked versions whose states compaction released: they cannot be compared."""
-    context["released_picks"] = [context[name].pk for name in ("a", "b")
-                                 if context[name] is not None and is_released(context[name])]
+    context["released_picks"] = [
+        context[name].pk
+        for name in ("a", "b")
+        if context[name] is not None and is_released(context[name])
+    ]
 
 
 def _version_context(stream: Stream, version: Version) -> dict[str, Any]:
@@ -155,11 +176,11 @@ def _version_context(stream: Stream, version: Version) -> dict[str, Any]:
         "version": version,
         "parents": parent_ids,
         "children": sorted(graph.children(version.pk)),
-        "heads": list(Branch.objects.filter(stream=stream, head=version)
-                      .values_list("name", flat=True)),
+        "heads": list(
+            Branch.objects.filter(stream=stream, head=version).values_list("name", flat=True)
+        ),
         "state_tree": None if released is not None else json_tree(state_of(version)),
-        "payload_tree": None if version.event.payload is None else json_tree(
-            version.event.payload),
+        "payload_tree": None if version.event.payload is None else json_tree(version.event.payload),
         "released": released,
         # The first version kept after a released run has no parent state to diff with.
         "parent_released": bool(parent_ids) and is_released(parent_ids[0]),
@@ -178,16 +199,20 @@ def _with_versions(events: list[Event]) -> list[tuple[Event, Version | None]]:
 
 @require_GET
 @member_required()
-def version_detail(request: HtmxHttpRequest, membership: Membership, stream: Stream,
-                   version_id: int) -> HttpResponse:
-    version = (Version.objects.select_related("event")
-               .filter(stream=stream, pk=version_id).first())
+def version_detail(
+    request: HtmxHttpRequest, membership: Membership, stream: Stream, version_id: int
+) -> HttpResponse:
+    version = Version.objects.select_related("event").filter(stream=stream, pk=version_id).first()
     if version is None:
         raise Http404("No such version.")
-    context = {"membership": membership, "project": membership.project, "stream": stream,
-               "can_edit": membership.allows(Role.EDITOR), "fork_form": ForkForm(
-                   initial={"at": version.pk}),
-               **_version_context(stream, version)}
+    context = {
+        "membership": membership,
+        "project": membership.project,
+        "stream": stream,
+        "can_edit": membership.allows(Role.EDITOR),
+        "fork_form": ForkForm(initial={"at": version.pk}),
+        **_version_context(stream, version),
+    }
     template = "version.html#panel" if request.htmx else "version.html"
     return render(request, template, context)
 
@@ -199,8 +224,9 @@ def _gone(err: StateReleased) -> HttpResponse:
 
 @require_GET
 @member_required()
-def version_state(request: HttpRequest, membership: Membership, stream: Stream,
-                  version_id: int) -> HttpResponse:
+def version_state(
+    request: HttpRequest, membership: Membership, stream: Stream, version_id: int
+) -> HttpResponse:
     version = Version.objects.filter(stream=stream, pk=version_id).first()
     if version is None:
         raise Http404("No such version.")
@@ -208,8 +234,9 @@ def version_state(request: HttpRequest, membership: Membership, stream: Stream,
         state = state_of(version)
     except StateReleased as err:
         return _gone(err)
-    response = JsonResponse(state, safe=False,
-                            json_dumps_params={"ensure_ascii": False, "indent": 2})
+    response = JsonResponse(
+        state, safe=False, json_dumps_params={"ensure_ascii": False, "indent": 2}
+    )
     response["Content-Disposition"] = f'attachment; filename="{stream.pk}-v{version.pk}.json"'
     return response
 
@@ -226,24 +253,40 @@ def compare(request: HttpRequest, membership: Membership, stream: Stream) -> Htt
         return _gone(err)
     fmt = request.GET.get("format")
     if fmt in {"json-patch", "merge-patch"}:
-        body = diffs.to_json_patch(before, after) if fmt == "json-patch" else \
-            diffs.merge_patch(before, after)
+        body = (
+            diffs.to_json_patch(before, after)
+            if fmt == "json-patch"
+            else diffs.merge_patch(before, after)
+        )
         response = JsonResponse(body, safe=False, json_dumps_params={"indent": 2})
-        response["Content-Disposition"] = (
-            f'attachment; filename="v{a.pk}-v{b.pk}.{fmt}.json"')
+        response["Content-Disposition"] = f'attachment; filename="v{a.pk}-v{b.pk}.{fmt}.json"'
         return response
     graph = graph_for(stream)
     between = graph.between(a.pk, b.pk)
-    shown = Version.objects.filter(pk__in=between[:BETWEEN_LIMIT]).select_related(
-        "event").defer("event__payload").order_by("-id")
+    shown = (
+        Version.objects.filter(pk__in=between[:BETWEEN_LIMIT])
+        .select_related("event")
+        .defer("event__payload")
+        .order_by("-id")
+    )
     changes = diffs.diff(before, after)
-    return render(request, "compare.html", {
-        "membership": membership, "project": membership.project, "stream": stream, "a": a,
-        "b": b, "changes": [_change_row(c) for c in changes],
-        "bases": Version.objects.filter(pk__in=graph.merge_bases(a.pk, b.pk)).select_related(
-            "event").defer("event__payload"),
-        "between": shown, "between_count": len(between),
-    })
+    return render(
+        request,
+        "compare.html",
+        {
+            "membership": membership,
+            "project": membership.project,
+            "stream": stream,
+            "a": a,
+            "b": b,
+            "changes": [_change_row(c) for c in changes],
+            "bases": Version.objects.filter(pk__in=graph.merge_bases(a.pk, b.pk))
+            .select_related("event")
+            .defer("event__payload"),
+            "between": shown,
+            "between_count": len(between),
+        },
+    )
 
 
 def _change_row(change: diffs.Change) -> dict[str, Any]:
@@ -252,27 +295,45 @@ def _change_row(change: diffs.Change) -> dict[str, Any]:
             return ""
         return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
 
-    return {"path": change.path, "op": change.op, "old": text(change.old),
-            "new": text(change.new), "from_path": change.from_path}
+    return {
+        "path": change.path,
+        "op": change.op,
+        "old": text(change.old),
+        "new": text(change.new),
+        "from_path": change.from_path,
+    }
 
 
 @require_GET
 @member_required()
-def causation(request: HttpRequest, membership: Membership, event_id: uuid.UUID
-              ) -> HttpResponse:
-    event = Event.objects.select_related("stream").filter(
-        id=event_id, stream__project=membership.project).first()
+def causation(request: HttpRequest, membership: Membership, event_id: uuid.UUID) -> HttpResponse:
+    event = (
+        Event.objects.select_related("stream")
+        .filter(id=event_id, stream__project=membership.project)
+        .first()
+    )
     if event is None:
         raise Http404("No such event.")
     chain = causes(event)
     tree = flatten(consequences(event))
     graph = causation_graph(event, chain, tree)
-    return render(request, "causation.html", {
-        "membership": membership, "project": membership.project, "event": event,
-        "graph": graph, "causes": _with_versions(chain),
-        "consequences": [(depth, e, v) for (depth, e), (_, v) in
-                         zip(tree[1:], _with_versions([e for _, e in tree[1:]]), strict=True)],
-    })
+    return render(
+        request,
+        "causation.html",
+        {
+            "membership": membership,
+            "project": membership.project,
+            "event": event,
+            "graph": graph,
+            "causes": _with_versions(chain),
+            "consequences": [
+                (depth, e, v)
+                for (depth, e), (_, v) in zip(
+                    tree[1:], _with_versions([e for _, e in tree[1:]]), strict=True
+                )
+            ],
+        },
+    )
 
 
 @require_GET
@@ -310,34 +371,48 @@ def fork_branch(request: HtmxHttpRequest, membership: Membership, stream: Stream
 
 @require_http_methods(["GET", "POST"])
 @member_required(Role.EDITOR)
-def merge_branches(request: HttpRequest, membership: Membership, stream: Stream
-                   ) -> HttpResponse:
+def merge_branches(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
     data = request.POST if request.method == "POST" else request.GET
     form = MergeForm(data or None)
-    context: dict[str, Any] = {"membership": membership, "project": membership.project,
-                               "stream": stream, "form": form,
-                               "branches": Branch.objects.filter(stream=stream).order_by("name")}
+    context: dict[str, Any] = {
+        "membership": membership,
+        "project": membership.project,
+        "stream": stream,
+        "form": form,
+        "branches": Branch.objects.filter(stream=stream).order_by("name"),
+    }
     if not form.is_valid():
         return render(request, "merge.html", context)
     source, into = form.cleaned_data["source"], form.cleaned_data["into"]
     try:
-        heads = {b.name: b.head for b in Branch.objects.filter(
-            stream=stream, name__in=[source, into]).select_related("head")}
+        heads = {
+            b.name: b.head
+            for b in Branch.objects.filter(stream=stream, name__in=[source, into]).select_related(
+                "head"
+            )
+        }
         if source not in heads or into not in heads:
             raise NotFound("Both branches must exist in this stream.")
         plan = plan_merge(stream, heads[into], heads[source])
     except ContinustError as err:
         form.add_error(None, str(err))
         return render(request, "merge.html", context)
-    conflicts = [{"path": c.path, "field": f"resolve:{c.path}",
-                  "base": json.dumps(c.base if c.base is not diffs.MISSING else None),
-                  "ours": json.dumps(c.ours if c.ours is not diffs.MISSING else None),
-                  "theirs": json.dumps(c.theirs if c.theirs is not diffs.MISSING else None),
-                  "chosen": data.get(f"resolve:{c.path}", "")}
-                 for c in plan.conflicts]
-    context.update(plan=plan, conflicts=conflicts,
-                   preview=[_change_row(c) for c in diffs.diff(state_of(heads[into]),
-                                                               plan.state)])
+    conflicts = [
+        {
+            "path": c.path,
+            "field": f"resolve:{c.path}",
+            "base": json.dumps(c.base if c.base is not diffs.MISSING else None),
+            "ours": json.dumps(c.ours if c.ours is not diffs.MISSING else None),
+            "theirs": json.dumps(c.theirs if c.theirs is not diffs.MISSING else None),
+            "chosen": data.get(f"resolve:{c.path}", ""),
+        }
+        for c in plan.conflicts
+    ]
+    context.update(
+        plan=plan,
+        conflicts=conflicts,
+        preview=[_change_row(c) for c in diffs.diff(state_of(heads[into]), plan.state)],
+    )
     if request.method == "GET" or data.get("confirm") != "yes":
         return render(request, "merge.html", context)
     resolutions = {}
@@ -349,8 +424,14 @@ def merge_branches(request: HttpRequest, membership: Membership, stream: Stream
             form.add_error(None, f"Choose or type valid JSON for {conflict['path']}.")
             return render(request, "merge.html", context)
     try:
-        version = merge(stream, source, into, actor=request.user.get_username(),
-                        resolutions=resolutions, expected_head=heads[into].pk)
+        version = merge(
+            stream,
+            source,
+            into,
+            actor=request.user.get_username(),
+            resolutions=resolutions,
+            expected_head=heads[into].pk,
+        )
     except MergeConflict as err:
         form.add_error(None, str(err))
         return render(request, "merge.html", context)
@@ -358,5 +439,6 @@ def merge_branches(request: HttpRequest, membership: Membership, stream: Stream
         form.add_error(None, str(err))
         return render(request, "merge.html", context)
     messages.success(request, f"Merged {source} into {into}: version {version.pk}.")
-    return redirect(reverse("stream", args=[membership.project.slug, stream.pk])
-                    + f"?v={version.pk}")
+    return redirect(
+        reverse("stream", args=[membership.project.slug, stream.pk]) + f"?v={version.pk}"
+    )

@@ -64,8 +64,11 @@ def _flush_allowed(request: pytest.FixtureRequest) -> Any:
     """
     marker = request.node.get_closest_marker("django_db")
     transactional = marker is not None and marker.kwargs.get("transaction", False)
-    if not transactional and "transactional_db" not in request.fixturenames \
-            and "live_server" not in request.fixturenames:
+    if (
+        not transactional
+        and "transactional_db" not in request.fixturenames
+        and "live_server" not in request.fixturenames
+    ):
         yield
         return
     request.getfixturevalue("transactional_db")
@@ -115,5 +118,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     event loop running in this thread until the session ends, and neither asyncio.run()
     nor another sync_playwright() starts under it. The sort is stable, so a random order
     within each group stays."""
-    items.sort(key=lambda item: (item.get_closest_marker("browser") is not None,
-                                 "browser" in getattr(item, "fixturenames", ())))
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("browser") is not None,
+            "browser" in getattr(item, "fixturenames", ()),
+        )
+    )

@@ -20,17 +20,22 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def write_events(streams, count: int, *, seed: int = 7, chunk: int = 2000,
-                 types=("click", "view", "buy")) -> None:
+def write_events(
+    streams, count: int, *, seed: int = 7, chunk: int = 2000, types=("click", "view", "buy")
+) -> None:
     """Append ``count`` events spread over the streams, a second apart, a little out of order."""
     rng = random.Random(seed)
     pending: dict[int, list[NewEvent]] = {i: [] for i in range(len(streams))}
     for n in range(count):
         index = rng.randrange(len(streams))
         jitter = rng.randrange(-3, 4)
-        pending[index].append(NewEvent(
-            type=rng.choice(types), payload={"n": n, "amount": rng.randrange(1, 100)},
-            timestamp=T0 + timedelta(seconds=n + jitter)))
+        pending[index].append(
+            NewEvent(
+                type=rng.choice(types),
+                payload={"n": n, "amount": rng.randrange(1, 100)},
+                timestamp=T0 + timedelta(seconds=n + jitter),
+            )
+        )
         if len(pending[index]) >= chunk:
             append(streams[index], pending[index])
             pending[index] = []
@@ -41,17 +46,25 @@ def write_events(streams, count: int, *, seed: int = 7, chunk: int = 2000,
 
 def log_elements(project) -> list[tuple[Any, int, int]]:
     """Every event of the project in log order as event-counts' (key, ts, value) elements."""
-    rows = (Event.objects.filter(stream__project=project).order_by("position")
-            .values_list("stream__name", "type", "timestamp"))
-    return [((stream, type_), (ts - EPOCH) // timedelta(milliseconds=1), 1)
-            for stream, type_, ts in rows]
+    rows = (
+        Event.objects.filter(stream__project=project)
+        .order_by("position")
+        .values_list("stream__name", "type", "timestamp")
+    )
+    return [
+        ((stream, type_), (ts - EPOCH) // timedelta(milliseconds=1), 1)
+        for stream, type_, ts in rows
+    ]
 
 
 def expected_rows(elements, window: dict[str, Any]) -> dict[tuple[str, int, int], tuple]:
     """(key, start, end) -> (fire, count, sum) that the sink holds after these elements."""
     spec = spec_from_json(window)
-    operator = WindowOperator(spec.assigner, aggregate=Stats(tuple(spec.aggregates)),
-                              allowed_lateness_ms=spec.allowed_lateness_ms)
+    operator = WindowOperator(
+        spec.assigner,
+        aggregate=Stats(tuple(spec.aggregates)),
+        allowed_lateness_ms=spec.allowed_lateness_ms,
+    )
     marks = Watermarks(spec.out_of_orderness_ms)
     rows: dict[tuple[str, int, int], tuple] = {}
     for record in operator.process_batch(elements, marks):
@@ -60,15 +73,20 @@ def expected_rows(elements, window: dict[str, Any]) -> dict[tuple[str, int, int]
         key = canonical_json(record["key"])
         for start, end in record.get("supersedes") or ():
             rows.pop((key, start, end), None)
-        rows[(key, record["start"], record["end"])] = (record["fire"], record["count"],
-                                                       record["sum"])
+        rows[(key, record["start"], record["end"])] = (
+            record["fire"],
+            record["count"],
+            record["sum"],
+        )
     return rows
 
 
 def sink_rows(pipeline: Pipeline) -> dict[tuple[str, int, int], tuple]:
     """What the sink holds for the pipeline, in the shape of ``expected_rows``."""
-    return {(r.key, r.start, r.end): (r.fire, r.count, r.values["sum"])
-            for r in WindowResult.objects.filter(pipeline=pipeline)}
+    return {
+        (r.key, r.start, r.end): (r.fire, r.count, r.values["sum"])
+        for r in WindowResult.objects.filter(pipeline=pipeline)
+    }
 
 
 def _register_test_counts() -> None:
@@ -77,15 +95,22 @@ def _register_test_counts() -> None:
     from continust.pipelines import Definition, KeyBy, LogSource, WindowResultSink, WindowStage
     from continust.pipelines.registry import register
 
-    @register("test-counts", description="event counts, every stage checkpointed",
-              defaults={"window": {"type": "tumbling", "size_ms": 60_000},
-                        "batch_events": 1000})
+    @register(
+        "test-counts",
+        description="event counts, every stage checkpointed",
+        defaults={"window": {"type": "tumbling", "size_ms": 60_000}, "batch_events": 1000},
+    )
     def test_counts(params):
         return Definition(
             sources=[LogSource(payloads=False)],
-            stages=[KeyBy(lambda e: (e.stream, e.type), durable=True),
-                    WindowStage.from_spec(spec_from_json(params["window"]))],
-            sink=WindowResultSink(), batch_events=params["batch_events"], queue_batches=2)
+            stages=[
+                KeyBy(lambda e: (e.stream, e.type), durable=True),
+                WindowStage.from_spec(spec_from_json(params["window"])),
+            ],
+            sink=WindowResultSink(),
+            batch_events=params["batch_events"],
+            queue_batches=2,
+        )
 
 
 _register_test_counts()

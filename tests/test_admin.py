@@ -32,8 +32,9 @@ def test_it_offers_no_change_to_events_and_versions(staff, stream):
     page = staff.get(reverse("admin:continust_version_change", args=[version.pk]))
     assert page.status_code == 200
     assert b'name="_save"' not in page.content
-    deleted = staff.post(reverse("admin:continust_version_delete", args=[version.pk]),
-                         {"post": "yes"})
+    deleted = staff.post(
+        reverse("admin:continust_version_delete", args=[version.pk]), {"post": "yes"}
+    )
     assert deleted.status_code == 403
     assert Version.objects.filter(pk=version.pk).exists()
 
@@ -43,11 +44,14 @@ def test_it_appends_forks_and_merges(staff, stream):
     url = reverse("admin:continust_stream_append", args=[stream.pk])
     response = staff.post(url, {"branch": "main", "type": "set", "payload": '{"price": 12}'})
     assert response.status_code == 302
-    staff.post(reverse("admin:continust_stream_fork", args=[stream.pk]),
-               {"at": str(v1.pk), "name": "sale"})
+    staff.post(
+        reverse("admin:continust_stream_fork", args=[stream.pk]), {"at": str(v1.pk), "name": "sale"}
+    )
     staff.post(url, {"branch": "sale", "type": "set", "payload": '{"sale": true}'})
-    merged = staff.post(reverse("admin:continust_stream_merge", args=[stream.pk]),
-                        {"source": "sale", "into": "main", "resolutions": "{}"})
+    merged = staff.post(
+        reverse("admin:continust_stream_merge", args=[stream.pk]),
+        {"source": "sale", "into": "main", "resolutions": "{}"},
+    )
     assert merged.status_code == 302
     head = Branch.objects.get(stream=stream, name="main").head
     assert head.state.data == {"price": 12, "sale": True}

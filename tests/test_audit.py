@@ -22,11 +22,11 @@ def reviewed(stream):
     """main: v1 ─ v2 ─ v3, reviewed from v1 to v3: a comment, a correction, two decisions."""
     v1, v2, v3 = put(stream, {"price": 10}, {"price": 12, "currency": "EUR"}, {"price": 11})
     review = reviews.open_review(stream, base=v1, head=v3, actor="alice", title="Prices")
-    said = reviews.comment(review, actor="bob", body="Too high?",
-                           target=reviews.Target("path", path="/price"))
+    said = reviews.comment(
+        review, actor="bob", body="Too high?", target=reviews.Target("path", path="/price")
+    )
     reviews.correct(review, actor="bob", corrects=said.id, body="Too low?")
-    reviews.decide(review, actor="bob", decision=reviews.REQUEST_CHANGES,
-                   note="currency")
+    reviews.decide(review, actor="bob", decision=reviews.REQUEST_CHANGES, note="currency")
     reviews.decide(review, actor="alice", decision=reviews.APPROVE, note="fine")
     return review
 
@@ -41,13 +41,21 @@ def test_a_review_report_states_who_changed_what_and_who_decided(reviewed, strea
     assert [c["event"]["type"] for c in data["changes"]] == ["set", "set"]
     assert data["changes"][0]["changes"] == [
         {"op": "replace", "path": "/price", "old": 10, "new": 12},
-        {"op": "add", "path": "/currency", "new": "EUR"}]
+        {"op": "add", "path": "/currency", "new": "EUR"},
+    ]
     (review,) = data["reviews"]
     assert review["status"] == reviews.CHANGES_REQUESTED
     assert {a: d["payload"]["decision"] for a, d in review["decisions"].items()} == {
-        "bob": reviews.REQUEST_CHANGES, "alice": reviews.APPROVE}
+        "bob": reviews.REQUEST_CHANGES,
+        "alice": reviews.APPROVE,
+    }
     assert [e["type"] for e in review["events"]] == [
-        reviews.OPENED, reviews.COMMENTED, reviews.CORRECTED, reviews.DECIDED, reviews.DECIDED]
+        reviews.OPENED,
+        reviews.COMMENTED,
+        reviews.CORRECTED,
+        reviews.DECIDED,
+        reviews.DECIDED,
+    ]
     assert data["report"]["generated_by"] == "carol"
 
 
@@ -58,7 +66,9 @@ def test_its_proof_pins_every_chain_head_and_digests_the_export(reviewed, projec
     audit_stream = reviews.audit_stream(project)
     stream.refresh_from_db()
     assert {p.label: p.head for p in integrity.pins} == {
-        "acme/pricing": stream.last_hash, "acme/_audit": audit_stream.last_hash}
+        "acme/pricing": stream.last_hash,
+        "acme/_audit": audit_stream.last_hash,
+    }
     body = export_bytes(project, integrity)
     assert hashlib.sha256(body).hexdigest() == integrity.export_sha256
     assert len(body) == integrity.export_bytes
@@ -70,8 +80,7 @@ def test_the_pinned_export_never_changes(reviewed, project, stream):
     reviews.comment(reviewed, actor="bob", body="later")
     again = audit.parse_pins(project, [p.token for p in integrity.pins])
     assert again == integrity.pins
-    assert hashlib.sha256(export_bytes(project, integrity)).hexdigest() == (
-        integrity.export_sha256)
+    assert hashlib.sha256(export_bytes(project, integrity)).hexdigest() == (integrity.export_sha256)
 
 
 def test_a_third_party_recomputes_the_heads_from_the_export(reviewed, project, tmp_path):
@@ -93,9 +102,12 @@ def test_the_csv_has_a_row_per_changed_path_and_never_a_formula(reviewed):
     rows = list(csv.DictReader(io.StringIO(text)))
     changes = [r for r in rows if r["kind"] == "change"]
     assert [(r["path"], r["op"]) for r in changes] == [
-        ("/price", "replace"), ("/currency", "add"), ("/price", "replace")]
+        ("/price", "replace"),
+        ("/currency", "add"),
+        ("/price", "replace"),
+    ]
     (formula,) = [r for r in rows if "evil" in r["text"]]
-    assert formula["text"] == "'=HYPERLINK(\"http://evil\")"
+    assert formula["text"] == '\'=HYPERLINK("http://evil")'
     assert not any(value.startswith(("=", "+", "@")) for r in rows for value in r.values())
     assert {r["kind"] for r in rows} >= {"change", reviews.COMMENTED, reviews.DECIDED, "chain"}
 
@@ -103,11 +115,24 @@ def test_the_csv_has_a_row_per_changed_path_and_never_a_formula(reviewed):
 def test_a_time_range_report_covers_what_happened_in_the_range(project, stream, alice, bob):
     start = datetime(2024, 1, 1, tzinfo=UTC)
     for day in range(4):
-        append(stream, [NewEvent(type="set", payload={"day": day}, actor="ann",
-                                 timestamp=start + timedelta(days=day))])
+        append(
+            stream,
+            [
+                NewEvent(
+                    type="set",
+                    payload={"day": day},
+                    actor="ann",
+                    timestamp=start + timedelta(days=day),
+                )
+            ],
+        )
     members.set_role(project, project.memberships.get(user=bob).pk, "reviewer", actor="alice")
-    report = audit.range_report(project, since=start + timedelta(days=1),
-                                until=start + timedelta(days=3), generated_by="alice")
+    report = audit.range_report(
+        project,
+        since=start + timedelta(days=1),
+        until=start + timedelta(days=3),
+        generated_by="alice",
+    )
     assert [row.version.event.payload for row in report.rows] == [{"day": 1}, {"day": 2}]
     assert report.integrity.ok
     assert {p.name for p in report.integrity.pins} == {"pricing", reviews.AUDIT_STREAM}

@@ -29,13 +29,23 @@ def test_it_names_the_event_that_last_changed_a_path_and_the_earlier_values(stre
     """
     tiers = [{"price": 10}, {"price": 20}, {"price": 30}]
     v1, v2 = put(stream, {"pricing": {"tiers": tiers}}, {"owner": "alice"})
-    (v3,) = append(stream, [NewEvent(type="price.set", actor="bob", payload={
-        "pricing": {"tiers": [*tiers[:2], {"price": 12}]}})]).versions
+    (v3,) = append(
+        stream,
+        [
+            NewEvent(
+                type="price.set",
+                actor="bob",
+                payload={"pricing": {"tiers": [*tiers[:2], {"price": 12}]}},
+            )
+        ],
+    ).versions
     (v4,) = put(stream, {"owner": "carol"})
     found = blame(stream, v4, "/pricing/tiers/2/price")
     assert found.value == 12 and found.complete
     assert [(c.version.pk, c.value, c.previous) for c in found.changes] == [
-        (v3.pk, 12, 30), (v1.pk, 30, MISSING)]
+        (v3.pk, 12, 30),
+        (v1.pk, 30, MISSING),
+    ]
     assert found.last.version.event.actor == "bob" and found.changes[-1].added
 
 
@@ -72,14 +82,23 @@ def test_it_stops_at_the_asked_depth(stream):
 # -- random histories against a brute-force fold -------------------------------------------
 
 values = st.one_of(st.integers(0, 3), st.booleans(), st.just(1.0))
-patches = st.fixed_dictionaries({}, optional={
-    "a": st.one_of(values, st.none(), st.fixed_dictionaries({"x": values})),
-    "b": st.lists(values, max_size=3),
-    "m": st.one_of(st.none(), st.fixed_dictionaries({}, optional={"0": values,
-                                                                  "k/j": values})),
-})
-steps = st.lists(st.tuples(st.sampled_from(["main", "main", "side", "side", "fork", "merge"]),
-                           patches, st.sampled_from(["ann", "ben"])), min_size=5, max_size=20)
+patches = st.fixed_dictionaries(
+    {},
+    optional={
+        "a": st.one_of(values, st.none(), st.fixed_dictionaries({"x": values})),
+        "b": st.lists(values, max_size=3),
+        "m": st.one_of(st.none(), st.fixed_dictionaries({}, optional={"0": values, "k/j": values})),
+    },
+)
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(["main", "main", "side", "side", "fork", "merge"]),
+        patches,
+        st.sampled_from(["ann", "ben"]),
+    ),
+    min_size=5,
+    max_size=20,
+)
 counter = itertools.count()
 
 
@@ -152,8 +171,11 @@ def brute_blame(graph, states, version_id, path, depth=20):
     return found
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(plan=steps, data=st.data())
 def test_blame_agrees_with_a_brute_force_fold(project, plan, data):
     stream = build(project, plan)

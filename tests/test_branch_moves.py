@@ -1,9 +1,9 @@
 """Branch moves: chained per branch, the only way a head changes, checked by verify.
 
-    main:  v0 -- v1 -- v2 ---- m
-                  \\          /
-    side:          s0 ------'
-    moves of main: append v0, append v1, append v2, merge m  (each chained to the last)
+main:  v0 -- v1 -- v2 ---- m
+              \\          /
+side:          s0 ------'
+moves of main: append v0, append v1, append v2, merge m  (each chained to the last)
 """
 
 from __future__ import annotations
@@ -42,19 +42,23 @@ def test_each_branch_s_moves_form_a_chain(stream, history):
 
 def test_the_database_refuses_setting_a_head_directly(stream, history):
     v0, _, _ = history
-    for sql in (f"UPDATE continust_branch SET head_id = {v0.pk} WHERE name = 'main'",
-                "UPDATE continust_branch SET name = 'other' WHERE name = 'side'",
-                "DELETE FROM continust_branch WHERE name = 'side'"):
-        with pytest.raises(DatabaseError, match="recorded move"), transaction.atomic(), \
-                connection.cursor() as cursor:
+    for sql in (
+        f"UPDATE continust_branch SET head_id = {v0.pk} WHERE name = 'main'",
+        "UPDATE continust_branch SET name = 'other' WHERE name = 'side'",
+        "DELETE FROM continust_branch WHERE name = 'side'",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="recorded move"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
             cursor.execute(sql)
     assert Branch.objects.get(stream=stream, name="main").head_id != v0.pk
 
 
 def test_verify_finds_a_head_moved_back_behind_the_triggers(stream, history):
     _, _, v2 = history
-    tamper(f"UPDATE continust_branch SET head_id = {v2.pk} WHERE name = 'main'",
-           "continust_branch")
+    tamper(f"UPDATE continust_branch SET head_id = {v2.pk} WHERE name = 'main'", "continust_branch")
     report = verify(stream.project)
     assert not report.ok
     assert report.broken.where == "branch 'main'"
@@ -62,8 +66,10 @@ def test_verify_finds_a_head_moved_back_behind_the_triggers(stream, history):
 
 
 def test_verify_finds_a_rewritten_move(stream, history):
-    tamper("UPDATE continust_branchmove SET actor = 'mallory' WHERE reason = 'merge'",
-           "continust_branchmove")
+    tamper(
+        "UPDATE continust_branchmove SET actor = 'mallory' WHERE reason = 'merge'",
+        "continust_branchmove",
+    )
     report = verify(stream.project)
     assert not report.ok
     assert report.broken.where == "branch 'main'"
@@ -72,8 +78,9 @@ def test_verify_finds_a_rewritten_move(stream, history):
 
 def test_verify_finds_a_dropped_move(stream, history):
     first = BranchMove.objects.filter(branch__name="side").order_by("id").last()
-    tamper(f"DELETE FROM continust_branchmove WHERE id = {first.pk}", "continust_branchmove",
-           "delete")
+    tamper(
+        f"DELETE FROM continust_branchmove WHERE id = {first.pk}", "continust_branchmove", "delete"
+    )
     report = verify(stream.project)
     assert not report.ok and "side" in report.broken.where
 

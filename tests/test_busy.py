@@ -29,9 +29,13 @@ def another_writer_holds_the_lock(stream) -> Iterator[None]:
     else:
         import psycopg
 
-        other = psycopg.connect(host=settings["HOST"], port=settings["PORT"] or 5432,
-                                user=settings["USER"], password=settings["PASSWORD"],
-                                dbname=settings["NAME"])
+        other = psycopg.connect(
+            host=settings["HOST"],
+            port=settings["PORT"] or 5432,
+            user=settings["USER"],
+            password=settings["PASSWORD"],
+            dbname=settings["NAME"],
+        )
         # The stream's row lock, which every append takes first.
         other.execute("SELECT 1 FROM continust_stream WHERE id = %s FOR UPDATE", [stream.pk])
         wait, unwait = "SET lock_timeout = '50ms'", "RESET lock_timeout"
@@ -54,8 +58,10 @@ def test_an_api_append_behind_another_writer_gets_503_with_retry_after(alice, st
     assert answer["Retry-After"] == "1"
     assert answer.json()["code"] == "database_busy"
     assert not Event.objects.exists()
-    assert api.post(events_path(), {"events": [{"type": "set", "payload": {"a": 1}}]}) \
-        .status_code == 201
+    assert (
+        api.post(events_path(), {"events": [{"type": "set", "payload": {"a": 1}}]}).status_code
+        == 201
+    )
 
 
 def test_an_explorer_fork_behind_another_writer_gets_503_with_retry_after(alice, stream):

@@ -23,8 +23,18 @@ def run(*args: str) -> str:
 
 
 def test_it_appends_and_prints_json(stream):
-    out = run("append", "--project", "acme", "--stream", "pricing", "--type", "set",
-              "--payload", '{"price": 10}', "--json")
+    out = run(
+        "append",
+        "--project",
+        "acme",
+        "--stream",
+        "pricing",
+        "--type",
+        "set",
+        "--payload",
+        '{"price": 10}',
+        "--json",
+    )
     record = json.loads(out)
     assert record["created"] is True and record["event_type"] == "set"
     assert Event.objects.count() == 1
@@ -55,8 +65,19 @@ def test_it_names_an_unknown_project_and_stream(stream):
 def test_it_reports_a_stale_expected_head(stream):
     v1, v2 = put(stream, {"a": 1}, {"a": 2})
     with pytest.raises(CommandError, match=f"at version {v2.pk}, not at the expected {v1.pk}"):
-        run("append", "--project", "acme", "--stream", "pricing", "--type", "set",
-            "--payload", "{}", "--expected-head", str(v1.pk))
+        run(
+            "append",
+            "--project",
+            "acme",
+            "--stream",
+            "pricing",
+            "--type",
+            "set",
+            "--payload",
+            "{}",
+            "--expected-head",
+            str(v1.pk),
+        )
 
 
 def test_it_answers_lineage_and_diff(stream):
@@ -71,14 +92,17 @@ def test_it_answers_lineage_and_diff(stream):
     assert {"op": "replace", "path": "/a", "value": 2} in patch
     assert "~ /a: 1 -> 2" in run("diff", *scope, str(v1.pk), "main")
     assert json.loads(run("diff", *scope, str(v1.pk), "main", "--format", "merge-patch")) == {
-        "a": 2, "b": [1, 2]}
+        "a": 2,
+        "b": [1, 2],
+    }
 
 
 def test_it_diffs_files(tmp_path):
     (tmp_path / "a.json").write_text('{"x": 1}')
     (tmp_path / "b.json").write_text('{"x": 2}')
-    assert "~ /x: 1 -> 2" in run("diff", "--files", str(tmp_path / "a.json"),
-                                 str(tmp_path / "b.json"))
+    assert "~ /x: 1 -> 2" in run(
+        "diff", "--files", str(tmp_path / "a.json"), str(tmp_path / "b.json")
+    )
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(CommandError, match="is not valid JSON"):
         run("diff", "--files", str(tmp_path / "a.json"), str(tmp_path / "bad.json"))
@@ -115,15 +139,23 @@ def test_it_follows_causation(project, stream):
         (["state", "--project", "acme", "--stream", "pricing", "١٢"], "no version"),
         (["state", "--project", "acme", "--stream", "pricing", "a\x00b"], "U\\+0000"),
         (["state", "--project", "a\x00b", "--stream", "pricing", "main"], "slug"),
-        (["lineage", "--project", "acme", "--stream", "pricing", "merge-bases", "१२", "main"],
-         "no version"),
-        (["causation", "--project", "acme", "١٢345678-1234-1234-1234-123456789abc"],
-         "not an event id"),
+        (
+            ["lineage", "--project", "acme", "--stream", "pricing", "merge-bases", "१२", "main"],
+            "no version",
+        ),
+        (
+            ["causation", "--project", "acme", "١٢345678-1234-1234-1234-123456789abc"],
+            "not an event id",
+        ),
         # argparse's own refusals too: a number option, a missing argument.
-        (["create_stream", "--project", "acme", "--stream", "more", "--reducer-version", "١٢"],
-         "digits 0-9"),
-        (["append", "--project", "acme", "--stream", "pricing", "--type", "t"],
-         "required: --payload"),
+        (
+            ["create_stream", "--project", "acme", "--stream", "more", "--reducer-version", "١٢"],
+            "digits 0-9",
+        ),
+        (
+            ["append", "--project", "acme", "--stream", "pricing", "--type", "t"],
+            "required: --payload",
+        ),
     ],
 )
 def test_an_odd_name_is_one_line_and_exit_1(stream, capsys, argv, message):

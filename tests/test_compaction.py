@@ -63,12 +63,24 @@ def _random_dag(stream: Stream, seed: int, steps: int = 60) -> None:
                 conflicts = {c.path: c.ours for c in getattr(err, "conflicts", [])}
                 if not conflicts:
                     raise
-                merge(stream, source, into, resolutions={
-                    p: (None if v is compaction_missing() else v) for p, v in conflicts.items()})
+                merge(
+                    stream,
+                    source,
+                    into,
+                    resolutions={
+                        p: (None if v is compaction_missing() else v) for p, v in conflicts.items()
+                    },
+                )
         else:
             branch = rng.choice(branches)
-            put(stream, *({f"k{rng.randrange(6)}": rng.randrange(100), "step": step}
-                          for _ in range(rng.randrange(1, 4))), branch=branch)
+            put(
+                stream,
+                *(
+                    {f"k{rng.randrange(6)}": rng.randrange(100), "step": step}
+                    for _ in range(rng.randrange(1, 4))
+                ),
+                branch=branch,
+            )
 
 
 def compaction_missing() -> Any:
@@ -124,8 +136,9 @@ def test_lineage_and_verify_are_the_same_after_compaction(project: Project, seed
     assert after.ok, after.broken
     assert (after.events, after.versions) == (report.events, report.versions)
     # Every released version is in exactly one run, and heads never are.
-    released = set(ReleasedVersion.objects.filter(run__stream=stream)
-                   .values_list("version_id", flat=True))
+    released = set(
+        ReleasedVersion.objects.filter(run__stream=stream).values_list("version_id", flat=True)
+    )
     assert len(released) == done.versions_released
     heads = set(Branch.objects.filter(stream=stream).values_list("head_id", flat=True))
     assert not released & heads
@@ -140,7 +153,9 @@ def test_runs_are_chains_and_collapse_what_they_stand_for(stream: Stream) -> Non
     # The newest 5 versions stay (4 on main, 1 on side), and so does the fork point, which
     # is the merge base of main and side: two runs, v0..v8 and v10..v25.
     assert [(r.first_id, r.last_id, r.length) for r in runs] == [
-        (versions[0].pk, versions[8].pk, 9), (versions[10].pk, versions[25].pk, 16)]
+        (versions[0].pk, versions[8].pk, 9),
+        (versions[10].pk, versions[25].pk, 16),
+    ]
     assert done.runs == 2 and done.versions_released == 25
     assert done.bytes_after < done.bytes_before
     assert all(r.bytes_released > 0 for r in runs)
@@ -161,23 +176,37 @@ def test_verify_still_catches_tampering_in_what_was_kept(stream: Stream) -> None
     try:
         cases = [
             # a kept event's payload
-            ("UPDATE continust_event SET payload = '{\"n\": 99}' WHERE position = %s",
-             [versions[-1].event_id], "hash mismatch"),
+            (
+                "UPDATE continust_event SET payload = '{\"n\": 99}' WHERE position = %s",
+                [versions[-1].event_id],
+                "hash mismatch",
+            ),
             # a released event's hash, which its run's Merkle root and the chain cover
-            ("UPDATE continust_event SET hash = %s WHERE position = %s",
-             ["f" * 64, versions[2].event_id], "previous hash"),
+            (
+                "UPDATE continust_event SET hash = %s WHERE position = %s",
+                ["f" * 64, versions[2].event_id],
+                "previous hash",
+            ),
             # a kept state
-            ("UPDATE continust_state SET data = '{\"n\": 98}' WHERE hash = %s",
-             [versions[-2].state_id], "does not match its content"),
+            (
+                "UPDATE continust_state SET data = '{\"n\": 98}' WHERE hash = %s",
+                [versions[-2].state_id],
+                "does not match its content",
+            ),
             # a payload released behind compaction's back
-            ("UPDATE continust_event SET payload = 'null' WHERE position = %s",
-             [versions[-3].event_id], "no compaction released it"),
+            (
+                "UPDATE continust_event SET payload = 'null' WHERE position = %s",
+                [versions[-3].event_id],
+                "no compaction released it",
+            ),
             # the row standing for a run: its root, its members
             ("UPDATE continust_releasedrun SET merkle_root = %s", ["0" * 64], "Merkle root"),
-            ("DELETE FROM continust_releasedversion WHERE version_id = %s", [versions[3].pk],
-             "no compaction released it"),
-            ("UPDATE continust_releasedrun SET last_id = %s", [versions[5].pk],
-             "not one chain"),
+            (
+                "DELETE FROM continust_releasedversion WHERE version_id = %s",
+                [versions[3].pk],
+                "no compaction released it",
+            ),
+            ("UPDATE continust_releasedrun SET last_id = %s", [versions[5].pk], "not one chain"),
         ]
         for sql, args, reason in cases:
             sid = transaction.savepoint()
@@ -199,15 +228,26 @@ def _outcome(stream: Stream) -> dict[str, Any]:
     hashes = set(Version.objects.filter(stream=stream).values_list("state_id", flat=True))
     return {
         "status": job.status,
-        "counts": (job.runs, job.versions_released, job.payloads_released, job.states_released,
-                   job.snapshots_stored, job.bytes_before, job.bytes_after),
-        "runs": list(ReleasedRun.objects.filter(stream=stream).order_by("first_id")
-                     .values_list("first_id", "last_id", "length", "merkle_root",
-                                  "bytes_released")),
-        "released": sorted(ReleasedVersion.objects.filter(run__stream=stream)
-                           .values_list("version_id", flat=True)),
-        "payloads": sorted(Event.objects.filter(stream=stream, payload=None)
-                           .values_list("seq", flat=True)),
+        "counts": (
+            job.runs,
+            job.versions_released,
+            job.payloads_released,
+            job.states_released,
+            job.snapshots_stored,
+            job.bytes_before,
+            job.bytes_after,
+        ),
+        "runs": list(
+            ReleasedRun.objects.filter(stream=stream)
+            .order_by("first_id")
+            .values_list("first_id", "last_id", "length", "merkle_root", "bytes_released")
+        ),
+        "released": sorted(
+            ReleasedVersion.objects.filter(run__stream=stream).values_list("version_id", flat=True)
+        ),
+        "payloads": sorted(
+            Event.objects.filter(stream=stream, payload=None).values_list("seq", flat=True)
+        ),
         "states": sorted(State.objects.filter(pk__in=hashes).values_list("hash", flat=True)),
     }
 
@@ -222,10 +262,11 @@ class _Killed(BaseException):
 
 @pytest.mark.parametrize("kind", ["ephemeral", "selective"])
 def test_a_compaction_killed_mid_way_and_rerun_gives_the_same_result(
-        project: Project, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    project: Project, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
     stream = create_stream(project, "killed")
     _random_dag(stream, 11, steps=80)
-    options = ({"horizon_versions": 10} if kind == "ephemeral" else {"snapshot_every": 4})
+    options = {"horizon_versions": 10} if kind == "ephemeral" else {"snapshot_every": 4}
     set_policy(stream, make_policy(kind, **options), actor="alice")
     # The uninterrupted run, measured and then rolled back.
     try:
@@ -289,7 +330,8 @@ def test_nothing_under_review_is_released(project: Project) -> None:
 
 
 def test_a_review_opened_after_planning_is_still_respected(
-        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stream = create_stream(project, "late-review")
     versions = put(stream, *({"n": n} for n in range(20)))
     set_policy(stream, make_policy("ephemeral", horizon_versions=2), actor="alice")
@@ -364,8 +406,7 @@ def test_an_age_horizon_keeps_young_versions(stream: Stream) -> None:
     assert later.versions_released == 5  # all but the head
 
 
-def test_one_compaction_at_a_time_and_only_due_streams_are_scheduled(
-        project: Project) -> None:
+def test_one_compaction_at_a_time_and_only_due_streams_are_scheduled(project: Project) -> None:
     eternal = create_stream(project, "eternal")
     due = create_stream(project, "due")
     put(eternal, {"a": 1})
@@ -376,8 +417,7 @@ def test_one_compaction_at_a_time_and_only_due_streams_are_scheduled(
     assert compaction.request_due() == []  # one is already pending
     compaction.run(first.pk)
     assert compaction.request_due() == []  # done just now
-    Compaction.objects.filter(pk=first.pk).update(
-        finished_at=timezone.now() - timedelta(days=1))
+    Compaction.objects.filter(pk=first.pk).update(finished_at=timezone.now() - timedelta(days=1))
     (scheduled,) = compaction.request_due()
     assert scheduled.stream_id == due.pk and scheduled.requested_by == "schedule"
 
@@ -421,7 +461,8 @@ def test_selective_after_ephemeral_keeps_the_first_state_after_a_run(project: Pr
 
 
 def test_versions_newer_than_the_compaction_keep_what_they_are_folded_from(
-        project: Project) -> None:
+    project: Project,
+) -> None:
     cache.clear()
     stream = create_stream(project, "newer")
     put(stream, *({"n": n} for n in range(30)))
@@ -463,8 +504,9 @@ def test_an_active_replay_keeps_its_range(stream: Stream) -> None:
     assert replays.run(replay.pk) == "done"
 
 
-def test_a_review_of_unstored_versions_opens_and_shows(client: Any, alice: Any,
-                                                       project: Project) -> None:
+def test_a_review_of_unstored_versions_opens_and_shows(
+    client: Any, alice: Any, project: Project
+) -> None:
     from django.urls import reverse
 
     stream = create_stream(project, "sel-review")

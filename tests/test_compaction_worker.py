@@ -19,8 +19,12 @@ TIMEOUT = 180
 
 
 def wait_for(job: Compaction, condition: Any, timeout: float = TIMEOUT) -> Compaction:
-    return poll(job, condition, timeout=timeout, describe=lambda j: (
-        f"compaction {j.pk} stuck: {j.status} {j.phase} {j.cursor} {j.error}"))
+    return poll(
+        job,
+        condition,
+        timeout=timeout,
+        describe=lambda j: f"compaction {j.pk} stuck: {j.status} {j.phase} {j.cursor} {j.error}",
+    )
 
 
 @pytest.mark.smoke
@@ -28,8 +32,9 @@ def test_a_requested_compaction_is_run_by_the_worker(stream: Stream, start_worke
     put(stream, *({"n": n, "pad": "x" * 100} for n in range(60)))
     set_policy(stream, make_policy("ephemeral", horizon_versions=10), actor="alice")
     start_worker()
-    job = wait_for(compaction.request(stream, actor="alice"),
-                   lambda j: j.status not in compaction.ACTIVE)
+    job = wait_for(
+        compaction.request(stream, actor="alice"), lambda j: j.status not in compaction.ACTIVE
+    )
     assert job.status == CompactionStatus.DONE, job.error
     assert job.versions_released == 50
     assert job.bytes_after < job.bytes_before
@@ -44,15 +49,21 @@ def test_a_worker_killed_mid_compaction_is_resumed(stream: Stream, start_worker:
     # One event per append from here: every head's state was stored, most must go.
     for n in range(300):
         put(stream, {"tail": n})
-    first = start_worker(CONTINUST_COMPACTION_CHUNK="10", CONTINUST_COMPACTION_LEASE_SECONDS="2",
-                         CONTINUST_COMPACTION_CHUNK_DELAY_MS="30")
+    first = start_worker(
+        CONTINUST_COMPACTION_CHUNK="10",
+        CONTINUST_COMPACTION_LEASE_SECONDS="2",
+        CONTINUST_COMPACTION_CHUNK_DELAY_MS="30",
+    )
     job = compaction.request(stream, actor="alice")
     job = wait_for(job, lambda j: j.phase == "release" and j.cursor > 0)
     first.kill()
     job.refresh_from_db()
     assert job.status == CompactionStatus.RUNNING
-    start_worker(CONTINUST_COMPACTION_CHUNK="10", CONTINUST_COMPACTION_RESEND_SECONDS="1",
-                 CONTINUST_OUTBOX_INTERVAL_SECONDS="1")
+    start_worker(
+        CONTINUST_COMPACTION_CHUNK="10",
+        CONTINUST_COMPACTION_RESEND_SECONDS="1",
+        CONTINUST_OUTBOX_INTERVAL_SECONDS="1",
+    )
     job = wait_for(job, lambda j: j.status not in compaction.ACTIVE)
     assert job.status == CompactionStatus.DONE, job.error
     assert job.attempts == 2

@@ -24,9 +24,13 @@ def test_concurrent_writers_lose_and_duplicate_nothing():
     stream = create_stream(create_project("race"), "counter")
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    workers = [context.Process(target=append_with_retries,
-                               args=(connection.settings_dict["NAME"], w, EVENTS_EACH, queue))
-               for w in range(WRITERS)]
+    workers = [
+        context.Process(
+            target=append_with_retries,
+            args=(connection.settings_dict["NAME"], w, EVENTS_EACH, queue),
+        )
+        for w in range(WRITERS)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:

@@ -51,18 +51,30 @@ def cut_tail(stream: Stream, version) -> None:
     the branch: what an attacker with the triggers out of the way can do."""
     previous = Event.objects.get(stream=stream, seq=stream.event_count - 1)
     move = BranchMove.objects.filter(new_head=version).get()
-    tamper(f"DELETE FROM continust_branchmove WHERE id = {move.pk}", "continust_branchmove",
-           "delete")
-    tamper(f"UPDATE continust_branch SET head_id = {move.old_head_id}, move_hash = "
-           f"'{move.prev_hash}' WHERE id = {move.branch_id}", "continust_branch")
-    tamper(f"DELETE FROM continust_versionparent WHERE child_id = {version.pk}",
-           "continust_versionparent", "delete")
-    tamper(f"DELETE FROM continust_version WHERE id = {version.pk}", "continust_version",
-           "delete")
-    tamper(f"DELETE FROM continust_event WHERE position = {version.event_id}",
-           "continust_event", "delete")
-    tamper(f"UPDATE continust_stream SET event_count = {previous.seq}, last_hash = "
-           f"'{previous.hash}' WHERE id = {stream.pk}", "continust_stream")
+    tamper(
+        f"DELETE FROM continust_branchmove WHERE id = {move.pk}", "continust_branchmove", "delete"
+    )
+    tamper(
+        f"UPDATE continust_branch SET head_id = {move.old_head_id}, move_hash = "
+        f"'{move.prev_hash}' WHERE id = {move.branch_id}",
+        "continust_branch",
+    )
+    tamper(
+        f"DELETE FROM continust_versionparent WHERE child_id = {version.pk}",
+        "continust_versionparent",
+        "delete",
+    )
+    tamper(f"DELETE FROM continust_version WHERE id = {version.pk}", "continust_version", "delete")
+    tamper(
+        f"DELETE FROM continust_event WHERE position = {version.event_id}",
+        "continust_event",
+        "delete",
+    )
+    tamper(
+        f"UPDATE continust_stream SET event_count = {previous.seq}, last_hash = "
+        f"'{previous.hash}' WHERE id = {stream.pk}",
+        "continust_stream",
+    )
 
 
 def test_the_digest_covers_heads_counts_and_branches_with_one_root(history, tmp_path):
@@ -70,10 +82,14 @@ def test_the_digest_covers_heads_counts_and_branches_with_one_root(history, tmp_
     document = json.loads(take(tmp_path).read_text())
     (entry,) = document["streams"]
     assert entry == {
-        "project": "acme", "stream": "pricing", "events": 3,
+        "project": "acme",
+        "stream": "pricing",
+        "events": 3,
         "head": Event.objects.get(seq=3).hash,
-        "branches": {"main": {"head": v3.digest, "moves": 3},
-                     "side": {"head": v1.digest, "moves": 1}},
+        "branches": {
+            "main": {"head": v3.digest, "moves": 3},
+            "side": {"head": v1.digest, "moves": 1},
+        },
     }
     assert document["format"] == offline.FORMAT and document["taken_at"]
     leaf = hashlib.sha256(canonical.canonical_json(entry).encode()).hexdigest()
@@ -109,10 +125,14 @@ def test_a_branch_moved_back_fails_the_digest(history, stream, tmp_path):
     v1, v2, v3 = history
     path = take(tmp_path)
     last = BranchMove.objects.get(new_head=v3)
-    tamper(f"DELETE FROM continust_branchmove WHERE id = {last.pk}", "continust_branchmove",
-           "delete")
-    tamper(f"UPDATE continust_branch SET head_id = {v2.pk}, move_hash = '{last.prev_hash}' "
-           "WHERE name = 'main'", "continust_branch")
+    tamper(
+        f"DELETE FROM continust_branchmove WHERE id = {last.pk}", "continust_branchmove", "delete"
+    )
+    tamper(
+        f"UPDATE continust_branch SET head_id = {v2.pk}, move_hash = '{last.prev_hash}' "
+        "WHERE name = 'main'",
+        "continust_branch",
+    )
     assert run_verify()[1] is None  # head and moves agree again: only the digest knows
     _, error = run_verify("--digest", str(path))
     assert error is not None and "branch 'main'" in str(error)
@@ -123,18 +143,31 @@ def test_a_branch_moved_back_fails_the_digest(history, stream, tmp_path):
 def test_a_rewritten_event_fails_the_digest(history, stream, tmp_path):
     path = take(tmp_path)
     last = Event.objects.get(stream=stream, seq=3)
-    body = canonical.event_body(id=str(last.id), seq=3, type=last.type,
-                                timestamp=last.timestamp, payload={"a": 300},
-                                causation=None, correlation=None, actor=last.actor)
+    body = canonical.event_body(
+        id=str(last.id),
+        seq=3,
+        type=last.type,
+        timestamp=last.timestamp,
+        payload={"a": 300},
+        causation=None,
+        correlation=None,
+        actor=last.actor,
+    )
     forged = canonical.event_hash(last.prev_hash, body)
-    tamper(f"UPDATE continust_event SET payload = '{{\"a\": 300}}', hash = '{forged}' "
-           f"WHERE position = {last.pk}", "continust_event")
-    tamper(f"UPDATE continust_stream SET last_hash = '{forged}' WHERE id = {stream.pk}",
-           "continust_stream")
+    tamper(
+        f"UPDATE continust_event SET payload = '{{\"a\": 300}}', hash = '{forged}' "
+        f"WHERE position = {last.pk}",
+        "continust_event",
+    )
+    tamper(
+        f"UPDATE continust_stream SET last_hash = '{forged}' WHERE id = {stream.pk}",
+        "continust_stream",
+    )
     out, error = run_verify("--digest", str(path), "--json")
     assert error is not None
-    assert any(b["where"] == "event #3" and "rewritten" in b["reason"]
-               for b in json.loads(out)["breaks"])
+    assert any(
+        b["where"] == "event #3" and "rewritten" in b["reason"] for b in json.loads(out)["breaks"]
+    )
     out, error = run_verify("--export", str(export(tmp_path)), "--digest", str(path))
     assert error is not None and "the chain was rewritten" in out
 
@@ -165,16 +198,26 @@ def test_the_offline_verifier_runs_without_django(history, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO")}
     script = tmp_path / "check.py"  # a copy outside the package: it must stand alone
     script.write_text((REPO / "continust" / "offline.py").read_text())
-    done = subprocess.run([sys.executable, "-I", str(script), str(exported), "--digest",
-                           str(digest)], capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(
+        [sys.executable, "-I", str(script), str(exported), "--digest", str(digest)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
 
 
 def test_a_stream_without_events_has_the_genesis_head(project, tmp_path):
     create_stream(project, "empty")
     document = json.loads(take(tmp_path).read_text())
-    assert document["streams"][0] == {"project": "acme", "stream": "empty", "events": 0,
-                                      "head": canonical.GENESIS, "branches": {}}
+    assert document["streams"][0] == {
+        "project": "acme",
+        "stream": "empty",
+        "events": 0,
+        "head": canonical.GENESIS,
+        "branches": {},
+    }
     assert run_verify("--digest", str(take(tmp_path)))[1] is None
 
 
@@ -186,8 +229,9 @@ def test_a_stream_the_digest_names_must_still_exist(history, tmp_path):
     document["root"] = offline.digest_root(document["streams"])
     path.write_text(json.dumps(document))
     _, error = run_verify("--digest", str(path))
-    assert error is not None and "acme/ghost: stream: the digest names it, and it is gone" \
-        in str(error)
+    assert error is not None and "acme/ghost: stream: the digest names it, and it is gone" in str(
+        error
+    )
 
 
 def test_the_short_verifier_in_the_docs_checks_an_export(history, stream, tmp_path):
@@ -200,8 +244,12 @@ def test_the_short_verifier_in_the_docs_checks_an_export(history, stream, tmp_pa
     exported = export(tmp_path)
 
     def check() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-I", str(script), str(exported), str(digest),
-                               "acme"], capture_output=True, text=True, check=False)
+        return subprocess.run(
+            [sys.executable, "-I", str(script), str(exported), str(digest), "acme"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     assert (check().returncode, check().stdout) == (0, "ok\n")
     lines = exported.read_text().splitlines()

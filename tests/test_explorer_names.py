@@ -61,14 +61,14 @@ def test_digits_of_other_scripts_pick_no_version(client, pricing, typed):
     """Before, int() read them as 12: the page silently showed version 12."""
     url = reverse("stream", args=["demo", pricing.pk])
     assert_error_page(client.get(url, {"v": typed}), 400)
-    assert_error_page(client.get(reverse("compare", args=["demo", pricing.pk]),
-                                 {"a": typed, "b": typed}), 400)
+    assert_error_page(
+        client.get(reverse("compare", args=["demo", pricing.pk]), {"a": typed, "b": typed}), 400
+    )
 
 
 def test_compare_refuses_a_superscript_and_names_it(client, pricing):
     last = Version.objects.filter(stream=pricing).last()
-    response = client.get(reverse("compare", args=["demo", pricing.pk]),
-                          {"a": "¹3", "b": last.pk})
+    response = client.get(reverse("compare", args=["demo", pricing.pk]), {"a": "¹3", "b": last.pk})
     assert_error_page(response, 400)
     assert "¹3" in response.content.decode()
 
@@ -88,8 +88,7 @@ def test_jump_still_finds_a_version_by_id_and_by_v(client, pricing):
 
 def test_a_nul_in_a_search_is_a_400_page(client, pricing):
     assert_error_page(client.get(reverse("project", args=["demo"]), {"q": "a\x00b"}), 400)
-    assert_error_page(client.get(reverse("jump", args=["demo", pricing.pk]), {"q": "\x00"}),
-                      400)
+    assert_error_page(client.get(reverse("jump", args=["demo", pricing.pk]), {"q": "\x00"}), 400)
 
 
 def test_a_missing_page_is_a_404_inside_the_layout(client, pricing):
@@ -98,6 +97,7 @@ def test_a_missing_page_is_a_404_inside_the_layout(client, pricing):
 
 
 # -- every route of the URL conf, with generated text ----------------------------------------
+
 
 def explorer_routes(resolver=None, prefix=""):
     """Yield the route of every explorer page, as the URL conf spells it."""
@@ -113,25 +113,55 @@ def explorer_routes(resolver=None, prefix=""):
 
 def fill(route, values, text):
     """Put known values in a route's path parameters, or the generated text where it fits."""
+
     def one(match):
         kind, name = match.group(1), match.group(2)
         if kind in {"slug", "str"} and re.fullmatch(r"[-a-zA-Z0-9_]+", text) and name != "slug":
             return text
         return str(values.get(name, values.get(kind, 1)))
+
     return "/" + re.sub(r"<(\w+):(\w+)>", one, route)
 
 
-QUERY = ["q", "a", "b", "v", "top", "before", "day", "version", "pick", "path", "format",
-         "metric", "pin", "start", "end", "head", "base", "fragment", "source", "into"]
+QUERY = [
+    "q",
+    "a",
+    "b",
+    "v",
+    "top",
+    "before",
+    "day",
+    "version",
+    "pick",
+    "path",
+    "format",
+    "metric",
+    "pin",
+    "start",
+    "end",
+    "head",
+    "base",
+    "fragment",
+    "source",
+    "into",
+]
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-@given(text=st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
-       | st.sampled_from(ODD), htmx=st.booleans())
+@given(
+    text=st.text(st.characters(exclude_categories=("Cs",)), max_size=30) | st.sampled_from(ODD),
+    htmx=st.booleans(),
+)
 def test_no_route_answers_a_server_error_to_any_text(client, pricing, text, htmx):
     version = Version.objects.filter(stream=pricing).last()
-    values = {"slug": "demo", "stream_id": pricing.pk, "version_id": version.pk,
-              "event_id": version.event_id, "int": 1, "uuid": version.event_id}
+    values = {
+        "slug": "demo",
+        "stream_id": pricing.pk,
+        "version_id": version.pk,
+        "event_id": version.event_id,
+        "int": 1,
+        "uuid": version.event_id,
+    }
     headers = {"HX-Request": "true"} if htmx else {}
     for route in explorer_routes():
         url = fill(route, values, text)

@@ -98,8 +98,9 @@ def test_posts_need_csrf(pricing):
     client = Client(enforce_csrf_checks=True)
     client.force_login(pricing.project.memberships.get(role=Role.ADMIN).user)
     version = Version.objects.filter(stream=pricing).first()
-    response = client.post(reverse("fork", args=["demo", pricing.pk]),
-                           {"at": version.pk, "name": "nocsrf"})
+    response = client.post(
+        reverse("fork", args=["demo", pricing.pk]), {"at": version.pk, "name": "nocsrf"}
+    )
     assert response.status_code == 403
     assert not Branch.objects.filter(name="nocsrf").exists()
 
@@ -131,11 +132,18 @@ def test_the_version_panel_shows_the_event_state_and_causes(demo):
     bob_account = Stream.objects.get(project=demo, name="accounts/bob")
     credit = Version.objects.filter(stream=bob_account, event__type="account.credited").first()
     client = as_user(demo.memberships.get(role=Role.ADMIN).user)
-    panel = client.get(reverse("version", args=["demo", bob_account.pk, credit.pk]),
-                       HTTP_HX_REQUEST="true").content.decode()
+    panel = client.get(
+        reverse("version", args=["demo", bob_account.pk, credit.pk]), HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert "<html" not in panel
-    for text in ["account.credited", "accounts/alice: account.debited", "transfer.requested",
-                 credit.state_id, credit.event.hash, '"balance"'.replace('"', "")]:
+    for text in [
+        "account.credited",
+        "accounts/alice: account.debited",
+        "transfer.requested",
+        credit.state_id,
+        credit.event.hash,
+        '"balance"'.replace('"', ""),
+    ]:
         assert text in panel
 
 
@@ -146,8 +154,9 @@ def test_compare_shows_the_diff_bases_and_between(pricing):
     page = client.get(reverse("compare", args=["demo", pricing.pk]) + f"?a={a.pk}&b={b.pk}")
     text = page.content.decode()
     assert "Merge bases" in text and "/annual_discount_percent" in text
-    patch = client.get(reverse("compare", args=["demo", pricing.pk])
-                       + f"?a={a.pk}&b={b.pk}&format=json-patch")
+    patch = client.get(
+        reverse("compare", args=["demo", pricing.pk]) + f"?a={a.pk}&b={b.pk}&format=json-patch"
+    )
     import jsonpatch
 
     assert jsonpatch.apply_patch(a.state.data, json.loads(patch.content)) == b.state.data
@@ -165,8 +174,9 @@ def test_fork_and_merge_from_the_ui(pricing):
     before = Event.objects.count()
     refused = client.post(url, {"source": "try", "into": "main", "confirm": "yes"})
     assert refused.status_code == 200 and Event.objects.count() == before
-    done = client.post(url, {"source": "try", "into": "main", "confirm": "yes",
-                             "resolve:/trial_days": "7"})
+    done = client.post(
+        url, {"source": "try", "into": "main", "confirm": "yes", "resolve:/trial_days": "7"}
+    )
     assert done.status_code == 302
     assert Branch.objects.get(stream=pricing, name="main").head.state.data["trial_days"] == 7
 
@@ -177,10 +187,13 @@ def test_everything_from_an_event_is_escaped(demo):
     stream = create_stream(demo, XSS[:40].replace(" ", "_"))
     (version,) = append(stream, [NewEvent(type=XSS, payload={XSS: XSS}, actor=XSS)]).versions
     client = as_user(demo.memberships.get(role=Role.ADMIN).user)
-    for url in [reverse("project", args=["demo"]), reverse("stream", args=["demo", stream.pk]),
-                reverse("stream", args=["demo", stream.pk]) + f"?v={version.pk}",
-                reverse("version", args=["demo", stream.pk, version.pk]),
-                reverse("causation", args=["demo", version.event.id])]:
+    for url in [
+        reverse("project", args=["demo"]),
+        reverse("stream", args=["demo", stream.pk]),
+        reverse("stream", args=["demo", stream.pk]) + f"?v={version.pk}",
+        reverse("version", args=["demo", stream.pk, version.pk]),
+        reverse("causation", args=["demo", version.event.id]),
+    ]:
         body = client.get(url).content.decode()
         assert "<script>alert" not in body and "<svg onload" not in body, url
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body, url
@@ -210,14 +223,23 @@ def test_filters_show_only_matching_versions(pricing):
     merges = Version.objects.filter(stream=pricing, event__type="continust.merge").count()
     assert by_type.count('<li class="tl-row') == merges > 0
     by_actor = client.get(url + "?actor=jon").content.decode()
-    assert by_actor.count('<li class="tl-row') == Version.objects.filter(
-        stream=pricing, event__actor="jon").count() == 2
+    assert (
+        by_actor.count('<li class="tl-row')
+        == Version.objects.filter(stream=pricing, event__actor="jon").count()
+        == 2
+    )
     by_branch = client.get(url + "?branch=summer-sale").content.decode()
     assert by_branch.count('<li class="tl-row') == 2
     window = client.get(url + "?since=2026-01-05T12:00&until=2026-01-05T14:00").content.decode()
-    assert window.count('<li class="tl-row') == Version.objects.filter(
-        stream=pricing, event__timestamp__gte="2026-01-05T12:00Z",
-        event__timestamp__lt="2026-01-05T14:00Z").count() == 2
+    assert (
+        window.count('<li class="tl-row')
+        == Version.objects.filter(
+            stream=pricing,
+            event__timestamp__gte="2026-01-05T12:00Z",
+            event__timestamp__lt="2026-01-05T14:00Z",
+        ).count()
+        == 2
+    )
 
 
 def test_a_page_holds_the_lines_that_pass_over_it(project, stream):

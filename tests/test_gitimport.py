@@ -28,19 +28,22 @@ def run(*args: str) -> str:
 def test_it_answers_lineage_as_git_does(history):  # noqa: F811
     repo, ids = history
     create_project("acme")
-    imported = json.loads(run("import_git", str(repo.path), "--project", "acme",
-                              "--stream", "repo", "--json"))
+    imported = json.loads(
+        run("import_git", str(repo.path), "--project", "acme", "--stream", "repo", "--json")
+    )
     assert imported["commits"] == len(ids)
     scope = ["--project", "acme", "--stream", "repo"]
     for commit in ids.values():
         assert run("lineage", *scope, "ancestors", commit, "--count") == repo.git(
-            "rev-list", "--count", commit)
+            "rev-list", "--count", commit
+        )
     for a, b in itertools.combinations(sorted(ids.values()), 2):
         ours = json.loads(run("lineage", *scope, "merge-bases", a, b, "--json"))
         keys = set(Version.objects.filter(pk__in=ours).values_list("key", flat=True))
         assert keys == set(repo.git("merge-base", "--all", a, b, check=False).split())
         assert run("lineage", *scope, "between", a, b, "--count") == repo.git(
-            "rev-list", "--count", b, f"^{a}")
+            "rev-list", "--count", b, f"^{a}"
+        )
     heads = dict(Branch.objects.filter(stream__name="repo").values_list("name", "head__key"))
     assert heads["main"] == ids["U"] and heads["lonely"] == ids["L1"]
     assert verify().ok

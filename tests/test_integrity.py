@@ -54,8 +54,10 @@ def test_it_passes_an_intact_history(stream):
 def test_it_names_a_tampered_payload(stream):
     put(stream, {"a": 1}, {"a": 2}, {"a": 3})
     second = Event.objects.get(stream=stream, seq=2)
-    tamper(f"UPDATE continust_event SET payload = '{{\"a\": 99}}' WHERE position = {second.pk}",
-           "continust_event")
+    tamper(
+        f"UPDATE continust_event SET payload = '{{\"a\": 99}}' WHERE position = {second.pk}",
+        "continust_event",
+    )
     report = verify()
     assert not report.ok
     assert f"event #2 ({second.id})" in report.broken.where
@@ -64,8 +66,10 @@ def test_it_names_a_tampered_payload(stream):
 
 def test_it_names_a_tampered_state(stream):
     (v1, v2) = put(stream, {"a": 1}, {"a": 2})
-    tamper(f"UPDATE continust_state SET data = '{{\"a\": 5}}' WHERE hash = '{v2.state_id}'",
-           "continust_state")
+    tamper(
+        f"UPDATE continust_state SET data = '{{\"a\": 5}}' WHERE hash = '{v2.state_id}'",
+        "continust_state",
+    )
     report = verify()
     assert not report.ok and f"version {v2.pk}" in report.broken.where
 
@@ -84,15 +88,24 @@ def test_it_reports_every_broken_stream_not_only_the_first(project):
     for stream in streams:
         put(stream, {"n": 1}, {"n": 2}, {"n": 3})
     for name, seq in (("a", 1), ("a", 3), ("c", 2)):
-        tamper(f"UPDATE continust_event SET type = 'forged' WHERE seq = {seq} AND stream_id = "
-               f"(SELECT id FROM continust_stream WHERE name = '{name}')", "continust_event")
+        tamper(
+            f"UPDATE continust_event SET type = 'forged' WHERE seq = {seq} AND stream_id = "
+            f"(SELECT id FROM continust_stream WHERE name = '{name}')",
+            "continust_event",
+        )
     report = verify(project)
     assert report.broken_streams == ["acme/a", "acme/c"]
-    hash_breaks = [(b.stream, b.where.split(" (")[0], b.version) for b in report.breaks
-                   if "hash mismatch" in b.reason]
+    hash_breaks = [
+        (b.stream, b.where.split(" (")[0], b.version)
+        for b in report.breaks
+        if "hash mismatch" in b.reason
+    ]
     made = {(e.stream.name, e.seq): e.versions.get().pk for e in Event.objects.all()}
-    assert hash_breaks == [("a", "event #1", made["a", 1]), ("a", "event #3", made["a", 3]),
-                           ("c", "event #2", made["c", 2])]
+    assert hash_breaks == [
+        ("a", "event #1", made["a", 1]),
+        ("a", "event #3", made["a", 3]),
+        ("c", "event #2", made["c", 2]),
+    ]
     assert report.broken.stream == "a"  # the first break, as before
     out, error = run_verify("--project", "acme")
     assert error is not None and error.returncode == 1
@@ -103,8 +116,10 @@ def test_a_corrupted_parent_link_names_project_stream_and_version(project, strea
     other = create_stream(project, "other")
     (elsewhere,) = put(other, {"x": 1})
     (_, v2) = put(stream, {"a": 1}, {"a": 2})
-    tamper(f"UPDATE continust_versionparent SET parent_id = {elsewhere.pk} "
-           f"WHERE child_id = {v2.pk}", "continust_versionparent")
+    tamper(
+        f"UPDATE continust_versionparent SET parent_id = {elsewhere.pk} WHERE child_id = {v2.pk}",
+        "continust_versionparent",
+    )
     out, error = run_verify("--json")
     assert error is not None and error.returncode == 1
     report = json.loads(out)
@@ -126,8 +141,10 @@ def test_json_prints_a_report_on_every_failure(stream):
 
 def test_a_branch_head_moved_without_a_recorded_move_is_named(stream):
     (v1, _, v3) = put(stream, {"a": 1}, {"a": 2}, {"a": 3})
-    tamper(f"UPDATE continust_branch SET head_id = {v1.pk} WHERE stream_id = {stream.pk}",
-           "continust_branch")
+    tamper(
+        f"UPDATE continust_branch SET head_id = {v1.pk} WHERE stream_id = {stream.pk}",
+        "continust_branch",
+    )
     report = verify()
     assert [(b.where, b.version) for b in report.breaks] == [("branch 'main'", v1.pk)]
     assert f"v{v3.pk}" in report.broken.reason
@@ -136,8 +153,10 @@ def test_a_branch_head_moved_without_a_recorded_move_is_named(stream):
 def test_a_broken_chain_of_moves_is_named(stream):
     ((v1,), (v2,), (v3,)) = (put(stream, {"a": n}) for n in (1, 2, 3))
     # The second move (v1 -> v2) rewritten to start from v3: the moves no longer link up.
-    tamper(f"UPDATE continust_branchmove SET old_head_id = {v3.pk} WHERE new_head_id = {v2.pk}",
-           "continust_branchmove")
+    tamper(
+        f"UPDATE continust_branchmove SET old_head_id = {v3.pk} WHERE new_head_id = {v2.pk}",
+        "continust_branchmove",
+    )
     report = verify()
     assert not report.ok
     assert "move 2 starts at" in report.broken.reason and report.broken.version == v2.pk
@@ -151,13 +170,16 @@ def test_it_verifies_streams_of_every_project_past_a_break(alice, project, strea
     assert verify().broken_streams == ["acme/pricing", "zeta/ledger"]
 
 
-@pytest.mark.parametrize("statement", [
-    "TRUNCATE continust_event CASCADE",
-    "TRUNCATE continust_stream CASCADE",
-    "TRUNCATE continust_project CASCADE",
-    "TRUNCATE continust_branchmove, continust_versionparent",
-    "TRUNCATE continust_state",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "TRUNCATE continust_event CASCADE",
+        "TRUNCATE continust_stream CASCADE",
+        "TRUNCATE continust_project CASCADE",
+        "TRUNCATE continust_branchmove, continust_versionparent",
+        "TRUNCATE continust_state",
+    ],
+)
 def test_postgresql_refuses_to_truncate_the_log(stream, statement):
     if connection.vendor != "postgresql":
         pytest.skip("SQLite has no TRUNCATE; its DELETE meets the row triggers")
@@ -165,8 +187,11 @@ def test_postgresql_refuses_to_truncate_the_log(stream, statement):
     with connection.cursor() as cursor:
         # The test's own transaction holds deferred key checks, which TRUNCATE waits for.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    with pytest.raises(DatabaseError, match="TRUNCATE on continust_.* is refused"), \
-            transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match="TRUNCATE on continust_.* is refused"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(statement)
     assert Event.objects.filter(stream=stream).count() == 2 and verify().ok
 
@@ -176,8 +201,10 @@ def test_an_event_moved_to_another_project_is_named(alice, project, stream):
     (version,) = put(stream, {"a": 1})
     # The hash does not cover the project; the event would now answer the other
     # tenant's look-ups by id.
-    tamper(f"UPDATE continust_event SET project_id = {other.pk} "
-           f"WHERE position = {version.event_id}", "continust_event")
+    tamper(
+        f"UPDATE continust_event SET project_id = {other.pk} WHERE position = {version.event_id}",
+        "continust_event",
+    )
     report = verify(project)
     assert not report.ok
     assert report.broken.where.startswith("event #1")

@@ -28,9 +28,17 @@ def build_history(project):
     put(stream, {"b": "ü→✓"}, branch="b")
     merge(stream, "b", "main")
     other = create_stream(project, "ledger", reducer="patch")
-    append(other, [NewEvent(type="p", payload={"patch": [{"op": "add", "path": "/n",
-                                                         "value": 1}]},
-                            causation=v1.event.id, actor="bank")])
+    append(
+        other,
+        [
+            NewEvent(
+                type="p",
+                payload={"patch": [{"op": "add", "path": "/n", "value": 1}]},
+                causation=v1.event.id,
+                actor="bank",
+            )
+        ],
+    )
     return stream
 
 
@@ -38,8 +46,14 @@ def manage(tmp_path, *args, stdin=None):
     """Run manage.py against a fresh SQLite database under tmp_path."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(CONTINUST_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="continust.settings_test")
-    return subprocess.run([sys.executable, "manage.py", *args], env=env, input=stdin,
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def test_it_round_trips_exactly_into_a_fresh_database(project, tmp_path):

@@ -86,8 +86,7 @@ def test_a_process_without_the_tip_reads_it_in_one_query(stream, statements):
     assert version.generation == 1 and verify(stream.project).ok
 
 
-def test_a_tip_that_moved_is_refused_whole_and_the_append_lands_on_the_new_head(
-        stream, statements):
+def test_a_tip_that_moved_is_refused_whole_and_the_append_lands_on_the_new_head(stream, statements):
     put(stream, {"a": 1})
     (v1,) = put(stream, {"b": 2})
     remembered = tips.get(stream.pk, "main")
@@ -99,8 +98,9 @@ def test_a_tip_that_moved_is_refused_whole_and_the_append_lands_on_the_new_head(
     assert statements == [linear._APPEND, linear._TIP, linear._APPEND]
     assert VersionParent.objects.get(child=v3).parent_id == v2.pk
     assert v3.generation == 3
-    assert list(Event.objects.filter(stream=stream).order_by("seq").values_list("seq", flat=True)) \
-        == [1, 2, 3, 4]
+    assert list(
+        Event.objects.filter(stream=stream).order_by("seq").values_list("seq", flat=True)
+    ) == [1, 2, 3, 4]
     assert Version.objects.filter(stream=stream).count() == 4
     assert verify(stream.project).ok
     assert v1.pk < v2.pk < v3.pk
@@ -131,8 +131,9 @@ def test_a_retried_event_id_answers_the_first_versions(stream):
 def _stored_hashes(versions: list[Version]) -> set[str]:
     from continust.models import State
 
-    return set(State.objects.filter(pk__in=[v.state_id for v in versions])
-               .values_list("hash", flat=True))
+    return set(
+        State.objects.filter(pk__in=[v.state_id for v in versions]).values_list("hash", flat=True)
+    )
 
 
 def test_causes_are_checked_in_the_same_statement(project, stream, statements):
@@ -146,8 +147,10 @@ def test_causes_are_checked_in_the_same_statement(project, stream, statements):
     second = NewEvent("set", {"c": 3}, causation=first.id)  # an earlier event of the batch
     made = append(stream, [first, second]).versions
     assert statements == [linear._APPEND]
-    assert [Event.objects.get(pk=v.event_id).causation_id for v in made] \
-        == [cause.event.id, first.id]
+    assert [Event.objects.get(pk=v.event_id).causation_id for v in made] == [
+        cause.event.id,
+        first.id,
+    ]
     with pytest.raises(UnknownCausation, match="names no earlier event"):
         append(stream, [NewEvent("set", {"d": 4}, causation=uuid.uuid4())])
     assert Event.objects.filter(stream=stream).count() == 3

@@ -30,7 +30,9 @@ def test_it_merges_changes_from_both_sides(stream):
     merged = merge(stream, "sale", "main", actor="alice")
     assert merged.state.data == {"price": 12, "trial": 30}
     assert list(merged.parent_links.values_list("parent_id", flat=True)) == [
-        merged.parent_links.first().parent_id, head(stream, "sale").pk]
+        merged.parent_links.first().parent_id,
+        head(stream, "sale").pk,
+    ]
     assert merged.event.type == "continust.merge"
     assert head(stream).pk == merged.pk
     assert verify().ok
@@ -89,7 +91,9 @@ def test_it_merges_a_criss_cross_against_a_virtual_base(stream):
     from continust.graphs import graph_for
 
     assert sorted(graph_for(stream).merge_bases(head(stream).pk, head(stream, "b").pk)) == [
-        a1.pk, b1.pk]
+        a1.pk,
+        b1.pk,
+    ]
     merged = merge(stream, "b", "main")
     assert merged.state.data == {"x": 1, "y": 1, "z": 1, "w": 1}
     assert verify().ok

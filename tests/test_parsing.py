@@ -36,8 +36,9 @@ from continust.projects import create_stream
 ANY_CHAR = st.characters(exclude_categories=())
 ANY_TEXT = st.text(ANY_CHAR, max_size=260)
 # Text near the rules: digits of every script, white space, controls, v, dots and hyphens.
-TRICKY = st.text(st.sampled_from("0123456789vV.-/~ \t\x00\x85\u3000\ud800¹²³١٢१२٣߁𝟙½aZ_"
-                                 "\u202e\x7f"), max_size=30)
+TRICKY = st.text(
+    st.sampled_from("0123456789vV.-/~ \t\x00\x85\u3000\ud800¹²³١٢१२٣߁𝟙½aZ_\u202e\x7f"), max_size=30
+)
 TEXTS = st.one_of(ANY_TEXT, TRICKY)
 NON_ASCII_DIGITS = [c for c in map(chr, range(0x80, 0x110000)) if c.isdigit()]
 
@@ -181,8 +182,9 @@ def test_a_json_pointer_round_trips_through_its_tokens(text):
         assert parse_pointer(rebuilt) == tokens and storable(rebuilt)
 
 
-OFFSETS = st.timedeltas(min_value=-timedelta(hours=23, minutes=59),
-                        max_value=timedelta(hours=23, minutes=59)).map(timezone)
+OFFSETS = st.timedeltas(
+    min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+).map(timezone)
 
 
 @given(st.datetimes(timezones=OFFSETS | st.just(UTC)))

@@ -59,7 +59,8 @@ def test_a_lapsed_lease_is_sent_to_the_broker_again_once(counts):
     OutboxMessage.objects.update(sent_at=timezone.now() - timedelta(minutes=5))
     claim(counts.pk)
     Pipeline.objects.filter(pk=counts.pk).update(
-        lease_expires_at=timezone.now() - timedelta(seconds=1))
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert control.resend_stale() == 1
     assert control.resend_stale() == 0  # the new message is not sent yet
     assert messages_for(counts) == 2
@@ -77,10 +78,16 @@ def test_a_paused_pipeline_is_not_sent_again(counts):
         ("new", {"definition": "event-counts"}, "must be lower-case"),
         ("counts", {"definition": "nope"}, "no pipeline definition 'nope'"),
         ("counts", {"definition": "payload-sum", "params": {"field": ""}}, "must name a payload"),
-        ("counts", {"definition": "event-counts", "params": {"batch_events": 0}},
-         "batch_events must be"),
-        ("counts", {"definition": "event-counts", "params": {"streams": "web"}},
-         "streams must be a list"),
+        (
+            "counts",
+            {"definition": "event-counts", "params": {"batch_events": 0}},
+            "batch_events must be",
+        ),
+        (
+            "counts",
+            {"definition": "event-counts", "params": {"streams": "web"}},
+            "streams must be a list",
+        ),
     ],
 )
 def test_bad_definitions_and_parameters_are_refused(project, name, kwargs, message):
@@ -112,10 +119,29 @@ def run(*args: str) -> str:
 def test_the_command_creates_and_runs_a_pipeline_to_the_head(project):
     stream = create_stream(project, "accounts")
     for hour, amount in ((0, 10), (1, 5), (2, 7), (30, 1)):
-        append(stream, [NewEvent("transfer", {"amount": amount, "from": "a"},
-                                 timestamp=T0 + timedelta(hours=hour))])
-    out = json.loads(run("transfers", "--project", "acme", "--definition", "payload-sum",
-                         "--params", '{"group_by": "from"}', "--until-caught-up", "--json"))
+        append(
+            stream,
+            [
+                NewEvent(
+                    "transfer",
+                    {"amount": amount, "from": "a"},
+                    timestamp=T0 + timedelta(hours=hour),
+                )
+            ],
+        )
+    out = json.loads(
+        run(
+            "transfers",
+            "--project",
+            "acme",
+            "--definition",
+            "payload-sum",
+            "--params",
+            '{"group_by": "from"}',
+            "--until-caught-up",
+            "--json",
+        )
+    )
     assert out["outcome"] == "caught-up" and out["events"] == 4 and out["status"] == "paused"
     pipeline = Pipeline.objects.get(name="transfers")
     first = pipeline.window_results.order_by("start").first()

@@ -19,8 +19,10 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 def write(stream, *types: str, at: int = 0) -> list[int]:
     """Append one event per type; return their positions."""
-    new = [NewEvent(type=t, payload={stream.name: i}, timestamp=T0 + timedelta(seconds=at + i))
-           for i, t in enumerate(types)]
+    new = [
+        NewEvent(type=t, payload={stream.name: i}, timestamp=T0 + timedelta(seconds=at + i))
+        for i, t in enumerate(types)
+    ]
     versions = append(stream, new).versions
     return [v.event_id for v in versions]
 
@@ -149,9 +151,11 @@ def _postgres_only() -> None:
 def at_head(project) -> LogSource:
     """A source whose cursor stands at the last position drawn (earlier tests drew some)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT last_value FROM pg_sequences WHERE sequencename = "
-                       "(SELECT split_part(pg_get_serial_sequence('continust_event', "
-                       "'position'), '.', 2))")
+        cursor.execute(
+            "SELECT last_value FROM pg_sequences WHERE sequencename = "
+            "(SELECT split_part(pg_get_serial_sequence('continust_event', "
+            "'position'), '.', 2))"
+        )
         (last,) = cursor.fetchone()
     source = LogSource()
     source.bind(project.pk, {"position": last or 0, "gaps": []})

@@ -50,8 +50,9 @@ def test_each_input_contributes_at_its_own_pace():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.lists(st.integers(0, 3), max_size=8), min_size=1, max_size=5),
-       st.integers(0, 2**32))
+@given(
+    st.lists(st.lists(st.integers(0, 3), max_size=8), min_size=1, max_size=5), st.integers(0, 2**32)
+)
 def test_every_input_keeps_its_order_and_nothing_is_lost(delays, seed):
     rng = random.Random(seed)
 
@@ -78,8 +79,9 @@ def test_a_failing_input_is_reported_after_the_others_drained():
 
     async def scenario():
         with pytest.raises(MergeError) as caught:
-            async for item in merge(ticking("a", [0.001] * 5, fail_after=2),
-                                    ticking("b", [0.003] * 6)):
+            async for item in merge(
+                ticking("a", [0.001] * 5, fail_after=2), ticking("b", [0.003] * 6)
+            ):
                 seen.append(item)
         return caught.value
 
@@ -94,8 +96,9 @@ def test_fail_fast_raises_at_once():
     async def scenario():
         seen = []
         with pytest.raises(MergeError):
-            async for item in merge(ticking("a", [0.001] * 2, fail_after=1),
-                                    ticking("b", [0.05] * 5), fail_fast=True):
+            async for item in merge(
+                ticking("a", [0.001] * 2, fail_after=1), ticking("b", [0.05] * 5), fail_fast=True
+            ):
                 seen.append(item)
         return seen
 

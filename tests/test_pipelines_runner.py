@@ -34,7 +34,8 @@ MINUTE = {"type": "tumbling", "size_ms": 60_000, "out_of_orderness_ms": 5_000}
 def expire_lease(pipeline: Pipeline) -> None:
     """What the clock does to the lease of a worker that died."""
     Pipeline.objects.filter(pk=pipeline.pk).update(
-        lease_expires_at=timezone.now() - timedelta(seconds=1))
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
 
 def run_to_head(pipeline: Pipeline) -> str:
@@ -45,8 +46,8 @@ def test_it_counts_events_per_stream_and_type_as_the_window_operator_does(projec
     streams = [create_stream(project, name) for name in ("web", "app", "api")]
     write_events(streams, 1500)
     pipeline = control.create_pipeline(
-        project, "counts", definition="event-counts",
-        params={"window": MINUTE, "batch_events": 100})
+        project, "counts", definition="event-counts", params={"window": MINUTE, "batch_events": 100}
+    )
     assert run_to_head(pipeline) == Outcome.CAUGHT_UP
     pipeline.refresh_from_db()
     expected = expected_rows(log_elements(project), MINUTE)
@@ -57,14 +58,16 @@ def test_it_counts_events_per_stream_and_type_as_the_window_operator_does(projec
     stages = [s["name"] for s in pipeline.metrics["stages"]]
     assert stages == ["source", "key_by", "window", "sink"]
     assert {"busy_ms", "idle_ms", "backpressured_ms", "queue", "lag"} <= set(
-        pipeline.metrics["stages"][1])
+        pipeline.metrics["stages"][1]
+    )
 
 
 def test_a_second_run_goes_on_from_the_cursor(project):
     streams = [create_stream(project, "web")]
     write_events(streams, 300, seed=1)
-    pipeline = control.create_pipeline(project, "counts", definition="event-counts",
-                                       params={"window": MINUTE})
+    pipeline = control.create_pipeline(
+        project, "counts", definition="event-counts", params={"window": MINUTE}
+    )
     run_to_head(pipeline)
     write_events(streams, 300, seed=2)
     run_to_head(pipeline)
@@ -82,8 +85,9 @@ def test_a_window_fires_again_within_the_lateness_and_late_events_are_kept(proje
     stream = create_stream(project, "s")
     for second in (1, 15, 2, 60, 3):
         append(stream, [NewEvent("tick", {}, timestamp=T0 + timedelta(seconds=second))])
-    pipeline = control.create_pipeline(project, "late", definition="event-counts",
-                                       params={"window": window, "batch_events": 1})
+    pipeline = control.create_pipeline(
+        project, "late", definition="event-counts", params={"window": window, "batch_events": 1}
+    )
     run_to_head(pipeline)
     pipeline.refresh_from_db()
     start = int((T0 - T0.replace(year=1970, month=1, day=1)).total_seconds() * 1000)
@@ -103,8 +107,9 @@ def test_merged_sessions_replace_the_rows_they_supersede(project):
     stream = create_stream(project, "s")
     for second in (0, 20, 45, 10):
         append(stream, [NewEvent("tick", {}, timestamp=T0 + timedelta(seconds=second))])
-    pipeline = control.create_pipeline(project, "sessions", definition="event-counts",
-                                       params={"window": window, "batch_events": 1})
+    pipeline = control.create_pipeline(
+        project, "sessions", definition="event-counts", params={"window": window, "batch_events": 1}
+    )
     run_to_head(pipeline)
     rows = sink_rows(pipeline)
     assert rows == expected_rows(log_elements(project), window)
@@ -139,14 +144,21 @@ class CrashingSink(WindowResultSink):
         return super().write(pipeline, batch)
 
 
-@register("crash-test", description="event counts that can die at an epoch",
-          defaults={"size_ms": 60_000})
+@register(
+    "crash-test", description="event counts that can die at an epoch", defaults={"size_ms": 60_000}
+)
 def crash_test(params):
     return Definition(
         sources=[LogSource()],
-        stages=[KeyBy(lambda e: (e.stream, e.type), durable=True),
-                WindowStage(Tumbling(params["size_ms"]), out_of_orderness_ms=5_000), Gate()],
-        sink=CrashingSink(), batch_events=20, queue_batches=2)
+        stages=[
+            KeyBy(lambda e: (e.stream, e.type), durable=True),
+            WindowStage(Tumbling(params["size_ms"]), out_of_orderness_ms=5_000),
+            Gate(),
+        ],
+        sink=CrashingSink(),
+        batch_events=20,
+        queue_batches=2,
+    )
 
 
 def test_a_crashed_run_resumes_from_its_checkpoints_and_writes_each_result_once(project):
@@ -200,8 +212,9 @@ def test_a_paused_pipeline_is_not_claimed(project):
 
 
 def _runner(pipeline, fence):
-    definition = Definition(sources=[LogSource()], stages=[KeyBy(lambda e: e.stream)],
-                            sink=WindowResultSink())
+    definition = Definition(
+        sources=[LogSource()], stages=[KeyBy(lambda e: e.stream)], sink=WindowResultSink()
+    )
     runner = PipelineRunner(pipeline, definition, fence=fence)
     runner._start()
     return runner
@@ -212,9 +225,14 @@ def test_a_stale_owner_can_neither_commit_nor_checkpoint(project):
     stale = _runner(pipeline, claim(pipeline.pk, worker="stale", enable=True))
     expire_lease(pipeline)
     assert claim(pipeline.pk, worker="new") == 2
-    batch = Batch(epoch=1, source=0, items=[{"key": "k", "start": 0, "end": 10, "fire": 1,
-                                              "count": 1, "sum": 1}],
-                  cursor={"position": 5, "gaps": []}, events=1, high=5)
+    batch = Batch(
+        epoch=1,
+        source=0,
+        items=[{"key": "k", "start": 0, "end": 10, "fire": 1, "count": 1, "sum": 1}],
+        cursor={"position": 5, "gaps": []},
+        events=1,
+        high=5,
+    )
     with pytest.raises(LeaseLost):
         stale._commit(batch)
     with pytest.raises(LeaseLost):
@@ -227,9 +245,14 @@ def test_a_stale_owner_can_neither_commit_nor_checkpoint(project):
 def test_an_epoch_is_committed_once(project):
     pipeline = counts_pipeline(project)
     runner = _runner(pipeline, claim(pipeline.pk, enable=True))
-    batch = Batch(epoch=1, source=0, items=[{"key": "k", "start": 0, "end": 10, "fire": 1,
-                                              "count": 3, "sum": 3}],
-                  cursor={"position": 5, "gaps": []}, events=3, high=5)
+    batch = Batch(
+        epoch=1,
+        source=0,
+        items=[{"key": "k", "start": 0, "end": 10, "fire": 1, "count": 3, "sum": 3}],
+        cursor={"position": 5, "gaps": []},
+        events=3,
+        high=5,
+    )
     runner._commit(batch)
     with pytest.raises(LeaseLost, match="does not follow"):
         runner._commit(batch)
@@ -271,12 +294,16 @@ def test_a_slow_sink_keeps_its_queue_at_the_bound_and_memory_flat(project):
     write_events(streams, 300, seed=5)
     pipeline = control.create_pipeline(project, "slow", definition="event-counts")
     sink = SlowSink()
-    stages = [KeyBy(lambda e: (e.stream, e.type)),
-              WindowStage(Tumbling(60_000), out_of_orderness_ms=5_000)]
-    definition = Definition(sources=[LogSource()], stages=stages, sink=sink, batch_events=5,
-                            queue_batches=3)
-    runner = PipelineRunner(pipeline, definition, fence=claim(pipeline.pk, enable=True),
-                            until_caught_up=True)
+    stages = [
+        KeyBy(lambda e: (e.stream, e.type)),
+        WindowStage(Tumbling(60_000), out_of_orderness_ms=5_000),
+    ]
+    definition = Definition(
+        sources=[LogSource()], stages=stages, sink=sink, batch_events=5, queue_batches=3
+    )
+    runner = PipelineRunner(
+        pipeline, definition, fence=claim(pipeline.pk, enable=True), until_caught_up=True
+    )
     sink.runner = runner
     assert runner.run() == Outcome.CAUGHT_UP
     assert len(sink.depths) == 60
@@ -307,13 +334,18 @@ def test_merged_sources_hold_event_time_to_the_slower_one(project):
     definition = Definition(
         sources=[LogSource(streams=["fast"]), LogSource(streams=["slow"])],
         stages=[KeyBy(lambda e: e.stream), WindowStage(Tumbling(60_000))],
-        sink=WindowResultSink(), batch_events=7)
-    runner = PipelineRunner(pipeline, definition, fence=claim(pipeline.pk, enable=True),
-                            until_caught_up=True)
+        sink=WindowResultSink(),
+        batch_events=7,
+    )
+    runner = PipelineRunner(
+        pipeline, definition, fence=claim(pipeline.pk, enable=True), until_caught_up=True
+    )
     assert runner.run() == Outcome.CAUGHT_UP
     start = int((T0 - T0.replace(year=1970, month=1, day=1)).total_seconds() * 1000)
-    fired = sorted((r.key, (r.start - start) // 60_000, r.count)
-                   for r in WindowResult.objects.filter(pipeline=pipeline))
+    fired = sorted(
+        (r.key, (r.start - start) // 60_000, r.count)
+        for r in WindowResult.objects.filter(pipeline=pipeline)
+    )
     # Only the first minute has closed for both inputs: nothing later fired, on either key.
     assert fired == [('"fast"', 0, 12), ('"slow"', 0, 12)]
     pipeline.refresh_from_db()
@@ -337,18 +369,21 @@ class PauseAt(Stage):
         from asgiref.sync import sync_to_async
 
         if batch.epoch == 2:
-            await sync_to_async(Pipeline.objects.filter(pk=self.pipeline_id).update,
-                                thread_sensitive=True)(enabled=False)
+            await sync_to_async(
+                Pipeline.objects.filter(pk=self.pipeline_id).update, thread_sensitive=True
+            )(enabled=False)
         return items
 
 
 def test_a_paused_run_commits_what_is_in_flight_and_lets_go(project):
     write_events([create_stream(project, "s")], 200, seed=8)
     pipeline = control.create_pipeline(project, "pausing", definition="event-counts")
-    definition = Definition(sources=[LogSource()],
-                            stages=[KeyBy(lambda e: e.stream), PauseAt(pipeline.pk),
-                                    WindowStage(Tumbling(60_000))],
-                            sink=WindowResultSink(), batch_events=10)
+    definition = Definition(
+        sources=[LogSource()],
+        stages=[KeyBy(lambda e: e.stream), PauseAt(pipeline.pk), WindowStage(Tumbling(60_000))],
+        sink=WindowResultSink(),
+        batch_events=10,
+    )
     runner = PipelineRunner(pipeline, definition, fence=claim(pipeline.pk, enable=True))
     assert runner.run() == Outcome.PAUSED  # a continuous run: only the pause ends it
     pipeline.refresh_from_db()

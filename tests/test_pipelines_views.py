@@ -26,10 +26,13 @@ WINDOW = {"type": "tumbling", "size_ms": 10_000, "allowed_lateness_ms": 0}
 def pipeline(project):
     stream = create_stream(project, "web")
     for second in (1, 2, 12, 25, 3, 40):  # the 3 comes after [0, 10 s) closed: late
-        append(stream, [NewEvent("click", {"amount": second},
-                                 timestamp=T0 + timedelta(seconds=second))])
-    made = control.create_pipeline(project, "clicks", definition="event-counts",
-                                   params={"window": WINDOW})
+        append(
+            stream,
+            [NewEvent("click", {"amount": second}, timestamp=T0 + timedelta(seconds=second))],
+        )
+    made = control.create_pipeline(
+        project, "clicks", definition="event-counts", params={"window": WINDOW}
+    )
     run_pipeline(made.pk, until_caught_up=True, enable=True)
     made.refresh_from_db()
     return made
@@ -81,8 +84,9 @@ def test_an_editor_pauses_resumes_and_resets_with_csrf(alice, pipeline):
     client.force_login(alice)
     assert client.post(reverse("pipeline-resume", args=["acme", "clicks"])).status_code == 403
     token = client.get(page()).cookies["csrftoken"].value
-    response = client.post(reverse("pipeline-resume", args=["acme", "clicks"]),
-                           HTTP_X_CSRFTOKEN=token)
+    response = client.post(
+        reverse("pipeline-resume", args=["acme", "clicks"]), HTTP_X_CSRFTOKEN=token
+    )
     assert response.status_code == 302 and response.url == page()
     pipeline.refresh_from_db()
     assert pipeline.enabled and pipeline.status == "waiting"
@@ -95,11 +99,11 @@ def test_an_editor_pauses_resumes_and_resets_with_csrf(alice, pipeline):
     pipeline.refresh_from_db()
     assert not pipeline.enabled and pipeline.status == "running"  # until its owner lets go
     Pipeline.objects.filter(pk=pipeline.pk).update(
-        lease_expires_at=timezone.now() - timedelta(seconds=1))
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     client.post(reverse("pipeline-reset", args=["acme", "clicks"]), HTTP_X_CSRFTOKEN=token)
     pipeline.refresh_from_db()
-    assert (pipeline.events, pipeline.epoch, pipeline.results, pipeline.late_events) == (
-        0, 0, 0, 0)
+    assert (pipeline.events, pipeline.epoch, pipeline.results, pipeline.late_events) == (0, 0, 0, 0)
     assert not pipeline.window_results.exists() and not pipeline.late.exists()
 
 
@@ -115,9 +119,14 @@ def test_an_editor_starts_a_new_pipeline_from_the_list(client, alice, project):
     client.force_login(alice)
     listing = client.get(reverse("pipelines", args=["acme"])).content.decode()
     assert "event-counts" in listing and "payload-sum" in listing
-    response = client.post(reverse("pipeline-create", args=["acme"]), {
-        "definition": "payload-sum", "name": "transfers",
-        "params": '{"group_by": "from", "types": ["transfer.requested"]}'})
+    response = client.post(
+        reverse("pipeline-create", args=["acme"]),
+        {
+            "definition": "payload-sum",
+            "name": "transfers",
+            "params": '{"group_by": "from", "types": ["transfer.requested"]}',
+        },
+    )
     assert response.status_code == 302
     made = Pipeline.objects.get(name="transfers")
     assert made.enabled and made.params["group_by"] == "from"
@@ -134,8 +143,10 @@ def test_an_editor_starts_a_new_pipeline_from_the_list(client, alice, project):
 )
 def test_bad_parameters_are_refused_with_a_reason(client, alice, project, params, message):
     client.force_login(alice)
-    response = client.post(reverse("pipeline-create", args=["acme"]), {
-        "definition": "event-counts", "name": "counts", "params": params})
+    response = client.post(
+        reverse("pipeline-create", args=["acme"]),
+        {"definition": "event-counts", "name": "counts", "params": params},
+    )
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not Pipeline.objects.exists()
@@ -147,8 +158,9 @@ def test_an_unknown_pipeline_is_not_found(client, bob, project):
 
 
 def test_the_chart_scales_bars_into_its_box():
-    windows = [{"start": 0, "end": 10, "count": c, "sum": 0, "keys": 1, "fires": 1}
-               for c in (5, 10, 0)]
+    windows = [
+        {"start": 0, "end": 10, "count": c, "sum": 0, "keys": 1, "fires": 1} for c in (5, 10, 0)
+    ]
     drawn = chart(windows, "count")
     heights = [bar["height"] for bar in drawn["bars"]]
     assert heights[1] == drawn["height"] - 20 and heights[0] == heights[1] / 2

@@ -24,8 +24,12 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 EVENTS = 100_000
 # A little lateness on top of the events' jitter: windows fire again, and some events are late.
-WINDOW = {"type": "tumbling", "size_ms": 60_000, "out_of_orderness_ms": 1_000,
-          "allowed_lateness_ms": 2_000}
+WINDOW = {
+    "type": "tumbling",
+    "size_ms": 60_000,
+    "out_of_orderness_ms": 1_000,
+    "allowed_lateness_ms": 2_000,
+}
 SETTINGS = {
     "CONTINUST_PIPELINES": "tests.pipelines_support",
     "CONTINUST_PIPELINE_LEASE_SECONDS": "3",
@@ -37,13 +41,22 @@ TIMEOUT = 300
 
 
 def wait_for(pipeline, condition, what, timeout=TIMEOUT):
-    return poll(pipeline, condition, timeout=timeout, interval=0.05, describe=lambda p: (
-        f"pipeline never {what}: {p.status} epoch {p.epoch} events {p.events} {p.error}"))
+    return poll(
+        pipeline,
+        condition,
+        timeout=timeout,
+        interval=0.05,
+        describe=lambda p: (
+            f"pipeline never {what}: {p.status} epoch {p.epoch} events {p.events} {p.error}"
+        ),
+    )
 
 
 def rows_of(pipeline):
-    return {(r.key, r.start, r.end): (r.fire, r.count, r.values)
-            for r in WindowResult.objects.filter(pipeline=pipeline)}
+    return {
+        (r.key, r.start, r.end): (r.fire, r.count, r.values)
+        for r in WindowResult.objects.filter(pipeline=pipeline)
+    }
 
 
 def late_of(pipeline):
@@ -51,12 +64,12 @@ def late_of(pipeline):
 
 
 def test_killed_three_times_it_writes_exactly_what_an_uninterrupted_run_writes(
-        project, start_worker):
+    project, start_worker
+):
     rng = random.Random(2026)
     write_events([create_stream(project, f"s{i}") for i in range(5)], EVENTS, seed=11)
     params = {"window": WINDOW, "batch_events": 1000}
-    pipeline = control.create_pipeline(project, "counts", definition="test-counts",
-                                       params=params)
+    pipeline = control.create_pipeline(project, "counts", definition="test-counts", params=params)
     worker = start_worker(**SETTINGS)
     control.start(pipeline)
     for _ in range(3):
@@ -73,8 +86,9 @@ def test_killed_three_times_it_writes_exactly_what_an_uninterrupted_run_writes(
     control.pause(pipeline)
     wait_for(pipeline, lambda p: p.status == "paused" and not p.worker, "let go")
 
-    reference = control.create_pipeline(project, "reference", definition="test-counts",
-                                        params=params)
+    reference = control.create_pipeline(
+        project, "reference", definition="test-counts", params=params
+    )
     assert run_pipeline(reference.pk, until_caught_up=True, enable=True) == Outcome.CAUGHT_UP
     reference.refresh_from_db()
     pipeline.refresh_from_db()
@@ -85,7 +99,10 @@ def test_killed_three_times_it_writes_exactly_what_an_uninterrupted_run_writes(
     assert late_of(pipeline) == late_of(reference) and reference.late_events > 0
     assert any(fire > 1 for fire, _, _ in rows_of(pipeline).values())  # windows fired again
     assert (pipeline.events, pipeline.late_events, pipeline.results) == (
-        reference.events, reference.late_events, reference.results)
+        reference.events,
+        reference.late_events,
+        reference.results,
+    )
 
     # Each restart took up the last commit and the checkpoints after it.
     runs = list(PipelineRun.objects.filter(pipeline=pipeline).order_by("id"))
@@ -104,8 +121,9 @@ def test_killed_three_times_it_writes_exactly_what_an_uninterrupted_run_writes(
 
 def test_a_second_delivery_of_the_message_changes_nothing(project, start_worker):
     write_events([create_stream(project, "s")], 3000, seed=4)
-    pipeline = control.create_pipeline(project, "counts", definition="test-counts",
-                                       params={"window": WINDOW, "batch_events": 200})
+    pipeline = control.create_pipeline(
+        project, "counts", definition="test-counts", params={"window": WINDOW, "batch_events": 200}
+    )
     start_worker(**SETTINGS)
     start_worker(**SETTINGS)
     control.start(pipeline)

@@ -49,9 +49,9 @@ def tallied(project):
 def build_history(stream):
     """Write a history with a side branch merged back::
 
-        main:  r - a - b - M - d
-                    \\     /
-        side:        x - y
+    main:  r - a - b - M - d
+                \\     /
+    side:        x - y
     """
     r, a = put(stream, {"price": 10}, {"tier": "basic"})
     fork(stream, "side", a)
@@ -90,8 +90,10 @@ def test_replaying_with_the_same_reducers_reproduces_every_state_hash(stream, hi
         assert copy.pk != original.pk
         assert copy.state_id == original.state_id
         assert copy.digest == original.digest
-    assert Branch.objects.get(stream=stream, name=replay.shadow_branch).head == made[
-        history["d"].event_id]
+    assert (
+        Branch.objects.get(stream=stream, name=replay.shadow_branch).head
+        == made[history["d"].event_id]
+    )
     assert replay.shadow_head_id == made[history["d"].event_id].pk
     assert verify(stream.project).ok
 
@@ -128,7 +130,10 @@ def test_it_leaves_out_skipped_types_and_events_and_those_after_until(stream):
     ]
     versions = append(stream, events).versions
     replay = replays.start_replay(
-        stream, end="main", skip_types=["note.added"], skip_events=[str(versions[3].event.id)],
+        stream,
+        end="main",
+        skip_types=["note.added"],
+        skip_events=[str(versions[3].event.id)],
         until=early + timedelta(days=1),
     )
     replays.run(replay.pk)
@@ -139,7 +144,8 @@ def test_it_leaves_out_skipped_types_and_events_and_those_after_until(stream):
     assert replay.shadow_head.state.data == {"price": 11}
     second = made[versions[2].event_id]
     assert list(second.parent_links.values_list("parent_id", flat=True)) == [
-        made[versions[0].event_id].pk]
+        made[versions[0].event_id].pk
+    ]
     assert verify(stream.project).ok
 
 
@@ -162,8 +168,10 @@ def test_another_reducer_version_makes_other_states(tallied):
 def test_a_failing_reducer_stops_the_replay_with_the_event_and_the_error(tallied, settings):
     stream = tallied
     settings.CONTINUST_REPLAY_CHUNK_EVENTS = 2
-    events = [NewEvent("set", {"n": n}) for n in range(4)] + [NewEvent("boom", {"n": 4}),
-                                                             NewEvent("set", {"n": 5})]
+    events = [NewEvent("set", {"n": n}) for n in range(4)] + [
+        NewEvent("boom", {"n": 4}),
+        NewEvent("set", {"n": 5}),
+    ]
     versions = append(stream, events).versions
     replay = replays.start_replay(stream, end="main", reducer_version=3)
     assert replays.run(replay.pk) == ReplayStatus.FAILED
@@ -179,12 +187,15 @@ def test_a_failing_reducer_stops_the_replay_with_the_event_and_the_error(tallied
     assert verify(stream.project).ok
 
 
-@pytest.mark.parametrize("request_args, message", [
-    ({"end": "nope"}, "no version, branch or key 'nope'"),
-    ({"end": "main", "reducer_version": 9}, "no reducer merge@9"),
-    ({"end": "main", "skip_events": ["not-a-uuid"]}, "is not an event id"),
-    ({"start": "main", "end": "main"}, "nothing to replay"),
-])
+@pytest.mark.parametrize(
+    "request_args, message",
+    [
+        ({"end": "nope"}, "no version, branch or key 'nope'"),
+        ({"end": "main", "reducer_version": 9}, "no reducer merge@9"),
+        ({"end": "main", "skip_events": ["not-a-uuid"]}, "is not an event id"),
+        ({"start": "main", "end": "main"}, "nothing to replay"),
+    ],
+)
 def test_it_refuses_a_bad_request_and_records_nothing(stream, history, request_args, message):
     with pytest.raises(ContinustError, match=message):
         replays.start_replay(stream, **request_args)
@@ -207,8 +218,11 @@ def test_the_request_and_its_task_message_commit_or_roll_back_together(stream, h
     assert not OutboxMessage.objects.exists()
     replay = replays.start_replay(stream, end="main")
     message = OutboxMessage.objects.get()
-    assert (message.task, message.args, message.key) == (replays.TASK, [replay.pk],
-                                                         f"replay:{replay.pk}")
+    assert (message.task, message.args, message.key) == (
+        replays.TASK,
+        [replay.pk],
+        f"replay:{replay.pk}",
+    )
 
 
 def test_an_unreachable_broker_leaves_the_request_waiting(stream, history, monkeypatch):
@@ -234,7 +248,8 @@ def test_a_second_claim_finds_the_lease_held_until_it_lapses(stream, history):
 
 
 def test_a_holder_whose_lease_was_taken_over_writes_nothing_more_and_the_next_run_resumes(
-        stream, settings, monkeypatch):
+    stream, settings, monkeypatch
+):
     settings.CONTINUST_REPLAY_CHUNK_EVENTS = 3
     settings.CONTINUST_REPLAY_CHUNK_DELAY_MS = 1
     versions = put(stream, *({"n": n, f"k{n % 4}": n} for n in range(10)))
@@ -281,8 +296,9 @@ def test_cancel_while_running_stops_at_the_next_commit(stream, settings, monkeyp
     settings.CONTINUST_REPLAY_CHUNK_DELAY_MS = 1
     put(stream, *({"n": n} for n in range(8)))
     replay = replays.start_replay(stream, end="main")
-    monkeypatch.setattr(replays.time, "sleep",
-                        lambda seconds: replays.cancel(Replay.objects.get(pk=replay.pk)))
+    monkeypatch.setattr(
+        replays.time, "sleep", lambda seconds: replays.cancel(Replay.objects.get(pk=replay.pk))
+    )
     assert replays.run(replay.pk) == ReplayStatus.CANCELLED
     replay = finished(replay)
     assert (replay.status, replay.written, replay.done) == ("cancelled", 2, 2)
@@ -298,7 +314,11 @@ def test_promote_moves_the_branch_to_the_shadow_head_and_records_it(tallied):
     assert branch.name == "main" and branch.head_id == replay.shadow_head_id
     move = BranchMove.objects.filter(branch=branch).order_by("-id").first()
     assert (move.reason, move.actor, move.old_head_id, move.new_head_id) == (
-        "promote", "alice", history["d"].pk, replay.shadow_head_id)
+        "promote",
+        "alice",
+        history["d"].pk,
+        replay.shadow_head_id,
+    )
     assert finished(replay).promoted_by == "alice"
     with pytest.raises(InvalidEvent, match="already promoted"):
         replays.promote(replay)
@@ -359,7 +379,8 @@ def test_a_long_range_is_counted_by_the_worker(stream, history, monkeypatch):
 
 
 def test_a_start_off_the_ends_history_found_by_the_worker_fails_the_replay(
-        stream, history, monkeypatch):
+    stream, history, monkeypatch
+):
     monkeypatch.setattr(replays, "REQUEST_PLAN_LIMIT", 0)
     (later,) = put(stream, {"late": True}, branch="side")
     (newest,) = put(stream, {"price": 20})

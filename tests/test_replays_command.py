@@ -27,14 +27,34 @@ def versions(stream):
 
 
 def test_it_requests_a_replay(stream, versions):
-    text = run("--stream", "pricing", "--from", str(versions[0].pk), "--to", "main",
-               "--skip-type", "note", "--skip-event", str(versions[1].event.id),
-               "--until", "2030-01-01T00:00", "--reducer-version", "1", "--actor", "ci")
+    text = run(
+        "--stream",
+        "pricing",
+        "--from",
+        str(versions[0].pk),
+        "--to",
+        "main",
+        "--skip-type",
+        "note",
+        "--skip-event",
+        str(versions[1].event.id),
+        "--until",
+        "2030-01-01T00:00",
+        "--reducer-version",
+        "1",
+        "--actor",
+        "ci",
+    )
     replay = Replay.objects.get()
-    assert text == (f"replay {replay.pk} of 2 versions requested; it writes branch "
-                    f"replay/{replay.pk}")
+    assert text == (
+        f"replay {replay.pk} of 2 versions requested; it writes branch replay/{replay.pk}"
+    )
     assert (replay.start_id, replay.end_id, replay.skip_types, replay.actor) == (
-        versions[0].pk, versions[2].pk, ["note"], "ci")
+        versions[0].pk,
+        versions[2].pk,
+        ["note"],
+        "ci",
+    )
     assert replay.skip_events == [str(versions[1].event.id)]
     assert replay.until.isoformat() == "2030-01-01T00:00:00+00:00"
 
@@ -72,20 +92,24 @@ def test_it_promotes(stream, versions):
     replays.run(replay.pk)
     replay.refresh_from_db()
     text = run("--promote", str(replay.pk), "--actor", "alice")
-    assert text == (f"promoted replay {replay.pk}: main now points at version "
-                    f"{replay.shadow_head_id}")
+    assert text == (
+        f"promoted replay {replay.pk}: main now points at version {replay.shadow_head_id}"
+    )
     assert Branch.objects.get(stream=stream, name="main").head_id == replay.shadow_head_id
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--stream", "pricing"], "needs --stream and --to"),
-    (["--stream", "nope", "--to", "main"], "has no stream 'nope'"),
-    (["--stream", "pricing", "--to", "main", "--until", "soon"], "is not an ISO 8601 time"),
-    (["--stream", "pricing", "--to", "main", "--reducer-version", "7"], "no reducer merge@7"),
-    (["--cancel", "999"], "has no replay 999"),
-    (["--promote", "x"], "replay id 'x' is not a number"),
-    (["--promote", "¹3"], "replay id '¹3' is not a number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--stream", "pricing"], "needs --stream and --to"),
+        (["--stream", "nope", "--to", "main"], "has no stream 'nope'"),
+        (["--stream", "pricing", "--to", "main", "--until", "soon"], "is not an ISO 8601 time"),
+        (["--stream", "pricing", "--to", "main", "--reducer-version", "7"], "no reducer merge@7"),
+        (["--cancel", "999"], "has no replay 999"),
+        (["--promote", "x"], "replay id 'x' is not a number"),
+        (["--promote", "¹3"], "replay id '¹3' is not a number"),
+    ],
+)
 def test_it_fails_with_a_one_line_error(stream, versions, args, message):
     with pytest.raises(CommandError, match=message) as raised:
         run(*args)

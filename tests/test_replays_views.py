@@ -70,11 +70,17 @@ def test_another_projects_stream_is_not_found(client, alice, replay):
 
 def test_an_editor_starts_a_replay_with_filters(client, alice, stream, versions):
     client.force_login(alice)
-    response = client.post(url("replay-start", stream), {
-        "start": str(versions[0].pk), "end": "main", "skip_types": "note.added, price.set",
-        "skip_events": str(versions[1].event.id), "until": "2030-01-02T03:04",
-        "reducer_version": "1",
-    })
+    response = client.post(
+        url("replay-start", stream),
+        {
+            "start": str(versions[0].pk),
+            "end": "main",
+            "skip_types": "note.added, price.set",
+            "skip_events": str(versions[1].event.id),
+            "until": "2030-01-02T03:04",
+            "reducer_version": "1",
+        },
+    )
     replay = Replay.objects.get()
     assert response.status_code == 302
     assert response.url == url("replay", stream, replay.pk)
@@ -116,10 +122,10 @@ def test_the_progress_fragment_polls_until_the_replay_is_done(client, bob, strea
     assert "<html" not in content
 
 
-def test_the_replay_page_shows_the_diff_against_the_original_head(client, alice, stream,
-                                                                  versions):
-    replay = replays.start_replay(stream, start=versions[0].pk, end="main",
-                                  skip_events=[versions[2].event.id])
+def test_the_replay_page_shows_the_diff_against_the_original_head(client, alice, stream, versions):
+    replay = replays.start_replay(
+        stream, start=versions[0].pk, end="main", skip_events=[versions[2].event.id]
+    )
     replays.run(replay.pk)
     client.force_login(alice)
     content = client.get(url("replay", stream, replay.pk)).content.decode()
@@ -130,7 +136,8 @@ def test_the_replay_page_shows_the_diff_against_the_original_head(client, alice,
 
 def test_the_replay_page_shows_a_failure_with_its_event(client, alice, stream, replay):
     Replay.objects.filter(pk=replay.pk).update(
-        status="failed", error="reducer merge@1 rejected it", error_event=replay.end.event.id)
+        status="failed", error="reducer merge@1 rejected it", error_event=replay.end.event.id
+    )
     client.force_login(alice)
     content = client.get(url("replay", stream, replay.pk)).content.decode()
     assert "reducer merge@1 rejected it" in content

@@ -30,8 +30,12 @@ CLOSED_PORT = "redis://127.0.0.1:1/0"
 
 def wait_for(replay, condition, timeout=TIMEOUT):
     """Poll the replay until ``condition(replay)`` holds; return it."""
-    return poll(replay, condition, timeout=timeout, describe=lambda r: (
-        f"replay {r.pk} stuck: {r.status} {r.done}/{r.total} {r.error}"))
+    return poll(
+        replay,
+        condition,
+        timeout=timeout,
+        describe=lambda r: f"replay {r.pk} stuck: {r.status} {r.done}/{r.total} {r.error}",
+    )
 
 
 def finished(replay):
@@ -42,16 +46,21 @@ def fill(stream, count, batch=500):
     """Append ``count`` events that touch a few keys, so states differ and repeat."""
     versions = []
     for start in range(0, count, batch):
-        versions += append(stream, [
-            NewEvent("tick", {"n": n, f"k{n % 7}": n % 5})
-            for n in range(start, min(count, start + batch))
-        ]).versions
+        versions += append(
+            stream,
+            [
+                NewEvent("tick", {"n": n, f"k{n % 7}": n % 5})
+                for n in range(start, min(count, start + batch))
+            ],
+        ).versions
     return versions
 
 
 def replica_of(replay):
-    return {v.event_id: v for v in
-            Version.objects.filter(stream=replay.stream, branch=replay.shadow_branch)}
+    return {
+        v.event_id: v
+        for v in Version.objects.filter(stream=replay.stream, branch=replay.shadow_branch)
+    }
 
 
 @pytest.mark.smoke
@@ -59,8 +68,9 @@ def test_a_replay_started_in_the_explorer_reaches_done(client, alice, stream, st
     versions = put(stream, *({"price": n} for n in range(120)))
     start_worker()
     client.force_login(alice)
-    response = client.post(reverse("replay-start", args=["acme", stream.pk]),
-                           {"start": "root", "end": "main"})
+    response = client.post(
+        reverse("replay-start", args=["acme", stream.pk]), {"start": "root", "end": "main"}
+    )
     assert response.status_code == 302
     replay = Replay.objects.get()
     assert response.url == reverse("replay", args=["acme", stream.pk, replay.pk])
@@ -99,7 +109,8 @@ def test_a_worker_killed_mid_replay_is_resumed_without_duplicates(stream, start_
 
 
 def test_a_replay_requested_while_the_broker_is_down_runs_once_a_worker_reaches_it(
-        stream, start_worker, monkeypatch):
+    stream, start_worker, monkeypatch
+):
     put(stream, *({"price": n} for n in range(30)))
     with monkeypatch.context() as patched:
         # Celery reads CELERY_BROKER_URL from the environment before its settings.
@@ -146,9 +157,12 @@ def test_promote_moves_the_branch_after_a_worker_replay(client, alice, stream, s
 
 def test_a_failing_reducer_stops_the_replay_on_the_worker(project, start_worker):
     stream = create_stream(project, "tallied", reducer="replaytest", reducer_version=1)
-    versions = append(stream, [NewEvent("set", {"n": n}) for n in range(30)]
-                      + [NewEvent("boom", {"n": 30})]
-                      + [NewEvent("set", {"n": n}) for n in range(31, 40)]).versions
+    versions = append(
+        stream,
+        [NewEvent("set", {"n": n}) for n in range(30)]
+        + [NewEvent("boom", {"n": 30})]
+        + [NewEvent("set", {"n": n}) for n in range(31, 40)],
+    ).versions
     start_worker(CONTINUST_REDUCERS=TEST_REDUCERS, CONTINUST_REPLAY_CHUNK_EVENTS="10")
     replay = wait_for(replays.start_replay(stream, end="main", reducer_version=3), finished)
     assert replay.status == ReplayStatus.FAILED
@@ -162,8 +176,9 @@ def test_replay_wait_shows_progress_until_done(stream, start_worker):
     fill(stream, 200)
     start_worker(CONTINUST_REPLAY_CHUNK_EVENTS="20", CONTINUST_REPLAY_CHUNK_DELAY_MS="50")
     out = StringIO()
-    call_command("replay", "--project", "acme", "--stream", "pricing", "--to", "main",
-                 "--wait", stdout=out)
+    call_command(
+        "replay", "--project", "acme", "--stream", "pricing", "--to", "main", "--wait", stdout=out
+    )
     lines = out.getvalue().splitlines()
     assert len(lines) >= 3
     assert "200/200 (100%)" in lines[-2]

@@ -32,8 +32,10 @@ def _fill(stream: Stream, count: int, *, seed: int = 7, batch: int = 1) -> list[
     rng = random.Random(seed)
     made: list[Version] = []
     for start in range(0, count, batch):
-        payloads = [{f"k{rng.randrange(30)}": rng.random(), "n": start + i}
-                    for i in range(min(batch, count - start))]
+        payloads = [
+            {f"k{rng.randrange(30)}": rng.random(), "n": start + i}
+            for i in range(min(batch, count - start))
+        ]
         made += put(stream, *payloads)
     return made
 
@@ -41,20 +43,24 @@ def _fill(stream: Stream, count: int, *, seed: int = 7, batch: int = 1) -> list[
 # -- policies ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kind", "options", "message"), [
-    ("forever", {}, "not a retention policy"),
-    ("selective", {"snapshot_every": 1}, "between"),
-    ("selective", {"snapshot_every": "ten"}, "whole number"),
-    ("ephemeral", {}, "needs a horizon"),
-    ("ephemeral", {"horizon_versions": 0}, "between 1 and"),
-    ("ephemeral", {"horizon_versions": 2**40}, "between 1 and"),
-    ("ephemeral", {"horizon_age": "99999999999999w"}, "at most 5200w"),
-    ("ephemeral", {"horizon_age": 10**15}, "at most 5200w"),
-    ("ephemeral", {"horizon_age": "3 fortnights"}, "not an age"),
-    ("ephemeral", {"horizon_age": "0d"}, "positive"),
-])
-def test_a_bad_policy_is_refused_with_a_reason(kind: str, options: dict[str, Any],
-                                                message: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "options", "message"),
+    [
+        ("forever", {}, "not a retention policy"),
+        ("selective", {"snapshot_every": 1}, "between"),
+        ("selective", {"snapshot_every": "ten"}, "whole number"),
+        ("ephemeral", {}, "needs a horizon"),
+        ("ephemeral", {"horizon_versions": 0}, "between 1 and"),
+        ("ephemeral", {"horizon_versions": 2**40}, "between 1 and"),
+        ("ephemeral", {"horizon_age": "99999999999999w"}, "at most 5200w"),
+        ("ephemeral", {"horizon_age": 10**15}, "at most 5200w"),
+        ("ephemeral", {"horizon_age": "3 fortnights"}, "not an age"),
+        ("ephemeral", {"horizon_age": "0d"}, "positive"),
+    ],
+)
+def test_a_bad_policy_is_refused_with_a_reason(
+    kind: str, options: dict[str, Any], message: str
+) -> None:
     with pytest.raises(InvalidEvent, match=message):
         make_policy(kind, **options)
 
@@ -64,8 +70,7 @@ def test_ages_read_and_write_alike() -> None:
     assert parse_age("12h") == timedelta(hours=12)
     assert parse_age(30) == timedelta(seconds=30)
     policy = make_policy("ephemeral", horizon_versions="500", horizon_age="2w")
-    assert policy.as_dict() == {"kind": "ephemeral", "horizon_versions": 500,
-                                "horizon_age": "2w"}
+    assert policy.as_dict() == {"kind": "ephemeral", "horizon_versions": 500, "horizon_age": "2w"}
     assert "newest 500 versions" in policy.describe()
 
 
@@ -85,8 +90,9 @@ def test_setting_a_policy_is_recorded_in_the_audit_stream(stream: Stream) -> Non
 @pytest.mark.django_db
 def test_the_audit_stream_keeps_everything(project: Project) -> None:
     with pytest.raises(InvalidEvent, match="kept forever"):
-        set_policy(audit_stream(project), make_policy("ephemeral", horizon_versions=1),
-                   actor="alice")
+        set_policy(
+            audit_stream(project), make_policy("ephemeral", horizon_versions=1), actor="alice"
+        )
 
 
 # -- selective streams -------------------------------------------------------------------
@@ -176,18 +182,20 @@ def test_a_permit_allows_exactly_the_release_and_nothing_else(project: Project) 
     mine, other = create_stream(project, "mine"), create_stream(project, "other")
     (version,) = put(mine, {"a": 1})
     (elsewhere,) = put(other, {"b": 2})
-    job = compaction.Compaction.objects.create(stream=mine, policy={"kind": "ephemeral"},
-                                               upto=version.pk)
+    job = compaction.Compaction.objects.create(
+        stream=mine, policy={"kind": "ephemeral"}, upto=version.pk
+    )
     null = "'null'::jsonb" if connection.vendor == "postgresql" else "'null'"
     refused = [
         # another column than the payload
         ("UPDATE continust_event SET actor = 'mallory' WHERE position = %s", [version.event_id]),
         # a payload rewritten, not released
-        ("UPDATE continust_event SET payload = '{\"a\": 2}' WHERE position = %s",
-         [version.event_id]),
+        (
+            "UPDATE continust_event SET payload = '{\"a\": 2}' WHERE position = %s",
+            [version.event_id],
+        ),
         # another stream's event and state
-        (f"UPDATE continust_event SET payload = {null} WHERE position = %s",
-         [elsewhere.event_id]),
+        (f"UPDATE continust_event SET payload = {null} WHERE position = %s", [elsewhere.event_id]),
         ("DELETE FROM continust_state WHERE hash = %s", [elsewhere.state_id]),
         # rows that never change
         ("DELETE FROM continust_event WHERE position = %s", [version.event_id]),
@@ -202,8 +210,10 @@ def test_a_permit_allows_exactly_the_release_and_nothing_else(project: Project) 
     with transaction.atomic():
         ReleasePermit.objects.create(compaction=job, stream=mine)
         with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE continust_event SET payload = {null} WHERE position = %s",
-                           [version.event_id])
+            cursor.execute(
+                f"UPDATE continust_event SET payload = {null} WHERE position = %s",
+                [version.event_id],
+            )
             cursor.execute("DELETE FROM continust_state WHERE hash = %s", [version.state_id])
         ReleasePermit.objects.all().delete()
     assert Event.objects.get(pk=version.event_id).payload is None

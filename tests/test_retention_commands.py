@@ -73,32 +73,47 @@ def test_it_sets_a_policy_and_records_who(stream):
 
 
 def test_it_sets_an_ephemeral_horizon_and_prints_json(stream):
-    record = json.loads(run("retention", "set", "ephemeral", "--horizon-versions", "500",
-                            "--horizon-age", "90d", "--json"))
-    assert record["policy"] == {"kind": "ephemeral", "horizon_versions": 500,
-                                "horizon_age": "90d"}
-    assert record["description"] == ("ephemeral: keeps the newest 500 versions and versions "
-                                      "younger than 90d")
+    record = json.loads(
+        run(
+            "retention",
+            "set",
+            "ephemeral",
+            "--horizon-versions",
+            "500",
+            "--horizon-age",
+            "90d",
+            "--json",
+        )
+    )
+    assert record["policy"] == {"kind": "ephemeral", "horizon_versions": 500, "horizon_age": "90d"}
+    assert record["description"] == (
+        "ephemeral: keeps the newest 500 versions and versions younger than 90d"
+    )
     run("retention", "set", "eternal")
     stream.refresh_from_db()
     assert stream.retention == "eternal" and stream.horizon_versions is None
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["set"], "set needs a kind: eternal, selective, ephemeral"),
-    (["set", "forever"], "'forever' is not a retention policy"),
-    (["set", "selective", "--every", "1"], "between 2 and"),
-    (["set", "selective", "--every", "ten"], "not a number in the digits 0-9"),
-    (["set", "ephemeral"], "needs a horizon"),
-    (["set", "ephemeral", "--horizon-age", "3 fortnights"], "not an age"),
-    (["set", "ephemeral", "--horizon-age", "99999999999999w"], "at most 5200w"),
-    (["set", "ephemeral", "--horizon-versions", str(2**40)], "between 1 and 2147483647"),
-    (["set", "eternal", "--every", "5"], "eternal policies take no --every"),
-    (["set", "selective", "--horizon-age", "1d", "--horizon-versions", "3"],
-     "selective policies take no --horizon-versions, --horizon-age"),
-    (["show", "--every", "5"], "go with set, not show"),
-    (["show", "selective"], "go with set, not show"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["set"], "set needs a kind: eternal, selective, ephemeral"),
+        (["set", "forever"], "'forever' is not a retention policy"),
+        (["set", "selective", "--every", "1"], "between 2 and"),
+        (["set", "selective", "--every", "ten"], "not a number in the digits 0-9"),
+        (["set", "ephemeral"], "needs a horizon"),
+        (["set", "ephemeral", "--horizon-age", "3 fortnights"], "not an age"),
+        (["set", "ephemeral", "--horizon-age", "99999999999999w"], "at most 5200w"),
+        (["set", "ephemeral", "--horizon-versions", str(2**40)], "between 1 and 2147483647"),
+        (["set", "eternal", "--every", "5"], "eternal policies take no --every"),
+        (
+            ["set", "selective", "--horizon-age", "1d", "--horizon-versions", "3"],
+            "selective policies take no --horizon-versions, --horizon-age",
+        ),
+        (["show", "--every", "5"], "go with set, not show"),
+        (["show", "selective"], "go with set, not show"),
+    ],
+)
 def test_bad_input_is_a_one_line_error_and_changes_nothing(stream, args, message):
     with pytest.raises(CommandError, match=message) as caught:
         run("retention", *args)
@@ -126,11 +141,14 @@ def test_the_dry_run_prints_the_plan_and_writes_nothing(stream, ephemeral):
     before = compaction.footprint(stream)
     lines = run("compact", "--dry-run").splitlines()
     assert lines[0] == f"pricing (ephemeral), up to version {v['v7']}:"
-    assert lines[1].startswith("  would store 0 snapshots, drop 0 states, release 4 versions "
-                               "in 2 runs (about ")
-    assert lines[2:] == [f"  release {v['v1']}..{v['v1']} (1 version)",
-                         f"  release {v['v3']}..{v['v5']} (3 versions)",
-                         f"  keep {v['v2']}: merge base of main and side"]
+    assert lines[1].startswith(
+        "  would store 0 snapshots, drop 0 states, release 4 versions in 2 runs (about "
+    )
+    assert lines[2:] == [
+        f"  release {v['v1']}..{v['v1']} (1 version)",
+        f"  release {v['v3']}..{v['v5']} (3 versions)",
+        f"  keep {v['v2']}: merge base of main and side",
+    ]
     plan = json.loads(run("compact", "--dry-run", "--json"))
     assert plan["protected"] == [{"version": v["v2"], "reason": "merge base of main and side"}]
     assert plan["runs_total"] == 2
@@ -151,9 +169,11 @@ def test_wait_runs_it_here_and_prints_the_result(stream, ephemeral):
     text = run("compact", "--wait")
     job = Compaction.objects.get()
     assert job.status == "done" and job.bytes_after < job.bytes_before
-    assert text == (f"compaction {job.pk} done: 4 versions released in 2 runs, "
-                    f"{job.states_released} states released, 0 snapshots stored; "
-                    f"{job.bytes_before} -> {job.bytes_after} bytes")
+    assert text == (
+        f"compaction {job.pk} done: 4 versions released in 2 runs, "
+        f"{job.states_released} states released, 0 snapshots stored; "
+        f"{job.bytes_before} -> {job.bytes_after} bytes"
+    )
     with pytest.raises(StateReleased):
         state_of(Version.objects.get(pk=v["v4"]))
     assert state_of(Version.objects.get(pk=v["v2"]))["n"] == 2

@@ -50,8 +50,10 @@ def url(name: str, stream: Stream) -> str:
 
 
 def test_an_admin_sets_a_policy(alice, stream):
-    response = client_of(alice).post(url("retention-policy", stream), {
-        "kind": "ephemeral", "horizon_versions": "500", "horizon_age": "30d"})
+    response = client_of(alice).post(
+        url("retention-policy", stream),
+        {"kind": "ephemeral", "horizon_versions": "500", "horizon_age": "30d"},
+    )
     assert response.status_code == 302
     stream.refresh_from_db()
     policy = policy_of(stream)
@@ -65,8 +67,9 @@ def test_a_viewer_sees_the_policy_but_may_not_change_it(bob, stream):
     assert page.status_code == 200
     assert "eternal: every event and state is kept" in page.content.decode()
     assert 'id="retention-form"' not in page.content.decode()
-    response = client_of(bob).post(url("retention-policy", stream), {
-        "kind": "selective", "snapshot_every": "10"})
+    response = client_of(bob).post(
+        url("retention-policy", stream), {"kind": "selective", "snapshot_every": "10"}
+    )
     assert response.status_code == 403
     assert client_of(bob).post(url("compaction-start", stream)).status_code == 403
     stream.refresh_from_db()
@@ -81,12 +84,15 @@ def test_it_requires_membership(charlie, stream):
         assert client_of(charlie).post(url(name, stream), {"kind": "eternal"}).status_code == 404
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"kind": "ephemeral"}, "needs a horizon"),
-    ({"kind": "ephemeral", "horizon_age": "3 fortnights"}, "is not an age"),
-    ({"kind": "selective", "snapshot_every": "1"}, "between 2 and"),
-    ({"kind": "forever"}, "Select a valid choice"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"kind": "ephemeral"}, "needs a horizon"),
+        ({"kind": "ephemeral", "horizon_age": "3 fortnights"}, "is not an age"),
+        ({"kind": "selective", "snapshot_every": "1"}, "between 2 and"),
+        ({"kind": "forever"}, "Select a valid choice"),
+    ],
+)
 def test_bad_input_shows_the_error_and_changes_nothing(alice, stream, data, message):
     response = client_of(alice).post(url("retention-policy", stream), data)
     assert response.status_code == 400
@@ -104,7 +110,7 @@ def test_the_dry_run_lists_runs_and_protected_versions(alice, bob, stream, chain
     assert expected["runs"], "the fixture should release something"
     run = expected["runs"][0]
     assert f'id="plan-released">{expected["versions_released"]}<' in page
-    assert f"?v={run['first']}\">v{run['first']}</a>" in page
+    assert f'?v={run["first"]}">v{run["first"]}</a>' in page
     assert f"<td>{run['versions']}</td>" in page
     assert expected["runs_total"] == 2
     kept = chain[9].pk
@@ -120,8 +126,9 @@ def test_compacting_by_hand_shows_bytes_before_and_after(alice, stream, chain):
     assert response.status_code == 302
     job = Compaction.objects.get()
     assert job.requested_by == "alice"
-    polling = client_of(alice).get(url("retention", stream) + "?fragment=history",
-                                    HTTP_HX_REQUEST="true")
+    polling = client_of(alice).get(
+        url("retention", stream) + "?fragment=history", HTTP_HX_REQUEST="true"
+    )
     assert polling.status_code == 200 and 'hx-trigger="every 2s"' in polling.content.decode()
     done = compaction.run(job.pk)
     assert done.status == CompactionStatus.DONE and done.bytes_after < done.bytes_before
@@ -129,15 +136,17 @@ def test_compacting_by_hand_shows_bytes_before_and_after(alice, stream, chain):
     before, after = (f"{n / 1024:.1f}\xa0KB" for n in (done.bytes_before, done.bytes_after))
     assert f"{before} → {after}" in page
     assert f"{done.versions_released} versions released" in page
-    stopped = client_of(alice).get(url("retention", stream) + "?fragment=history",
-                                   HTTP_HX_REQUEST="true")
+    stopped = client_of(alice).get(
+        url("retention", stream) + "?fragment=history", HTTP_HX_REQUEST="true"
+    )
     assert stopped.status_code == 286
 
 
 def test_a_released_run_is_one_collapsed_node(alice, stream, chain, compacted):
     run = ReleasedRun.objects.get()
-    response = client_of(alice).get(url("stream", stream) + "?fragment=page",
-                                     HTTP_HX_REQUEST="true")
+    response = client_of(alice).get(
+        url("stream", stream) + "?fragment=page", HTTP_HX_REQUEST="true"
+    )
     page = response.content.decode()
     assert page.count('class="node released') == 1
     assert f'data-versions="{run.length}"' in page
@@ -145,7 +154,7 @@ def test_a_released_run_is_one_collapsed_node(alice, stream, chain, compacted):
     assert page.count('data-version="') == LENGTH - run.length + 1
     # The kept version after the run leads to the run's node, which leads to the root.
     assert page.count("<path ") == LENGTH - run.length
-    for version in chain[1:run.length]:
+    for version in chain[1 : run.length]:
         assert f'data-version="{version.pk}"' not in page
 
 
@@ -173,7 +182,8 @@ def test_comparing_with_a_released_version_explains_why_not(alice, stream, chain
 
 
 def test_the_first_kept_version_offers_no_diff_with_its_released_parent(
-        alice, stream, chain, compacted):
+    alice, stream, chain, compacted
+):
     run = ReleasedRun.objects.get()
     after_run = chain[run.length]
     page = client_of(alice).get(reverse("version", args=["acme", stream.pk, after_run.pk]))

@@ -34,8 +34,12 @@ def rita(django_user_model, project):
 
 @pytest.fixture
 def review(stream):
-    v1, v2, v3 = put(stream, {"pricing": {"tiers": [{"price": 10}]}},
-                     {"pricing": {"tiers": [{"price": 12}], "currency": "EUR"}}, {"owner": "x"})
+    v1, v2, v3 = put(
+        stream,
+        {"pricing": {"tiers": [{"price": 10}]}},
+        {"pricing": {"tiers": [{"price": 12}], "currency": "EUR"}},
+        {"owner": "x"},
+    )
     return reviews.open_review(stream, base=v1, head=v3, actor="alice", title="Q3")
 
 
@@ -53,8 +57,10 @@ def test_the_review_page_shows_the_range_the_diff_and_the_checklist(review, bob)
 
 def test_a_reviewer_comments_on_a_path_replies_and_decides(review, rita):
     client = as_user(rita)
-    response = client.post(url("review-comment", review),
-                           {"body": "Why 12?", "kind": "path", "path": "/pricing/tiers/0/price"})
+    response = client.post(
+        url("review-comment", review),
+        {"body": "Why 12?", "kind": "path", "path": "/pricing/tiers/0/price"},
+    )
     assert response.status_code == 302 and "#c-" in response["Location"]
     said = Event.objects.get(type=reviews.COMMENTED)
     client.post(url("review-comment", review), {"body": "ok", "reply_to": str(said.id)})
@@ -71,13 +77,18 @@ def test_a_reviewer_comments_on_a_path_replies_and_decides(review, rita):
 def test_bad_input_changes_nothing(review, rita):
     client = as_user(rita)
     before = Event.objects.count()
-    for data in ({"body": ""}, {"body": "x", "kind": "path", "path": "nope"},
-                 {"body": "x", "kind": "version", "version": 99999},
-                 {"body": "x", "reply_to": "not-a-uuid"}):
+    for data in (
+        {"body": ""},
+        {"body": "x", "kind": "path", "path": "nope"},
+        {"body": "x", "kind": "version", "version": 99999},
+        {"body": "x", "reply_to": "not-a-uuid"},
+    ):
         assert client.post(url("review-comment", review), data).status_code == 302
     assert client.post(url("review-decide", review), {"decision": "maybe"}).status_code == 302
-    assert client.post(url("review-correct", review), {"corrects": "x", "body": "y"}
-                       ).status_code == 302
+    assert (
+        client.post(url("review-correct", review), {"corrects": "x", "body": "y"}).status_code
+        == 302
+    )
     assert Event.objects.count() == before
 
 
@@ -94,8 +105,10 @@ def test_a_comment_is_shown_escaped(review, rita):
 def test_posts_need_the_csrf_token(review, rita):
     client = Client(enforce_csrf_checks=True)
     client.force_login(rita)
-    for name, data in (("review-comment", {"body": "x"}), ("review-decide",
-                                                           {"decision": "approve"})):
+    for name, data in (
+        ("review-comment", {"body": "x"}),
+        ("review-decide", {"decision": "approve"}),
+    ):
         assert client.post(url(name, review), data).status_code == 403
     assert not AuditRecord.objects.exclude(event__type=reviews.OPENED).exists()
 
@@ -103,13 +116,16 @@ def test_posts_need_the_csrf_token(review, rita):
 def test_opening_a_review_from_the_form(stream, rita):
     put(stream, {"a": 1}, {"a": 2})
     client = as_user(rita)
-    response = client.post(reverse("review-open", args=["acme"]),
-                           {"stream": stream.pk, "head": "main", "base": "", "title": "All"})
+    response = client.post(
+        reverse("review-open", args=["acme"]),
+        {"stream": stream.pk, "head": "main", "base": "", "title": "All"},
+    )
     assert response.status_code == 302
     opened = reviews.Review.objects.get()
     assert (opened.base_id, opened.title, opened.opened_by) == (None, "All", "rita")
-    refused = client.post(reverse("review-open", args=["acme"]),
-                          {"stream": stream.pk, "head": "nowhere"})
+    refused = client.post(
+        reverse("review-open", args=["acme"]), {"stream": stream.pk, "head": "nowhere"}
+    )
     assert refused.status_code == 400 and b"nowhere" in refused.content
 
 
@@ -134,11 +150,15 @@ def test_a_time_range_report(stream, bob):
     put(stream, {"a": 1})
     client = as_user(bob)
     assert client.get(reverse("audit", args=["acme"])).status_code == 200
-    page = client.get(reverse("audit-report", args=["acme", "html"]),
-                      {"since": "2000-01-01T00:00", "stream": stream.pk})
+    page = client.get(
+        reverse("audit-report", args=["acme", "html"]),
+        {"since": "2000-01-01T00:00", "stream": stream.pk},
+    )
     assert page.status_code == 200 and b"verify: ok" in page.content
-    bad = client.get(reverse("audit-report", args=["acme", "json"]),
-                     {"since": "2030-01-01T00:00", "until": "2020-01-01T00:00"})
+    bad = client.get(
+        reverse("audit-report", args=["acme", "json"]),
+        {"since": "2030-01-01T00:00", "until": "2020-01-01T00:00"},
+    )
     assert bad.status_code == 400
 
 
@@ -146,8 +166,9 @@ def test_blame_names_the_event_and_its_actor(stream, bob):
     from continust.store import NewEvent, append
 
     put(stream, {"price": 10})
-    (v2,) = append(stream, [NewEvent(type="price.set", payload={"price": 11},
-                                     actor="carol")]).versions
+    (v2,) = append(
+        stream, [NewEvent(type="price.set", payload={"price": 11}, actor="carol")]
+    ).versions
     (v3,) = put(stream, {"other": 1})
     client = as_user(bob)
     page = client.get(reverse("blame", args=["acme", stream.pk, v3.pk]), {"path": "/price"})
@@ -163,12 +184,14 @@ def test_blame_names_the_event_and_its_actor(stream, bob):
 def test_an_admin_invites_sets_roles_and_keeps_an_admin(project, alice, charlie):
     client = as_user(alice)
     members_url = reverse("members", args=["acme"])
-    client.post(reverse("member-invite", args=["acme"]), {"username": "charlie",
-                                                          "role": "reviewer"})
+    client.post(
+        reverse("member-invite", args=["acme"]), {"username": "charlie", "role": "reviewer"}
+    )
     charlie_in = Membership.objects.get(project=project, user=charlie)
     assert charlie_in.role == Role.REVIEWER
-    nobody = client.post(reverse("member-invite", args=["acme"]), {"username": "zed",
-                                                                   "role": "viewer"})
+    nobody = client.post(
+        reverse("member-invite", args=["acme"]), {"username": "zed", "role": "viewer"}
+    )
     assert nobody.status_code == 302
     client.post(reverse("member-role", args=["acme", charlie_in.pk]), {"role": "admin"})
     mine = Membership.objects.get(project=project, user=alice)
@@ -176,15 +199,19 @@ def test_an_admin_invites_sets_roles_and_keeps_an_admin(project, alice, charlie)
     assert Membership.objects.get(pk=mine.pk).role == Role.VIEWER  # charlie is admin now
     as_charlie = as_user(charlie)
     as_charlie.post(reverse("member-remove", args=["acme", mine.pk]))
-    last = as_charlie.post(reverse("member-role", args=["acme", charlie_in.pk]),
-                           {"role": "viewer"})
+    last = as_charlie.post(reverse("member-role", args=["acme", charlie_in.pk]), {"role": "viewer"})
     assert last.status_code == 302
     assert Membership.objects.get(pk=charlie_in.pk).role == Role.ADMIN  # the last admin
     assert not Membership.objects.filter(pk=mine.pk).exists()
-    types = list(Event.objects.filter(stream__name=reviews.AUDIT_STREAM).values_list(
-        "type", "actor"))
-    assert types == [("member.invited", "alice"), ("member.role_changed", "alice"),
-                     ("member.role_changed", "alice"), ("member.removed", "charlie")]
+    types = list(
+        Event.objects.filter(stream__name=reviews.AUDIT_STREAM).values_list("type", "actor")
+    )
+    assert types == [
+        ("member.invited", "alice"),
+        ("member.role_changed", "alice"),
+        ("member.role_changed", "alice"),
+        ("member.removed", "charlie"),
+    ]
     assert as_charlie.get(members_url).status_code == 200
 
 
@@ -192,6 +219,7 @@ def test_the_project_page_loads_the_review_coverage(review, bob):
     client = as_user(bob)
     page = client.get(reverse("project", args=["acme"])).content.decode()
     assert reverse("review-coverage", args=["acme"]) in page
-    panel = client.get(reverse("review-coverage", args=["acme"]),
-                       HTTP_HX_REQUEST="true").content.decode()
+    panel = client.get(
+        reverse("review-coverage", args=["acme"]), HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert "<html" not in panel and "pending" in panel and "never reviewed" in panel

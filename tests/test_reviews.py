@@ -23,11 +23,16 @@ def history(stream):
     main:  v1 ─ v2 ─ v3
                  └─ v4 ─ v5   (branch "discount", forked at v2)
     """
-    v1, v2, v3 = put(stream, {"pricing": {"tiers": [{"price": 10}, {"price": 20}]}},
-                     {"pricing": {"currency": "EUR"}}, {"owner": "alice"})
+    v1, v2, v3 = put(
+        stream,
+        {"pricing": {"tiers": [{"price": 10}, {"price": 20}]}},
+        {"pricing": {"currency": "EUR"}},
+        {"owner": "alice"},
+    )
     fork(stream, "discount", v2, actor="alice")
-    v4, v5 = put(stream, {"pricing": {"discount": 5}}, {"pricing": {"currency": "USD"}},
-                 branch="discount")
+    v4, v5 = put(
+        stream, {"pricing": {"discount": 5}}, {"pricing": {"currency": "USD"}}, branch="discount"
+    )
     return v1, v2, v3, v4, v5
 
 
@@ -61,8 +66,11 @@ def test_it_refuses_an_empty_range_and_the_audit_stream(project, stream, history
     with pytest.raises(InvalidEvent):
         reviews.open_review(stream, base=v1, head=v1, actor="alice")
     audit = reviews.audit_stream(project)
-    reviews.decide(reviews.open_review(stream, base=None, head=v1, actor="alice"),
-                   actor="alice", decision=reviews.APPROVE)
+    reviews.decide(
+        reviews.open_review(stream, base=None, head=v1, actor="alice"),
+        actor="alice",
+        decision=reviews.APPROVE,
+    )
     audit_version = audit.versions.first()
     with pytest.raises(InvalidEvent):
         reviews.open_review(audit, base=None, head=audit_version, actor="alice")
@@ -72,8 +80,12 @@ def test_it_refuses_an_empty_range_and_the_audit_stream(project, stream, history
 def test_comments_replies_corrections_and_decisions_fold_into_the_review(stream, history):
     v1, *_, v5 = history
     review = reviews.open_review(stream, base=v1, head=v5, actor="alice")
-    on_path = reviews.comment(review, actor="bob", body="Why 20?",
-                              target=reviews.Target("path", path="/pricing/tiers/1/price"))
+    on_path = reviews.comment(
+        review,
+        actor="bob",
+        body="Why 20?",
+        target=reviews.Target("path", path="/pricing/tiers/1/price"),
+    )
     reply = reviews.comment(review, actor="alice", body="Market rate.", reply_to=on_path.id)
     reviews.correct(review, actor="bob", corrects=on_path.id, body="Why USD?")
     reviews.check_path(review, actor="bob", path="/pricing/currency")
@@ -115,25 +127,31 @@ def test_a_target_must_belong_to_the_reviewed_stream(project, stream, history):
     v1, *_, v5 = history
     (elsewhere,) = put(create_stream(project, "other"), {"x": 1})
     review = reviews.open_review(stream, base=v1, head=v5, actor="alice")
-    for target in (reviews.Target("version", version=elsewhere.pk),
-                   reviews.Target("event", event=str(elsewhere.event.id)),
-                   reviews.Target("event", event=str(uuid.uuid4()))):
+    for target in (
+        reviews.Target("version", version=elsewhere.pk),
+        reviews.Target("event", event=str(elsewhere.event.id)),
+        reviews.Target("event", event=str(uuid.uuid4())),
+    ):
         with pytest.raises(NotFound):
             reviews.comment(review, actor="bob", body="x", target=target)
     with pytest.raises(InvalidEvent):
-        reviews.comment(review, actor="bob", body="x",
-                        target=reviews.Target("path", path="no-slash"))
+        reviews.comment(
+            review, actor="bob", body="x", target=reviews.Target("path", path="no-slash")
+        )
     with pytest.raises(InvalidEvent):
         reviews.comment(review, actor="bob", body="   ")
 
 
-def test_events_appended_to_the_audit_stream_by_other_paths_count_for_nothing(project, stream,
-                                                                             history):
+def test_events_appended_to_the_audit_stream_by_other_paths_count_for_nothing(
+    project, stream, history
+):
     v1, *_, v5 = history
     review = reviews.open_review(stream, base=v1, head=v5, actor="alice")
     forged = {"review": str(review.key), "decision": reviews.APPROVE, "note": ""}
-    append(reviews.audit_stream(project), [NewEvent(type=reviews.DECIDED, payload=forged,
-                                                    actor="alice")])
+    append(
+        reviews.audit_stream(project),
+        [NewEvent(type=reviews.DECIDED, payload=forged, actor="alice")],
+    )
     assert reviews.review_log(review).status == reviews.OPEN
     assert AuditRecord.objects.filter(review=review).count() == 1
 
@@ -142,10 +160,15 @@ def test_review_events_cannot_be_edited_or_deleted(project, stream, history):
     v1, *_, v5 = history
     review = reviews.open_review(stream, base=v1, head=v5, actor="alice")
     said = reviews.comment(review, actor="bob", body="keep me")
-    for sql in (f"UPDATE continust_event SET payload = '{{}}' WHERE position = {said.pk}",
-                f"DELETE FROM continust_event WHERE position = {said.pk}"):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), \
-                connection.cursor() as cursor:
+    for sql in (
+        f"UPDATE continust_event SET payload = '{{}}' WHERE position = {said.pk}",
+        f"DELETE FROM continust_event WHERE position = {said.pk}",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
             cursor.execute(sql)
     said.payload = {"body": "edited"}
     with pytest.raises(TypeError):

@@ -39,25 +39,40 @@ LOGIN = "/accounts/login/"
 # Patterns outside any project, and what an anonymous visitor may get from them.
 NOT_PROJECT = {
     "home": "login",
-    "login": "public", "logout": "public", "password_reset": "public",
-    "password_reset_done": "public", "password_reset_confirm": "public",
+    "login": "public",
+    "logout": "public",
+    "password_reset": "public",
+    "password_reset_done": "public",
+    "password_reset_confirm": "public",
     "password_reset_complete": "public",
-    "password_change": "login", "password_change_done": "login",
-    "api-tokens": "login", "api-token-revoke": "login",
-    "openapi-json": "public", "openapi-view": "public", "api-docs-asset": "public",
-    "api-root": "public", None: "public",  # the API's JSON 404 for every other path
+    "password_change": "login",
+    "password_change_done": "login",
+    "api-tokens": "login",
+    "api-token-revoke": "login",
+    "openapi-json": "public",
+    "openapi-view": "public",
+    "api-docs-asset": "public",
+    "api-root": "public",
+    None: "public",  # the API's JSON 404 for every other path
 }
 
 
 # The role each kind of change needs, as the issue defines roles; any other page that
 # changes something needs at least editor, and reading needs viewer.
 REQUIRED = {
-    "fork": Role.EDITOR, "merge": Role.EDITOR, "replay-start": Role.EDITOR,
-    "replay-cancel": Role.EDITOR, "replay-promote": Role.EDITOR,
-    "review-open": Role.REVIEWER, "review-comment": Role.REVIEWER,
-    "review-correct": Role.REVIEWER, "review-check": Role.REVIEWER,
+    "fork": Role.EDITOR,
+    "merge": Role.EDITOR,
+    "replay-start": Role.EDITOR,
+    "replay-cancel": Role.EDITOR,
+    "replay-promote": Role.EDITOR,
+    "review-open": Role.REVIEWER,
+    "review-comment": Role.REVIEWER,
+    "review-correct": Role.REVIEWER,
+    "review-check": Role.REVIEWER,
     "review-decide": Role.REVIEWER,
-    "members": Role.VIEWER, "member-invite": Role.ADMIN, "member-role": Role.ADMIN,
+    "members": Role.VIEWER,
+    "member-invite": Role.ADMIN,
+    "member-role": Role.ADMIN,
     "member-remove": Role.ADMIN,
 }
 # Retention (issue 8): only an admin sets a stream's policy or compacts it by hand.
@@ -99,11 +114,17 @@ def world(db):
     pricing main: v1 ─ v2 ─ v3, side: v1 ─ v4; a review v1..v3; a replay of main; a
     pipeline.
     """
-    users = {name: User.objects.create_user(name, password=f"{name}-password-1")
-             for name in ("alice", "rita", "eddie", "vera", "dave", "charlie")}
+    users = {
+        name: User.objects.create_user(name, password=f"{name}-password-1")
+        for name in ("alice", "rita", "eddie", "vera", "dave", "charlie")
+    }
     acme = create_project("acme", owner=users["alice"])
-    for name, role in (("rita", Role.REVIEWER), ("eddie", Role.EDITOR), ("vera", Role.VIEWER),
-                       ("dave", Role.VIEWER)):
+    for name, role in (
+        ("rita", Role.REVIEWER),
+        ("eddie", Role.EDITOR),
+        ("vera", Role.VIEWER),
+        ("dave", Role.VIEWER),
+    ):
         add_member(acme, users[name], role)
     create_project("elsewhere", owner=users["charlie"])
     stream = create_stream(acme, "pricing")
@@ -117,28 +138,51 @@ def world(db):
     create_pipeline(acme, "pricing", definition="event-counts", actor="eddie")
     job = compaction.request(stream, actor="alice")
     integrity_pins = f"pin={stream.pk}.{stream.event_count}.4"
-    personas = {Role.VIEWER: "vera", Role.EDITOR: "eddie", Role.REVIEWER: "rita",
-                Role.ADMIN: "alice", "stranger": "charlie"}
+    personas = {
+        Role.VIEWER: "vera",
+        Role.EDITOR: "eddie",
+        Role.REVIEWER: "rita",
+        Role.ADMIN: "alice",
+        "stranger": "charlie",
+    }
     tokens = {}
     for who, name in personas.items():
         project = acme if who != "stranger" else users["charlie"].projects.get()
         tokens[who] = ApiToken.issue(users[name], "matrix", [project], Scope.WRITE)[1]
     return {
-        "users": users, "personas": personas, "tokens": tokens, "project": acme,
-        "kwargs": {"slug": "acme", "stream_id": stream.pk, "version_id": v3.pk,
-                   "event_id": v3.event.id, "review_id": review.pk,
-                   "member_id": acme.memberships.get(user=users["dave"]).pk,
-                   "replay_id": replay.pk, "fmt": "html", "name": stream.name,
-                   "compaction_id": job.pk,
-                   "token_id": ApiToken.objects.filter(user=users["alice"]).get().pk,
-                   "uidb64": "MQ", "token": "set-password"},
-        "queries": {"compare": f"a={v1.pk}&b={v3.pk}", "merge": "source=side&into=main",
-                    "jump": "q=main", "audit-export": integrity_pins, "blame": "path=/n",
-                    "api": f"a={v1.pk}&b={v3.pk}&of=main&ref=main"},
-        "bodies": {"add_stream": lambda who: {"name": f"new-{who}"},
-                   "append_events": lambda who: {"events": [{"type": "t", "payload": {}}]},
-                   "set_retention": lambda who: {"kind": "eternal"},
-                   "request_compaction": lambda who: {}},
+        "users": users,
+        "personas": personas,
+        "tokens": tokens,
+        "project": acme,
+        "kwargs": {
+            "slug": "acme",
+            "stream_id": stream.pk,
+            "version_id": v3.pk,
+            "event_id": v3.event.id,
+            "review_id": review.pk,
+            "member_id": acme.memberships.get(user=users["dave"]).pk,
+            "replay_id": replay.pk,
+            "fmt": "html",
+            "name": stream.name,
+            "compaction_id": job.pk,
+            "token_id": ApiToken.objects.filter(user=users["alice"]).get().pk,
+            "uidb64": "MQ",
+            "token": "set-password",
+        },
+        "queries": {
+            "compare": f"a={v1.pk}&b={v3.pk}",
+            "merge": "source=side&into=main",
+            "jump": "q=main",
+            "audit-export": integrity_pins,
+            "blame": "path=/n",
+            "api": f"a={v1.pk}&b={v3.pk}&of=main&ref=main",
+        },
+        "bodies": {
+            "add_stream": lambda who: {"name": f"new-{who}"},
+            "append_events": lambda who: {"events": [{"type": "t", "payload": {}}]},
+            "set_retention": lambda who: {"kind": "eternal"},
+            "request_compaction": lambda who: {},
+        },
         "v4": v4,
     }
 
@@ -150,8 +194,10 @@ def url_of(route: Route, world: dict[str, Any]) -> str:
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in world["kwargs"]:
-            pytest.fail(f"the role matrix has no value for <{name}> in {route.route!r}: "
-                        "add one to the world fixture")
+            pytest.fail(
+                f"the role matrix has no value for <{name}> in {route.route!r}: "
+                "add one to the world fixture"
+            )
         return str(converters[name].to_url(world["kwargs"][name]))
 
     path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", value, route.route)
@@ -188,8 +234,7 @@ def check_page(route: Route, world: dict[str, Any], problems: list[str]) -> None
     if not methods:
         problems.append(f"{url}: answers neither GET nor POST")
     expected = REQUIRED.get(route.name, Role.EDITOR if "POST" in methods else Role.VIEWER)
-    if (route.name in REQUIRED or "POST" in methods) and \
-            Role.rank(required) < Role.rank(expected):
+    if (route.name in REQUIRED or "POST" in methods) and Role.rank(required) < Role.rank(expected):
         problems.append(f"{url} needs only {required}; it should need {expected}")
     for method in methods:
         ok = {200, 302} if method == "GET" else {200, 302, 400}
@@ -199,28 +244,35 @@ def check_page(route: Route, world: dict[str, Any], problems: list[str]) -> None
             want = ok if Role.rank(role) >= Role.rank(required) else {403}
             if got not in want:
                 problems.append(f"{method} {url} as {role}: {got}, expected {sorted(want)}")
-        for who, want_one, extra in (("stranger", 404, {}),
-                                     ("stranger", 404, {"HTTP_HX_REQUEST": "true"}),
-                                     (None, -302, {})):
+        for who, want_one, extra in (
+            ("stranger", 404, {}),
+            ("stranger", 404, {"HTTP_HX_REQUEST": "true"}),
+            (None, -302, {}),
+        ):
             got = call(client_for(world, who), method, url, **extra)
             if got != want_one:
-                problems.append(f"{method} {url} as {who or 'anonymous'}: {got}, "
-                                f"expected {'302 to login' if want_one == -302 else want_one}")
+                problems.append(
+                    f"{method} {url} as {who or 'anonymous'}: {got}, "
+                    f"expected {'302 to login' if want_one == -302 else want_one}"
+                )
 
 
 def api_methods() -> dict[str, list[str]]:
     from api.routes import api
 
-    return {op.view_func.__name__: op.methods for _, router in api._routers
-            for view in router.path_operations.values() for op in view.operations}
+    return {
+        op.view_func.__name__: op.methods
+        for _, router in api._routers
+        for view in router.path_operations.values()
+        for op in view.operations
+    }
 
 
 # API operations that need more than the editor role to write.
 API_REQUIRED = {"set_retention": Role.ADMIN, "request_compaction": Role.ADMIN}
 
 
-def check_api(route: Route, world: dict[str, Any], methods: list[str],
-              problems: list[str]) -> None:
+def check_api(route: Route, world: dict[str, Any], methods: list[str], problems: list[str]) -> None:
     url = url_of(route, world)
     required = API_REQUIRED.get(route.name, Role.EDITOR)
     for method in methods:
@@ -235,8 +287,9 @@ def check_api(route: Route, world: dict[str, Any], methods: list[str],
                 got = client.get(url, **headers).status_code
             else:
                 send = client.put if method == "PUT" else client.post
-                got = send(url, json.dumps(body(who)), content_type="application/json",
-                           **headers).status_code
+                got = send(
+                    url, json.dumps(body(who)), content_type="application/json", **headers
+                ).status_code
             if who is None:
                 want = {401}
             elif who == "stranger":
@@ -246,16 +299,19 @@ def check_api(route: Route, world: dict[str, Any], methods: list[str],
             else:
                 want = {200, 201, 202}
             if got not in want:
-                problems.append(f"{method} {url} as {who or 'anonymous'} (API): {got}, "
-                                f"expected {sorted(want)}")
+                problems.append(
+                    f"{method} {url} as {who or 'anonymous'} (API): {got}, expected {sorted(want)}"
+                )
 
 
 def check_outside(route: Route, world: dict[str, Any], problems: list[str]) -> None:
     if route.route.startswith("admin/"):
         return  # Django's admin: staff only, its own mechanism (tests/test_admin.py)
     if route.name not in NOT_PROJECT:
-        problems.append(f"{route.route} ({route.name}) is outside any project and not in "
-                        "the matrix's NOT_PROJECT list: is it meant to be?")
+        problems.append(
+            f"{route.route} ({route.name}) is outside any project and not in "
+            "the matrix's NOT_PROJECT list: is it meant to be?"
+        )
         return
     if NOT_PROJECT[route.name] == "login":
         url = url_of(route, world)

@@ -10,13 +10,21 @@ import pytest
 
 
 def load(**env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("DJANGO_", "DATABASE_URL", "CONTINUST_", "CELERY_"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "CONTINUST_", "CELERY_"))
+    }
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); "
-         "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"],
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); "
+            "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])",
+        ],
         env={**base, "DJANGO_SETTINGS_MODULE": "continust.settings", **env},
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -25,8 +33,10 @@ def load(**env: str) -> subprocess.CompletedProcess[str]:
     [
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG='maybe' is not a boolean"),
         ({"DJANGO_DEBUG": "0"}, "DJANGO_SECRET_KEY must be set"),
-        ({"DJANGO_DEBUG": "1", "CONTINUST_MAX_PAYLOAD_BYTES": "lots"},
-         "CONTINUST_MAX_PAYLOAD_BYTES='lots' is not an integer"),
+        (
+            {"DJANGO_DEBUG": "1", "CONTINUST_MAX_PAYLOAD_BYTES": "lots"},
+            "CONTINUST_MAX_PAYLOAD_BYTES='lots' is not an integer",
+        ),
         ({"DJANGO_DEBUG": "1", "DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL must be postgres"),
         ({"DJANGO_DEBUG": "1", "DATABASE_URL": "nonsense"}, "DATABASE_URL"),
     ],

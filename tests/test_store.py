@@ -91,16 +91,26 @@ def test_it_refuses_a_partly_recorded_batch(stream):
     key = uuid.uuid4()
     append(stream, [NewEvent(type="set", payload={"n": 1}, id=key)])
     with pytest.raises(IdempotencyConflict):
-        append(stream, [NewEvent(type="set", payload={"n": 1}, id=key),
-                        NewEvent(type="set", payload={"n": 2})])
+        append(
+            stream,
+            [
+                NewEvent(type="set", payload={"n": 1}, id=key),
+                NewEvent(type="set", payload={"n": 2}),
+            ],
+        )
     assert Event.objects.count() == 1
 
 
 def test_it_writes_nothing_when_one_event_of_a_batch_is_bad(stream):
     put(stream, {"a": 1})
     with pytest.raises(InvalidEvent):
-        append(stream, [NewEvent(type="set", payload={"a": 2}),
-                        NewEvent(type="set", payload=["not", "an", "object"])])  # type: ignore[arg-type]
+        append(
+            stream,
+            [
+                NewEvent(type="set", payload={"a": 2}),
+                NewEvent(type="set", payload=["not", "an", "object"]),
+            ],
+        )  # type: ignore[arg-type]
     assert Event.objects.count() == 1 and Version.objects.count() == 1
 
 
@@ -145,8 +155,12 @@ def test_it_refuses_an_event_the_patch_reducer_rejects(project):
     patched = create_stream(project, "patched", reducer="patch")
     add = {"patch": [{"op": "add", "path": "/a", "value": 1}]}
     append(patched, [NewEvent(type="p", payload=add)])
-    failing = {"patch": [{"op": "test", "path": "/a", "value": 2},
-                         {"op": "replace", "path": "/a", "value": 3}]}
+    failing = {
+        "patch": [
+            {"op": "test", "path": "/a", "value": 2},
+            {"op": "replace", "path": "/a", "value": 3},
+        ]
+    }
     with pytest.raises(ReducerRejected, match="does not apply"):
         append(patched, [NewEvent(type="p", payload=failing)])
     assert Event.objects.filter(stream=patched).count() == 1
@@ -183,8 +197,11 @@ def test_the_database_refuses_updates_and_deletes(stream):
         "DELETE FROM continust_versionparent",
         "UPDATE continust_state SET data = '{}'",
     ):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), \
-                connection.cursor() as cursor:
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
             cursor.execute(sql)
     assert set(Event.objects.values_list("type", flat=True)) == {"set"}
 

@@ -30,21 +30,54 @@ def test_it_writes_tumbling_windows_and_late_events():
     a: 1 ---- 1500      b: 10 (after the watermark passed 999: late)
        [0, 1000) [1000, 2000)
     """
-    out = windows({"type": "tumbling", "size_ms": 1000},
-                  event("a", 1, 2), event("a", 1500, 3), "", event("b", 10, 1))
+    out = windows(
+        {"type": "tumbling", "size_ms": 1000},
+        event("a", 1, 2),
+        event("a", 1500, 3),
+        "",
+        event("b", 10, 1),
+    )
     assert out == [
-        {"key": "a", "start": 0, "end": 1000, "max_ts": 999, "fire": 1,
-         "count": 1, "sum": 2, "min": 2, "max": 2},
+        {
+            "key": "a",
+            "start": 0,
+            "end": 1000,
+            "max_ts": 999,
+            "fire": 1,
+            "count": 1,
+            "sum": 2,
+            "min": 2,
+            "max": 2,
+        },
         {"late": True, "key": "b", "ts": 10, "value": 1},
-        {"key": "a", "start": 1000, "end": 2000, "max_ts": 1999, "fire": 1,
-         "count": 1, "sum": 3, "min": 3, "max": 3},
+        {
+            "key": "a",
+            "start": 1000,
+            "end": 2000,
+            "max_ts": 1999,
+            "fire": 1,
+            "count": 1,
+            "sum": 3,
+            "min": 3,
+            "max": 3,
+        },
     ]
 
 
 def test_it_answers_as_the_library_does_for_every_window_type():
-    lines = [event(k, ts, v) for k, ts, v in
-             [("x", 5, 1), ("y", 7, 2), ("x", 30, 3), ("x", 12, 4), ("y", 90, 5), ("x", 61, 6),
-              ("x", 2, 7), ("y", 200, 8)]]
+    lines = [
+        event(k, ts, v)
+        for k, ts, v in [
+            ("x", 5, 1),
+            ("y", 7, 2),
+            ("x", 30, 3),
+            ("x", 12, 4),
+            ("y", 90, 5),
+            ("x", 61, 6),
+            ("x", 2, 7),
+            ("y", 200, 8),
+        ]
+    ]
     specs = [
         {"type": "tumbling", "size_ms": 20, "offset_ms": 5, "out_of_orderness_ms": 10},
         {"type": "sliding", "size_ms": 30, "slide_ms": 10, "allowed_lateness_ms": 25},
@@ -57,8 +90,12 @@ def test_it_answers_as_the_library_does_for_every_window_type():
 
 
 def test_a_window_that_fires_again_within_the_allowed_lateness_says_so():
-    out = windows({"type": "tumbling", "size_ms": 10, "allowed_lateness_ms": 100},
-                  event("k", 1), event("k", 15), event("k", 2))
+    out = windows(
+        {"type": "tumbling", "size_ms": 10, "allowed_lateness_ms": 100},
+        event("k", 1),
+        event("k", 15),
+        event("k", 2),
+    )
     assert [(r["start"], r["fire"], r["count"]) for r in out] == [(0, 1, 1), (0, 2, 2), (10, 1, 1)]
 
 
@@ -98,8 +135,13 @@ def test_it_names_the_bad_line(line, message):
 
 def test_it_counts_lines_across_blank_ones():
     with pytest.raises(CommandError, match="^line 4: value must be a number"):
-        windows({"type": "tumbling", "size_ms": 10}, event("a", 1), "", "  ",
-                '{"key": "a", "ts": 2, "value": null}')
+        windows(
+            {"type": "tumbling", "size_ms": 10},
+            event("a", 1),
+            "",
+            "  ",
+            '{"key": "a", "ts": 2, "value": null}',
+        )
 
 
 def test_it_refuses_a_batch_size_below_one():

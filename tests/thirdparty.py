@@ -20,18 +20,30 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 _templates: dict[str, Path] = {}
 
 
 def _environment(workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DATABASE_URL", "CONTINUST_", "DJANGO_"))}
-    env.update(DJANGO_DEBUG="1", CONTINUST_VAR_DIR=str(workdir),
-               DATABASE_URL=f"sqlite:///{workdir / 'check.sqlite3'}")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "CONTINUST_", "DJANGO_"))
+    }
+    env.update(
+        DJANGO_DEBUG="1",
+        CONTINUST_VAR_DIR=str(workdir),
+        DATABASE_URL=f"sqlite:///{workdir / 'check.sqlite3'}",
+    )
     return env
 
 

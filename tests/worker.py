@@ -96,10 +96,26 @@ class Worker:
     def start(self) -> Worker:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "continust", "worker",
-                 "--loglevel=INFO", "--concurrency=1", "--pool=prefork", "--without-gossip",
-                 "--without-mingle", "--without-heartbeat", "-n", f"{self.name}@%h"],
-                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "continust",
+                    "worker",
+                    "--loglevel=INFO",
+                    "--concurrency=1",
+                    "--pool=prefork",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "-n",
+                    f"{self.name}@%h",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         deadline = time.monotonic() + READY_TIMEOUT
@@ -226,8 +242,14 @@ def start_worker(
         print(f"--- {worker.name} log (tail) ---\n{worker.output()[-4000:]}")
 
 
-def poll(row: Any, condition: Callable[[Any], bool], *, timeout: float,
-         describe: Callable[[Any], str], interval: float = 0.1) -> Any:
+def poll(
+    row: Any,
+    condition: Callable[[Any], bool],
+    *,
+    timeout: float,
+    describe: Callable[[Any], str],
+    interval: float = 0.1,
+) -> Any:
     """Refresh ``row`` until ``condition(row)`` holds and return it; after ``timeout``
     seconds fail, saying where the row got to with ``describe(row)``."""
     deadline = time.monotonic() + timeout

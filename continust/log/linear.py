@@ -138,8 +138,11 @@ def usable() -> bool:
     """Tell whether the one-statement path can run: PostgreSQL, outside any transaction."""
     # Not in a transaction the caller manages either (autocommit off): a refused statement
     # would abort it.
-    return connection.vendor == "postgresql" and not connection.in_atomic_block \
+    return (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
         and connection.get_autocommit()
+    )
 
 
 # Reading a branch's tip: one query, no lock (the write checks every value it relies on).
@@ -158,8 +161,14 @@ WHERE s.id = %(stream)s
 ATTEMPTS = 3
 
 
-def append(stream: Stream, events: Sequence[NewEvent], branch: str, *,
-           expected_head: int | None = None, check_head: bool = False) -> Planned | None:
+def append(
+    stream: Stream,
+    events: Sequence[NewEvent],
+    branch: str,
+    *,
+    expected_head: int | None = None,
+    check_head: bool = False,
+) -> Planned | None:
     """Append on the branch's tip, remembered or read (one query), and write it in one
     statement; answer the written plan, or None for the locked path: a branch that does
     not exist yet, a head that is not the caller's expected one, an event the reducer
@@ -172,8 +181,11 @@ def append(stream: Stream, events: Sequence[NewEvent], branch: str, *,
             tip, fresh = read_tip(stream, branch), True
             if tip is None:
                 return None
-        if (check_head and expected_head != tip.head_id) or tip.reducer != stream.reducer \
-                or tip.reducer_version != stream.reducer_version:
+        if (
+            (check_head and expected_head != tip.head_id)
+            or tip.reducer != stream.reducer
+            or tip.reducer_version != stream.reducer_version
+        ):
             if fresh:
                 return None
             tips.forget(stream.pk, branch)
@@ -200,14 +212,38 @@ def read_tip(stream: Stream, branch: str) -> Tip | None:
         row = cursor.fetchone()
     if row is None or row[12] is None:
         return None
-    (event_count, last_hash, reducer, reducer_version, retention, snapshot_every, branch_id,
-     move_hash, head_id, digest, generation, state_hash, state_text) = row
-    tip = Tip(stream_id=stream.pk, event_count=event_count, last_hash=last_hash, reducer=reducer,
-              reducer_version=reducer_version, retention=retention,
-              snapshot_every=snapshot_every, branch_id=branch_id, branch=branch,
-              move_hash=move_hash, head_id=head_id, head_digest=digest,
-              head_generation=generation, head_state_hash=state_hash,
-              head_state_text=state_text)
+    (
+        event_count,
+        last_hash,
+        reducer,
+        reducer_version,
+        retention,
+        snapshot_every,
+        branch_id,
+        move_hash,
+        head_id,
+        digest,
+        generation,
+        state_hash,
+        state_text,
+    ) = row
+    tip = Tip(
+        stream_id=stream.pk,
+        event_count=event_count,
+        last_hash=last_hash,
+        reducer=reducer,
+        reducer_version=reducer_version,
+        retention=retention,
+        snapshot_every=snapshot_every,
+        branch_id=branch_id,
+        branch=branch,
+        move_hash=move_hash,
+        head_id=head_id,
+        head_digest=digest,
+        head_generation=generation,
+        head_state_hash=state_hash,
+        head_state_text=state_text,
+    )
     tips.put(tip)
     return tip
 
@@ -233,9 +269,22 @@ def plan(stream: Stream, tip: Tip, events: Sequence[NewEvent], branch: str) -> P
     state: Any = json.loads(tip.head_state_text)
     now = datetime.now(UTC)
     last_hash, parent_digest = tip.last_hash, tip.head_digest
-    columns: dict[str, list[Any]] = {k: [] for k in (
-        "event_ids", "types", "timestamps", "payloads", "causations", "correlations", "actors",
-        "prev_hashes", "hashes", "states", "digests")}
+    columns: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "event_ids",
+            "types",
+            "timestamps",
+            "payloads",
+            "causations",
+            "correlations",
+            "actors",
+            "prev_hashes",
+            "hashes",
+            "states",
+            "digests",
+        )
+    }
     stored: dict[str, str] = {}
     models: list[tuple[Event, str, str, int]] = []
     state_hash, state_text = tip.head_state_hash, tip.head_state_text
@@ -245,29 +294,77 @@ def plan(stream: Stream, tip: Tip, events: Sequence[NewEvent], branch: str) -> P
         moment = new.timestamp or now
         payload_text = canonical.canonical_json(new.payload)
         digest = canonical.event_hash_of_text(
-            last_hash, id=str(event_id), seq=seq, type=new.type, timestamp=moment,
-            payload_text=payload_text, causation=str(new.causation) if new.causation else None,
-            correlation=str(new.correlation) if new.correlation else None, actor=new.actor)
+            last_hash,
+            id=str(event_id),
+            seq=seq,
+            type=new.type,
+            timestamp=moment,
+            payload_text=payload_text,
+            causation=str(new.causation) if new.causation else None,
+            correlation=str(new.correlation) if new.correlation else None,
+            actor=new.actor,
+        )
         state = storable_state(
-            fold_event(tip.reducer, tip.reducer_version, state, event_id=str(event_id),
-                       type=new.type, payload=new.payload, actor=new.actor),
-            reducer=tip.reducer, reducer_version=tip.reducer_version, event_id=str(event_id))
+            fold_event(
+                tip.reducer,
+                tip.reducer_version,
+                state,
+                event_id=str(event_id),
+                type=new.type,
+                payload=new.payload,
+                actor=new.actor,
+            ),
+            reducer=tip.reducer,
+            reducer_version=tip.reducer_version,
+            event_id=str(event_id),
+        )
         state_hash, state_text = canonical.hashed_state(state)
         generation = tip.head_generation + index + 1
         if policy.stores_at_append(generation, last=index == len(events) - 1, merge=False):
             stored[state_hash] = state_text
         version_digest = canonical.version_digest(
-            event_hash=digest, parents=[parent_digest], state=state_hash,
-            reducer=tip.reducer, reducer_version=tip.reducer_version)
-        for key, value in (("event_ids", event_id), ("types", new.type), ("timestamps", moment),
-                           ("payloads", payload_text), ("causations", new.causation),
-                           ("correlations", new.correlation), ("actors", new.actor),
-                           ("prev_hashes", last_hash), ("hashes", digest),
-                           ("states", state_hash), ("digests", version_digest)):
+            event_hash=digest,
+            parents=[parent_digest],
+            state=state_hash,
+            reducer=tip.reducer,
+            reducer_version=tip.reducer_version,
+        )
+        for key, value in (
+            ("event_ids", event_id),
+            ("types", new.type),
+            ("timestamps", moment),
+            ("payloads", payload_text),
+            ("causations", new.causation),
+            ("correlations", new.correlation),
+            ("actors", new.actor),
+            ("prev_hashes", last_hash),
+            ("hashes", digest),
+            ("states", state_hash),
+            ("digests", version_digest),
+        ):
             columns[key].append(value)
-        models.append((_event(None, event_id, stream.project_id, stream.pk, seq, new.type,
-                              moment, new.payload, new.causation, new.correlation, new.actor,
-                              last_hash, digest), state_hash, version_digest, generation))
+        models.append(
+            (
+                _event(
+                    None,
+                    event_id,
+                    stream.project_id,
+                    stream.pk,
+                    seq,
+                    new.type,
+                    moment,
+                    new.payload,
+                    new.causation,
+                    new.correlation,
+                    new.actor,
+                    last_hash,
+                    digest,
+                ),
+                state_hash,
+                version_digest,
+                generation,
+            )
+        )
         last_hash, parent_digest = digest, version_digest
     earlier: set[Any] = set()
     causes: set[Any] = set()
@@ -276,24 +373,55 @@ def plan(stream: Stream, tip: Tip, events: Sequence[NewEvent], branch: str) -> P
             causes.add(new.causation)
         earlier.add(new.id)
     move_hash = canonical.move_hash(
-        tip.move_hash, branch=branch, old_head=tip.head_digest, new_head=parent_digest,
-        reason="append", actor=events[-1].actor, at=now)
+        tip.move_hash,
+        branch=branch,
+        old_head=tip.head_digest,
+        new_head=parent_digest,
+        reason="append",
+        actor=events[-1].actor,
+        at=now,
+    )
     params = {
         **columns,
-        "project": stream.project_id, "stream": stream.pk, "seq_from": tip.event_count,
+        "project": stream.project_id,
+        "stream": stream.pk,
+        "seq_from": tip.event_count,
         "seq_to": tip.event_count + len(events),
-        "hash_from": tip.last_hash, "hash_to": last_hash, "reducer": tip.reducer,
-        "reducer_version": tip.reducer_version, "retention": tip.retention,
-        "snapshot_every": tip.snapshot_every, "count": len(events), "branch": tip.branch_id,
-        "branch_name": branch, "head": tip.head_id, "head_digest": tip.head_digest,
-        "generation": tip.head_generation, "now": now, "last_actor": events[-1].actor,
-        "state_hashes": list(stored), "state_texts": list(stored.values()),
-        "prev_move_hash": tip.move_hash, "move_hash": move_hash,
-        "causes": list(causes), "cause_count": len(causes),
+        "hash_from": tip.last_hash,
+        "hash_to": last_hash,
+        "reducer": tip.reducer,
+        "reducer_version": tip.reducer_version,
+        "retention": tip.retention,
+        "snapshot_every": tip.snapshot_every,
+        "count": len(events),
+        "branch": tip.branch_id,
+        "branch_name": branch,
+        "head": tip.head_id,
+        "head_digest": tip.head_digest,
+        "generation": tip.head_generation,
+        "now": now,
+        "last_actor": events[-1].actor,
+        "state_hashes": list(stored),
+        "state_texts": list(stored.values()),
+        "prev_move_hash": tip.move_hash,
+        "move_hash": move_hash,
+        "causes": list(causes),
+        "cause_count": len(causes),
     }
     versions = [
-        _version(None, stream.pk, None, state_hash, generation, digest, None, branch,
-                 tip.reducer, tip.reducer_version, now)
+        _version(
+            None,
+            stream.pk,
+            None,
+            state_hash,
+            generation,
+            digest,
+            None,
+            branch,
+            tip.reducer,
+            tip.reducer_version,
+            now,
+        )
         for _, state_hash, digest, generation in models
     ]
     for (event, *_), version in zip(models, versions, strict=True):
@@ -301,12 +429,22 @@ def plan(stream: Stream, tip: Tip, events: Sequence[NewEvent], branch: str) -> P
         version.stream = stream
         version.event = event
     next_tip = Tip(
-        stream_id=stream.pk, event_count=tip.event_count + len(events), last_hash=last_hash,
-        reducer=tip.reducer, reducer_version=tip.reducer_version, retention=tip.retention,
-        snapshot_every=tip.snapshot_every, branch_id=tip.branch_id, branch=branch,
-        move_hash=move_hash, head_id=0,
-        head_digest=parent_digest, head_generation=tip.head_generation + len(events),
-        head_state_hash=state_hash, head_state_text=state_text)
+        stream_id=stream.pk,
+        event_count=tip.event_count + len(events),
+        last_hash=last_hash,
+        reducer=tip.reducer,
+        reducer_version=tip.reducer_version,
+        retention=tip.retention,
+        snapshot_every=tip.snapshot_every,
+        branch_id=tip.branch_id,
+        branch=branch,
+        move_hash=move_hash,
+        head_id=0,
+        head_digest=parent_digest,
+        head_generation=tip.head_generation + len(events),
+        head_state_hash=state_hash,
+        head_state_text=state_text,
+    )
     return Planned(tip, params, [e for e, *_ in models], versions, {}, next_tip)
 
 
@@ -344,7 +482,8 @@ def write(planned: Planned) -> list[Version] | None:
     positions, version_ids = row[1], row[2]
     parent = planned.tip.head_id
     for event, version, position, version_id in zip(
-            planned.events, planned.versions, positions, version_ids, strict=True):
+        planned.events, planned.versions, positions, version_ids, strict=True
+    ):
         event.position = position
         version.id = version_id
         version.event = event

@@ -11,8 +11,13 @@ from __future__ import annotations
 from django.db import connection
 
 # The tables whose row counts and value spreads the explorer's and the API's plans use.
-TABLES = ("continust_event", "continust_version", "continust_versionparent",
-          "continust_state", "continust_branchmove")
+TABLES = (
+    "continust_event",
+    "continust_version",
+    "continust_versionparent",
+    "continust_state",
+    "continust_branchmove",
+)
 
 # Below this many rows written, the statistics cannot have gone far wrong.
 BULK_ROWS = 1000

@@ -63,8 +63,9 @@ class Tips:
     def forget(self, stream_id: int, branch: str | None = None) -> None:
         """Drop a branch's tip, or every tip of the stream."""
         with self._lock:
-            for key in [k for k in self._items
-                        if k[0] == stream_id and (branch is None or k[1] == branch)]:
+            for key in [
+                k for k in self._items if k[0] == stream_id and (branch is None or k[1] == branch)
+            ]:
                 del self._items[key]
 
     def clear(self) -> None:

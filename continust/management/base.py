@@ -64,8 +64,11 @@ class ContinustCommand(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             project = get_project(options["project"]) if self.needs_project else None
-            stream = (get_stream(project, options["stream"])
-                      if self.needs_stream and project is not None else None)
+            stream = (
+                get_stream(project, options["stream"])
+                if self.needs_stream and project is not None
+                else None
+            )
             self.run(Scope(project, stream), options)
         except ContinustError as err:
             raise CommandError(str(err)) from err

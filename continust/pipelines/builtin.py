@@ -49,8 +49,9 @@ def _names(params: Mapping[str, Any], name: str) -> list[str] | None:
 
 
 def _source(params: Mapping[str, Any], *, payloads: bool = True) -> LogSource:
-    return LogSource(streams=_names(params, "streams"), types=_names(params, "types"),
-                     payloads=payloads)
+    return LogSource(
+        streams=_names(params, "streams"), types=_names(params, "types"), payloads=payloads
+    )
 
 
 def _batch(params: Mapping[str, Any]) -> int:

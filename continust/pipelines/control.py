@@ -75,15 +75,20 @@ def create_pipeline(
     """Create a (stopped) pipeline running ``definition`` (by default the one called ``name``)."""
     if not _NAME.match(name) or name == "new":
         raise InvalidPipeline(
-            f"pipeline name {name!r} must be lower-case letters, digits and dashes (max 64)")
+            f"pipeline name {name!r} must be lower-case letters, digits and dashes (max 64)"
+        )
     registered = registry.get(definition or name)
     given = dict(params or {})
     registered.build(given)  # refuse bad parameters now, not in a worker
     try:
         with transaction.atomic():
             return Pipeline.objects.create(
-                project=project, name=name, definition=registered.name, params=given,
-                created_by=actor[:200])
+                project=project,
+                name=name,
+                definition=registered.name,
+                params=given,
+                created_by=actor[:200],
+            )
     except IntegrityError:
         raise InvalidPipeline(f"project {project.slug} has a pipeline {name!r} already") from None
 
@@ -132,7 +137,8 @@ def reset(pipeline: Pipeline) -> Pipeline:
         row = _locked(pipeline)
         if _live(row):
             raise PipelineBusy(
-                f"pipeline {row.name} is running on {row.worker or 'a worker'}; pause it first")
+                f"pipeline {row.name} is running on {row.worker or 'a worker'}; pause it first"
+            )
         # A definition gone or broken: the built-in tables are cleared below all the same.
         with suppress(ContinustError):
             registry.get(row.definition).build(row.params).sink.clear(row)
@@ -140,8 +146,17 @@ def reset(pipeline: Pipeline) -> Pipeline:
         LateEvent.objects.filter(pipeline=row).delete()
         PipelineCheckpoint.objects.filter(pipeline=row).delete()
         Pipeline.objects.filter(pk=row.pk).update(
-            fence=F("fence") + 1, epoch=0, cursor=[], state={}, events=0, late_events=0,
-            results=0, committed_at=None, metrics={}, error="", worker="",
+            fence=F("fence") + 1,
+            epoch=0,
+            cursor=[],
+            state={},
+            events=0,
+            late_events=0,
+            results=0,
+            committed_at=None,
+            metrics={},
+            error="",
+            worker="",
             lease_expires_at=None,
             status=PipelineStatus.WAITING if row.enabled else PipelineStatus.IDLE,
         )
@@ -157,9 +172,13 @@ def resend_stale() -> int:
     and the next worker resumes it from its checkpoints.
     """
     active = Pipeline.objects.filter(
-        enabled=True, status__in=[PipelineStatus.WAITING, PipelineStatus.RUNNING])
+        enabled=True, status__in=[PipelineStatus.WAITING, PipelineStatus.RUNNING]
+    )
     return outbox.resend_unclaimed(
-        active, task=TASK, key_of=outbox_key, resend_seconds=options.resend_seconds(),
+        active,
+        task=TASK,
+        key_of=outbox_key,
+        resend_seconds=options.resend_seconds(),
         running=lambda pipeline: pipeline.status == PipelineStatus.RUNNING,
     )
 
@@ -167,15 +186,19 @@ def resend_stale() -> int:
 def latest_windows(pipeline: Pipeline, limit: int = 24) -> list[dict[str, Any]]:
     """The latest ``limit`` windows (by end), each totalled over its keys, oldest first."""
     ends = list(
-        WindowResult.objects.filter(pipeline=pipeline).order_by("-end")
-        .values_list("end", flat=True).distinct()[:limit]
+        WindowResult.objects.filter(pipeline=pipeline)
+        .order_by("-end")
+        .values_list("end", flat=True)
+        .distinct()[:limit]
     )
     if not ends:
         return []
     totals: dict[tuple[int, int], dict[str, Any]] = defaultdict(
-        lambda: {"count": 0, "sum": 0, "keys": 0, "fires": 0})
+        lambda: {"count": 0, "sum": 0, "keys": 0, "fires": 0}
+    )
     rows = WindowResult.objects.filter(pipeline=pipeline, end__in=ends).values_list(
-        "start", "end", "count", "values", "fire")
+        "start", "end", "count", "values", "fire"
+    )
     for start, end, count, values, fire in rows:
         total = totals[(start, end)]
         total["count"] += count or 0
@@ -195,8 +218,11 @@ def describe(pipeline: Pipeline) -> dict[str, Any]:
         registered = registry.get(pipeline.definition)
     except NotFound:
         registered = None
-    fresh = (pipeline.heartbeat_at is not None and _live(pipeline)
-             and (now - pipeline.heartbeat_at).total_seconds() <= FRESH_SECONDS)
+    fresh = (
+        pipeline.heartbeat_at is not None
+        and _live(pipeline)
+        and (now - pipeline.heartbeat_at).total_seconds() <= FRESH_SECONDS
+    )
     metrics = pipeline.metrics or {}
     params = dict(pipeline.params)
     if registered is not None:

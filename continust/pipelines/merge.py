@@ -62,7 +62,7 @@ async def merge(
                     item = future.result()
                 except StopAsyncIteration:
                     continue
-                except Exception as err:  # noqa: BLE001 - an input's failure, reported below
+                except Exception as err:
                     failures[index] = err
                     if fail_fast:
                         raise MergeError(failures) from err

@@ -133,9 +133,15 @@ def claim(pipeline_id: int, *, worker: str = "", enable: bool = False) -> int | 
         taken = (
             Pipeline.objects.filter(wanted)
             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .update(fence=F("fence") + 1, enabled=True, status=PipelineStatus.RUNNING,
-                    worker=worker[:200], lease_expires_at=now + _lease(), heartbeat_at=now,
-                    error="")
+            .update(
+                fence=F("fence") + 1,
+                enabled=True,
+                status=PipelineStatus.RUNNING,
+                worker=worker[:200],
+                lease_expires_at=now + _lease(),
+                heartbeat_at=now,
+                error="",
+            )
         )
         if taken != 1:
             return None
@@ -157,8 +163,12 @@ def _no_flush_wait() -> None:
 
 def _check_fence(pipeline_id: int, fence: int) -> int:
     """Lock the pipeline row, check the token, and return the committed epoch."""
-    row = (Pipeline.objects.select_for_update().filter(pk=pipeline_id)
-           .values_list("fence", "epoch").first())
+    row = (
+        Pipeline.objects.select_for_update()
+        .filter(pk=pipeline_id)
+        .values_list("fence", "epoch")
+        .first()
+    )
     if row is None or row[0] != fence:
         raise LeaseLost(f"pipeline {pipeline_id}: the lease of token {fence} was lost")
     return int(row[1])
@@ -273,8 +283,9 @@ class PipelineRunner:
             await _db(self._ended)(Outcome.LOST)
             return Outcome.LOST
         if error is not None:
-            if not isinstance(error, Exception) or isinstance(error, OperationalError
-                                                              | InterfaceError):
+            if not isinstance(error, Exception) or isinstance(
+                error, OperationalError | InterfaceError
+            ):
                 # A crash, or the database went away: keep the lease, as a dead worker
                 # would; it lapses and the sweep sends the pipeline again.
                 raise error
@@ -317,7 +328,8 @@ class PipelineRunner:
                 except (KeyError, TypeError, ValueError) as err:
                     raise InvalidPipeline(
                         f"stage {stage.name} cannot take its committed state back ({err}); "
-                        "its definition changed: reset the pipeline") from err
+                        "its definition changed: reset the pipeline"
+                    ) from err
             elif stage.stateful and row.epoch > 0:
                 raise InvalidPipeline(f"no committed state for stage {stage.name}; reset it")
         self.committed_epoch = row.epoch
@@ -339,14 +351,21 @@ class PipelineRunner:
             self.first[e] = self._first_to_execute(e, found)
         recovered = {
             stage.name: sorted(e for (name, e) in found if name == stage.name)
-            for stage in self.stages if stage.durable
+            for stage in self.stages
+            if stage.durable
         }
-        redelivered = sum(data["events"] for e, data in self.replay
-                          if self.first[e] < len(self.stages))
+        redelivered = sum(
+            data["events"] for e, data in self.replay if self.first[e] < len(self.stages)
+        )
         self.run_row = PipelineRun.objects.create(
-            pipeline=row, fence=self.fence, worker=self.worker[:200], started_at=timezone.now(),
-            resumed_epoch=row.epoch, resumed_events=row.events,
-            recovered={k: v for k, v in recovered.items() if v}, redelivered=redelivered,
+            pipeline=row,
+            fence=self.fence,
+            worker=self.worker[:200],
+            started_at=timezone.now(),
+            resumed_epoch=row.epoch,
+            resumed_events=row.events,
+            recovered={k: v for k, v in recovered.items() if v},
+            redelivered=redelivered,
         )
 
     def _first_to_execute(self, epoch: int, found: dict[tuple[str, int], Any]) -> int:
@@ -356,8 +375,11 @@ class PipelineRunner:
         take their state back (from their own checkpoints), so every stateful one of them
         must have one, or the restart begins at it.
         """
-        have = [i for i, stage in enumerate(self.stages)
-                if stage.durable and (stage.name, epoch) in found]
+        have = [
+            i
+            for i, stage in enumerate(self.stages)
+            if stage.durable and (stage.name, epoch) in found
+        ]
         first = max(have) + 1 if have else 0
         for i, stage in enumerate(self.stages[:first]):
             if stage.stateful and i not in have:
@@ -373,10 +395,19 @@ class PipelineRunner:
             meter.enter(BUSY)
             first = self.first[epoch]
             # Read the events again only when the restart begins at the first stage.
-            events = [] if first else await _db(self.sources[data["source"]].fetch)(
-                data["positions"])
-            batch = Batch(epoch, data["source"], events, data["cursor"], data["events"],
-                          data["high"], recovered=True, first=first)
+            events = (
+                [] if first else await _db(self.sources[data["source"]].fetch)(data["positions"])
+            )
+            batch = Batch(
+                epoch,
+                data["source"],
+                events,
+                data["cursor"],
+                data["events"],
+                data["high"],
+                recovered=True,
+                first=first,
+            )
             await self._hand_on(meter, out, batch)
         polls = [self._polls(index, source) for index, source in enumerate(self.sources)]
         async with aclosing(merge(*polls, labelled=True)) as merged:
@@ -385,23 +416,34 @@ class PipelineRunner:
                 if self._stopping.is_set():
                     break  # read but not checkpointed: the next run reads it again
                 meter.enter(BUSY)
-                batch = Batch(self.next_epoch, index, poll.events, poll.cursor,
-                              len(poll.events), max((e.position for e in poll.events), default=0))
+                batch = Batch(
+                    self.next_epoch,
+                    index,
+                    poll.events,
+                    poll.cursor,
+                    len(poll.events),
+                    max((e.position for e in poll.events), default=0),
+                )
                 self.next_epoch += 1
-                await self.store.save(SOURCE, batch.epoch, {
-                    "source": index,
-                    "positions": position_ranges(e.position for e in poll.events),
-                    "cursor": poll.cursor,
-                    "events": batch.events,
-                    "high": batch.high,
-                })
+                await self.store.save(
+                    SOURCE,
+                    batch.epoch,
+                    {
+                        "source": index,
+                        "positions": position_ranges(e.position for e in poll.events),
+                        "cursor": poll.cursor,
+                        "events": batch.events,
+                        "high": batch.high,
+                    },
+                )
                 await self._hand_on(meter, out, batch)
         meter.enter(IDLE)
         await out.put(None)
 
     async def _hand_on(self, meter: Meter, out: asyncio.Queue[Batch | None], batch: Batch) -> None:
-        meter.passed(batch.events, batch.source, batch.cursor["position"],
-                     recovered=batch.recovered)
+        meter.passed(
+            batch.events, batch.source, batch.cursor["position"], recovered=batch.recovered
+        )
         meter.enter(BACKPRESSURED)
         await out.put(batch)
         meter.enter(IDLE)
@@ -457,8 +499,7 @@ class PipelineRunner:
             elif stage.stateful:
                 batch.states[stage.name] = stage.snapshot()
             batch.items = list(output or [])
-            meter.passed(batch.events, batch.source, batch.cursor["position"],
-                         recovered=recovered)
+            meter.passed(batch.events, batch.source, batch.cursor["position"], recovered=recovered)
             meter.enter(BACKPRESSURED)
             await out.put(batch)
 
@@ -505,9 +546,13 @@ class PipelineRunner:
                 )
             written = self.sink.write(self.pipeline, batch)
             Pipeline.objects.filter(pk=self.pipeline.pk).update(
-                epoch=batch.epoch, cursor=cursors, state=batch.states,
-                events=F("events") + batch.events, late_events=F("late_events") + written.late,
-                results=F("results") + written.rows, committed_at=now,
+                epoch=batch.epoch,
+                cursor=cursors,
+                state=batch.states,
+                events=F("events") + batch.events,
+                late_events=F("late_events") + written.late,
+                results=F("results") + written.rows,
+                committed_at=now,
                 lease_expires_at=now + _lease(),
             )
             PipelineCheckpoint.objects.filter(
@@ -556,8 +601,9 @@ class PipelineRunner:
                 lease_expires_at=now + _lease(), heartbeat_at=now, metrics=metrics
             )
         if renewed != 1:
-            raise LeaseLost(f"pipeline {self.pipeline.pk}: the lease of token {self.fence} "
-                            "was lost")
+            raise LeaseLost(
+                f"pipeline {self.pipeline.pk}: the lease of token {self.fence} was lost"
+            )
         self.head = Event.objects.aggregate(head=Max("position"))["head"] or 0
         return bool(Pipeline.objects.values_list("enabled", flat=True).get(pk=self.pipeline.pk))
 
@@ -575,7 +621,8 @@ class PipelineRunner:
             with transaction.atomic():
                 _check_fence(self.pipeline.pk, self.fence)
                 enabled = Pipeline.objects.values_list("enabled", flat=True).get(
-                    pk=self.pipeline.pk)
+                    pk=self.pipeline.pk
+                )
                 if outcome == Outcome.FAILED:
                     fields.update(status=PipelineStatus.FAILED, enabled=False, error=error)
                 elif outcome in {Outcome.CAUGHT_UP, Outcome.STOPPED} or not enabled:
@@ -592,7 +639,8 @@ class PipelineRunner:
     def _ended(self, outcome: str) -> None:
         if self.run_row is not None:
             PipelineRun.objects.filter(pk=self.run_row.pk).update(
-                ended_at=timezone.now(), outcome=outcome)
+                ended_at=timezone.now(), outcome=outcome
+            )
 
 
 def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -633,15 +681,25 @@ def run_pipeline(
         definition = registry.get(pipeline.definition).build(pipeline.params)
     except ContinustError as err:
         return _fail_unbuilt(pipeline, fence, str(err))
-    runner = PipelineRunner(pipeline, definition, fence=fence, worker=worker,
-                            until_caught_up=until_caught_up, stop=stop,
-                            slice_seconds=slice_seconds)
+    runner = PipelineRunner(
+        pipeline,
+        definition,
+        fence=fence,
+        worker=worker,
+        until_caught_up=until_caught_up,
+        stop=stop,
+        slice_seconds=slice_seconds,
+    )
     return runner.run()
 
 
 def _fail_unbuilt(pipeline: Pipeline, fence: int, error: str) -> str:
     with transaction.atomic():
         failed = Pipeline.objects.filter(pk=pipeline.pk, fence=fence).update(
-            status=PipelineStatus.FAILED, enabled=False, error=error, lease_expires_at=None,
-            worker="")
+            status=PipelineStatus.FAILED,
+            enabled=False,
+            error=error,
+            lease_expires_at=None,
+            worker="",
+        )
     return Outcome.FAILED if failed else Outcome.LOST

@@ -79,24 +79,38 @@ class WindowResultSink(Sink):
         late: list[LateEvent] = []
         for index, item in enumerate(batch.items):
             if item.get("late"):
-                late.append(LateEvent(pipeline=pipeline, epoch=batch.epoch, index=index,
-                                      key=key_text(item["key"]), ts=item["ts"],
-                                      value=item.get("value")))
+                late.append(
+                    LateEvent(
+                        pipeline=pipeline,
+                        epoch=batch.epoch,
+                        index=index,
+                        key=key_text(item["key"]),
+                        ts=item["ts"],
+                        value=item.get("value"),
+                    )
+                )
                 continue
             key = key_text(item["key"])
             for start, end in item.get("supersedes") or ():
                 replaced.append((key, start, end))
                 latest.pop((key, start, end), None)
             latest[(key, item["start"], item["end"])] = WindowResult(
-                pipeline=pipeline, key=key, start=item["start"], end=item["end"],
-                fire=item.get("fire", 1), count=item.get("count"),
+                pipeline=pipeline,
+                key=key,
+                start=item["start"],
+                end=item["end"],
+                fire=item.get("fire", 1),
+                count=item.get("count"),
                 values={k: v for k, v in item.items() if k not in _RESULT_FIELDS},
-                epoch=batch.epoch, updated_at=now,
+                epoch=batch.epoch,
+                updated_at=now,
             )
         self._delete(pipeline, replaced)
         if latest:
             WindowResult.objects.bulk_create(
-                list(latest.values()), batch_size=1000, update_conflicts=True,
+                list(latest.values()),
+                batch_size=1000,
+                update_conflicts=True,
                 unique_fields=["pipeline", "key", "start", "end"],
                 update_fields=["fire", "count", "values", "epoch", "updated_at"],
             )

@@ -190,15 +190,21 @@ class LogSource:
         # A bare NULL, not JSON null: nothing to decode for other projects' events.
         payload: Any = Value(None, output_field=BigIntegerField())
         if self.payloads:
-            payload = Case(When(ours, then=F("payload")), default=Value(None),
-                           output_field=JSONField())
+            payload = Case(
+                When(ours, then=F("payload")), default=Value(None), output_field=JSONField()
+            )
         # PostgreSQL computes the milliseconds: loading timestamps costs more than the read.
-        moment: Any = _EpochMillis("timestamp") if connection.vendor == "postgresql" else F(
-            "timestamp")
+        moment: Any = (
+            _EpochMillis("timestamp") if connection.vendor == "postgresql" else F("timestamp")
+        )
         rows = (
-            Event.objects.filter(where).order_by("position")
-            .annotate(_ours=Case(When(ours, then=Value(True)), default=Value(False)),
-                      _payload=payload, _moment=moment)
+            Event.objects.filter(where)
+            .order_by("position")
+            .annotate(
+                _ours=Case(When(ours, then=Value(True)), default=Value(False)),
+                _payload=payload,
+                _moment=moment,
+            )
             .values_list("position", "_ours", "stream_id", "type", "_moment", "_payload")
         )
         return list(rows[:limit] if limit is not None else rows)
@@ -284,7 +290,7 @@ class LogSource:
             if horizon != NO_HORIZON and horizon >= xmax:
                 continue  # every writer that could fill it had ended before this read
             start = low
-            for p in present[bisect.bisect_left(present, low):bisect.bisect_right(present, high)]:
+            for p in present[bisect.bisect_left(present, low) : bisect.bisect_right(present, high)]:
                 if start < p:
                     kept.append([start, p - 1, xmax])
                 start = p + 1

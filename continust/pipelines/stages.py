@@ -152,8 +152,9 @@ class Map(Stage):
 
     name = "map"
 
-    def __init__(self, fn: Callable[[Any], Any], name: str | None = None, *,
-                 durable: bool = True) -> None:
+    def __init__(
+        self, fn: Callable[[Any], Any], name: str | None = None, *, durable: bool = True
+    ) -> None:
         super().__init__(name)
         self.fn = fn
         self.durable = durable
@@ -168,8 +169,9 @@ class Filter(Stage):
 
     name = "filter"
 
-    def __init__(self, predicate: Callable[[Any], bool], name: str | None = None, *,
-                 durable: bool = False) -> None:
+    def __init__(
+        self, predicate: Callable[[Any], bool], name: str | None = None, *, durable: bool = False
+    ) -> None:
         super().__init__(name)
         self.predicate = predicate
         self.durable = durable

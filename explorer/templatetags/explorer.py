@@ -14,7 +14,8 @@ register = template.Library()
 def query_with(context: dict[str, Any], **changes: Any) -> str:
     """Return ``?query`` with the current parameters, some changed (None drops one)."""
     request = context["request"]
-    params = {k: v for k, v in request.GET.items()
-              if k not in changes and k not in {"fragment", "day"}}
+    params = {
+        k: v for k, v in request.GET.items() if k not in changes and k not in {"fragment", "day"}
+    }
     params.update({k: v for k, v in changes.items() if v not in (None, "")})
     return "?" + urlencode(params)

@@ -29,8 +29,9 @@ class Api:
 
     def post(self, path: str, body: Any = None, *, raw: bytes | str | None = None) -> Any:
         data = raw if raw is not None else json.dumps(body)
-        return self.client.post(f"/api{path}", data, content_type="application/json",
-                                headers=self.headers())
+        return self.client.post(
+            f"/api{path}", data, content_type="application/json", headers=self.headers()
+        )
 
 
 def issue(user, projects, scope=Scope.WRITE, name="ci") -> str:
@@ -75,9 +76,10 @@ def server_sessions_closed():
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                           "current_database() AND pid <> pg_backend_pid()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                "current_database() AND pid <> pg_backend_pid()"
+            )
             if cursor.fetchone()[0] == 0:
                 return
         time.sleep(0.05)
-

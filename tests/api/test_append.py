@@ -64,17 +64,23 @@ def test_a_null_expected_head_means_a_new_branch(alice_api, stream):
 def test_the_actor_defaults_to_the_tokens_user(alice_api, stream):
     alice_api.post(events_path(), {"events": [event({"a": 1}), event({"a": 2}, actor="billing")]})
     assert list(Event.objects.order_by("seq").values_list("actor", flat=True)) == [
-        "alice", "billing"
+        "alice",
+        "billing",
     ]
 
 
 def test_it_keeps_timestamps_causation_and_correlation(alice_api, stream):
     cause = str(uuid.uuid4())
     correlation = str(uuid.uuid4())
-    alice_api.post(events_path(), {"events": [
-        event({"a": 1}, id=cause, timestamp="2024-05-01T12:00:00+02:00"),
-        event({"a": 2}, causation=cause, correlation=correlation),
-    ]})
+    alice_api.post(
+        events_path(),
+        {
+            "events": [
+                event({"a": 1}, id=cause, timestamp="2024-05-01T12:00:00+02:00"),
+                event({"a": 2}, causation=cause, correlation=correlation),
+            ]
+        },
+    )
     first, second = Event.objects.order_by("seq")
     assert first.timestamp.isoformat() == "2024-05-01T10:00:00+00:00"
     assert str(second.causation_id) == cause and str(second.correlation_id) == correlation

@@ -16,8 +16,17 @@ def test_the_spec_is_at_a_stable_url():
     spec = response.json()
     assert spec["openapi"].startswith("3.")
     append = spec["paths"]["/api/projects/{slug}/streams/{name}/events"]["post"]
-    assert set(append["responses"]) == {"200", "201", "400", "401", "403", "404", "409", "413",
-                                        "422"}
+    assert set(append["responses"]) == {
+        "200",
+        "201",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "422",
+    }
     conflict = append["responses"]["409"]["content"]["application/json"]["schema"]
     assert conflict == {"$ref": "#/components/schemas/Conflict"}
     assert "current_head" in spec["components"]["schemas"]["Conflict"]["properties"]

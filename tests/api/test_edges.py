@@ -26,11 +26,11 @@ def test_numbers_beyond_bigint_are_400_and_the_largest_ones_not_found(alice_api,
 
 
 def test_an_expected_head_beyond_bigint_is_400(alice_api, stream):
-    response = alice_api.post(events_path(), {"events": [event({"a": 1})],
-                                              "expected_head": HUGE})
+    response = alice_api.post(events_path(), {"events": [event({"a": 1})], "expected_head": HUGE})
     assert response.status_code == 400
-    response = alice_api.post(events_path(), {"events": [event({"a": 1})],
-                                              "expected_head": 2**63 - 1})
+    response = alice_api.post(
+        events_path(), {"events": [event({"a": 1})], "expected_head": 2**63 - 1}
+    )
     assert response.status_code == 409
 
 

@@ -30,31 +30,37 @@ def test_malformed_json_is_400(alice_api, nothing_written):
     assert response.json()["code"] == "malformed_json"
 
 
-@pytest.mark.parametrize("raw", [
-    '{"events": [{"type": "t", "payload": {"x": NaN}}]}',
-    '{"events": [{"type": "t", "payload": {"x": 1e999}}]}',
-    '{"events": [{"type": "t", "payload": {"x": "nul \\u0000"}}]}',
-    '{"events": [{"type": "t", "payload": {"x": "\\ud800"}}]}',
-    b'{"events": [{"type": "t", "payload": {"x": "\xff"}}]}',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"events": [{"type": "t", "payload": {"x": NaN}}]}',
+        '{"events": [{"type": "t", "payload": {"x": 1e999}}]}',
+        '{"events": [{"type": "t", "payload": {"x": "nul \\u0000"}}]}',
+        '{"events": [{"type": "t", "payload": {"x": "\\ud800"}}]}',
+        b'{"events": [{"type": "t", "payload": {"x": "\xff"}}]}',
+    ],
+)
 def test_json_the_log_cannot_store_is_400(alice_api, nothing_written, raw):
     response = alice_api.post(events_path(), raw=raw)
     assert response.status_code == 400
     assert response.json()["code"] == "malformed_json"
 
 
-@pytest.mark.parametrize("body", [
-    {},
-    {"events": []},
-    {"events": [{"type": "t"}]},
-    {"events": [{"type": "t", "payload": [1, 2]}]},
-    {"events": [{"type": "   ", "payload": {}}]},
-    {"events": [{"type": "t", "payload": {}, "surprise": 1}]},
-    {"events": [{"type": "t", "payload": {}, "id": "not-a-uuid"}]},
-    {"events": [{"type": "t", "payload": {}, "timestamp": "2024-01-01T00:00:00"}]},
-    {"events": [{"type": "t", "payload": {}}], "expected_head": "v1"},
-    [1, 2, 3],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"events": []},
+        {"events": [{"type": "t"}]},
+        {"events": [{"type": "t", "payload": [1, 2]}]},
+        {"events": [{"type": "   ", "payload": {}}]},
+        {"events": [{"type": "t", "payload": {}, "surprise": 1}]},
+        {"events": [{"type": "t", "payload": {}, "id": "not-a-uuid"}]},
+        {"events": [{"type": "t", "payload": {}, "timestamp": "2024-01-01T00:00:00"}]},
+        {"events": [{"type": "t", "payload": {}}], "expected_head": "v1"},
+        [1, 2, 3],
+    ],
+)
 def test_a_body_of_the_wrong_shape_is_400_not_422(alice_api, nothing_written, body):
     response = alice_api.post(events_path(), body)
     assert response.status_code == 400
@@ -75,12 +81,17 @@ def test_a_forged_cursor_is_400(alice_api, stream, cursor):
     assert response.json()["code"] == "invalid_request"
 
 
-@pytest.mark.parametrize("header", [None, "Bearer", "Bearer nope", "Basic YTpi",
-                                    "Bearer ctn_000000000000_" + "x" * 43])
+@pytest.mark.parametrize(
+    "header", [None, "Bearer", "Bearer nope", "Basic YTpi", "Bearer ctn_000000000000_" + "x" * 43]
+)
 def test_no_valid_token_is_401(stream, nothing_written, header):
     headers = {"Authorization": header} if header else {}
-    response = Client().post(f"/api{events_path()}", {"events": [event({"a": 1})]},
-                             content_type="application/json", headers=headers)
+    response = Client().post(
+        f"/api{events_path()}",
+        {"events": [event({"a": 1})]},
+        content_type="application/json",
+        headers=headers,
+    )
     assert response.status_code == 401
     assert response.json()["code"] == "unauthorized"
     assert response["WWW-Authenticate"].startswith("Bearer")
@@ -90,15 +101,18 @@ def test_reading_needs_a_token_too(anonymous_api, stream):
     assert anonymous_api.get(events_path()).status_code == 401
 
 
-@pytest.mark.parametrize("path", [
-    "/projects/nope/streams",
-    "/projects/acme/streams/nope/events",
-    "/projects/acme/streams/pricing/versions/999999",
-    "/projects/acme/streams/pricing/resolve?ref=nope",
-    f"/projects/acme/events/{uuid.uuid4()}",
-    "/projects/acme/streams/pricing/no-such-operation",
-    "/nothing/here",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/projects/nope/streams",
+        "/projects/acme/streams/nope/events",
+        "/projects/acme/streams/pricing/versions/999999",
+        "/projects/acme/streams/pricing/resolve?ref=nope",
+        f"/projects/acme/events/{uuid.uuid4()}",
+        "/projects/acme/streams/pricing/no-such-operation",
+        "/nothing/here",
+    ],
+)
 def test_unknown_things_are_404(alice_api, stream, path):
     response = alice_api.client.get(f"/api{path}", headers=alice_api.headers())
     assert response.status_code == 404
@@ -116,8 +130,9 @@ def test_a_project_the_user_is_not_in_is_404_like_a_missing_one(charlie, stream)
     hidden = charlie_api.get(events_path())
     missing = charlie_api.get("/projects/does-not-exist/streams/pricing/events")
     assert hidden.status_code == missing.status_code == 404
-    assert hidden.json()["detail"].replace("acme", "X") == \
-        missing.json()["detail"].replace("does-not-exist", "X")
+    assert hidden.json()["detail"].replace("acme", "X") == missing.json()["detail"].replace(
+        "does-not-exist", "X"
+    )
 
 
 def test_a_project_outside_the_tokens_scope_is_404(alice, project, stream):
@@ -131,8 +146,7 @@ def test_a_project_outside_the_tokens_scope_is_404(alice, project, stream):
 def test_a_stale_expected_head_is_409_with_the_current_head(alice_api, stream):
     first = alice_api.post(events_path(), {"events": [event({"a": 1})]}).json()["head"]
     second = alice_api.post(events_path(), {"events": [event({"a": 2})]}).json()["head"]
-    response = alice_api.post(events_path(), {"events": [event({"a": 3})],
-                                              "expected_head": first})
+    response = alice_api.post(events_path(), {"events": [event({"a": 3})], "expected_head": first})
     assert response.status_code == 409
     assert response.json()["code"] == "stale_head"
     assert response.json()["current_head"] == second
@@ -151,16 +165,16 @@ def test_an_event_id_reused_with_other_content_is_409(alice_api, stream):
 def test_a_partly_recorded_batch_is_409_and_writes_nothing(alice_api, stream):
     key = str(uuid.uuid4())
     alice_api.post(events_path(), {"events": [event({"a": 1}, id=key)]})
-    response = alice_api.post(events_path(), {"events": [event({"a": 1}, id=key),
-                                                         event({"b": 2})]})
+    response = alice_api.post(events_path(), {"events": [event({"a": 1}, id=key), event({"b": 2})]})
     assert response.status_code == 409
     assert Event.objects.count() == 1
 
 
 @override_settings(CONTINUST_MAX_PAYLOAD_BYTES=64)
 def test_a_payload_above_the_limit_is_413(alice_api, nothing_written):
-    response = alice_api.post(events_path(), {"events": [event({"a": 1}),
-                                                         event({"big": "x" * 100})]})
+    response = alice_api.post(
+        events_path(), {"events": [event({"a": 1}), event({"big": "x" * 100})]}
+    )
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
 
@@ -179,9 +193,9 @@ def test_the_body_limit_is_checked_before_the_token(anonymous_api, nothing_writt
 
 
 def test_an_unknown_causation_is_422(alice_api, nothing_written):
-    response = alice_api.post(events_path(), {"events": [
-        event({"a": 1}), event({"a": 2}, causation=str(uuid.uuid4()))
-    ]})
+    response = alice_api.post(
+        events_path(), {"events": [event({"a": 1}), event({"a": 2}, causation=str(uuid.uuid4()))]}
+    )
     assert response.status_code == 422
     assert response.json()["code"] == "unknown_causation"
 
@@ -190,8 +204,9 @@ def test_a_causation_in_another_project_is_422(alice, alice_api, stream):
     other = create_project("other", owner=alice)
     elsewhere = create_stream(other, "s")
     cause = str(uuid.uuid4())
-    Api(Client(), issue(alice, [other])).post("/projects/other/streams/s/events",
-                                              {"events": [event({"a": 1}, id=cause)]})
+    Api(Client(), issue(alice, [other])).post(
+        "/projects/other/streams/s/events", {"events": [event({"a": 1}, id=cause)]}
+    )
     response = alice_api.post(events_path(), {"events": [event({"a": 1}, causation=cause)]})
     assert response.status_code == 422
     assert Event.objects.exclude(stream=elsewhere).count() == 0
@@ -199,10 +214,15 @@ def test_a_causation_in_another_project_is_422(alice, alice_api, stream):
 
 def test_a_patch_that_does_not_apply_is_422_and_the_batch_writes_nothing(alice_api, project):
     create_stream(project, "doc", reducer="patch")
-    response = alice_api.post(events_path("doc"), {"events": [
-        event({"patch": [{"op": "add", "path": "/a", "value": 1}]}),
-        event({"patch": [{"op": "test", "path": "/a", "value": 2}]}),
-    ]})
+    response = alice_api.post(
+        events_path("doc"),
+        {
+            "events": [
+                event({"patch": [{"op": "add", "path": "/a", "value": 1}]}),
+                event({"patch": [{"op": "test", "path": "/a", "value": 2}]}),
+            ]
+        },
+    )
     assert response.status_code == 422
     assert response.json()["code"] == "reducer_rejected"
     assert Event.objects.count() == 0 and Version.objects.count() == 0
@@ -210,8 +230,9 @@ def test_a_patch_that_does_not_apply_is_422_and_the_batch_writes_nothing(alice_a
 
 def test_an_event_id_twice_in_a_batch_is_422(alice_api, nothing_written):
     key = str(uuid.uuid4())
-    response = alice_api.post(events_path(), {"events": [event({"a": 1}, id=key),
-                                                         event({"a": 2}, id=key)]})
+    response = alice_api.post(
+        events_path(), {"events": [event({"a": 1}, id=key), event({"a": 2}, id=key)]}
+    )
     assert response.status_code == 422
 
 

@@ -19,8 +19,14 @@ from tests.api.conftest import event, events_path
 pytestmark = pytest.mark.django_db
 
 STREAM = "/projects/acme/streams/pricing"
-PAIRS = ["diff/merge-patch", "diff/changes", "diff/json-patch", "lineage/merge-bases",
-         "lineage/between", "lineage/path"]
+PAIRS = [
+    "diff/merge-patch",
+    "diff/changes",
+    "diff/json-patch",
+    "lineage/merge-bases",
+    "lineage/between",
+    "lineage/path",
+]
 
 
 @pytest.fixture
@@ -64,8 +70,12 @@ def test_a_control_character_in_a_reference_is_400(alice_api, versions, typed):
 
 def test_the_spec_states_what_the_server_accepts():
     spec = api.get_openapi_schema()
-    params = {(p["name"], p["in"]): p["schema"] for path in spec["paths"].values()
-              for op in path.values() for p in op.get("parameters", [])}
+    params = {
+        (p["name"], p["in"]): p["schema"]
+        for path in spec["paths"].values()
+        for op in path.values()
+        for p in op.get("parameters", [])
+    }
     assert params[("after", "query")]  # every list has one
     for (name, where), schema in params.items():
         if schema.get("type") == "string" and name not in {"event_id"}:
@@ -79,6 +89,7 @@ def test_the_spec_states_what_the_server_accepts():
 
 
 # -- every operation of the spec, with generated text ----------------------------------------
+
 
 def operations():
     """Yield (method, path template, parameters) for every operation of the served spec."""
@@ -99,21 +110,37 @@ def _value(param, text, known, *, aimed):
 def _call(api_client, method, path, query, text):
     if method == "get":
         return api_client.client.get(path, query, headers=api_client.headers())
-    body = {"events": [{"type": text or "t", "payload": {text: text}, "actor": text}],
-            "branch": text or "main", "name": text or "s", "kind": "eternal"}
+    body = {
+        "events": [{"type": text or "t", "payload": {text: text}, "actor": text}],
+        "branch": text or "main",
+        "name": text or "s",
+        "kind": "eternal",
+    }
     return api_client.client.generic(
-        method.upper(), f"{path}?{urlencode(query)}", json.dumps(body),
-        content_type="application/json", headers=api_client.headers())
+        method.upper(),
+        f"{path}?{urlencode(query)}",
+        json.dumps(body),
+        content_type="application/json",
+        headers=api_client.headers(),
+    )
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
-@given(text=st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
-       | st.sampled_from(["", "¹3", "١٢", "१२", "\x00", "a\x00b", "\x85", "0", "main",
-                          "9" * 30, "1.2.3", "v1"]))
+@given(
+    text=st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+    | st.sampled_from(
+        ["", "¹3", "١٢", "१२", "\x00", "a\x00b", "\x85", "0", "main", "9" * 30, "1.2.3", "v1"]
+    )
+)
 def test_no_operation_answers_a_server_error_to_any_text(alice_api, versions, text):
     """Each operation twice: every parameter the generated text, then only its query."""
-    known = {"slug": "acme", "name": "pricing", "version_id": str(versions[0]),
-             "compaction_id": "1", "event_id": "00000000-0000-0000-0000-000000000000"}
+    known = {
+        "slug": "acme",
+        "name": "pricing",
+        "version_id": str(versions[0]),
+        "compaction_id": "1",
+        "event_id": "00000000-0000-0000-0000-000000000000",
+    }
     for method, template, params, statuses in operations():
         for aimed in (False, True):
             path, query = template, {}
@@ -126,4 +153,8 @@ def test_no_operation_answers_a_server_error_to_any_text(alice_api, versions, te
             response = _call(alice_api, method, path, query, text)
             assert response.status_code < 500, (method, path, query)
             assert str(response.status_code) in statuses, (
-                method, template, response.status_code, response.content[:200])
+                method,
+                template,
+                response.status_code,
+                response.content[:200],
+            )

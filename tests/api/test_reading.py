@@ -71,8 +71,10 @@ def test_branches_and_streams_walk_by_name(alice_api, project, graph):
     for n in range(5):
         create_stream(project, f"s{n}")
     branches, _ = walk(alice_api, f"{STREAM}/branches", 1)
-    assert [(b["name"], b["head"]) for b in branches] == [("feature", graph["v5"]),
-                                                           ("main", graph["v6"])]
+    assert [(b["name"], b["head"]) for b in branches] == [
+        ("feature", graph["v5"]),
+        ("main", graph["v6"]),
+    ]
     streams, pages = walk(alice_api, "/projects/acme/streams", 2)
     assert [s["name"] for s in streams] == ["pricing", "s0", "s1", "s2", "s3", "s4"]
     assert pages == 3
@@ -83,8 +85,10 @@ def test_projects_lists_only_what_the_token_sees(alice_api, alice):
 
     create_project("unscoped", owner=alice)
     response = alice_api.get("/projects")
-    assert response.json() == {"items": [{"slug": "acme", "name": "Acme", "role": "admin"}],
-                               "next": None}
+    assert response.json() == {
+        "items": [{"slug": "acme", "name": "Acme", "role": "admin"}],
+        "next": None,
+    }
 
 
 def test_a_version_comes_with_its_state(alice_api, graph):
@@ -100,15 +104,17 @@ def test_a_reference_resolves_to_its_version(alice_api, graph):
 
 
 def test_merge_bases_ancestors_between_and_path(alice_api, graph):
-    bases = alice_api.get(f"{STREAM}/lineage/merge-bases", a=f"v{graph['v3']}",
-                          b="feature").json()
+    bases = alice_api.get(f"{STREAM}/lineage/merge-bases", a=f"v{graph['v3']}", b="feature").json()
     assert bases["merge_bases"] == [graph["v2"]]
     ancestors = alice_api.get(f"{STREAM}/lineage/ancestors", of="main").json()
     assert ancestors["count"] == 6
     assert ancestors["items"] == sorted(graph.values(), reverse=True)
     between = alice_api.get(f"{STREAM}/lineage/between", a=str(graph["v3"]), b="main").json()
-    assert between["count"] == 3 and set(between["items"]) == {graph["v4"], graph["v5"],
-                                                                 graph["v6"]}
+    assert between["count"] == 3 and set(between["items"]) == {
+        graph["v4"],
+        graph["v5"],
+        graph["v6"],
+    }
     path = alice_api.get(f"{STREAM}/lineage/path", a=str(graph["v3"]), b="feature").json()
     assert path["base"] == graph["v2"]
     assert path["from_a"] == [graph["v3"], graph["v2"]]
@@ -125,17 +131,20 @@ def test_ancestor_and_between_pages_walk_completely(alice_api, stream):
 
 def test_a_between_walk_is_pinned_when_the_branch_moves(alice_api, stream):
     versions = [v.pk for v in put(stream, *({"n": n} for n in range(6)))]
-    first = alice_api.get(f"{STREAM}/lineage/between", a=str(versions[0]), b="main",
-                          limit=2).json()
+    first = alice_api.get(f"{STREAM}/lineage/between", a=str(versions[0]), b="main", limit=2).json()
     put(stream, {"n": 99})
-    rest, _ = walk(alice_api, f"{STREAM}/lineage/between", 2, a=str(versions[0]), b="main",
-                   after=first["next"])
+    rest, _ = walk(
+        alice_api, f"{STREAM}/lineage/between", 2, a=str(versions[0]), b="main", after=first["next"]
+    )
     assert first["items"] + rest == list(reversed(versions[1:]))
 
 
 def test_diffs_in_three_formats(alice_api, stream):
-    a, b = put(stream, {"keep": 1, "drop": 2, "list": [1, 2]},
-               {"keep": 1, "drop": None, "list": [1, 2, 3], "new": {"x": 1}})
+    a, b = put(
+        stream,
+        {"keep": 1, "drop": 2, "list": [1, 2]},
+        {"keep": 1, "drop": None, "list": [1, 2, 3], "new": {"x": 1}},
+    )
     query = {"a": str(a.pk), "b": str(b.pk)}
     changes = alice_api.get(f"{STREAM}/diff/changes", **query).json()
     assert changes["count"] == len(changes["items"]) == 3
@@ -152,8 +161,7 @@ def test_a_json_patch_walked_page_by_page_turns_a_into_b(alice_api, stream):
     import jsonpatch
 
     a, b = put(stream, {f"k{n}": n for n in range(10)}, {f"k{n}": -n - 1 for n in range(10)})
-    operations, pages = walk(alice_api, f"{STREAM}/diff/json-patch", 3, a=str(a.pk),
-                             b=str(b.pk))
+    operations, pages = walk(alice_api, f"{STREAM}/diff/json-patch", 3, a=str(a.pk), b=str(b.pk))
     assert pages == 4
     assert jsonpatch.apply_patch(a.state.data, operations) == b.state.data
 
@@ -168,7 +176,8 @@ def test_causation_chain_both_ways(alice_api, project, stream):
     assert [e["id"] for e in body["causes"]] == [str(middle), str(root)]
     down = alice_api.get(f"/projects/acme/events/{root}/causation").json()
     assert [(c["depth"], c["event"]["id"], c["cause"]) for c in down["consequences"]] == [
-        (1, str(middle), str(root)), (2, str(leaf), str(middle))
+        (1, str(middle), str(root)),
+        (2, str(leaf), str(middle)),
     ]
     assert down["truncated"] is False
     bounded = alice_api.get(f"/projects/acme/events/{root}/causation", limit=1).json()
@@ -183,11 +192,13 @@ def test_an_event_by_id(alice_api, stream):
 
 
 def test_creating_a_stream(alice_api, project):
-    response = alice_api.post("/projects/acme/streams", {"name": "accounts/alice",
-                                                        "reducer": "patch"})
+    response = alice_api.post(
+        "/projects/acme/streams", {"name": "accounts/alice", "reducer": "patch"}
+    )
     assert response.status_code == 201
     assert response.json()["reducer"] == "patch" and response.json()["event_count"] == 0
-    appended = alice_api.post(events_path("accounts/alice"), {"events": [
-        event({"patch": [{"op": "add", "path": "/x", "value": 1}]})
-    ]})
+    appended = alice_api.post(
+        events_path("accounts/alice"),
+        {"events": [event({"patch": [{"op": "add", "path": "/x", "value": 1}]})]},
+    )
     assert appended.status_code == 201

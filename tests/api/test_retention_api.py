@@ -34,8 +34,9 @@ STREAM = "/projects/acme/streams/pricing"
 
 def put_json(api: Api, path: str, body) -> object:
     headers = {"Authorization": f"Bearer {api.token}"} if api.token else {}
-    return api.client.put(f"/api{path}", json.dumps(body), content_type="application/json",
-                          headers=headers)
+    return api.client.put(
+        f"/api{path}", json.dumps(body), content_type="application/json", headers=headers
+    )
 
 
 def policy_events() -> int:
@@ -53,8 +54,9 @@ def graph(stream):
 
 @pytest.fixture
 def ephemeral(alice_api, graph):
-    response = put_json(alice_api, f"{STREAM}/retention",
-                        {"kind": "ephemeral", "horizon_versions": 2})
+    response = put_json(
+        alice_api, f"{STREAM}/retention", {"kind": "ephemeral", "horizon_versions": 2}
+    )
     assert response.status_code == 200, response.json()
     return graph
 
@@ -89,11 +91,16 @@ def test_a_member_reads_the_policy_and_the_footprint(bob_api, graph):
 
 
 def test_an_admin_sets_a_policy_and_the_audit_stream_records_it(alice_api, stream):
-    response = put_json(alice_api, f"{STREAM}/retention",
-                        {"kind": "selective", "snapshot_every": 10})
+    response = put_json(
+        alice_api, f"{STREAM}/retention", {"kind": "selective", "snapshot_every": 10}
+    )
     assert response.status_code == 200, response.json()
-    assert response.json()["policy"] == {"kind": "selective", "snapshot_every": 10,
-                                         "horizon_versions": None, "horizon_age": None}
+    assert response.json()["policy"] == {
+        "kind": "selective",
+        "snapshot_every": 10,
+        "horizon_versions": None,
+        "horizon_age": None,
+    }
     assert response.json()["description"] == "selective: a snapshot every 10 versions"
     stream.refresh_from_db()
     assert policy_of(stream).snapshot_every == 10
@@ -104,27 +111,36 @@ def test_an_admin_sets_a_policy_and_the_audit_stream_records_it(alice_api, strea
 
 
 def test_an_ephemeral_horizon_takes_versions_and_an_age(alice_api, stream):
-    response = put_json(alice_api, f"{STREAM}/retention",
-                        {"kind": "ephemeral", "horizon_versions": 500, "horizon_age": "90d"})
+    response = put_json(
+        alice_api,
+        f"{STREAM}/retention",
+        {"kind": "ephemeral", "horizon_versions": 500, "horizon_age": "90d"},
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["policy"]["horizon_age"] == "90d"
     assert "newest 500 versions and versions younger than 90d" in response.json()["description"]
-    seconds = put_json(alice_api, f"{STREAM}/retention",
-                       {"kind": "ephemeral", "horizon_age": 7200})
-    assert seconds.json()["policy"] == {"kind": "ephemeral", "snapshot_every": None,
-                                        "horizon_versions": None, "horizon_age": "2h"}
+    seconds = put_json(alice_api, f"{STREAM}/retention", {"kind": "ephemeral", "horizon_age": 7200})
+    assert seconds.json()["policy"] == {
+        "kind": "ephemeral",
+        "snapshot_every": None,
+        "horizon_versions": None,
+        "horizon_age": "2h",
+    }
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"kind": "selective", "snapshot_every": 1}, "between 2 and"),
-    ({"kind": "ephemeral"}, "needs a horizon"),
-    ({"kind": "ephemeral", "horizon_versions": 0}, "between 1 and"),
-    ({"kind": "ephemeral", "horizon_age": "3 fortnights"}, "not an age"),
-    ({"kind": "ephemeral", "horizon_age": "99999999999999w"}, "at most 5200w"),
-    ({"kind": "ephemeral", "horizon_age": 10**15}, "at most 5200w"),
-    ({"kind": "eternal", "snapshot_every": 5}, "eternal policies take no snapshot_every"),
-    ({"kind": "selective", "horizon_age": "1d"}, "selective policies take no horizon_age"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"kind": "selective", "snapshot_every": 1}, "between 2 and"),
+        ({"kind": "ephemeral"}, "needs a horizon"),
+        ({"kind": "ephemeral", "horizon_versions": 0}, "between 1 and"),
+        ({"kind": "ephemeral", "horizon_age": "3 fortnights"}, "not an age"),
+        ({"kind": "ephemeral", "horizon_age": "99999999999999w"}, "at most 5200w"),
+        ({"kind": "ephemeral", "horizon_age": 10**15}, "at most 5200w"),
+        ({"kind": "eternal", "snapshot_every": 5}, "eternal policies take no snapshot_every"),
+        ({"kind": "selective", "horizon_age": "1d"}, "selective policies take no horizon_age"),
+    ],
+)
 def test_a_bad_policy_is_refused_and_changes_nothing(alice_api, stream, body, message):
     response = put_json(alice_api, f"{STREAM}/retention", body)
     assert response.status_code == 422, response.json()
@@ -135,14 +151,17 @@ def test_a_bad_policy_is_refused_and_changes_nothing(alice_api, stream, body, me
     assert policy_events() == 0
 
 
-@pytest.mark.parametrize("body", [
-    {"kind": "forever"},
-    {"kind": "selective", "snapshot_every": True},
-    {"kind": "selective", "snapshot_every": "10"},
-    {"kind": "ephemeral", "horizon_versions": 2**40},
-    {"kind": "eternal", "keep": "all"},
-    {},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"kind": "forever"},
+        {"kind": "selective", "snapshot_every": True},
+        {"kind": "selective", "snapshot_every": "10"},
+        {"kind": "ephemeral", "horizon_versions": 2**40},
+        {"kind": "eternal", "keep": "all"},
+        {},
+    ],
+)
 def test_a_body_off_the_schema_is_a_400(alice_api, stream, body):
     response = put_json(alice_api, f"{STREAM}/retention", body)
     assert response.status_code == 400
@@ -154,8 +173,9 @@ def test_a_body_off_the_schema_is_a_400(alice_api, stream, body):
 def test_the_audit_stream_keeps_everything(alice_api, project, stream):
     audit_stream(project)
     path = f"/projects/acme/streams/{AUDIT_STREAM}"
-    response = put_json(alice_api, f"{path}/retention", {"kind": "ephemeral",
-                                                          "horizon_versions": 1})
+    response = put_json(
+        alice_api, f"{path}/retention", {"kind": "ephemeral", "horizon_versions": 1}
+    )
     assert response.status_code == 422
     assert "kept forever" in response.json()["detail"]
     assert alice_api.post(f"{path}/compactions").status_code == 422
@@ -171,8 +191,7 @@ def test_below_admin_one_reads_but_may_not_change_or_compact(request, graph, who
     assert api.get(f"{STREAM}/retention").status_code == 200
     assert api.get(f"{STREAM}/retention/plan").status_code == 200
     assert api.get(f"{STREAM}/compactions").status_code == 200
-    response = put_json(api, f"{STREAM}/retention", {"kind": "ephemeral",
-                                                      "horizon_versions": 1})
+    response = put_json(api, f"{STREAM}/retention", {"kind": "ephemeral", "horizon_versions": 1})
     assert response.status_code == 403
     assert "needs the admin role" in response.json()["detail"]
     assert api.post(f"{STREAM}/compactions").status_code == 403
@@ -196,16 +215,14 @@ def test_an_outsider_finds_nothing(charlie_api, alice_api, graph):
         response = charlie_api.get(f"{STREAM}/{path}")
         assert response.status_code == 404, path
         assert response.json()["code"] == "not_found"
-    assert put_json(charlie_api, f"{STREAM}/retention", {"kind": "selective"}
-                    ).status_code == 404
+    assert put_json(charlie_api, f"{STREAM}/retention", {"kind": "selective"}).status_code == 404
     assert charlie_api.post(f"{STREAM}/compactions").status_code == 404
     assert Compaction.objects.count() == 1
 
 
 def test_no_token_is_a_401(anonymous_api, graph):
     assert anonymous_api.get(f"{STREAM}/retention").status_code == 401
-    assert put_json(anonymous_api, f"{STREAM}/retention", {"kind": "selective"}
-                    ).status_code == 401
+    assert put_json(anonymous_api, f"{STREAM}/retention", {"kind": "selective"}).status_code == 401
 
 
 # -- the dry run and compactions -----------------------------------------------------------
@@ -217,14 +234,19 @@ def test_the_dry_run_lists_the_runs_and_the_protected_versions(bob_api, ephemera
     response = bob_api.get(f"{STREAM}/retention/plan")
     assert response.status_code == 200
     plan = response.json()
-    assert plan["policy"] == {"kind": "ephemeral", "snapshot_every": None,
-                              "horizon_versions": 2, "horizon_age": None}
+    assert plan["policy"] == {
+        "kind": "ephemeral",
+        "snapshot_every": None,
+        "horizon_versions": 2,
+        "horizon_age": None,
+    }
     assert plan["upto"] == v["v9"]
-    assert plan["runs"] == [{"first": v["v1"], "last": v["v1"], "versions": 1},
-                            {"first": v["v3"], "last": v["v7"], "versions": 5}]
+    assert plan["runs"] == [
+        {"first": v["v1"], "last": v["v1"], "versions": 1},
+        {"first": v["v3"], "last": v["v7"], "versions": 5},
+    ]
     assert plan["runs_total"] == 2 and plan["versions_released"] == 6
-    assert plan["protected"] == [{"version": v["v2"],
-                                  "reason": "merge base of main and side"}]
+    assert plan["protected"] == [{"version": v["v2"], "reason": "merge base of main and side"}]
     assert plan["protected_total"] == 1
     assert plan["bytes_released"] > 0
     assert bob_api.get(f"{STREAM}/retention").json()["footprint"] == before

@@ -28,8 +28,12 @@ DELIVERIES = 4
 def post(url: str, token: str, body: bytes) -> tuple[int, dict]:
     address = urlparse(url)
     client = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
-    client.request("POST", address.path, body, {"Authorization": f"Bearer {token}",
-                                                "Content-Type": "application/json"})
+    client.request(
+        "POST",
+        address.path,
+        body,
+        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     response = client.getresponse()
     return response.status, json.loads(response.read())
 
@@ -41,12 +45,19 @@ def test_concurrent_deliveries_of_one_batch_write_it_once(live_server, alice, re
     project = create_project("acme", owner=alice)
     stream = create_stream(project, "pricing")
     token = ApiToken.issue(alice, "retrying", [project], Scope.WRITE)[1]
-    body = json.dumps({"events": [{"id": str(uuid.uuid4()), "type": "set", "payload": {"n": n}}
-                                  for n in range(200)]}).encode()
+    body = json.dumps(
+        {
+            "events": [
+                {"id": str(uuid.uuid4()), "type": "set", "payload": {"n": n}} for n in range(200)
+            ]
+        }
+    ).encode()
     url = f"{live_server.url}/api/projects/acme/streams/pricing/events"
     answers: list[tuple[int, dict]] = []
-    threads = [threading.Thread(target=lambda: answers.append(post(url, token, body)))
-               for _ in range(DELIVERIES)]
+    threads = [
+        threading.Thread(target=lambda: answers.append(post(url, token, body)))
+        for _ in range(DELIVERIES)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -40,19 +40,30 @@ from continust.store import NewEvent, append, fork
 
 pytestmark = pytest.mark.django_db
 
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance,
-          content_type_conformance, positive_data_acceptance, negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    response_schema_conformance,
+    content_type_conformance,
+    positive_data_acceptance,
+    negative_data_rejection,
+]
 FIXED_SEED = 19
 RANDOM_SEED = int(os.environ.get("CONTINUST_SCHEMATHESIS_SEED") or random.randrange(2**32))
 # A request the spec allows is never a 400; it may still name nothing (404), meet a moved
 # head (409), a released state (410), a payload above the configured cap (413) or a domain
 # refusal the spec cannot express, such as an unknown causation id (422).
-CONFIG = SchemathesisConfig.from_dict({
-    # The token is alice's, sent with every call: a generated Authorization would be overridden.
-    "generation": {"mode": "all", "with-security-parameters": False},
-    "checks": {"positive_data_acceptance": {
-        "expected-statuses": ["2xx", "401", "403", "404", "409", "410", "413", "422"]}},
-})
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        # The token is alice's, sent with every call: a generated Authorization would be overridden.
+        "generation": {"mode": "all", "with-security-parameters": False},
+        "checks": {
+            "positive_data_acceptance": {
+                "expected-statuses": ["2xx", "401", "403", "404", "409", "410", "413", "422"]
+            }
+        },
+    }
+)
 
 
 @pytest.fixture
@@ -118,8 +129,7 @@ def _aim(case, filled) -> None:
 
 def _call(case, filled) -> None:
     _aim(case, filled)
-    case.call_and_validate(headers={"Authorization": f"Bearer {filled['secret']}"},
-                           checks=CHECKS)
+    case.call_and_validate(headers={"Authorization": f"Bearer {filled['secret']}"}, checks=CHECKS)
 
 
 # max_examples stays small so the run takes a minute or two on every submission; raise it
@@ -135,8 +145,7 @@ def test_the_api_answers_as_its_spec_says(case, filled):
 @seed(RANDOM_SEED)
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_answers_as_its_spec_says_with_a_random_seed(case, filled):
-    print(f"schemathesis seed {RANDOM_SEED}: replay with "
-          f"CONTINUST_SCHEMATHESIS_SEED={RANDOM_SEED}")
+    print(f"schemathesis seed {RANDOM_SEED}: replay with CONTINUST_SCHEMATHESIS_SEED={RANDOM_SEED}")
     _call(case, filled)
 
 
@@ -154,9 +163,15 @@ class Workflow(schema.as_state_machine()):  # type: ignore[misc]
 
 @pytest.mark.parametrize("chosen", [FIXED_SEED, RANDOM_SEED], ids=["fixed", "random"])
 def test_chained_calls_answer_as_the_spec_says(filled, chosen):
-    print(f"schemathesis stateful seed {chosen}: replay with "
-          f"CONTINUST_SCHEMATHESIS_SEED={chosen}")
+    print(f"schemathesis stateful seed {chosen}: replay with CONTINUST_SCHEMATHESIS_SEED={chosen}")
     Workflow.secret = filled["secret"]
     seed(chosen)(Workflow)  # a state machine takes its seed from the class, as @seed sets it
-    Workflow.run(settings=settings(max_examples=8, stateful_step_count=5, deadline=None,
-                                   database=None, suppress_health_check=list(HealthCheck)))
+    Workflow.run(
+        settings=settings(
+            max_examples=8,
+            stateful_step_count=5,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )

@@ -48,8 +48,9 @@ def test_creating_a_token_shows_it_once(alice_browser, project, stream):
     again = alice_browser.get("/tokens/")
     assert secret not in again.content.decode()
     assert secret[:16] in again.content.decode(), "the prefix identifies it in the list"
-    assert Api(Client(), secret).post(events_path(), {"events": [event({"a": 1})]}
-                                     ).status_code == 201
+    assert (
+        Api(Client(), secret).post(events_path(), {"events": [event({"a": 1})]}).status_code == 201
+    )
 
 
 def test_the_token_is_stored_hashed(alice_browser, project):

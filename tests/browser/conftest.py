@@ -15,8 +15,15 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 expect.set_options(timeout=15_000)
 
 CHROMIUM = os.environ.get("CONTINUST_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
@@ -30,16 +37,17 @@ def browser() -> Browser:
 @pytest.fixture
 def page(browser: Browser, live_server) -> Page:
     """A fresh page that fails the test on any console error or dialog (an XSS canary)."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900},
-                                  base_url=live_server.url)
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=live_server.url)
     context.set_default_timeout(20_000)
     opened = context.new_page()
     errors: list[str] = []
-    opened.on("console", lambda message: errors.append(message.text)
-              if message.type == "error" else None)
+    opened.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
     opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"),
-                                        dialog.dismiss()))
+    opened.on(
+        "dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"), dialog.dismiss())
+    )
     yield opened
     context.close()
     assert errors == [], errors

@@ -89,8 +89,9 @@ def test_fork_then_merge_with_a_conflict(page: Page, pricing):
     page.fill("#panel input[name=name]", "experiment")
     page.click("#panel button:text('Fork')")
     expect(page.locator(".branches")).to_contain_text("experiment")
-    append(pricing, [NewEvent(type="trial.changed", payload={"trial_days": 5})],
-           branch="experiment")
+    append(
+        pricing, [NewEvent(type="trial.changed", payload={"trial_days": 5})], branch="experiment"
+    )
     append(pricing, [NewEvent(type="trial.changed", payload={"trial_days": 9})])
     page.click("text=Merge branches…")
     page.select_option("#id_source", "experiment")
@@ -109,8 +110,12 @@ def test_an_xss_canary_never_runs(page: Page, demo):
     stream = create_stream(demo, "canary")
     (version,) = append(stream, [NewEvent(type=XSS, payload={XSS: XSS}, actor=XSS)]).versions
     log_in(page)
-    for url in [f"/p/demo/s/{stream.pk}/", f"/p/demo/s/{stream.pk}/?v={version.pk}",
-                f"/p/demo/events/{version.event.id}/", "/p/demo/?q=canary"]:
+    for url in [
+        f"/p/demo/s/{stream.pk}/",
+        f"/p/demo/s/{stream.pk}/?v={version.pk}",
+        f"/p/demo/events/{version.event.id}/",
+        "/p/demo/?q=canary",
+    ]:
         page.goto(url)
         page.wait_for_load_state("networkidle")
         assert page.evaluate("window.__xss") is None

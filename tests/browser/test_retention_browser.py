@@ -33,8 +33,7 @@ def test_set_a_policy_dry_run_compact_and_see_the_collapsed_node(page: Page):
     expect(page.locator("#id_snapshot_every")).to_be_hidden()
     page.fill("#id_horizon_versions", "3")
     page.click("text=Save the policy")
-    expect(page.locator("#retention-policy")).to_have_text(
-        "ephemeral: keeps the newest 3 versions")
+    expect(page.locator("#retention-policy")).to_have_text("ephemeral: keeps the newest 3 versions")
 
     page.click("#dry-run")
     expect(page.locator("#plan-released")).to_have_text("37")
@@ -54,7 +53,8 @@ def test_set_a_policy_dry_run_compact_and_see_the_collapsed_node(page: Page):
     expect(page.locator(".tl-row.released")).to_contain_text("37 versions released")
     expect(page.locator("svg.graph circle.node")).to_have_count(3)
     expect(page.locator("#panel .released-note")).to_contain_text(
-        f"compaction #{run.compaction_id}")
+        f"compaction #{run.compaction_id}"
+    )
     page.click("#retention-summary summary")
     expect(page.locator("#retention-summary .compactions")).to_be_visible()
     if os.environ.get("CONTINUST_SCREENSHOTS") == "1":

@@ -56,5 +56,8 @@ class Command(ContinustCommand):
         result = append(stream, [event], branch=options["branch"], expected_head=expected)
         version = result.versions[-1]
         verb = "appended" if result.created else "already recorded"
-        self.emit(options, {**version_record(version), "created": result.created},
-                  f"{verb}: version {version.pk} on {options['branch']} (event {version.event.id})")
+        self.emit(
+            options,
+            {**version_record(version), "created": result.created},
+            f"{verb}: version {version.pk} on {options['branch']} (event {version.event.id})",
+        )

@@ -28,5 +28,6 @@ class Command(ContinustCommand):
             if owner is None:
                 raise CommandError(f"no user {options['owner']!r}")
         created = create_project(options["slug"], options["name"], owner=owner)
-        self.emit(options, {"slug": created.slug, "name": created.name},
-                  f"created project {created.slug}")
+        self.emit(
+            options, {"slug": created.slug, "name": created.name}, f"created project {created.slug}"
+        )

@@ -21,8 +21,18 @@ class Command(ContinustCommand):
 
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
         project = scope.the_project
-        created = create_stream(project, options["stream"], reducer=options["reducer"],
-                                reducer_version=options["reducer_version"])
-        self.emit(options, {"stream": created.name, "reducer": created.reducer,
-                            "reducer_version": created.reducer_version},
-                  f"created stream {created.name} ({created.reducer}@{created.reducer_version})")
+        created = create_stream(
+            project,
+            options["stream"],
+            reducer=options["reducer"],
+            reducer_version=options["reducer_version"],
+        )
+        self.emit(
+            options,
+            {
+                "stream": created.name,
+                "reducer": created.reducer,
+                "reducer_version": created.reducer_version,
+            },
+            f"created stream {created.name} ({created.reducer}@{created.reducer_version})",
+        )

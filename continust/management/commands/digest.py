@@ -13,9 +13,11 @@ from continust.management.base import ContinustCommand, Scope
 
 
 class Command(ContinustCommand):
-    help = ("Write a digest of the log: per stream its head hash, event count and branch "
-            "heads, one root over them, and the time. Keep it elsewhere; "
-            "`verify --digest FILE` later proves the log still extends it.")
+    help = (
+        "Write a digest of the log: per stream its head hash, event count and branch "
+        "heads, one root over them, and the time. Keep it elsewhere; "
+        "`verify --digest FILE` later proves the log still extends it."
+    )
     needs_project = False
 
     def add_arguments(self, parser: CommandParser) -> None:

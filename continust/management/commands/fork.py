@@ -25,5 +25,8 @@ class Command(ContinustCommand):
         stream = scope.the_stream
         at = resolve_version(stream, options["at"])
         branch = fork(stream, options["name"], at, actor=options["actor"])
-        self.emit(options, {"branch": branch.name, "head": at.pk},
-                  f"forked {branch.name} at version {at.pk}")
+        self.emit(
+            options,
+            {"branch": branch.name, "head": at.pk},
+            f"forked {branch.name} at version {at.pk}",
+        )

@@ -21,5 +21,8 @@ class Command(ContinustCommand):
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
         project = scope.the_project
         result = import_git(project, options["path"], options["stream"])
-        self.emit(options, result.__dict__,
-                  f"imported {result.commits} commits, moved {result.branches} branches")
+        self.emit(
+            options,
+            result.__dict__,
+            f"imported {result.commits} commits, moved {result.branches} branches",
+        )

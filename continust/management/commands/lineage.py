@@ -47,8 +47,11 @@ class Command(ContinustCommand):
             found = graph.path(*ids)
             if found is None:
                 raise CommandError(f"versions {ids[0]} and {ids[1]} share no ancestor")
-            answer = {"base": found.base, "from_a": list(found.from_a),
-                      "from_b": list(found.from_b)}
+            answer = {
+                "base": found.base,
+                "from_a": list(found.from_a),
+                "from_b": list(found.from_b),
+            }
         if options["count"] and isinstance(answer, list):
             answer = len(answer)
         if options["json"]:
@@ -57,4 +60,3 @@ class Command(ContinustCommand):
             self.stdout.write("\n".join(str(v) for v in answer))
         else:
             self.stdout.write(str(answer))
-

@@ -22,7 +22,10 @@ class Command(ContinustCommand):
         parser.add_argument("--into", required=True)
         parser.add_argument("--actor", default="")
         parser.add_argument(
-            "--resolve", action="append", default=[], metavar="PATH=JSON",
+            "--resolve",
+            action="append",
+            default=[],
+            metavar="PATH=JSON",
             help="the value to keep at a conflicting path, e.g. /price=12",
         )
 
@@ -35,11 +38,21 @@ class Command(ContinustCommand):
                 raise CommandError(f"--resolve {item!r} is not PATH=JSON")
             resolutions[path] = parse_json(raw, f"--resolve {path}")
         try:
-            version = merge(stream, options["source"], options["into"], actor=options["actor"],
-                            resolutions=resolutions)
+            version = merge(
+                stream,
+                options["source"],
+                options["into"],
+                actor=options["actor"],
+                resolutions=resolutions,
+            )
         except MergeConflict as err:
-            lines = [f"  {c.path}: base={c.base!r} ours={c.ours!r} theirs={c.theirs!r}"
-                     for c in err.conflicts]
+            lines = [
+                f"  {c.path}: base={c.base!r} ours={c.ours!r} theirs={c.theirs!r}"
+                for c in err.conflicts
+            ]
             raise CommandError(str(err) + "\n" + "\n".join(lines)) from err
-        self.emit(options, version_record(version),
-                  f"merged {options['source']} into {options['into']}: version {version.pk}")
+        self.emit(
+            options,
+            version_record(version),
+            f"merged {options['source']} into {options['into']}: version {version.pk}",
+        )

@@ -1,10 +1,10 @@
 """replay: start a replay, list replays, cancel or promote one.
 
-    replay --project P --stream S --to V [--from V|root] [--skip-type T ...]
-           [--skip-event ID ...] [--until ISO] [--reducer-version N] [--wait]
-    replay --project P --list [--stream S]
-    replay --project P --cancel ID
-    replay --project P --promote ID
+replay --project P --stream S --to V [--from V|root] [--skip-type T ...]
+       [--skip-event ID ...] [--until ISO] [--reducer-version N] [--wait]
+replay --project P --list [--stream S]
+replay --project P --cancel ID
+replay --project P --promote ID
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ POLL_SECONDS = 0.5
 
 
 class Command(ContinustCommand):
-    help = ("Replay a range of a stream's events into a shadow branch replay/<id> (a Celery "
-            "worker runs it); or list, cancel or promote replays.")
+    help = (
+        "Replay a range of a stream's events into a shadow branch replay/<id> (a Celery "
+        "worker runs it); or list, cancel or promote replays."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
@@ -33,20 +35,39 @@ class Command(ContinustCommand):
         actions = parser.add_mutually_exclusive_group()
         actions.add_argument("--list", action="store_true", help="list the replays and their state")
         actions.add_argument("--cancel", metavar="ID", help="cancel a replay")
-        actions.add_argument("--promote", metavar="ID",
-                             help="move the replayed branch to the replay's shadow head")
-        parser.add_argument("--from", dest="start", default=replays.ROOT,
-                            help="the version to start after: id, key, branch or root (default)")
+        actions.add_argument(
+            "--promote", metavar="ID", help="move the replayed branch to the replay's shadow head"
+        )
+        parser.add_argument(
+            "--from",
+            dest="start",
+            default=replays.ROOT,
+            help="the version to start after: id, key, branch or root (default)",
+        )
         parser.add_argument("--to", dest="end", help="the last version: id, key or branch")
-        parser.add_argument("--skip-type", action="append", default=[], metavar="TYPE",
-                            help="leave out events of this type (repeatable)")
-        parser.add_argument("--skip-event", action="append", default=[], metavar="ID",
-                            help="leave out this event (repeatable)")
+        parser.add_argument(
+            "--skip-type",
+            action="append",
+            default=[],
+            metavar="TYPE",
+            help="leave out events of this type (repeatable)",
+        )
+        parser.add_argument(
+            "--skip-event",
+            action="append",
+            default=[],
+            metavar="ID",
+            help="leave out this event (repeatable)",
+        )
         parser.add_argument("--until", help="leave out events after this ISO 8601 time")
-        parser.add_argument("--reducer-version", type=number,
-                            help="fold with this registered version of the stream's reducer")
-        parser.add_argument("--wait", action="store_true",
-                            help="show progress until the replay has finished")
+        parser.add_argument(
+            "--reducer-version",
+            type=number,
+            help="fold with this registered version of the stream's reducer",
+        )
+        parser.add_argument(
+            "--wait", action="store_true", help="show progress until the replay has finished"
+        )
         parser.add_argument("--actor", default="", help="who asks for it")
 
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
@@ -55,38 +76,54 @@ class Command(ContinustCommand):
         if options["list"]:
             found = replays.replays_of(project, stream)
             lines = [f"{r.pk}\t{r.stream.name}\t{replays.progress(r).line()}" for r in found]
-            self.emit(options, [replays.replay_record(r) for r in found],
-                      "\n".join(lines) or "no replays")
+            self.emit(
+                options, [replays.replay_record(r) for r in found], "\n".join(lines) or "no replays"
+            )
             return
         if options["cancel"]:
-            replay = replays.cancel(replays.get_replay(project, options["cancel"]),
-                                    actor=options["actor"])
-            self.emit(options, replays.replay_record(replay),
-                      f"replay {replay.pk}: {replays.progress(replay).label}"
-                      + (" (cancel requested)" if not replay.finished else ""))
+            replay = replays.cancel(
+                replays.get_replay(project, options["cancel"]), actor=options["actor"]
+            )
+            self.emit(
+                options,
+                replays.replay_record(replay),
+                f"replay {replay.pk}: {replays.progress(replay).label}"
+                + (" (cancel requested)" if not replay.finished else ""),
+            )
             return
         if options["promote"]:
             replay = replays.get_replay(project, options["promote"])
             branch = replays.promote(replay, actor=options["actor"])
             replay.refresh_from_db()
-            self.emit(options, replays.replay_record(replay),
-                      f"promoted replay {replay.pk}: {branch.name} now points at version "
-                      f"{branch.head_id}")
+            self.emit(
+                options,
+                replays.replay_record(replay),
+                f"promoted replay {replay.pk}: {branch.name} now points at version "
+                f"{branch.head_id}",
+            )
             return
         if stream is None or not options["end"]:
-            raise CommandError("starting a replay needs --stream and --to (or use --list, "
-                               "--cancel ID or --promote ID)")
+            raise CommandError(
+                "starting a replay needs --stream and --to (or use --list, "
+                "--cancel ID or --promote ID)"
+            )
         replay = replays.start_replay(
-            stream, start=options["start"], end=options["end"],
-            skip_types=options["skip_type"], skip_events=options["skip_event"],
-            until=_moment(options["until"]), reducer_version=options["reducer_version"],
+            stream,
+            start=options["start"],
+            end=options["end"],
+            skip_types=options["skip_type"],
+            skip_events=options["skip_event"],
+            until=_moment(options["until"]),
+            reducer_version=options["reducer_version"],
             actor=options["actor"],
         )
         if not options["wait"]:
             size = f"of {replay.total} versions " if replay.total else ""
-            self.emit(options, replays.replay_record(replay),
-                      f"replay {replay.pk} {size}requested; it writes branch "
-                      f"{replay.shadow_branch}")
+            self.emit(
+                options,
+                replays.replay_record(replay),
+                f"replay {replay.pk} {size}requested; it writes branch {replay.shadow_branch}",
+            )
             return
         replay = self._wait(replay, quiet=options["json"])
         self.emit(options, replays.replay_record(replay), self._outcome(replay))
@@ -108,8 +145,10 @@ class Command(ContinustCommand):
     @staticmethod
     def _outcome(replay: Replay) -> str:
         if replay.status == ReplayStatus.DONE:
-            return (f"replay {replay.pk} done: {replay.written} versions written, "
-                    f"{replay.shadow_branch} at version {replay.shadow_head_id}")
+            return (
+                f"replay {replay.pk} done: {replay.written} versions written, "
+                f"{replay.shadow_branch} at version {replay.shadow_head_id}"
+            )
         if replay.status == ReplayStatus.FAILED:
             where = f" at event {replay.error_event}" if replay.error_event else ""
             return f"replay {replay.pk} failed{where}: {replay.error}"

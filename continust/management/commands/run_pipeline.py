@@ -31,13 +31,18 @@ class Command(ContinustCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("name", nargs="?", help="the pipeline's name")
-        parser.add_argument("--definition", help="the definition a new pipeline runs "
-                            "(default: the one called NAME)")
+        parser.add_argument(
+            "--definition", help="the definition a new pipeline runs (default: the one called NAME)"
+        )
         parser.add_argument("--params", help="a new pipeline's parameters, a JSON object")
-        parser.add_argument("--until-caught-up", action="store_true",
-                            help="stop once the whole log is read and committed")
-        parser.add_argument("--list", action="store_true",
-                            help="list the definitions and the project's pipelines")
+        parser.add_argument(
+            "--until-caught-up",
+            action="store_true",
+            help="stop once the whole log is read and committed",
+        )
+        parser.add_argument(
+            "--list", action="store_true", help="list the definitions and the project's pipelines"
+        )
 
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
         project = scope.the_project
@@ -53,24 +58,37 @@ class Command(ContinustCommand):
         try:
             pipeline = control.get_pipeline(project, name)
         except NotFound:
-            pipeline = control.create_pipeline(project, name, definition=options["definition"],
-                                               params=params)
+            pipeline = control.create_pipeline(
+                project, name, definition=options["definition"], params=params
+            )
         else:
             if params is not None and params != pipeline.params:
-                raise CommandError(f"pipeline {name} exists with parameters {pipeline.params}; "
-                                   "create another one to run other parameters")
+                raise CommandError(
+                    f"pipeline {name} exists with parameters {pipeline.params}; "
+                    "create another one to run other parameters"
+                )
         outcome = self._run(pipeline, options["until_caught_up"])
         if outcome == Outcome.SKIPPED:
             pipeline.refresh_from_db()
-            raise CommandError(f"pipeline {name} is held by {pipeline.worker or 'a worker'} "
-                               f"until {pipeline.lease_expires_at:%H:%M:%S}; pause it first")
+            raise CommandError(
+                f"pipeline {name} is held by {pipeline.worker or 'a worker'} "
+                f"until {pipeline.lease_expires_at:%H:%M:%S}; pause it first"
+            )
         pipeline.refresh_from_db()
-        record = {"pipeline": pipeline.name, "outcome": outcome, "epoch": pipeline.epoch,
-                  "events": pipeline.events, "results": pipeline.results,
-                  "late_events": pipeline.late_events, "status": pipeline.status,
-                  "error": pipeline.error}
-        text = (f"{pipeline.name}: {outcome}; {pipeline.events} events in {pipeline.epoch} "
-                f"epochs, {pipeline.results} results written, {pipeline.late_events} late")
+        record = {
+            "pipeline": pipeline.name,
+            "outcome": outcome,
+            "epoch": pipeline.epoch,
+            "events": pipeline.events,
+            "results": pipeline.results,
+            "late_events": pipeline.late_events,
+            "status": pipeline.status,
+            "error": pipeline.error,
+        }
+        text = (
+            f"{pipeline.name}: {outcome}; {pipeline.events} events in {pipeline.epoch} "
+            f"epochs, {pipeline.results} results written, {pipeline.late_events} late"
+        )
         if outcome == Outcome.FAILED:
             raise CommandError(f"{pipeline.name} failed: {pipeline.error}")
         self.emit(options, record, text)
@@ -84,24 +102,34 @@ class Command(ContinustCommand):
             self.stderr.write("stopping: committing the epochs in flight (again to abort)")
             stop.set()
 
-        previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGINT,
-                                                                     signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             worker = f"{socket.gethostname()}:{os.getpid()} (foreground)"
-            return run_pipeline(pipeline.pk, worker=worker, until_caught_up=until_caught_up,
-                                stop=stop, enable=True)
+            return run_pipeline(
+                pipeline.pk, worker=worker, until_caught_up=until_caught_up, stop=stop, enable=True
+            )
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
     def _list(self, scope: Scope, options: dict[str, Any]) -> None:
-        definitions = [{"name": d.name, "description": d.description,
-                        "defaults": dict(d.defaults)} for d in registry.definitions()]
-        pipelines = [{"name": p.name, "definition": p.definition, "status": p.status,
-                      "epoch": p.epoch, "events": p.events}
-                     for p in Pipeline.objects.filter(project=scope.the_project)]
+        definitions = [
+            {"name": d.name, "description": d.description, "defaults": dict(d.defaults)}
+            for d in registry.definitions()
+        ]
+        pipelines = [
+            {
+                "name": p.name,
+                "definition": p.definition,
+                "status": p.status,
+                "epoch": p.epoch,
+                "events": p.events,
+            }
+            for p in Pipeline.objects.filter(project=scope.the_project)
+        ]
         lines = [f"definition {d['name']}: {d['description']}" for d in definitions]
-        lines += [f"pipeline {p['name']} ({p['definition']}): {p['status']}, "
-                  f"{p['events']} events" for p in pipelines]
-        self.emit(options, {"definitions": definitions, "pipelines": pipelines},
-                  "\n".join(lines))
+        lines += [
+            f"pipeline {p['name']} ({p['definition']}): {p['status']}, {p['events']} events"
+            for p in pipelines
+        ]
+        self.emit(options, {"definitions": definitions, "pipelines": pipelines}, "\n".join(lines))

@@ -40,10 +40,22 @@ class _Clock:
         return self.moment
 
 
-def _event(name: str, type: str, payload: dict[str, Any], actor: str, clock: _Clock,
-           causation: uuid.UUID | None = None) -> NewEvent:
-    return NewEvent(type=type, payload=payload, id=uuid.uuid5(_NS, name), actor=actor,
-                    timestamp=clock.tick(), causation=causation)
+def _event(
+    name: str,
+    type: str,
+    payload: dict[str, Any],
+    actor: str,
+    clock: _Clock,
+    causation: uuid.UUID | None = None,
+) -> NewEvent:
+    return NewEvent(
+        type=type,
+        payload=payload,
+        id=uuid.uuid5(_NS, name),
+        actor=actor,
+        timestamp=clock.tick(),
+        causation=causation,
+    )
 
 
 class Command(ContinustCommand):
@@ -74,23 +86,46 @@ class Command(ContinustCommand):
 
 
 def _seed_pricing(stream: Stream, clock: _Clock) -> None:
-    def put(name: str, type: str, payload: dict[str, Any], actor: str,
-            branch: str = "main") -> Version:
+    def put(
+        name: str, type: str, payload: dict[str, Any], actor: str, branch: str = "main"
+    ) -> Version:
         event = _event(name, type, payload, actor, clock)
         return append(stream, [event], branch=branch).versions[0]
 
-    base = put("p1", "pricing.created", {
-        "currency": "EUR",
-        "tiers": [{"name": "basic", "price": 9}, {"name": "pro", "price": 29},
-                  {"name": "team", "price": 99}],
-        "trial_days": 14,
-    }, "maria")
-    put("p2", "tier.repriced", {"tiers": [{"name": "basic", "price": 10},
-                                          {"name": "pro", "price": 29},
-                                          {"name": "team", "price": 99}]}, "maria")
+    base = put(
+        "p1",
+        "pricing.created",
+        {
+            "currency": "EUR",
+            "tiers": [
+                {"name": "basic", "price": 9},
+                {"name": "pro", "price": 29},
+                {"name": "team", "price": 99},
+            ],
+            "trial_days": 14,
+        },
+        "maria",
+    )
+    put(
+        "p2",
+        "tier.repriced",
+        {
+            "tiers": [
+                {"name": "basic", "price": 10},
+                {"name": "pro", "price": 29},
+                {"name": "team", "price": 99},
+            ]
+        },
+        "maria",
+    )
     fork(stream, "summer-sale", base, actor="jon")
-    put("p3", "discount.added", {"discount": {"code": "SUMMER", "percent": 20}}, "jon",
-        "summer-sale")
+    put(
+        "p3",
+        "discount.added",
+        {"discount": {"code": "SUMMER", "percent": 20}},
+        "jon",
+        "summer-sale",
+    )
     put("p4", "trial.extended", {"trial_days": 30}, "jon", "summer-sale")
     put("p5", "currency.changed", {"vat_included": True}, "maria")
     merge(stream, "summer-sale", "main", actor="maria", timestamp=clock.tick())
@@ -115,41 +150,86 @@ def _seed_accounts(project: Project, clock: _Clock) -> None:
     alice = create_stream(project, "accounts/alice")
     bob = create_stream(project, "accounts/bob")
     ledger = create_stream(project, "ledger", reducer="patch")
-    append(alice, [_event("a0", "account.opened", {"owner": "Alice", "balance": 500}, "bank",
-                          clock)])
+    append(
+        alice, [_event("a0", "account.opened", {"owner": "Alice", "balance": 500}, "bank", clock)]
+    )
     append(bob, [_event("b0", "account.opened", {"owner": "Bob", "balance": 100}, "bank", clock)])
-    append(ledger, [_event("l0", "ledger.opened", {"patch": [
-        {"op": "add", "path": "/entries", "value": []}]}, "bank", clock)])
+    append(
+        ledger,
+        [
+            _event(
+                "l0",
+                "ledger.opened",
+                {"patch": [{"op": "add", "path": "/entries", "value": []}]},
+                "bank",
+                clock,
+            )
+        ],
+    )
     balances = {"alice": 500, "bob": 100}
     streams = {"alice": alice, "bob": bob}
-    transfers = [("t1", "alice", "bob", 120, "rent share"), ("t2", "bob", "alice", 30, "lunch"),
-                 ("t3", "alice", "bob", 45, "concert tickets")]
+    transfers = [
+        ("t1", "alice", "bob", 120, "rent share"),
+        ("t2", "bob", "alice", 30, "lunch"),
+        ("t3", "alice", "bob", 45, "concert tickets"),
+    ]
     for name, source, target, amount, memo in transfers:
-        request = _event(f"{name}-req", "transfer.requested",
-                         {"from": source, "to": target, "amount": amount, "memo": memo},
-                         source, clock)
+        request = _event(
+            f"{name}-req",
+            "transfer.requested",
+            {"from": source, "to": target, "amount": amount, "memo": memo},
+            source,
+            clock,
+        )
         balances[source] -= amount
         balances[target] += amount
-        debit = _event(f"{name}-debit", "account.debited",
-                       {"balance": balances[source], "last_transfer": name}, "bank", clock,
-                       causation=request.id)
+        debit = _event(
+            f"{name}-debit",
+            "account.debited",
+            {"balance": balances[source], "last_transfer": name},
+            "bank",
+            clock,
+            causation=request.id,
+        )
         append(streams[source], [request, debit])
-        credit = _event(f"{name}-credit", "account.credited",
-                        {"balance": balances[target], "last_transfer": name}, "bank", clock,
-                        causation=debit.id)
+        credit = _event(
+            f"{name}-credit",
+            "account.credited",
+            {"balance": balances[target], "last_transfer": name},
+            "bank",
+            clock,
+            causation=debit.id,
+        )
         append(streams[target], [credit])
         entry = {"transfer": name, "from": source, "to": target, "amount": amount}
-        append(ledger, [_event(f"{name}-ledger", "ledger.entry", {"patch": [
-            {"op": "add", "path": "/entries/-", "value": entry}]}, "bank", clock,
-            causation=credit.id)])
+        append(
+            ledger,
+            [
+                _event(
+                    f"{name}-ledger",
+                    "ledger.entry",
+                    {"patch": [{"op": "add", "path": "/entries/-", "value": entry}]},
+                    "bank",
+                    clock,
+                    causation=credit.id,
+                )
+            ],
+        )
 
 
 def _seed_sensor(stream: Stream, clock: _Clock, actor: str) -> None:
     """A greenhouse sensor under an ephemeral policy: only its last readings are kept, the
     older ones compacted into one released run that still leads back to the root."""
-    readings = [_event(f"s{n}", "reading", {"celsius": round(18 + 6 * ((n * 7) % 13) / 13, 1),
-                                             "humidity": 40 + (n * 11) % 30}, "sensor", clock)
-                for n in range(200)]
+    readings = [
+        _event(
+            f"s{n}",
+            "reading",
+            {"celsius": round(18 + 6 * ((n * 7) % 13) / 13, 1), "humidity": 40 + (n * 11) % 30},
+            "sensor",
+            clock,
+        )
+        for n in range(200)
+    ]
     append(stream, readings)
     set_policy(stream, make_policy("ephemeral", horizon_versions=40), actor=actor)
     compaction.run(compaction.request(stream, actor=actor).pk)

@@ -25,5 +25,8 @@ class Command(ContinustCommand):
         stream = scope.the_stream
         version = resolve_version(stream, options["version"])
         state = state_of(version)
-        self.emit(options, {"version": version_record(version), "state": state},
-                  json.dumps(state, indent=2, ensure_ascii=False, sort_keys=True))
+        self.emit(
+            options,
+            {"version": version_record(version), "state": state},
+            json.dumps(state, indent=2, ensure_ascii=False, sort_keys=True),
+        )

@@ -18,20 +18,26 @@ from continust.management.base import ContinustCommand, Scope
 
 
 class Command(ContinustCommand):
-    help = ("Verify hash chains, states, version digests and branch heads (and, with "
-            "--digest FILE, that the log extends a digest); exit 1 naming every broken "
-            "link. --export FILE checks an export file instead, without the database.")
+    help = (
+        "Verify hash chains, states, version digests and branch heads (and, with "
+        "--digest FILE, that the log extends a digest); exit 1 naming every broken "
+        "link. --export FILE checks an export file instead, without the database."
+    )
     needs_project = False
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--project", help="only this project (default: every project)")
         parser.add_argument("--stream", help="only this stream of the project")
-        parser.add_argument("--digest", metavar="FILE",
-                            help="a digest (from `digest`) the log must still extend")
-        parser.add_argument("--export", metavar="FILE",
-                            help="check this export_jsonl file offline (with --digest: "
-                            "against it), not the database")
+        parser.add_argument(
+            "--digest", metavar="FILE", help="a digest (from `digest`) the log must still extend"
+        )
+        parser.add_argument(
+            "--export",
+            metavar="FILE",
+            help="check this export_jsonl file offline (with --digest: "
+            "against it), not the database",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -76,17 +82,22 @@ class Command(ContinustCommand):
         except (OSError, UnicodeDecodeError) as err:
             raise CommandError(f"cannot read {options['export']}: {err}") from err
         if options["json"]:
-            self.stdout.write(json.dumps({"ok": not problems, "problems": problems},
-                                         ensure_ascii=False))
+            self.stdout.write(
+                json.dumps({"ok": not problems, "problems": problems}, ensure_ascii=False)
+            )
         else:
             for problem in problems:
                 self.stdout.write(f"broken: {problem}")
             if not problems:
-                self.stdout.write("ok: the export's hashes hold"
-                                  + (" and it extends the digest" if document else ""))
+                self.stdout.write(
+                    "ok: the export's hashes hold"
+                    + (" and it extends the digest" if document else "")
+                )
         if problems:
-            raise _reported(f"broken: {problems[0]}"
-                            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+            raise _reported(
+                f"broken: {problems[0]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
 
 
 def _verify_database(options: dict[str, Any], document: Any) -> Any:

@@ -56,11 +56,14 @@ class Command(ContinustCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument(
-            "--spec", required=True,
+            "--spec",
+            required=True,
             help='e.g. {"type": "tumbling", "size_ms": 60000, "out_of_orderness_ms": 5000}',
         )
         parser.add_argument(
-            "--batch-size", type=number, default=1024,
+            "--batch-size",
+            type=number,
+            default=1024,
             help="events handled at a time (1 answers each line at once; default 1024)",
         )
 
