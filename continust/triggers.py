@@ -194,8 +194,8 @@ def installing(*, release_path: bool = True, branches: bool = True) -> Migration
 
     def step(apps: object, schema_editor: object) -> None:
         install(
-            schema_editor.connection.vendor,
-            _executor(schema_editor),  # type: ignore[attr-defined]
+            schema_editor.connection.vendor,  # type: ignore[attr-defined]
+            _executor(schema_editor),
             release_path=release_path,
             branches=branches,
         )
