@@ -1,8 +1,8 @@
 """What every operation starts with: the stream the token may read or write, and records.
 
 Operations stay thin: find the stream through ``api.auth`` and
-``continust.lookup``, call one domain function, shape the answer with
-``continust.records``.
+``continust.log.lookup``, call one domain function, shape the answer with
+``continust.read.records``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from django.http import HttpRequest
 
 from api.auth import visible_project, writable_project
 from api.models import ApiToken
-from continust.lookup import get_stream
+from continust.log.lookup import get_stream
 from continust.models import Project, Stream, Version, VersionParent
-from continust.records import version_record
+from continust.read.records import version_record
 
 
 def token_of(request: HttpRequest) -> ApiToken:

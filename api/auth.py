@@ -18,7 +18,7 @@ from django.utils import timezone
 from ninja.security import HttpBearer
 
 from api.models import ApiToken, split_token, token_digest
-from continust.errors import NotFound
+from continust.core.errors import NotFound
 from continust.models import Membership, Project, Role
 
 # Refresh a token's last use at most this often: a write per request would cost

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from django.urls import register_converter
 
-from continust.parsing import NAME_PATTERN
+from continust.core.parsing import NAME_PATTERN
 
 
 class StreamNameConverter:

@@ -15,7 +15,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from api.auth import BodyTooLarge, Forbidden
 from api.schemas import BadRequest, Conflict, Error
 from continust.busy import busy_response, is_busy
-from continust.errors import (
+from continust.core.errors import (
     ConcurrencyConflict,
     IdempotencyConflict,
     InvalidEvent,

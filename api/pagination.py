@@ -4,7 +4,7 @@ A cursor is what the list is ordered by, written so the spec can say exactly
 which cursors exist: the last id or position served (``42``), the last name
 served (``main``), or, for computed ranges, the versions the range was resolved
 to and an offset joined by dots (``12.40.100``), so a moved branch cannot shift
-a walk under way. Each is read through ``continust.parsing``.
+a walk under way. Each is read through ``continust.core.parsing``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
 
-from continust.parsing import format_cursor, parse_number, storable_text
+from continust.core.parsing import format_cursor, parse_number, storable_text
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

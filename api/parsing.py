@@ -22,8 +22,8 @@ from django.http import HttpRequest
 from ninja.parser import Parser
 from ninja.types import DictStrAny
 
-from continust.errors import InvalidName
-from continust.parsing import storable_text
+from continust.core.errors import InvalidName
+from continust.core.parsing import storable_text
 
 # Only these escapes make a NUL or a lone surrogate (raw ones are invalid JSON or UTF-8).
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")

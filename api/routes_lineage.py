@@ -32,13 +32,13 @@ from api.schemas import (
     SlugPath,
     StreamPath,
 )
-from continust.diff import diff, merge_patch, to_json_patch
-from continust.errors import NotFound
-from continust.graphs import graph_for
-from continust.lookup import resolve_version
+from continust.core.errors import NotFound
+from continust.core.parsing import format_cursor, parse_cursor
+from continust.documents.diff import diff, merge_patch, to_json_patch
+from continust.graph.cache import graph_for
+from continust.log.lookup import resolve_version
+from continust.log.states import state_of
 from continust.models import Stream, Version
-from continust.parsing import format_cursor, parse_cursor
-from continust.states import state_of
 
 router = Router(tags=["lineage and diffs"])
 

@@ -24,12 +24,12 @@ from api.schemas import (
     StreamOut,
     StreamPage,
 )
-from continust.causation import causes, consequences, flatten
-from continust.errors import InvalidEvent, NotFound
-from continust.lookup import get_event
+from continust.core.errors import InvalidEvent, NotFound
+from continust.graph.causation import causes, consequences, flatten
+from continust.log.lookup import get_event
+from continust.log.projects import create_stream
 from continust.models import Membership, Stream
-from continust.projects import create_stream
-from continust.records import event_record
+from continust.read.records import event_record
 
 router = Router(tags=["projects"])
 

@@ -26,11 +26,12 @@ from api.schemas import (
     SlugPath,
     StreamPath,
 )
-from continust import compaction
-from continust.errors import InvalidEvent
+from continust.core.errors import InvalidEvent
+from continust.log.policy import Policy, make_policy, unused_settings
 from continust.models import Compaction, Role, Stream
-from continust.records import compaction_record, retention_record
-from continust.retention import Policy, make_policy, set_policy, unused_settings
+from continust.read.records import compaction_record, retention_record
+from continust.retention import compaction
+from continust.retention.policies import set_policy
 
 router = Router(tags=["retention"])
 

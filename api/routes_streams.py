@@ -26,12 +26,12 @@ from api.schemas import (
     VersionIdPath,
     VersionPage,
 )
-from continust.errors import NotFound
-from continust.lookup import resolve_version
+from continust.core.errors import NotFound
+from continust.log.lookup import resolve_version
+from continust.log.states import state_of
+from continust.log.store import UNSET, NewEvent, append
 from continust.models import Branch, Event, Stream, Version
-from continust.records import event_record, version_record
-from continust.states import state_of
-from continust.store import UNSET, NewEvent, append
+from continust.read.records import event_record, version_record
 
 router = Router(tags=["streams"])
 

@@ -1,7 +1,7 @@
 """The API's request and response bodies, as the OpenAPI spec shows them.
 
 Requests are strict (unknown fields, blank types or control characters where
-they cannot be stored are a 400); responses mirror ``continust.records``.
+they cannot be stored are a 400); responses mirror ``continust.read.records``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from ninja.params import functions as param
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from continust.errors import InvalidName
-from continust.parsing import (
+from continust.core.errors import InvalidName
+from continust.core.parsing import (
     BIGINT_MAX,
     NAME_MAX,
     NAME_PATTERN,
@@ -27,9 +27,9 @@ from continust.parsing import (
     TEXT_PATTERN,
     parse_timestamp,
 )
-from continust.retention import MAX_HORIZON_VERSIONS
+from continust.log.policy import MAX_HORIZON_VERSIONS
 
-# The rules of continust.parsing, as patterns every regular-expression engine reads alike.
+# The rules of continust.core.parsing, as patterns every regular-expression engine reads alike.
 STORABLE = r"^[^\u0000]*$"  # PostgreSQL stores no NUL
 NON_BLANK = rf"^[^\u0000]*[^{SPACES}\u0000][^\u0000]*$"
 # What a payload may hold, as the spec says it. Validating it so would slow every append; the

@@ -16,7 +16,7 @@ appends to one stream queue on its row lock, by design, so one stream's rate
 is bounded by how long an append holds that lock.
 
 Every request must answer 201; any other answer is counted and reported.
-For scale, the same appends are also timed without HTTP: ``continust.store.append``
+For scale, the same appends are also timed without HTTP: ``continust.log.store.append``
 called in this process, one thread (the "domain alone" rows), so the share of
 the domain and of the API in each request shows. Prints a markdown table (and
 JSON with ``--json``).
@@ -54,7 +54,7 @@ def prepare_database(streams: int) -> tuple[list[str], str]:
     from django.core.management import call_command
 
     from api.models import ApiToken, Scope
-    from continust.projects import create_project, create_stream
+    from continust.log.projects import create_project, create_stream
 
     call_command("migrate", verbosity=0)
     tag = secrets.token_hex(4)
@@ -69,9 +69,9 @@ def prepare_database(streams: int) -> tuple[list[str], str]:
 
 def time_domain(seconds: float, batch: int) -> dict[str, float]:
     """Append to a fresh stream in this process for a while; the cost without HTTP."""
+    from continust.log.projects import create_stream
+    from continust.log.store import NewEvent, append
     from continust.models import Project
-    from continust.projects import create_stream
-    from continust.store import NewEvent, append
 
     project = Project.objects.order_by("-id").first()
     assert project is not None

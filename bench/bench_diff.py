@@ -1,4 +1,5 @@
-"""Diff of two 5,000-key documents: continust.diff beside jsonpatch.make_patch and deepdiff.
+"""Diff of two 5,000-key documents: continust.documents.diff beside jsonpatch.make_patch and
+deepdiff.
 
 Run: `.venv/bin/python bench/bench_diff.py`.
 """
@@ -46,13 +47,13 @@ def main() -> None:
     import jsonpatch
     from deepdiff import DeepDiff
 
-    from continust.diff import diff, to_json_patch
+    from continust.documents.diff import diff, to_json_patch
 
     rows = []
     flat_a = {f"key{i:05d}": i for i in range(5000)}
     flat_b = {k: (v + 1 if v % 100 == 0 else v) for k, v in flat_a.items()}
     for name, fn, runs in [
-        ("flat: continust.diff.diff", lambda: diff(flat_a, flat_b), 30),
+        ("flat: continust.documents.diff.diff", lambda: diff(flat_a, flat_b), 30),
         ("flat: jsonpatch.make_patch", lambda: jsonpatch.make_patch(flat_a, flat_b), 30),
         ("flat: deepdiff.DeepDiff", lambda: DeepDiff(flat_a, flat_b), 5),
     ]:
@@ -61,8 +62,8 @@ def main() -> None:
     a, b = documents()
     assert jsonpatch.apply_patch(a, to_json_patch(a, b)) == b
     for name, fn, runs in [
-        ("nested: continust.diff.diff", lambda: diff(a, b), 30),
-        ("nested: continust.diff.to_json_patch", lambda: to_json_patch(a, b), 30),
+        ("nested: continust.documents.diff.diff", lambda: diff(a, b), 30),
+        ("nested: continust.documents.diff.to_json_patch", lambda: to_json_patch(a, b), 30),
         ("nested: jsonpatch.make_patch", lambda: jsonpatch.make_patch(a, b), 10),
         ("nested: deepdiff.DeepDiff", lambda: DeepDiff(a, b), 3),
     ]:

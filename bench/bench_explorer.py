@@ -19,8 +19,8 @@ from common import median, percentile, report, setup_django
 def build(versions: int):
     from django.contrib.auth.models import User
 
-    from continust.projects import add_member, create_project, create_stream
-    from continust.store import NewEvent, append, fork, merge
+    from continust.log.projects import add_member, create_project, create_stream
+    from continust.log.store import NewEvent, append, fork, merge
 
     user = User.objects.create_user(f"bench{random.randrange(10**9)}", password="x")
     project = create_project(f"explorer-{random.randrange(10**9)}", owner=user)
@@ -146,9 +146,9 @@ def build_small(client) -> list[float]:
     from django.contrib.auth import get_user
     from django.urls import reverse
 
+    from continust.log.projects import add_member, create_stream
+    from continust.log.store import NewEvent, append
     from continust.models import Project
-    from continust.projects import add_member, create_stream
-    from continust.store import NewEvent, append
 
     user = get_user(client)
     project = Project.objects.filter(memberships__user=user).first()

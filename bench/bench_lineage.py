@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from continust.lineage import VersionGraph
+from continust.graph.lineage import VersionGraph
 
 History = list[tuple[int, ...]]  # parents of each version, by index
 

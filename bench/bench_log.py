@@ -5,8 +5,8 @@
 Three systems on the same PostgreSQL database (BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/continust_bench_h, created and migrated if missing):
 
-- continust through its public API only (``continust.projects.create_project/create_stream``,
-  ``continust.store.NewEvent/append``, ``continust.folding.fold_branch``,
+- continust through its public API only (``continust.log.projects.create_project/create_stream``,
+  ``continust.log.store.NewEvent/append``, ``continust.log.folding.fold_branch``,
   ``continust.replays.start_replay/run``, and ``POST /api/projects/{slug}/streams/{name}/events``
   with a Bearer token), so the harness keeps working on a new write path;
 - the eventsourcing library as a user would use it (``bench/peers.py``: an Application saving
@@ -30,7 +30,7 @@ d  HTTP through gunicorn (sync workers, 2 × cores + 1 of them, gunicorn's docum
 e  disk per event, eternal policy: the growth of pg_total_relation_size (heap, TOAST, indexes,
    free-space and visibility maps) over every table of the database, VACUUM ANALYZE before
    and after appending --disk-events events; measured once, not per round
-f  folding a 1,000-event stream (continust.folding.fold_branch) beside SELECT + the same fold
+f  folding a 1,000-event stream (continust.log.folding.fold_branch) beside SELECT + the same fold
    over the raw table (and eventsourcing's repository.get); a replay of --replay-events
    events (start_replay + run in this process, no broker) beside a raw binary COPY of every
    row the replay wrote (found by xmin) into empty copies of their tables (LIKE ... INCLUDING
@@ -224,7 +224,7 @@ class Writers:
     def __init__(
         self, url: str, name: str, es_port: int | None = None, raw_port: int | None = None
     ) -> None:
-        from continust.projects import create_project, create_stream
+        from continust.log.projects import create_project, create_stream
 
         self.url = url
         self.tag = f"{name}-{uuid.uuid4().hex[:8]}"
@@ -263,7 +263,7 @@ class Writers:
     def batch(self, system: str, name: str, size: int) -> None:
         first = self.next(size)
         if system == "continust":
-            from continust.store import NewEvent, append
+            from continust.log.store import NewEvent, append
 
             append(
                 self.stream(name),
@@ -281,7 +281,7 @@ class Writers:
     def single(self, system: str, name: str) -> None:
         n = self.next()
         if system == "continust":
-            from continust.store import NewEvent, append
+            from continust.log.store import NewEvent, append
 
             append(self.stream(name), [NewEvent("deposited", peers.payload(n))])
         elif system == "eventsourcing":
@@ -295,13 +295,13 @@ class Writers:
 
     def fold(self, system: str, name: str) -> int:
         if system == "continust":
-            from continust.folding import fold_branch
+            from continust.log.folding import fold_branch
 
             return int(fold_branch(self.stream(name))[1])
         if system == "eventsourcing":
             ledger = self.app.repository.get(self.ledger(name).id)
             return int(ledger.version)
-        from continust.folding import fold_event
+        from continust.log.folding import fold_event
 
         state: dict[str, Any] = {}
         count = 0
@@ -483,7 +483,7 @@ class Harness:
 
         tag = uuid.uuid4().hex[:8]
         user = User.objects.create_user(f"bench-{tag}")
-        from continust.projects import create_project, create_stream
+        from continust.log.projects import create_project, create_stream
 
         project = create_project(f"bench-http-{tag}", owner=user)
         for k in range(self.args.http_clients):
@@ -692,7 +692,7 @@ class Harness:
         self.replay()
 
     def replay(self) -> None:
-        from continust import replays
+        from continust.replays import replay as replays
 
         stream = self.me.stream("replay")
         x0 = int(self.monitor.conn.execute("SELECT txid_current() % 4294967296").fetchone()[0])

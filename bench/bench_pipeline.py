@@ -41,9 +41,9 @@ def ensure_events(events: int, streams: int):
     """Return the benchmark project, building ``events`` events over ``streams`` streams."""
     from django.db import transaction
 
+    from continust.log.projects import create_project, create_stream
+    from continust.log.store import Batch, NewEvent, lock_stream, move_branch
     from continust.models import Event, Project
-    from continust.projects import create_project, create_stream
-    from continust.store import Batch, NewEvent, lock_stream, move_branch
 
     slug = f"bench-{events}-{streams}"
     project = Project.objects.filter(slug=slug).first()

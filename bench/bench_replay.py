@@ -50,10 +50,10 @@ def ensure_stream(project, name: str, events: int):
     """Return a stream of ``events`` events on main, building it with Batch if missing."""
     from django.db import transaction
 
-    from continust.folding import fold_event
+    from continust.log.folding import fold_event
+    from continust.log.projects import create_stream
+    from continust.log.store import Batch, NewEvent, lock_stream, move_branch
     from continust.models import Stream
-    from continust.projects import create_stream
-    from continust.store import Batch, NewEvent, lock_stream, move_branch
 
     stream = Stream.objects.filter(project=project, name=name).first()
     if stream is not None and stream.event_count == events:
@@ -196,7 +196,7 @@ class ProgressWatcher(threading.Thread):
 
 
 def bench_one_worker(url: str, stream, chunk: int) -> dict:
-    from continust.replays import start_replay
+    from continust.replays.replay import start_replay
 
     worker = Worker(url, "bench-one", chunk)
     try:
@@ -220,8 +220,8 @@ def bench_raw_copy(replay, chunk: int) -> float:
     """COPY as many version rows (and parent links) as the replay wrote; return rows/s."""
     from django.db import connection, transaction
 
+    from continust.log.rows import reserve_ids
     from continust.models import Version
-    from continust.rows import reserve_ids
 
     rows = list(
         Version.objects.filter(stream=replay.stream, branch=replay.shadow_branch)
@@ -274,7 +274,7 @@ def bench_workers(
     from django.db import transaction
     from django.urls import reverse
 
-    from continust.replays import start_replay
+    from continust.replays.replay import start_replay
 
     workers = [Worker(url, f"bench-pair-{n}", chunk) for n in range(len(streams))]
     watcher = None
@@ -315,8 +315,8 @@ def main() -> None:
     from django.contrib.auth.models import User
 
     from continust.celery import app
+    from continust.log.projects import add_member, create_project
     from continust.models import Project, Role, Version
-    from continust.projects import add_member, create_project
 
     app.conf.task_default_queue = QUEUE
     project = Project.objects.filter(slug="bench-replay").first() or create_project("bench-replay")

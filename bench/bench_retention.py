@@ -3,7 +3,7 @@ a state that is not stored.
 
 One stream of ``--events`` events (default 1,000,000) whose state is ~2 KB (40 keys,
 each a 40-character hex string; every event changes one or two keys by merge patch,
-so every state is distinct), appended through ``continust.store.append`` in batches
+so every state is distinct), appended through ``continust.log.store.append`` in batches
 of 1,000, each policy in its own database (states are content-addressed and shared
 by the streams of one database):
 
@@ -18,7 +18,7 @@ by the streams of one database):
 
 Each database is then ``VACUUM FULL``-ed and measured: ``pg_total_relation_size``
 (heap, TOAST, indexes) of the stream tables divided by the number of events, beside
-``continust.compaction.footprint``. Then, one database at a time on an otherwise idle
+``continust.retention.compaction.footprint``. Then, one database at a time on an otherwise idle
 benchmark, ``state_of`` of ``--reads`` random versions that are not stored (stored
 ones under eternal), with Django's cache cleared before each read (cold) and again
 without clearing (warm).
@@ -102,9 +102,10 @@ def the_stream():
 
 
 def step_append(db: str, events: int, kind: str, every: int) -> dict:
-    from continust.projects import create_project, create_stream
-    from continust.retention import make_policy, set_policy
-    from continust.store import NewEvent, append
+    from continust.log.policy import make_policy
+    from continust.log.projects import create_project, create_stream
+    from continust.log.store import NewEvent, append
+    from continust.retention.policies import set_policy
 
     project = create_project("retention-bench")
     stream = create_stream(project, "bench")
@@ -145,14 +146,14 @@ def step_append(db: str, events: int, kind: str, every: int) -> dict:
 
 
 def patch_estimate() -> dict:
-    """Work around a slowness in ``continust.compaction._estimate`` (at commit 39cee1d):
+    """Work around a slowness in ``continust.retention.compaction._estimate`` (at commit 39cee1d):
     ``{... for v in shape.ids if v not in set(released)}`` builds the set of released
     versions again for every version, O(versions x released): at 1,000,000 versions
     under ephemeral that is hours (measured below). The replacement builds the set
     once and is otherwise the same code; a no-op once the module is fixed."""
     import inspect
 
-    from continust import compaction
+    from continust.retention import compaction
 
     if "not in set(released)" not in inspect.getsource(compaction._estimate):
         return {"estimate_patched": False}
@@ -205,8 +206,9 @@ def patch_estimate() -> dict:
 
 
 def step_compact(db: str, kind: str, every: int, horizon: int) -> dict:
-    from continust import compaction
-    from continust.retention import make_policy, set_policy
+    from continust.log.policy import make_policy
+    from continust.retention import compaction
+    from continust.retention.policies import set_policy
 
     patched = patch_estimate()
     stream = the_stream()
@@ -252,8 +254,8 @@ def step_compact(db: str, kind: str, every: int, horizon: int) -> dict:
 def step_size(db: str) -> dict:
     from django.db import connection
 
-    from continust.compaction import footprint
     from continust.models import State, Version
+    from continust.retention.compaction import footprint
 
     stream = the_stream()
     t = time.perf_counter()
@@ -302,7 +304,7 @@ def step_read(db: str, reads: int, stored: bool) -> dict:
     from django.core.cache import cache
     from django.db import connection
 
-    from continust.states import state_of
+    from continust.log.states import state_of
 
     stream = the_stream()
     test = "" if stored else "NOT "
@@ -343,13 +345,13 @@ def step_read(db: str, reads: int, stored: bool) -> dict:
 
 
 def patch_chain() -> None:
-    """Work around a bug in ``continust.states`` (at commit 39cee1d): on PostgreSQL the
+    """Work around a bug in ``continust.log.states`` (at commit 39cee1d): on PostgreSQL the
     recursive walk's first term ``SELECT %s, 0`` is an ``integer`` while the recursive
     term yields ``bigint`` parent ids, so every ``state_of`` -- and so every append to an
     existing branch -- fails with "recursive query "chain" column 1 has type integer in
     non-recursive term but type bigint overall". The cast changes no plan; it is a
     no-op once the module has it."""
-    from continust import states
+    from continust.log import states
 
     states._CHAIN = states._CHAIN.replace("SELECT %s, 0", "SELECT %s::bigint, 0")
 

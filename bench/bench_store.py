@@ -19,9 +19,9 @@ def payload(n: int) -> dict:
 
 
 def bench_continust(batches: int, singles: int) -> tuple[float, float, float]:
-    from continust.folding import fold_branch
-    from continust.projects import create_project, create_stream
-    from continust.store import NewEvent, append
+    from continust.log.folding import fold_branch
+    from continust.log.projects import create_project, create_stream
+    from continust.log.store import NewEvent, append
 
     project = create_project(f"bench-{uuid.uuid4().hex[:8]}")
     stream = create_stream(project, "batched")

@@ -20,12 +20,12 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from continust.errors import ContinustError, MergeConflict, StateReleased
-from continust.integrity import verify
-from continust.lookup import resolve_version
+from continust.audit.integrity import verify
+from continust.core.errors import ContinustError, MergeConflict, StateReleased
+from continust.log.lookup import resolve_version
+from continust.log.states import state_of
+from continust.log.store import UNSET, NewEvent, append, fork, merge
 from continust.models import Branch, BranchMove, Event, Membership, Project, State, Stream, Version
-from continust.states import state_of
-from continust.store import UNSET, NewEvent, append, fork, merge
 
 # The admin classes take their model as a type argument in django-stubs only; this lets
 # the class statements below subscript them when Python runs them too.

@@ -191,7 +191,7 @@ class Version(AppendOnly):
         Event, on_delete=models.PROTECT, related_name="versions", db_constraint=False
     )
     # The hash of the version's state. The State row may be absent: a selective stream
-    # stores only snapshots, and compaction releases states (continust.states reads them).
+    # stores only snapshots, and compaction releases states (continust.log.states reads them).
     state = models.ForeignKey(
         State, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
     )
@@ -260,7 +260,7 @@ class Branch(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     # The hash of the branch's last move: the database lets the head change only to the
-    # head of a move recorded after the one this names (continust.triggers).
+    # head of a move recorded after the one this names (continust.log.triggers).
     move_hash = models.CharField(max_length=64, default="0" * 64)
 
     class Meta:
@@ -304,7 +304,7 @@ class BranchMove(AppendOnly):
 class OutboxMessage(models.Model):
     """A task message to hand to the broker, recorded in the transaction that asked for it.
 
-    ``continust.outbox`` sends unsent rows and marks them sent; a row is sent at
+    ``continust.jobs.outbox`` sends unsent rows and marks them sent; a row is sent at
     least once, so the tasks it names must be idempotent.
     """
 
@@ -552,7 +552,7 @@ class LateEvent(models.Model):
 
 
 # --------------------------------------------------------------------------- reviews
-# Team audit reviews (continust.reviews, continust.members, continust.audit). Appended
+# Team audit reviews (continust.audit.reviews, continust.audit.members, continust.audit). Appended
 # section: what a review says is events of the project's audit stream; these rows index them.
 
 
@@ -607,7 +607,7 @@ class AuditRecord(AppendOnly):
 
 
 # --------------------------------------------------------------------------- retention
-# Compaction (continust.compaction): the one audited path that releases payloads and
+# Compaction (continust.retention.compaction): the one audited path that releases payloads and
 # states. Appended section.
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from celery import Task
 
-from continust import outbox
 from continust.celery import app
+from continust.jobs import outbox
 from continust.pipelines import control, options
 from continust.pipelines.runner import TASK, run_pipeline
 

@@ -209,7 +209,7 @@ CONTINUST_REPLAY_LEASE_SECONDS = env_int("CONTINUST_REPLAY_LEASE_SECONDS", 60, m
 CONTINUST_REPLAY_CHUNK_DELAY_MS = env_int("CONTINUST_REPLAY_CHUNK_DELAY_MS", 0, minimum=0)
 CONTINUST_REPLAY_RESEND_SECONDS = env_int("CONTINUST_REPLAY_RESEND_SECONDS", 60, minimum=1)
 
-# Compaction (continust.compaction): versions per chunk transaction, how long a worker's
+# Compaction (continust.retention.compaction): versions per chunk transaction, how long a worker's
 # claim lasts without progress, when an unclaimed one is sent again, how often Celery
 # beat asks for a compaction of each stream whose policy is not eternal, and an optional
 # pause after each chunk (tests use it to kill a worker mid-compaction).
@@ -226,7 +226,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(min(CONTINUST_COMPACTION_INTERVAL_SECONDS, 3600)),
     },
 }
-# Recomputed states of selective streams (continust.states) are cached here.
+# Recomputed states of selective streams (continust.log.states) are cached here.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",

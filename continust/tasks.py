@@ -12,9 +12,10 @@ from typing import Any
 from celery import Task
 from celery.signals import worker_ready, worker_shutdown
 
-from continust import compaction, replays
 from continust.celery import app
-from continust.outbox import Dispatcher
+from continust.jobs.outbox import Dispatcher
+from continust.replays import replay as replays
+from continust.retention import compaction
 
 _dispatcher: Dispatcher | None = None
 

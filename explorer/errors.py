@@ -13,7 +13,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from continust.errors import InvalidName, NotFound
+from continust.core.errors import InvalidName, NotFound
 
 TITLES = {400: "That name cannot be read", 403: "Not allowed", 404: "Not found"}
 

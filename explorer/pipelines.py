@@ -20,7 +20,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from continust.errors import ContinustError, NotFound
+from continust.core.errors import ContinustError, NotFound
 from continust.models import Membership, Pipeline, Role, WindowResult
 from continust.pipelines import control, registry
 from explorer.access import HtmxHttpRequest, member_required

@@ -21,11 +21,11 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from continust import diff as diffs
-from continust import replays
-from continust.errors import ContinustError
+from continust.core.errors import ContinustError
+from continust.documents import diff as diffs
+from continust.log.reducers import registered
 from continust.models import Branch, Membership, Replay, ReplayStatus, Role, Stream
-from continust.reducers import registered
+from continust.replays import replay as replays
 from explorer.access import HtmxHttpRequest, member_required
 
 DIFF_LIMIT = 500

@@ -1,6 +1,6 @@
 """The explorer's retention screens: a stream's policy, the dry run, compactions by hand.
 
-The views only parse input and call ``continust.retention`` and ``continust.compaction``;
+The views only parse input and call ``continust.retention`` and ``continust.retention.compaction``;
 a worker does the compacting. While a compaction is pending or running, the page
 polls its history fragment, which answers 286 (stop polling) once none is active.
 This module also holds the screens' URL patterns, which ``explorer.urls`` includes.
@@ -19,10 +19,11 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from continust import compaction
-from continust.errors import ContinustError
+from continust.core.errors import ContinustError
+from continust.log.policy import Policy, format_age, make_policy, policy_of
 from continust.models import Compaction, Membership, Retention, Role, Stream
-from continust.retention import Policy, format_age, make_policy, policy_of, set_policy
+from continust.retention import compaction
+from continust.retention.policies import set_policy
 from explorer.access import HtmxHttpRequest, member_required
 
 HISTORY_LIMIT = 50

@@ -27,15 +27,15 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from continust import audit, reviews
-from continust import diff as diffs
-from continust.blame import blame, pointer_tokens, resolve
-from continust.errors import ContinustError, InvalidName
-from continust.graphs import graph_for
-from continust.lookup import resolve_version
-from continust.members import invite, remove, set_role
+from continust.audit import reports, reviews, trail
+from continust.audit.blame import blame, pointer_tokens, resolve
+from continust.audit.members import invite, remove, set_role
+from continust.core.errors import ContinustError, InvalidName
+from continust.documents import diff as diffs
+from continust.graph.cache import graph_for
+from continust.log.lookup import resolve_version
+from continust.log.states import state_of
 from continust.models import Branch, Event, Membership, Review, Role, Stream, Version
-from continust.states import state_of
 from explorer.access import member_required
 
 TIMELINE_LIMIT = 200
@@ -96,9 +96,7 @@ class OpenReviewForm(forms.Form):
         field = self.fields["stream"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = (
-            Stream.objects.filter(project=project)
-            .exclude(name=reviews.AUDIT_STREAM)
-            .order_by("name")
+            Stream.objects.filter(project=project).exclude(name=trail.AUDIT_STREAM).order_by("name")
         )
 
     def clean(self) -> dict[str, Any]:
@@ -131,9 +129,7 @@ class RangeForm(forms.Form):
         field = self.fields["stream"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = (
-            Stream.objects.filter(project=project)
-            .exclude(name=reviews.AUDIT_STREAM)
-            .order_by("name")
+            Stream.objects.filter(project=project).exclude(name=trail.AUDIT_STREAM).order_by("name")
         )
 
 
@@ -169,7 +165,7 @@ def review_list(request: HttpRequest, membership: Membership) -> HttpResponse:
 def _coverage_context(membership: Membership) -> dict[str, Any]:
     streams = (
         Stream.objects.filter(project=membership.project)
-        .exclude(name=reviews.AUDIT_STREAM)
+        .exclude(name=trail.AUDIT_STREAM)
         .order_by("name")[:50]
     )
     return {"coverage": [reviews.coverage(s) for s in streams]}
@@ -424,7 +420,7 @@ def _pdf(html: str) -> bytes:
 
 
 def _report_response(
-    request: HttpRequest, report: audit.AuditReport, fmt: str, context: dict[str, Any], name: str
+    request: HttpRequest, report: reports.AuditReport, fmt: str, context: dict[str, Any], name: str
 ) -> HttpResponse:
     context = {
         **context,
@@ -436,9 +432,9 @@ def _report_response(
         "data": report.as_dict(),
         "rows": _display_rows(report),
         "activity": [
-            (log, [(e, audit.event_text(e)) for e in log.events]) for log in report.reviews
+            (log, [(e, reports.event_text(e)) for e in log.events]) for log in report.reviews
         ],
-        "records": [(e, audit.event_text(e)) for e in report.records],
+        "records": [(e, reports.event_text(e)) for e in report.records],
     }
     if fmt == "html":
         return render(request, "audit_report.html", context)
@@ -455,7 +451,7 @@ def _report_response(
     return response
 
 
-def _display_rows(report: audit.AuditReport) -> list[dict[str, Any]]:
+def _display_rows(report: reports.AuditReport) -> list[dict[str, Any]]:
     return [
         {
             "version": row.version,
@@ -484,7 +480,7 @@ def review_report(
     if fmt not in REPORT_FORMATS:
         raise Http404("No such report format.")
     review = _review(membership, review_id)
-    report = audit.review_report(review, generated_by=_actor(request))
+    report = reports.review_report(review, generated_by=_actor(request))
     context = {"membership": membership, "project": review.project, "review": review}
     return _report_response(
         request, report, fmt, context, f"{review.project.slug}-review-{review.pk}"
@@ -507,7 +503,7 @@ def audit_range(request: HttpRequest, membership: Membership, fmt: str = "") -> 
         return render(request, "audit_report.html", context, status=400)
     data = form.cleaned_data
     try:
-        report = audit.range_report(
+        report = reports.range_report(
             project,
             since=_utc(data["since"]),
             until=_utc(data["until"]),
@@ -532,15 +528,15 @@ def audit_export(request: HttpRequest, membership: Membership) -> HttpResponse:
     """The pinned JSON Lines export a report's digest and chain heads are about."""
     project = membership.project
     try:
-        pins = audit.parse_pins(project, request.GET.getlist("pin"))
+        pins = reports.parse_pins(project, request.GET.getlist("pin"))
     except ContinustError as err:
         raise Http404(str(err)) from err
     if not pins:
         raise Http404("Name the pinned streams (pin=stream.events.versions).")
 
-    body = "".join(audit.pinned_export(project, pins)).encode("utf-8")
+    body = "".join(reports.pinned_export(project, pins)).encode("utf-8")
     response = HttpResponse(body, content_type="application/x-ndjson")
-    response["Content-Disposition"] = f'attachment; filename="{audit.export_file_name(project)}"'
+    response["Content-Disposition"] = f'attachment; filename="{reports.export_file_name(project)}"'
     return response
 
 

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 
 from django.db.models import F, QuerySet
 
+from continust.log.states import released_run
 from continust.models import Branch, Event, ReleasedRun, ReleasedVersion, Stream, Version
-from continust.states import released_run
 from explorer.layout import PageLayout, ParentEdge, PlacedVersion, page_layout
 from explorer.models import VersionPlace
 from explorer.placement import PageRows, page_rows, place_new_versions

@@ -20,16 +20,16 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url
 
-from continust import diff as diffs
-from continust.causation import causes, consequences, flatten
-from continust.errors import ContinustError, MergeConflict, NotFound, StateReleased
-from continust.graphs import graph_for
-from continust.lookup import find_version
+from continust.core.errors import ContinustError, MergeConflict, NotFound, StateReleased
+from continust.core.parsing import parse_number, parse_search
+from continust.documents import diff as diffs
+from continust.graph.cache import graph_for
+from continust.graph.causation import causes, consequences, flatten
+from continust.log.lookup import find_version
+from continust.log.policy import policy_of
+from continust.log.states import is_released, released_run, state_of
+from continust.log.store import fork, merge, plan_merge
 from continust.models import Branch, Event, Membership, Role, Stream, Version
-from continust.parsing import parse_number, parse_search
-from continust.retention import policy_of
-from continust.states import is_released, released_run, state_of
-from continust.store import fork, merge, plan_merge
 from explorer.access import AuthenticatedHttpRequest, HtmxHttpRequest, member_required
 from explorer.causality import causation_graph
 from explorer.forms import FilterForm, ForkForm, MergeForm

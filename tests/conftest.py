@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.db.models.signals import post_migrate
 
+from continust.log.projects import add_member, create_project, create_stream
+from continust.log.store import NewEvent, append
 from continust.models import Project, Role, Stream
-from continust.projects import add_member, create_project, create_stream
-from continust.store import NewEvent, append
 
 # start_worker and worker_queue: a real Celery worker for tests marked "worker".
 pytest_plugins = ["tests.worker"]
@@ -74,7 +74,7 @@ def _flush_allowed(request: pytest.FixtureRequest) -> Any:
     request.getfixturevalue("transactional_db")
     from django.db import connection
 
-    from continust import triggers
+    from continust.log import triggers
 
     if connection.vendor == "postgresql":
         yield
@@ -99,7 +99,7 @@ def _guard_again(sender: Any, using: str = "default", **kwargs: Any) -> None:
     """
     from django.db import connections
 
-    from continust import triggers
+    from continust.log import triggers
 
     if getattr(sender, "label", None) != "continust" or using not in _guard_removed:
         return

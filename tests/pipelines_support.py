@@ -11,9 +11,9 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from continust.canonical import canonical_json
+from continust.log.canonical import canonical_json
+from continust.log.store import NewEvent, append
 from continust.models import Event, Pipeline, WindowResult
-from continust.store import NewEvent, append
 from continust.windows import Stats, Watermarks, WindowOperator, spec_from_json
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from continust import audit, members, reviews
-from continust.store import NewEvent, append
+from continust.audit import members, reports, reviews, trail
+from continust.log.store import NewEvent, append
 from tests.conftest import put
 from tests.thirdparty import check_export
 
@@ -32,11 +32,11 @@ def reviewed(stream):
 
 
 def export_bytes(project, integrity):
-    return "".join(audit.pinned_export(project, integrity.pins)).encode("utf-8")
+    return "".join(reports.pinned_export(project, integrity.pins)).encode("utf-8")
 
 
 def test_a_review_report_states_who_changed_what_and_who_decided(reviewed, stream):
-    report = audit.review_report(reviewed, generated_by="carol")
+    report = reports.review_report(reviewed, generated_by="carol")
     data = report.as_dict()
     assert [c["event"]["type"] for c in data["changes"]] == ["set", "set"]
     assert data["changes"][0]["changes"] == [
@@ -60,10 +60,10 @@ def test_a_review_report_states_who_changed_what_and_who_decided(reviewed, strea
 
 
 def test_its_proof_pins_every_chain_head_and_digests_the_export(reviewed, project, stream):
-    report = audit.review_report(reviewed, generated_by="carol")
+    report = reports.review_report(reviewed, generated_by="carol")
     integrity = report.integrity
     assert integrity.ok
-    audit_stream = reviews.audit_stream(project)
+    audit_stream = trail.audit_stream(project)
     stream.refresh_from_db()
     assert {p.label: p.head for p in integrity.pins} == {
         "acme/pricing": stream.last_hash,
@@ -75,16 +75,16 @@ def test_its_proof_pins_every_chain_head_and_digests_the_export(reviewed, projec
 
 
 def test_the_pinned_export_never_changes(reviewed, project, stream):
-    integrity = audit.review_report(reviewed, generated_by="carol").integrity
+    integrity = reports.review_report(reviewed, generated_by="carol").integrity
     put(stream, {"price": 99})
     reviews.comment(reviewed, actor="bob", body="later")
-    again = audit.parse_pins(project, [p.token for p in integrity.pins])
+    again = reports.parse_pins(project, [p.token for p in integrity.pins])
     assert again == integrity.pins
     assert hashlib.sha256(export_bytes(project, integrity)).hexdigest() == (integrity.export_sha256)
 
 
 def test_a_third_party_recomputes_the_heads_from_the_export(reviewed, project, tmp_path):
-    report = audit.review_report(reviewed, generated_by="carol")
+    report = reports.review_report(reviewed, generated_by="carol")
     body = export_bytes(project, report.integrity)
     checked = check_export(body, project.slug, tmp_path / "good")
     assert checked["sha256"] == report.integrity.export_sha256
@@ -98,7 +98,7 @@ def test_a_third_party_recomputes_the_heads_from_the_export(reviewed, project, t
 
 def test_the_csv_has_a_row_per_changed_path_and_never_a_formula(reviewed):
     reviews.comment(reviewed, actor="bob", body='=HYPERLINK("http://evil")')
-    text = audit.review_report(reviewed, generated_by="carol").csv_text()
+    text = reports.review_report(reviewed, generated_by="carol").csv_text()
     rows = list(csv.DictReader(io.StringIO(text)))
     changes = [r for r in rows if r["kind"] == "change"]
     assert [(r["path"], r["op"]) for r in changes] == [
@@ -127,7 +127,7 @@ def test_a_time_range_report_covers_what_happened_in_the_range(project, stream, 
             ],
         )
     members.set_role(project, project.memberships.get(user=bob).pk, "reviewer", actor="alice")
-    report = audit.range_report(
+    report = reports.range_report(
         project,
         since=start + timedelta(days=1),
         until=start + timedelta(days=3),
@@ -135,22 +135,22 @@ def test_a_time_range_report_covers_what_happened_in_the_range(project, stream, 
     )
     assert [row.version.event.payload for row in report.rows] == [{"day": 1}, {"day": 2}]
     assert report.integrity.ok
-    assert {p.name for p in report.integrity.pins} == {"pricing", reviews.AUDIT_STREAM}
+    assert {p.name for p in report.integrity.pins} == {"pricing", trail.AUDIT_STREAM}
     assert report.records == []  # the role change happened now, outside the range
-    everything = audit.range_report(project, since=None, until=None, generated_by="alice")
+    everything = reports.range_report(project, since=None, until=None, generated_by="alice")
     assert [e.type for e in everything.records] == [members.ROLE_CHANGED]
     assert len(everything.rows) == 4
 
 
 def test_pins_are_checked(project, stream):
-    from continust.errors import InvalidEvent, NotFound
-    from continust.projects import create_project, create_stream
+    from continust.core.errors import InvalidEvent, NotFound
+    from continust.log.projects import create_project, create_stream
 
     put(stream, {"a": 1})
     with pytest.raises(InvalidEvent, match="asks for more"):
-        audit.parse_pins(project, [f"{stream.pk}.2.1"])
+        reports.parse_pins(project, [f"{stream.pk}.2.1"])
     with pytest.raises(InvalidEvent):
-        audit.parse_pins(project, ["1.x.2"])
+        reports.parse_pins(project, ["1.x.2"])
     foreign = create_stream(create_project("other"), "s")
     with pytest.raises(NotFound):
-        audit.parse_pins(project, [f"{foreign.pk}.0.0"])
+        reports.parse_pins(project, [f"{foreign.pk}.0.0"])

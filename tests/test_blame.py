@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from continust.blame import blame, pointer_tokens, resolve, same
-from continust.diff import MISSING, apply_merge_patch
-from continust.errors import InvalidEvent, InvalidName, MergeConflict, NotFound, NothingToMerge
-from continust.graphs import graph_for
+from continust.audit.blame import blame, pointer_tokens, resolve, same
+from continust.core.errors import InvalidEvent, InvalidName, MergeConflict, NotFound, NothingToMerge
+from continust.documents.diff import MISSING, apply_merge_patch
+from continust.graph.cache import graph_for
+from continust.log.projects import create_stream
+from continust.log.store import NewEvent, append, fork, merge
 from continust.models import Version
-from continust.projects import create_stream
-from continust.store import NewEvent, append, fork, merge
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db

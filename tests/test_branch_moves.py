@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from continust import canonical
-from continust.integrity import verify
+from continust.audit.integrity import verify
+from continust.log import canonical
+from continust.log.store import fork, merge
 from continust.models import Branch, BranchMove
-from continust.store import fork, merge
 from tests.conftest import put
 from tests.test_integrity import tamper
 

@@ -121,7 +121,7 @@ def test_it_merges_and_reports_conflicts(stream):
 
 
 def test_it_follows_causation(project, stream):
-    from continust.store import NewEvent, append
+    from continust.log.store import NewEvent, append
 
     first = NewEvent(type="requested", payload={})
     (v1,) = append(stream, [first]).versions

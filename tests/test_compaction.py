@@ -12,10 +12,17 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from continust import compaction, graphs, triggers
-from continust.errors import StateReleased
-from continust.integrity import verify
-from continust.lineage import VersionGraph
+from continust.audit.integrity import verify
+from continust.audit.reviews import open_review
+from continust.audit.trail import AUDIT_STREAM
+from continust.core.errors import StateReleased
+from continust.graph import cache as graphs
+from continust.graph.lineage import VersionGraph
+from continust.log import triggers
+from continust.log.policy import make_policy
+from continust.log.projects import create_stream
+from continust.log.states import state_of
+from continust.log.store import fork, merge
 from continust.models import (
     Branch,
     Compaction,
@@ -28,11 +35,8 @@ from continust.models import (
     Stream,
     Version,
 )
-from continust.projects import create_stream
-from continust.retention import make_policy, set_policy
-from continust.reviews import AUDIT_STREAM, open_review
-from continust.states import state_of
-from continust.store import fork, merge
+from continust.retention import compaction
+from continust.retention.policies import set_policy
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db
@@ -84,7 +88,7 @@ def _random_dag(stream: Stream, seed: int, steps: int = 60) -> None:
 
 
 def compaction_missing() -> Any:
-    from continust.diff import MISSING
+    from continust.documents.diff import MISSING
 
     return MISSING
 
@@ -423,7 +427,7 @@ def test_one_compaction_at_a_time_and_only_due_streams_are_scheduled(project: Pr
 
 
 def test_a_compacted_stream_exports_with_its_released_payloads_as_null(stream: Stream) -> None:
-    from continust.jsonl import export_lines
+    from continust.interchange.jsonl import export_lines
 
     put(stream, *({"n": n} for n in range(6)))
     _compact(stream, horizon_versions=2)
@@ -433,7 +437,7 @@ def test_a_compacted_stream_exports_with_its_released_payloads_as_null(stream: S
 
 
 def test_a_replay_through_released_versions_is_refused(stream: Stream) -> None:
-    from continust.replays import start_replay
+    from continust.replays.replay import start_replay
 
     versions = put(stream, *({"n": n} for n in range(8)))
     _compact(stream, horizon_versions=3)
@@ -495,7 +499,7 @@ def test_a_criss_cross_merge_still_merges_after_compaction(project: Project) -> 
 
 
 def test_an_active_replay_keeps_its_range(stream: Stream) -> None:
-    from continust import replays
+    from continust.replays import replay as replays
 
     versions = put(stream, *({"n": n} for n in range(30)))
     replay = replays.start_replay(stream, start=versions[0].pk, end="main")

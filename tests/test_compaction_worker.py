@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from continust import compaction
-from continust.integrity import verify
+from continust.audit.integrity import verify
+from continust.log.policy import make_policy
 from continust.models import Compaction, CompactionStatus, ReleasedVersion, Stream
-from continust.retention import make_policy, set_policy
+from continust.retention import compaction
+from continust.retention.policies import set_policy
 from tests.conftest import put
 from tests.worker import poll
 

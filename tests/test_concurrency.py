@@ -7,9 +7,9 @@ import multiprocessing
 import pytest
 from django.db import connection
 
-from continust.integrity import verify
+from continust.audit.integrity import verify
+from continust.log.projects import create_project, create_stream
 from continust.models import Event, Version
-from continust.projects import create_project, create_stream
 from tests.writer_process import append_with_retries
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]

@@ -1,4 +1,4 @@
-"""Tests for continust.diff: structural diffs, patches and three-way merges."""
+"""Tests for continust.documents.diff: structural diffs, patches and three-way merges."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from continust.diff import (
+from continust.documents.diff import (
     MISSING,
     Change,
     Conflict,

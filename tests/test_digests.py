@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from continust import canonical, offline
+from continust.audit import offline
+from continust.log import canonical
+from continust.log.projects import create_stream
+from continust.log.store import fork
 from continust.models import BranchMove, Event, Stream
-from continust.projects import create_stream
-from continust.store import fork
 from tests.conftest import put
 from tests.test_integrity import run_verify, tamper
 
@@ -261,7 +262,7 @@ def test_the_short_verifier_in_the_docs_checks_an_export(history, stream, tmp_pa
 def test_a_digest_taken_while_another_writer_moves_a_branch_still_verifies(stream):
     from django.db import connection, connections
 
-    from continust.digests import take_digest, verify_digest
+    from continust.audit.digests import take_digest, verify_digest
 
     if connection.vendor != "postgresql":
         pytest.skip("on SQLite the digest's transaction holds the only writer lock")

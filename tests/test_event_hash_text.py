@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from continust import canonical
+from continust.log import canonical
 
 texts = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"))
 json_values = st.recursive(

@@ -13,8 +13,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from continust.log.projects import add_member
 from continust.models import Project, Role, Stream, Version
-from continust.projects import add_member
 
 pytestmark = pytest.mark.django_db
 

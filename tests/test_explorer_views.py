@@ -10,9 +10,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from continust.log.projects import add_member
+from continust.log.store import NewEvent, append
 from continust.models import Branch, Event, Project, Role, Stream, Version
-from continust.projects import add_member
-from continust.store import NewEvent, append
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +86,7 @@ def test_a_viewer_cannot_fork_or_merge(pricing, bob):
 
 
 def test_a_stream_of_another_project_is_404(demo, alice, project):
-    from continust.projects import create_stream
+    from continust.log.projects import create_stream
 
     foreign = create_stream(project, "secret")
     client = as_user(demo.memberships.get(role=Role.ADMIN).user)
@@ -182,7 +182,7 @@ def test_fork_and_merge_from_the_ui(pricing):
 
 
 def test_everything_from_an_event_is_escaped(demo):
-    from continust.projects import create_stream
+    from continust.log.projects import create_stream
 
     stream = create_stream(demo, XSS[:40].replace(" ", "_"))
     (version,) = append(stream, [NewEvent(type=XSS, payload={XSS: XSS}, actor=XSS)]).versions
@@ -243,7 +243,7 @@ def test_filters_show_only_matching_versions(pricing):
 
 
 def test_a_page_holds_the_lines_that_pass_over_it(project, stream):
-    from continust.store import fork, merge
+    from continust.log.store import fork, merge
     from explorer.placement import page_rows, place_new_versions
 
     (root,) = append(stream, [NewEvent(type="t", payload={"n": 0})]).versions

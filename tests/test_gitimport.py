@@ -11,9 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from continust.integrity import verify
+from continust.audit.integrity import verify
+from continust.log.projects import create_project
 from continust.models import Branch, Version
-from continust.projects import create_project
 from tests.test_gitlog import history  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.django_db

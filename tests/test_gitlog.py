@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from continust.gitlog import GitCommit, GitError, read_branches, read_commits
-from continust.lineage import VersionGraph
+from continust.graph.lineage import VersionGraph
+from continust.interchange.gitlog import GitCommit, GitError, read_branches, read_commits
 
 
 class Repository:

@@ -10,10 +10,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
-from continust.integrity import verify
+from continust.audit.integrity import verify
+from continust.log.projects import create_project, create_stream
+from continust.log.store import fork, merge
 from continust.models import Event
-from continust.projects import create_project, create_stream
-from continust.store import fork, merge
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db

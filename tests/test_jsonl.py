@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from continust.errors import InvalidEvent
-from continust.integrity import verify
-from continust.jsonl import export_lines, import_lines
+from continust.audit.integrity import verify
+from continust.core.errors import InvalidEvent
+from continust.interchange.jsonl import export_lines, import_lines
+from continust.log.projects import create_project, create_stream
+from continust.log.store import NewEvent, append, fork, merge
 from continust.models import Stream
-from continust.projects import create_project, create_stream
-from continust.store import NewEvent, append, fork, merge
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from continust.lineage import InvalidVersion, VersionGraph, VersionNotFound, VersionPath
+from continust.graph.lineage import InvalidVersion, VersionGraph, VersionNotFound, VersionPath
 
 
 def build(spec: str) -> VersionGraph[str]:

@@ -18,12 +18,13 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from continust.integrity import verify
+from continust.audit.integrity import verify
 from continust.log import linear
+from continust.log.policy import make_policy
+from continust.log.store import NewEvent, append
 from continust.log.tips import tips
 from continust.models import Event, Version, VersionParent
-from continust.retention import make_policy, set_policy
-from continust.store import NewEvent, append
+from continust.retention.policies import set_policy
 from tests.conftest import put
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
@@ -137,8 +138,8 @@ def _stored_hashes(versions: list[Version]) -> set[str]:
 
 
 def test_causes_are_checked_in_the_same_statement(project, stream, statements):
-    from continust.errors import UnknownCausation
-    from continust.projects import create_stream
+    from continust.core.errors import UnknownCausation
+    from continust.log.projects import create_stream
 
     (cause,) = put(create_stream(project, "orders"), {"order": 1})
     put(stream, {"a": 1})
@@ -162,7 +163,7 @@ def _patch(*operations: dict[str, Any], id: uuid.UUID | None = None) -> NewEvent
 
 
 def test_an_event_refused_on_a_stale_tip_lands_on_the_head_that_accepts_it(project):
-    from continust.projects import create_stream
+    from continust.log.projects import create_stream
 
     doc = create_stream(project, "doc", reducer="patch")
     append(doc, [_patch({"op": "add", "path": "/a", "value": 1})])
@@ -177,7 +178,7 @@ def test_an_event_refused_on_a_stale_tip_lands_on_the_head_that_accepts_it(proje
 
 
 def test_a_retried_batch_the_reducer_would_refuse_now_answers_the_first_versions(project):
-    from continust.projects import create_stream
+    from continust.log.projects import create_stream
 
     doc = create_stream(project, "doc", reducer="patch")
     append(doc, [_patch({"op": "add", "path": "/a", "value": 1})])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from continust.errors import MergeConflict, NothingToMerge
-from continust.integrity import verify
+from continust.audit.integrity import verify
+from continust.core.errors import MergeConflict, NothingToMerge
+from continust.log.store import fork, merge
 from continust.models import Branch, Event, Version
-from continust.store import fork, merge
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db
@@ -88,7 +88,7 @@ def test_it_merges_a_criss_cross_against_a_virtual_base(stream):
     merge(stream, "a-draft", "b")
     put(stream, {"z": 1})
     put(stream, {"w": 1}, branch="b")
-    from continust.graphs import graph_for
+    from continust.graph.cache import graph_for
 
     assert sorted(graph_for(stream).merge_bases(head(stream).pk, head(stream, "b").pk)) == [
         a1.pk,

@@ -12,10 +12,9 @@ from django.db import transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from continust import parsing
-from continust.errors import InvalidName
-from continust.models import Project, Stream, Version
-from continust.parsing import (
+from continust.core import parsing
+from continust.core.errors import InvalidName
+from continust.core.parsing import (
     BIGINT_MAX,
     NAME_MAX,
     format_cursor,
@@ -30,7 +29,8 @@ from continust.parsing import (
     parse_timestamp,
     parse_version_ref,
 )
-from continust.projects import create_stream
+from continust.log.projects import create_stream
+from continust.models import Project, Stream, Version
 
 # Every code point, lone surrogates and NUL included.
 ANY_CHAR = st.characters(exclude_categories=())

@@ -11,13 +11,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from continust.errors import NotFound
+from continust.core.errors import NotFound
+from continust.log.projects import create_stream
+from continust.log.store import NewEvent, append
 from continust.models import OutboxMessage, Pipeline, PipelineStatus
 from continust.pipelines import control, registry
 from continust.pipelines.registry import InvalidPipeline
 from continust.pipelines.runner import claim, outbox_key
-from continust.projects import create_stream
-from continust.store import NewEvent, append
 from tests.pipelines_support import T0
 
 pytestmark = pytest.mark.django_db

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection, transaction
 
+from continust.log.projects import create_project, create_stream
+from continust.log.store import NewEvent, append
 from continust.models import Event
 from continust.pipelines.sources import LogCursor, LogSource, position_ranges
-from continust.projects import create_project, create_stream
-from continust.store import NewEvent, append
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

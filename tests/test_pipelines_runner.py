@@ -8,6 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from continust.log.projects import create_stream
+from continust.log.store import NewEvent, append
 from continust.models import LateEvent, Pipeline, PipelineCheckpoint, PipelineRun, WindowResult
 from continust.pipelines import control
 from continust.pipelines.registry import Definition, register
@@ -21,8 +23,6 @@ from continust.pipelines.runner import (
 from continust.pipelines.sinks import WindowResultSink
 from continust.pipelines.sources import LogSource
 from continust.pipelines.stages import Batch, KeyBy, Stage, WindowStage
-from continust.projects import create_stream
-from continust.store import NewEvent, append
 from continust.windows import Tumbling
 from tests.pipelines_support import T0, expected_rows, log_elements, sink_rows, write_events
 

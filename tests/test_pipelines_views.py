@@ -9,11 +9,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from continust.log.projects import create_stream
+from continust.log.store import NewEvent, append
 from continust.models import OutboxMessage, Pipeline
 from continust.pipelines import control
 from continust.pipelines.runner import claim, outbox_key, run_pipeline
-from continust.projects import create_stream
-from continust.store import NewEvent, append
 from explorer.pipelines import chart
 from tests.pipelines_support import T0
 

@@ -13,10 +13,10 @@ import time
 import pytest
 
 from continust.celery import app
+from continust.log.projects import create_stream
 from continust.models import LateEvent, Pipeline, PipelineRun, WindowResult
 from continust.pipelines import control
 from continust.pipelines.runner import TASK, Outcome, run_pipeline
-from continust.projects import create_stream
 from tests.pipelines_support import expected_rows, log_elements, sink_rows, write_events
 from tests.worker import poll
 

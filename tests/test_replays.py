@@ -9,10 +9,13 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from continust import outbox, replays
+from continust.audit.integrity import verify
 from continust.celery import app
-from continust.errors import ConcurrencyConflict, ContinustError, InvalidEvent
-from continust.integrity import verify
+from continust.core.errors import ConcurrencyConflict, ContinustError, InvalidEvent
+from continust.jobs import outbox
+from continust.log.projects import create_stream
+from continust.log.reducers import register
+from continust.log.store import NewEvent, append, fork, merge
 from continust.models import (
     Branch,
     BranchMove,
@@ -21,9 +24,7 @@ from continust.models import (
     ReplayStatus,
     Version,
 )
-from continust.projects import create_stream
-from continust.reducers import register
-from continust.store import NewEvent, append, fork, merge
+from continust.replays import replay as replays
 from tests.conftest import put
 from tests.worker import fold_merging, fold_refusing
 

@@ -8,8 +8,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from continust import replays
 from continust.models import Branch, Replay
+from continust.replays import replay as replays
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db

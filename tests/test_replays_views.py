@@ -6,9 +6,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from continust import replays
+from continust.log.projects import create_project, create_stream
 from continust.models import Branch, Replay
-from continust.projects import create_project, create_stream
+from continust.replays import replay as replays
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db

@@ -9,13 +9,13 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from continust import replays
+from continust.audit.integrity import verify
 from continust.celery import app
-from continust.integrity import verify
+from continust.log.projects import create_stream
+from continust.log.reducers import register
+from continust.log.store import NewEvent, append
 from continust.models import Branch, BranchMove, OutboxMessage, Replay, ReplayStatus, Version
-from continust.projects import create_stream
-from continust.reducers import register
-from continust.store import NewEvent, append
+from continust.replays import replay as replays
 from tests.conftest import put
 from tests.worker import TEST_REDUCERS, fold_merging, fold_refusing, poll
 

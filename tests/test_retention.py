@@ -10,15 +10,17 @@ import pytest
 from django.core.cache import cache
 from django.db import IntegrityError, InternalError, connection, transaction
 
-from continust import canonical, compaction
-from continust.errors import InvalidEvent, StateReleased
-from continust.integrity import verify
+from continust.audit.integrity import verify
+from continust.audit.trail import AUDIT_STREAM, audit_stream
+from continust.core.errors import InvalidEvent, StateReleased
+from continust.log import canonical
+from continust.log.policy import make_policy, parse_age, policy_of
+from continust.log.projects import create_stream
+from continust.log.states import state_of, states_of
+from continust.log.store import fork, merge
 from continust.models import Event, Project, ReleasePermit, State, Stream, Version
-from continust.projects import create_stream
-from continust.retention import make_policy, parse_age, policy_of, set_policy
-from continust.reviews import AUDIT_STREAM, audit_stream
-from continust.states import state_of, states_of
-from continust.store import fork, merge
+from continust.retention import compaction
+from continust.retention.policies import set_policy
 from tests.conftest import put
 
 DB_ERRORS = (IntegrityError, InternalError)

@@ -18,13 +18,14 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from continust import compaction
-from continust.errors import StateReleased
+from continust.audit.trail import AUDIT_STREAM, audit_stream
+from continust.core.errors import StateReleased
+from continust.log.policy import make_policy, policy_of
+from continust.log.states import state_of
+from continust.log.store import fork
 from continust.models import Compaction, Event, Version
-from continust.retention import make_policy, policy_of, set_policy
-from continust.reviews import AUDIT_STREAM, audit_stream
-from continust.states import state_of
-from continust.store import fork
+from continust.retention import compaction
+from continust.retention.policies import set_policy
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db

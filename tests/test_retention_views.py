@@ -16,10 +16,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from continust import compaction
+from continust.log.policy import make_policy, policy_of
+from continust.log.store import fork
 from continust.models import Compaction, CompactionStatus, ReleasedRun, Stream
-from continust.retention import make_policy, policy_of, set_policy
-from continust.store import fork
+from continust.retention import compaction
+from continust.retention.policies import set_policy
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from continust import reviews
+from continust.audit import reviews, trail
+from continust.log.projects import add_member
 from continust.models import AuditRecord, Event, Membership, Role
-from continust.projects import add_member
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db
@@ -163,7 +163,7 @@ def test_a_time_range_report(stream, bob):
 
 
 def test_blame_names_the_event_and_its_actor(stream, bob):
-    from continust.store import NewEvent, append
+    from continust.log.store import NewEvent, append
 
     put(stream, {"price": 10})
     (v2,) = append(
@@ -203,9 +203,7 @@ def test_an_admin_invites_sets_roles_and_keeps_an_admin(project, alice, charlie)
     assert last.status_code == 302
     assert Membership.objects.get(pk=charlie_in.pk).role == Role.ADMIN  # the last admin
     assert not Membership.objects.filter(pk=mine.pk).exists()
-    types = list(
-        Event.objects.filter(stream__name=reviews.AUDIT_STREAM).values_list("type", "actor")
-    )
+    types = list(Event.objects.filter(stream__name=trail.AUDIT_STREAM).values_list("type", "actor"))
     assert types == [
         ("member.invited", "alice"),
         ("member.role_changed", "alice"),

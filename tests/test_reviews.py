@@ -7,11 +7,11 @@ import uuid
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from continust import reviews
-from continust.errors import InvalidEvent, NotFound
-from continust.integrity import verify
+from continust.audit import reviews, trail
+from continust.audit.integrity import verify
+from continust.core.errors import InvalidEvent, NotFound
+from continust.log.store import NewEvent, append, fork
 from continust.models import AuditRecord, Event, Review, Stream
-from continust.store import NewEvent, append, fork
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db
@@ -53,19 +53,19 @@ def test_a_branch_review_starts_at_the_merge_base_with_main(stream, history):
 def test_opening_a_review_is_an_audit_event(project, stream, history):
     v1, *_, v5 = history
     review = reviews.open_review(stream, base=v1, head=v5, actor="alice", title="  Q3   prices ")
-    audit = Stream.objects.get(project=project, name=reviews.AUDIT_STREAM)
+    audit = Stream.objects.get(project=project, name=trail.AUDIT_STREAM)
     event = Event.objects.get(stream=audit)
     assert event.type == reviews.OPENED and event.actor == "alice"
     assert event.payload["head"] == {"version": v5.pk, "digest": v5.digest}
     assert review.title == "Q3 prices" and review.key == event.id
-    assert audit.reducer == reviews.AUDIT_REDUCER
+    assert audit.reducer == trail.AUDIT_REDUCER
 
 
 def test_it_refuses_an_empty_range_and_the_audit_stream(project, stream, history):
     v1, *_ = history
     with pytest.raises(InvalidEvent):
         reviews.open_review(stream, base=v1, head=v1, actor="alice")
-    audit = reviews.audit_stream(project)
+    audit = trail.audit_stream(project)
     reviews.decide(
         reviews.open_review(stream, base=None, head=v1, actor="alice"),
         actor="alice",
@@ -122,7 +122,7 @@ def test_only_the_author_corrects_a_comment(stream, history):
 
 
 def test_a_target_must_belong_to_the_reviewed_stream(project, stream, history):
-    from continust.projects import create_stream
+    from continust.log.projects import create_stream
 
     v1, *_, v5 = history
     (elsewhere,) = put(create_stream(project, "other"), {"x": 1})
@@ -149,7 +149,7 @@ def test_events_appended_to_the_audit_stream_by_other_paths_count_for_nothing(
     review = reviews.open_review(stream, base=v1, head=v5, actor="alice")
     forged = {"review": str(review.key), "decision": reviews.APPROVE, "note": ""}
     append(
-        reviews.audit_stream(project),
+        trail.audit_stream(project),
         [NewEvent(type=reviews.DECIDED, payload=forged, actor="alice")],
     )
     assert reviews.review_log(review).status == reviews.OPEN

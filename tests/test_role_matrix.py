@@ -23,12 +23,13 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from api.models import ApiToken, Scope
-from continust import compaction, reviews
+from continust.audit import reviews
+from continust.log.projects import add_member, create_project, create_stream
+from continust.log.store import fork
 from continust.models import Role
 from continust.pipelines.control import create_pipeline
-from continust.projects import add_member, create_project, create_stream
-from continust.replays import start_replay
-from continust.store import fork
+from continust.replays.replay import start_replay
+from continust.retention import compaction
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db

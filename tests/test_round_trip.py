@@ -19,14 +19,14 @@ from django.core.management import call_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from continust import canonical
-from continust.errors import InvalidEvent
-from continust.integrity import verify
-from continust.jsonl import export_lines, import_lines
+from continust.audit.integrity import verify
+from continust.core.errors import InvalidEvent
+from continust.interchange.jsonl import export_lines, import_lines
+from continust.log import canonical
+from continust.log.projects import create_project, create_stream
+from continust.log.states import state_of
+from continust.log.store import NewEvent, append
 from continust.models import Event, Stream
-from continust.projects import create_project, create_stream
-from continust.states import state_of
-from continust.store import NewEvent, append
 from tests.api.conftest import events_path
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from continust.jsonl import export_lines, import_lines
+from continust.interchange.jsonl import export_lines, import_lines
 from continust.log import statistics
-from continust.projects import create_project
+from continust.log.projects import create_project
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.test import override_settings
 
-from continust.errors import (
+from continust.core.errors import (
     ConcurrencyConflict,
     IdempotencyConflict,
     InvalidEvent,
@@ -17,9 +17,9 @@ from continust.errors import (
     ReducerRejected,
     UnknownCausation,
 )
+from continust.log.projects import create_project, create_stream
+from continust.log.store import NewEvent, append, fork
 from continust.models import Branch, BranchMove, Event, State, Version
-from continust.projects import create_project, create_stream
-from continust.store import NewEvent, append, fork
 from tests.conftest import events, put
 
 pytestmark = pytest.mark.django_db
@@ -143,7 +143,7 @@ def test_it_accepts_causation_by_an_earlier_event_of_the_same_batch(stream):
 
 
 def test_it_refuses_causation_from_another_project(alice, stream):
-    from continust.projects import create_project
+    from continust.log.projects import create_project
 
     elsewhere = create_stream(create_project("other"), "s")
     (foreign,) = put(elsewhere, {"x": 1})
@@ -215,7 +215,7 @@ def test_the_models_refuse_saving_an_existing_event(stream):
 
 
 def test_it_refuses_a_user_reducer_that_makes_no_object(project):
-    from continust.reducers import register
+    from continust.log.reducers import register
 
     register("test-listy", 1, lambda state, event: [state])
     listy = create_stream(project, "listy", reducer="test-listy")
@@ -225,7 +225,7 @@ def test_it_refuses_a_user_reducer_that_makes_no_object(project):
 
 
 def test_it_folds_with_a_user_reducer_from_settings(project, settings):
-    from continust import reducers
+    from continust.log import reducers
 
     settings.CONTINUST_REDUCERS = ["counter:1=tests.reducers.count_events"]
     reducers._loaded_settings = False
@@ -247,7 +247,7 @@ def test_it_refuses_text_no_database_stores(stream, payload):
 
 
 def test_large_whole_floats_hash_as_the_database_returns_them(stream):
-    from continust.integrity import verify
+    from continust.audit.integrity import verify
 
     (version,) = put(stream, {"big": 1e20, "small": 1.5, "list": [2e17, 3.0]})
     stored = Event.objects.get(pk=version.event.pk)
@@ -256,7 +256,7 @@ def test_large_whole_floats_hash_as_the_database_returns_them(stream):
 
 
 def test_a_taken_stream_name_is_its_own_error(project, stream):
-    from continust.errors import AlreadyExists
+    from continust.core.errors import AlreadyExists
 
     with pytest.raises(AlreadyExists):
         create_stream(project, "pricing")
@@ -276,7 +276,7 @@ def test_event_ids_are_idempotency_keys_within_one_project(alice, stream):
 
 
 def test_it_refuses_a_state_the_database_would_give_back_changed(project, settings):
-    from continust import reducers
+    from continust.log import reducers
 
     settings.CONTINUST_REDUCERS = ["negate:1=tests.reducers.negate"]
     reducers._loaded_settings = False

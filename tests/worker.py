@@ -54,7 +54,7 @@ TEST_REDUCERS = "replaytest:1=tests.worker.fold_merging,replaytest:3=tests.worke
 
 def fold_merging(state: Any, event: Any) -> Any:
     """replaytest@1: the merge reducer."""
-    from continust.diff import apply_merge_patch
+    from continust.documents.diff import apply_merge_patch
 
     return apply_merge_patch(state, event.payload)
 

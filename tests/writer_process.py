@@ -19,10 +19,10 @@ def append_with_retries(db_name: str, writer: int, count: int, queue: Any) -> No
 
     django.setup()
     settings.DATABASES["default"]["NAME"] = db_name
-    from continust.errors import ConcurrencyConflict
-    from continust.lookup import get_project, get_stream
+    from continust.core.errors import ConcurrencyConflict
+    from continust.log.lookup import get_project, get_stream
+    from continust.log.store import NewEvent, append
     from continust.models import Branch
-    from continust.store import NewEvent, append
 
     stream = get_stream(get_project("race"), "counter")
     conflicts = 0

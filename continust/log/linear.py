@@ -11,7 +11,7 @@ reads afresh. So a single append is one round trip, and writers to different
 streams commit side by side.
 
 Inside a caller's transaction, on SQLite, or without a tip, ``plan`` answers None and
-the locked path (``continust.store``) does the work.
+the locked path (``continust.log.store``) does the work.
 """
 
 from __future__ import annotations
@@ -28,18 +28,18 @@ from django.db import connection
 from django.db.models.base import ModelState
 from psycopg.types.numeric import Int8Dumper
 
-from continust import canonical
-from continust.errors import ContinustError
-from continust.folding import fold_event, storable_state
+from continust.core.errors import ContinustError
+from continust.log import canonical
+from continust.log.folding import fold_event, storable_state
+from continust.log.policy import Policy
 from continust.log.tips import Tip, tips
 from continust.models import Event, Version
-from continust.retention import Policy
 
 M = TypeVar("M", Event, Version)
 
 if TYPE_CHECKING:
+    from continust.log.store import NewEvent
     from continust.models import Stream
-    from continust.store import NewEvent
 
 # The statement the write takes. Causes outside the batch must be events of the project
 # (``c``), or nothing is written and the count found says so. Every CTE that writes joins

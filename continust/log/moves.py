@@ -1,7 +1,7 @@
 """Branch moves as a hash chain: each branch's moves chained like a stream's events.
 
 A branch's head is where its last recorded move put it, and the database refuses a
-head change that no move records (``continust.triggers``). ``broken_moves`` checks
+head change that no move records (``continust.log.triggers``). ``broken_moves`` checks
 what a tamperer with the triggers off could still do: rewrite, drop or reorder a
 move, or set a head that its moves do not lead to.
 """
@@ -12,7 +12,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterator
 
-from continust import canonical
+from continust.log import canonical
 from continust.models import Branch, BranchMove, Stream, Version
 
 

@@ -10,10 +10,10 @@ from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from continust.errors import ContinustError, InvalidName
-from continust.lookup import get_project, get_stream
+from continust.core.errors import ContinustError, InvalidName
+from continust.core.parsing import parse_number
+from continust.log.lookup import get_project, get_stream
 from continust.models import Project, Stream
-from continust.parsing import parse_number
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import migrations
 
-from continust import triggers
+from continust.log import triggers
 
 
 class Migration(migrations.Migration):

@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-from continust import triggers
+from continust.log import triggers
 
 
 class Migration(migrations.Migration):

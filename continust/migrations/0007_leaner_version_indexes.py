@@ -7,7 +7,7 @@ they are taken off first and put back on the table as it ends up.
 import django.db.models.deletion
 from django.db import migrations, models
 
-from continust import triggers
+from continust.log import triggers
 
 
 class Migration(migrations.Migration):

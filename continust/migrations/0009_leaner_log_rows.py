@@ -17,7 +17,7 @@ taken off first and put back on the tables as they end up.
 import django.db.models.deletion
 from django.db import migrations, models
 
-from continust import triggers
+from continust.log import triggers
 
 
 def fill_projects(apps, schema_editor):

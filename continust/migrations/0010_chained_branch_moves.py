@@ -1,6 +1,6 @@
 """Branch moves form a hash chain per branch, and a head moves only with a recorded move.
 
-Each move gets ``prev_hash`` and ``hash`` (``continust.canonical.move_hash``: the move's
+Each move gets ``prev_hash`` and ``hash`` (``continust.log.canonical.move_hash``: the move's
 branch, old and new heads by version digest, reason, actor and time, chained to the
 previous move of the branch); each branch keeps the hash of its last move. The moves
 already recorded are chained here, in the order they were made. From now on the
@@ -9,7 +9,8 @@ database refuses an UPDATE of a branch that no recorded move explains, and any D
 
 from django.db import migrations, models
 
-from continust import canonical, triggers
+from continust.log import canonical
+from continust.log import triggers
 
 
 def chain_moves(apps, schema_editor):

@@ -6,7 +6,7 @@ of the stream table, cascading) emptied the log with the triggers in force.
 
 from django.db import migrations
 
-from continust import triggers
+from continust.log import triggers
 
 
 class Migration(migrations.Migration):

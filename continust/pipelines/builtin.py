@@ -17,7 +17,7 @@ import math
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from continust.canonical import canonical_json
+from continust.log.canonical import canonical_json
 from continust.pipelines.registry import Definition, InvalidPipeline, register
 from continust.pipelines.sinks import WindowResultSink
 from continust.pipelines.sources import LogEvent, LogSource

@@ -1,7 +1,7 @@
 """What users do with a project's pipelines: create, start, pause, resume, reset, watch.
 
 Starting records the wish (``enabled``) and a task message in one transaction
-(``continust.outbox``); a worker then claims the pipeline (``runner.claim``).
+(``continust.jobs.outbox``); a worker then claims the pipeline (``runner.claim``).
 Pausing clears the wish: the owner notices at its next heartbeat, commits the
 epochs in flight and lets go. Resetting needs the pipeline let go of: it empties
 the sink and the checkpoints and starts the cursor over, and takes a new fencing
@@ -20,8 +20,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from continust import outbox
-from continust.errors import ContinustError, NotFound
+from continust.core.errors import ContinustError, NotFound
+from continust.jobs import outbox
 from continust.models import (
     LateEvent,
     Pipeline,

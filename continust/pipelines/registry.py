@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from continust.errors import ContinustError, NotFound
+from continust.core.errors import ContinustError, NotFound
 from continust.pipelines import options
 from continust.pipelines.sinks import Sink
 from continust.pipelines.sources import LogSource

@@ -56,8 +56,8 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from continust import outbox
-from continust.errors import ContinustError
+from continust.core.errors import ContinustError
+from continust.jobs import outbox
 from continust.models import (
     Event,
     Pipeline,

@@ -16,7 +16,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from continust.canonical import canonical_json
+from continust.log.canonical import canonical_json
 from continust.models import LateEvent, Pipeline, WindowResult
 from continust.pipelines.stages import Batch
 

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
+from continust.log.projects import create_stream
 from continust.models import Event, Version
-from continust.projects import create_stream
 from tests.api.conftest import event, events_path
 
 pytestmark = pytest.mark.django_db

@@ -59,7 +59,7 @@ def test_timestamps_out_of_range_are_400(alice_api, stream, stamp):
 
 def test_whole_numbers_with_exponents_keep_their_hashes(alice_api, project, stream):
     """PostgreSQL hands 1e20 back as an integer; verify must still find the chain whole."""
-    from continust.integrity import verify
+    from continust.audit.integrity import verify
 
     raw = '{"events": [{"type": "t", "payload": {"x": 1e20, "y": 2.5e300, "z": 1.5}}]}'
     assert alice_api.post(events_path(), raw=raw).status_code == 201

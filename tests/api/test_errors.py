@@ -8,8 +8,8 @@ import uuid
 import pytest
 from django.test import Client, override_settings
 
+from continust.log.projects import create_project, create_stream
 from continust.models import BranchMove, Event, Stream, Version
-from continust.projects import create_project, create_stream
 from tests.api.conftest import Api, event, events_path, issue
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from continust.projects import create_stream
-from continust.store import NewEvent, append, fork, merge
+from continust.log.projects import create_stream
+from continust.log.store import NewEvent, append, fork, merge
 from tests.api.conftest import event, events_path
 from tests.conftest import put
 
@@ -81,7 +81,7 @@ def test_branches_and_streams_walk_by_name(alice_api, project, graph):
 
 
 def test_projects_lists_only_what_the_token_sees(alice_api, alice):
-    from continust.projects import create_project
+    from continust.log.projects import create_project
 
     create_project("unscoped", owner=alice)
     response = alice_api.get("/projects")

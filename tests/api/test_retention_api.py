@@ -18,12 +18,12 @@ import pytest
 from django.test import Client
 
 from api.models import Scope
-from continust import compaction
+from continust.audit.trail import AUDIT_STREAM, audit_stream
+from continust.log.policy import policy_of
+from continust.log.projects import add_member, create_project
+from continust.log.store import fork
 from continust.models import Compaction, Event, Role, Stream
-from continust.projects import add_member, create_project
-from continust.retention import policy_of
-from continust.reviews import AUDIT_STREAM, audit_stream
-from continust.store import fork
+from continust.retention import compaction
 from tests.api.conftest import Api, issue
 from tests.conftest import put
 
@@ -296,7 +296,7 @@ def test_compactions_are_listed_newest_first_a_page_at_a_time(alice_api, bob_api
 
 
 def test_an_unknown_compaction_is_a_404(alice_api, project, graph):
-    from continust.projects import create_stream
+    from continust.log.projects import create_stream
 
     other = create_stream(project, "other")
     job = compaction.request(other, actor="alice")

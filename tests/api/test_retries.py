@@ -16,9 +16,9 @@ import pytest
 from django.db import connection
 
 from api.models import ApiToken, Scope
-from continust.integrity import verify
+from continust.audit.integrity import verify
+from continust.log.projects import create_project, create_stream
 from continust.models import Event, Version
-from continust.projects import create_project, create_stream
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 

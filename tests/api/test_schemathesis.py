@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.models import ApiToken, Scope
-from continust.store import NewEvent, append, fork
+from continust.log.store import NewEvent, append, fork
 
 pytestmark = pytest.mark.django_db
 

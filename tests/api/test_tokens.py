@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 
 from api.models import ApiToken, Scope
+from continust.log.projects import add_member, create_project
 from continust.models import Event, Role
-from continust.projects import add_member, create_project
 from tests.api.conftest import Api, event, events_path, issue
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
+from continust.log.store import NewEvent, append
 from continust.models import Branch, Project, Stream, Version
-from continust.store import NewEvent, append
 from tests.browser.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -105,7 +105,7 @@ def test_fork_then_merge_with_a_conflict(page: Page, pricing):
 
 
 def test_an_xss_canary_never_runs(page: Page, demo):
-    from continust.projects import create_stream
+    from continust.log.projects import create_stream
 
     stream = create_stream(demo, "canary")
     (version,) = append(stream, [NewEvent(type=XSS, payload={XSS: XSS}, actor=XSS)]).versions

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
-from continust.projects import create_project, create_stream
-from continust.store import NewEvent, append
+from continust.log.projects import create_project, create_stream
+from continust.log.store import NewEvent, append
 from tests.browser.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]

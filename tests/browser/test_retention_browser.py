@@ -9,10 +9,10 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
-from continust import compaction
+from continust.log.projects import create_project, create_stream
+from continust.log.store import NewEvent, append
 from continust.models import Compaction, ReleasedRun
-from continust.projects import create_project, create_stream
-from continust.store import NewEvent, append
+from continust.retention import compaction
 from tests.browser.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

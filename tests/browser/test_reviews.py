@@ -10,9 +10,9 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
+from continust.log.projects import add_member, create_project, create_stream
+from continust.log.store import fork
 from continust.models import Role
-from continust.projects import add_member, create_project, create_stream
-from continust.store import fork
 from tests.browser.conftest import log_in
 from tests.conftest import put
 from tests.thirdparty import check_export

@@ -7,10 +7,10 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from continust.lookup import resolve_version
+from continust.log.lookup import resolve_version
+from continust.log.store import UNSET, NewEvent, append
 from continust.management.base import ContinustCommand, Scope, parse_json
-from continust.records import version_record
-from continust.store import UNSET, NewEvent, append
+from continust.read.records import version_record
 
 
 def _uuid(raw: str, what: str) -> uuid.UUID:

@@ -6,10 +6,10 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from continust.causation import causes, consequences, flatten
-from continust.lookup import get_event
+from continust.graph.causation import causes, consequences, flatten
+from continust.log.lookup import get_event
 from continust.management.base import ContinustCommand, Scope
-from continust.records import event_record
+from continust.read.records import event_record
 
 
 class Command(ContinustCommand):

@@ -11,10 +11,10 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from continust import compaction
 from continust.management.base import ContinustCommand, Scope
 from continust.models import Compaction, CompactionStatus
-from continust.records import compaction_record
+from continust.read.records import compaction_record
+from continust.retention import compaction
 
 POLL_SECONDS = 0.5
 

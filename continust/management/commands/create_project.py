@@ -7,8 +7,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError, CommandParser
 
+from continust.log.projects import create_project
 from continust.management.base import ContinustCommand, Scope
-from continust.projects import create_project
 
 
 class Command(ContinustCommand):

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
+from continust.log.projects import create_stream
 from continust.management.base import ContinustCommand, Scope, number
-from continust.projects import create_stream
 
 
 class Command(ContinustCommand):

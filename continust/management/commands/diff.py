@@ -8,10 +8,10 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from continust import diff as diffs
-from continust.lookup import get_project, get_stream, resolve_version
+from continust.documents import diff as diffs
+from continust.log.lookup import get_project, get_stream, resolve_version
+from continust.log.states import state_of
 from continust.management.base import ContinustCommand, Scope
-from continust.states import state_of
 
 
 class Command(ContinustCommand):

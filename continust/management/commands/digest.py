@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from continust.digests import take_digest
-from continust.lookup import get_project
+from continust.audit.digests import take_digest
+from continust.log.lookup import get_project
 from continust.management.base import ContinustCommand, Scope
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from continust.jsonl import export_lines
+from continust.interchange.jsonl import export_lines
 from continust.management.base import ContinustCommand, Scope
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from continust.lookup import resolve_version
+from continust.log.lookup import resolve_version
+from continust.log.store import fork
 from continust.management.base import ContinustCommand, Scope
-from continust.store import fork
 
 
 class Command(ContinustCommand):

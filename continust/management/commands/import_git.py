@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from continust.gitimport import import_git
+from continust.interchange.gitimport import import_git
 from continust.management.base import ContinustCommand, Scope
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from continust.jsonl import import_lines
+from continust.interchange.jsonl import import_lines
 from continust.management.base import ContinustCommand, Scope
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from continust.graphs import graph_for
-from continust.lookup import resolve_version
+from continust.graph.cache import graph_for
+from continust.log.lookup import resolve_version
 from continust.management.base import ContinustCommand, Scope
 
 _ARITY = {"merge-bases": 2, "ancestors": 1, "descendants": 1, "between": 2, "path": 2}

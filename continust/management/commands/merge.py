@@ -6,10 +6,10 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from continust.errors import MergeConflict
+from continust.core.errors import MergeConflict
+from continust.log.store import merge
 from continust.management.base import ContinustCommand, Scope, parse_json
-from continust.records import version_record
-from continust.store import merge
+from continust.read.records import version_record
 
 
 class Command(ContinustCommand):

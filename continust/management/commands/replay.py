@@ -15,10 +15,10 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from continust import replays
-from continust.lookup import get_stream
+from continust.log.lookup import get_stream
 from continust.management.base import ContinustCommand, Scope, number
 from continust.models import Replay, ReplayStatus
+from continust.replays import replay as replays
 
 POLL_SECONDS = 0.5
 

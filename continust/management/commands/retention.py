@@ -12,10 +12,11 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from continust.log.policy import Policy, make_policy, unused_settings
 from continust.management.base import ContinustCommand, Scope, number
 from continust.models import Retention, Stream
-from continust.records import retention_record
-from continust.retention import Policy, make_policy, set_policy, unused_settings
+from continust.read.records import retention_record
+from continust.retention.policies import set_policy
 
 # Each setting of a policy as this command takes it: its option and its flag.
 OPTIONS = {

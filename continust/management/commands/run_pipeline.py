@@ -18,7 +18,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from continust.errors import NotFound
+from continust.core.errors import NotFound
 from continust.management.base import ContinustCommand, Scope, parse_json
 from continust.models import Pipeline
 from continust.pipelines import control, registry

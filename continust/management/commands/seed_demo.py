@@ -17,13 +17,14 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandParser
 from django.db import transaction
 
-from continust import compaction
 from continust.log import statistics
+from continust.log.policy import make_policy
+from continust.log.projects import add_member, create_project, create_stream
+from continust.log.store import NewEvent, append, fork, merge
 from continust.management.base import ContinustCommand, Scope
 from continust.models import Project, Role, Stream, Version
-from continust.projects import add_member, create_project, create_stream
-from continust.retention import make_policy, set_policy
-from continust.store import NewEvent, append, fork, merge
+from continust.retention import compaction
+from continust.retention.policies import set_policy
 
 _NS = uuid.UUID("0c7d9a52-64f1-4c0e-8d7e-5b0f4f3a9e21")
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

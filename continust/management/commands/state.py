@@ -7,10 +7,10 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from continust.lookup import resolve_version
+from continust.log.lookup import resolve_version
+from continust.log.states import state_of
 from continust.management.base import ContinustCommand, Scope
-from continust.records import version_record
-from continust.states import state_of
+from continust.read.records import version_record
 
 
 class Command(ContinustCommand):

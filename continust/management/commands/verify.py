@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from continust import offline
+from continust.audit import offline
 from continust.management.base import ContinustCommand, Scope
 
 
@@ -102,9 +102,9 @@ class Command(ContinustCommand):
 
 def _verify_database(options: dict[str, Any], document: Any) -> Any:
     # The database is imported here only: --export checks a file with offline's code alone.
-    from continust.digests import verify_digest
-    from continust.integrity import verify
-    from continust.lookup import get_project, get_stream
+    from continust.audit.digests import verify_digest
+    from continust.audit.integrity import verify
+    from continust.log.lookup import get_project, get_stream
 
     project = get_project(options["project"]) if options["project"] else None
     if document is not None:

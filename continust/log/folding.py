@@ -11,13 +11,16 @@ from typing import Any
 
 import jsonpatch
 import jsonpointer
+from django.db import connection
 
-from continust import canonical
-from continust.canonical import from_cursor
-from continust.diff import Conflict, three_way_merge
-from continust.errors import InvalidEvent, ReducerRejected
-from continust.lineage import VersionGraph
-from continust.reducers import ReducerEvent, get_reducer
+from continust.core.errors import InvalidEvent, ReducerRejected, StateReleased
+from continust.documents.diff import Conflict, three_way_merge
+from continust.graph.cache import graph_for
+from continust.graph.lineage import VersionGraph
+from continust.log import canonical
+from continust.log.canonical import from_cursor
+from continust.log.reducers import ReducerEvent, get_reducer
+from continust.models import Branch
 
 MERGE_EVENT = "continust.merge"
 MERGE_REDUCER = "merge3"
@@ -152,11 +155,6 @@ def fold_branch(stream: Any, branch: str = "main") -> tuple[Any, int]:
     fold takes the merge's stored state (merges are checked by ``verify``). Return the
     state and how many events were folded.
     """
-    from django.db import connection
-
-    from continust.graphs import graph_for
-    from continust.models import Branch
-
     head = Branch.objects.filter(stream=stream, name=branch).values_list("head_id", flat=True)
     if not head:
         raise InvalidEvent(f"stream {stream.name} has no branch {branch!r}")
@@ -181,8 +179,6 @@ def fold_branch(stream: Any, branch: str = "main") -> tuple[Any, int]:
         )
         for reducer, version, event_id, type_, payload, actor, merged in cursor:
             if payload is None or payload == "null":
-                from continust.errors import StateReleased
-
                 raise StateReleased(
                     f"branch {branch} passes events whose payloads its "
                     "stream's retention policy released"

@@ -19,23 +19,20 @@ from typing import Any, Final
 import jsonpointer
 from django.db import transaction
 
-from continust.errors import InvalidEvent, NotFound, StateReleased
-from continust.graphs import graph_for
+from continust.audit.trail import _append_record, is_audit_stream, record
+from continust.core.errors import InvalidEvent, NotFound, StateReleased
+from continust.graph.cache import graph_for
+from continust.log.states import is_released, store_snapshots
+from continust.log.store import MAIN, NewEvent, lock_stream
 from continust.models import (
     AuditRecord,
     Branch,
     Event,
-    Project,
     Review,
     Stream,
     Version,
 )
-from continust.states import is_released, store_snapshots
-from continust.store import MAIN, NewEvent, append, lock_stream
 
-AUDIT_STREAM: Final = "_audit"
-# The audit stream's state is its latest record; a review is folded from all of them.
-AUDIT_REDUCER: Final = "replace"
 MAX_BODY: Final = 10_000
 MAX_TITLE: Final = 200
 
@@ -54,56 +51,6 @@ OPEN: Final = "open"
 APPROVED: Final = "approved"
 CHANGES_REQUESTED: Final = "changes_requested"
 STATUS_LABELS: Final = {OPEN: "open", APPROVED: "approved", CHANGES_REQUESTED: "changes requested"}
-
-
-def audit_stream(project: Project) -> Stream:
-    """Return the project's audit stream, creating it on first use."""
-    stream, _ = Stream.objects.get_or_create(
-        project=project,
-        name=AUDIT_STREAM,
-        defaults={"reducer": AUDIT_REDUCER, "reducer_version": 1},
-    )
-    return stream
-
-
-def is_audit_stream(stream: Stream) -> bool:
-    """Tell whether a stream is its project's audit stream."""
-    return stream.name == AUDIT_STREAM
-
-
-def record(
-    project: Project,
-    type: str,
-    payload: dict[str, Any],
-    *,
-    actor: str,
-    review: Review | None = None,
-    causation: uuid.UUID | None = None,
-    correlation: uuid.UUID | None = None,
-) -> Event:
-    """Append one record to the project's audit stream and index it; return its event."""
-    with transaction.atomic():
-        event = _append_record(
-            project,
-            NewEvent(
-                type=type,
-                payload=payload,
-                actor=actor,
-                causation=causation,
-                correlation=correlation,
-            ),
-        )
-        AuditRecord.objects.create(event=event, project=project, review=review)
-    return event
-
-
-def _append_record(project: Project, new: NewEvent) -> Event:
-    """Append to the audit stream; the caller indexes the event in the same transaction."""
-    stream = audit_stream(project)
-    return append(stream, [new]).versions[0].event
-
-
-# -- opening ---------------------------------------------------------------------------
 
 
 def _version_ref(version: Version | None) -> dict[str, Any] | None:

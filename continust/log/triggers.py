@@ -1,7 +1,7 @@
 """The database triggers that make the log append-only: UPDATE and DELETE are refused.
 
 One path is let through, and only inside a compaction's transaction: while a
-``continust_releasepermit`` row for a stream exists (``continust.compaction`` writes
+``continust_releasepermit`` row for a stream exists (``continust.retention.compaction`` writes
 it and deletes it in the same transaction, so no other connection ever sees it),
 
 - an event of that stream may have its payload set to JSON ``null`` and nothing else

@@ -18,8 +18,8 @@ import jsonpatch
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from continust.diff import apply_merge_patch
-from continust.errors import ContinustError, ReducerRejected
+from continust.core.errors import ContinustError, ReducerRejected
+from continust.documents.diff import apply_merge_patch
 
 
 @dataclass(frozen=True, slots=True)

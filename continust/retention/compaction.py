@@ -18,7 +18,7 @@ The plan is a pure function of the database and the compaction's pinned ``upto``
 and ``cutoff``, so a worker that dies mid-way leaves a cursor, and the next
 delivery plans the same work and resumes after it. Each chunk writes its work and
 moves the cursor in the same transaction, under the stream's write lock and a
-``ReleasePermit`` that the database triggers require (``continust.triggers``).
+``ReleasePermit`` that the database triggers require (``continust.log.triggers``).
 
 What is never released: branch heads, the merge bases of any two heads, every
 version in a review's range (open or closed), and the versions replays start from,
@@ -42,10 +42,13 @@ from django.db.models import F, Max, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from continust import canonical, outbox
-from continust.errors import ContinustError, InvalidEvent, NotFound
-from continust.graphs import graph_for
-from continust.log import statistics
+from continust.audit.trail import AUDIT_STREAM, is_audit_stream, record
+from continust.core.errors import ContinustError, InvalidEvent, NotFound
+from continust.graph.cache import graph_for
+from continust.jobs import outbox
+from continust.log import canonical, statistics
+from continust.log.policy import Policy, make_policy, policy_of
+from continust.log.states import store_snapshots
 from continust.models import (
     Branch,
     Compaction,
@@ -61,8 +64,6 @@ from continust.models import (
     Version,
     VersionParent,
 )
-from continust.retention import Policy, make_policy, policy_of
-from continust.states import store_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -461,8 +462,6 @@ def request(stream: Stream, *, actor: str) -> Compaction:
 
     An active compaction of the stream is returned instead of a second one.
     """
-    from continust.reviews import is_audit_stream
-
     if is_audit_stream(stream):
         raise InvalidEvent("the audit stream is kept forever; it is not compacted")
     with transaction.atomic():
@@ -759,8 +758,6 @@ class _Run:
     # Finish ------------------------------------------------------------------------
 
     def _finish(self, current: Compaction) -> None:
-        from continust.reviews import record
-
         current.bytes_after = footprint(self.stream).total
         roots = list(
             ReleasedRun.objects.filter(compaction=current)
@@ -805,8 +802,6 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
 def request_due(*, now: datetime | None = None) -> list[Compaction]:
     """Request a compaction of each stream whose policy is not eternal and whose last
     compaction finished longer ago than ``CONTINUST_COMPACTION_INTERVAL_SECONDS``."""
-    from continust.reviews import AUDIT_STREAM
-
     now = now or timezone.now()
     interval = timedelta(seconds=settings.CONTINUST_COMPACTION_INTERVAL_SECONDS)
     requested = []

@@ -9,9 +9,9 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from continust.errors import InvalidEvent, NotFound
+from continust.audit.trail import record
+from continust.core.errors import InvalidEvent, NotFound
 from continust.models import Membership, Project, Role
-from continust.reviews import record
 
 INVITED = "member.invited"
 ROLE_CHANGED = "member.role_changed"

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import connection, models
 
-from continust.canonical import canonical_json
+from continust.log.canonical import canonical_json
 from continust.models import State
 
 # Below this many rows one INSERT is a quicker round trip than COPY's protocol dance.

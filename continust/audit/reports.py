@@ -27,26 +27,28 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from continust import diff as diffs
-from continust.canonical import GENESIS, timestamp_text
-from continust.errors import InvalidEvent, InvalidName, NotFound
-from continust.graphs import graph_for
-from continust.integrity import verify
-from continust.jsonl import export_lines
-from continust.models import AuditRecord, Event, Project, ReleasedVersion, Review, Stream, Version
-from continust.parsing import parse_cursor
-from continust.reviews import (
+from continust.audit.integrity import verify
+from continust.audit.reviews import (
     CHECKED,
     COMMENTED,
     CORRECTED,
     DECIDED,
     OPENED,
     ReviewLog,
-    audit_stream,
     range_ids,
     review_log,
 )
-from continust.states import states_of
+from continust.audit.trail import (
+    audit_stream,
+)
+from continust.core.errors import InvalidEvent, InvalidName, NotFound
+from continust.core.parsing import parse_cursor
+from continust.documents import diff as diffs
+from continust.graph.cache import graph_for
+from continust.interchange.jsonl import export_lines
+from continust.log.canonical import GENESIS, timestamp_text
+from continust.log.states import states_of
+from continust.models import AuditRecord, Event, Project, ReleasedVersion, Review, Stream, Version
 
 MAX_VERSIONS: Final = 2000
 

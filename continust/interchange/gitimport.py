@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from continust.errors import InvalidEvent
-from continust.gitlog import read_branches, read_commits
+from continust.core.errors import InvalidEvent
+from continust.interchange.gitlog import read_branches, read_commits
 from continust.log import statistics
+from continust.log.projects import create_stream
+from continust.log.store import Batch, NewEvent, lock_stream, move_branch
 from continust.models import Branch, Project, Stream, Version
-from continust.projects import create_stream
-from continust.store import Batch, NewEvent, lock_stream, move_branch
 
 if TYPE_CHECKING:
-    from continust.store import _PlannedVersion
+    from continust.log.store import _PlannedVersion
 
 _NAMESPACE = uuid.UUID("6f1c8a3e-2b7d-4e59-9a0c-3d5e7f812a44")
 # Git does not record the branch a commit was made on; its refs are imported as branches.

@@ -17,15 +17,14 @@ from typing import Any
 
 from django.db import transaction
 
-from continust import canonical
-from continust.errors import ContinustError, InvalidEvent
-from continust.folding import derive_state
-from continust.graphs import forget, graph_for
-from continust.lineage import VersionGraph
-from continust.log import statistics
+from continust.core.errors import ContinustError, InvalidEvent
+from continust.graph.cache import forget, graph_for
+from continust.graph.lineage import VersionGraph
+from continust.log import canonical, statistics
+from continust.log.folding import derive_state
+from continust.log.projects import create_stream
+from continust.log.store import Batch, NewEvent, load_state, lock_stream, move_branch
 from continust.models import Branch, Event, Project, Stream, Version, VersionParent
-from continust.projects import create_stream
-from continust.store import Batch, NewEvent, load_state, lock_stream, move_branch
 
 
 def export_lines(project: Project, streams: Iterable[str] | None = None) -> Iterator[str]:

@@ -37,7 +37,7 @@ Protocol (planning apart from doing, progress recorded per chunk):
 - ``start_replay`` validates the request, plans the range when it is short
   (longer ranges are planned, counted and checked by the worker, so a request
   stays quick) and writes the Replay row and its outbox message in one
-  transaction (``continust.outbox`` sends it to the broker after the commit, or
+  transaction (``continust.jobs.outbox`` sends it to the broker after the commit, or
   later).
 - ``run`` (the Celery task) claims the replay with a conditional UPDATE that only
   succeeds when no live lease is held, bumping ``fence``: the claim's token.
@@ -78,19 +78,24 @@ from django.db.models import F, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from continust import canonical, outbox
-from continust.diff import Change, diff
-from continust.errors import (
+from continust.core.errors import (
     ConcurrencyConflict,
     ContinustError,
     InvalidEvent,
     NotFound,
     StateReleased,
 )
-from continust.folding import MERGE_REDUCER, derive_state, fold_event, storable_state
-from continust.graphs import graph_for
-from continust.log import statistics
-from continust.lookup import resolve_version
+from continust.core.parsing import parse_number
+from continust.documents.diff import Change, diff
+from continust.graph.cache import graph_for
+from continust.jobs import outbox
+from continust.log import canonical, statistics
+from continust.log.folding import MERGE_REDUCER, derive_state, fold_event, storable_state
+from continust.log.lookup import resolve_version
+from continust.log.reducers import get_reducer
+from continust.log.rows import insert_rows, insert_states, reserve_ids
+from continust.log.states import state_of, states_of
+from continust.log.store import MAIN, lock_stream, move_branch
 from continust.models import (
     Branch,
     Project,
@@ -102,11 +107,6 @@ from continust.models import (
     Version,
     VersionParent,
 )
-from continust.parsing import parse_number
-from continust.reducers import get_reducer
-from continust.rows import insert_rows, insert_states, reserve_ids
-from continust.states import state_of, states_of
-from continust.store import MAIN, lock_stream, move_branch
 
 log = logging.getLogger(__name__)
 

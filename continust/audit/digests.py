@@ -2,7 +2,7 @@
 
 A digest names, per stream, the hash of its last event, how many events it had
 and where each branch pointed (the version's digest and how many moves it had
-made), with one Merkle root over those entries (``continust.offline`` computes it,
+made), with one Merkle root over those entries (``continust.audit.offline`` computes it,
 and checks exports offline). Kept outside the database, an old digest shows that
 the log still extends it: ``verify_digest`` fails when a covered event was removed
 or rewritten, a stream or branch is gone, or a branch was moved back without a
@@ -17,10 +17,10 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count
 
-from continust import offline
-from continust.canonical import timestamp_text
-from continust.errors import ContinustError
-from continust.integrity import Broken, Report, verify
+from continust.audit import offline
+from continust.audit.integrity import Broken, Report, verify
+from continust.core.errors import ContinustError
+from continust.log.canonical import timestamp_text
 from continust.models import BranchMove, Event, Project, Stream, Version
 
 

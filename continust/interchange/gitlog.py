@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from continust.errors import ContinustError
+from continust.core.errors import ContinustError
 
 # The fields of one commit, in the order of GitCommit: id, parents, tree,
 # author name, author e-mail, author time (seconds since the epoch), subject.

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 import jsonpointer
 
-from continust.errors import InvalidName
+from continust.core.errors import InvalidName
 
 BIGINT_MAX = 2**63 - 1
 NAME_MAX = 200  # the longest stream name, branch name, key or reference

@@ -3,7 +3,7 @@
 This file stands alone on purpose: it needs Python's standard library only, so an
 auditor can copy it and check what a continust server gave them, trusting none of
 its code. ``docs/integrity.md`` describes the formats; ``manage.py verify --export``
-runs it, and so does ``python continust/offline.py EXPORT [--digest FILE]``.
+runs it, and so does ``python continust/audit/offline.py EXPORT [--digest FILE]``.
 
 What it proves: every event's hash is the SHA-256 of the previous hash joined to the
 event's canonical JSON, so the chain cannot be edited without changing its head; each

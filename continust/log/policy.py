@@ -4,7 +4,7 @@
 - **selective**: every event is kept; a state is stored every ``snapshot_every``
   generations, at roots, merges and branch heads, at the merge bases of the heads,
   and at the versions reviews and replays point at. Any other version's state is
-  recomputed from the nearest stored one when it is read (``continust.states``).
+  recomputed from the nearest stored one when it is read (``continust.log.states``).
 - **ephemeral**: beyond a horizon (outside the newest ``horizon_versions`` versions
   and older than ``horizon_age``; one of the two suffices to set it), compaction
   releases event payloads and states. Version rows, parent links and every hash
@@ -12,7 +12,7 @@
   chain is stood for by one ``ReleasedRun``. What reviews, replays and branch heads
   point at is never released.
 
-A policy only says what may go; ``continust.compaction`` does the work.
+A policy only says what may go; ``continust.retention.compaction`` does the work.
 """
 
 from __future__ import annotations
@@ -23,19 +23,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from django.db import transaction
-
-from continust.errors import InvalidEvent, InvalidName
+from continust.core.errors import InvalidEvent, InvalidName
+from continust.core.parsing import parse_number
 from continust.models import Retention, Stream
-from continust.parsing import parse_number
 
 MIN_EVERY = 2
 MAX_EVERY = 1_000_000
 MAX_HORIZON_VERSIONS = 2**31 - 1
 MAX_AGE = timedelta(weeks=5200)  # a century: the clock arithmetic stays in range
-_AGE = re.compile(r"^\s*([0-9]+)\s*(s|m|h|d|w)?\s*$")  # ASCII digits, as continust.parsing
+_AGE = re.compile(r"^\s*([0-9]+)\s*(s|m|h|d|w)?\s*$")  # ASCII digits, as continust.core.parsing
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-SET_EVENT = "retention.set"
 
 
 @dataclass(frozen=True)
@@ -192,36 +189,3 @@ def policy_of(stream: Stream) -> Policy:
         horizon_versions=stream.horizon_versions,
         horizon_age=stream.horizon_age,
     )
-
-
-def set_policy(stream: Stream, policy: Policy, *, actor: str) -> Stream:
-    """Give a stream a new policy and record the change in the project's audit stream.
-
-    The policy takes effect for appends at once; stored states and payloads follow at
-    the next compaction.
-    """
-    from continust.reviews import is_audit_stream, record
-
-    if is_audit_stream(stream):
-        raise InvalidEvent("the audit stream is kept forever; its policy cannot change")
-    with transaction.atomic():
-        locked = Stream.objects.select_for_update().get(pk=stream.pk)
-        before = policy_of(locked)
-        locked.retention = policy.kind
-        if policy.selective:
-            locked.snapshot_every = policy.snapshot_every
-        locked.horizon_versions = policy.horizon_versions if policy.ephemeral else None
-        locked.horizon_age = policy.horizon_age if policy.ephemeral else None
-        locked.save(
-            update_fields=["retention", "snapshot_every", "horizon_versions", "horizon_age"]
-        )
-        if before != policy_of(locked):
-            record(
-                stream.project,
-                SET_EVENT,
-                {"stream": stream.name, "before": before.as_dict(), "after": policy.as_dict()},
-                actor=actor,
-            )
-    for name in ("retention", "snapshot_every", "horizon_versions", "horizon_age"):
-        setattr(stream, name, getattr(locked, name))
-    return stream

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import networkx as nx
 
-from continust.errors import ContinustError, NotFound
+from continust.core.errors import ContinustError, NotFound
 
 N = TypeVar("N", bound=Hashable)
 

@@ -19,14 +19,14 @@ from typing import Any, Final
 
 from django.db import connection
 
-from continust.canonical import canonical_json
-from continust.diff import MISSING
-from continust.errors import NotFound
-from continust.graphs import graph_for
-from continust.lineage import VersionGraph
+from continust.core.errors import NotFound
+from continust.core.parsing import parse_pointer
+from continust.documents.diff import MISSING
+from continust.graph.cache import graph_for
+from continust.graph.lineage import VersionGraph
+from continust.log.canonical import canonical_json
+from continust.log.states import state_of
 from continust.models import State, Stream, Version
-from continust.parsing import parse_pointer
-from continust.states import state_of
 
 BATCH: Final = 64
 HISTORY: Final = 20

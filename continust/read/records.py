@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from continust.canonical import timestamp_text
-from continust.compaction import footprint
+from continust.log.canonical import timestamp_text
+from continust.log.policy import policy_of
 from continust.models import Compaction, Event, Stream, Version
-from continust.retention import policy_of
+from continust.retention.compaction import footprint
 
 
 def event_record(event: Event) -> dict[str, Any]:

@@ -96,6 +96,7 @@ def dispatch(limit: int = 100) -> int:
 
     A broker error stops the round and is recorded on the message it stopped at.
     """
+    # Imported here so reading or writing the outbox never loads Celery; only sending does.
     from continust.celery import app
 
     rows = list(OutboxMessage.objects.filter(sent_at__isnull=True).order_by("id")[:limit])

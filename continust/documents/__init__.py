@@ -1,0 +1,1 @@
+"""Documents: structural diff, JSON Pointer and three-way merge of JSON states."""

@@ -1,0 +1,1 @@
+"""Getting history in and out: JSON Lines export and import, git import."""

@@ -1,0 +1,1 @@
+"""Replays: re-running a range of a stream's events through a reducer onto a shadow branch."""

@@ -1,0 +1,1 @@
+"""Retention: setting a stream's policy, and compaction, which releases what the policy lets go."""
