@@ -198,7 +198,7 @@ def test_the_offline_verifier_runs_without_django(history, tmp_path):
     digest, exported = take(tmp_path), export(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO")}
     script = tmp_path / "check.py"  # a copy outside the package: it must stand alone
-    script.write_text((REPO / "continust" / "offline.py").read_text())
+    script.write_text((REPO / "continust" / "audit" / "offline.py").read_text())
     done = subprocess.run(
         [sys.executable, "-I", str(script), str(exported), "--digest", str(digest)],
         capture_output=True,
