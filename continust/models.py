@@ -37,6 +37,9 @@ class Project(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
+    # The review rule: may whoever opened a review approve it? Admins change it on the
+    # Members page; each change is recorded in the project's audit stream.
+    self_approval = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["slug"]

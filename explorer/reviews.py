@@ -207,6 +207,11 @@ def review_open(request: HttpRequest, membership: Membership) -> HttpResponse:
             review = reviews.open_review(
                 stream, head=head, base=base, actor=_actor(request), title=data["title"]
             )
+    except reviews.BranchMerged as err:
+        form.add_error(None, str(err))
+        if err.base is not None:
+            context["offer"] = {"stream": stream, "base": err.base, "head": err.head}
+        return render(request, "review_open.html", context, status=400)
     except ContinustError as err:
         form.add_error(None, str(err))
         return render(request, "review_open.html", context, status=400)
@@ -317,6 +322,8 @@ def review_detail(request: HttpRequest, membership: Membership, review_id: int) 
         "range_total": total,
         "checklist": checklist,
         "checked_count": sum(1 for row in checklist if row["checked"]),
+        "unticked": [row["path"] for row in checklist if not row["checked"]],
+        "approval_rule": reviews.approval_rule(review.project),
         "general": log.threads_about("review"),
         "moved_to": moved,
         "decisions": sorted(log.latest_decisions.values(), key=lambda e: e.seq),
@@ -623,6 +630,7 @@ def members(request: HttpRequest, membership: Membership) -> HttpResponse:
             "counts": roles,
             "invite_form": InviteForm(),
             "can_manage": membership.allows(Role.ADMIN),
+            "approval_rule": reviews.approval_rule(membership.project),
         },
     )
 
@@ -666,6 +674,18 @@ def member_role(request: HttpRequest, membership: Membership, member_id: int) ->
 
 @require_POST
 @member_required(Role.ADMIN)
+def review_rule(request: HttpRequest, membership: Membership) -> HttpResponse:
+    allowed = request.POST.get("self_approval")
+    if allowed not in ("yes", "no"):
+        messages.error(request, "Say yes or no: may whoever opened a review approve it?")
+        return redirect(_members_url(membership))
+    reviews.set_self_approval(membership.project, allowed == "yes", actor=_actor(request))
+    messages.success(request, reviews.approval_rule(membership.project))
+    return redirect(_members_url(membership))
+
+
+@require_POST
+@member_required(Role.ADMIN)
 def member_remove(request: HttpRequest, membership: Membership, member_id: int) -> HttpResponse:
     try:
         remove(membership.project, member_id, actor=_actor(request))
@@ -696,6 +716,7 @@ urlpatterns = [
     path(P + "s/<int:stream_id>/v/<int:version_id>/blame/", blame_view, name="blame"),
     path(P + "members/", members, name="members"),
     path(P + "members/invite/", member_invite, name="member-invite"),
+    path(P + "members/review-rule/", review_rule, name="review-rule"),
     path(P + "members/<int:member_id>/role/", member_role, name="member-role"),
     path(P + "members/<int:member_id>/remove/", member_remove, name="member-remove"),
 ]

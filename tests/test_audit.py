@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def reviewed(stream):
     """main: v1 ─ v2 ─ v3, reviewed from v1 to v3: a comment, a correction, two decisions."""
     v1, v2, v3 = put(stream, {"price": 10}, {"price": 12, "currency": "EUR"}, {"price": 11})
-    review = reviews.open_review(stream, base=v1, head=v3, actor="alice", title="Prices")
+    review = reviews.open_review(stream, base=v1, head=v3, actor="carol", title="Prices")
     said = reviews.comment(
         review, actor="bob", body="Too high?", target=reviews.Target("path", path="/price")
     )

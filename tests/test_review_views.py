@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from continust.audit import reviews, trail
 from continust.log.projects import add_member
+from continust.log.store import fork, merge
 from continust.models import AuditRecord, Event, Membership, Role
 from tests.conftest import put
 
@@ -52,7 +53,7 @@ def test_the_review_page_shows_the_range_the_diff_and_the_checklist(review, bob)
     assert "/pricing/tiers/0/price" in page and "/pricing/currency" in page
     assert "0 of 3 paths checked" in page
     assert page.count('<li id="v-') == 2
-    assert "Approve" not in page  # bob is a viewer: he reads, he does not decide
+    assert 'value="approve"' not in page  # bob is a viewer: he reads, he does not decide
 
 
 def test_a_reviewer_comments_on_a_path_replies_and_decides(review, rita):
@@ -221,3 +222,57 @@ def test_the_project_page_loads_the_review_coverage(review, bob):
         reverse("review-coverage", args=["acme"]), HTTP_HX_REQUEST="true"
     ).content.decode()
     assert "<html" not in panel and "pending" in panel and "never reviewed" in panel
+
+
+def test_the_approval_rule_is_shown_and_holds_on_the_review_page(project, review, rita):
+    opener = as_user(project.memberships.get(role=Role.ADMIN).user)
+    page = opener.get(url("review", review)).content.decode()
+    assert "a reviewer other than whoever opened the review" in page
+    assert "Not ticked yet (3)" in page and "/pricing/currency" in page
+    refused = opener.post(url("review-decide", review), {"decision": "approve", "note": "mine"})
+    assert refused.status_code == 302
+    assert "someone else approves it" in opener.get(refused["Location"]).content.decode()
+    client = as_user(rita)
+    client.post(url("review-decide", review), {"decision": "approve"})
+    assert reviews.review_log(review).decisions == []
+    client.post(url("review-decide", review), {"decision": "approve", "note": "waived: ok"})
+    (approved,) = reviews.review_log(review).decisions
+    assert len(approved.payload["waived"]) == 3
+    assert "waived:" in client.get(url("review", review)).content.decode()
+
+
+def test_an_admin_changes_the_review_rule_on_the_members_page(project, rita):
+    admin = as_user(project.memberships.get(role=Role.ADMIN).user)
+    members = reverse("members", args=[project.slug])
+    assert "other than whoever opened" in admin.get(members).content.decode()
+    rule = reverse("review-rule", args=[project.slug])
+    assert as_user(rita).post(rule, {"self_approval": "yes"}).status_code == 403
+    assert admin.post(rule, {"self_approval": "maybe"}).status_code == 302
+    project.refresh_from_db()
+    assert project.self_approval is False
+    admin.post(rule, {"self_approval": "yes"})
+    project.refresh_from_db()
+    assert project.self_approval is True
+    assert "including whoever opened" in admin.get(members).content.decode()
+    assert Event.objects.filter(type=reviews.RULE_CHANGED).count() == 1
+
+
+def test_opening_a_review_of_a_merged_branch_offers_the_range_it_merged(stream, rita):
+    v1, v2 = put(stream, {"a": 1}, {"b": 2})
+    fork(stream, "side", v1)
+    (v3,) = put(stream, {"c": 3}, branch="side")
+    merge(stream, "side", "main")
+    client = as_user(rita)
+    response = client.post(
+        reverse("review-open", args=["acme"]), {"stream": stream.pk, "branch": "side"}
+    )
+    page = response.content.decode()
+    assert response.status_code == 400 and "already merged into main" in page
+    assert f"Review v{v2.pk}..v{v3.pk} instead" in page
+    offered = client.post(
+        reverse("review-open", args=["acme"]),
+        {"stream": stream.pk, "base": str(v2.pk), "head": str(v3.pk)},
+    )
+    assert offered.status_code == 302
+    opened = reviews.Review.objects.get()
+    assert reviews.range_ids(stream, opened.base_id, opened.head_id) == [v3.pk]

@@ -10,8 +10,8 @@ from django.db import DatabaseError, connection, transaction
 from continust.audit import reviews, trail
 from continust.audit.integrity import verify
 from continust.core.errors import InvalidEvent, NotFound
-from continust.log.store import NewEvent, append, fork
-from continust.models import AuditRecord, Event, Review, Stream
+from continust.log.store import NewEvent, append, fork, merge
+from continust.models import AuditRecord, Event, Review, Stream, Version
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db
@@ -68,8 +68,9 @@ def test_it_refuses_an_empty_range_and_the_audit_stream(project, stream, history
     audit = trail.audit_stream(project)
     reviews.decide(
         reviews.open_review(stream, base=None, head=v1, actor="alice"),
-        actor="alice",
+        actor="bob",
         decision=reviews.APPROVE,
+        note="one version, read whole",
     )
     audit_version = audit.versions.first()
     with pytest.raises(InvalidEvent):
@@ -96,7 +97,7 @@ def test_comments_replies_corrections_and_decisions_fold_into_the_review(stream,
     assert [r.event.id for r in thread.replies] == [reply.id]
     assert list(log.checked) == ["/pricing/currency"]
     assert log.status == reviews.CHANGES_REQUESTED
-    reviews.decide(review, actor="bob", decision=reviews.APPROVE)
+    reviews.decide(review, actor="bob", decision=reviews.APPROVE, note="the rest is fine")
     assert reviews.review_log(review).status == reviews.APPROVED
     assert reviews.statuses([review]) == {review.pk: reviews.APPROVED}
 
@@ -187,7 +188,7 @@ def test_coverage_groups_main_history_into_reviewed_pending_and_unreviewed(strea
     """
     v1, v2, v3, v4, v5 = put(stream, *({"n": n} for n in range(5)))
     done = reviews.open_review(stream, base=v1, head=v3, actor="alice")
-    reviews.decide(done, actor="bob", decision=reviews.APPROVE)
+    reviews.decide(done, actor="bob", decision=reviews.APPROVE, note="read")
     reviews.open_review(stream, base=v3, head=v4, actor="alice")
     runs = reviews.coverage(stream).runs
     assert [(r.status, r.newest, r.oldest, r.count) for r in runs] == [
@@ -197,3 +198,53 @@ def test_coverage_groups_main_history_into_reviewed_pending_and_unreviewed(strea
         (reviews.UNREVIEWED, v1.pk, v1.pk, 1),
     ]
     assert runs[2].reviews == (done.pk,)
+
+
+# -- the approval rule ---------------------------------------------------------------------
+
+
+def test_the_opener_cannot_approve_their_own_review_unless_the_project_allows_it(
+    project, stream, history
+):
+    v1, *_, v5 = history
+    review = reviews.open_review(stream, base=v1, head=v5, actor="alice")
+    with pytest.raises(InvalidEvent, match="someone else approves it"):
+        reviews.decide(review, actor="alice", decision=reviews.APPROVE, note="mine, fine")
+    assert reviews.review_log(review).decisions == []
+    reviews.decide(review, actor="alice", decision=reviews.REQUEST_CHANGES)  # only approval
+    reviews.set_self_approval(project, True, actor="root")
+    reviews.decide(review, actor="alice", decision=reviews.APPROVE, note="mine, fine")
+    assert reviews.review_log(review).status == reviews.APPROVED
+    changed = Event.objects.get(type=reviews.RULE_CHANGED)
+    assert (changed.actor, changed.payload) == ("root", {"self_approval": True})
+    assert "including whoever opened" in reviews.approval_rule(project)
+
+
+def test_an_approval_with_unticked_paths_needs_a_note_that_waives_them(stream, history):
+    v1, *_, v5 = history
+    review = reviews.open_review(stream, base=v1, head=v5, actor="alice")
+    paths = reviews.changed_paths(review)
+    assert paths == ["/pricing/currency", "/pricing/discount"]
+    reviews.check_path(review, actor="bob", path="/pricing/currency")
+    with pytest.raises(InvalidEvent, match="1 changed path.* /pricing/discount"):
+        reviews.decide(review, actor="bob", decision=reviews.APPROVE)
+    assert reviews.review_log(review).decisions == []
+    reviews.decide(review, actor="bob", decision=reviews.APPROVE, note="discount is policy")
+    (decided,) = reviews.review_log(review).decisions
+    assert decided.payload["waived"] == ["/pricing/discount"]
+    reviews.check_path(review, actor="bob", path="/pricing/discount")
+    reviews.decide(review, actor="carol", decision=reviews.APPROVE)
+    assert "waived" not in reviews.review_log(review).decisions[-1].payload
+
+
+def test_a_merged_branch_review_names_the_range_its_merge_brought_in(stream, history):
+    v1, v2, v3, v4, v5 = history
+    merged = merge(stream, "discount", "main")
+    with pytest.raises(reviews.BranchMerged) as refused:
+        reviews.open_branch_review(stream, "discount", actor="alice")
+    assert (refused.value.base, refused.value.head) == (v3.pk, v5.pk)
+    assert f"merged into main by version {merged.pk}" in str(refused.value)
+    offered = reviews.open_review(
+        stream, base=Version.objects.get(pk=v3.pk), head=v5, actor="alice"
+    )
+    assert reviews.range_ids(stream, offered.base_id, offered.head_id) == [v5.pk, v4.pk]

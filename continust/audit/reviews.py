@@ -21,13 +21,16 @@ from django.db import transaction
 
 from continust.audit.trail import _append_record, is_audit_stream, record
 from continust.core.errors import InvalidEvent, NotFound, StateReleased
+from continust.documents.diff import diff
 from continust.graph.cache import graph_for
-from continust.log.states import is_released, store_snapshots
+from continust.graph.lineage import VersionGraph
+from continust.log.states import is_released, state_of, store_snapshots
 from continust.log.store import MAIN, NewEvent, lock_stream
 from continust.models import (
     AuditRecord,
     Branch,
     Event,
+    Project,
     Review,
     Stream,
     Version,
@@ -41,6 +44,7 @@ COMMENTED: Final = "review.commented"
 CORRECTED: Final = "review.corrected"
 CHECKED: Final = "review.checked"
 DECIDED: Final = "review.decided"
+RULE_CHANGED: Final = "review.rule_changed"
 
 APPROVE: Final = "approve"
 REQUEST_CHANGES: Final = "request_changes"
@@ -141,6 +145,8 @@ def open_branch_review(
     graph = graph_for(stream)
     bases = graph.merge_bases(heads[against], heads[branch])
     base_id = max(bases, key=lambda v: (graph.generation(v), v)) if bases else None
+    if base_id == heads[branch]:
+        raise _merged(stream, graph, branch, against, heads)
     versions = Version.objects.in_bulk([heads[branch]] + ([base_id] if base_id else []))
     return open_review(
         stream,
@@ -149,6 +155,55 @@ def open_branch_review(
         actor=actor,
         title=title,
         branch=branch,
+    )
+
+
+class BranchMerged(InvalidEvent):
+    """The branch is already merged, so reviewing it against its target covers nothing;
+    ``base`` and ``head`` name the range its merge brought in, to review instead."""
+
+    def __init__(self, message: str, base: int | None, head: int) -> None:
+        super().__init__(message)
+        self.base = base
+        self.head = head
+
+
+def _merged(
+    stream: Stream, graph: VersionGraph[int], branch: str, against: str, heads: dict[str, int]
+) -> BranchMerged:
+    """Name the merge that brought ``branch``'s head into ``against`` and the range it
+    merged (the versions of its other parents that its first parent lacked)."""
+    head = heads[branch]
+    merge = (
+        Version.objects.filter(
+            stream=stream, parent_links__parent_id=head, parent_links__index__gt=0
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    base = (
+        Version.objects.filter(child_links__child_id=merge, child_links__index=0)
+        .values_list("id", flat=True)
+        .first()
+        if merge is not None
+        else None
+    )
+    if base is not None and graph.between_count(base, head) == 0:
+        base = None
+    if base is None:
+        return BranchMerged(
+            f"branch {branch} adds nothing to {against}: its head v{head} is already in "
+            f"{against}'s history",
+            None,
+            head,
+        )
+    return BranchMerged(
+        f"branch {branch} is already merged into {against} by version {merge}, so it adds "
+        f"nothing to review against it; review the range that merge brought in instead: "
+        f"from v{base} to v{head}",
+        base,
+        head,
     )
 
 
@@ -329,7 +384,11 @@ def decide(review: Review, *, actor: str, decision: str, note: str = "") -> Even
     note = note.strip()
     if len(note) > MAX_BODY:
         raise InvalidEvent(f"a note has at most {MAX_BODY} characters")
-    payload = {"review": str(review.key), "decision": decision, "note": note}
+    payload: dict[str, Any] = {"review": str(review.key), "decision": decision, "note": note}
+    if decision == APPROVE:
+        waived = approval_waivers(review, actor=actor, note=note)
+        if waived:
+            payload["waived"] = waived
     return record(
         review.project,
         DECIDED,
@@ -339,6 +398,68 @@ def decide(review: Review, *, actor: str, decision: str, note: str = "") -> Even
         causation=review.key,
         correlation=review.key,
     )
+
+
+# -- the approval rule -------------------------------------------------------------------
+
+
+def approval_rule(project: Project) -> str:
+    """The rule a project's reviews are approved by, as its members see it."""
+    who = (
+        "anyone with the reviewer role, including whoever opened the review"
+        if project.self_approval
+        else "a reviewer other than whoever opened the review"
+    )
+    return (
+        f"Approved by {who}. Every changed path is ticked, or the approval's note "
+        "waives the ones that are not."
+    )
+
+
+def changed_paths(review: Review) -> list[str]:
+    """The paths the review's range changes (its checklist), in diff order."""
+    before = state_of(review.base) if review.base else {}
+    seen: dict[str, None] = {}
+    for change in diff(before, state_of(review.head)):
+        seen.setdefault(change.path, None)
+    return list(seen)
+
+
+def unticked_paths(review: Review, log: ReviewLog | None = None) -> list[str]:
+    """The changed paths nobody has ticked yet."""
+    checked = (log or review_log(review)).checked
+    return [path for path in changed_paths(review) if path not in checked]
+
+
+def approval_waivers(review: Review, *, actor: str, note: str) -> list[str]:
+    """Check an approval against the project's rule; return the unticked paths the note
+    waives. Refuse the opener's own approval unless the project allows it, and an
+    approval that leaves paths unticked without a note."""
+    if actor == review.opened_by and not review.project.self_approval:
+        raise InvalidEvent(
+            f"{actor} opened this review, and project {review.project.slug}'s rule is that "
+            "someone else approves it (a project admin can change the rule on the Members page)"
+        )
+    unticked = unticked_paths(review)
+    if unticked and not note:
+        shown = ", ".join(unticked[:10]) + (" …" if len(unticked) > 10 else "")
+        raise InvalidEvent(
+            f"{len(unticked)} changed path(s) are not ticked: {shown}; tick them, or approve "
+            "with a note that says why they are waived"
+        )
+    return unticked
+
+
+def set_self_approval(project: Project, allowed: bool, *, actor: str) -> Project:
+    """Change whether a review's opener may approve it; recorded in the audit stream."""
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        if locked.self_approval != allowed:
+            locked.self_approval = allowed
+            locked.save(update_fields=["self_approval"])
+            record(locked, RULE_CHANGED, {"self_approval": allowed}, actor=actor)
+    project.self_approval = allowed
+    return project
 
 
 # -- what a review looks like now --------------------------------------------------------

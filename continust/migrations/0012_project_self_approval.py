@@ -1,0 +1,18 @@
+"""The review rule of a project: whether whoever opened a review may approve it."""
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('continust', '0011_refuse_truncate'),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name='project',
+            name='self_approval',
+            field=models.BooleanField(default=False),
+        ),
+    ]
