@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from continust.core.errors import InvalidName, NotFound
 
-TITLES = {400: "That name cannot be read", 403: "Not allowed", 404: "Not found"}
+TITLES = {
+    400: "That name cannot be read",
+    403: "Not allowed",
+    404: "Not found",
+    410: "Released by the retention policy",
+}
 
 
 def _back(path: str) -> str:
@@ -62,7 +68,9 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 class DomainErrors:
-    """Turn the domain's InvalidName into a 400 page and NotFound into a 404 page."""
+    """Turn the domain's InvalidName into a 400 page, NotFound and Http404 into a 404 page
+    and PermissionDenied into a 403 page, inside the layout even in debug mode (where
+    Django's handlers would show its technical pages instead)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -75,4 +83,8 @@ class DomainErrors:
             return error_page(request, 400, str(exception))
         if isinstance(exception, NotFound):
             return error_page(request, 404, str(exception))
+        if isinstance(exception, Http404):
+            return page_not_found(request, exception)
+        if isinstance(exception, PermissionDenied):
+            return permission_denied(request, exception)
         return None

@@ -32,6 +32,7 @@ from continust.log.store import fork, merge, plan_merge
 from continust.models import Branch, Event, Membership, Role, Stream, Version
 from explorer.access import AuthenticatedHttpRequest, HtmxHttpRequest, member_required
 from explorer.causality import causation_graph
+from explorer.errors import error_page
 from explorer.forms import FilterForm, ForkForm, MergeForm
 from explorer.jsontree import json_tree
 from explorer.retention import history_context
@@ -217,9 +218,10 @@ def version_detail(
     return render(request, template, context)
 
 
-def _gone(err: StateReleased) -> HttpResponse:
-    """Say, with 410 Gone, that the retention policy released what was asked for."""
-    return HttpResponse(str(err), status=410, content_type="text/plain; charset=utf-8")
+def _gone(request: HttpRequest, err: StateReleased) -> HttpResponse:
+    """Say, with 410 Gone inside the layout, that the retention policy released what was
+    asked for."""
+    return error_page(request, 410, str(err))
 
 
 @require_GET
@@ -233,7 +235,7 @@ def version_state(
     try:
         state = state_of(version)
     except StateReleased as err:
-        return _gone(err)
+        return _gone(request, err)
     response = JsonResponse(
         state, safe=False, json_dumps_params={"ensure_ascii": False, "indent": 2}
     )
@@ -245,12 +247,15 @@ def version_state(
 @member_required()
 def compare(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
     a, b = _picked(stream, request, "a"), _picked(stream, request, "b")
+    for name, picked in (("a", a), ("b", b)):
+        if picked is None and _int(request, name) is not None:
+            raise Http404(f"Stream {stream.name} has no version {_int(request, name)} to compare.")
     if a is None or b is None:
         raise Http404("Pick two versions of this stream to compare.")
     try:
         before, after = state_of(a), state_of(b)
     except StateReleased as err:
-        return _gone(err)
+        return _gone(request, err)
     fmt = request.GET.get("format")
     if fmt in {"json-patch", "merge-patch"}:
         body = (

@@ -162,6 +162,22 @@ def test_compare_shows_the_diff_bases_and_between(pricing):
     assert jsonpatch.apply_patch(a.state.data, json.loads(patch.content)) == b.state.data
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_cross_stream_compare_says_which_version_is_not_here_inside_the_layout(
+    demo, pricing, settings, debug
+):
+    settings.DEBUG = debug  # scripts/explore runs in debug: no technical 404 page there either
+    client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
+    here = Version.objects.filter(stream=pricing).first()
+    elsewhere = Version.objects.filter(stream__project=pricing.project).exclude(stream=pricing)
+    other = elsewhere.first()
+    page = client.get(reverse("compare", args=["demo", pricing.pk]) + f"?a={here.pk}&b={other.pk}")
+    text = page.content.decode()
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+    assert f"Stream {pricing.name} has no version {other.pk} to compare." in text
+    assert "Go back" in text and "<nav" in text
+
+
 def test_fork_and_merge_from_the_ui(pricing):
     client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
     main = Branch.objects.get(stream=pricing, name="main").head

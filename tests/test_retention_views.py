@@ -180,6 +180,9 @@ def test_comparing_with_a_released_version_explains_why_not(alice, stream, chain
     assert "Compare A → B" not in text
     gone = client_of(alice).get(url("compare", stream) + f"?a={first.pk}&b={last.pk}")
     assert gone.status_code == 410
+    text = gone.content.decode()  # inside the layout, with a way back
+    assert "Released by the retention policy" in text and "Go back" in text
+    assert "<nav" in text and gone["Content-Type"].startswith("text/html")
 
 
 def test_the_first_kept_version_offers_no_diff_with_its_released_parent(
