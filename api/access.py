@@ -7,7 +7,6 @@ Operations stay thin: find the stream through ``api.auth`` and
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,8 +14,9 @@ from django.http import HttpRequest
 
 from api.auth import visible_project, writable_project
 from api.models import ApiToken
+from continust.graph.parents import parents_of_many
 from continust.log.lookup import get_stream
-from continust.models import Project, Stream, Version, VersionParent
+from continust.models import Project, Stream, Version
 from continust.read.records import version_record
 
 
@@ -47,17 +47,10 @@ def version_records(
 ) -> list[dict[str, Any]]:
     """Return versions as records, loading their parents in one query, not one each
     (none when ``known`` gives every version's parents, as a linear append does)."""
-    parents: dict[int, list[int]] = defaultdict(list)
     if known is not None and all(v.pk in known for v in versions):
-        parents.update(known)
+        parents = dict(known)
     else:
-        links = (
-            VersionParent.objects.filter(child_id__in=[v.pk for v in versions])
-            .order_by("child_id", "index")
-            .values_list("child_id", "parent_id")
-        )
-        for child_id, parent_id in links:
-            parents[child_id].append(parent_id)
+        parents = parents_of_many(versions)
     records = []
     for version in versions:
         version.stream = stream

@@ -26,12 +26,11 @@ from api.schemas import (
     VersionIdPath,
     VersionPage,
 )
-from continust.core.errors import NotFound
 from continust.log.lookup import resolve_version
-from continust.log.states import state_of
 from continust.log.store import UNSET, NewEvent, append
 from continust.models import Branch, Event, Stream, Version
 from continust.read.records import event_record, version_record
+from continust.read.versions import read_version
 
 router = Router(tags=["streams"])
 
@@ -123,9 +122,19 @@ def list_versions(
     return {"items": version_records(stream, rows), "next": next_cursor}
 
 
-def _detail(stream: Stream, version: Version) -> dict[str, Any]:
-    version.stream = stream
-    return {**version_record(version), "state": state_of(version)}
+def _detail(stream: Stream, version: Version | int) -> dict[str, Any]:
+    read = read_version(stream, version)
+    state = read.require_state()
+    return {
+        **version_record(read.version, parents=list(read.parents)),
+        "seq": read.seq,
+        "event_hash": read.event_hash,
+        "children": list(read.children),
+        "heads": list(read.heads),
+        "cause_count": read.cause_count,
+        "consequence_count": read.consequence_count,
+        "state": state,
+    }
 
 
 @router.get(STREAM + "/versions/{int:version_id}", response={200: VersionDetail, **STATE_ERRORS})
@@ -134,10 +143,7 @@ def get_version(
 ) -> dict[str, Any]:
     """Return a version by id, with its state."""
     stream = stream_for(request, slug, name)
-    version = Version.objects.select_related("event").filter(stream=stream, pk=version_id).first()
-    if version is None:
-        raise NotFound(f"stream {stream.name} has no version {version_id}")
-    return _detail(stream, version)
+    return _detail(stream, version_id)
 
 
 @router.get(STREAM + "/resolve", response={200: VersionDetail, **STATE_ERRORS})

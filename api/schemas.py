@@ -298,6 +298,14 @@ class VersionOut(Schema):
 
 
 class VersionDetail(VersionOut):
+    seq: int = Field(description="The event's position in the stream's hash chain.")
+    event_hash: str
+    children: list[int]
+    heads: list[str] = Field(description="The branches whose head this version is.")
+    cause_count: int = Field(description="The length of the event's cause chain.")
+    consequence_count: int = Field(
+        description="Events caused by this one, directly or not (counted up to 200)."
+    )
     state: dict[str, Any]
 
 

@@ -22,6 +22,7 @@ from django.utils.html import format_html
 
 from continust.audit.integrity import verify
 from continust.core.errors import ContinustError, MergeConflict, StateReleased
+from continust.graph.parents import parents_of
 from continust.log.lookup import resolve_version
 from continust.log.states import state_of
 from continust.log.store import UNSET, NewEvent, append, fork, merge
@@ -217,7 +218,7 @@ class VersionAdmin(ReadOnlyAdmin[Version]):
 
     @admin.display(description="parents")
     def parents(self, version: Version) -> str:
-        ids = list(version.parent_links.order_by("index").values_list("parent_id", flat=True))
+        ids = parents_of(version)
         return ", ".join(str(i) for i in ids) or "(root)"
 
     @admin.display(description="state")

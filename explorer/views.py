@@ -27,9 +27,10 @@ from continust.graph.cache import graph_for
 from continust.graph.causation import causes, consequences, flatten
 from continust.log.lookup import find_version
 from continust.log.policy import policy_of
-from continust.log.states import is_released, released_run, state_of
+from continust.log.states import is_released, state_of
 from continust.log.store import fork, merge, plan_merge
 from continust.models import Branch, Event, Membership, Role, Stream, Version
+from continust.read.versions import read_version, with_first_versions
 from explorer.access import AuthenticatedHttpRequest, HtmxHttpRequest, member_required
 from explorer.causality import causation_graph
 from explorer.errors import error_page
@@ -168,34 +169,17 @@ def _released_picks(context: dict[str, Any]) -> None:
     ]
 
 
-def _version_context(stream: Stream, version: Version) -> dict[str, Any]:
-    graph = graph_for(stream)
-    parent_ids = list(graph.parents(version.pk))
-    chain = causes(version.event)
-    released = released_run(version)
+def _version_context(stream: Stream, version: Version | int) -> dict[str, Any]:
+    read = read_version(stream, version)
+    payload = read.event.payload
     return {
-        "version": version,
-        "parents": parent_ids,
-        "children": sorted(graph.children(version.pk)),
-        "heads": list(
-            Branch.objects.filter(stream=stream, head=version).values_list("name", flat=True)
-        ),
-        "state_tree": None if released is not None else json_tree(state_of(version)),
-        "payload_tree": None if version.event.payload is None else json_tree(version.event.payload),
-        "released": released,
-        # The first version kept after a released run has no parent state to diff with.
-        "parent_released": bool(parent_ids) and is_released(parent_ids[0]),
-        "causes": _with_versions(chain),
-        "consequence_count": len(flatten(consequences(version.event, limit=200))) - 1,
+        "version": read.version,
+        "read": read,
+        # The stream page marks the selected version's released run on the timeline.
+        "released": read.released,
+        "state_tree": None if read.released is not None else json_tree(read.state),
+        "payload_tree": None if payload is None else json_tree(payload),
     }
-
-
-def _with_versions(events: list[Event]) -> list[tuple[Event, Version | None]]:
-    """Pair events with the first version each made, to link to it."""
-    firsts = {}
-    for version in Version.objects.filter(event__in=events).order_by("-id"):
-        firsts[version.event_id] = version
-    return [(event, firsts.get(event.pk)) for event in events]
 
 
 @require_GET
@@ -203,16 +187,17 @@ def _with_versions(events: list[Event]) -> list[tuple[Event, Version | None]]:
 def version_detail(
     request: HtmxHttpRequest, membership: Membership, stream: Stream, version_id: int
 ) -> HttpResponse:
-    version = Version.objects.select_related("event").filter(stream=stream, pk=version_id).first()
-    if version is None:
-        raise Http404("No such version.")
+    try:
+        version_context = _version_context(stream, version_id)
+    except NotFound as err:
+        raise Http404("No such version.") from err
     context = {
         "membership": membership,
         "project": membership.project,
         "stream": stream,
         "can_edit": membership.allows(Role.EDITOR),
-        "fork_form": ForkForm(initial={"at": version.pk}),
-        **_version_context(stream, version),
+        "fork_form": ForkForm(initial={"at": version_id}),
+        **version_context,
     }
     template = "version.html#panel" if request.htmx else "version.html"
     return render(request, template, context)
@@ -330,11 +315,11 @@ def causation(request: HttpRequest, membership: Membership, event_id: uuid.UUID)
             "project": membership.project,
             "event": event,
             "graph": graph,
-            "causes": _with_versions(chain),
+            "causes": with_first_versions(chain),
             "consequences": [
                 (depth, e, v)
                 for (depth, e), (_, v) in zip(
-                    tree[1:], _with_versions([e for _, e in tree[1:]]), strict=True
+                    tree[1:], with_first_versions([e for _, e in tree[1:]]), strict=True
                 )
             ],
         },

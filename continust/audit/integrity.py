@@ -13,6 +13,7 @@ from django.db import connection, transaction
 
 from continust.core.errors import ContinustError, StateReleased
 from continust.graph.lineage import VersionGraph
+from continust.graph.parents import parents_in_stream
 from continust.log import canonical
 from continust.log.folding import derive_state
 from continust.log.moves import broken_moves
@@ -325,14 +326,7 @@ def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
     stored digests and states carry on, so each broken version is named once.
     """
     graph: VersionGraph[int] = VersionGraph()
-    parents: dict[int, list[int]] = defaultdict(list)
-    for child, parent in (
-        VersionParent.objects.filter(child__stream=stream)
-        .order_by("child_id", "index")
-        .values_list("child_id", "parent_id")
-        .iterator(chunk_size=5000)
-    ):
-        parents[child].append(parent)
+    parents = parents_in_stream(stream.pk)
     states = _StateCache()
     known: dict[int, tuple[str, int]] = {}  # id -> (digest, generation)
     checked_states: set[str] = set()

@@ -9,11 +9,11 @@ never sees another stream's graph.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
 from datetime import datetime
 
 from continust.graph.lineage import VersionGraph
-from continust.models import Stream, Version, VersionParent
+from continust.graph.parents import parents_in_stream
+from continust.models import Stream, Version
 
 _lock = threading.Lock()
 _graphs: dict[tuple[int, datetime], tuple[VersionGraph[int], int]] = {}
@@ -32,14 +32,7 @@ def graph_for(stream: Stream) -> VersionGraph[int]:
             .values_list("id", "generation")
         )
         if rows:
-            parents: dict[int, list[int]] = defaultdict(list)
-            links = (
-                VersionParent.objects.filter(child__stream_id=stream.pk, child_id__gt=last_id)
-                .order_by("child_id", "index")
-                .values_list("child_id", "parent_id")
-            )
-            for child_id, parent_id in links:
-                parents[child_id].append(parent_id)
+            parents = parents_in_stream(stream.pk, after=last_id)
             for version_id, generation in rows:
                 if version_id not in graph:
                     graph.add(version_id, parents.get(version_id, ()), generation)

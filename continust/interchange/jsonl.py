@@ -20,11 +20,12 @@ from django.db import transaction
 from continust.core.errors import ContinustError, InvalidEvent
 from continust.graph.cache import forget, graph_for
 from continust.graph.lineage import VersionGraph
+from continust.graph.parents import parents_in_stream
 from continust.log import canonical, statistics
 from continust.log.folding import derive_state
 from continust.log.projects import create_stream
 from continust.log.store import Batch, NewEvent, load_state, lock_stream, move_branch
-from continust.models import Branch, Event, Project, Stream, Version, VersionParent
+from continust.models import Branch, Event, Project, Stream, Version
 
 
 def export_lines(project: Project, streams: Iterable[str] | None = None) -> Iterator[str]:
@@ -59,13 +60,7 @@ def export_lines(project: Project, streams: Iterable[str] | None = None) -> Iter
                     "hash": event.hash,
                 }
             )
-        parents: dict[int, list[int]] = {}
-        for child, parent in (
-            VersionParent.objects.filter(child__stream=stream)
-            .order_by("child_id", "index")
-            .values_list("child_id", "parent_id")
-        ):
-            parents.setdefault(child, []).append(parent)
+        parents = parents_in_stream(stream.pk)
         # Versions are named by their order within the stream, not by database ids,
         # so a file exported again after an import is the same file.
         ordinal: dict[int, int] = {}

@@ -29,7 +29,7 @@ from django.db.models.base import ModelState
 from psycopg.types.numeric import Int8Dumper
 
 from continust.core.errors import ContinustError
-from continust.log import canonical
+from continust.log import canonical, moves
 from continust.log.folding import fold_event, storable_state
 from continust.log.policy import Policy
 from continust.log.tips import Tip, tips
@@ -372,11 +372,11 @@ def plan(stream: Stream, tip: Tip, events: Sequence[NewEvent], branch: str) -> P
         if new.causation is not None and new.causation not in earlier:
             causes.add(new.causation)
         earlier.add(new.id)
-    move_hash = canonical.move_hash(
+    move_hash = moves.next_hash(
         tip.move_hash,
         branch=branch,
-        old_head=tip.head_digest,
-        new_head=parent_digest,
+        old_digest=tip.head_digest,
+        new_digest=parent_digest,
         reason="append",
         actor=events[-1].actor,
         at=now,

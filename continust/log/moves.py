@@ -1,5 +1,11 @@
 """Branch moves as a hash chain: each branch's moves chained like a stream's events.
 
+Every move is written here: ``chained_move`` computes the next link of a branch's
+chain (the locked path, the linear append's single statement and ``verify`` hash
+moves with ``next_hash``), ``write_move`` records it and points the branch at it,
+and ``move_statements`` gives the same two writes as SQL for a batch that sends
+them with its other rows.
+
 A branch's head is where its last recorded move put it, and the database refuses a
 head change that no move records (``continust.log.triggers``). ``broken_moves`` checks
 what a tamperer with the triggers off could still do: rewrite, drop or reorder a
@@ -11,9 +17,128 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from continust.log import canonical
 from continust.models import Branch, BranchMove, Stream, Version
+
+
+def next_hash(
+    prev_hash: str,
+    *,
+    branch: str,
+    old_digest: str | None,
+    new_digest: str,
+    reason: str,
+    actor: str,
+    at: datetime,
+) -> str:
+    """Return the hash of a branch's next move, chained to ``prev_hash`` (its last move's)."""
+    return canonical.move_hash(
+        prev_hash,
+        branch=branch,
+        old_head=old_digest,
+        new_head=new_digest,
+        reason=reason,
+        actor=actor,
+        at=at,
+    )
+
+
+def chained_move(
+    branch: Branch | None,
+    new_head: Version,
+    *,
+    reason: str,
+    actor: str,
+    at: datetime,
+    name: str = "",
+) -> BranchMove:
+    """Return the next move of a branch (None: a new branch called ``name``), unsaved,
+    chained to its last move."""
+    prev_hash = branch.move_hash if branch is not None else canonical.GENESIS
+    old = branch.head if branch is not None else None
+    return BranchMove(
+        branch=branch,
+        old_head_id=old.pk if old else None,
+        new_head=new_head,
+        reason=reason,
+        actor=actor,
+        at=at,
+        prev_hash=prev_hash,
+        hash=next_hash(
+            prev_hash,
+            branch=branch.name if branch else name,
+            old_digest=old.digest if old else None,
+            new_digest=new_head.digest,
+            reason=reason,
+            actor=actor,
+            at=at,
+        ),
+    )
+
+
+def write_move(
+    stream: Stream,
+    name: str,
+    branch: Branch | None,
+    new_head: Version,
+    *,
+    reason: str,
+    actor: str = "",
+    at: datetime | None = None,
+) -> Branch:
+    """Record a move of a branch (None: create the branch ``name``) to ``new_head`` and
+    point the branch there; return the branch. The one writer of branch moves."""
+    record = chained_move(
+        branch, new_head, reason=reason, actor=actor, at=at or datetime.now(UTC), name=name
+    )
+    if branch is None:
+        branch = Branch.objects.create(
+            stream=stream, name=name, head=new_head, move_hash=record.hash
+        )
+        record.branch = branch
+        record.save()
+        return branch
+    # The move first: the database lets a head change only to a recorded move's head.
+    record.save()
+    Branch.objects.filter(pk=branch.pk).update(head=new_head, move_hash=record.hash)
+    branch.head = new_head
+    branch.move_hash = record.hash
+    return branch
+
+
+def move_statements(
+    branch: Branch, new_head: Version, *, reason: str, actor: str, at: datetime
+) -> list[tuple[str, list[Any]]]:
+    """Return the SQL that moves an existing branch to ``new_head`` and records the move,
+    for a write that sends them with its rows; the branch object follows at once."""
+    record = chained_move(branch, new_head, reason=reason, actor=actor, at=at)
+    statements: list[tuple[str, list[Any]]] = [
+        (
+            "UPDATE continust_branch SET head_id = %s, move_hash = %s WHERE id = %s",
+            [new_head.pk, record.hash, branch.pk],
+        ),
+        (
+            "INSERT INTO continust_branchmove (branch_id, old_head_id, new_head_id, "
+            "reason, actor, at, prev_hash, hash) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                branch.pk,
+                record.old_head_id,
+                new_head.pk,
+                reason,
+                actor,
+                at,
+                record.prev_hash,
+                record.hash,
+            ],
+        ),
+    ]
+    branch.head = new_head
+    branch.move_hash = record.hash
+    return statements
 
 
 def broken_moves(stream: Stream) -> Iterator[tuple[str, str, int | None]]:
@@ -38,11 +163,11 @@ def broken_moves(stream: Stream) -> Iterator[tuple[str, str, int | None]]:
                 )
         previous = canonical.GENESIS
         for number, move in enumerate(recorded, start=1):
-            computed = canonical.move_hash(
+            computed = next_hash(
                 previous,
                 branch=branch.name,
-                old_head=digests.get(move.old_head_id) if move.old_head_id else None,
-                new_head=digests.get(move.new_head_id, ""),
+                old_digest=digests.get(move.old_head_id) if move.old_head_id else None,
+                new_digest=digests.get(move.new_head_id, ""),
                 reason=move.reason,
                 actor=move.actor,
                 at=move.at,

@@ -77,7 +77,7 @@ def state_of(version: Version | int) -> Any:
         raise NotFound(f"there is no version {version_id}")
     target = rows[-1]
     if target[10]:
-        raise _released(version_id)
+        raise released_error(version_id)
     if target[9] is not None:
         return canonical.from_cursor(target[9])
     state = _fold(rows)
@@ -157,7 +157,7 @@ def states_of(versions: Iterable[Version | int]) -> dict[int, Any]:
         if vid not in hashes:
             raise NotFound(f"there is no version {vid}")
         if vid in released:
-            raise _released(vid)
+            raise released_error(vid)
         found[vid] = stored[hashes[vid]] if hashes[vid] in stored else state_of(vid)
     return found
 
@@ -195,7 +195,8 @@ def _id(version: Version | int) -> int:
     return version if isinstance(version, int) else version.pk
 
 
-def _released(version_id: int) -> StateReleased:
+def released_error(version_id: int) -> StateReleased:
+    """Return the error that says compaction released a version's state."""
     return StateReleased(
         f"the state of version {version_id} was released by its stream's retention policy"
     )

@@ -33,7 +33,7 @@ from continust.core.errors import (
 )
 from continust.documents.diff import Conflict
 from continust.graph.cache import graph_for
-from continust.log import canonical, linear
+from continust.log import canonical, linear, moves
 from continust.log.folding import (
     MERGE_EVENT,
     MERGE_REDUCER,
@@ -53,7 +53,7 @@ from continust.log.rows import (
 )
 from continust.log.states import is_released, state_of, store_snapshots
 from continust.log.tips import Tip, tips
-from continust.models import Branch, BranchMove, Event, Stream, Version, VersionParent
+from continust.models import Branch, Event, Stream, Version, VersionParent
 
 
 class _Unset:
@@ -274,7 +274,14 @@ class Batch:
         else:
             self._write_rows(versions, links)
             if move is not None:
-                _record_move(move, versions[-1])
+                moves.write_move(
+                    self.stream,
+                    move.branch.name,
+                    move.branch,
+                    versions[-1],
+                    reason=move.reason,
+                    actor=move.actor,
+                )
         if self.events:
             self.stream.event_count = self._seq
             self.stream.last_hash = self._last_hash
@@ -292,33 +299,11 @@ class Batch:
                 )
             )
         if move is not None:
-            head = versions[-1]
-            record = _move_record(move.branch, head, reason=move.reason, actor=move.actor, at=now)
-            tail.append(
-                (
-                    "UPDATE continust_branch SET head_id = %s, move_hash = %s WHERE id = %s",
-                    [head.pk, record.hash, move.branch.pk],
+            tail.extend(
+                moves.move_statements(
+                    move.branch, versions[-1], reason=move.reason, actor=move.actor, at=now
                 )
             )
-            tail.append(
-                (
-                    "INSERT INTO continust_branchmove (branch_id, old_head_id, new_head_id, "
-                    "reason, actor, at, prev_hash, hash) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        move.branch.pk,
-                        record.old_head_id,
-                        head.pk,
-                        move.reason,
-                        move.actor,
-                        now,
-                        record.prev_hash,
-                        record.hash,
-                    ],
-                )
-            )
-            move.branch.head = head
-            move.branch.move_hash = record.hash
         write_all(
             self._states, [(Event, self.events), (Version, versions), (VersionParent, links)], tail
         )
@@ -343,49 +328,6 @@ class _Move:
     actor: str
 
 
-def _move_record(
-    branch: Branch | None,
-    new_head: Version,
-    *,
-    reason: str,
-    actor: str,
-    at: datetime,
-    name: str = "",
-) -> BranchMove:
-    """Return the next move of a branch (None: a new one), chained to its last move."""
-    prev_hash = branch.move_hash if branch is not None else canonical.GENESIS
-    old = branch.head if branch is not None else None
-    return BranchMove(
-        branch=branch,
-        old_head_id=old.pk if old else None,
-        new_head=new_head,
-        reason=reason,
-        actor=actor,
-        at=at,
-        prev_hash=prev_hash,
-        hash=canonical.move_hash(
-            prev_hash,
-            branch=branch.name if branch else name,
-            old_head=old.digest if old else None,
-            new_head=new_head.digest,
-            reason=reason,
-            actor=actor,
-            at=at,
-        ),
-    )
-
-
-def _record_move(move: _Move, head: Version) -> None:
-    # The move first: the database lets a head change only to a recorded move's head.
-    record = _move_record(
-        move.branch, head, reason=move.reason, actor=move.actor, at=datetime.now(UTC)
-    )
-    record.save()
-    Branch.objects.filter(pk=move.branch.pk).update(head=head, move_hash=record.hash)
-    move.branch.head = head
-    move.branch.move_hash = record.hash
-
-
 def move_branch(
     stream: Stream,
     name: str,
@@ -401,22 +343,7 @@ def move_branch(
     """
     if isinstance(branch, _Unset):
         branch = Branch.objects.filter(stream=stream, name=name).first()
-    record = _move_record(
-        branch, new_head, reason=reason, actor=actor, at=datetime.now(UTC), name=name
-    )
-    if branch is None:
-        branch = Branch.objects.create(
-            stream=stream, name=name, head=new_head, move_hash=record.hash
-        )
-        record.branch = branch
-        record.save()
-    else:
-        # The move first: the database lets a head change only to a recorded move's head.
-        record.save()
-        Branch.objects.filter(pk=branch.pk).update(head=new_head, move_hash=record.hash)
-        branch.head = new_head
-        branch.move_hash = record.hash
-    return branch
+    return moves.write_move(stream, name, branch, new_head, reason=reason, actor=actor)
 
 
 def _check_head(branch: Branch | None, expected_head: int | None | _Unset) -> None:

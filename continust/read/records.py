@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from continust.graph.parents import parents_of
 from continust.log.canonical import timestamp_text
 from continust.log.policy import policy_of
 from continust.models import Compaction, Event, Stream, Version
@@ -32,7 +33,7 @@ def event_record(event: Event) -> dict[str, Any]:
 def version_record(version: Version, *, parents: list[int] | None = None) -> dict[str, Any]:
     """Return a version as a JSON-ready dict (its state is left out: it can be large)."""
     if parents is None:
-        parents = list(version.parent_links.order_by("index").values_list("parent_id", flat=True))
+        parents = parents_of(version)
     return {
         "id": version.pk,
         "stream": version.stream.name,

@@ -88,6 +88,7 @@ from continust.core.errors import (
 from continust.core.parsing import parse_number
 from continust.documents.diff import Change, diff
 from continust.graph.cache import graph_for
+from continust.graph.parents import parents_in_range
 from continust.jobs import outbox
 from continust.log import canonical, statistics
 from continust.log.folding import MERGE_REDUCER, derive_state, fold_event, storable_state
@@ -174,7 +175,7 @@ def plan_range(
             ),
             reverse=True,
         )
-        walk.visit(window, _parent_links(low, upper))
+        walk.visit(window, parents_in_range(low, upper))
         if limit is not None and len(walk.ids) > limit:
             return None
         upper = low - 1
@@ -218,20 +219,6 @@ class _RangeWalk:
                 break
         if not self.going and self.start in self.from_end:
             self.found_start = True
-
-
-def _parent_links(low: int, high: int) -> dict[int, tuple[int, ...]]:
-    # By child id alone (the unique index on child and index): links of other streams'
-    # versions in the id range come along and are never looked up.
-    links: dict[int, tuple[int, ...]] = {}
-    rows = (
-        VersionParent.objects.filter(child_id__gte=low, child_id__lte=high)
-        .order_by("child_id", "index")
-        .values_list("child_id", "parent_id")
-    )
-    for child, parent in rows.iterator(chunk_size=PLAN_WINDOW):
-        links[child] = links[child] + (parent,) if child in links else (parent,)
-    return links
 
 
 # Requests --------------------------------------------------------------------------------
