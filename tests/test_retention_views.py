@@ -195,3 +195,11 @@ def test_the_first_kept_version_offers_no_diff_with_its_released_parent(
     assert "diff with parent" not in page.content.decode()
     later = client_of(alice).get(reverse("version", args=["acme", stream.pk, chain[-1].pk]))
     assert "diff with parent" in later.content.decode()
+    assert "pick as A" in later.content.decode()
+
+
+def test_a_released_version_offers_no_picks_that_cannot_work(alice, stream, chain, compacted):
+    page = client_of(alice).get(reverse("version", args=["acme", stream.pk, chain[0].pk]))
+    text = page.content.decode()
+    assert page.status_code == 200 and "Released: it cannot be compared." in text
+    assert "pick as A" not in text and "pick as B" not in text
