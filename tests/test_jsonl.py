@@ -14,7 +14,8 @@ from continust.core.errors import InvalidEvent
 from continust.interchange.jsonl import export_lines, import_lines
 from continust.log.projects import create_project, create_stream
 from continust.log.store import NewEvent, append, fork, merge
-from continust.models import Stream
+from continust.models import ReplayStatus, Stream, Version
+from continust.replays import replay as replays
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +66,37 @@ def test_it_round_trips_exactly_into_a_fresh_database(project, tmp_path):
     assert manage(tmp_path, "export_jsonl", "--project", "acme") == exported
     assert "ok: 2 streams, 5 events, 5 versions" in manage(tmp_path, "verify")
     again = manage(tmp_path, "import_jsonl", "-", "--project", "acme", "--json", stdin=exported)
-    assert json.loads(again) == {"streams": 0, "events": 0, "versions": 0, "skipped": 10}
+    assert json.loads(again) == {
+        "streams": 0,
+        "events": 0,
+        "versions": 0,
+        "skipped": 10,
+        "why": {
+            "events already recorded (same position, same hash)": 5,
+            "versions already recorded (same position, same digest)": 5,
+        },
+    }
+    said = manage(tmp_path, "import_jsonl", "-", "--project", "acme", stdin=exported)
+    assert said.strip() == (
+        "0 streams, 0 events, 0 versions; 10 skipped: 5 events already recorded (same "
+        "position, same hash); 5 versions already recorded (same position, same digest)"
+    )
+
+
+def test_a_replay_s_shadow_versions_round_trip_as_versions_of_their_own(project):
+    stream = build_history(project)
+    replay = replays.start_replay(stream, end="main")
+    assert replays.run(replay.pk) == ReplayStatus.DONE
+    lines = list(export_lines(project))
+    target = create_project("copy")
+    result = import_lines(target, lines)
+    assert result.skipped == 0 and result.why == {}
+    originals = Version.objects.filter(stream__project=project).count()
+    assert result.versions == originals == 4 + 4 + 1  # pricing, its shadow, ledger
+    shadow = Version.objects.filter(stream__project=target, branch=replay.shadow_branch)
+    assert shadow.count() == 4
+    assert [line.replace('"copy"', '"acme"') for line in export_lines(target)] == lines
+    assert verify(target).ok
 
 
 def test_it_refuses_a_tampered_file_and_writes_nothing(project):

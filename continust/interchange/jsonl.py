@@ -3,7 +3,11 @@
 A file holds, per stream, a ``stream`` line, its ``event`` lines in chain
 order, its ``version`` lines in creation order and its ``branch`` lines. Import
 recomputes every hash, state and digest and refuses a file that does not match
-them, so an import is also a verification. Re-importing skips what is there.
+them, so an import is also a verification. Re-importing skips what is there: an
+event by its position in the chain, a version by its position in the stream (both
+checked against their hashes), and says so. Versions are never matched by digest: a
+replay's shadow version has the digest of the version it replays and is still a
+version of its own, so every version of the file becomes one of the stream.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -109,12 +113,29 @@ def _line(record: dict[str, Any]) -> str:
 
 @dataclass
 class ImportResult:
-    """What an import added, per kind of line."""
+    """What an import added, per kind of line, and what it skipped and why."""
 
     streams: int = 0
     events: int = 0
     versions: int = 0
     skipped: int = 0
+    why: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.skipped += 1
+        self.why[reason] = self.why.get(reason, 0) + 1
+
+    def summary(self) -> str:
+        """One line: what was added, then what was skipped and why."""
+        added = f"{self.streams} streams, {self.events} events, {self.versions} versions"
+        if not self.skipped:
+            return f"{added}, nothing skipped"
+        reasons = "; ".join(f"{count} {reason}" for reason, count in self.why.items())
+        return f"{added}; {self.skipped} skipped: {reasons}"
+
+
+SKIPPED_EVENT = "events already recorded (same position, same hash)"
+SKIPPED_VERSION = "versions already recorded (same position, same digest)"
 
 
 class _StreamImport:
@@ -122,7 +143,8 @@ class _StreamImport:
         self.stream = stream
         self.graph: VersionGraph[int] = graph_for(stream)
         self.refs: dict[Any, Version] = {}
-        self.by_digest = {v.digest: v for v in Version.objects.filter(stream=stream)}
+        # The stream's versions in creation order: the file's refs are these positions.
+        self.existing = list(Version.objects.filter(stream=stream).order_by("id"))
 
 
 def import_lines(project: Project, lines: Iterable[str]) -> ImportResult:
@@ -189,7 +211,7 @@ def _import_event(current: _StreamImport, record: dict[str, Any], result: Import
         existing = Event.objects.filter(stream=stream, seq=record["seq"]).first()
         if existing is None or existing.hash != record["hash"]:
             raise InvalidEvent(f"event #{record['seq']} differs from the one already recorded")
-        result.skipped += 1
+        result.skip(SKIPPED_EVENT)
         return
     clash = Event.objects.filter(project_id=stream.project_id, id=uuid.UUID(record["id"]))
     other = clash.select_related("stream").first()
@@ -224,10 +246,15 @@ def _import_event(current: _StreamImport, record: dict[str, Any], result: Import
 
 
 def _import_version(current: _StreamImport, record: dict[str, Any], result: ImportResult) -> None:
-    existing = current.by_digest.get(record["digest"])
-    if existing is not None:
-        current.refs[record["ref"]] = existing
-        result.skipped += 1
+    ref = record["ref"]
+    if not isinstance(ref, int) or isinstance(ref, bool) or ref < 1:
+        raise InvalidEvent(f"a version's ref is its position in the stream, not {ref!r}")
+    if ref <= len(current.existing):
+        existing = current.existing[ref - 1]
+        if existing.digest != record["digest"]:
+            raise InvalidEvent(f"version {ref} differs from the one already recorded")
+        current.refs[ref] = existing
+        result.skip(SKIPPED_VERSION)
         return
     stream = current.stream
     event = Event.objects.get(stream=stream, id=uuid.UUID(record["event"]))
@@ -257,6 +284,6 @@ def _import_version(current: _StreamImport, record: dict[str, Any], result: Impo
         raise InvalidEvent(f"version {record['ref']} does not match its exported digest")
     (version,) = batch.commit()
     current.graph.add(version.pk, [p.pk for p in parents], version.generation)
-    current.refs[record["ref"]] = version
-    current.by_digest[version.digest] = version
+    current.refs[ref] = version
+    current.existing.append(version)
     result.versions += 1

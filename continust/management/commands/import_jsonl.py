@@ -28,5 +28,4 @@ class Command(ContinustCommand):
                     result = import_lines(project, handle)
         except OSError as err:
             raise CommandError(f"cannot read {options['file']}: {err.strerror}") from err
-        data = result.__dict__
-        self.emit(options, data, ", ".join(f"{v} {k}" for k, v in data.items()))
+        self.emit(options, dict(result.__dict__), result.summary())
