@@ -330,6 +330,23 @@ class OutboxMessage(models.Model):
         return f"{self.task}{self.args}"
 
 
+class Leased(models.Model):
+    """A background job that one worker at a time holds under a fenced lease.
+
+    ``fence`` is the token of the current claim: every claim bumps it and every write
+    on the claim's behalf checks it, so a holder whose lease lapsed and was claimed
+    again writes nothing more. ``continust.jobs.leases`` is the protocol.
+    """
+
+    fence = models.BigIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
 class ReplayStatus(models.TextChoices):
     WAITING = "waiting", "waiting for a worker"
     RUNNING = "running", "running"
@@ -338,7 +355,7 @@ class ReplayStatus(models.TextChoices):
     CANCELLED = "cancelled", "cancelled"
 
 
-class Replay(models.Model):
+class Replay(Leased):
     """A replay of a range of a stream into a shadow branch, with its claim and progress.
 
     The request (start, end, filters, reducer version) never changes. The progress
@@ -371,10 +388,6 @@ class Replay(models.Model):
         Version, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
 
-    fence = models.PositiveBigIntegerField(default=0)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=200, blank=True, default="")
-    attempts = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
 
     started_at = models.DateTimeField(null=True, blank=True)
@@ -418,7 +431,7 @@ class PipelineStatus(models.TextChoices):
     FAILED = "failed", "failed"
 
 
-class Pipeline(models.Model):
+class Pipeline(Leased):
     """A pipeline of a project: its definition, its owner's lease and its committed progress.
 
     ``epoch``, ``cursor`` and ``state`` move only in the transaction that writes an
@@ -440,10 +453,7 @@ class Pipeline(models.Model):
     )
     error = models.TextField(blank=True, default="")
 
-    # The lease: one owner at a time; every claim takes a new fencing token.
-    fence = models.PositiveBigIntegerField(default=0)
-    worker = models.CharField(max_length=200, blank=True, default="")
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The lease (``Leased``): one owner at a time, renewed by its heartbeat.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     # Committed progress, written with the sink's rows in one transaction.
@@ -493,7 +503,7 @@ class PipelineRun(models.Model):
     """One claim of a pipeline: who ran it, where it resumed and what it recovered."""
 
     pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="runs")
-    fence = models.PositiveBigIntegerField()
+    fence = models.BigIntegerField()
     worker = models.CharField(max_length=200, blank=True, default="")
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -621,7 +631,7 @@ class CompactionStatus(models.TextChoices):
     FAILED = "failed", "failed"
 
 
-class Compaction(models.Model):
+class Compaction(Leased):
     """One run of a stream's retention policy: what it considered, how far it got, what it did.
 
     ``upto`` and ``cutoff`` pin what the run considers, so a rerun after a crash plans
@@ -642,10 +652,6 @@ class Compaction(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     phase = models.CharField(max_length=16, default="snapshots")
     cursor = models.BigIntegerField(default=0)
-    # The worker holding the run: a fencing token and a lease each chunk renews.
-    fence = models.PositiveIntegerField(default=0)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
     snapshots_stored = models.PositiveIntegerField(default=0)
     states_released = models.PositiveIntegerField(default=0)
     payloads_released = models.PositiveIntegerField(default=0)

@@ -1,4 +1,4 @@
-"""The Celery task that runs a pipeline, and the sweep that sends stalled ones again.
+"""The Celery task that runs a pipeline.
 
 The task is thin and idempotent: a delivery that finds the pipeline held by a live
 lease, paused or gone does nothing, and a stale delivery cannot commit (fencing,
@@ -12,8 +12,7 @@ from __future__ import annotations
 from celery import Task
 
 from continust.celery import app
-from continust.jobs import outbox
-from continust.pipelines import control, options
+from continust.pipelines import options
 from continust.pipelines.runner import TASK, run_pipeline
 
 
@@ -23,6 +22,3 @@ def run_pipeline_task(self: Task[[int], str], pipeline_id: int) -> str:
     return run_pipeline(
         pipeline_id, worker=self.request.hostname or "", slice_seconds=options.slice_seconds()
     )
-
-
-outbox.register_sweep(control.resend_stale)

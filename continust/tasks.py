@@ -28,10 +28,12 @@ def run_replay(self: Task[[int], str], replay_id: int) -> str:
     return replays.run(replay_id, worker=self.request.hostname or "")
 
 
-@app.task(name=compaction.TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def run_compaction(compaction_id: int) -> str:
+@app.task(
+    name=compaction.TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
+def run_compaction(self: Task[[int], str], compaction_id: int) -> str:
     """Run or resume a compaction; a second delivery finds it held or done and does nothing."""
-    return str(compaction.run(compaction_id).status)
+    return str(compaction.run(compaction_id, worker=self.request.hostname or "").status)
 
 
 @app.task(name=compaction.DUE_TASK, ignore_result=True)

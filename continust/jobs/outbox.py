@@ -10,7 +10,8 @@ rows and marks them sent. It runs twice over:
 - in every Celery worker, a dispatcher thread (``Dispatcher``, started by
   ``continust.tasks`` when the worker is ready) calls ``dispatch`` and the
   registered sweeps every ``CONTINUST_OUTBOX_INTERVAL_SECONDS``, so messages
-  recorded while the broker was down go out as soon as a worker reaches it.
+  recorded while the broker was down go out as soon as a worker reaches it (one
+  sweep, ``continust.jobs.leases.resend_stale``, sends again the jobs nobody holds).
 
 Delivery is at least once: two dispatchers may both send a row before either marks
 it sent, and a sweep may send a message again. The tasks are idempotent.
@@ -21,12 +22,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F
 from django.utils import timezone
 
 from continust.models import OutboxMessage
@@ -55,40 +55,6 @@ def pending(key: str) -> OutboxMessage | None:
 def last_sent(key: str) -> OutboxMessage | None:
     """Return the message about ``key`` sent last, if any was."""
     return OutboxMessage.objects.filter(key=key, sent_at__isnull=False).order_by("-sent_at").first()
-
-
-def resend_unclaimed(
-    jobs: QuerySet[Any],
-    *,
-    task: str,
-    key_of: Callable[[Any], str],
-    resend_seconds: float,
-    running: Callable[[Any], bool],
-) -> int:
-    """Send again the leased jobs nobody holds; return how many were sent.
-
-    ``jobs`` is a query of the active (waiting or running) rows of a model with a
-    ``lease_expires_at``; those whose lease lapsed (or was never taken) are the ones
-    nobody holds. A job whose message is still waiting in the
-    outbox is left alone; otherwise it is sent again once its last message is older
-    than ``resend_seconds`` and, for a running job, older than its lapsed lease.
-    """
-    now = timezone.now()
-    resend_after = now - timedelta(seconds=resend_seconds)
-    count = 0
-    for job in jobs.filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)):
-        key = key_of(job)
-        if pending(key) is not None:
-            continue
-        last = last_sent(key)
-        threshold = resend_after
-        if running(job) and job.lease_expires_at is not None:
-            threshold = max(threshold, job.lease_expires_at)
-        if last is None or last.sent_at is None or last.sent_at < threshold:
-            with transaction.atomic():
-                enqueue(task, [job.pk], key=key)
-            count += 1
-    return count
 
 
 def dispatch(limit: int = 100) -> int:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('continust', '0011_refuse_truncate'),
+        ('continust', '0012_one_lease_protocol'),
     ]
 
     operations = [

@@ -1,7 +1,8 @@
 """What users do with a project's pipelines: create, start, pause, resume, reset, watch.
 
 Starting records the wish (``enabled``) and a task message in one transaction
-(``continust.jobs.outbox``); a worker then claims the pipeline (``runner.claim``).
+(``continust.jobs.outbox``); a worker then claims the pipeline (``runner.take``, the
+lease protocol of ``continust.jobs.leases``).
 Pausing clears the wish: the owner notices at its next heartbeat, commits the
 epochs in flight and lets go. Resetting needs the pipeline let go of: it empties
 the sink and the checkpoints and starts the cursor over, and takes a new fencing
@@ -17,11 +18,10 @@ from contextlib import suppress
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from continust.core.errors import ContinustError, NotFound
-from continust.jobs import outbox
+from continust.jobs import leases, outbox
 from continust.models import (
     LateEvent,
     Pipeline,
@@ -30,9 +30,9 @@ from continust.models import (
     Project,
     WindowResult,
 )
-from continust.pipelines import options, registry
+from continust.pipelines import registry
 from continust.pipelines.registry import InvalidPipeline
-from continust.pipelines.runner import TASK, outbox_key
+from continust.pipelines.runner import PIPELINES, TASK
 
 __all__ = [
     "PipelineBusy",
@@ -93,11 +93,6 @@ def create_pipeline(
         raise InvalidPipeline(f"project {project.slug} has a pipeline {name!r} already") from None
 
 
-def _live(pipeline: Pipeline) -> bool:
-    expires = pipeline.lease_expires_at
-    return expires is not None and expires > timezone.now()
-
-
 def _locked(pipeline: Pipeline) -> Pipeline:
     return Pipeline.objects.select_for_update().select_related("project").get(pk=pipeline.pk)
 
@@ -106,14 +101,14 @@ def start(pipeline: Pipeline) -> Pipeline:
     """Ask for the pipeline to run: a worker picks it up from its last commit."""
     with transaction.atomic():
         row = _locked(pipeline)
-        if row.enabled and (row.status == PipelineStatus.WAITING or _live(row)):
+        if row.enabled and (row.status == PipelineStatus.WAITING or leases.is_live(row)):
             return row
         row.enabled = True
         row.error = ""
-        if not _live(row):
+        if not leases.is_live(row):
             row.status = PipelineStatus.WAITING
         row.save(update_fields=["enabled", "error", "status"])
-        outbox.enqueue(TASK, [row.pk], key=outbox_key(row))
+        outbox.enqueue(TASK, [row.pk], key=PIPELINES.key(row))
         return row
 
 
@@ -125,7 +120,7 @@ def pause(pipeline: Pipeline) -> Pipeline:
     with transaction.atomic():
         row = _locked(pipeline)
         row.enabled = False
-        if not _live(row):
+        if not leases.is_live(row):
             row.status = PipelineStatus.PAUSED
         row.save(update_fields=["enabled", "status"])
         return row
@@ -135,7 +130,7 @@ def reset(pipeline: Pipeline) -> Pipeline:
     """Start over from the beginning of the log: empty the sink, forget the progress."""
     with transaction.atomic():
         row = _locked(pipeline)
-        if _live(row):
+        if leases.is_live(row):
             raise PipelineBusy(
                 f"pipeline {row.name} is running on {row.worker or 'a worker'}; pause it first"
             )
@@ -145,8 +140,9 @@ def reset(pipeline: Pipeline) -> Pipeline:
         WindowResult.objects.filter(pipeline=row).delete()
         LateEvent.objects.filter(pipeline=row).delete()
         PipelineCheckpoint.objects.filter(pipeline=row).delete()
-        Pipeline.objects.filter(pk=row.pk).update(
-            fence=F("fence") + 1,
+        leases.revoke(
+            PIPELINES,
+            row.pk,
             epoch=0,
             cursor=[],
             state={},
@@ -156,8 +152,6 @@ def reset(pipeline: Pipeline) -> Pipeline:
             committed_at=None,
             metrics={},
             error="",
-            worker="",
-            lease_expires_at=None,
             status=PipelineStatus.WAITING if row.enabled else PipelineStatus.IDLE,
         )
         row.refresh_from_db()
@@ -165,22 +159,13 @@ def reset(pipeline: Pipeline) -> Pipeline:
 
 
 def resend_stale() -> int:
-    """Send again the enabled pipelines nobody holds: lapsed leases, messages never claimed.
+    """Send again the enabled pipelines nobody holds (``leases.resend_stale`` for pipelines).
 
-    Registered as an outbox sweep (``continust.pipeline_tasks``): a worker killed
-    mid-run leaves its lease to lapse; then the pipeline goes to the broker again
-    and the next worker resumes it from its checkpoints.
+    The leases' outbox sweep does this in every worker: a worker killed mid-run
+    leaves its lease to lapse; then the pipeline goes to the broker again and the
+    next worker resumes it from its checkpoints.
     """
-    active = Pipeline.objects.filter(
-        enabled=True, status__in=[PipelineStatus.WAITING, PipelineStatus.RUNNING]
-    )
-    return outbox.resend_unclaimed(
-        active,
-        task=TASK,
-        key_of=outbox_key,
-        resend_seconds=options.resend_seconds(),
-        running=lambda pipeline: pipeline.status == PipelineStatus.RUNNING,
-    )
+    return leases.resend_stale(PIPELINES)
 
 
 def latest_windows(pipeline: Pipeline, limit: int = 24) -> list[dict[str, Any]]:
@@ -220,7 +205,7 @@ def describe(pipeline: Pipeline) -> dict[str, Any]:
         registered = None
     fresh = (
         pipeline.heartbeat_at is not None
-        and _live(pipeline)
+        and leases.is_live(pipeline)
         and (now - pipeline.heartbeat_at).total_seconds() <= FRESH_SECONDS
     )
     metrics = pipeline.metrics or {}
@@ -231,7 +216,7 @@ def describe(pipeline: Pipeline) -> dict[str, Any]:
     return {
         "description": registered.description if registered else "(definition not installed)",
         "params": params,
-        "live": _live(pipeline),
+        "live": leases.is_live(pipeline),
         "fresh": fresh,
         "stages": metrics.get("stages", []),
         "head": metrics.get("head"),

@@ -16,11 +16,12 @@ Delivery contract
 
 Ownership
 ---------
-``claim`` is a conditional UPDATE (enabled, and no live lease) that bumps
-``fence``: the token of this run. The heartbeat renews the lease every second
-while the token is unchanged and publishes the stages' figures; every checkpoint
-write and every commit locks the row and checks the token. A run that loses the
-lease stops without writing anything more.
+``claim`` takes the pipeline's lease (``continust.jobs.leases``): a conditional
+UPDATE (enabled, and no live lease) that bumps ``fence``, the token of this run.
+The heartbeat renews the lease every second while the token is unchanged and
+publishes the stages' figures; every checkpoint write and every commit locks the
+row and checks the token (``leases.hold``). A run that loses the lease stops
+without writing anything more.
 
 Backpressure
 ------------
@@ -48,7 +49,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing, suppress
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -57,7 +57,8 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from continust.core.errors import ContinustError
-from continust.jobs import outbox
+from continust.jobs import leases, outbox
+from continust.jobs.leases import Lease, LeaseLost
 from continust.models import (
     Event,
     Pipeline,
@@ -73,6 +74,7 @@ from continust.pipelines.sources import LogSource, Poll, position_ranges
 from continust.pipelines.stages import Batch, Stage
 
 __all__ = [
+    "PIPELINES",
     "LeaseLost",
     "Outcome",
     "PipelineRunner",
@@ -80,6 +82,7 @@ __all__ = [
     "claim",
     "outbox_key",
     "run_pipeline",
+    "take",
 ]
 
 log = logging.getLogger(__name__)
@@ -105,47 +108,49 @@ class Outcome:
     MISSING = "missing"  # no such pipeline
 
 
-class LeaseLost(ContinustError):
-    """Another run holds the pipeline now, or it was reset: this run must write nothing more."""
-
-
-def outbox_key(pipeline: Pipeline | int) -> str:
-    return f"pipeline:{pipeline if isinstance(pipeline, int) else pipeline.pk}"
+# Pausing is noticed by the holder at its next heartbeat, so the status is no fence:
+# only a new claim (or a reset) takes a pipeline from its holder.
+PIPELINES = leases.register(
+    leases.Kind(
+        name="pipeline",
+        model=Pipeline,
+        task=TASK,
+        active=Q(enabled=True, status__in=[PipelineStatus.WAITING, PipelineStatus.RUNNING]),
+        lease_seconds=options.lease_seconds,
+        resend_seconds=options.resend_seconds,
+        fenced_status=None,
+    )
+)
+outbox_key = PIPELINES.key
 
 
 def _db(fn: Callable[..., R]) -> Callable[..., Awaitable[R]]:
     return sync_to_async(fn, thread_sensitive=True)
 
 
-def _lease() -> timedelta:
-    return timedelta(seconds=options.lease_seconds())
-
-
-def claim(pipeline_id: int, *, worker: str = "", enable: bool = False) -> int | None:
-    """Take the pipeline for this run unless a live lease holds it; return the fencing token.
+def take(pipeline_id: int, *, worker: str = "", enable: bool = False) -> Lease | None:
+    """Claim the pipeline for this run unless a live lease holds it (``leases.claim``).
 
     Only an enabled pipeline is claimed; ``enable`` enables it in the same UPDATE
     (a foreground run).
     """
     now = timezone.now()
-    wanted = Q(pk=pipeline_id) if enable else Q(pk=pipeline_id, enabled=True)
-    with transaction.atomic():
-        taken = (
-            Pipeline.objects.filter(wanted)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .update(
-                fence=F("fence") + 1,
-                enabled=True,
-                status=PipelineStatus.RUNNING,
-                worker=worker[:200],
-                lease_expires_at=now + _lease(),
-                heartbeat_at=now,
-                error="",
-            )
-        )
-        if taken != 1:
-            return None
-        return int(Pipeline.objects.values_list("fence", flat=True).get(pk=pipeline_id))
+    return leases.claim(
+        PIPELINES,
+        pipeline_id,
+        worker=worker,
+        where=Q() if enable else Q(enabled=True),
+        now=now,
+        enabled=True,
+        heartbeat_at=now,
+        error="",
+    )
+
+
+def claim(pipeline_id: int, *, worker: str = "", enable: bool = False) -> int | None:
+    """Claim the pipeline (see ``take``); return the fencing token, or None."""
+    lease = take(pipeline_id, worker=worker, enable=enable)
+    return None if lease is None else lease.fence
 
 
 def _no_flush_wait() -> None:
@@ -161,25 +166,12 @@ def _no_flush_wait() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def _check_fence(pipeline_id: int, fence: int) -> int:
-    """Lock the pipeline row, check the token, and return the committed epoch."""
-    row = (
-        Pipeline.objects.select_for_update()
-        .filter(pk=pipeline_id)
-        .values_list("fence", "epoch")
-        .first()
-    )
-    if row is None or row[0] != fence:
-        raise LeaseLost(f"pipeline {pipeline_id}: the lease of token {fence} was lost")
-    return int(row[1])
-
-
 class CheckpointStore:
     """Stage outputs of uncommitted epochs: those found at the start, and new ones, fenced."""
 
-    def __init__(self, pipeline_id: int, fence: int, found: dict[tuple[str, int], Any]) -> None:
-        self.pipeline_id = pipeline_id
-        self.fence = fence
+    def __init__(self, lease: Lease, found: dict[tuple[str, int], Any]) -> None:
+        self.lease = lease
+        self.pipeline_id = lease.pk
         self.found = found
         self.saved = 0
 
@@ -192,7 +184,7 @@ class CheckpointStore:
     def write(self, stage: str, epoch: int, data: Any) -> None:
         with transaction.atomic():
             _no_flush_wait()
-            _check_fence(self.pipeline_id, self.fence)
+            leases.hold(self.lease)
             PipelineCheckpoint.objects.create(
                 pipeline_id=self.pipeline_id, stage=stage, epoch=epoch, data=data
             )
@@ -226,6 +218,7 @@ class PipelineRunner:
         self.stages: list[Stage] = list(definition.stages)
         self.sink = definition.sink
         self.fence = fence
+        self.lease = Lease(PIPELINES, pipeline.pk, fence)
         self.worker = worker
         self.until_caught_up = until_caught_up
         self.stop = stop or threading.Event()
@@ -243,7 +236,7 @@ class PipelineRunner:
         self.next_epoch = 1
         self.replay: list[tuple[int, dict[str, Any]]] = []
         self.first: dict[int, int] = {}
-        self.store = CheckpointStore(pipeline.pk, fence, {})
+        self.store = CheckpointStore(self.lease, {})
         self.run_row: PipelineRun | None = None
         self.queues: list[asyncio.Queue[Batch | None]] = []
         self._stopping: asyncio.Event | None = None
@@ -319,7 +312,7 @@ class PipelineRunner:
             (c.stage, c.epoch): c.data
             for c in PipelineCheckpoint.objects.filter(pipeline=row, epoch__gt=row.epoch)
         }
-        self.store = CheckpointStore(row.pk, self.fence, found)
+        self.store = CheckpointStore(self.lease, found)
         for stage in self.stages:
             stage.bind(self.store, inputs=len(self.sources))
             if stage.stateful and stage.name in states:
@@ -538,14 +531,16 @@ class PipelineRunner:
         cursors[batch.source] = batch.cursor
         now = timezone.now()
         with transaction.atomic():
-            committed = _check_fence(self.pipeline.pk, self.fence)
+            committed = int(leases.hold(self.lease, "epoch")["epoch"])
             if batch.epoch != committed + 1:
                 raise LeaseLost(
                     f"pipeline {self.pipeline.pk}: epoch {batch.epoch} does not follow the "
                     f"committed epoch {committed}"
                 )
             written = self.sink.write(self.pipeline, batch)
-            Pipeline.objects.filter(pk=self.pipeline.pk).update(
+            leases.renew(
+                self.lease,
+                now=now,
                 epoch=batch.epoch,
                 cursor=cursors,
                 state=batch.states,
@@ -553,7 +548,6 @@ class PipelineRunner:
                 late_events=F("late_events") + written.late,
                 results=F("results") + written.rows,
                 committed_at=now,
-                lease_expires_at=now + _lease(),
             )
             PipelineCheckpoint.objects.filter(
                 pipeline_id=self.pipeline.pk, epoch__lte=batch.epoch
@@ -597,13 +591,7 @@ class PipelineRunner:
         now = timezone.now()
         with transaction.atomic():
             _no_flush_wait()
-            renewed = Pipeline.objects.filter(pk=self.pipeline.pk, fence=self.fence).update(
-                lease_expires_at=now + _lease(), heartbeat_at=now, metrics=metrics
-            )
-        if renewed != 1:
-            raise LeaseLost(
-                f"pipeline {self.pipeline.pk}: the lease of token {self.fence} was lost"
-            )
+            leases.renew(self.lease, now=now, heartbeat_at=now, metrics=metrics)
         self.head = Event.objects.aggregate(head=Max("position"))["head"] or 0
         return bool(Pipeline.objects.values_list("enabled", flat=True).get(pk=self.pipeline.pk))
 
@@ -614,23 +602,20 @@ class PipelineRunner:
         now = timezone.now()
         self.head = Event.objects.aggregate(head=Max("position"))["head"] or 0
         final = self.metrics() if self._sampler is not None else {}
-        fields: dict[str, Any] = {"lease_expires_at": None, "worker": "", "heartbeat_at": now}
+        fields: dict[str, Any] = {"worker": "", "heartbeat_at": now}
         if final:
             fields["metrics"] = final
         try:
             with transaction.atomic():
-                _check_fence(self.pipeline.pk, self.fence)
-                enabled = Pipeline.objects.values_list("enabled", flat=True).get(
-                    pk=self.pipeline.pk
-                )
+                enabled = leases.hold(self.lease, "enabled")["enabled"]
                 if outcome == Outcome.FAILED:
                     fields.update(status=PipelineStatus.FAILED, enabled=False, error=error)
                 elif outcome in {Outcome.CAUGHT_UP, Outcome.STOPPED} or not enabled:
                     fields.update(status=PipelineStatus.PAUSED, enabled=False)
                 else:  # paused and resumed meanwhile, or handed over: a new message runs it
                     fields.update(status=PipelineStatus.WAITING)
-                    outbox.enqueue(TASK, [self.pipeline.pk], key=outbox_key(self.pipeline))
-                Pipeline.objects.filter(pk=self.pipeline.pk).update(**fields)
+                    outbox.enqueue(TASK, [self.pipeline.pk], key=PIPELINES.key(self.pipeline))
+                leases.release(self.lease, **fields)
         except LeaseLost:
             outcome = Outcome.LOST
         self._ended(outcome)
@@ -674,17 +659,17 @@ def run_pipeline(
     pipeline = Pipeline.objects.select_related("project").filter(pk=pipeline_id).first()
     if pipeline is None:
         return Outcome.MISSING
-    fence = claim(pipeline_id, worker=worker, enable=enable)
-    if fence is None:
+    lease = take(pipeline_id, worker=worker, enable=enable)
+    if lease is None:
         return Outcome.SKIPPED
     try:
         definition = registry.get(pipeline.definition).build(pipeline.params)
     except ContinustError as err:
-        return _fail_unbuilt(pipeline, fence, str(err))
+        return _fail_unbuilt(lease, str(err))
     runner = PipelineRunner(
         pipeline,
         definition,
-        fence=fence,
+        fence=lease.fence,
         worker=worker,
         until_caught_up=until_caught_up,
         stop=stop,
@@ -693,13 +678,8 @@ def run_pipeline(
     return runner.run()
 
 
-def _fail_unbuilt(pipeline: Pipeline, fence: int, error: str) -> str:
-    with transaction.atomic():
-        failed = Pipeline.objects.filter(pk=pipeline.pk, fence=fence).update(
-            status=PipelineStatus.FAILED,
-            enabled=False,
-            error=error,
-            lease_expires_at=None,
-            worker="",
-        )
+def _fail_unbuilt(lease: Lease, error: str) -> str:
+    failed = leases.release(
+        lease, status=PipelineStatus.FAILED, enabled=False, error=error, worker=""
+    )
     return Outcome.FAILED if failed else Outcome.LOST

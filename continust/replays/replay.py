@@ -39,10 +39,11 @@ Protocol (planning apart from doing, progress recorded per chunk):
   stays quick) and writes the Replay row and its outbox message in one
   transaction (``continust.jobs.outbox`` sends it to the broker after the commit, or
   later).
-- ``run`` (the Celery task) claims the replay with a conditional UPDATE that only
-  succeeds when no live lease is held, bumping ``fence``: the claim's token.
-  A delivery that finds a live lease steps aside; the outbox sweep sends the
-  replay again once a lease lapsed without being renewed (a killed worker).
+- ``run`` (the Celery task) claims the replay (``continust.jobs.leases``: a
+  conditional UPDATE that only succeeds when no live lease is held, bumping
+  ``fence``: the claim's token). A delivery that finds a live lease steps aside;
+  the leases' outbox sweep sends the replay again once a lease lapsed without being
+  renewed (a killed worker).
 - It folds ``CONTINUST_REPLAY_CHUNK_EVENTS`` versions in memory, then commits
   them in one transaction that first locks the Replay row and checks the token,
   the status and the cancel flag, then writes the versions, moves the shadow
@@ -69,7 +70,7 @@ import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -89,7 +90,8 @@ from continust.core.parsing import parse_number
 from continust.documents.diff import Change, diff
 from continust.graph.cache import graph_for
 from continust.graph.parents import parents_in_range
-from continust.jobs import outbox
+from continust.jobs import leases, outbox
+from continust.jobs.leases import Lease, LeaseLost
 from continust.log import canonical, statistics
 from continust.log.folding import MERGE_REDUCER, derive_state, fold_event, storable_state
 from continust.log.lookup import resolve_version
@@ -124,10 +126,6 @@ SKIPPED = "skipped"
 LOST = "lost"
 
 
-class LeaseLost(Exception):
-    """Another delivery holds the replay now, or it ended: this run must write nothing more."""
-
-
 class _Stopped(Exception):
     """A commit found the replay cancelled: the run stops with that outcome."""
 
@@ -136,8 +134,17 @@ class _Stopped(Exception):
         self.outcome = outcome
 
 
-def outbox_key(replay: Replay | int) -> str:
-    return f"replay:{replay if isinstance(replay, int) else replay.pk}"
+REPLAYS = leases.register(
+    leases.Kind(
+        name="replay",
+        model=Replay,
+        task=TASK,
+        active=Q(status__in=[ReplayStatus.WAITING, ReplayStatus.RUNNING]),
+        lease_seconds=lambda: settings.CONTINUST_REPLAY_LEASE_SECONDS,
+        resend_seconds=lambda: settings.CONTINUST_REPLAY_RESEND_SECONDS,
+    )
+)
+outbox_key = REPLAYS.key
 
 
 # Planning ------------------------------------------------------------------------------
@@ -313,7 +320,7 @@ def start_replay(
         )
         if Branch.objects.filter(stream=stream, name=replay.shadow_branch).exists():
             raise InvalidEvent(f"stream {stream.name} already has a branch {replay.shadow_branch}")
-        outbox.enqueue(TASK, [replay.pk], key=outbox_key(replay))
+        outbox.enqueue(TASK, [replay.pk], key=REPLAYS.key(replay))
     return replay
 
 
@@ -347,7 +354,7 @@ def cancel(replay: Replay, *, actor: str = "") -> Replay:
             raise InvalidEvent(f"replay {replay.pk} is already {current.status}")
         current.cancel_requested = True
         changed = ["cancel_requested"]
-        if current.lease_expires_at is None or current.lease_expires_at <= now:
+        if not leases.is_live(current, now):
             current.status = ReplayStatus.CANCELLED
             current.finished_at = now
             changed += ["status", "finished_at"]
@@ -435,13 +442,11 @@ def progress(replay: Replay) -> Progress:
     label = str(ReplayStatus(replay.status).label)
     queued = False
     if replay.status == ReplayStatus.WAITING:
-        message = outbox.pending(outbox_key(replay))
+        message = outbox.pending(REPLAYS.key(replay))
         queued = message is not None and bool(message.last_error)
         if queued:
             label = "waiting for a worker (the task queue is unreachable; it is sent when back)"
-    elif replay.status == ReplayStatus.RUNNING and (
-        replay.lease_expires_at is None or replay.lease_expires_at < timezone.now()
-    ):
+    elif replay.status == ReplayStatus.RUNNING and not leases.is_live(replay):
         label = "waiting for a worker to resume it"
     elif replay.status == ReplayStatus.RUNNING and replay.total == 0:
         label = "planning the range"
@@ -491,39 +496,33 @@ def replay_record(replay: Replay) -> dict[str, Any]:
 # Running ---------------------------------------------------------------------------------
 
 
-def claim(replay_id: int, *, worker: str = "") -> int | None:
-    """Take the replay for this run unless a live lease holds it; return the fencing token."""
+def take(replay_id: int, *, worker: str = "") -> Lease | None:
+    """Claim the replay for this run unless a live lease holds it (``leases.claim``)."""
     now = timezone.now()
-    lease = timedelta(seconds=settings.CONTINUST_REPLAY_LEASE_SECONDS)
-    with transaction.atomic():
-        taken = (
-            Replay.objects.filter(
-                pk=replay_id, status__in=[ReplayStatus.WAITING, ReplayStatus.RUNNING]
-            )
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .update(
-                fence=F("fence") + 1,
-                status=ReplayStatus.RUNNING,
-                lease_expires_at=now + lease,
-                worker=worker[:200],
-                attempts=F("attempts") + 1,
-                resumed_at=now,
-                resumed_done=F("done"),
-                started_at=Coalesce("started_at", now),
-            )
-        )
-        if taken != 1:
-            return None
-        return int(Replay.objects.values_list("fence", flat=True).get(pk=replay_id))
+    return leases.claim(
+        REPLAYS,
+        replay_id,
+        worker=worker,
+        now=now,
+        resumed_at=now,
+        resumed_done=F("done"),
+        started_at=Coalesce("started_at", now),
+    )
+
+
+def claim(replay_id: int, *, worker: str = "") -> int | None:
+    """Claim the replay unless a live lease holds it; return the fencing token, or None."""
+    lease = take(replay_id, worker=worker)
+    return None if lease is None else lease.fence
 
 
 def run(replay_id: int, *, worker: str = "") -> str:
     """Run or resume a replay here; return its outcome ("done", "failed", "skipped", ...)."""
-    token = claim(replay_id, worker=worker)
-    if token is None:
+    lease = take(replay_id, worker=worker)
+    if lease is None:
         return SKIPPED
     replay = Replay.objects.select_related("stream", "start", "end").get(pk=replay_id)
-    job = _Run(replay, token)
+    job = _Run(replay, lease)
     try:
         if replay.attempts > MAX_ATTEMPTS:
             job.fail(f"given up after {MAX_ATTEMPTS} attempts", None)
@@ -542,22 +541,8 @@ def run(replay_id: int, *, worker: str = "") -> str:
 
 
 def resend_stale() -> int:
-    """Send again the replays nobody holds: lapsed leases and messages never claimed.
-
-    Registered as an outbox sweep: a worker killed mid-replay, or a message the
-    broker lost, leaves a replay unclaimed until its lease (or the resend delay) runs
-    out; then it goes to the broker again and the next worker resumes it.
-    """
-    return outbox.resend_unclaimed(
-        Replay.objects.filter(status__in=[ReplayStatus.WAITING, ReplayStatus.RUNNING]),
-        task=TASK,
-        key_of=outbox_key,
-        resend_seconds=settings.CONTINUST_REPLAY_RESEND_SECONDS,
-        running=lambda replay: replay.status == ReplayStatus.RUNNING,
-    )
-
-
-outbox.register_sweep(resend_stale)
+    """Send again the replays nobody holds (``leases.resend_stale`` for replays alone)."""
+    return leases.resend_stale(REPLAYS)
 
 
 @dataclass(slots=True)
@@ -615,7 +600,7 @@ class _Run:
     """One claim's run of a replay: fold chunks in memory, commit each with its progress."""
 
     replay: Replay
-    token: int
+    lease: Lease
     span: ReplayRange = field(default_factory=lambda: ReplayRange([], []))
     position: int = 0
     written: int = 0
@@ -641,7 +626,7 @@ class _Run:
         self.span = span
         self.uses = Counter(p for ps in span.parents for p in ps)
         if self.replay.total != len(span):  # a long range: the request left it to the worker
-            Replay.objects.filter(pk=self.replay.pk, fence=self.token).update(total=len(span))
+            Replay.objects.filter(pk=self.replay.pk, fence=self.lease.fence).update(total=len(span))
             self.replay.total = len(span)
         if self.replay.cursor:
             self._resume()
@@ -914,22 +899,9 @@ class _Run:
 
     def _cancelled(self) -> bool:
         """Lock the replay row and check the token; finish the replay if a cancel was asked."""
-        current = (
-            Replay.objects.select_for_update()
-            .filter(pk=self.replay.pk)
-            .values("fence", "status", "cancel_requested")
-            .first()
-        )
-        if (
-            current is None
-            or current["fence"] != self.token
-            or current["status"] != ReplayStatus.RUNNING
-        ):
-            raise LeaseLost(f"replay {self.replay.pk} is no longer held by token {self.token}")
+        current = leases.hold(self.lease, "cancel_requested")
         if current["cancel_requested"]:
-            Replay.objects.filter(pk=self.replay.pk).update(
-                status=ReplayStatus.CANCELLED, finished_at=timezone.now(), lease_expires_at=None
-            )
+            leases.release(self.lease, status=ReplayStatus.CANCELLED, finished_at=timezone.now())
         return bool(current["cancel_requested"])
 
     def _record(self, final: bool) -> None:
@@ -941,13 +913,13 @@ class _Run:
             "written": self.written,
             "shadow_head_id": self.replay.shadow_head_id,
             "progress_at": now,
-            "lease_expires_at": now + timedelta(seconds=settings.CONTINUST_REPLAY_LEASE_SECONDS),
         }
         if final:
-            changes.update(status=ReplayStatus.DONE, finished_at=now, lease_expires_at=None)
+            leases.release(self.lease, status=ReplayStatus.DONE, finished_at=now, **changes)
             written = self.written
             transaction.on_commit(lambda: statistics.refresh(written))
-        Replay.objects.filter(pk=self.replay.pk, fence=self.token).update(**changes)
+        else:
+            leases.renew(self.lease, now=now, **changes)
 
     def _write(self, now: datetime) -> None:
         if not self.pending:
@@ -965,14 +937,12 @@ class _Run:
     def fail(self, error: str, event: uuid.UUID | None) -> None:
         """Record the failure; the versions folded since the last commit are dropped."""
         self.pending = []
-        Replay.objects.filter(
-            pk=self.replay.pk, fence=self.token, status=ReplayStatus.RUNNING
-        ).update(
+        leases.release(
+            self.lease,
             status=ReplayStatus.FAILED,
             error=error[:4000],
             error_event=event,
             finished_at=timezone.now(),
-            lease_expires_at=None,
         )
 
 

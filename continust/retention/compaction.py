@@ -16,9 +16,12 @@ A compaction plans, then works in chunks, each one transaction:
 
 The plan is a pure function of the database and the compaction's pinned ``upto``
 and ``cutoff``, so a worker that dies mid-way leaves a cursor, and the next
-delivery plans the same work and resumes after it. Each chunk writes its work and
-moves the cursor in the same transaction, under the stream's write lock and a
-``ReleasePermit`` that the database triggers require (``continust.log.triggers``).
+delivery plans the same work and resumes after it. A worker holds the compaction
+under a fenced lease (``continust.jobs.leases``); each chunk writes its work and
+moves the cursor in the same transaction, after checking the fence, under the
+stream's write lock and a ``ReleasePermit`` that the database triggers require
+(``continust.log.triggers``). A holder whose lease was taken over writes nothing
+more, its failure included.
 
 What is never released: branch heads, the merge bases of any two heads, every
 version in a review's range (open or closed), and the versions replays start from,
@@ -38,14 +41,15 @@ from typing import Any, Final
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Max, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from continust.audit.trail import AUDIT_STREAM, is_audit_stream, record
 from continust.core.errors import ContinustError, InvalidEvent, NotFound
 from continust.graph.cache import graph_for
-from continust.jobs import outbox
+from continust.jobs import leases, outbox
+from continust.jobs.leases import Lease, LeaseLost
 from continust.log import canonical, statistics
 from continust.log.policy import Policy, make_policy, policy_of
 from continust.log.states import store_snapshots
@@ -453,8 +457,17 @@ def _sizes(stream: Stream, upto: int) -> tuple[dict[int, int], dict[str, int]]:
 # -- requesting ------------------------------------------------------------------------
 
 
-def outbox_key(compaction: Compaction) -> str:
-    return f"compaction:{compaction.pk}"
+COMPACTIONS = leases.register(
+    leases.Kind(
+        name="compaction",
+        model=Compaction,
+        task=TASK,
+        active=Q(status__in=ACTIVE),
+        lease_seconds=lambda: settings.CONTINUST_COMPACTION_LEASE_SECONDS,
+        resend_seconds=lambda: settings.CONTINUST_COMPACTION_RESEND_SECONDS,
+    )
+)
+outbox_key = COMPACTIONS.key
 
 
 def request(stream: Stream, *, actor: str) -> Compaction:
@@ -477,7 +490,7 @@ def request(stream: Stream, *, actor: str) -> Compaction:
             cutoff=_cutoff(policy),
             requested_by=actor[:200],
         )
-        outbox.enqueue(TASK, [compaction.pk], key=outbox_key(compaction))
+        outbox.enqueue(TASK, [compaction.pk], key=COMPACTIONS.key(compaction))
     return compaction
 
 
@@ -501,62 +514,38 @@ def pinned_policy(compaction: Compaction) -> Policy:
 # -- running ---------------------------------------------------------------------------
 
 
-class _LeaseLost(Exception):
-    pass
-
-
-def _claim(compaction_id: int) -> int | None:
-    now = timezone.now()
-    lease = timedelta(seconds=settings.CONTINUST_COMPACTION_LEASE_SECONDS)
-    with transaction.atomic():
-        taken = (
-            Compaction.objects.filter(pk=compaction_id, status__in=ACTIVE)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .update(
-                fence=F("fence") + 1,
-                status=CompactionStatus.RUNNING,
-                lease_expires_at=now + lease,
-                attempts=F("attempts") + 1,
-            )
-        )
-        if taken != 1:
-            return None
-        return int(Compaction.objects.values_list("fence", flat=True).get(pk=compaction_id))
-
-
-def run(compaction_id: int, *, chunk: int | None = None) -> Compaction:
+def run(compaction_id: int, *, chunk: int | None = None, worker: str = "") -> Compaction:
     """Run or resume a compaction here; a second delivery finds it held or done."""
-    token = _claim(compaction_id)
+    lease = leases.claim(COMPACTIONS, compaction_id, worker=worker)
     compaction = Compaction.objects.select_related("stream__project").get(pk=compaction_id)
-    if token is None:
+    if lease is None:
         return compaction
     if compaction.attempts > MAX_ATTEMPTS:
-        return _fail(compaction, f"given up after {MAX_ATTEMPTS} attempts")
+        return _fail(compaction, lease, f"given up after {MAX_ATTEMPTS} attempts")
     try:
-        return _Run(compaction, token, chunk or settings.CONTINUST_COMPACTION_CHUNK).run()
-    except _LeaseLost:
+        return _Run(compaction, lease, chunk or settings.CONTINUST_COMPACTION_CHUNK).run()
+    except LeaseLost:
         log.warning("compaction %s: another worker holds it now", compaction_id)
         return Compaction.objects.get(pk=compaction_id)
     except ContinustError as err:
-        return _fail(compaction, str(err))
+        return _fail(compaction, lease, str(err))
 
 
-def _fail(compaction: Compaction, reason: str) -> Compaction:
-    Compaction.objects.filter(pk=compaction.pk).update(
-        status=CompactionStatus.FAILED,
-        error=reason[:2000],
-        finished_at=timezone.now(),
-        lease_expires_at=None,
-    )
+def _fail(compaction: Compaction, lease: Lease, reason: str) -> Compaction:
+    """Record the failure, if this run still holds the compaction; else leave it be."""
+    if not leases.release(
+        lease, status=CompactionStatus.FAILED, error=reason[:2000], finished_at=timezone.now()
+    ):
+        log.warning("compaction %s failed (%s) after another worker took it", lease.pk, reason)
     compaction.refresh_from_db()
     return compaction
 
 
 class _Run:
-    def __init__(self, compaction: Compaction, token: int, chunk: int) -> None:
+    def __init__(self, compaction: Compaction, lease: Lease, chunk: int) -> None:
         self.compaction = compaction
         self.stream = compaction.stream
-        self.token = token
+        self.lease = lease
         self.chunk = chunk
 
     def run(self) -> Compaction:
@@ -603,14 +592,11 @@ class _Run:
     def _step(self) -> Iterator[Compaction]:
         """One transaction: the compaction row locked and fenced, its lease renewed."""
         with transaction.atomic():
-            current = Compaction.objects.select_for_update().get(pk=self.compaction.pk)
-            if current.fence != self.token or current.status != CompactionStatus.RUNNING:
-                raise _LeaseLost(f"compaction {current.pk} is held by another run")
+            leases.hold(self.lease)
+            current = Compaction.objects.get(pk=self.compaction.pk)
             yield current
             if current.status == CompactionStatus.RUNNING:
-                current.lease_expires_at = timezone.now() + timedelta(
-                    seconds=settings.CONTINUST_COMPACTION_LEASE_SECONDS
-                )
+                current.lease_expires_at = leases.expiry(COMPACTIONS)
             current.save()
         self.compaction = current
 
@@ -815,17 +801,3 @@ def request_due(*, now: datetime | None = None) -> list[Compaction]:
             continue
         requested.append(request(stream, actor="schedule"))
     return requested
-
-
-def resend_stale() -> int:
-    """Send again the compactions nobody holds (a killed worker, a lost message)."""
-    return outbox.resend_unclaimed(
-        Compaction.objects.filter(status__in=ACTIVE),
-        task=TASK,
-        key_of=outbox_key,
-        resend_seconds=settings.CONTINUST_COMPACTION_RESEND_SECONDS,
-        running=lambda c: c.status == CompactionStatus.RUNNING,
-    )
-
-
-outbox.register_sweep(resend_stale)
