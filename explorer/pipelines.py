@@ -10,6 +10,7 @@ chart computed here. This module also holds the screens' URL patterns, which
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,32 +93,72 @@ def _moment(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def chart(windows: list[dict[str, Any]], metric: str) -> dict[str, Any]:
-    """Bars for the windows' ``metric`` totals, scaled into the chart's box."""
-    top = max((w[metric] for w in windows), default=0) or 1
-    step = CHART_WIDTH / max(len(windows), 1)
+UNITS = {"count": "events", "sum": "sum of values"}
+# The plot sits inside the chart's box, leaving room for the axes' labels.
+PLOT_LEFT, PLOT_TOP, PLOT_BOTTOM = 48, 8, 28
+
+
+def _ticks(top: float) -> list[float]:
+    """Three round values from 0 to ``top`` for the y axis."""
+    return [0, top / 2, top] if top else [0]
+
+
+def _label(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) or abs(value) >= 100 else f"{value:,.2f}"
+
+
+def chart(
+    windows: list[dict[str, Any]], metric: str, open_windows: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """Bars for the windows' ``metric`` totals, scaled into the chart's plot, with a y axis
+    in the metric's unit and an x axis in UTC time; windows still open are drawn as open
+    bars (their totals so far)."""
+    shown = [(w, False) for w in windows] + [(w, True) for w in open_windows]
+    top = max((w[metric] for w, _ in shown), default=0) or 1
+    plot_width = CHART_WIDTH - PLOT_LEFT - 4
+    plot_height = CHART_HEIGHT - PLOT_TOP - PLOT_BOTTOM
+    step = plot_width / max(len(shown), 1)
+    base = PLOT_TOP + plot_height
     bars = []
-    for index, window in enumerate(windows):
-        height = round(window[metric] / top * (CHART_HEIGHT - 20), 1)
+    for index, (window, is_open) in enumerate(shown):
+        height = round(window[metric] / top * plot_height, 1)
         bars.append(
             {
-                "x": round(index * step + 1, 1),
+                "x": round(PLOT_LEFT + index * step + 1, 1),
                 "width": round(max(step - 2, 1), 1),
-                "y": round(CHART_HEIGHT - height, 1),
+                "y": round(base - height, 1),
                 "height": height,
                 "value": window[metric],
                 "start": _moment(window["start"]),
                 "end": _moment(window["end"]),
                 "keys": window["keys"],
-                "fires": window["fires"],
+                "fires": window.get("fires", 0),
+                "open": is_open,
             }
         )
+    y_ticks = [
+        {"y": round(base - value / top * plot_height, 1), "label": _label(value)}
+        for value in _ticks(top)
+    ]
+    x_ticks = []
+    if bars:
+        for bar in {id(b): b for b in (bars[0], bars[len(bars) // 2], bars[-1])}.values():
+            x_ticks.append({"x": round(bar["x"] + bar["width"] / 2, 1), "end": bar["end"]})
     return {
         "bars": bars,
         "top": top,
         "width": CHART_WIDTH,
         "height": CHART_HEIGHT,
+        "plot_left": PLOT_LEFT,
+        "plot_right": PLOT_LEFT + plot_width,
+        "plot_top": PLOT_TOP,
+        "plot_height": plot_height,
+        "base": base,
+        "y_ticks": y_ticks,
+        "x_ticks": x_ticks,
+        "unit": UNITS.get(metric, metric),
         "metric": metric,
+        "open_count": len(open_windows),
         "first": bars[0] if bars else None,
         "last": bars[-1] if bars else None,
     }

@@ -163,6 +163,18 @@ def test_the_chart_scales_bars_into_its_box():
     ]
     drawn = chart(windows, "count")
     heights = [bar["height"] for bar in drawn["bars"]]
-    assert heights[1] == drawn["height"] - 20 and heights[0] == heights[1] / 2
+    assert heights[1] == drawn["plot_height"] and heights[0] == heights[1] / 2
     assert heights[2] == 0 and drawn["top"] == 10
     assert chart([], "count")["bars"] == []
+
+
+def test_the_chart_has_axes_with_units_and_draws_open_windows_as_open():
+    closed = [{"start": 0, "end": 10_000, "count": 4, "sum": 2.5, "keys": 2, "fires": 1}]
+    still_open = [{"start": 10_000, "end": 20_000, "count": 8, "sum": 1, "keys": 1}]
+    drawn = chart(closed, "count", still_open)
+    assert [t["label"] for t in drawn["y_ticks"]] == ["0", "4", "8"]
+    assert drawn["unit"] == "events" and chart(closed, "sum")["unit"] == "sum of values"
+    assert [b["open"] for b in drawn["bars"]] == [False, True]
+    assert drawn["bars"][1]["height"] == drawn["plot_height"]
+    assert [t["end"].second for t in drawn["x_ticks"]] == [10, 20]
+    assert drawn["open_count"] == 1
