@@ -6,7 +6,7 @@ Three systems on the same PostgreSQL database (BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/continust_bench_h, created and migrated if missing):
 
 - continust through its public API only (``continust.log.projects.create_project/create_stream``,
-  ``continust.log.store.NewEvent/append``, ``continust.log.folding.fold_branch``,
+  ``continust.log.store.NewEvent/append``, ``bench/folding.py`` (continust's rows, its reducers),
   ``continust.replays.start_replay/run``, and ``POST /api/projects/{slug}/streams/{name}/events``
   with a Bearer token), so the harness keeps working on a new write path;
 - the eventsourcing library as a user would use it (``bench/peers.py``: an Application saving
@@ -30,7 +30,8 @@ d  HTTP through gunicorn (sync workers, 2 × cores + 1 of them, gunicorn's docum
 e  disk per event, eternal policy: the growth of pg_total_relation_size (heap, TOAST, indexes,
    free-space and visibility maps) over every table of the database, VACUUM ANALYZE before
    and after appending --disk-events events; measured once, not per round
-f  folding a 1,000-event stream (continust.log.folding.fold_branch) beside SELECT + the same fold
+f  folding a 1,000-event stream (bench/folding.py: continust's rows, folded by its reducers)
+   beside SELECT + the same fold
    over the raw table (and eventsourcing's repository.get); a replay of --replay-events
    events (start_replay + run in this process, no broker) beside a raw binary COPY of every
    row the replay wrote (found by xmin) into empty copies of their tables (LIKE ... INCLUDING
@@ -295,7 +296,7 @@ class Writers:
 
     def fold(self, system: str, name: str) -> int:
         if system == "continust":
-            from continust.log.folding import fold_branch
+            from folding import fold_branch
 
             return int(fold_branch(self.stream(name))[1])
         if system == "eventsourcing":

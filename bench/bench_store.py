@@ -19,7 +19,8 @@ def payload(n: int) -> dict:
 
 
 def bench_continust(batches: int, singles: int) -> tuple[float, float, float]:
-    from continust.log.folding import fold_branch
+    from folding import fold_branch
+
     from continust.log.projects import create_project, create_stream
     from continust.log.store import NewEvent, append
 
