@@ -4,7 +4,8 @@ Each input line is one event ``{"key", "ts", "value"}`` (``ts`` in milliseconds,
 ``value`` a number); blank lines are skipped. Each output line is a window result
 ``{"key", "start", "end", "max_ts", "fire", "count", "sum", "min", "max"}`` or a
 late event ``{"late": true, "key", "ts", "value"}``, in the order they are emitted.
-The semantics are DESIGN.md's (Apache Flink's): see ``continust.pipelines.windows``.
+The semantics are Apache Flink's, written out in ``docs/windows.md``; the operator
+is ``continust.pipelines.windows``'s.
 
 A bad spec stops the command before it reads anything; a bad line stops it with a
 one-line error naming the line (the results of the lines before it were already
