@@ -52,9 +52,12 @@ class WindowOperator:
 
     assigner_type: type[Any] = object
 
-    def __new__(cls, assigner: Assigner, **_: Any) -> WindowOperator:
-        kind = _kind_for(assigner) if cls is WindowOperator else cls
-        if kind is None or not isinstance(assigner, kind.assigner_type):
+    def __new__(cls, *args: Any, **kwargs: Any) -> WindowOperator:
+        if cls is not WindowOperator:  # a kind named directly (or copy and pickle)
+            return super().__new__(cls)
+        assigner = args[0] if args else kwargs.get("assigner")
+        kind = _kind_for(assigner)
+        if kind is None:
             raise TypeError("assigner must be Tumbling, Sliding or Session")
         return super().__new__(kind)
 
@@ -65,6 +68,8 @@ class WindowOperator:
         aggregate: Aggregate | Sequence[str] | None = None,
         allowed_lateness_ms: int = 0,
     ) -> None:
+        if not isinstance(assigner, self.assigner_type):
+            raise TypeError(f"{type(self).__name__} needs a {self.assigner_type.__name__} assigner")
         check_millis("allowed_lateness_ms", allowed_lateness_ms)
         if allowed_lateness_ms < 0:
             raise ValueError("allowed_lateness_ms must be >= 0")
