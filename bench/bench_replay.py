@@ -6,7 +6,7 @@ against one, and how soon a committed chunk shows on the progress page.
 It builds (once; later runs reuse them) a stream of ``--events`` events, one branch, in the
 benchmark database (BENCH_DATABASE_URL, created if missing), then:
 
-1. starts one Celery worker (``celery -A continust worker``, concurrency 1) and replays the
+1. starts one Celery worker (``celery -A continust.celery worker``, concurrency 1) and replays the
    whole stream into a shadow branch, timed from the request to the replay's last commit,
    versions written included;
 2. COPYs the same number of version rows (and their parent links) into the same tables, in
@@ -122,7 +122,7 @@ class Worker:
                     "-m",
                     "celery",
                     "-A",
-                    "continust",
+                    "continust.celery",
                     "worker",
                     "--loglevel=INFO",
                     "--concurrency=1",

@@ -1,4 +1,4 @@
-"""Windowed aggregation throughput: continust.windows, and bytewax if installed.
+"""Windowed aggregation throughput: continust.pipelines.windows, and bytewax if installed.
 
     .venv/bin/python bench/bench_windows.py [--events N] [--keys K] [--no-bytewax]
 
@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from continust.windows import (
+from continust.pipelines.windows import (
     Session,
     Sliding,
     Tumbling,

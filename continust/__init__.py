@@ -1,7 +1,6 @@
-"""continust: event-sourced, versioned state with a branching version graph."""
+"""continust: event-sourced, versioned state with a branching version graph.
 
-from __future__ import annotations
-
-from continust.celery import app as celery_app
-
-__all__ = ["celery_app"]
+Importing this package loads nothing else: the Celery app lives in
+``continust.celery`` (workers start with ``celery -A continust.celery worker``),
+and the code that sends tasks imports it from there.
+"""

@@ -1,4 +1,10 @@
-"""The Celery application; tasks live beside the domain code they run."""
+"""The Celery application; tasks live beside the domain code they run.
+
+Workers start with ``celery -A continust.celery worker``. Nothing imports this
+module on the way to another (``continust/__init__.py`` is empty): the task
+modules and the outbox's sender import it themselves, so the pure modules load
+without Celery and without setting ``DJANGO_SETTINGS_MODULE``.
+"""
 
 from __future__ import annotations
 

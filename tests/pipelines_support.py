@@ -1,6 +1,6 @@
 """Shared helpers of the pipeline tests: writing timed events, and the expected sink rows.
 
-The expected rows come straight from ``continust.windows`` fed every event in log
+The expected rows come straight from ``continust.pipelines.windows`` fed every event in log
 order, with no pipeline, cursor, epoch or database in between: what an
 uninterrupted run must leave in the sink.
 """
@@ -14,7 +14,7 @@ from typing import Any
 from continust.log.canonical import canonical_json
 from continust.log.store import NewEvent, append
 from continust.models import Event, Pipeline, WindowResult
-from continust.windows import Stats, Watermarks, WindowOperator, spec_from_json
+from continust.pipelines.windows import Stats, Watermarks, WindowOperator, spec_from_json
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

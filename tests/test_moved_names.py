@@ -13,6 +13,10 @@ MOVED = {
     "continust.states": ("continust.log.states", ["state_of"]),
     "continust.diff": ("continust.documents.diff", ["diff", "three_way_merge"]),
     "continust.integrity": ("continust.audit.integrity", ["verify"]),
+    "continust.windows": (
+        "continust.pipelines.windows",
+        ["Tumbling", "Sliding", "Session", "WindowOperator", "Watermarks", "run_windows"],
+    ),
 }
 
 

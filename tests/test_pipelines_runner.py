@@ -23,7 +23,7 @@ from continust.pipelines.runner import (
 from continust.pipelines.sinks import WindowResultSink
 from continust.pipelines.sources import LogSource
 from continust.pipelines.stages import Batch, KeyBy, Stage, WindowStage
-from continust.windows import Tumbling
+from continust.pipelines.windows import Tumbling
 from tests.pipelines_support import T0, expected_rows, log_elements, sink_rows, write_events
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
-"""Event-time windows (continust.windows) against a brute-force reference.
+"""Event-time windows (continust.pipelines.windows) against a brute-force reference.
 
-The reference below is written straight from DESIGN.md's window rules, with no
+The reference below is written straight from the window rules (docs/windows.md), with no
 attempt at speed: windows found by scanning every candidate start, sessions merged
 by repeated passes, the watermark recomputed from the events seen.
 """
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from continust.windows import (
+from continust.pipelines.windows import (
     Aggregate,
     Reduce,
     Session,

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from continust.windows import run_windows
+from continust.pipelines.windows import run_windows
 
 
 def windows(spec: dict | str, *lines: str, batch_size: int | None = None) -> list[dict]:

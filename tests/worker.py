@@ -7,7 +7,7 @@
         ...
         worker.kill()  # SIGKILL, the whole process group
 
-``start_worker`` runs ``celery -A continust worker`` against the test database
+``start_worker`` runs ``celery -A continust.celery worker`` against the test database
 (its name goes to the worker in ``DATABASE_URL``; tests must commit, hence
 ``transaction=True``) and the broker of the settings: Redis when
 ``CELERY_BROKER_URL`` says so, else kombu's filesystem transport under
@@ -101,7 +101,7 @@ class Worker:
                     "-m",
                     "celery",
                     "-A",
-                    "continust",
+                    "continust.celery",
                     "worker",
                     "--loglevel=INFO",
                     "--concurrency=1",

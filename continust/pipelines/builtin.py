@@ -22,7 +22,7 @@ from continust.pipelines.registry import Definition, InvalidPipeline, register
 from continust.pipelines.sinks import WindowResultSink
 from continust.pipelines.sources import LogEvent, LogSource
 from continust.pipelines.stages import KeyBy, WindowStage
-from continust.windows import spec_from_json
+from continust.pipelines.windows import spec_from_json
 
 HOUR_MS = 3_600_000
 

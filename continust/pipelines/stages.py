@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from continust.pipelines.sources import LogEvent
-from continust.windows import (
+from continust.pipelines.windows import (
     Aggregate,
     Session,
     Sliding,
@@ -233,10 +233,11 @@ class KeyBy(Stage):
 
 
 class WindowStage(Stage):
-    """Keyed event-time windows (``continust.windows``) over ``(key, ts, value)`` elements.
+    """Keyed event-time windows over ``(key, ts, value)`` elements.
 
-    Each source is one watermark input and the operator follows their minimum
-    (DESIGN.md rule 5), so an input that has delivered nothing yet holds event time
+    The operator is ``continust.pipelines.windows``'s. Each source is one
+    watermark input and the operator follows their minimum (``docs/windows.md``,
+    "Watermarks"), so an input that has delivered nothing yet holds event time
     back. The output is the operator's: window results (a window firing again
     within the allowed lateness comes again with a higher ``fire``) and late
     elements (``{"late": True, ...}``), in emission order.

@@ -4,7 +4,8 @@ Each input line is one event ``{"key", "ts", "value"}`` (``ts`` in milliseconds,
 ``value`` a number); blank lines are skipped. Each output line is a window result
 ``{"key", "start", "end", "max_ts", "fire", "count", "sum", "min", "max"}`` or a
 late event ``{"late": true, "key", "ts", "value"}``, in the order they are emitted.
-The semantics are DESIGN.md's (Apache Flink's): see ``continust.windows``.
+The semantics are Apache Flink's, written out in ``docs/windows.md``; the operator
+is ``continust.pipelines.windows``'s.
 
 A bad spec stops the command before it reads anything; a bad line stops it with a
 one-line error naming the line (the results of the lines before it were already
@@ -22,7 +23,7 @@ from typing import IO, Any
 from django.core.management.base import CommandError, CommandParser
 
 from continust.management.base import ContinustCommand, Scope, number, parse_json
-from continust.windows import run_windows, spec_from_json
+from continust.pipelines.windows import run_windows, spec_from_json
 
 _EVENT_INDEX = re.compile(r"^event \d+: ")
 
