@@ -198,7 +198,11 @@ def _context(request: HttpRequest, membership: Membership, pipeline: Pipeline) -
         "pipeline": pipeline,
         "facts": facts,
         "stages": _stage_rows(facts["stages"]),
-        "chart": chart(control.latest_windows(pipeline, CHART_WINDOWS), metric),
+        "chart": chart(
+            control.latest_windows(pipeline, CHART_WINDOWS),
+            metric,
+            control.open_windows(pipeline)[-CHART_WINDOWS // 2 :],
+        ),
         "latest": [
             {
                 "row": r,

@@ -17,6 +17,8 @@ from continust.pipelines.runner import claim, outbox_key, run_pipeline
 from explorer.pipelines import chart
 from tests.pipelines_support import T0
 
+T0_MS = int(T0.timestamp() * 1000)
+
 pytestmark = pytest.mark.django_db
 
 WINDOW = {"type": "tumbling", "size_ms": 10_000, "allowed_lateness_ms": 0}
@@ -58,6 +60,11 @@ def test_the_page_shows_stages_windows_late_events_and_runs(client, bob, pipelin
     for stage in ("source", "key_by", "window", "sink"):
         assert f"{stage} <small" in html
     assert 'class="window-chart"' in html and html.count('class="bar"') == 3
+    # [40 s, 50 s) has its click and has not fired: drawn as open, its total so far.
+    assert html.count('class="bar open"') == 1 and "1 window still open" in html
+    assert control.open_windows(pipeline) == [
+        {"start": T0_MS + 40_000, "end": T0_MS + 50_000, "count": 1, "sum": 1, "keys": 1}
+    ]
     assert "Late events (side output): <strong>1</strong>" in html
     assert "caught-up" in html  # the run's outcome
     assert "Pause" not in html and "Reset" not in html  # bob only views

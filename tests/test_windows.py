@@ -615,3 +615,24 @@ def test_it_builds_specs_from_json() -> None:
 def test_it_rejects_bad_events_naming_their_index(event: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         list(run_windows({"type": "tumbling", "size_ms": 10}, [event]))
+
+
+@pytest.mark.parametrize(
+    ("assigner", "expected"),
+    [
+        (Tumbling(10), [(20, 30, 2)]),
+        (Sliding(10, 5), [(15, 25, 2), (20, 30, 2)]),
+        (Session(5), [(21, 29, 2)]),
+    ],
+)
+def test_open_windows_are_the_unfired_ones_with_their_figures_so_far(assigner, expected):
+    op = WindowOperator(assigner, aggregate=["count", "sum"])
+    op.process_batch([("k", 1, 1), ("k", 3, 2), ("k", 21, 3), ("k", 24, 4)])
+    op.advance_watermark(20)  # fires what ends by 20; 21 and 24 stay open
+    counters = (op.fired_count, op.late_count)
+    opened = op.open_windows()
+    assert sorted((w["start"], w["end"], w["count"]) for w in opened) == expected
+    assert all(w["fire"] == 0 for w in opened)
+    assert (op.fired_count, op.late_count) == counters  # looking changes nothing
+    flushed = op.flush()  # what fires next is exactly what was open
+    assert sorted((r["start"], r["end"], r["count"]) for r in flushed) == expected

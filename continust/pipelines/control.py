@@ -33,6 +33,7 @@ from continust.models import (
 from continust.pipelines import registry
 from continust.pipelines.registry import InvalidPipeline
 from continust.pipelines.runner import PIPELINES, TASK
+from continust.pipelines.stages import WindowStage
 
 __all__ = [
     "PipelineBusy",
@@ -192,6 +193,39 @@ def latest_windows(pipeline: Pipeline, limit: int = 24) -> list[dict[str, Any]]:
             total["sum"] += value
         total["keys"] += 1
         total["fires"] = max(total["fires"], fire)
+    return [{"start": s, "end": e, **total} for (s, e), total in sorted(totals.items())]
+
+
+def open_windows(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The windows of the committed state that have not fired yet, each totalled over its
+    keys as ``latest_windows`` totals fired ones (their figures so far), oldest first.
+
+    Empty when the definition is not installed or its state cannot be read back (the
+    pipeline page says so elsewhere)."""
+    states = pipeline.state or {}
+    if not states:
+        return []
+    try:
+        definition = registry.get(pipeline.definition).build(pipeline.params)
+    except (NotFound, InvalidPipeline):
+        return []
+    totals: dict[tuple[int, int], dict[str, Any]] = defaultdict(
+        lambda: {"count": 0, "sum": 0, "keys": 0}
+    )
+    for stage in definition.stages:
+        if not isinstance(stage, WindowStage) or stage.name not in states:
+            continue
+        try:
+            stage.operator.restore(states[stage.name]["operator"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        for window in stage.operator.open_windows():
+            total = totals[(window["start"], window["end"])]
+            total["count"] += window.get("count") or 0
+            value = window.get("sum")
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                total["sum"] += value
+            total["keys"] += 1
     return [{"start": s, "end": e, **total} for (s, e), total in sorted(totals.items())]
 
 

@@ -159,6 +159,20 @@ class WindowOperator:
         """The state and timer heap (not yet a heap) that :meth:`_dump_state` wrote."""
         raise NotImplementedError
 
+    def open_windows(self) -> list[Output]:
+        """The windows that have not fired yet, each as the result it would give now
+        (``fire`` 0); the operator's state and counters are left as they were."""
+        fired = self.fired_count
+        out: list[Output] = []
+        try:
+            self._open(out)
+        finally:
+            self.fired_count = fired
+        return out
+
+    def _open(self, out: list[Output]) -> None:
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ records
 
     def _late(self, key: Hashable, ts: int, value: Any, out: list[Output]) -> None:

@@ -209,6 +209,12 @@ class SessionOperator(WindowOperator):
             if not sess:
                 del state[key]
 
+    def _open(self, out: list[Output]) -> None:
+        for key, sessions in self._state.items():
+            for e in sessions:
+                if not e[FIRES]:
+                    out.append(self._record(key, e[START], e[END], 0, e))
+
     def _dump_state(self) -> tuple[list[list[Any]], list[list[Any]]]:
         keys = [
             [

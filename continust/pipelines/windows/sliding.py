@@ -216,6 +216,12 @@ class SlidingOperator(WindowOperator):
             if not wins and not panes:
                 del state[key]
 
+    def _open(self, out: list[Output]) -> None:
+        for key, (panes, wins) in self._state.items():
+            for start, w in wins.items():
+                if not w[FIRES]:
+                    out.append(self._window_record(key, start, 0, panes))
+
     def _dump_state(self) -> tuple[list[list[Any]], list[list[Any]]]:
         keys: list[list[Any]] = []
         for key, (panes, wins) in self._state.items():

@@ -139,6 +139,12 @@ class TumblingOperator(WindowOperator):
             if not wins:
                 del state[key]
 
+    def _open(self, out: list[Output]) -> None:
+        for key, wins in self._state.items():
+            for start, e in wins.items():
+                if not e[FIRES]:
+                    out.append(self._record(key, start, start + self._size, 0, e))
+
     def _dump_state(self) -> tuple[list[list[Any]], list[list[Any]]]:
         keys = [
             [key, [[s, e[FIRES], e[TIMER], self._dump_acc(e)] for s, e in wins.items()]]
