@@ -41,7 +41,7 @@ class Row:
     lane: int
     y: float
     x: float
-    colour: int
+    colour: str  # the palette index, as text
     branches: tuple[str, ...]
     day: str | None  # the date, on the first row of a day
     merge: bool
@@ -58,15 +58,34 @@ class Row:
     def event(self) -> Event:
         return self.version.event
 
-    @property
-    def number(self) -> int:
-        """The version's position in its stream, from 1: what the timeline shows as #n."""
-        return self.row + 1
+    # Numbers the template prints, as text: Django would localize each number it
+    # prints, which costs more than the rest of the page.
 
     @property
-    def corner(self) -> tuple[float, float]:
+    def id(self) -> str:
+        return str(self.version.pk)
+
+    @property
+    def number(self) -> str:
+        """The version's position in its stream, from 1: what the timeline shows as #n."""
+        return str(self.row + 1)
+
+    @property
+    def cx(self) -> str:
+        return _num(self.x)
+
+    @property
+    def cy(self) -> str:
+        return _num(self.y)
+
+    @property
+    def corner(self) -> tuple[str, str]:
         """The top left corner of a released run's square node, centred where a dot is."""
-        return self.x - RELEASED_NODE / 2, self.y - RELEASED_NODE / 2
+        return _num(self.x - RELEASED_NODE / 2), _num(self.y - RELEASED_NODE / 2)
+
+
+def _num(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -81,7 +100,12 @@ class Page:
     total: int
     filtered: bool = False
     newest: int | None = None
-    edges: list[tuple[EdgeMark, int]] = field(default_factory=list)  # with each one's colour
+    edges: list[tuple[EdgeMark, str]] = field(default_factory=list)  # with each one's colour
+
+    @property
+    def size(self) -> tuple[str, str]:
+        """The drawing's width and height, as text."""
+        return _num(self.width), _num(self.height)
 
 
 def _day(moment: datetime, previous: datetime | None) -> str | None:
@@ -142,7 +166,7 @@ def build_page(
                 place.lane,
                 y,
                 x,
-                lane_colour(place.lane),
+                str(lane_colour(place.lane)),
                 found.heads,
                 day,
                 len(found.parents) > 1,
@@ -158,7 +182,7 @@ def build_page(
         allocator.rows,
         filters.active,
         newest,
-        [(edge, lane_colour(edge.lane)) for edge in layout.edges] if layout else [],
+        [(edge, str(lane_colour(edge.lane))) for edge in layout.edges] if layout else [],
     )
 
 

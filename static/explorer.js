@@ -27,6 +27,43 @@
     });
   }
 
+  // Fetch a fragment into an element; of several loads into one element, the last
+  // one asked for wins, whatever order the answers come in.
+  var loads = {};
+  function load(url, id, outer) {
+    var token = (loads[id] || 0) + 1;
+    loads[id] = token;
+    fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) { throw new Error(response.status + " " + response.statusText); }
+        return response.text();
+      })
+      .then(function (html) {
+        var element = document.getElementById(id);
+        if (loads[id] !== token || !element) { return; }
+        if (outer) {
+          var holder = document.createElement("template");
+          holder.innerHTML = html.trim();
+          var fresh = holder.content.firstElementChild;
+          element.replaceWith(fresh);
+          element = fresh;
+        } else {
+          element.innerHTML = html;
+        }
+        htmx.process(element);
+        mark();
+      })
+      .catch(function (error) {
+        var element = document.getElementById(id);
+        if (loads[id] === token && element && !outer) {
+          var note = document.createElement("p");
+          note.className = "error";
+          note.textContent = "Could not load this version: " + error.message;
+          element.replaceChildren(note);
+        }
+      });
+  }
+
   // Bring the panel and the compare bar in line with the address.
   function sync() {
     mark();
@@ -36,8 +73,9 @@
     var v = p.get("v") || "";
     if (box && panel && (panel.dataset.version || "") !== v) {
       panel.dataset.version = v;
+      loads.panel = (loads.panel || 0) + 1;
       if (v) {
-        htmx.ajax("GET", box.dataset.stream + "v/" + encodeURIComponent(v) + "/", { target: "#panel", swap: "innerHTML" });
+        load(box.dataset.stream + "v/" + encodeURIComponent(v) + "/", "panel", false);
       } else {
         panel.replaceChildren(document.getElementById("panel-empty").content.cloneNode(true));
       }
@@ -47,7 +85,7 @@
       var query = new URLSearchParams();
       ["a", "b", "v"].forEach(function (k) { if (p.get(k)) { query.set(k, p.get(k)); } });
       query.set("fragment", "compare");
-      htmx.ajax("GET", window.location.pathname + "?" + query, { target: "#compare-bar", swap: "outerHTML" });
+      load(window.location.pathname + "?" + query, "compare-bar", true);
     }
   }
 

@@ -121,7 +121,7 @@ def test_the_timeline_loads_older_pages(pricing):
     url = reverse("stream", args=["demo", pricing.pk])
     first = client.get(url).content.decode()
     assert first.count('<li class="tl-row') == 100
-    assert 'hx-trigger="intersect once"' in first
+    assert 'hx-trigger="intersect once root:#timeline"' in first
     total = Version.objects.filter(stream=pricing).count()
     hundredth = Version.objects.filter(stream=pricing).order_by("-id")[99].pk
     older = client.get(url + f"?before={hundredth}&fragment=page", HTTP_HX_REQUEST="true")
