@@ -41,12 +41,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30)
     args = parser.parse_args()
     setup_django()
+    from bench_explorer import build
     from django.db import connection
     from django.test import Client
     from django.test.utils import setup_test_environment
     from django.urls import reverse
 
-    from bench_explorer import build
     from continust.models import Version
     from explorer.placement import place_new_versions
 

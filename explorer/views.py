@@ -36,7 +36,7 @@ from explorer.forms import FilterForm, ForkForm, MergeForm
 from explorer.jsontree import json_tree
 from explorer.layout import EDGE_KINDS
 from explorer.retention import history_context
-from explorer.timeline import PALETTE, Filters, build_page, link_rows, opening_before
+from explorer.timeline import PALETTE, Filters, Page, build_page, link_rows, opening_before
 
 BETWEEN_LIMIT = 200
 
@@ -124,7 +124,12 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
     selected = _picked(stream, request, "v")
     if selected is not None and before is None and not filters.active and fragment is None:
         before = opening_before(stream, selected)
-    page = build_page(stream, before=before, filters=filters, previous_day=request.GET.get("day"))
+    if form.errors:  # bad filters show what is wrong, and no versions
+        page = Page([], None, 0, 0, None, 0, filtered=True)
+    else:
+        page = build_page(
+            stream, before=before, filters=filters, previous_day=request.GET.get("day")
+        )
     link_rows(
         page,
         stream_url=reverse("stream", args=[membership.project.slug, stream.pk]),
