@@ -7,7 +7,8 @@ this module places them in their stored rows and lanes and draws the lines.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cached_property
 from urllib.parse import urlencode
 
 from continust.log.states import released_run
@@ -69,6 +70,49 @@ class Row:
     def number(self) -> str:
         """The version's position in its stream, from 1: what the timeline shows as #n."""
         return str(self.row + 1)
+
+    @cached_property
+    def moment(self) -> tuple[str, str, str]:
+        """The event's time: ISO 8601, date and time, and hours and minutes (UTC)."""
+        moment = self.event.timestamp.astimezone(UTC)
+        return (
+            moment.isoformat(),
+            moment.strftime("%Y-%m-%d %H:%M:%S"),
+            moment.strftime("%H:%M"),
+        )
+
+    @property
+    def label(self) -> str:
+        """What a screen reader says of the row."""
+        event = self.event
+        if self.released is not None:
+            run = self.released
+            what = f"{run.length} versions released, v{run.first_id} to v{run.last_id}"
+        else:
+            what = f"#{self.number}, version {self.version.pk}, {event.type}"
+        text = f"{what} by {event.actor or 'no actor'}"
+        if self.branches:
+            text += f", head of {', '.join(self.branches)}"
+        return text + (", merge" if self.merge else "")
+
+    @property
+    def row_class(self) -> str:
+        """The list item's classes: released, and the marks the address sets."""
+        marks = [
+            ("released", self.released is not None),
+            ("selected", self.selected),
+            ("picked-a", self.picked_a),
+            ("picked-b", self.picked_b),
+        ]
+        return " ".join(["tl-row"] + [name for name, on in marks if on])
+
+    @property
+    def node_class(self) -> str:
+        return f"node c{self.colour}" + (" selected" if self.selected else "")
+
+    @property
+    def radius(self) -> str:
+        return "6" if self.merge else "5"
 
     @property
     def cx(self) -> str:
