@@ -3,7 +3,9 @@ the address holds, no inline style after Back, the live tail."""
 
 from __future__ import annotations
 
+import os
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -133,3 +135,24 @@ def test_the_live_tail_shows_appended_versions_without_a_reload(page: Page, pric
     expect(page.locator("li.tl-row")).to_have_count(before + 1)
     assert page.evaluate("window.__same_document") is True
     assert page.locator("li.tl-row").first.get_attribute("data-version") == str(version.pk)
+
+
+# CONTINUST_SCREENSHOTS=1 refreshes docs/timeline.png; a plain run leaves docs alone.
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "timeline.png"
+
+
+def test_the_demos_long_stream_with_its_legend(page: Page, demo):
+    stream = Stream.objects.get(project=demo, name="sensors/greenhouse")
+    newest = Version.objects.filter(stream=stream).order_by("-id")
+    selected, picked = newest[2], newest[6]
+    log_in(page)
+    page.goto(f"/p/demo/s/{stream.pk}/?v={selected.pk}&a={picked.pk}")
+    expect(page.locator("#panel h2")).to_have_text(f"Version {selected.pk}")
+    assert marked(page, ".selected") == [selected.pk]
+    assert marked(page, ".picked-a") == [picked.pk]
+    expect(page.locator(".legend")).to_contain_text("dashed line")
+    expect(page.locator("li.tl-row.released")).to_have_count(1)
+    assert page.locator("[style]").count() == 0
+    if os.environ.get("CONTINUST_SCREENSHOTS"):
+        page.set_viewport_size({"width": 1440, "height": 1000})
+        page.screenshot(path=str(SCREENSHOT))
