@@ -112,8 +112,9 @@ def test_no_inline_style_after_back(page: Page, pricing):
         links.nth(index).click()
         expect(page.locator("#panel h2")).to_be_visible()
     page.locator("li.tl-row .pick-a").nth(1).click()
+    page.wait_for_url("**a=*")
     page.locator("li.tl-row .pick-b").nth(0).click()
-    expect(page.locator("li.tl-row.picked-b")).to_have_count(1)
+    page.wait_for_url("**b=*")
     for _ in range(5):
         page.go_back()
         page.wait_for_load_state("networkidle")
