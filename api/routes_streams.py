@@ -9,7 +9,7 @@ from ninja import Query, Router, Status
 
 from api.access import stream_for, token_of, version_records
 from api.errors import READ_ERRORS, STATE_ERRORS, WRITE_ERRORS
-from api.pagination import keyset_page
+from api.pagination import cursor_key, keyset_page
 from api.schemas import (
     AppendIn,
     AppendOut,
@@ -30,6 +30,7 @@ from continust.log.lookup import resolve_version
 from continust.log.store import UNSET, NewEvent, append
 from continust.models import Branch, Event, Stream, Version
 from continust.read.records import event_record, version_record
+from continust.read.timeline import timeline_page
 from continust.read.versions import read_version
 
 router = Router(tags=["streams"])
@@ -112,14 +113,19 @@ def list_versions(
 ) -> dict[str, Any]:
     """List the stream's versions in the order they were made (by id), oldest first."""
     stream = stream_for(request, slug, name)
-    rows, next_cursor = keyset_page(
-        Version.objects.filter(stream=stream).select_related("event"),
-        "id",
-        page.after,
-        page.limit,
-        int,
+    after = cursor_key(page.after, int) if page.after is not None else None
+    read = timeline_page(
+        stream,
+        after=int(after) if after is not None else None,
+        limit=page.limit,
+        oldest_first=True,
+        fold_released=False,
     )
-    return {"items": version_records(stream, rows), "next": next_cursor}
+    known = {row.version.pk: list(row.parents) for row in read.rows}
+    return {
+        "items": version_records(stream, [row.version for row in read.rows], known),
+        "next": str(read.next) if read.next is not None else None,
+    }
 
 
 def _detail(stream: Stream, version: Version | int) -> dict[str, Any]:

@@ -6,9 +6,21 @@ from django import forms
 
 
 class FilterForm(forms.Form):
-    branch = forms.CharField(required=False, max_length=200)
-    type = forms.CharField(required=False, max_length=200, label="event type")
-    actor = forms.CharField(required=False, max_length=200)
+    """Timeline filters; the text fields offer the stream's branches, event types and
+    actors (the page's datalists)."""
+
+    branch = forms.CharField(
+        required=False, max_length=200, widget=forms.TextInput(attrs={"list": "branch-choices"})
+    )
+    type = forms.CharField(
+        required=False,
+        max_length=200,
+        label="event type",
+        widget=forms.TextInput(attrs={"list": "type-choices"}),
+    )
+    actor = forms.CharField(
+        required=False, max_length=200, widget=forms.TextInput(attrs={"list": "actor-choices"})
+    )
     since = forms.DateTimeField(
         required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )

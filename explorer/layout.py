@@ -236,12 +236,26 @@ class NodeMark:
 
 @dataclass(frozen=True)
 class EdgeMark:
-    """The part of an edge drawn on the page, as SVG path data."""
+    """The part of an edge drawn on the page, as SVG path data.
+
+    ``lane`` is the lane the edge runs in, whose colour it takes; ``kind`` is its line
+    style, one of `EDGE_KINDS`.
+    """
 
     child_id: int
     parent_id: int
     merge: bool
     d: str
+    lane: int = 0
+    kind: str = "parent"
+
+
+#: Every line style the timeline draws, and what it means (the page's legend).
+EDGE_KINDS = {
+    "parent": "solid line: a version follows its parent on the same lane",
+    "fork": "solid line that bends away: a branch forked off that version",
+    "merge": "dashed line: a merge's other parent, the branch merged in",
+}
 
 
 @dataclass(frozen=True)
@@ -286,7 +300,8 @@ def page_layout(
     for edge in ordered:
         d = grid.path(edge)
         if d:
-            marks.append(EdgeMark(edge.child.id, edge.parent.id, edge.merge, d))
+            kind = "merge" if edge.merge else "parent" if edge.lane == edge.parent.lane else "fork"
+            marks.append(EdgeMark(edge.child.id, edge.parent.id, edge.merge, d, edge.lane, kind))
             widest = max(widest, edge.lane, edge.child.lane, edge.parent.lane)
     return PageLayout(
         top_row=top,

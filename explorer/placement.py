@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from django.db import transaction
-from django.db.models import Min, Q, QuerySet
+from django.db.models import Q, Subquery
 
 from continust.models import Stream, Version, VersionParent
 from explorer.layout import LaneAllocator, ParentEdge, PlacedVersion
@@ -91,34 +89,13 @@ def _place_chunk(stream: Stream, allocator: LaneAllocator, ids: list[int]) -> No
     EdgePlace.objects.bulk_create(edges, batch_size=1000)
 
 
-@dataclass(frozen=True)
-class PageRows:
-    """One page of rows, newest first, and every edge that touches it."""
+def page_edges(stream: Stream, *, top: int, bottom: int, lanes: int) -> list[ParentEdge]:
+    """Return every parent link touching rows ``bottom..top``: those leaving or reaching
+    a row of the page, and those passing over it.
 
-    rows: list[VersionPlace]
-    edges: list[ParentEdge]
-
-
-def page_rows(
-    stream: Stream, *, top: int, count: int, folded: QuerySet[Any] | None = None
-) -> PageRows:
-    """Return rows ``top`` down to ``top - count + 1`` and the edges touching them.
-
-    ``folded`` (a query of version ids) names versions drawn inside another row, the
-    released runs' collapsed nodes: the page skips their rows and counts ``count``
-    rows without them, so a long released run never makes a page of nothing.
+    At most one line per lane passes over the page, each lane's lowest link above it:
+    one index probe per lane on (stream, lane, child_row), in one query.
     """
-    query = VersionPlace.objects.filter(stream=stream, row__lte=top)
-    if folded is not None:
-        query = query.exclude(version_id__in=folded)
-    rows = list(
-        query.order_by("-row")
-        .select_related("version__event")
-        .defer("version__event__payload")[:count]
-    )
-    if not rows:
-        return PageRows([], [])
-    bottom = rows[-1].row
     touching = list(
         EdgePlace.objects.filter(stream=stream, child_row__gte=bottom, child_row__lte=top)
     ) + list(
@@ -126,18 +103,18 @@ def page_rows(
             stream=stream, parent_row__gte=bottom, parent_row__lte=top, child_row__gt=top
         )
     )
-    firsts = (
-        EdgePlace.objects.filter(stream=stream, child_row__gt=top)
-        .values("lane")
-        .annotate(first=Min("child_row"))
-    )
-    # At most one line per lane passes over the page: each lane's lowest edge above it.
-    passing = Q()
-    for first in firsts:
-        passing |= Q(lane=first["lane"], child_row=first["first"])
-    if passing:
-        touching.extend(EdgePlace.objects.filter(passing, stream=stream, parent_row__lt=bottom))
-    return PageRows(rows, _edges(touching))
+    if lanes:
+        lowest = Q()
+        for lane in range(lanes):
+            lowest |= Q(
+                pk=Subquery(
+                    EdgePlace.objects.filter(stream=stream, lane=lane, child_row__gt=top)
+                    .order_by("child_row")
+                    .values("pk")[:1]
+                )
+            )
+        touching.extend(EdgePlace.objects.filter(lowest, parent_row__lt=bottom))
+    return _edges(touching)
 
 
 def _edges(links: Sequence[EdgePlace]) -> list[ParentEdge]:

@@ -1,32 +1,36 @@
-"""What one page of the timeline shows: rows, their SVG layout, labels and colours."""
+"""What one page of the timeline shows: rows, their SVG layout, labels and colours.
+
+The versions come from the domain's one read of a page (`continust.read.timeline`);
+this module places them in their stored rows and lanes and draws the lines.
+"""
 
 from __future__ import annotations
 
-import zlib
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from functools import cached_property
 from urllib.parse import urlencode
 
-from django.db.models import F, QuerySet
-
 from continust.log.states import released_run
-from continust.models import Branch, Event, ReleasedRun, ReleasedVersion, Stream, Version
-from explorer.layout import PageLayout, ParentEdge, PlacedVersion, page_layout
+from continust.models import Event, ReleasedRun, ReleasedVersion, Stream, Version
+from continust.read.timeline import Filters, TimelineRow, newest_id, timeline_page
+from explorer.layout import EdgeMark, PageLayout, ParentEdge, PlacedVersion, page_layout
 from explorer.models import VersionPlace
-from explorer.placement import PageRows, page_rows, place_new_versions
+from explorer.placement import page_edges, place_new_versions
 
 PAGE_ROWS = 100
 ROW_HEIGHT = 28
 LANE_WIDTH = 18
 PALETTE = 8
 RELEASED_NODE = 14  # the side of the square drawn for a released run
+CONTEXT = 5  # rows shown above a version the timeline is opened at
+
+__all__ = ["Filters", "Page", "Row", "build_page", "lane_colour", "link_rows", "opening_before"]
 
 
-def type_colour(event_type: str) -> int:
-    """Return a stable palette index for an event type."""
-    return zlib.crc32(event_type.encode("utf-8")) % PALETTE
+def lane_colour(lane: int) -> int:
+    """Return the palette index of a lane: each column keeps its colour, as in git GUIs."""
+    return lane % PALETTE
 
 
 @dataclass
@@ -38,7 +42,7 @@ class Row:
     lane: int
     y: float
     x: float
-    colour: int
+    colour: str  # the palette index, as text
     branches: tuple[str, ...]
     day: str | None  # the date, on the first row of a day
     merge: bool
@@ -47,39 +51,105 @@ class Row:
     pick_a: str = ""
     pick_b: str = ""
     released: ReleasedRun | None = None  # set on the one row that stands for a released run
+    selected: bool = False
+    picked_a: bool = False
+    picked_b: bool = False
 
     @property
     def event(self) -> Event:
         return self.version.event
 
+    # Numbers the template prints, as text: Django would localize each number it
+    # prints, which costs more than the rest of the page.
+
     @property
-    def corner(self) -> tuple[float, float]:
+    def id(self) -> str:
+        return str(self.version.pk)
+
+    @property
+    def number(self) -> str:
+        """The version's position in its stream, from 1: what the timeline shows as #n."""
+        return str(self.row + 1)
+
+    @cached_property
+    def moment(self) -> tuple[str, str, str]:
+        """The event's time: ISO 8601, date and time, and hours and minutes (UTC)."""
+        moment = self.event.timestamp.astimezone(UTC)
+        return (
+            moment.isoformat(),
+            moment.strftime("%Y-%m-%d %H:%M:%S"),
+            moment.strftime("%H:%M"),
+        )
+
+    @property
+    def label(self) -> str:
+        """What a screen reader says of the row."""
+        event = self.event
+        if self.released is not None:
+            run = self.released
+            what = f"{run.length} versions released, v{run.first_id} to v{run.last_id}"
+        else:
+            what = f"#{self.number}, version {self.version.pk}, {event.type}"
+        text = f"{what} by {event.actor or 'no actor'}"
+        if self.branches:
+            text += f", head of {', '.join(self.branches)}"
+        return text + (", merge" if self.merge else "")
+
+    @property
+    def row_class(self) -> str:
+        """The list item's classes: released, and the marks the address sets."""
+        marks = [
+            ("released", self.released is not None),
+            ("selected", self.selected),
+            ("picked-a", self.picked_a),
+            ("picked-b", self.picked_b),
+        ]
+        return " ".join(["tl-row"] + [name for name, on in marks if on])
+
+    @property
+    def node_class(self) -> str:
+        return f"node c{self.colour}" + (" selected" if self.selected else "")
+
+    @property
+    def radius(self) -> str:
+        return "6" if self.merge else "5"
+
+    @property
+    def cx(self) -> str:
+        return _num(self.x)
+
+    @property
+    def cy(self) -> str:
+        return _num(self.y)
+
+    @property
+    def corner(self) -> tuple[str, str]:
         """The top left corner of a released run's square node, centred where a dot is."""
-        return self.x - RELEASED_NODE / 2, self.y - RELEASED_NODE / 2
+        return _num(self.x - RELEASED_NODE / 2), _num(self.y - RELEASED_NODE / 2)
+
+
+def _num(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)
 class Page:
-    """One page: rows newest first, its drawing, and where the next page starts."""
+    """One page: rows newest first, its drawing, and the cursor of the next page."""
 
     rows: list[Row]
     layout: PageLayout | None
     width: float
     height: float
-    next_top: int | None
+    next_before: int | None
     total: int
     filtered: bool = False
-    next_before: int | None = None
-    legend: dict[str, int] = field(default_factory=dict)
+    newest: int | None = None
+    edges: list[tuple[EdgeMark, str]] = field(default_factory=list)  # with each one's colour
 
-
-def _heads(stream: Stream) -> dict[int, list[str]]:
-    heads: dict[int, list[str]] = defaultdict(list)
-    for name, head in (
-        Branch.objects.filter(stream=stream).order_by("name").values_list("name", "head_id")
-    ):
-        heads[head].append(name)
-    return heads
+    @property
+    def size(self) -> tuple[str, str]:
+        """The drawing's width and height, as text."""
+        return _num(self.width), _num(self.height)
 
 
 def _day(moment: datetime, previous: datetime | None) -> str | None:
@@ -88,103 +158,119 @@ def _day(moment: datetime, previous: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%d")
 
 
-def timeline_page(
-    stream: Stream, *, top: int | None = None, previous_day: str | None = None
+def build_page(
+    stream: Stream,
+    *,
+    before: int | None = None,
+    filters: Filters | None = None,
+    previous_day: str | None = None,
 ) -> Page:
-    """Return the page of the stream's graph starting at row ``top`` (the newest by default)."""
+    """Return the page of versions older than ``before`` (the newest page by default).
+
+    Without filters the page is drawn with its lines; filtered, the matching versions
+    stand in their lanes without lines.
+    """
+    filters = filters or Filters()
     allocator = place_new_versions(stream)
-    total = allocator.rows
-    if total == 0:
-        return Page([], None, 0, 0, None, 0)
-    top = total - 1 if top is None else max(0, min(top, total - 1))
-    found = page_rows(stream, top=top, count=PAGE_ROWS, folded=_folded(stream))
-    placed, edges, runs = _fold_runs(found)
-    layout = page_layout(placed, edges, row_height=ROW_HEIGHT, lane_width=LANE_WIDTH)
-    merges = {e.child.id for e in edges if e.merge}
-    heads = _heads(stream)
-    rows, before = [], None
-    for place, node in zip(found.rows, layout.nodes, strict=True):
-        version = place.version
-        moment = version.event.timestamp
-        day = _day(moment, before)
-        if before is None and previous_day == moment.strftime("%Y-%m-%d"):
+    read = timeline_page(stream, before=before, limit=PAGE_ROWS, filters=filters)
+    width: float = allocator.lanes * LANE_WIDTH
+    newest = newest_id(stream) if before is None else None
+    if not read.rows:
+        return Page([], None, width, 0, None, allocator.rows, filters.active, newest)
+    places = {
+        vid: PlacedVersion(vid, row, lane)
+        for vid, row, lane in VersionPlace.objects.filter(
+            version_id__in=[r.version.pk for r in read.rows]
+        ).values_list("version_id", "row", "lane")
+    }
+    placed = [places[r.version.pk] for r in read.rows]
+    layout: PageLayout | None = None
+    if filters.active:
+        points = [
+            (index * ROW_HEIGHT + ROW_HEIGHT / 2, p.lane * LANE_WIDTH + LANE_WIDTH / 2)
+            for index, p in enumerate(placed)
+        ]
+    else:
+        edges = page_edges(stream, top=placed[0].row, bottom=placed[-1].row, lanes=allocator.lanes)
+        shown, edges = _fold_runs(placed, edges, read.rows)
+        layout = page_layout(shown, edges, row_height=ROW_HEIGHT, lane_width=LANE_WIDTH)
+        points = [(node.y, node.x) for node in layout.nodes]
+        width = max(width, layout.width)
+    rows, before_moment = [], None
+    for found, place, (y, x) in zip(read.rows, placed, points, strict=True):
+        moment = found.event.timestamp
+        day = _day(moment, before_moment)
+        if before_moment is None and previous_day == moment.strftime("%Y-%m-%d"):
             day = None
-        before = moment
+        before_moment = moment
         rows.append(
             Row(
-                version,
+                found.version,
                 place.row,
                 place.lane,
-                node.y,
-                node.x,
-                type_colour(version.event.type),
-                tuple(heads.get(version.pk, ())),
+                y,
+                x,
+                str(lane_colour(place.lane)),
+                found.heads,
                 day,
-                version.pk in merges,
-                released=runs.get(version.pk),
+                len(found.parents) > 1,
+                released=found.released,
             )
         )
-    bottom = found.rows[-1].row
-    width = max(layout.width, allocator.lanes * LANE_WIDTH)
     return Page(
         rows,
         layout,
         width,
-        layout.height,
-        bottom - 1 if bottom > 0 else None,
-        total,
-        legend=_legend(rows),
+        len(rows) * ROW_HEIGHT,
+        read.next,
+        allocator.rows,
+        filters.active,
+        newest,
+        [(edge, str(lane_colour(edge.lane))) for edge in layout.edges] if layout else [],
     )
 
 
-def shown_row(version: Version) -> int | None:
-    """The row to open the timeline near for a version; for a released one, its run's
-    newest row, so the page shows what came after the run above the run's node."""
+def opening_before(stream: Stream, version: Version) -> int | None:
+    """The cursor of the page that shows a version a few rows below its top; for a
+    released version, its run's node, with what came after the run above it."""
     run = released_run(version)
-    if run is not None:
-        return (
-            VersionPlace.objects.filter(version_id=run.last_id)
-            .values_list("row", flat=True)
-            .first()
-        )
-    place = getattr(version, "place", None)
-    return place.row if place else None
-
-
-def _folded(stream: Stream) -> QuerySet[ReleasedVersion, Any]:
-    """The versions drawn inside their released run's node: all but each run's first."""
-    return (
-        ReleasedVersion.objects.filter(run__stream=stream)
-        .exclude(run__first_id=F("version"))
-        .values("version")
+    newest = run.last_id if run is not None else version.pk
+    above = (
+        Version.objects.filter(stream=stream, id__gt=newest)
+        .order_by("id")
+        .values_list("id", flat=True)[CONTEXT - 1 : CONTEXT]
     )
+    return above[0] + 1 if above else None
 
 
 def _fold_runs(
-    found: PageRows,
-) -> tuple[list[PlacedVersion], list[ParentEdge], dict[int, ReleasedRun]]:
+    placed: list[PlacedVersion], edges: list[ParentEdge], rows: list[TimelineRow]
+) -> tuple[list[PlacedVersion], list[ParentEdge]]:
     """Draw each released run as one node, at its first version's place.
 
     The page's rows are renumbered to be consecutive again (rows below the page move
     up by as many as the page skipped), an edge that ends at a released version ends
     at its run's node instead, and edges inside a run disappear. Renumbering keeps the
     order of rows, so lines stay vertical and the layout's invariant holds.
-    Return the rows, the edges, and the run each node on the page stands for.
     """
-    placed = [PlacedVersion(p.version_id, p.row, p.lane) for p in found.rows]
-    ends = {p.id for p in placed} | {v.id for e in found.edges for v in (e.child, e.parent)}
+    ends = {v.id for e in edges for v in (e.child, e.parent)} - {p.id for p in placed}
     runs = dict(ReleasedVersion.objects.filter(version__in=ends).values_list("version", "run"))
-    if not runs:
-        return placed, found.edges, {}
-    by_id = {run.pk: run for run in ReleasedRun.objects.filter(pk__in=set(runs.values()))}
+    firsts = {r.version.pk: r.released for r in rows if r.released is not None}
+    top, bottom = placed[0].row, placed[-1].row
+    consecutive = [p.row for p in placed] == list(range(top, bottom - 1, -1))
+    if not runs and not firsts and consecutive:
+        return placed, edges
+    by_id = {run.pk: run for run in firsts.values() if run is not None}
+    missing = set(runs.values()) - set(by_id)
+    by_id.update({run.pk: run for run in ReleasedRun.objects.filter(pk__in=missing)})
     run_of = {vid: by_id[run_id] for vid, run_id in runs.items()}
+    run_of.update({vid: run for vid, run in firsts.items() if run is not None})
     nodes = {
         vid: PlacedVersion(vid, row, lane)
         for vid, row, lane in VersionPlace.objects.filter(
-            version_id__in={run.first_id for run in by_id.values()}
+            version_id__in={run.first_id for run in run_of.values()}
         ).values_list("version_id", "row", "lane")
     }
-    top, bottom = placed[0].row, placed[-1].row
     shown = {p.row: top - index for index, p in enumerate(placed)}
     skipped = bottom - shown[bottom]
 
@@ -194,110 +280,33 @@ def _fold_runs(
         row = version.row if version.row > top else shown.get(version.row, version.row - skipped)
         return PlacedVersion(version.id, row, version.lane)
 
-    edges = []
-    for edge in found.edges:
+    folded = []
+    for edge in edges:
         child, parent = drawn(edge.child), drawn(edge.parent)
         if child.id != parent.id:
-            edges.append(ParentEdge(child, parent, edge.lane, edge.index))
-    rows = [PlacedVersion(p.id, top - index, p.lane) for index, p in enumerate(placed)]
-    return (
-        rows,
-        edges,
-        {p.id: run_of[p.id] for p in placed if p.id in run_of and run_of[p.id].first_id == p.id},
-    )
-
-
-def _legend(rows: list[Row]) -> dict[str, int]:
-    return {row.event.type: row.colour for row in rows}
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Timeline filters from the query string; empty values filter nothing."""
-
-    branch: str = ""
-    type: str = ""
-    actor: str = ""
-    since: datetime | None = None
-    until: datetime | None = None
-
-    @property
-    def active(self) -> bool:
-        return bool(self.branch or self.type or self.actor or self.since or self.until)
-
-
-def filtered_page(
-    stream: Stream, filters: Filters, *, before: int | None = None, previous_day: str | None = None
-) -> Page:
-    """Return matching versions newest first, placed in their lanes but without edges."""
-    allocator = place_new_versions(stream)
-    query = (
-        Version.objects.filter(stream=stream)
-        .select_related("event", "place")
-        .defer("event__payload")
-    )
-    if filters.branch:
-        query = query.filter(branch=filters.branch)
-    if filters.type:
-        query = query.filter(event__type=filters.type)
-    if filters.actor:
-        query = query.filter(event__actor=filters.actor)
-    if filters.since:
-        query = query.filter(event__timestamp__gte=filters.since)
-    if filters.until:
-        query = query.filter(event__timestamp__lt=filters.until)
-    if before is not None:
-        query = query.filter(id__lt=before)
-    versions = list(query.order_by("-id")[: PAGE_ROWS + 1])
-    more = len(versions) > PAGE_ROWS
-    versions = versions[:PAGE_ROWS]
-    heads = _heads(stream)
-    rows, last = [], None
-    for index, version in enumerate(versions):
-        moment = version.event.timestamp
-        day = _day(moment, last)
-        if last is None and previous_day == moment.strftime("%Y-%m-%d"):
-            day = None
-        last = moment
-        lane = version.place.lane
-        rows.append(
-            Row(
-                version,
-                version.place.row,
-                lane,
-                index * ROW_HEIGHT + ROW_HEIGHT / 2,
-                lane * LANE_WIDTH + LANE_WIDTH / 2,
-                type_colour(version.event.type),
-                tuple(heads.get(version.pk, ())),
-                day,
-                False,
-            )
-        )
-    return Page(
-        rows,
-        None,
-        allocator.lanes * LANE_WIDTH,
-        len(rows) * ROW_HEIGHT,
-        None,
-        allocator.rows,
-        filtered=True,
-        next_before=versions[-1].pk if more else None,
-        legend=_legend(rows),
-    )
+            folded.append(ParentEdge(child, parent, edge.lane, edge.index))
+    return [PlacedVersion(p.id, top - index, p.lane) for index, p in enumerate(placed)], folded
 
 
 def link_rows(page: Page, *, stream_url: str, params: dict[str, str]) -> None:
-    """Give each row its links; built here once, the template only prints them.
+    """Give each row its links and marks; built here once, the template only prints them.
 
-    ``params`` is the page's query without the selection and picks, which each
-    link sets for itself.
+    ``params`` is the page's query. The address is the one source of the selection
+    (``v``) and the picks (``a``, ``b``): rows are marked from it here, and the
+    script marks them again from the address whenever it changes.
     """
-    rest = {k: v for k, v in params.items() if k not in {"v", "a", "b", "fragment", "day"}}
-    prefix = "?" + urlencode(rest) + "&" if rest else "?"
+    rest = {
+        k: v
+        for k, v in params.items()
+        if k not in {"v", "a", "b", "fragment", "day", "before", "after"}
+    }
     keep = {k: params[k] for k in ("a", "b", "v") if params.get(k)}
     for row in page.rows:
         pk = row.version.pk
-        row.href = prefix + urlencode({**keep, "v": pk})
-        row.pick_a = prefix + urlencode({**keep, "a": pk})
-        row.pick_b = prefix + urlencode({**keep, "b": pk})
+        row.href = "?" + urlencode({**rest, **keep, "v": pk})
+        row.pick_a = "?" + urlencode({**rest, **keep, "a": pk})
+        row.pick_b = "?" + urlencode({**rest, **keep, "b": pk})
         row.panel = f"{stream_url}v/{pk}/"
+        row.selected = keep.get("v") == str(pk)
+        row.picked_a = keep.get("a") == str(pk)
+        row.picked_b = keep.get("b") == str(pk)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,7 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, push_url
+from django_htmx.http import HttpResponseClientRedirect
 
 from continust.core.errors import ContinustError, MergeConflict, NotFound, StateReleased
 from continust.core.parsing import parse_number, parse_search
@@ -30,14 +29,16 @@ from continust.log.policy import policy_of
 from continust.log.states import is_released, state_of
 from continust.log.store import fork, merge, plan_merge
 from continust.models import Branch, Event, Membership, Role, Stream, Version
+from continust.read.timeline import filter_choices, newest_id
 from continust.read.versions import read_version, with_first_versions
 from explorer.access import AuthenticatedHttpRequest, HtmxHttpRequest, member_required
 from explorer.causality import causation_graph
 from explorer.errors import error_page
 from explorer.forms import FilterForm, ForkForm, MergeForm
 from explorer.jsontree import json_tree
+from explorer.layout import EDGE_KINDS
 from explorer.retention import history_context
-from explorer.timeline import Filters, filtered_page, link_rows, shown_row, timeline_page
+from explorer.timeline import PALETTE, Filters, Page, build_page, link_rows, opening_before
 
 BETWEEN_LIMIT = 200
 
@@ -95,69 +96,64 @@ def _picked(stream: Stream, request: HttpRequest, name: str) -> Version | None:
     )
 
 
-def _query(request: HttpRequest, **changes: Any) -> str:
-    """Return the current query string with some parameters changed or dropped."""
-    params = {k: v for k, v in request.GET.items() if k not in changes}
-    params.update({k: v for k, v in changes.items() if v is not None})
-    return urlencode(params)
-
-
 @require_GET
 @member_required()
 def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
+    """The stream's timeline; with htmx, one of its fragments: an older ``page``, the
+    ``compare`` bar, or the ``tail`` (the newest page, when versions arrived after
+    ``after``; 204 when none did)."""
     form, filters = _filters(request)
-    top = _int(request, "top")
+    fragment = request.GET.get("fragment") if request.htmx else None
+    before = _int(request, "before")
+    context: dict[str, Any] = {
+        "membership": membership,
+        "project": membership.project,
+        "stream": stream,
+        "filter_form": form,
+        "filters": filters,
+        "a": _picked(stream, request, "a"),
+        "b": _picked(stream, request, "b"),
+    }
+    _released_picks(context)
+    if fragment == "compare":
+        return render(request, "stream.html#compare-bar", context)
+    if fragment == "tail":
+        after = _int(request, "after")
+        newest = newest_id(stream)
+        if newest is None or (after is not None and newest <= after):
+            return HttpResponse(status=204)
+        before = None
     selected = _picked(stream, request, "v")
-    if selected is not None and top is None and not filters.active:
-        row = shown_row(selected)
-        top = row + 5 if row is not None else None
-    if filters.active:
-        page = filtered_page(
-            stream, filters, before=_int(request, "before"), previous_day=request.GET.get("day")
-        )
+    if selected is not None and before is None and not filters.active and fragment is None:
+        before = opening_before(stream, selected)
+    if form.errors:  # bad filters show what is wrong, and no versions
+        page = Page([], None, 0, 0, None, 0, filtered=True)
     else:
-        page = timeline_page(stream, top=top, previous_day=request.GET.get("day"))
+        page = build_page(
+            stream, before=before, filters=filters, previous_day=request.GET.get("day")
+        )
     link_rows(
         page,
         stream_url=reverse("stream", args=[membership.project.slug, stream.pk]),
         params=request.GET.dict(),
     )
-    context = {
-        "membership": membership,
-        "project": membership.project,
-        "stream": stream,
-        "page": page,
-        "filter_form": form,
-        "filters": filters,
-        "branches": Branch.objects.filter(stream=stream).select_related("head").order_by("name"),
-        "a": _picked(stream, request, "a"),
-        "b": _picked(stream, request, "b"),
-        "selected": selected,
-        "can_edit": membership.allows(Role.EDITOR),
-        "query_without_page": _query(request, top=None, before=None, day=None),
-    }
+    context.update(page=page, selected=selected)
+    if fragment in {"page", "tail"}:
+        return render(request, "stream.html#page", context)
+    types, actors = filter_choices(stream)
+    context.update(
+        branches=Branch.objects.filter(stream=stream).select_related("head").order_by("name"),
+        can_edit=membership.allows(Role.EDITOR),
+        type_choices=types,
+        actor_choices=actors,
+        edge_kinds=EDGE_KINDS,
+        palette=range(PALETTE),
+        policy=policy_of(stream),
+        **history_context(stream),
+    )
     if selected is not None:
         context.update(_version_context(stream, selected))
-    if request.htmx and request.GET.get("fragment") == "page":
-        return render(request, "stream.html#page", context)
-    if request.htmx and request.GET.get("fragment") == "compare":
-        return _compare_bar(request, context)
-    # Only the whole page shows the policy, the compactions and the compare bar.
-    context.update(policy=policy_of(stream), **history_context(stream))
-    _released_picks(context)
     return render(request, "stream.html", context)
-
-
-def _compare_bar(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
-    """Pick A or B for comparison, keeping the other pick, and put both in the address."""
-    pick, picked = request.GET.get("pick"), _picked(context["stream"], request, "version")
-    if pick in {"a", "b"} and picked is not None:
-        context[pick] = picked
-    _released_picks(context)
-    params = {name: context[name].pk for name in ("a", "b") if context[name] is not None}
-    if context["selected"] is not None:
-        params["v"] = context["selected"].pk
-    return push_url(render(request, "stream.html#compare-bar", context), "?" + urlencode(params))
 
 
 def _released_picks(context: dict[str, Any]) -> None:

@@ -109,7 +109,7 @@ def test_the_timeline_draws_lanes_merges_and_heads(pricing):
     client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
     page = client.get(reverse("stream", args=["demo", pricing.pk])).content.decode()
     assert page.count('<li class="tl-row') == Version.objects.filter(stream=pricing).count()
-    assert 'class="edge merge"' in page
+    assert 'class="edge merge s' in page
     assert 'class="branch-label">main<' in page
     assert "htmx" in page and "unpkg" not in page and "cdn" not in page.lower()
 
@@ -121,9 +121,10 @@ def test_the_timeline_loads_older_pages(pricing):
     url = reverse("stream", args=["demo", pricing.pk])
     first = client.get(url).content.decode()
     assert first.count('<li class="tl-row') == 100
-    assert 'hx-trigger="revealed"' in first
+    assert 'hx-trigger="intersect once root:#timeline"' in first
     total = Version.objects.filter(stream=pricing).count()
-    older = client.get(url + f"?top={total - 101}&fragment=page", HTTP_HX_REQUEST="true")
+    hundredth = Version.objects.filter(stream=pricing).order_by("-id")[99].pk
+    older = client.get(url + f"?before={hundredth}&fragment=page", HTTP_HX_REQUEST="true")
     body = older.content.decode()
     assert "<html" not in body and body.count('<li class="tl-row') == total - 100
 
@@ -260,7 +261,7 @@ def test_filters_show_only_matching_versions(pricing):
 
 def test_a_page_holds_the_lines_that_pass_over_it(project, stream):
     from continust.log.store import fork, merge
-    from explorer.placement import page_rows, place_new_versions
+    from explorer.placement import page_edges, place_new_versions
 
     (root,) = append(stream, [NewEvent(type="t", payload={"n": 0})]).versions
     fork(stream, "side", root)
@@ -269,6 +270,7 @@ def test_a_page_holds_the_lines_that_pass_over_it(project, stream):
         append(stream, [NewEvent(type="t", payload={"n": n})])
     merged = merge(stream, "side", "main")
     allocator = place_new_versions(stream)
-    middle = page_rows(stream, top=allocator.rows - 20, count=50)
-    passing = [(e.child.id, e.parent.id) for e in middle.edges]
+    top = allocator.rows - 20
+    middle = page_edges(stream, top=top, bottom=top - 49, lanes=allocator.lanes)
+    passing = [(e.child.id, e.parent.id) for e in middle]
     assert (merged.pk, side.pk) in passing

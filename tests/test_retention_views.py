@@ -152,7 +152,8 @@ def test_a_released_run_is_one_collapsed_node(alice, stream, chain, compacted):
     assert page.count('class="node released') == 1
     assert f'data-versions="{run.length}"' in page
     assert f"{run.length} versions released" in page
-    assert page.count('data-version="') == LENGTH - run.length + 1
+    assert page.count('<li class="tl-row') == LENGTH - run.length + 1
+    assert page.count('data-version="') == 2 * (LENGTH - run.length + 1)  # row and node
     # The kept version after the run leads to the run's node, which leads to the root.
     assert page.count("<path ") == LENGTH - run.length
     for version in chain[1 : run.length]:

@@ -1,0 +1,107 @@
+"""The stream page (the timeline) at 1,000, 10,000 and 100,000 versions, on PostgreSQL.
+
+Server time through Django's test client (no network), after ANALYZE, with the
+stored layout already placed (the first look at a stream places every version not
+placed yet; that one-off cost is measured on its own). For each size: the stream page
+(newest page), the page opened at a version (``?v=``, which also renders the version
+panel), an older page deep in the history (``fragment=page``), and the live tail's
+look when nothing is new; the median, the 95th percentile and the number of SQL
+queries of each, with the load average. Run:
+`.venv/bin/python bench/bench_timeline.py [--sizes 1000,10000,100000] [--samples 30]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+
+from common import median, percentile, report, setup_django
+
+
+def measure(client, url, samples: int, **headers) -> tuple[float, float, int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    times, queries = [], set()
+    for _ in range(samples):
+        with CaptureQueriesContext(connection) as captured:
+            start = time.perf_counter()
+            response = client.get(url, **headers)
+            times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code in (200, 204), (url, response.status_code)
+        queries.add(len(captured.captured_queries))
+    return median(times), percentile(times, 95), max(queries)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--samples", type=int, default=30)
+    args = parser.parse_args()
+    setup_django()
+    from bench_explorer import build
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+    from django.urls import reverse
+
+    from continust.models import Version
+    from explorer.placement import place_new_versions
+
+    setup_test_environment()
+    rows = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        start = time.perf_counter()
+        user, project, stream, _, _ = build(size)
+        built = time.perf_counter() - start
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        start = time.perf_counter()
+        place_new_versions(stream)
+        placed = time.perf_counter() - start
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        total = Version.objects.filter(stream=stream).count()
+        ids = list(Version.objects.filter(stream=stream).values_list("id", flat=True))
+        client = Client()
+        client.force_login(user)
+        url = reverse("stream", args=[project.slug, stream.pk])
+        client.get(url)  # warm
+        load = os.getloadavg()[0]
+        htmx = {"HTTP_HX_REQUEST": "true"}
+        deep = ids[len(ids) // 10]
+        picked = random.choice(ids[: len(ids) // 2])
+        newest = ids[-1]
+        cases = [
+            ("stream page", url, {}),
+            ("stream page at a version (?v=)", f"{url}?v={picked}", {}),
+            ("older page, 90% down", f"{url}?before={deep}&fragment=page", htmx),
+            ("live tail, nothing new", f"{url}?fragment=tail&after={newest}", htmx),
+        ]
+        for name, case_url, headers in cases:
+            p50, p95, queries = measure(client, case_url, args.samples, **headers)
+            rows.append(
+                (f"{total:,}", name, f"{p50:.0f}", f"{p95:.0f}", str(queries), f"{load:.1f}")
+            )
+        rows.append(
+            (
+                f"{total:,}",
+                f"building / first placement of {total:,}",
+                f"{built:.0f} s",
+                f"{placed:.1f} s",
+                "",
+                f"{load:.1f}",
+            )
+        )
+        print(rows[-5:], flush=True)
+    report(
+        "The explorer",
+        rows,
+        ("versions", "request", "p50 (ms)", "p95 (ms)", "queries", "load average (1 min)"),
+    )
+
+
+if __name__ == "__main__":
+    main()
