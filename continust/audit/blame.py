@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from django.db import connection
 
+from continust.core.database import on_postgresql
 from continust.core.errors import NotFound
 from continust.core.parsing import parse_pointer
 from continust.documents.diff import MISSING
@@ -102,7 +103,7 @@ class _PathValues:
         self.tokens = tokens
         self.by_state: dict[str, Any] = {}
         self.by_version: dict[int, Any] = {}
-        self.in_database = connection.vendor == "postgresql" and all(
+        self.in_database = on_postgresql() and all(
             _INDEX.fullmatch(t) or not _NUMERIC.fullmatch(t) for t in tokens
         )
 

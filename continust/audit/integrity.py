@@ -9,8 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
-
+from continust.core.database import on_postgresql, outside_transactions, snapshot
 from continust.core.errors import ContinustError, StateReleased
 from continust.graph.lineage import VersionGraph
 from continust.graph.parents import parents_in_stream
@@ -140,17 +139,11 @@ def verify(project: Project | None = None, streams: Iterable[Stream] | None = No
 def verify_stream(stream: Stream, report: Report | None = None) -> list[Broken]:
     """Return every broken link of one stream; count what was checked into ``report``."""
     report = report if report is not None else Report()
-    if (
-        connection.vendor != "postgresql"
-        or connection.in_atomic_block
-        or not connection.get_autocommit()
-    ):
+    if not on_postgresql() or not outside_transactions():
         return _verify_stream(stream, report)
     # Every check reads the stream as of one snapshot: a write committed between two of
     # its queries (an append between reading the moves and the heads) is no break.
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    with snapshot():
         stream.refresh_from_db(fields=["event_count", "last_hash"])
         return _verify_stream(stream, report)
 

@@ -17,13 +17,11 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
-from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -41,6 +39,7 @@ from continust.audit.reviews import (
 from continust.audit.trail import (
     audit_stream,
 )
+from continust.core.database import snapshot
 from continust.core.errors import InvalidEvent, InvalidName, NotFound
 from continust.core.parsing import parse_cursor
 from continust.documents import diff as diffs
@@ -409,17 +408,6 @@ def _review_dict(log: ReviewLog) -> dict[str, Any]:
 # -- building reports --------------------------------------------------------------------
 
 
-@contextmanager
-def _snapshot() -> Iterator[None]:
-    """Read one snapshot of the database throughout (REPEATABLE READ on PostgreSQL)."""
-    fresh = not connection.in_atomic_block
-    with transaction.atomic():
-        if fresh and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        yield
-
-
 def _rows(versions: list[Version]) -> list[ChangeRow]:
     """Diff each version against its first parent, loading every state once."""
     first_parent: dict[int, int] = {}
@@ -465,7 +453,7 @@ def _steps(project: Project, file: str, sha256: str) -> list[str]:
 
 def review_report(review: Review, *, generated_by: str) -> AuditReport:
     """Build the audit report of a review: its range, its record and the proof."""
-    with _snapshot():
+    with snapshot():
         stream = review.stream
         ids = range_ids(stream, review.base_id, review.head_id)
         truncated = len(ids) > MAX_VERSIONS
@@ -512,7 +500,7 @@ def range_report(
     """Build the audit report of what happened to a project (or one stream) in a time range."""
     if since and until and since >= until:
         raise InvalidEvent("the range must end after it starts")
-    with _snapshot():
+    with snapshot():
         audit = audit_stream(project)
         streams = (
             [stream]

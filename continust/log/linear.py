@@ -28,6 +28,7 @@ from django.db import connection
 from django.db.models.base import ModelState
 from psycopg.types.numeric import Int8Dumper
 
+from continust.core.database import on_postgresql, outside_transactions
 from continust.core.errors import ContinustError
 from continust.log import canonical, moves
 from continust.log.folding import fold_event, storable_state
@@ -138,11 +139,7 @@ def usable() -> bool:
     """Tell whether the one-statement path can run: PostgreSQL, outside any transaction."""
     # Not in a transaction the caller manages either (autocommit off): a refused statement
     # would abort it.
-    return (
-        connection.vendor == "postgresql"
-        and not connection.in_atomic_block
-        and connection.get_autocommit()
-    )
+    return on_postgresql() and outside_transactions()
 
 
 # Reading a branch's tip: one query, no lock (the write checks every value it relies on).

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import connection, models
 
+from continust.core.database import on_postgresql
 from continust.log.canonical import canonical_json
 from continust.models import State
 
@@ -29,7 +30,7 @@ def reserve_many(wanted: Sequence[tuple[type[models.Model], int]]) -> list[list[
     if most == 0:
         return [[] for _ in wanted]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if on_postgresql():
             columns = ", ".join(
                 f"CASE WHEN n <= {int(count)} THEN nextval(pg_get_serial_sequence("
                 f"'{model._meta.db_table}', '{model._meta.pk.column}')) END"
@@ -54,7 +55,7 @@ def insert_rows(model: type[models.Model], objects: Sequence[models.Model]) -> N
     """Insert new rows whose primary keys are already set."""
     if not objects:
         return
-    if connection.vendor != "postgresql":
+    if not on_postgresql():
         model._default_manager.bulk_create(objects, batch_size=500)
         return
     pk = model._meta.pk
@@ -158,7 +159,7 @@ def insert_state_texts(states: Mapping[str, tuple[Any, str]]) -> None:
     """Store states given with their canonical text (hashing made it already)."""
     if not states:
         return
-    if connection.vendor != "postgresql":
+    if not on_postgresql():
         State.objects.bulk_create(
             [State(hash=h, data=data) for h, (data, _) in states.items()],
             ignore_conflicts=True,

@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Min
 
+from continust.core.database import on_postgresql
 from continust.core.errors import (
     AlreadyExists,
     ConcurrencyConflict,
@@ -269,7 +270,7 @@ class Batch:
             for plan in self.planned
             for index, parent in enumerate(plan.parents)
         ]
-        if connection.vendor == "postgresql":
+        if on_postgresql():
             self._write_postgres(versions, links, move, now)
         else:
             self._write_rows(versions, links)

@@ -52,10 +52,11 @@ from contextlib import aclosing, suppress
 from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from continust.core.database import relaxed_commit
 from continust.core.errors import ContinustError
 from continust.jobs import leases, outbox
 from continust.jobs.leases import Lease, LeaseLost
@@ -161,9 +162,7 @@ def _no_flush_wait() -> None:
     (whose commit waits for the flush); a lost checkpoint means an epoch executed
     again, a lost heartbeat a lease renewed a moment later. Epoch commits wait.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    relaxed_commit()
 
 
 class CheckpointStore:

@@ -50,6 +50,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import BigIntegerField, Case, F, Func, JSONField, Q, Value, When
 
+from continust.core.database import on_postgresql
 from continust.models import Event, Stream
 
 __all__ = ["LogCursor", "LogEvent", "LogSource", "Poll", "position_ranges"]
@@ -137,7 +138,7 @@ class _EpochMillis(Func):
 
 def _snapshot() -> tuple[int, int]:
     """(xmin, xmax) of a snapshot taken now; +infinity-like on SQLite (one writer at a time)."""
-    if connection.vendor != "postgresql":
+    if not on_postgresql():
         return 2**62, 0
     with connection.cursor() as cursor:
         cursor.execute(
@@ -194,9 +195,7 @@ class LogSource:
                 When(ours, then=F("payload")), default=Value(None), output_field=JSONField()
             )
         # PostgreSQL computes the milliseconds: loading timestamps costs more than the read.
-        moment: Any = (
-            _EpochMillis("timestamp") if connection.vendor == "postgresql" else F("timestamp")
-        )
+        moment: Any = _EpochMillis("timestamp") if on_postgresql() else F("timestamp")
         rows = (
             Event.objects.filter(where)
             .order_by("position")
