@@ -151,7 +151,7 @@ def test_promote_moves_the_branch_after_a_worker_replay(client, alice, stream, s
     response = client.post(reverse("replay-promote", args=["acme", stream.pk, replay.pk]))
     assert response.status_code == 302
     main = Branch.objects.get(stream=stream, name="main")
-    assert main.head_id == replay.shadow_head_id
+    assert main.head.parent_links.get(index=0).parent_id == replay.shadow_head_id
     assert BranchMove.objects.filter(branch=main).latest("id").reason == "promote"
 
 

@@ -28,9 +28,12 @@ three-way merges.
 
 Output. The shadow branch ``replay/<id>`` is created and moved only in the
 transactions that commit chunks: it points at the newest replica committed, and
-at the end at the replica of the end. The original history is never touched;
-``promote`` moves the original branch to the shadow head, recorded as a branch
-move with reason "promote".
+at the end at the replica of the end. The original versions are never changed.
+``promote`` moves the original branch onto a *promote version* (event
+``continust.promote``, reducer ``ours``) whose parents are the shadow head and the
+branch's old head and whose state is the shadow head's, as ``git merge -s ours``
+does: the old history stays reachable from the branch, so lineage, merge bases,
+reviews and blame stay connected. The move is recorded with reason "promote".
 
 Protocol (planning apart from doing, progress recorded per chunk):
 
@@ -95,7 +98,7 @@ from continust.log.lookup import resolve_version
 from continust.log.reducers import get_reducer
 from continust.log.rows import insert_rows, insert_states, reserve_ids
 from continust.log.states import state_of, states_of
-from continust.log.store import MAIN, lock_stream, move_branch
+from continust.log.store import MAIN, Batch, NewEvent, lock_stream, move_branch, validate_event
 from continust.models import (
     Branch,
     Project,
@@ -118,6 +121,9 @@ MAX_ATTEMPTS = 10
 PLAN_WINDOW = 20_000
 # A request plans (and so checks) ranges up to this long itself; the worker plans longer ones.
 REQUEST_PLAN_LIMIT = 50_000
+
+PROMOTE_EVENT = "continust.promote"
+PROMOTE_REDUCER = "ours"  # keeps the first parent's (the shadow head's) state
 
 SKIPPED = "skipped"
 LOST = "lost"
@@ -370,8 +376,11 @@ def cancel(replay: Replay, *, actor: str = "") -> Replay:
 
 
 def promote(replay: Replay, *, actor: str = "") -> Branch:
-    """Move the replayed branch to the shadow branch's head, recorded as reason "promote".
+    """Move the replayed branch onto the replay's result, recorded as reason "promote".
 
+    The branch moves to a new promote version whose parents are the shadow head and
+    the branch's old head, with the shadow head's state (``git merge -s ours``), so
+    the old head stays an ancestor of the branch (a fast-forward when it already is).
     Refused unless the replay is done and the branch still points where the replay
     ended: promoting over events appended since would drop them from the branch.
     """
@@ -401,11 +410,46 @@ def promote(replay: Replay, *, actor: str = "") -> Branch:
                 f"version {target.head_id}; replay again up to its new head",
                 current_head=target.head_id,
             )
-        branch = move_branch(stream, target.name, shadow.head, reason="promote", actor=actor)
+        head = shadow.head
+        if not graph_for(stream).is_ancestor(target.head_id, head.pk):
+            head = _promote_version(stream, current, shadow.head, target.head, actor=actor)
+        branch = move_branch(
+            stream, target.name, head, reason="promote", actor=actor, branch=target
+        )
         current.promoted_at = timezone.now()
         current.promoted_by = actor
         current.save(update_fields=["promoted_at", "promoted_by"])
     return branch
+
+
+def _promote_version(
+    stream: Stream, replay: Replay, shadow_head: Version, old_head: Version, *, actor: str
+) -> Version:
+    """Write the version a promote moves the branch to: parents the shadow head and the
+    old head, state the shadow head's, folded by ``ours`` from an event that says so."""
+    event = validate_event(
+        NewEvent(
+            type=PROMOTE_EVENT,
+            payload={
+                "replay": replay.pk,
+                "branch": replay.branch,
+                "parents": [shadow_head.digest, old_head.digest],
+            },
+            actor=actor,
+        )
+    )
+    batch = Batch(stream)
+    batch.add_version(
+        batch.add_event(event),
+        [shadow_head, old_head],
+        state_of(shadow_head.pk),
+        reducer=PROMOTE_REDUCER,
+        reducer_version=1,
+        branch=replay.branch,
+        state_hash=shadow_head.state_id,
+    )
+    (version,) = batch.commit()
+    return version
 
 
 def shadow_diff(replay: Replay) -> list[Change]:
