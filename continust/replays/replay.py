@@ -90,11 +90,13 @@ from continust.core.errors import (
 )
 from continust.core.parsing import parse_number
 from continust.documents.diff import Change, diff
+from continust.audit import trail
 from continust.graph.cache import graph_for
 from continust.jobs import outbox
 from continust.log import canonical, statistics
 from continust.log.folding import MERGE_REDUCER, derive_state, fold_event, storable_state
 from continust.log.lookup import resolve_version
+from continust.log.policy import policy_of
 from continust.log.reducers import get_reducer
 from continust.log.rows import insert_rows, insert_states, reserve_ids
 from continust.log.states import state_of, states_of
@@ -123,6 +125,7 @@ PLAN_WINDOW = 20_000
 REQUEST_PLAN_LIMIT = 50_000
 
 PROMOTE_EVENT = "continust.promote"
+DISCARD_EVENT = "replay.discarded"  # in the project's audit stream
 PROMOTE_REDUCER = "ours"  # keeps the first parent's (the shadow head's) state
 
 SKIPPED = "skipped"
@@ -392,6 +395,8 @@ def promote(replay: Replay, *, actor: str = "") -> Branch:
             )
         if current.promoted_at is not None:
             raise InvalidEvent(f"replay {replay.pk} was already promoted")
+        if current.discarded_at is not None:
+            raise InvalidEvent(f"replay {replay.pk} was discarded; replay again to promote")
         if not current.branch:
             raise InvalidEvent(
                 f"replay {replay.pk} ended at version {current.end_id}, which no "
@@ -420,6 +425,85 @@ def promote(replay: Replay, *, actor: str = "") -> Branch:
         current.promoted_by = actor
         current.save(update_fields=["promoted_at", "promoted_by"])
     return branch
+
+
+@dataclass(frozen=True)
+class Discard:
+    """What discarding a replay's shadow branch gives up, as a confirmation names it."""
+
+    replay: int
+    shadow_branch: str
+    versions: int
+    policy: str
+    releasable: bool  # the stream's policy releases what no branch keeps
+
+    def line(self) -> str:
+        what = (
+            "the next compaction may release them"
+            if self.releasable
+            else f"the stream's policy ({self.policy}) releases nothing, so they stay stored"
+        )
+        return (
+            f"discarding replay {self.replay} gives up branch {self.shadow_branch}: "
+            f"retention stops keeping its {self.versions:,} version(s); {what}"
+        )
+
+
+def discard_preview(replay: Replay) -> Discard:
+    """Say what discarding the replay would do, or refuse as ``discard`` would."""
+    _check_discardable(replay)
+    policy = policy_of(replay.stream)
+    return Discard(
+        replay=replay.pk,
+        shadow_branch=replay.shadow_branch,
+        versions=Version.objects.filter(
+            stream_id=replay.stream_id, branch=replay.shadow_branch
+        ).count(),
+        policy=policy.describe(),
+        releasable=policy.ephemeral,
+    )
+
+
+def _check_discardable(replay: Replay) -> None:
+    if not replay.finished:
+        raise InvalidEvent(f"replay {replay.pk} is {replay.status}; cancel it before discarding")
+    if replay.promoted_at is not None:
+        raise InvalidEvent(
+            f"replay {replay.pk} was promoted: its versions are part of {replay.branch}'s history"
+        )
+    if replay.discarded_at is not None:
+        raise InvalidEvent(f"replay {replay.pk} was already discarded")
+
+
+def discard(replay: Replay, *, actor: str) -> Discard:
+    """Give up a finished, unpromoted replay's shadow branch: retention stops keeping it.
+
+    The versions stay (the log refuses deletes) until a compaction under an ephemeral
+    policy releases them; the discard is recorded in the project's audit stream.
+    """
+    with transaction.atomic():
+        current = Replay.objects.select_for_update().select_related("stream__project").get(
+            pk=replay.pk
+        )
+        lock_stream(current.stream)
+        preview = discard_preview(current)
+        current.discarded_at = timezone.now()
+        current.discarded_by = actor[:200]
+        current.save(update_fields=["discarded_at", "discarded_by"])
+        trail.record(
+            current.stream.project,
+            DISCARD_EVENT,
+            {
+                "stream": current.stream.name,
+                "replay": current.pk,
+                "shadow_branch": current.shadow_branch,
+                "shadow_head": current.shadow_head_id,
+                "versions": preview.versions,
+            },
+            actor=actor,
+        )
+    replay.discarded_at, replay.discarded_by = current.discarded_at, current.discarded_by
+    return preview
 
 
 def _promote_version(
@@ -541,6 +625,7 @@ def replay_record(replay: Replay) -> dict[str, Any]:
         "error": replay.error or None,
         "error_event": str(replay.error_event) if replay.error_event else None,
         "promoted": replay.promoted_at is not None,
+        "discarded": replay.discarded_at is not None,
         "actor": replay.actor,
     }
 

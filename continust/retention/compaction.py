@@ -22,15 +22,18 @@ moves the cursor in the same transaction, under the stream's write lock and a
 
 What is never released: branch heads, the merge bases of any two heads, every
 version in a review's range (open or closed), and the versions replays start from,
-end at or made.
+end at or made, until an admin discards the replay (``continust.replays.replay.discard``):
+a discarded replay's shadow branch is no longer kept. An ephemeral horizon of N
+versions keeps the newest N of each kept branch's own history.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -234,7 +237,7 @@ def protected_versions(
     """
     graph = graph_for(stream)
     keep: dict[int, str] = {}
-    heads = dict(Branch.objects.filter(stream=stream).values_list("head_id", "name"))
+    heads = kept_heads(stream)
     for head, name in heads.items():
         keep.setdefault(head, f"head of branch {name}")
     for a, b in itertools.combinations(sorted(heads), 2):
@@ -246,7 +249,7 @@ def protected_versions(
             keep.setdefault(review.base_id, why)
         if with_ranges:
             _keep_range(graph, review.base_id, review.head_id, keep, why)
-    for replay in Replay.objects.filter(stream=stream).order_by("id"):
+    for replay in Replay.objects.filter(stream=stream, discarded_at__isnull=True).order_by("id"):
         why = f"used by replay {replay.pk}"
         for version in (replay.start_id, replay.end_id, replay.shadow_head_id):
             if version is not None:
@@ -263,6 +266,51 @@ def protected_versions(
         ).values_list("child_id", "parent_id"):
             keep.setdefault(parent, f"parent of v{child}, newer than this compaction")
     return keep
+
+
+def discarded_branches(stream: Stream) -> set[str]:
+    """The shadow branches of the stream's discarded replays: retention keeps none of them."""
+    return {
+        f"replay/{pk}"
+        for pk in Replay.objects.filter(stream=stream, discarded_at__isnull=False).values_list(
+            "pk", flat=True
+        )
+    }
+
+
+def kept_heads(stream: Stream) -> dict[int, str]:
+    """The heads of the branches retention keeps (all but discarded shadow branches),
+    each with a branch's name."""
+    gone = discarded_branches(stream)
+    heads: dict[int, str] = {}
+    for head, name in Branch.objects.filter(stream=stream).order_by("name").values_list(
+        "head_id", "name"
+    ):
+        if name not in gone:
+            heads.setdefault(head, name)
+    return heads
+
+
+def newest_of_each_history(graph: Any, heads: Iterable[int], count: int, upto: int) -> set[int]:
+    """The newest ``count`` versions (ids up to ``upto``) of each head's own history.
+
+    Ids order parents before children, so walking a head's ancestry by the highest id
+    first meets its versions newest first; each walk stops after ``count`` of them, so
+    another branch's versions (a replay's shadow) never push a branch's own out.
+    """
+    kept: set[int] = set()
+    for head in heads:
+        heap, seen, taken = [-head], {head}, 0
+        while heap and taken < count:
+            version = -heapq.heappop(heap)
+            if version <= upto:
+                kept.add(version)
+                taken += 1
+            for parent in graph.parents(version):
+                if parent not in seen:
+                    seen.add(parent)
+                    heapq.heappush(heap, -parent)
+    return kept
 
 
 def _keep_range(graph: Any, base: int | None, head: int, keep: dict[int, str], why: str) -> None:
@@ -359,16 +407,17 @@ def _plan_selective(result: Plan, shape: _Shape, graph: Any) -> None:
 def _plan_ephemeral(result: Plan, shape: _Shape, graph: Any) -> None:
     policy, cutoff = result.policy, result.cutoff
     keep = protected_versions(result.stream, with_ranges=True, upto=result.upto)
-    floor = None
+    within: set[int] | None = None
     if policy.horizon_versions is not None:
-        if len(shape.ids) < policy.horizon_versions:
-            return  # fewer versions than the horizon keeps
-        floor = shape.ids[-policy.horizon_versions]
+        # Counted along each kept branch's own history, not over the whole stream.
+        within = newest_of_each_history(
+            graph, kept_heads(result.stream), policy.horizon_versions, result.upto
+        )
     beyond = [
         v
         for v in shape.ids
         if v not in shape.released
-        and (floor is None or v < floor)
+        and (within is None or v not in within)
         and (cutoff is None or shape.created[v] < cutoff)
     ]
     beyond_set = set(beyond)
