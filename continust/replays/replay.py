@@ -437,15 +437,24 @@ class Discard:
     policy: str
     releasable: bool  # the stream's policy releases what no branch keeps
 
+    @property
+    def consequence(self) -> str:
+        if self.releasable:
+            return "the next compaction may release them"
+        return f"the stream's policy ({self.policy}) releases nothing, so they stay stored"
+
     def line(self) -> str:
-        what = (
-            "the next compaction may release them"
-            if self.releasable
-            else f"the stream's policy ({self.policy}) releases nothing, so they stay stored"
-        )
+        """What a discard will do, as a confirmation asks it."""
         return (
             f"discarding replay {self.replay} gives up branch {self.shadow_branch}: "
-            f"retention stops keeping its {self.versions:,} version(s); {what}"
+            f"retention stops keeping its {self.versions:,} version(s); {self.consequence}"
+        )
+
+    def done(self) -> str:
+        """What a discard did."""
+        return (
+            f"replay {self.replay} discarded: retention no longer keeps the "
+            f"{self.versions:,} version(s) of branch {self.shadow_branch}; {self.consequence}"
         )
 
 
