@@ -3,6 +3,7 @@ finished replay's shadow branch can be discarded (recorded in the audit stream).
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -112,3 +113,29 @@ def test_only_a_finished_unpromoted_replay_is_discarded(stream: Stream) -> None:
     with pytest.raises(InvalidEvent, match="was promoted"):
         replays.discard(replay, actor="alice")
     assert Event.objects.filter(type=replays.DISCARD_EVENT).count() == 1
+
+
+def test_the_dry_run_bytes_agree_with_what_the_compaction_measures(stream: Stream) -> None:
+    """The dry run's bytes and the footprint's fall (bytes before - after) agree within 10%."""
+    rng = random.Random(7)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+    # Small states and payloads, where a row's own bytes outweigh its JSON, and a few
+    # large ones that the database compresses.
+    put(stream, *({"n": n} for n in range(100)))
+    put(
+        stream,
+        *(
+            {f"k{n % 12}": " ".join(rng.choice(words) for _ in range(rng.randrange(1, 600)))}
+            for n in range(50)
+        ),
+    )
+    set_policy(stream, make_policy("ephemeral", horizon_versions=30), actor="alice")
+    planned = compaction.plan(stream)
+    assert planned.versions_released > 100 and not planned.uncounted
+    job = compaction.run(compaction.request(stream, actor="alice").pk)
+    measured = job.bytes_before - job.bytes_after
+    assert job.versions_released == planned.versions_released
+    assert abs(planned.bytes_released - measured) <= 0.1 * measured, (
+        planned.bytes_released,
+        measured,
+    )
