@@ -48,4 +48,4 @@ def confirmation(
         "url": request.path,
     }
     template = "confirm.html#confirm" if request.htmx else "confirm.html"
-    return render(request, template, context, status=409 if problem else 200)
+    return render(request, template, context)

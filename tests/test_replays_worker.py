@@ -148,7 +148,9 @@ def test_promote_moves_the_branch_after_a_worker_replay(client, alice, stream, s
     start_worker()
     replay = wait_for(replays.start_replay(stream, end="main"), finished)
     client.force_login(alice)
-    response = client.post(reverse("replay-promote", args=["acme", stream.pk, replay.pk]))
+    response = client.post(
+        reverse("replay-promote", args=["acme", stream.pk, replay.pk]), {"confirm": "yes"}
+    )
     assert response.status_code == 302
     main = Branch.objects.get(stream=stream, name="main")
     assert main.head.parent_links.get(index=0).parent_id == replay.shadow_head_id
