@@ -203,8 +203,7 @@ def replay_cancel(
             facts=[
                 f"stops replay {replay.pk} at its next commit: {replay.done:,} of "
                 f"{replay.total:,} versions done; a cancelled replay cannot be resumed",
-                f"what it wrote stays on branch {replay.shadow_branch} until an admin "
-                "discards it",
+                f"what it wrote stays on branch {replay.shadow_branch} until an admin discards it",
             ],
             action="Cancel the replay",
             back=back,

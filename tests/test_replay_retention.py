@@ -67,9 +67,7 @@ def test_discarding_a_cancelled_replay_makes_its_versions_releasable(
 ) -> None:
     stream, versions = ephemeral
     replay = cancelled_replay(stream, settings, monkeypatch)
-    shadow = set(
-        Version.objects.filter(branch=replay.shadow_branch).values_list("id", flat=True)
-    )
+    shadow = set(Version.objects.filter(branch=replay.shadow_branch).values_list("id", flat=True))
     assert not released_by(compaction.plan(stream)) & shadow
     preview = replays.discard_preview(replay)
     assert (preview.versions, preview.shadow_branch, preview.releasable) == (

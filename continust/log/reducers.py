@@ -3,8 +3,9 @@
 Built in: ``merge`` (RFC 7396 merge patch: the payload is the patch), ``patch``
 (RFC 6902 JSON Patch: the payload is ``{"patch": [operations]}``) and
 ``replace`` (the payload is the new state); and ``ours``, which keeps the first
-parent's state: a promote version folds with it (``continust.replays.replay``). More come from the setting
-``CONTINUST_REDUCERS`` (``name:version=dotted.path``) or from ``register``.
+parent's state: a promote version folds with it (``continust.replays.replay``).
+More come from the setting ``CONTINUST_REDUCERS`` (``name:version=dotted.path``)
+or from ``register``.
 States are never mutated: a reducer returns a new document and may share
 unchanged parts with the old one.
 """

@@ -81,6 +81,7 @@ from django.db.models import F, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from continust.audit import trail
 from continust.core.errors import (
     ConcurrencyConflict,
     ContinustError,
@@ -90,7 +91,6 @@ from continust.core.errors import (
 )
 from continust.core.parsing import parse_number
 from continust.documents.diff import Change, diff
-from continust.audit import trail
 from continust.graph.cache import graph_for
 from continust.jobs import outbox
 from continust.log import canonical, statistics
@@ -491,8 +491,8 @@ def discard(replay: Replay, *, actor: str) -> Discard:
     policy releases them; the discard is recorded in the project's audit stream.
     """
     with transaction.atomic():
-        current = Replay.objects.select_for_update().select_related("stream__project").get(
-            pk=replay.pk
+        current = (
+            Replay.objects.select_for_update().select_related("stream__project").get(pk=replay.pk)
         )
         lock_stream(current.stream)
         preview = discard_preview(current)

@@ -285,8 +285,8 @@ def kept_heads(stream: Stream) -> dict[int, str]:
     each with a branch's name."""
     gone = discarded_branches(stream)
     heads: dict[int, str] = {}
-    for head, name in Branch.objects.filter(stream=stream).order_by("name").values_list(
-        "head_id", "name"
+    for head, name in (
+        Branch.objects.filter(stream=stream).order_by("name").values_list("head_id", "name")
     ):
         if name not in gone:
             heads.setdefault(head, name)
