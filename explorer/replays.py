@@ -46,7 +46,13 @@ class ReplayForm(forms.Form):
         required=False,
         max_length=2000,
         label="skip event types",
-        help_text="separated by commas or spaces",
+        help_text="separated by commas or spaces; the stream's types are offered",
+        widget=forms.TextInput(attrs={"list": "event-types", "autocomplete": "off"}),
+    )
+    unknown_types_ok = forms.BooleanField(
+        required=False,
+        label="skip them anyway",
+        help_text="start even though no event of the stream has some of the types to skip",
     )
     skip_events = forms.CharField(
         required=False,
@@ -66,6 +72,7 @@ class ReplayForm(forms.Form):
 
     def __init__(self, *args: Any, stream: Stream, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.stream = stream
         versions = [r.version for r in registered() if r.name == stream.reducer]
         field = self.fields["reducer_version"]
         assert isinstance(field, forms.TypedChoiceField)
@@ -74,6 +81,18 @@ class ReplayForm(forms.Form):
     @staticmethod
     def words(text: str) -> list[str]:
         return [word for word in re.split(r"[\s,]+", text) if word]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        unknown = replays.unknown_types(self.stream, self.words(data.get("skip_types") or ""))
+        if unknown and not data.get("unknown_types_ok"):
+            self.add_error(
+                "skip_types",
+                "no event of this stream has the type "
+                + ", ".join(repr(t) for t in unknown)
+                + ": a typo? Pick from the offered types, or tick “skip them anyway”.",
+            )
+        return data
 
 
 def _progress_context(replay: Replay, membership: Membership) -> dict[str, Any]:
@@ -129,6 +148,7 @@ def _list_context(membership: Membership, stream: Stream, form: ReplayForm) -> d
         "can_edit": membership.allows(Role.EDITOR),
         "can_admin": membership.allows(Role.ADMIN),
         "running": any(not p.finished for _, p in rows),
+        "event_types": replays.event_types(stream) if membership.allows(Role.EDITOR) else [],
     }
 
 
@@ -136,6 +156,9 @@ def _list_context(membership: Membership, stream: Stream, form: ReplayForm) -> d
 @member_required()
 def replay_list(request: HtmxHttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
     initial = {k: request.GET[k] for k in ("start", "end") if request.GET.get(k)}
+    if "start" not in initial:
+        # The root, unless retention released the oldest versions: then what will work.
+        initial["start"] = replays.default_start(stream, initial.get("end", "main"))
     form = ReplayForm(initial=initial, stream=stream)
     context = _list_context(membership, stream, form)
     template = "replays.html#list" if request.htmx else "replays.html"

@@ -10,8 +10,9 @@ import pytest
 
 from continust.audit.integrity import verify
 from continust.audit.trail import AUDIT_STREAM
-from continust.core.errors import InvalidEvent
+from continust.core.errors import InvalidEvent, StateReleased
 from continust.log.policy import make_policy
+from continust.log.store import NewEvent, append
 from continust.models import Event, Replay, ReplayStatus, Stream, Version
 from continust.replays import replay as replays
 from continust.retention import compaction
@@ -137,3 +138,26 @@ def test_the_dry_run_bytes_agree_with_what_the_compaction_measures(stream: Strea
         planned.bytes_released,
         measured,
     )
+
+
+def test_a_replay_from_the_root_of_a_compacted_stream_names_where_it_can_start(
+    stream: Stream,
+) -> None:
+    versions = put(stream, *({"n": n} for n in range(10)))
+    set_policy(stream, make_policy("ephemeral", horizon_versions=4), actor="alice")
+    compaction.run(compaction.request(stream, actor="alice").pk)
+    oldest = versions[6]  # v1..v6 released: v7 is the oldest kept
+    assert replays.default_start(stream) == str(oldest.pk)
+    with pytest.raises(
+        StateReleased,
+        match=f"the oldest a replay up to version {versions[-1].pk} can start from is "
+        f"version {oldest.pk}",
+    ):
+        replays.start_replay(stream, end="main")
+    assert replays.start_replay(stream, start=replays.default_start(stream), end="main").total == 3
+
+
+def test_the_stream_types_are_offered_and_unknown_ones_named(stream: Stream) -> None:
+    append(stream, [NewEvent("price.set", {"p": 1}), NewEvent("note.added", {"n": "x"})])
+    assert replays.event_types(stream) == ["note.added", "price.set"]
+    assert replays.unknown_types(stream, ["price.set", "price.sett", " "]) == ["price.sett"]

@@ -76,6 +76,7 @@ def test_an_editor_starts_a_replay_with_filters(client, alice, stream, versions)
             "start": str(versions[0].pk),
             "end": "main",
             "skip_types": "note.added, price.set",
+            "unknown_types_ok": "on",  # types this stream has none of yet
             "skip_events": str(versions[1].event.id),
             "until": "2030-01-02T03:04",
             "reducer_version": "1",
@@ -228,3 +229,27 @@ def test_the_list_shows_each_replay_with_its_progress(client, bob, stream, repla
     content = client.get(url("replays", stream)).content.decode()
     assert f"#{replay.pk}" in content and f"replay/{replay.pk}" in content
     assert "3/3" in content and "done" in content
+
+
+def test_the_form_starts_where_a_replay_can_and_offers_the_stream_types(client, alice, stream):
+    from continust.log.policy import make_policy
+    from continust.retention import compaction
+    from continust.retention.policies import set_policy
+
+    versions = put(stream, *({"n": n} for n in range(10)))
+    set_policy(stream, make_policy("ephemeral", horizon_versions=4), actor="alice")
+    compaction.run(compaction.request(stream, actor="alice").pk)
+    client.force_login(alice)
+    page = client.get(url("replays", stream)).content.decode()
+    assert f'name="start" value="{versions[6].pk}"' in page
+    assert '<datalist id="event-types"><option value="set"></datalist>' in page
+    refused = client.post(url("replay-start", stream), {"start": "root", "end": "main"})
+    assert f"can start from is version {versions[6].pk}" in refused.content.decode()
+    typo = {"start": str(versions[6].pk), "end": "main", "skip_types": "set, sett"}
+    warned = client.post(url("replay-start", stream), typo)
+    assert warned.status_code == 400
+    assert "no event of this stream has the type &#x27;sett&#x27;" in warned.content.decode()
+    assert not Replay.objects.exists()
+    started = client.post(url("replay-start", stream), {**typo, "unknown_types_ok": "on"})
+    assert started.status_code == 302
+    assert Replay.objects.get().skip_types == ["set", "sett"]

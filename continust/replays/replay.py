@@ -103,6 +103,7 @@ from continust.log.states import state_of, states_of
 from continust.log.store import MAIN, Batch, NewEvent, lock_stream, move_branch, validate_event
 from continust.models import (
     Branch,
+    Event,
     Project,
     ReleasedVersion,
     Replay,
@@ -267,6 +268,59 @@ def _branch_to_promote(stream: Stream, ref: Version | str | int, end: Version) -
     return sorted(names)[0] if names else ""
 
 
+def oldest_start(stream: Stream, end: Version) -> Version | None:
+    """The oldest version a replay up to ``end`` can start from: None (the root) when no
+    version on the way down was released, else the oldest kept version of the end's
+    first-parent line above the newest released one. (A side branch merged in may hold
+    released versions too; ``start_replay`` still checks the whole range.)"""
+    released = set(
+        ReleasedVersion.objects.filter(run__stream=stream).values_list("version_id", flat=True)
+    )
+    if not released:
+        return None
+    if end.pk in released:
+        raise StateReleased(f"version {end.pk} was released by the retention policy")
+    graph = graph_for(stream)
+    node = end.pk
+    while True:
+        parents = graph.parents(node)
+        if not parents:
+            return None
+        if parents[0] in released:
+            return end if node == end.pk else Version.objects.get(pk=node)
+        node = parents[0]
+
+
+def default_start(stream: Stream, end: str = MAIN) -> str:
+    """What the replay form offers as its start: the root, or the oldest version a replay
+    up to ``end`` can start from on a stream whose retention released the oldest ones."""
+    head = Branch.objects.filter(stream=stream, name=end).select_related("head").first()
+    if head is None:
+        return ROOT
+    try:
+        start = oldest_start(stream, head.head)
+    except StateReleased:
+        return ROOT
+    return ROOT if start is None else str(start.pk)
+
+
+def event_types(stream: Stream, limit: int = 200) -> list[str]:
+    """The event types the stream holds, sorted (at most ``limit``): what can be skipped."""
+    query = Event.objects.filter(stream=stream).values_list("type", flat=True)
+    return list(query.distinct().order_by("type")[:limit])
+
+
+def unknown_types(stream: Stream, types: Iterable[str]) -> list[str]:
+    """The types among ``types`` no event of the stream has: most likely typos."""
+    wanted = sorted({t.strip() for t in types if t.strip()})
+    known = set(
+        Event.objects.filter(stream=stream, type__in=wanted)
+        .values_list("type", flat=True)
+        .distinct()
+    )
+    return [t for t in wanted if t not in known]
+
+
 def _event_ids(values: Iterable[str | uuid.UUID]) -> list[str]:
     ids = []
     for value in values:
@@ -320,6 +374,7 @@ def start_replay(
             raise StateReleased(
                 f"the range passes {released} version(s) whose events the "
                 "retention policy released; replay from a kept version"
+                + _oldest_hint(stream, end_version)
             )
         replay = Replay.objects.create(
             stream=stream,
@@ -337,6 +392,18 @@ def start_replay(
             raise InvalidEvent(f"stream {stream.name} already has a branch {replay.shadow_branch}")
         outbox.enqueue(TASK, [replay.pk], key=outbox_key(replay))
     return replay
+
+
+def _oldest_hint(stream: Stream, end: Version) -> str:
+    try:
+        start = oldest_start(stream, end)
+    except StateReleased:
+        return ""
+    if start is None:
+        return ""
+    if start.pk == end.pk:
+        return f" (version {end.pk} has nothing kept before it to replay)"
+    return f": the oldest a replay up to version {end.pk} can start from is version {start.pk}"
 
 
 def get_replay(project: Project, replay_id: int | str) -> Replay:

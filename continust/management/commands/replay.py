@@ -119,6 +119,8 @@ class Command(ContinustCommand):
                 "starting a replay needs --stream and --to (or use --list, "
                 "--cancel ID, --promote ID or --discard ID)"
             )
+        for unknown in replays.unknown_types(stream, options["skip_type"]):
+            self.stderr.write(f"warning: no event of stream {stream.name} has type {unknown!r}")
         replay = replays.start_replay(
             stream,
             start=options["start"],
