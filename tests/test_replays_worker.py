@@ -135,7 +135,9 @@ def test_cancel_stops_a_running_replay(client, alice, stream, start_worker):
     replay = replays.start_replay(stream, end="main")
     wait_for(replay, lambda r: r.done > 0)
     client.force_login(alice)
-    response = client.post(reverse("replay-cancel", args=["acme", stream.pk, replay.pk]))
+    response = client.post(
+        reverse("replay-cancel", args=["acme", stream.pk, replay.pk]), {"confirm": "yes"}
+    )
     assert response.status_code == 302
     replay = wait_for(replay, finished)
     assert replay.status == ReplayStatus.CANCELLED
