@@ -516,7 +516,13 @@ class PlanOut(Schema):
     snapshots_stored: int
     states_dropped: int
     versions_released: int
-    bytes_released: int = Field(description="An estimate.")
+    bytes_released: int = Field(
+        description="An estimate of what the stream's rows lose (the compaction's bytes "
+        "before minus after), within about 10%."
+    )
+    bytes_uncounted: str | None = Field(
+        None, description="What the estimate leaves out (snapshots stored first), if anything."
+    )
     runs: list[RunOut] = Field(description="The chains released, oldest first; at most 200.")
     runs_total: int
     protected: list[ProtectedOut] = Field(

@@ -400,6 +400,10 @@ class Replay(Leased):
     error_event = models.UUIDField(null=True, blank=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
     promoted_by = models.CharField(max_length=200, blank=True, default="")
+    # A finished, unpromoted replay whose shadow branch an admin gave up: its versions are
+    # no longer kept by retention (the branch row stays; the log refuses deletes).
+    discarded_at = models.DateTimeField(null=True, blank=True)
+    discarded_by = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-id"]

@@ -19,12 +19,13 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from continust.core.errors import ContinustError, NotFound
 from continust.models import Membership, Pipeline, Role, WindowResult
 from continust.pipelines import control, registry
 from explorer.access import HtmxHttpRequest, member_required
+from explorer.confirm import confirmation, confirmed
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 160
@@ -34,9 +35,8 @@ ACTIONS = {
     "start": control.start,
     "pause": control.pause,
     "resume": control.resume,
-    "reset": control.reset,
 }
-DONE = {"start": "Started", "resume": "Resumed", "pause": "Pause requested for", "reset": "Reset"}
+DONE = {"start": "Started", "resume": "Resumed", "pause": "Pause requested for"}
 
 
 class PipelineForm(forms.Form):
@@ -285,7 +285,7 @@ def pipeline_detail(request: HtmxHttpRequest, membership: Membership, name: str)
 def pipeline_act(
     request: HttpRequest, membership: Membership, name: str, action: str
 ) -> HttpResponse:
-    """Start, pause, resume or reset a pipeline (the URL names the action)."""
+    """Start, pause or resume a pipeline (the URL names the action)."""
     pipeline = _pipeline_of(membership, name)
     try:
         ACTIONS[action](pipeline)
@@ -294,6 +294,34 @@ def pipeline_act(
     else:
         messages.success(request, f"{DONE[action]} {pipeline.name}.")
     return redirect(reverse("pipeline", args=[membership.project.slug, pipeline.name]))
+
+
+@require_http_methods(["GET", "POST"])
+@member_required(Role.EDITOR)
+def pipeline_reset(request: HtmxHttpRequest, membership: Membership, name: str) -> HttpResponse:
+    """Reset a pipeline, once its confirmation page says what goes."""
+    pipeline = _pipeline_of(membership, name)
+    if confirmed(request):
+        try:
+            control.reset(pipeline)
+        except ContinustError as err:
+            messages.error(request, str(err))
+        else:
+            messages.success(request, f"Reset {pipeline.name}.")
+        return redirect(reverse("pipeline", args=[membership.project.slug, pipeline.name]))
+    return confirmation(
+        request,
+        membership,
+        title=f"Reset pipeline {pipeline.name}?",
+        facts=[
+            f"empties its results: {pipeline.results:,} result(s) and "
+            f"{pipeline.late_events:,} late event(s) are deleted",
+            f"forgets its progress ({pipeline.events:,} event(s) read, epoch {pipeline.epoch}); "
+            "it reads the log again from the beginning",
+        ],
+        action=f"Reset {pipeline.name}",
+        back=reverse("pipeline", args=[membership.project.slug, pipeline.name]),
+    )
 
 
 urlpatterns = [
@@ -318,10 +346,5 @@ urlpatterns = [
         {"action": "resume"},
         name="pipeline-resume",
     ),
-    path(
-        "p/<slug:slug>/pipelines/<slug:name>/reset/",
-        pipeline_act,
-        {"action": "reset"},
-        name="pipeline-reset",
-    ),
+    path("p/<slug:slug>/pipelines/<slug:name>/reset/", pipeline_reset, name="pipeline-reset"),
 ]

@@ -1,4 +1,4 @@
-"""The explorer's replay screens: start a replay, watch its progress, cancel, promote.
+"""The explorer's replay screens: start a replay, watch its progress, cancel, promote, discard.
 
 The views only parse input and call ``continust.replays``; the worker does the
 replaying. The replay page polls its own progress fragment every second and the
@@ -18,7 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from continust.core.errors import ContinustError
@@ -27,6 +27,7 @@ from continust.log.reducers import registered
 from continust.models import Branch, Membership, Replay, ReplayStatus, Role, Stream
 from continust.replays import replay as replays
 from explorer.access import HtmxHttpRequest, member_required
+from explorer.confirm import confirmation, confirmed
 
 DIFF_LIMIT = 500
 
@@ -45,7 +46,13 @@ class ReplayForm(forms.Form):
         required=False,
         max_length=2000,
         label="skip event types",
-        help_text="separated by commas or spaces",
+        help_text="separated by commas or spaces; the stream's types are offered",
+        widget=forms.TextInput(attrs={"list": "event-types", "autocomplete": "off"}),
+    )
+    unknown_types_ok = forms.BooleanField(
+        required=False,
+        label="skip them anyway",
+        help_text="start even though no event of the stream has some of the types to skip",
     )
     skip_events = forms.CharField(
         required=False,
@@ -65,6 +72,7 @@ class ReplayForm(forms.Form):
 
     def __init__(self, *args: Any, stream: Stream, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.stream = stream
         versions = [r.version for r in registered() if r.name == stream.reducer]
         field = self.fields["reducer_version"]
         assert isinstance(field, forms.TypedChoiceField)
@@ -74,12 +82,25 @@ class ReplayForm(forms.Form):
     def words(text: str) -> list[str]:
         return [word for word in re.split(r"[\s,]+", text) if word]
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        unknown = replays.unknown_types(self.stream, self.words(data.get("skip_types") or ""))
+        if unknown and not data.get("unknown_types_ok"):
+            self.add_error(
+                "skip_types",
+                "no event of this stream has the type "
+                + ", ".join(repr(t) for t in unknown)
+                + ": a typo? Pick from the offered types, or tick “skip them anyway”.",
+            )
+        return data
+
 
 def _progress_context(replay: Replay, membership: Membership) -> dict[str, Any]:
     context: dict[str, Any] = {
         "replay": replay,
         "progress": replays.progress(replay),
         "can_edit": membership.allows(Role.EDITOR),
+        "can_admin": membership.allows(Role.ADMIN),
         "shadow": Branch.objects.filter(
             stream_id=replay.stream_id, name=replay.shadow_branch
         ).first(),
@@ -125,7 +146,9 @@ def _list_context(membership: Membership, stream: Stream, form: ReplayForm) -> d
         "rows": rows,
         "form": form,
         "can_edit": membership.allows(Role.EDITOR),
+        "can_admin": membership.allows(Role.ADMIN),
         "running": any(not p.finished for _, p in rows),
+        "event_types": replays.event_types(stream) if membership.allows(Role.EDITOR) else [],
     }
 
 
@@ -133,6 +156,9 @@ def _list_context(membership: Membership, stream: Stream, form: ReplayForm) -> d
 @member_required()
 def replay_list(request: HtmxHttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
     initial = {k: request.GET[k] for k in ("start", "end") if request.GET.get(k)}
+    if "start" not in initial:
+        # The root, unless retention released the oldest versions: then what will work.
+        initial["start"] = replays.default_start(stream, initial.get("end", "main"))
     form = ReplayForm(initial=initial, stream=stream)
     context = _list_context(membership, stream, form)
     template = "replays.html#list" if request.htmx else "replays.html"
@@ -181,27 +207,77 @@ def replay_detail(
     return render(request, "replay.html", context)
 
 
-@require_POST
+def _back(membership: Membership, stream: Stream, replay: Replay) -> str:
+    return reverse("replay", args=[membership.project.slug, stream.pk, replay.pk])
+
+
+@require_http_methods(["GET", "POST"])
 @member_required(Role.EDITOR)
 def replay_cancel(
-    request: HttpRequest, membership: Membership, stream: Stream, replay_id: int
+    request: HtmxHttpRequest, membership: Membership, stream: Stream, replay_id: int
 ) -> HttpResponse:
     replay = _replay_of(stream, replay_id)
+    back = _back(membership, stream, replay)
+    if not confirmed(request):
+        return confirmation(
+            request,
+            membership,
+            title=f"Cancel replay {replay.pk}?",
+            facts=[
+                f"stops replay {replay.pk} at its next commit: {replay.done:,} of "
+                f"{replay.total:,} versions done; a cancelled replay cannot be resumed",
+                f"what it wrote stays on branch {replay.shadow_branch} until an admin discards it",
+            ],
+            action="Cancel the replay",
+            back=back,
+            problem="" if not replay.finished else f"replay {replay.pk} is already {replay.status}",
+        )
     try:
         replays.cancel(replay, actor=request.user.get_username())
     except ContinustError as err:
         messages.error(request, str(err))
     else:
         messages.success(request, f"Cancel requested for replay {replay.pk}.")
-    return redirect(reverse("replay", args=[membership.project.slug, stream.pk, replay.pk]))
+    return redirect(back)
 
 
-@require_POST
+def promote_facts(replay: Replay) -> list[str]:
+    """What promoting a replay will do, as its confirmation says it."""
+    head = Branch.objects.filter(stream_id=replay.stream_id, name=replay.branch).first()
+    changes = len(replays.shadow_diff(replay))
+    now = f"v{head.head_id}" if head is not None else "nothing"
+    return [
+        f"moves branch {replay.branch} from {now} to a new promote version whose parents are "
+        f"the shadow head v{replay.shadow_head_id} and v{head.head_id if head else '?'}",
+        f"{replay.branch}'s state becomes the replay's: {changes:,} change(s) from "
+        f"v{replay.end_id}",
+        "the old versions stay in the branch's history (lineage, merge bases, reviews and "
+        "blame stay connected); the move is recorded and cannot be undone",
+    ]
+
+
+@require_http_methods(["GET", "POST"])
 @member_required(Role.EDITOR)
 def replay_promote(
-    request: HttpRequest, membership: Membership, stream: Stream, replay_id: int
+    request: HtmxHttpRequest, membership: Membership, stream: Stream, replay_id: int
 ) -> HttpResponse:
     replay = _replay_of(stream, replay_id)
+    back = _back(membership, stream, replay)
+    if not confirmed(request):
+        problem = ""
+        if replay.status != ReplayStatus.DONE or replay.shadow_head_id is None:
+            problem = f"replay {replay.pk} is {replay.status}; only a done replay can be promoted"
+        elif not replay.branch or replay.promoted_at or replay.discarded_at:
+            problem = f"replay {replay.pk} cannot be promoted"
+        return confirmation(
+            request,
+            membership,
+            title=f"Promote replay {replay.pk} onto {replay.branch or 'its branch'}?",
+            facts=[] if problem else promote_facts(replay),
+            action=f"Promote: move {replay.branch}",
+            back=back,
+            problem=problem,
+        )
     try:
         branch = replays.promote(replay, actor=request.user.get_username())
     except ContinustError as err:
@@ -210,7 +286,39 @@ def replay_promote(
         messages.success(
             request, f"Promoted: {branch.name} now points at version {branch.head_id}."
         )
-    return redirect(reverse("replay", args=[membership.project.slug, stream.pk, replay.pk]))
+    return redirect(back)
+
+
+@require_http_methods(["GET", "POST"])
+@member_required(Role.ADMIN)
+def replay_discard(
+    request: HtmxHttpRequest, membership: Membership, stream: Stream, replay_id: int
+) -> HttpResponse:
+    replay = _replay_of(stream, replay_id)
+    back = _back(membership, stream, replay)
+    if not confirmed(request):
+        try:
+            preview = replays.discard_preview(replay)
+        except ContinustError as err:
+            facts, problem = [], str(err)
+        else:
+            facts, problem = [preview.line(), "the discard is recorded in the audit trail"], ""
+        return confirmation(
+            request,
+            membership,
+            title=f"Discard replay {replay.pk}'s shadow branch?",
+            facts=facts,
+            action=f"Discard {replay.shadow_branch}",
+            back=back,
+            problem=problem,
+        )
+    try:
+        done = replays.discard(replay, actor=request.user.get_username())
+    except ContinustError as err:
+        messages.error(request, str(err))
+    else:
+        messages.success(request, done.done())
+    return redirect(back)
 
 
 urlpatterns = [
@@ -226,5 +334,10 @@ urlpatterns = [
         "p/<slug:slug>/s/<int:stream_id>/replays/<int:replay_id>/promote/",
         replay_promote,
         name="replay-promote",
+    ),
+    path(
+        "p/<slug:slug>/s/<int:stream_id>/replays/<int:replay_id>/discard/",
+        replay_discard,
+        name="replay-discard",
     ),
 ]

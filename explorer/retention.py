@@ -14,9 +14,10 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from continust.core.errors import ContinustError
@@ -25,6 +26,7 @@ from continust.models import Compaction, Membership, Retention, Role, Stream
 from continust.retention import compaction
 from continust.retention.policies import set_policy
 from explorer.access import HtmxHttpRequest, member_required
+from explorer.confirm import confirmation, confirmed
 
 HISTORY_LIMIT = 50
 
@@ -152,9 +154,43 @@ def compaction_plan(
     return render(request, template, context)
 
 
-@require_POST
+def compaction_facts(dry_run: compaction.Plan) -> list[str]:
+    """What a compaction now will do, as its confirmation says it."""
+    facts = [
+        f"compacts {dry_run.stream.name} under {dry_run.policy.describe()}",
+        f"releases {dry_run.versions_released:,} version(s) in {len(dry_run.runs):,} run(s): "
+        "their payloads and states are gone for good",
+        f"about {filesizeformat(dry_run.bytes_released)} ({dry_run.bytes_released:,} bytes) "
+        "released",
+        f"drops {len(dry_run.drops):,} stored state(s) (they stay recomputable) and stores "
+        f"{len(dry_run.snapshots):,} snapshot(s)",
+    ]
+    if dry_run.uncounted:
+        facts.append(dry_run.uncounted)
+    facts.append("versions appended before it runs are considered too")
+    return facts
+
+
+@require_http_methods(["GET", "POST"])
 @member_required(Role.ADMIN)
-def compaction_start(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
+def compaction_start(
+    request: HtmxHttpRequest, membership: Membership, stream: Stream
+) -> HttpResponse:
+    back = reverse("retention", args=[membership.project.slug, stream.pk])
+    if not confirmed(request):
+        try:
+            facts, problem = compaction_facts(compaction.plan(stream)), ""
+        except ContinustError as err:
+            facts, problem = [], str(err)
+        return confirmation(
+            request,
+            membership,
+            title=f"Compact {stream.name} now?",
+            facts=facts,
+            action="Compact now",
+            back=back,
+            problem=problem,
+        )
     try:
         job = compaction.request(stream, actor=request.user.get_username())
     except ContinustError as err:

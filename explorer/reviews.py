@@ -36,7 +36,8 @@ from continust.graph.cache import graph_for
 from continust.log.lookup import resolve_version
 from continust.log.states import state_of
 from continust.models import Branch, Event, Membership, Review, Role, Stream, Version
-from explorer.access import member_required
+from explorer.access import HtmxHttpRequest, member_required
+from explorer.confirm import confirmation, confirmed
 
 TIMELINE_LIMIT = 200
 PATH_LIMIT = 500
@@ -684,9 +685,30 @@ def review_rule(request: HttpRequest, membership: Membership) -> HttpResponse:
     return redirect(_members_url(membership))
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @member_required(Role.ADMIN)
-def member_remove(request: HttpRequest, membership: Membership, member_id: int) -> HttpResponse:
+def member_remove(request: HtmxHttpRequest, membership: Membership, member_id: int) -> HttpResponse:
+    if not confirmed(request):
+        member = (
+            Membership.objects.select_related("user")
+            .filter(project=membership.project, pk=member_id)
+            .first()
+        )
+        if member is None:
+            raise Http404("No such member.")
+        you = " (you: you lose access at once)" if member.pk == membership.pk else ""
+        return confirmation(
+            request,
+            membership,
+            title=f"Remove {member.user.get_username()} from {membership.project.name}?",
+            facts=[
+                f"{member.user.get_username()}{you}, a {member.role}, loses access to every "
+                "stream, review and pipeline of the project",
+                "the removal is recorded in the audit trail; only an invitation brings them back",
+            ],
+            action=f"Remove {member.user.get_username()}",
+            back=_members_url(membership),
+        )
     try:
         remove(membership.project, member_id, actor=_actor(request))
     except ContinustError as err:

@@ -154,19 +154,21 @@ def test_runs_are_chains_and_collapse_what_they_stand_for(stream: Stream) -> Non
     put(stream, {"side": True}, branch="side")
     done = _compact(stream, horizon_versions=5)
     runs = list(ReleasedRun.objects.filter(stream=stream).order_by("first_id"))
-    # The newest 5 versions stay (4 on main, 1 on side), and so does the fork point, which
-    # is the merge base of main and side: two runs, v0..v8 and v10..v25.
+    # The newest 5 versions of each branch's own history stay (v25..v29 of main; the side
+    # version and v9..v6 below it), and so does the fork point, the merge base of main and
+    # side: two runs, v0..v5 and v10..v24.
     assert [(r.first_id, r.last_id, r.length) for r in runs] == [
-        (versions[0].pk, versions[8].pk, 9),
-        (versions[10].pk, versions[25].pk, 16),
+        (versions[0].pk, versions[5].pk, 6),
+        (versions[10].pk, versions[24].pk, 15),
     ]
-    assert done.runs == 2 and done.versions_released == 25
+    assert done.runs == 2 and done.versions_released == 21
     assert done.bytes_after < done.bytes_before
     assert all(r.bytes_released > 0 for r in runs)
-    assert Event.objects.filter(stream=stream, payload=None).count() == 25
+    assert Event.objects.filter(stream=stream, payload=None).count() == 21
     assert state_of(versions[9]) == {"n": 9}
-    assert state_of(versions[26]) == {"n": 26}
-    for version in (versions[0], versions[8], versions[25]):
+    assert state_of(versions[6]) == {"n": 6}
+    assert state_of(versions[25]) == {"n": 25}
+    for version in (versions[0], versions[5], versions[24]):
         with pytest.raises(StateReleased):
             state_of(version)
 

@@ -99,7 +99,11 @@ def test_an_editor_pauses_resumes_and_resets_with_csrf(alice, pipeline):
     assert pipeline.enabled and pipeline.status == "waiting"
     assert OutboxMessage.objects.filter(key=outbox_key(pipeline)).exists()
     claim(pipeline.pk, worker="w")  # a worker holds it now: no reset
-    client.post(reverse("pipeline-reset", args=["acme", "clicks"]), HTTP_X_CSRFTOKEN=token)
+    reset = reverse("pipeline-reset", args=["acme", "clicks"])
+    asked = client.get(reset).content.decode()
+    assert "forgets its progress (6 event(s) read" in asked
+    client.post(reset, HTTP_X_CSRFTOKEN=token)  # no confirm field: nothing happens
+    client.post(reset, {"confirm": "yes"}, HTTP_X_CSRFTOKEN=token)
     pipeline.refresh_from_db()
     assert pipeline.events == 6
     client.post(reverse("pipeline-pause", args=["acme", "clicks"]), HTTP_X_CSRFTOKEN=token)
@@ -108,7 +112,10 @@ def test_an_editor_pauses_resumes_and_resets_with_csrf(alice, pipeline):
     Pipeline.objects.filter(pk=pipeline.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    client.post(reverse("pipeline-reset", args=["acme", "clicks"]), HTTP_X_CSRFTOKEN=token)
+    client.post(reset, HTTP_X_CSRFTOKEN=token)
+    pipeline.refresh_from_db()
+    assert pipeline.events == 6, "not without the confirm field"
+    client.post(reset, {"confirm": "yes"}, HTTP_X_CSRFTOKEN=token)
     pipeline.refresh_from_db()
     assert (pipeline.events, pipeline.epoch, pipeline.results, pipeline.late_events) == (0, 0, 0, 0)
     assert not pipeline.window_results.exists() and not pipeline.late.exists()

@@ -12,9 +12,11 @@ from django.utils import timezone
 from continust.audit.integrity import verify
 from continust.celery import app
 from continust.core.errors import ConcurrencyConflict, ContinustError, InvalidEvent
+from continust.graph.cache import graph_for
 from continust.jobs import outbox
 from continust.log.projects import create_stream
 from continust.log.reducers import register
+from continust.log.states import state_of
 from continust.log.store import NewEvent, append, fork, merge
 from continust.models import (
     Branch,
@@ -312,17 +314,45 @@ def test_promote_moves_the_branch_to_the_shadow_head_and_records_it(tallied):
     replays.run(replay.pk)
     replay = finished(replay)
     branch = replays.promote(replay, actor="alice")
-    assert branch.name == "main" and branch.head_id == replay.shadow_head_id
+    promoted = branch.head
+    assert branch.name == "main"
+    assert list(promoted.parent_links.order_by("index").values_list("parent_id", flat=True)) == [
+        replay.shadow_head_id,
+        history["d"].pk,
+    ]
+    assert promoted.state_id == replay.shadow_head.state_id
+    assert (promoted.event.type, promoted.reducer) == ("continust.promote", "ours")
     move = BranchMove.objects.filter(branch=branch).order_by("-id").first()
     assert (move.reason, move.actor, move.old_head_id, move.new_head_id) == (
         "promote",
         "alice",
         history["d"].pk,
-        replay.shadow_head_id,
+        promoted.pk,
     )
     assert finished(replay).promoted_by == "alice"
     with pytest.raises(InvalidEvent, match="already promoted"):
         replays.promote(replay)
+    assert verify(stream.project).ok
+
+
+def test_promote_from_the_root_keeps_the_old_history_connected(stream, history):
+    """Promote merges, as ``git merge -s ours``: the old head stays an ancestor of the new
+    one, every branch keeps a merge base with main, and verify passes."""
+    fork(stream, "feature", history["b"])
+    put(stream, {"feature": True}, branch="feature")
+    replay = replays.start_replay(stream, start="root", end="main", skip_types=["nothing"])
+    replays.run(replay.pk)
+    replay = finished(replay)
+    main = replays.promote(replay, actor="alice")
+    graph = graph_for(stream)
+    assert graph.is_ancestor(history["d"].pk, main.head_id)
+    assert graph.is_ancestor(replay.shadow_head_id, main.head_id)
+    for branch in Branch.objects.filter(stream=stream).exclude(name="main"):
+        assert graph.merge_bases(branch.head_id, main.head_id), branch.name
+    assert graph.merge_bases(
+        Branch.objects.get(stream=stream, name="feature").head_id, main.head_id
+    ) == [history["b"].pk]
+    assert state_of(main.head_id) == state_of(history["d"].pk)
     assert verify(stream.project).ok
 
 

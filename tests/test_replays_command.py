@@ -92,10 +92,9 @@ def test_it_promotes(stream, versions):
     replays.run(replay.pk)
     replay.refresh_from_db()
     text = run("--promote", str(replay.pk), "--actor", "alice")
-    assert text == (
-        f"promoted replay {replay.pk}: main now points at version {replay.shadow_head_id}"
-    )
-    assert Branch.objects.get(stream=stream, name="main").head_id == replay.shadow_head_id
+    head = Branch.objects.get(stream=stream, name="main").head
+    assert text == f"promoted replay {replay.pk}: main now points at version {head.pk}"
+    assert replay.shadow_head_id in head.parent_links.values_list("parent_id", flat=True)
 
 
 @pytest.mark.parametrize(
@@ -121,3 +120,18 @@ def test_promoting_an_unfinished_replay_is_refused(stream, versions):
     replay = replays.start_replay(stream, end="main")
     with pytest.raises(CommandError, match="only a done replay can be promoted"):
         run("--promote", str(replay.pk))
+
+
+def test_it_discards_a_cancelled_replay(stream, versions):
+    replay = replays.start_replay(stream, end="main")
+    replays.cancel(replay)
+    text = run("--discard", str(replay.pk), "--actor", "alice")
+    assert text == (
+        f"replay {replay.pk} discarded: retention no longer keeps the 0 version(s) of branch "
+        f"{replay.shadow_branch}; the stream's policy (eternal: every event and state is kept) "
+        "releases nothing, so they stay stored"
+    )
+    replay.refresh_from_db()
+    assert replay.discarded_by == "alice"
+    with pytest.raises(CommandError, match="already discarded"):
+        run("--discard", str(replay.pk))

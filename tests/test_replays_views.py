@@ -76,6 +76,7 @@ def test_an_editor_starts_a_replay_with_filters(client, alice, stream, versions)
             "start": str(versions[0].pk),
             "end": "main",
             "skip_types": "note.added, price.set",
+            "unknown_types_ok": "on",  # types this stream has none of yet
             "skip_events": str(versions[1].event.id),
             "until": "2030-01-02T03:04",
             "reducer_version": "1",
@@ -131,7 +132,7 @@ def test_the_replay_page_shows_the_diff_against_the_original_head(client, alice,
     content = client.get(url("replay", stream, replay.pk)).content.decode()
     assert "1 change from v" in content
     assert "<code>/tier</code>" in content
-    assert "Promote: move main to the shadow head" in content
+    assert "Promote: move main onto the replay…" in content
 
 
 def test_the_replay_page_shows_a_failure_with_its_event(client, alice, stream, replay):
@@ -146,21 +147,73 @@ def test_the_replay_page_shows_a_failure_with_its_event(client, alice, stream, r
 
 def test_cancel_from_the_page(client, alice, stream, replay):
     client.force_login(alice)
-    response = client.post(url("replay-cancel", stream, replay.pk), follow=True)
+    yes = {"confirm": "yes"}
+    response = client.post(url("replay-cancel", stream, replay.pk), yes, follow=True)
     assert f"Cancel requested for replay {replay.pk}" in response.content.decode()
     replay.refresh_from_db()
     assert replay.status == "cancelled"
-    again = client.post(url("replay-cancel", stream, replay.pk), follow=True)
+    again = client.post(url("replay-cancel", stream, replay.pk), yes, follow=True)
     assert "already cancelled" in again.content.decode()
 
 
-def test_promote_from_the_page(client, alice, stream, replay):
+def test_promote_from_the_page_asks_first_and_names_what_it_does(client, alice, stream, replay):
     replays.run(replay.pk)
-    client.force_login(alice)
-    response = client.post(url("replay-promote", stream, replay.pk), follow=True)
     replay.refresh_from_db()
-    assert "Promoted: main now points at version" in response.content.decode()
-    assert Branch.objects.get(stream=stream, name="main").head_id == replay.shadow_head_id
+    client.force_login(alice)
+    old_head = Branch.objects.get(stream=stream, name="main").head_id
+    page = client.get(url("replay", stream, replay.pk)).content.decode()
+    promote = url("replay-promote", stream, replay.pk)
+    assert f'href="{promote}"' in page and f'hx-get="{promote}"' in page
+    # Without JavaScript: GET says what will happen and changes nothing; so does a POST
+    # without the confirm field.
+    for response in (client.get(promote), client.post(promote)):
+        text = response.content.decode()
+        assert response.status_code == 200
+        assert f"moves branch main from v{old_head} to a new promote version" in text
+        assert f"shadow head v{replay.shadow_head_id}" in text
+        assert 'name="confirm" value="yes"' in text
+        assert Branch.objects.get(stream=stream, name="main").head_id == old_head
+    fragment = client.get(promote, HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.lstrip().startswith('<section class="confirm"')
+    response = client.post(promote, {"confirm": "yes"}, follow=True)
+    replay.refresh_from_db()
+    head = Branch.objects.get(stream=stream, name="main").head
+    assert f"Promoted: main now points at version {head.pk}" in response.content.decode()
+    assert list(head.parent_links.order_by("index").values_list("parent_id", flat=True)) == [
+        replay.shadow_head_id,
+        old_head,
+    ]
+
+
+def test_an_admin_discards_a_cancelled_replay_from_the_replays_page(
+    client, alice, bob, project, stream, replay
+):
+    replays.cancel(replay)
+    discard = url("replay-discard", stream, replay.pk)
+    client.force_login(alice)
+    listing = client.get(url("replays", stream)).content.decode()
+    assert f'href="{discard}"' in listing
+    assert "the original history is never touched" not in listing
+    asked = client.get(discard).content.decode()
+    assert f"gives up branch {replay.shadow_branch}" in asked
+    assert 'name="confirm" value="yes"' in asked
+    client.post(discard)
+    replay.refresh_from_db()
+    assert replay.discarded_at is None
+    response = client.post(discard, {"confirm": "yes"}, follow=True)
+    replay.refresh_from_db()
+    assert replay.discarded_by == "alice"
+    assert f"replay {replay.pk} discarded" in response.content.decode()
+    assert f'href="{discard}"' not in client.get(url("replays", stream)).content.decode()
+
+
+def test_cancel_asks_first(client, alice, stream, replay):
+    client.force_login(alice)
+    cancel = url("replay-cancel", stream, replay.pk)
+    assert "a cancelled replay cannot be resumed" in client.get(cancel).content.decode()
+    client.post(cancel)
+    replay.refresh_from_db()
+    assert replay.status == "waiting"
 
 
 def test_posts_need_the_csrf_token(alice, stream, replay):
@@ -176,3 +229,27 @@ def test_the_list_shows_each_replay_with_its_progress(client, bob, stream, repla
     content = client.get(url("replays", stream)).content.decode()
     assert f"#{replay.pk}" in content and f"replay/{replay.pk}" in content
     assert "3/3" in content and "done" in content
+
+
+def test_the_form_starts_where_a_replay_can_and_offers_the_stream_types(client, alice, stream):
+    from continust.log.policy import make_policy
+    from continust.retention import compaction
+    from continust.retention.policies import set_policy
+
+    versions = put(stream, *({"n": n} for n in range(10)))
+    set_policy(stream, make_policy("ephemeral", horizon_versions=4), actor="alice")
+    compaction.run(compaction.request(stream, actor="alice").pk)
+    client.force_login(alice)
+    page = client.get(url("replays", stream)).content.decode()
+    assert f'name="start" value="{versions[6].pk}"' in page
+    assert '<datalist id="event-types"><option value="set"></datalist>' in page
+    refused = client.post(url("replay-start", stream), {"start": "root", "end": "main"})
+    assert f"can start from is version {versions[6].pk}" in refused.content.decode()
+    typo = {"start": str(versions[6].pk), "end": "main", "skip_types": "set, sett"}
+    warned = client.post(url("replay-start", stream), typo)
+    assert warned.status_code == 400
+    assert "no event of this stream has the type &#x27;sett&#x27;" in warned.content.decode()
+    assert not Replay.objects.exists()
+    started = client.post(url("replay-start", stream), {**typo, "unknown_types_ok": "on"})
+    assert started.status_code == 302
+    assert Replay.objects.get().skip_types == ["set", "sett"]

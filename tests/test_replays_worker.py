@@ -135,7 +135,9 @@ def test_cancel_stops_a_running_replay(client, alice, stream, start_worker):
     replay = replays.start_replay(stream, end="main")
     wait_for(replay, lambda r: r.done > 0)
     client.force_login(alice)
-    response = client.post(reverse("replay-cancel", args=["acme", stream.pk, replay.pk]))
+    response = client.post(
+        reverse("replay-cancel", args=["acme", stream.pk, replay.pk]), {"confirm": "yes"}
+    )
     assert response.status_code == 302
     replay = wait_for(replay, finished)
     assert replay.status == ReplayStatus.CANCELLED
@@ -148,10 +150,12 @@ def test_promote_moves_the_branch_after_a_worker_replay(client, alice, stream, s
     start_worker()
     replay = wait_for(replays.start_replay(stream, end="main"), finished)
     client.force_login(alice)
-    response = client.post(reverse("replay-promote", args=["acme", stream.pk, replay.pk]))
+    response = client.post(
+        reverse("replay-promote", args=["acme", stream.pk, replay.pk]), {"confirm": "yes"}
+    )
     assert response.status_code == 302
     main = Branch.objects.get(stream=stream, name="main")
-    assert main.head_id == replay.shadow_head_id
+    assert main.head.parent_links.get(index=0).parent_id == replay.shadow_head_id
     assert BranchMove.objects.filter(branch=main).latest("id").reason == "promote"
 
 

@@ -143,15 +143,15 @@ def test_the_dry_run_prints_the_plan_and_writes_nothing(stream, ephemeral):
     lines = run("compact", "--dry-run").splitlines()
     assert lines[0] == f"pricing (ephemeral), up to version {v['v7']}:"
     assert lines[1].startswith(
-        "  would store 0 snapshots, drop 0 states, release 4 versions in 2 runs (about "
+        "  would store 0 snapshots, drop 0 states, release 3 versions in 2 runs (about "
     )
+    # The newest 2 of each branch's own history stay: v5, v6 of main; v7 and v2 of side.
     assert lines[2:] == [
         f"  release {v['v1']}..{v['v1']} (1 version)",
-        f"  release {v['v3']}..{v['v5']} (3 versions)",
-        f"  keep {v['v2']}: merge base of main and side",
+        f"  release {v['v3']}..{v['v4']} (2 versions)",
     ]
     plan = json.loads(run("compact", "--dry-run", "--json"))
-    assert plan["protected"] == [{"version": v["v2"], "reason": "merge base of main and side"}]
+    assert plan["protected"] == []
     assert plan["runs_total"] == 2
     assert compaction.footprint(stream) == before
     assert Compaction.objects.count() == 0
@@ -171,7 +171,7 @@ def test_wait_runs_it_here_and_prints_the_result(stream, ephemeral):
     job = Compaction.objects.get()
     assert job.status == "done" and job.bytes_after < job.bytes_before
     assert text == (
-        f"compaction {job.pk} done: 4 versions released in 2 runs, "
+        f"compaction {job.pk} done: 3 versions released in 2 runs, "
         f"{job.states_released} states released, 0 snapshots stored; "
         f"{job.bytes_before} -> {job.bytes_after} bytes"
     )

@@ -103,8 +103,10 @@ def test_bad_input_shows_the_error_and_changes_nothing(alice, stream, data, mess
 
 
 def test_the_dry_run_lists_runs_and_protected_versions(alice, bob, stream, chain):
-    """A branch forked at v10 protects it: two runs, v1..v9 and v11..v37."""
+    """A branch forked at v10 keeps its own newest versions and protects v10, the merge
+    base: two runs, v1..v9 and v11..v37."""
     fork(stream, "side", chain[9])
+    put(stream, *({"side": n} for n in range(KEEP)), branch="side")
     set_policy(stream, make_policy("ephemeral", horizon_versions=KEEP), actor="alice")
     page = client_of(bob).get(url("compaction-plan", stream)).content.decode()
     expected = compaction.plan(stream).as_dict()
@@ -115,7 +117,7 @@ def test_the_dry_run_lists_runs_and_protected_versions(alice, bob, stream, chain
     assert f"<td>{run['versions']}</td>" in page
     assert expected["runs_total"] == 2
     kept = chain[9].pk
-    assert re.search(rf">v{kept}</a></td><td>head of branch side", page), page
+    assert re.search(rf">v{kept}</a></td><td>merge base of main and side", page), page
     assert not Compaction.objects.exists(), "a dry run writes nothing"
     fragment = client_of(bob).get(url("compaction-plan", stream), HTTP_HX_REQUEST="true")
     assert fragment.content.decode().lstrip().startswith('<div id="plan"')
@@ -123,7 +125,15 @@ def test_the_dry_run_lists_runs_and_protected_versions(alice, bob, stream, chain
 
 def test_compacting_by_hand_shows_bytes_before_and_after(alice, stream, chain):
     set_policy(stream, make_policy("ephemeral", horizon_versions=KEEP), actor="alice")
-    response = client_of(alice).post(url("compaction-start", stream))
+    asked = client_of(alice).get(url("compaction-start", stream)).content.decode()
+    planned = compaction.plan(stream)
+    assert f"releases {planned.versions_released:,} version(s) in {len(planned.runs)} run(s)" in (
+        asked
+    )
+    assert f"({planned.bytes_released:,} bytes)" in asked
+    assert client_of(alice).post(url("compaction-start", stream)).status_code == 200
+    assert not Compaction.objects.exists(), "a POST without the confirm field does nothing"
+    response = client_of(alice).post(url("compaction-start", stream), {"confirm": "yes"})
     assert response.status_code == 302
     job = Compaction.objects.get()
     assert job.requested_by == "alice"

@@ -199,7 +199,12 @@ def test_an_admin_invites_sets_roles_and_keeps_an_admin(project, alice, charlie)
     client.post(reverse("member-role", args=["acme", mine.pk]), {"role": "viewer"})
     assert Membership.objects.get(pk=mine.pk).role == Role.VIEWER  # charlie is admin now
     as_charlie = as_user(charlie)
-    as_charlie.post(reverse("member-remove", args=["acme", mine.pk]))
+    remove_url = reverse("member-remove", args=["acme", mine.pk])
+    asked = as_charlie.get(remove_url).content.decode()
+    assert "alice, a viewer, loses access" in asked and 'name="confirm" value="yes"' in asked
+    as_charlie.post(remove_url)
+    assert Membership.objects.filter(pk=mine.pk).exists(), "not without the confirm field"
+    as_charlie.post(remove_url, {"confirm": "yes"})
     last = as_charlie.post(reverse("member-role", args=["acme", charlie_in.pk]), {"role": "viewer"})
     assert last.status_code == 302
     assert Membership.objects.get(pk=charlie_in.pk).role == Role.ADMIN  # the last admin

@@ -66,6 +66,7 @@ REQUIRED = {
     "replay-start": Role.EDITOR,
     "replay-cancel": Role.EDITOR,
     "replay-promote": Role.EDITOR,
+    "replay-discard": Role.ADMIN,
     "review-open": Role.REVIEWER,
     "review-comment": Role.REVIEWER,
     "review-correct": Role.REVIEWER,

@@ -2,8 +2,10 @@
 
 Built in: ``merge`` (RFC 7396 merge patch: the payload is the patch), ``patch``
 (RFC 6902 JSON Patch: the payload is ``{"patch": [operations]}``) and
-``replace`` (the payload is the new state). More come from the setting
-``CONTINUST_REDUCERS`` (``name:version=dotted.path``) or from ``register``.
+``replace`` (the payload is the new state); and ``ours``, which keeps the first
+parent's state: a promote version folds with it (``continust.replays.replay``).
+More come from the setting ``CONTINUST_REDUCERS`` (``name:version=dotted.path``)
+or from ``register``.
 States are never mutated: a reducer returns a new document and may share
 unchanged parts with the old one.
 """
@@ -87,6 +89,11 @@ def fold_replace(state: Any, event: ReducerEvent) -> Any:
     return event.payload
 
 
+def fold_ours(state: Any, event: ReducerEvent) -> Any:
+    """Keep the first parent's state whatever the event says (``git merge -s ours``)."""
+    return state
+
+
 _REGISTRY: dict[tuple[str, int], Reducer] = {}
 _loaded_settings = False
 
@@ -140,3 +147,5 @@ def registered() -> list[Reducer]:
 register("merge", 1, fold_merge)
 register("patch", 1, fold_patch)
 register("replace", 1, fold_replace)
+# The reducer of a promote version: two parents, the first parent's state.
+register("ours", 1, fold_ours)

@@ -28,9 +28,12 @@ three-way merges.
 
 Output. The shadow branch ``replay/<id>`` is created and moved only in the
 transactions that commit chunks: it points at the newest replica committed, and
-at the end at the replica of the end. The original history is never touched;
-``promote`` moves the original branch to the shadow head, recorded as a branch
-move with reason "promote".
+at the end at the replica of the end. The original versions are never changed.
+``promote`` moves the original branch onto a *promote version* (event
+``continust.promote``, reducer ``ours``) whose parents are the shadow head and the
+branch's old head and whose state is the shadow head's, as ``git merge -s ours``
+does: the old history stays reachable from the branch, so lineage, merge bases,
+reviews and blame stay connected. The move is recorded with reason "promote".
 
 Protocol (planning apart from doing, progress recorded per chunk):
 
@@ -79,6 +82,7 @@ from django.db.models import F, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from continust.audit import trail
 from continust.core.errors import (
     ConcurrencyConflict,
     ContinustError,
@@ -95,12 +99,14 @@ from continust.jobs.leases import Lease, LeaseLost
 from continust.log import canonical, statistics
 from continust.log.folding import MERGE_REDUCER, derive_state, fold_event, storable_state
 from continust.log.lookup import resolve_version
+from continust.log.policy import policy_of
 from continust.log.reducers import get_reducer
 from continust.log.rows import insert_rows, insert_states, reserve_ids
 from continust.log.states import state_of, states_of
-from continust.log.store import MAIN, lock_stream, move_branch
+from continust.log.store import MAIN, Batch, NewEvent, lock_stream, move_branch, validate_event
 from continust.models import (
     Branch,
+    Event,
     Project,
     ReleasedVersion,
     Replay,
@@ -121,6 +127,10 @@ MAX_ATTEMPTS = 10
 PLAN_WINDOW = 20_000
 # A request plans (and so checks) ranges up to this long itself; the worker plans longer ones.
 REQUEST_PLAN_LIMIT = 50_000
+
+PROMOTE_EVENT = "continust.promote"
+DISCARD_EVENT = "replay.discarded"  # in the project's audit stream
+PROMOTE_REDUCER = "ours"  # keeps the first parent's (the shadow head's) state
 
 SKIPPED = "skipped"
 LOST = "lost"
@@ -252,6 +262,59 @@ def _branch_to_promote(stream: Stream, ref: Version | str | int, end: Version) -
     return sorted(names)[0] if names else ""
 
 
+def oldest_start(stream: Stream, end: Version) -> Version | None:
+    """The oldest version a replay up to ``end`` can start from: None (the root) when no
+    version on the way down was released, else the oldest kept version of the end's
+    first-parent line above the newest released one. (A side branch merged in may hold
+    released versions too; ``start_replay`` still checks the whole range.)"""
+    released = set(
+        ReleasedVersion.objects.filter(run__stream=stream).values_list("version_id", flat=True)
+    )
+    if not released:
+        return None
+    if end.pk in released:
+        raise StateReleased(f"version {end.pk} was released by the retention policy")
+    graph = graph_for(stream)
+    node = end.pk
+    while True:
+        parents = graph.parents(node)
+        if not parents:
+            return None
+        if parents[0] in released:
+            return end if node == end.pk else Version.objects.get(pk=node)
+        node = parents[0]
+
+
+def default_start(stream: Stream, end: str = MAIN) -> str:
+    """What the replay form offers as its start: the root, or the oldest version a replay
+    up to ``end`` can start from on a stream whose retention released the oldest ones."""
+    head = Branch.objects.filter(stream=stream, name=end).select_related("head").first()
+    if head is None:
+        return ROOT
+    try:
+        start = oldest_start(stream, head.head)
+    except StateReleased:
+        return ROOT
+    return ROOT if start is None else str(start.pk)
+
+
+def event_types(stream: Stream, limit: int = 200) -> list[str]:
+    """The event types the stream holds, sorted (at most ``limit``): what can be skipped."""
+    query = Event.objects.filter(stream=stream).values_list("type", flat=True)
+    return list(query.distinct().order_by("type")[:limit])
+
+
+def unknown_types(stream: Stream, types: Iterable[str]) -> list[str]:
+    """The types among ``types`` no event of the stream has: most likely typos."""
+    wanted = sorted({t.strip() for t in types if t.strip()})
+    known = set(
+        Event.objects.filter(stream=stream, type__in=wanted)
+        .values_list("type", flat=True)
+        .distinct()
+    )
+    return [t for t in wanted if t not in known]
+
+
 def _event_ids(values: Iterable[str | uuid.UUID]) -> list[str]:
     ids = []
     for value in values:
@@ -305,6 +368,7 @@ def start_replay(
             raise StateReleased(
                 f"the range passes {released} version(s) whose events the "
                 "retention policy released; replay from a kept version"
+                + _oldest_hint(stream, end_version)
             )
         replay = Replay.objects.create(
             stream=stream,
@@ -322,6 +386,18 @@ def start_replay(
             raise InvalidEvent(f"stream {stream.name} already has a branch {replay.shadow_branch}")
         outbox.enqueue(TASK, [replay.pk], key=REPLAYS.key(replay))
     return replay
+
+
+def _oldest_hint(stream: Stream, end: Version) -> str:
+    try:
+        start = oldest_start(stream, end)
+    except StateReleased:
+        return ""
+    if start is None:
+        return ""
+    if start.pk == end.pk:
+        return f" (version {end.pk} has nothing kept before it to replay)"
+    return f": the oldest a replay up to version {end.pk} can start from is version {start.pk}"
 
 
 def get_replay(project: Project, replay_id: int | str) -> Replay:
@@ -364,8 +440,11 @@ def cancel(replay: Replay, *, actor: str = "") -> Replay:
 
 
 def promote(replay: Replay, *, actor: str = "") -> Branch:
-    """Move the replayed branch to the shadow branch's head, recorded as reason "promote".
+    """Move the replayed branch onto the replay's result, recorded as reason "promote".
 
+    The branch moves to a new promote version whose parents are the shadow head and
+    the branch's old head, with the shadow head's state (``git merge -s ours``), so
+    the old head stays an ancestor of the branch (a fast-forward when it already is).
     Refused unless the replay is done and the branch still points where the replay
     ended: promoting over events appended since would drop them from the branch.
     """
@@ -377,6 +456,8 @@ def promote(replay: Replay, *, actor: str = "") -> Branch:
             )
         if current.promoted_at is not None:
             raise InvalidEvent(f"replay {replay.pk} was already promoted")
+        if current.discarded_at is not None:
+            raise InvalidEvent(f"replay {replay.pk} was discarded; replay again to promote")
         if not current.branch:
             raise InvalidEvent(
                 f"replay {replay.pk} ended at version {current.end_id}, which no "
@@ -395,11 +476,134 @@ def promote(replay: Replay, *, actor: str = "") -> Branch:
                 f"version {target.head_id}; replay again up to its new head",
                 current_head=target.head_id,
             )
-        branch = move_branch(stream, target.name, shadow.head, reason="promote", actor=actor)
+        head = shadow.head
+        if not graph_for(stream).is_ancestor(target.head_id, head.pk):
+            head = _promote_version(stream, current, shadow.head, target.head, actor=actor)
+        branch = move_branch(
+            stream, target.name, head, reason="promote", actor=actor, branch=target
+        )
         current.promoted_at = timezone.now()
         current.promoted_by = actor
         current.save(update_fields=["promoted_at", "promoted_by"])
     return branch
+
+
+@dataclass(frozen=True)
+class Discard:
+    """What discarding a replay's shadow branch gives up, as a confirmation names it."""
+
+    replay: int
+    shadow_branch: str
+    versions: int
+    policy: str
+    releasable: bool  # the stream's policy releases what no branch keeps
+
+    @property
+    def consequence(self) -> str:
+        if self.releasable:
+            return "the next compaction may release them"
+        return f"the stream's policy ({self.policy}) releases nothing, so they stay stored"
+
+    def line(self) -> str:
+        """What a discard will do, as a confirmation asks it."""
+        return (
+            f"discarding replay {self.replay} gives up branch {self.shadow_branch}: "
+            f"retention stops keeping its {self.versions:,} version(s); {self.consequence}"
+        )
+
+    def done(self) -> str:
+        """What a discard did."""
+        return (
+            f"replay {self.replay} discarded: retention no longer keeps the "
+            f"{self.versions:,} version(s) of branch {self.shadow_branch}; {self.consequence}"
+        )
+
+
+def discard_preview(replay: Replay) -> Discard:
+    """Say what discarding the replay would do, or refuse as ``discard`` would."""
+    _check_discardable(replay)
+    policy = policy_of(replay.stream)
+    return Discard(
+        replay=replay.pk,
+        shadow_branch=replay.shadow_branch,
+        versions=Version.objects.filter(
+            stream_id=replay.stream_id, branch=replay.shadow_branch
+        ).count(),
+        policy=policy.describe(),
+        releasable=policy.ephemeral,
+    )
+
+
+def _check_discardable(replay: Replay) -> None:
+    if not replay.finished:
+        raise InvalidEvent(f"replay {replay.pk} is {replay.status}; cancel it before discarding")
+    if replay.promoted_at is not None:
+        raise InvalidEvent(
+            f"replay {replay.pk} was promoted: its versions are part of {replay.branch}'s history"
+        )
+    if replay.discarded_at is not None:
+        raise InvalidEvent(f"replay {replay.pk} was already discarded")
+
+
+def discard(replay: Replay, *, actor: str) -> Discard:
+    """Give up a finished, unpromoted replay's shadow branch: retention stops keeping it.
+
+    The versions stay (the log refuses deletes) until a compaction under an ephemeral
+    policy releases them; the discard is recorded in the project's audit stream.
+    """
+    with transaction.atomic():
+        current = (
+            Replay.objects.select_for_update().select_related("stream__project").get(pk=replay.pk)
+        )
+        lock_stream(current.stream)
+        preview = discard_preview(current)
+        current.discarded_at = timezone.now()
+        current.discarded_by = actor[:200]
+        current.save(update_fields=["discarded_at", "discarded_by"])
+        trail.record(
+            current.stream.project,
+            DISCARD_EVENT,
+            {
+                "stream": current.stream.name,
+                "replay": current.pk,
+                "shadow_branch": current.shadow_branch,
+                "shadow_head": current.shadow_head_id,
+                "versions": preview.versions,
+            },
+            actor=actor,
+        )
+    replay.discarded_at, replay.discarded_by = current.discarded_at, current.discarded_by
+    return preview
+
+
+def _promote_version(
+    stream: Stream, replay: Replay, shadow_head: Version, old_head: Version, *, actor: str
+) -> Version:
+    """Write the version a promote moves the branch to: parents the shadow head and the
+    old head, state the shadow head's, folded by ``ours`` from an event that says so."""
+    event = validate_event(
+        NewEvent(
+            type=PROMOTE_EVENT,
+            payload={
+                "replay": replay.pk,
+                "branch": replay.branch,
+                "parents": [shadow_head.digest, old_head.digest],
+            },
+            actor=actor,
+        )
+    )
+    batch = Batch(stream)
+    batch.add_version(
+        batch.add_event(event),
+        [shadow_head, old_head],
+        state_of(shadow_head.pk),
+        reducer=PROMOTE_REDUCER,
+        reducer_version=1,
+        branch=replay.branch,
+        state_hash=shadow_head.state_id,
+    )
+    (version,) = batch.commit()
+    return version
 
 
 def shadow_diff(replay: Replay) -> list[Change]:
@@ -489,6 +693,7 @@ def replay_record(replay: Replay) -> dict[str, Any]:
         "error": replay.error or None,
         "error_event": str(replay.error_event) if replay.error_event else None,
         "promoted": replay.promoted_at is not None,
+        "discarded": replay.discarded_at is not None,
         "actor": replay.actor,
     }
 

@@ -25,15 +25,18 @@ more, its failure included.
 
 What is never released: branch heads, the merge bases of any two heads, every
 version in a review's range (open or closed), and the versions replays start from,
-end at or made.
+end at or made, until an admin discards the replay (``continust.replays.replay.discard``):
+a discarded replay's shadow branch is no longer kept. An ephemeral horizon of N
+versions keeps the newest N of each kept branch's own history.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -161,6 +164,7 @@ class Plan:
     runs: list[list[int]] = field(default_factory=list)  # oldest first
     protected: dict[int, str] = field(default_factory=dict)  # version -> why it stays
     bytes_released: int = 0
+    uncounted: str = ""  # what the byte estimate leaves out, if anything
 
     @property
     def versions_released(self) -> int:
@@ -177,6 +181,7 @@ class Plan:
             "states_dropped": len(self.drops),
             "versions_released": self.versions_released,
             "bytes_released": self.bytes_released,
+            "bytes_uncounted": self.uncounted or None,
             "runs": [
                 {"first": run[0], "last": run[-1], "versions": len(run)}
                 for run in self.runs[:limit]
@@ -238,7 +243,7 @@ def protected_versions(
     """
     graph = graph_for(stream)
     keep: dict[int, str] = {}
-    heads = dict(Branch.objects.filter(stream=stream).values_list("head_id", "name"))
+    heads = kept_heads(stream)
     for head, name in heads.items():
         keep.setdefault(head, f"head of branch {name}")
     for a, b in itertools.combinations(sorted(heads), 2):
@@ -250,7 +255,7 @@ def protected_versions(
             keep.setdefault(review.base_id, why)
         if with_ranges:
             _keep_range(graph, review.base_id, review.head_id, keep, why)
-    for replay in Replay.objects.filter(stream=stream).order_by("id"):
+    for replay in Replay.objects.filter(stream=stream, discarded_at__isnull=True).order_by("id"):
         why = f"used by replay {replay.pk}"
         for version in (replay.start_id, replay.end_id, replay.shadow_head_id):
             if version is not None:
@@ -267,6 +272,51 @@ def protected_versions(
         ).values_list("child_id", "parent_id"):
             keep.setdefault(parent, f"parent of v{child}, newer than this compaction")
     return keep
+
+
+def discarded_branches(stream: Stream) -> set[str]:
+    """The shadow branches of the stream's discarded replays: retention keeps none of them."""
+    return {
+        f"replay/{pk}"
+        for pk in Replay.objects.filter(stream=stream, discarded_at__isnull=False).values_list(
+            "pk", flat=True
+        )
+    }
+
+
+def kept_heads(stream: Stream) -> dict[int, str]:
+    """The heads of the branches retention keeps (all but discarded shadow branches),
+    each with a branch's name."""
+    gone = discarded_branches(stream)
+    heads: dict[int, str] = {}
+    for head, name in (
+        Branch.objects.filter(stream=stream).order_by("name").values_list("head_id", "name")
+    ):
+        if name not in gone:
+            heads.setdefault(head, name)
+    return heads
+
+
+def newest_of_each_history(graph: Any, heads: Iterable[int], count: int, upto: int) -> set[int]:
+    """The newest ``count`` versions (ids up to ``upto``) of each head's own history.
+
+    Ids order parents before children, so walking a head's ancestry by the highest id
+    first meets its versions newest first; each walk stops after ``count`` of them, so
+    another branch's versions (a replay's shadow) never push a branch's own out.
+    """
+    kept: set[int] = set()
+    for head in heads:
+        heap, seen, taken = [-head], {head}, 0
+        while heap and taken < count:
+            version = -heapq.heappop(heap)
+            if version <= upto:
+                kept.add(version)
+                taken += 1
+            for parent in graph.parents(version):
+                if parent not in seen:
+                    seen.add(parent)
+                    heapq.heappush(heap, -parent)
+    return kept
 
 
 def _keep_range(graph: Any, base: int | None, head: int, keep: dict[int, str], why: str) -> None:
@@ -363,16 +413,17 @@ def _plan_selective(result: Plan, shape: _Shape, graph: Any) -> None:
 def _plan_ephemeral(result: Plan, shape: _Shape, graph: Any) -> None:
     policy, cutoff = result.policy, result.cutoff
     keep = protected_versions(result.stream, with_ranges=True, upto=result.upto)
-    floor = None
+    within: set[int] | None = None
     if policy.horizon_versions is not None:
-        if len(shape.ids) < policy.horizon_versions:
-            return  # fewer versions than the horizon keeps
-        floor = shape.ids[-policy.horizon_versions]
+        # Counted along each kept branch's own history, not over the whole stream.
+        within = newest_of_each_history(
+            graph, kept_heads(result.stream), policy.horizon_versions, result.upto
+        )
     beyond = [
         v
         for v in shape.ids
         if v not in shape.released
-        and (floor is None or v < floor)
+        and (within is None or v not in within)
         and (cutoff is None or shape.created[v] < cutoff)
     ]
     beyond_set = set(beyond)
@@ -421,37 +472,61 @@ def _unshared(stream: Stream, drops: list[tuple[int, str]]) -> list[tuple[int, s
 
 
 def _estimate(result: Plan, shape: _Shape) -> None:
-    """Add up the bytes the plan releases: payloads of released versions' events, and the
-    states it deletes (two queries over the stream, whatever its size)."""
+    """Add up the bytes the plan takes off the stream's footprint (``footprint``, which
+    the compaction measures before and after): each released event's payload, counted
+    once and only when no kept version shares the event, less the JSON ``null`` left in
+    its place, and the whole rows of the states it deletes (two queries over the stream).
+    The snapshots stored first are not counted: their size is known once computed."""
+    if result.snapshots:
+        result.uncounted = (
+            f"the estimate does not count the {len(result.snapshots):,} snapshot(s) stored "
+            "first, which add bytes"
+        )
     if not result.drops and not result.runs:
         return
-    payload, state = _sizes(result.stream, result.upto)
+    payload, event_of, state = _sizes(result.stream, result.upto)
     hashes = {digest for _, digest in result.drops}
     if result.runs:
         released = {v for run in result.runs for v in run}
         kept = {shape.state[v] for v in shape.ids if v not in released}
         hashes |= {shape.state[v] for v in released if shape.state[v] not in kept}
-        result.bytes_released += sum(payload.get(v, 0) for v in released)
+        kept_events = {
+            event_of[v] for v in shape.ids if v not in released and v not in shape.released
+        }
+        events = {event_of[v] for v in released} - kept_events
+        result.bytes_released += sum(payload.get(e, 0) for e in events)
     result.bytes_released += sum(state.get(h, 0) for h in hashes)
 
 
-def _sizes(stream: Stream, upto: int) -> tuple[dict[int, int], dict[str, int]]:
+def _sizes(stream: Stream, upto: int) -> tuple[dict[int, int], dict[int, int], dict[str, int]]:
+    """Per event, the bytes its row loses when the payload becomes ``null``; each
+    version's event; per state, the bytes its row takes. As ``footprint`` measures."""
+    if connection.vendor == "postgresql":
+        payload_size = "pg_column_size(e.payload) - pg_column_size('null'::jsonb)"
+        state_size = "pg_column_size(s.*)"
+    else:
+        payload_size = "length(e.payload) - length('null')"
+        state_size = "length(s.data) + 164"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT v.id, {_size('e.payload')} FROM continust_version v "
+            f"SELECT v.id, e.position, {payload_size} FROM continust_version v "
             "JOIN continust_event e ON e.position = v.event_id "
             "WHERE v.stream_id = %s AND v.id <= %s",
             [stream.pk, upto],
         )
-        payload = dict(cursor.fetchall())
+        payload: dict[int, int] = {}
+        event_of: dict[int, int] = {}
+        for version, event, size in cursor.fetchall():
+            event_of[version] = event
+            payload[event] = max(0, int(size or 0))
         cursor.execute(
-            f"SELECT DISTINCT s.hash, {_size('s.data')} FROM continust_state s "
+            f"SELECT DISTINCT s.hash, {state_size} FROM continust_state s "
             "JOIN continust_version v ON v.state_id = s.hash "
             "WHERE v.stream_id = %s AND v.id <= %s",
             [stream.pk, upto],
         )
         state = dict(cursor.fetchall())
-    return payload, state
+    return payload, event_of, state
 
 
 # -- requesting ------------------------------------------------------------------------

@@ -40,7 +40,10 @@ def test_set_a_policy_dry_run_compact_and_see_the_collapsed_node(page: Page):
     expect(page.locator(".plan-runs tbody tr")).to_have_count(1)
     assert "/plan/" not in page.url, "the dry run loads into the page"
 
-    page.click("#compact-now")
+    page.click("#compact-now")  # asks first, in place, naming what will go
+    expect(page.locator("#confirm-slot .confirm-facts")).to_contain_text("releases 37 version(s)")
+    assert not Compaction.objects.exists()
+    page.click("#confirm-slot button[type=submit]")
     expect(page.locator("#compactions .status")).to_have_text("pending")
     compaction.run(Compaction.objects.get().pk)  # what the worker would do
     expect(page.locator("#compactions .status")).to_have_text("done")  # the page polls

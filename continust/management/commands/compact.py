@@ -90,6 +90,8 @@ def _plan_text(plan: dict[str, Any]) -> str:
         f"states, release {plan['versions_released']} versions in {plan['runs_total']} runs "
         f"(about {plan['bytes_released']} bytes)",
     ]
+    if plan.get("bytes_uncounted"):
+        lines.append(f"  ({plan['bytes_uncounted']})")
     lines += [
         f"  release {r['first']}..{r['last']} ({r['versions']} "
         f"version{'' if r['versions'] == 1 else 's'})"

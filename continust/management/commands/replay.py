@@ -5,6 +5,7 @@ replay --project P --stream S --to V [--from V|root] [--skip-type T ...]
 replay --project P --list [--stream S]
 replay --project P --cancel ID
 replay --project P --promote ID
+replay --project P --discard ID
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ POLL_SECONDS = 0.5
 class Command(ContinustCommand):
     help = (
         "Replay a range of a stream's events into a shadow branch replay/<id> (a Celery "
-        "worker runs it); or list, cancel or promote replays."
+        "worker runs it); or list, cancel, promote or discard replays."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -37,6 +38,12 @@ class Command(ContinustCommand):
         actions.add_argument("--cancel", metavar="ID", help="cancel a replay")
         actions.add_argument(
             "--promote", metavar="ID", help="move the replayed branch to the replay's shadow head"
+        )
+        actions.add_argument(
+            "--discard",
+            metavar="ID",
+            help="give up a finished, unpromoted replay's shadow branch: retention stops "
+            "keeping its versions (recorded in the audit stream)",
         )
         parser.add_argument(
             "--from",
@@ -102,11 +109,18 @@ class Command(ContinustCommand):
                 f"{branch.head_id}",
             )
             return
+        if options["discard"]:
+            replay = replays.get_replay(project, options["discard"])
+            done = replays.discard(replay, actor=options["actor"])
+            self.emit(options, replays.replay_record(replay), done.done())
+            return
         if stream is None or not options["end"]:
             raise CommandError(
                 "starting a replay needs --stream and --to (or use --list, "
-                "--cancel ID or --promote ID)"
+                "--cancel ID, --promote ID or --discard ID)"
             )
+        for unknown in replays.unknown_types(stream, options["skip_type"]):
+            self.stderr.write(f"warning: no event of stream {stream.name} has type {unknown!r}")
         replay = replays.start_replay(
             stream,
             start=options["start"],
