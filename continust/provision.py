@@ -1,4 +1,6 @@
-"""Create the configured PostgreSQL database when it does not exist yet.
+"""Create the configured database when it does not exist yet.
+
+An embedded SQLite file's folder is made (``CONTINUST_VAR_DIR`` may name a new one).
 
 ``DATABASE_URL`` may name a database the server does not have; ``manage.py migrate``
 (and so ``scripts/explore``) then creates it, connecting to the server's ``postgres``
@@ -8,6 +10,7 @@ the error says so in one line, with the command that would.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,9 +26,15 @@ def database_is_missing(err: Exception) -> bool:
 
 
 def create_missing_database(alias: str = "default") -> str | None:
-    """Create the PostgreSQL database ``alias`` names if it is missing; return its name
-    when it was created, ``None`` when it existed (or the engine is not PostgreSQL)."""
+    """Create the PostgreSQL database ``alias`` names if it is missing (or an SQLite
+    file's folder); return the PostgreSQL database's name when it was created, ``None``
+    otherwise."""
     connection = connections[alias]
+    if connection.vendor == "sqlite":
+        name = str(connection.settings_dict["NAME"])
+        if name != ":memory:" and not name.startswith("file:"):
+            Path(name).parent.mkdir(parents=True, exist_ok=True)
+        return None
     if connection.vendor != "postgresql":
         return None
     try:

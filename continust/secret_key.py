@@ -8,6 +8,7 @@ sessions and tokens signed by one are valid in all of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -42,10 +43,9 @@ def _create(path: Path) -> None:
             handle.write(get_random_secret_key() + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        try:
+        # If another process stored its key first, everyone uses that one.
+        with contextlib.suppress(FileExistsError):
             os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process stored its key first; everyone uses that one
     except OSError as err:
         raise ImproperlyConfigured(_cannot(path, err)) from err
     finally:

@@ -12,8 +12,9 @@ from continust.provision import create_missing_database
 class Command(migrate.Command):
     help = migrate.Command.help + " Creates a missing PostgreSQL database first."
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        created = create_missing_database(options["database"])
-        if created is not None and options["verbosity"] >= 1:
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        # Before the system checks, which already connect.
+        created = create_missing_database(options.get("database") or "default")
+        if created is not None and options.get("verbosity", 1) >= 1:
             self.stdout.write(f'Created the PostgreSQL database "{created}".')
-        super().handle(*args, **options)
+        return super().execute(*args, **options)
