@@ -9,7 +9,7 @@
 
 Unless ``--small`` (the streams above only, for tests), also:
 
-- ``inventory``: a long-lived warehouse stock stream of over 5,000 versions, with a
+- ``inventory``: a long-lived warehouse stock stream of over 5,000 versions on main, with a
   restock branch forked and merged back every few days and a second warehouse's
   branch that takes main in now and then, written with the store's batch append;
 - an approved review of a week of inventory movements;
@@ -268,7 +268,7 @@ def _seed_sensor(stream: Stream, clock: _Clock, actor: str) -> None:
 
 SKUS = [f"sku-{n:03d}" for n in range(24)]
 ROUNDS = 50
-MAIN_EVENTS = 90  # per round, one batch
+MAIN_EVENTS = 100  # per round, one batch
 RESTOCK_EVERY = 5  # rounds; a restock branch of RESTOCK_EVENTS merged back into main
 RESTOCK_EVENTS = 40
 WAREHOUSE_EVENTS = 6  # per round on warehouse-b, which takes main in every 5 rounds
