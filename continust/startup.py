@@ -33,14 +33,22 @@ def command_line(argv: list[str]) -> None:
     """Run a ``manage.py`` command; a bad setting or an unreachable database is one line."""
     settings_or_exit()
     from django.core.management import execute_from_command_line
-    from django.db import OperationalError
+    from django.db import OperationalError, ProgrammingError
 
     try:
         execute_from_command_line(argv)
-    except OperationalError as err:
-        sys.stderr.write(f"OperationalError: {database_problem(err)}\n")
+    except (OperationalError, ProgrammingError) as err:
+        if isinstance(err, ProgrammingError) and not unmigrated(err):
+            raise
+        sys.stderr.write(f"{type(err).__name__}: {database_problem(err)}\n")
         sys.stderr.flush()
         raise SystemExit(1) from None
+
+
+def unmigrated(err: Exception) -> bool:
+    """Whether the error says a table is missing: the database was never migrated."""
+    text = str(err)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
 
 
 def database_problem(err: Exception) -> str:
@@ -48,6 +56,8 @@ def database_problem(err: Exception) -> str:
     missing."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     message = " ".join(lines) or type(err).__name__
-    if "does not exist" in message and "database" in message:
+    if unmigrated(err):
+        message = lines[0] + ": the database has no tables yet (run manage.py migrate)"
+    elif "does not exist" in message and "database" in message:
         message += " (manage.py migrate creates it, or create it with createdb)"
     return message
