@@ -159,3 +159,12 @@ def test_migrate_creates_a_missing_postgresql_database(tmp_path):
         assert again.returncode == 0 and "Created" not in again.stdout
     finally:
         drop(url, name)
+
+
+def test_a_database_never_migrated_is_one_line(tmp_path):
+    done = run(
+        [sys.executable, "manage.py", "verify"], CONTINUST_VAR_DIR=str(tmp_path), DJANGO_DEBUG="1"
+    )
+    assert done.returncode == 1
+    assert len(done.stderr.splitlines()) == 1
+    assert "the database has no tables yet (run manage.py migrate)" in done.stderr
