@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Django's command-line utility for continust."""
+"""Django's command-line utility for continust: a bad setting is one line, not a traceback."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "continust.settings")
-    from django.core.management import execute_from_command_line
+    from continust.startup import command_line
 
-    execute_from_command_line(sys.argv)
+    command_line(sys.argv)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,14 @@ app.autodiscover_tasks()
 app.conf.include = ["continust.pipeline_tasks"]
 
 
+@app.on_configure.connect
+def _settings_or_exit(sender: Celery, **kwargs: object) -> None:
+    """A bad setting stops the worker (and beat) with one line, not a traceback."""
+    from continust.startup import settings_or_exit
+
+    settings_or_exit()
+
+
 @app.on_after_configure.connect
 def _make_broker_folders(sender: Celery, **kwargs: object) -> None:
     """Create the embedded filesystem broker's folders; kombu expects them to exist."""

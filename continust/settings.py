@@ -1,8 +1,9 @@
 """Django settings for continust, read only from the environment.
 
 Every value has an embedded default (SQLite and kombu's filesystem broker under
-``var/``) except the secret key outside debug mode; a malformed value stops the
-process with ``ImproperlyConfigured`` instead of being guessed at.
+``var/``; outside debug mode, a secret key generated once into ``var/secret_key``);
+a malformed value stops the process with ``ImproperlyConfigured`` instead of being
+guessed at (one line, see ``continust/startup.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from continust import secret_key
 from continust.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -22,9 +24,10 @@ VAR_DIR = Path(env_str("CONTINUST_VAR_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
-    SECRET_KEY = "insecure-development-key-never-use-in-production"
+    if DEBUG:
+        SECRET_KEY = "insecure-development-key-never-use-in-production"
+    else:
+        SECRET_KEY = secret_key.load_or_create(VAR_DIR)
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -47,6 +50,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT (collectstatic), compressed and cached forever by hash.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -116,7 +121,19 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env_str("CONTINUST_STATIC_ROOT", str(VAR_DIR / "static")))
+# Outside debug mode the pages name hashed, compressed copies that `manage.py collectstatic`
+# wrote to STATIC_ROOT (WhiteNoise serves them); in debug mode runserver serves the sources.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
 
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

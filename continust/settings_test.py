@@ -9,6 +9,11 @@ os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
 
 from continust.settings import *  # noqa: F403
 
+# Tests serve the sources as debug mode does; tests/browser/test_production.py runs the
+# collected, hashed files behind gunicorn with the real settings.
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+WHITENOISE_AUTOREFRESH = True
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Several test runs may share one PostgreSQL server; each can name its own test database.

@@ -24,7 +24,7 @@ ODD = ["¹3", "١٢", "१२", "a\x00b", "\x00"]
 
 @pytest.fixture
 def demo(bob):
-    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", "--small", stdout=StringIO())
     project = Project.objects.get(slug="demo")
     add_member(project, bob, Role.VIEWER)
     return project

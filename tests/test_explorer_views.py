@@ -21,7 +21,7 @@ XSS = '<script>alert(1)</script>"><svg onload=alert(2)>'
 
 @pytest.fixture
 def demo(bob, charlie):
-    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", "--small", stdout=StringIO())
     project = Project.objects.get(slug="demo")
     add_member(project, bob, Role.VIEWER)
     return project

@@ -19,7 +19,7 @@ XSS = '<script>window.__xss=1;alert(1)</script>"><svg onload="window.__xss=2;ale
 
 @pytest.fixture
 def demo():
-    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", "--small", stdout=StringIO())
     return Project.objects.get(slug="demo")
 
 
