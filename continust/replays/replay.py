@@ -83,6 +83,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from continust.audit import trail
+from continust.core.database import on_postgresql, relaxed_commit
 from continust.core.errors import (
     ConcurrencyConflict,
     ContinustError,
@@ -888,7 +889,7 @@ class _Run:
         return ReplayStatus.DONE
 
     def _load(self, ids: list[int]) -> dict[int, _Row]:
-        if connection.vendor == "postgresql":
+        if on_postgresql():
             with connection.cursor() as cursor:
                 cursor.execute(
                     _CHUNK_SQL,
@@ -1079,13 +1080,13 @@ class _Run:
         with transaction.atomic():
             if self._cancelled():
                 return ReplayStatus.CANCELLED
-            if connection.vendor == "postgresql":
-                # A replay's output can always be made again, and its progress commits with
-                # it: a database crash may lose the last chunks, never make them half-written.
+            # A replay's output can always be made again, and its progress commits with
+            # it: a database crash may lose the last chunks, never make them half-written.
+            relaxed_commit()
+            if on_postgresql():
                 # The foreign keys are checked as rows arrive rather than all at COMMIT, so
                 # the progress shows as soon as it is recorded.
                 with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
                     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             stream = lock_stream(self.stream)
             self._write(timezone.now())
@@ -1132,7 +1133,7 @@ class _Run:
         for pending, vid in zip(self.pending, reserve_ids(Version, len(self.pending)), strict=True):
             pending.node.id = vid
         insert_states({p.node.state_hash: p.node.state for p in self.pending if p.new_state})
-        if connection.vendor == "postgresql":
+        if on_postgresql():
             _copy_versions(self.stream, self.replay.shadow_branch, self.pending, now)
         else:
             _insert_versions(self.stream, self.replay.shadow_branch, self.pending, now)

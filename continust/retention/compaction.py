@@ -49,6 +49,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from continust.audit.trail import AUDIT_STREAM, is_audit_stream, record
+from continust.core.database import on_postgresql, stored_size
 from continust.core.errors import ContinustError, InvalidEvent, NotFound
 from continust.graph.cache import graph_for
 from continust.jobs import leases, outbox
@@ -104,7 +105,7 @@ class Footprint:
 def footprint(stream: Stream) -> Footprint:
     """Measure the stream's rows as stored: PostgreSQL's own row sizes (after TOAST
     compression); on SQLite, the length of each row's text and a fixed 100 bytes a row."""
-    if connection.vendor == "postgresql":
+    if on_postgresql():
         sql = """
         SELECT
           (SELECT COALESCE(SUM(pg_column_size(e.*)), 0) FROM continust_event e
@@ -134,7 +135,7 @@ def footprint(stream: Stream) -> Footprint:
 
 def _size(column: str) -> str:
     """SQL for the bytes a stored JSON column takes (as text on SQLite)."""
-    return f"pg_column_size({column})" if connection.vendor == "postgresql" else f"length({column})"
+    return stored_size(column)
 
 
 def _sizes_of(model: type[Event] | type[State], column: str, keys: Sequence[Any]) -> dict[Any, int]:
@@ -501,7 +502,7 @@ def _estimate(result: Plan, shape: _Shape) -> None:
 def _sizes(stream: Stream, upto: int) -> tuple[dict[int, int], dict[int, int], dict[str, int]]:
     """Per event, the bytes its row loses when the payload becomes ``null``; each
     version's event; per state, the bytes its row takes. As ``footprint`` measures."""
-    if connection.vendor == "postgresql":
+    if on_postgresql():
         payload_size = "pg_column_size(e.payload) - pg_column_size('null'::jsonb)"
         state_size = "pg_column_size(s.*)"
     else:
@@ -778,7 +779,7 @@ class _Run:
             ).values_list("state_id", "id"):
                 holders[digest].add(holder)
         deletable = [h for h in hashes if holders[h] <= in_run]
-        null = "'null'::jsonb" if connection.vendor == "postgresql" else "'null'"
+        null = "'null'::jsonb" if on_postgresql() else "'null'"
         deleted: list[str] = []
         permit = self._permit(current)
         with connection.cursor() as cursor:
