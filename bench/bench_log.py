@@ -929,8 +929,8 @@ class Harness:
                 out = io.StringIO()
                 stats = pstats.Stats(*files, stream=out)
                 print(
-                    f"cProfile of one gunicorn worker over {requests + warm} single-event "
-                    f"requests (continust), {self.facts['http_per_request']['continust']}\n",
+                    f"cProfile (CPU time) of one gunicorn worker over {requests + warm} "
+                    f"single-event requests (continust), {self.facts['http_per_request']['continust']}\n",
                     file=out,
                 )
                 stats.sort_stats("cumulative").print_stats(45)
