@@ -81,22 +81,43 @@ class Found:
     stream: Stream | None
 
 
+Converters = list[tuple[int, list[Any], Any]]
+
+# By model, for the connection's vendor: (index, converters, column) of every column the
+# ORM converts on the way in (SQLite's text dates and integer durations; none, here, on
+# PostgreSQL).
+_converters: dict[tuple[str, type[Model]], Converters] = {}
+
+
+def _converters_of(model: type[Model]) -> Converters:
+    key = (connection.vendor, model)
+    if key not in _converters:
+        found = []
+        for index, field in enumerate(model._meta.concrete_fields):
+            column = field.get_col(model._meta.db_table)
+            converters = [
+                *connection.ops.get_db_converters(column),
+                *column.get_db_converters(connection),
+            ]
+            if converters:
+                found.append((index, converters, column))
+        _converters[key] = found
+    return _converters[key]
+
+
 def _loaded(model: type[M], values: tuple[Any, ...]) -> M | None:
     """The model instance of a row's columns, None for a side the join did not find; each
-    value converted as the ORM converts it (SQLite's text dates and integer durations)."""
+    value converted as the ORM converts it."""
     if values[0] is None:  # the primary key comes first
         return None
-    converted = []
-    for field, value in zip(model._meta.concrete_fields, values, strict=True):
-        column = field.get_col(model._meta.db_table)
-        for converter in [
-            *connection.ops.get_db_converters(column),
-            *column.get_db_converters(connection),
-        ]:
-            value = converter(value, column, connection)
-        converted.append(value)
-    fields = [f.attname for f in model._meta.concrete_fields]
-    return model.from_db(connection.alias, fields, converted)
+    converted = list(values)
+    for index, converters, column in _converters_of(model):
+        for converter in converters:
+            converted[index] = converter(converted[index], column, connection)
+    return model.from_db(connection.alias, _ATTNAMES[model], converted)
+
+
+_ATTNAMES = {model: [f.attname for f in model._meta.concrete_fields] for _, model in _MODELS}
 
 
 def _fetch(params: dict[str, str | None]) -> tuple[Any, ...] | None:
