@@ -39,8 +39,16 @@ f  folding a 1,000-event stream (continust.log.folding.fold_branch) beside SELEC
 Before each round, 8 kB writes + fdatasync for 0.5 s on bench/out's filesystem (the disk of
 PostgreSQL's WAL here) show how contended the disk is: a context row of the table.
 
+Part d also records each run's server CPU a request (gunicorn's processes: app_cpu_ms; the
+database's backends: db_cpu_ms), and, once after the rounds, one request at a time to one
+gunicorn worker behind the counting proxy: the statements (each simple Query and each
+Execute of the wire protocol) and round trips a request sends to PostgreSQL, the worker's
+and the backends' CPU and the wall time a request, for continust and the raw app.
+
 ``--profile`` adds a profile of a single append: cProfile of the client, EXPLAIN (ANALYZE,
-BUFFERS) of each statement, and the time split (bench/out/profile-*.txt).
+BUFFERS) of each statement, and the time split (bench/out/profile-single-append.txt); and
+cProfile (CPU time) of a gunicorn worker of its own serving single-event requests
+(bench/out/profile-http-request.txt).
 
 The table is printed and written to bench/out/log.md and bench/out/log.json.
 """
@@ -891,8 +899,16 @@ class Harness:
             for old in profile_dir.glob("*.prof"):
                 old.unlink()
         env = {**self.server_env, "DATABASE_URL": proxied, "BENCH_DATABASE_URL": proxied}
+        if profile_dir is not None:  # a worker of its own: cProfile costs CPU
+            server = Server("continust.wsgi", 1, env, profile_dir)
+            try:
+                server.wait()
+                path = f"{self.http_prefix}/http-0/events"
+                http_client(server.port, path, self.token, 1, time.time(), 0.0, requests)
+            finally:
+                server.stop()
         for system, app in (("continust", "continust.wsgi"), ("raw", "peers:raw_app")):
-            server = Server(app, 1, env, profile_dir if system == "continust" else None)
+            server = Server(app, 1, env)
             try:
                 server.wait()
                 path = f"{self.http_prefix}/http-0/events"
@@ -929,8 +945,9 @@ class Harness:
                 out = io.StringIO()
                 stats = pstats.Stats(*files, stream=out)
                 print(
-                    f"cProfile (CPU time) of one gunicorn worker over {requests + warm} "
-                    f"single-event requests (continust), {self.facts['http_per_request']['continust']}\n",
+                    f"cProfile (CPU time) of one gunicorn worker over {requests} single-event "
+                    "requests (continust); unprofiled, a request: "
+                    f"{self.facts['http_per_request']['continust']}\n",
                     file=out,
                 )
                 stats.sort_stats("cumulative").print_stats(45)
