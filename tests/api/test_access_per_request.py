@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from api.models import ApiToken, Scope
-from continust.log.projects import add_member
+from continust.log.projects import add_member, create_project, create_stream
 from continust.models import Event, Membership, Role
 from tests.api.conftest import Api, event, events_path, issue
 
@@ -76,14 +76,10 @@ def test_a_stream_renamed_is_not_found_by_the_next_append(writer, stream):
 
 
 def test_the_same_token_on_another_project_it_is_not_scoped_to_is_404(writer, alice):
-    from continust.log.projects import create_project, create_stream
-
     other = create_project("other", "Other", owner=alice)
     add_member(other, ApiToken.objects.get().user, Role.ADMIN)
     create_stream(other, "pricing")
-    response = writer.post(
-        "/projects/other/streams/pricing/events", {"events": [event({"b": 2})]}
-    )
+    response = writer.post("/projects/other/streams/pricing/events", {"events": [event({"b": 2})]})
     assert response.status_code == 404
     assert response.json()["detail"] == "no project 'other'"
     assert Event.objects.count() == 1
