@@ -54,17 +54,6 @@ def guard_body_size(request: HttpRequest) -> None:
         raise BodyTooLarge(f"the request body has {length} bytes; the limit is {limit}")
 
 
-def find_token(secret: str) -> ApiToken | None:
-    """Return the live token this secret text is, or None."""
-    prefix = split_token(secret)
-    if prefix is None:
-        return None
-    token = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
-    if token is None or not live(token, secret):
-        return None
-    return token
-
-
 def live(token: ApiToken, secret: str) -> bool:
     """Tell whether the token found by the secret's prefix is the secret, not revoked and
     of an active user; note its use (at most once a ``LAST_USE_RESOLUTION``)."""

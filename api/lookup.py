@@ -1,7 +1,7 @@
 """Who is calling and what the request names, in one query: the token, its user, and the
 project and stream of the request's path, with the user's membership of that project.
 
-An operation on a stream used to read these in four queries (token and user, membership
+An operation on a stream used to read these in three queries (token and user, membership
 and project, stream), each planned anew. Here one statement reads them all; on
 PostgreSQL it is prepared once per connection (bound on the server), elsewhere it runs
 as plain SQL. Nothing is cached between requests: a revoked token, a membership taken
