@@ -12,8 +12,11 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from api.auth import visible_project, writable_project
+from api.auth import check_writable, visible_project, writable_project
+from api.lookup import recall
 from api.models import ApiToken
+from continust.core.errors import NotFound
+from continust.core.parsing import parse_stream_name
 from continust.graph.parents import parents_of_many
 from continust.log.lookup import get_stream
 from continust.models import Project, Stream, Version
@@ -30,16 +33,29 @@ def project_for(request: HttpRequest, slug: str, *, write: bool = False, **needs
     """Return the project the request may read (or, with ``write``, write to; ``needs``
     is ``writable_project``'s role and what the write is doing)."""
     token = token_of(request)
+    found = recall(request, slug)
+    if found is None:
+        if write:
+            return writable_project(token, slug, **needs)
+        return visible_project(token, slug)[0]
+    if found.project is None or found.membership is None:
+        raise NotFound(f"no project {slug!r}")
     if write:
-        return writable_project(token, slug, **needs)
-    return visible_project(token, slug)[0]
+        check_writable(token, found.project, found.membership, **needs)
+    return found.project
 
 
 def stream_for(
     request: HttpRequest, slug: str, name: str, *, write: bool = False, **needs: str
 ) -> Stream:
     """Return the stream the request may read (or, with ``write``, append to)."""
-    return get_stream(project_for(request, slug, write=write, **needs), name)
+    project = project_for(request, slug, write=write, **needs)
+    found = recall(request, slug)
+    if found is None or found.name is None or found.name != name:
+        return get_stream(project, name)
+    if found.stream is None:
+        raise NotFound(f"project {project.slug} has no stream {parse_stream_name(name)!r}")
+    return found.stream
 
 
 def version_records(

@@ -17,6 +17,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
 
+from api.lookup import look_up, remember
 from api.models import ApiToken, split_token, token_digest
 from continust.core.errors import NotFound
 from continust.models import Membership, Project, Role
@@ -53,21 +54,18 @@ def guard_body_size(request: HttpRequest) -> None:
         raise BodyTooLarge(f"the request body has {length} bytes; the limit is {limit}")
 
 
-def find_token(secret: str) -> ApiToken | None:
-    """Return the live token this secret text is, or None."""
-    prefix = split_token(secret)
-    if prefix is None:
-        return None
-    token = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
-    if token is None or token.revoked or not token.user.is_active:
-        return None
+def live(token: ApiToken, secret: str) -> bool:
+    """Tell whether the token found by the secret's prefix is the secret, not revoked and
+    of an active user; note its use (at most once a ``LAST_USE_RESOLUTION``)."""
+    if token.revoked or not token.user.is_active:
+        return False
     if not hmac.compare_digest(token.digest, token_digest(secret)):
-        return None
+        return False
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USE_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
-    return token
+    return True
 
 
 class BearerToken(HttpBearer):
@@ -83,7 +81,16 @@ class BearerToken(HttpBearer):
         return super().__call__(request)
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
-        return find_token(token)
+        # The token, and the project and stream the path names, in one query; the
+        # operation finds them again in ``api.lookup.recall``.
+        prefix = split_token(token)
+        if prefix is None:
+            return None
+        found = look_up(request, prefix)
+        if found is None or not live(found.token, token):
+            return None
+        remember(request, found)
+        return found.token
 
 
 def visible_project(token: ApiToken, slug: str) -> tuple[Project, Membership]:
@@ -109,10 +116,22 @@ def writable_project(
     """Return a visible project the token may write to as ``role`` (editor unless told);
     Forbidden when it may only read, or its user's role is below that."""
     project, membership = visible_project(token, slug)
+    check_writable(token, project, membership, role=role, doing=doing)
+    return project
+
+
+def check_writable(
+    token: ApiToken,
+    project: Project,
+    membership: Membership,
+    *,
+    role: str = Role.EDITOR,
+    doing: str = "writing to",
+) -> None:
+    """Forbidden when the token may only read, or its user's role is below ``role``."""
     if not token.can_write:
         raise Forbidden("this token is read-only; create a token with write scope")
     if not membership.allows(role):
         raise Forbidden(
             f"{doing} {project.slug} needs the {role} role; you are a {membership.role}"
         )
-    return project

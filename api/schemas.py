@@ -12,7 +12,7 @@ from uuid import UUID
 
 from django.conf import settings
 from ninja.params import functions as param
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from continust.core.errors import InvalidName
@@ -458,7 +458,9 @@ class PolicyIn(StrictSchema):
     horizon_versions: int | None = Field(
         None, le=MAX_HORIZON_VERSIONS, description="ephemeral: keep the newest this many versions."
     )
-    horizon_age: int | str | None = Field(
+    # Text the log can store (no U+0000, as every string of a body): the spec says so, and
+    # a body with one is a 400 as it says.
+    horizon_age: int | Annotated[str, StringConstraints(pattern=STORABLE)] | None = Field(
         None,
         description="ephemeral: keep the versions younger than this: `90d`, `12h`, "
         "`30m`, `2w`, or a number of seconds. Give `horizon_versions`, this, or both.",

@@ -40,8 +40,16 @@ f  folding a 1,000-event stream (bench/folding.py: continust's rows, folded by i
 Before each round, 8 kB writes + fdatasync for 0.5 s on bench/out's filesystem (the disk of
 PostgreSQL's WAL here) show how contended the disk is: a context row of the table.
 
+Part d also records each run's server CPU a request (gunicorn's processes: app_cpu_ms; the
+database's backends: db_cpu_ms), and, once after the rounds, one request at a time to one
+gunicorn worker behind the counting proxy: the statements (each simple Query and each
+Execute of the wire protocol) and round trips a request sends to PostgreSQL, the worker's
+and the backends' CPU and the wall time a request, for continust and the raw app.
+
 ``--profile`` adds a profile of a single append: cProfile of the client, EXPLAIN (ANALYZE,
-BUFFERS) of each statement, and the time split (bench/out/profile-*.txt).
+BUFFERS) of each statement, and the time split (bench/out/profile-single-append.txt); and
+cProfile (CPU time) of a gunicorn worker of its own serving single-event requests
+(bench/out/profile-http-request.txt).
 
 The table is printed and written to bench/out/log.md and bench/out/log.json.
 """
@@ -50,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import io
 import json
 import multiprocessing
 import os
@@ -183,6 +192,7 @@ class CountingProxy(threading.Thread):
         self.listener.listen(16)
         self.port = self.listener.getsockname()[1]
         self.turns = 0
+        self.statements = 0
         self.lock = threading.Lock()
 
     def run(self) -> None:
@@ -198,15 +208,19 @@ class CountingProxy(threading.Thread):
         sel.register(client, selectors.EVENT_READ, server)
         sel.register(server, selectors.EVENT_READ, client)
         last = None
+        messages = FrontendMessages()
         try:
             while True:
                 for key, _ in sel.select():
                     data = key.fileobj.recv(65536)  # type: ignore[union-attr]
                     if not data:
                         return
-                    if key.fileobj is client and last is not client:
+                    if key.fileobj is client:
+                        executed = messages.feed(data)
                         with self.lock:
-                            self.turns += 1
+                            self.statements += executed
+                            if last is not client:
+                                self.turns += 1
                     last = key.fileobj
                     key.data.sendall(data)
         except OSError:
@@ -214,6 +228,40 @@ class CountingProxy(threading.Thread):
         finally:
             client.close()
             server.close()
+
+
+class FrontendMessages:
+    """The client's side of PostgreSQL's wire protocol, read to count statements run: each
+    simple Query ('Q') and each Execute ('E') of the extended protocol is one."""
+
+    SSL_OR_GSS = (80877103, 80877104)
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.started = False
+
+    def feed(self, data: bytes) -> int:
+        self.buffer += data
+        executed = 0
+        while True:
+            if not self.started:  # untyped: SSLRequest / GSSENCRequest, then the startup
+                if len(self.buffer) < 8:
+                    return executed
+                length = int.from_bytes(self.buffer[:4], "big")
+                if len(self.buffer) < length:
+                    return executed
+                code = int.from_bytes(self.buffer[4:8], "big")
+                self.started = code not in self.SSL_OR_GSS
+                self.buffer = self.buffer[length:]
+                continue
+            if len(self.buffer) < 5:
+                return executed
+            length = int.from_bytes(self.buffer[1:5], "big")
+            if len(self.buffer) < 1 + length:
+                return executed
+            if self.buffer[:1] in (b"Q", b"E"):
+                executed += 1
+            self.buffer = self.buffer[1 + length :]
 
 
 # ----------------------------------------------------------------------------- the writers
@@ -349,8 +397,15 @@ def worker_main(pipe: Any, url: str, index: int) -> None:
 
 
 def http_client(
-    port: int, path: str, token: str, batch: int, start_at: float, seconds: float
+    port: int,
+    path: str,
+    token: str,
+    batch: int,
+    start_at: float,
+    seconds: float,
+    count: int | None = None,
 ) -> tuple[list[float], dict[int, int], float]:
+    """Post ``batch`` events a request for ``seconds`` (or ``count`` requests)."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -358,7 +413,7 @@ def http_client(
     n = BASE + secrets.randbelow(10**6) * 10**3
     time.sleep(max(0.0, start_at - time.time()))
     deadline = start_at + seconds
-    while time.time() < deadline:
+    while (len(latencies) < count) if count is not None else (time.time() < deadline):
         events = [{"type": "deposited", "payload": peers.payload(n + k)} for k in range(batch)]
         n += batch
         body = json.dumps({"events": events}).encode()
@@ -394,7 +449,9 @@ def free_port() -> int:
 class Server:
     """A gunicorn of sync workers serving continust, or one of the peers' minimal WSGI apps."""
 
-    def __init__(self, app: str, workers: int, env: dict[str, str]) -> None:
+    def __init__(
+        self, app: str, workers: int, env: dict[str, str], profile_dir: Path | None = None
+    ) -> None:
         self.port = free_port()
         command = [
             str(ROOT / ".venv/bin/gunicorn"),
@@ -408,9 +465,24 @@ class Server:
             "--control-socket",
             f"/tmp/bench-log-gunicorn-{self.port}.ctl",
         ]
-        self.process = subprocess.Popen(
-            command, cwd=BENCH if ":" in app else ROOT, env={**os.environ, **env}
-        )
+        env = {**os.environ, **env}
+        if profile_dir is not None:  # cProfile around each request, one file per worker
+            command += ["-c", str(BENCH / "gunicorn_profile.py")]
+            env["BENCH_PROFILE_DIR"] = str(profile_dir)
+        self.process = subprocess.Popen(command, cwd=BENCH if ":" in app else ROOT, env=env)
+
+    def cpu(self) -> float:
+        """CPU seconds (utime + stime) used so far by gunicorn's master and its workers."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid or stat.parent.name == str(self.process.pid):
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
 
     def wait(self) -> None:
         deadline = time.monotonic() + 180
@@ -492,7 +564,7 @@ class Harness:
         create_stream(project, "http-batch")
         self.token = ApiToken.issue(user, "bench", [project], Scope.WRITE)[1]
         self.http_prefix = f"/api/projects/{project.slug}/streams"
-        env = {
+        env = self.server_env = {
             "DATABASE_URL": self.url,
             "BENCH_DATABASE_URL": self.url,
             "BENCH_TOKEN": self.token,
@@ -629,7 +701,9 @@ class Harness:
         self, system: str, clients: int, batch: int, stream: Callable[[int], str]
     ) -> dict[str, Any]:
         start_at = time.time() + 0.3
-        port = self.servers[system].port
+        server = self.servers[system]
+        port = server.port
+        app_cpu, db_cpu = server.cpu(), self.monitor.server_cpu()
         for k, (_, pipe) in enumerate(self.pool[:clients]):
             pipe.send(
                 (
@@ -651,9 +725,13 @@ class Harness:
             elapsed = max(elapsed, seconds)
             for status, n in counts.items():
                 statuses[status] = statuses.get(status, 0) + n
+        app_cpu, db_cpu = server.cpu() - app_cpu, self.monitor.server_cpu() - db_cpu
         ok = sum(n for s, n in statuses.items() if s in (200, 201))
         ordered = sorted(latencies)
         return {
+            # CPU a request of the whole server side: gunicorn's processes, the backends
+            "app_cpu_ms": app_cpu / max(1, len(latencies)) * 1000,
+            "db_cpu_ms": db_cpu / max(1, len(latencies)) * 1000,
             "rps": ok / elapsed,
             "events_per_s": ok * batch / elapsed,
             "p50_ms": ordered[len(ordered) // 2] * 1000 if ordered else float("nan"),
@@ -798,8 +876,84 @@ class Harness:
                     self.part_f(order)
             if "e" in parts:
                 self.part_e()
+            if "d" in parts:
+                self.http_probe()
         finally:
             self.stop()
+
+    # -- part d's requests seen from the server, once
+
+    def http_probe(self, requests: int = 300, warm: int = 30) -> None:
+        """One gunicorn worker of each system behind the counting proxy, one client, one
+        event a request: statements and round trips to the database, the worker's and the
+        backends' CPU, and the wall time, per request (with ``--profile``, cProfile of
+        continust's worker around each request: bench/out/profile-http-request.txt)."""
+        from django.db import connection
+
+        proxy = CountingProxy(int(connection.settings_dict.get("PORT") or 5432))
+        proxy.start()
+        name = connection.settings_dict["NAME"]
+        proxied = f"postgres://postgres@127.0.0.1:{proxy.port}/{name}"
+        profile_dir = BENCH / "out" / "http-profile" if self.args.profile else None
+        if profile_dir is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            for old in profile_dir.glob("*.prof"):
+                old.unlink()
+        env = {**self.server_env, "DATABASE_URL": proxied, "BENCH_DATABASE_URL": proxied}
+        if profile_dir is not None:  # a worker of its own: cProfile costs CPU
+            server = Server("continust.wsgi", 1, env, profile_dir)
+            try:
+                server.wait()
+                path = f"{self.http_prefix}/http-0/events"
+                http_client(server.port, path, self.token, 1, time.time(), 0.0, requests)
+            finally:
+                server.stop()
+        for system, app in (("continust", "continust.wsgi"), ("raw", "peers:raw_app")):
+            server = Server(app, 1, env)
+            try:
+                server.wait()
+                path = f"{self.http_prefix}/http-0/events"
+                http_client(server.port, path, self.token, 1, time.time(), 0.0, warm)
+                turns, statements = proxy.turns, proxy.statements
+                app_cpu, db_cpu = server.cpu(), self.monitor.server_cpu()
+                started = time.perf_counter()
+                _, statuses, _ = http_client(
+                    server.port, path, self.token, 1, time.time(), 0.0, requests
+                )
+                wall = time.perf_counter() - started
+                assert sum(statuses.values()) == requests, statuses
+                self.facts.setdefault("http_per_request", {})[system] = {
+                    "statements": (proxy.statements - statements) / requests,
+                    "round_trips": (proxy.turns - turns) / requests,
+                    "app_cpu_ms": (server.cpu() - app_cpu) / requests * 1000,
+                    "db_cpu_ms": (self.monitor.server_cpu() - db_cpu) / requests * 1000,
+                    "wall_ms": wall / requests * 1000,
+                    "statuses": {str(k): v for k, v in statuses.items()},
+                    "load": load(),
+                }
+            finally:
+                server.stop()
+            print(
+                f"  one request, one worker, {system}: {self.facts['http_per_request'][system]}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if profile_dir is not None:
+            import pstats
+
+            files = sorted(str(f) for f in profile_dir.glob("*.prof"))
+            if files:
+                out = io.StringIO()
+                stats = pstats.Stats(*files, stream=out)
+                print(
+                    f"cProfile (CPU time) of one gunicorn worker over {requests} single-event "
+                    "requests (continust); unprofiled, a request: "
+                    f"{self.facts['http_per_request']['continust']}\n",
+                    file=out,
+                )
+                stats.sort_stats("cumulative").print_stats(45)
+                stats.sort_stats("tottime").print_stats(30)
+                (BENCH / "out" / "profile-http-request.txt").write_text(out.getvalue())
 
 
 # ----------------------------------------------------------------------------- the report

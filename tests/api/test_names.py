@@ -88,6 +88,63 @@ def test_the_spec_states_what_the_server_accepts():
     assert "\\u0085" in stream["pattern"], "U+0085 is white space to the server"
 
 
+def _body_strings(spec):
+    """Yield (schema name, string schema) for every string a request body may carry."""
+    components = spec["components"]["schemas"]
+    seen: set[str] = set()
+    stack = [
+        ("body", content["schema"])
+        for item in spec["paths"].values()
+        for operation in item.values()
+        for content in operation.get("requestBody", {}).get("content", {}).values()
+    ]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, list):
+            stack.extend((where, n) for n in node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            name = ref.rsplit("/", 1)[1]
+            if name not in seen:
+                seen.add(name)
+                stack.append((name, components[name]))
+            continue
+        if node.get("type") == "string":
+            yield where, node
+        for key, value in node.items():
+            if isinstance(value, dict | list):
+                stack.append((f"{where}.{key}" if key != "properties" else where, value))
+
+
+def test_the_spec_refuses_nul_in_every_string_a_body_takes():
+    """The server refuses U+0000 in any string of a body (400 malformed_json): the spec
+    says so too, or a client the spec lets send one meets an answer it does not expect
+    (schemathesis, seed 2474745211: a horizon_age with U+0000)."""
+    strings = list(_body_strings(api.get_openapi_schema()))
+    assert any("horizon_age" in where for where, _ in strings)
+    for where, schema in strings:
+        if "enum" in schema or "const" in schema or "format" in schema:
+            continue
+        assert "pattern" in schema, where
+        assert re.search(schema["pattern"], "90\x00d") is None, where
+
+
+def test_a_nul_in_a_horizon_age_is_400_and_changes_nothing(alice_api, stream):
+    response = alice_api.client.put(
+        "/api/projects/acme/streams/pricing/retention",
+        json.dumps({"kind": "ephemeral", "horizon_age": "90\u0000d"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {alice_api.token}"},
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_json"
+    stream.refresh_from_db()
+    assert stream.retention == "eternal"
+
+
 # -- every operation of the spec, with generated text ----------------------------------------
 
 
