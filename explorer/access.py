@@ -11,14 +11,16 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django_htmx.middleware import HtmxDetails
 
-from continust.models import Membership, Role, Stream
+from continust.core.errors import ContinustError
+from continust.models import Membership, Review, Role, Stream
 
 View = Callable[..., HttpResponse]
 
@@ -69,3 +71,23 @@ def member_required(role: str = Role.VIEWER) -> Callable[[View], View]:
         return wrapper
 
     return decorator
+
+
+def actor_of(request: HttpRequest) -> str:
+    """The name a change a user makes here is recorded under: their username."""
+    return request.user.get_username()
+
+
+def refuse(request: HttpRequest, err: ContinustError, url: str) -> HttpResponse:
+    """Say why a change was refused (it changed nothing) and go back to ``url``."""
+    messages.error(request, str(err))
+    return redirect(url)
+
+
+def review_for(membership: Membership, review_id: int) -> Review:
+    """The project's review of that id (404 for another project's)."""
+    return get_object_or_404(
+        Review.objects.select_related("stream", "project", "opened_event", "base", "head"),
+        pk=review_id,
+        project=membership.project,
+    )

@@ -1,6 +1,8 @@
-"""Forms of the explorer: filters, fork and merge."""
+"""Forms of the explorer: filters, fork and merge, and the stream field other forms share."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django import forms
 
@@ -37,3 +39,10 @@ class ForkForm(forms.Form):
 class MergeForm(forms.Form):
     source = forms.CharField(max_length=200, label="merge branch")
     into = forms.CharField(max_length=200, label="into branch")
+
+
+class StreamField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    """Choose a stream of the project by its name."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.name)

@@ -8,6 +8,8 @@ from typing import Any
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from continust.documents.diff import MISSING
+
 MAX_NODES = 3000
 
 
@@ -44,3 +46,11 @@ def json_tree(value: Any, *, open_depth: int = 2) -> SafeString:
 
     walk(value, None, 0)
     return mark_safe('<ul class="json-tree">' + "".join(parts) + "</ul>")
+
+
+def json_text(value: Any) -> str:
+    """A value as indented JSON text; nothing for a value that is missing (one side of an
+    added or removed path)."""
+    if value is MISSING:
+        return ""
+    return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)

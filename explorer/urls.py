@@ -24,7 +24,10 @@ urlpatterns = [
     path("p/<slug:slug>/s/<int:stream_id>/merge/", views.merge_branches, name="merge"),
     path("p/<slug:slug>/events/<uuid:event_id>/", views.causation, name="causation"),
     path("", include("explorer.replays")),  # replays: start, progress, cancel, promote
-    path("", include("explorer.reviews")),  # reviews, blame, audit reports, members
+    path("", include("explorer.reviews")),  # reviews: open, comment, check, decide
+    path("", include("explorer.audit")),  # audit reports and the pinned export
+    path("", include("explorer.blame")),  # blame a path of a version's state
+    path("", include("explorer.members")),  # members and the review rule
     path("", include("explorer.pipelines")),  # pipelines: list, start, watch, control
     path("", include("explorer.retention")),  # retention policy, dry run, compactions
 ]
