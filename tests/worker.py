@@ -11,9 +11,10 @@
 (its name goes to the worker in ``DATABASE_URL``; tests must commit, hence
 ``transaction=True``) and the broker of the settings: Redis when
 ``CELERY_BROKER_URL`` says so, else kombu's filesystem transport under
-``CONTINUST_VAR_DIR``. Each test session sends to and consumes from its own queue,
-so messages left over by another run cannot reach this one's worker. Workers are
-stopped at the end of the test.
+``CONTINUST_VAR_DIR`` (one per xdist process, see continust/settings_test.py). Each test
+process sends to and consumes from its own queue, so messages left over by another run,
+or sent by the other xdist process, cannot reach this one's worker. Workers are stopped,
+all at once, at the end of the test.
 
 Kept free of Django imports at module level; the worker imports ``fold_refusing``
 from here when a test names it in ``CONTINUST_REDUCERS``.
@@ -21,6 +22,7 @@ from here when a test names it in ``CONTINUST_REDUCERS``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,7 +38,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 60
-SESSION_QUEUE = f"continust-test-{uuid.uuid4().hex[:12]}"
+# One per test process (pytest-xdist runs several): "gw0", "gw1", or "main" without xdist.
+SESSION_QUEUE = (
+    f"continust-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{uuid.uuid4().hex[:12]}"
+)
 
 # Quick settings for the worker: small chunks, short leases, a busy dispatcher.
 WORKER_DEFAULTS = {
@@ -137,13 +142,27 @@ class Worker:
 
     def stop(self) -> None:
         """Shut the worker down warmly; kill it if it lingers."""
-        if self.process is None or self.process.poll() is not None:
+        self.ask_to_stop()
+        self.wait_stopped()
+
+    def ask_to_stop(self) -> None:
+        """Start a warm shutdown: the main process finishes the task at hand, then stops its
+        pool. Only the main process gets SIGTERM: a pool process signalled too would die
+        at once and the main process would spend seconds on the pool process it lost."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 15) -> None:
+        """Wait for a stop asked for; kill the process group if it lingers or leaves
+        pool processes behind."""
+        if self.process is None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout)
+        # ProcessLookupError: the group is gone, every pool process ended too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
 
 
 def _clear_queue(queue: str) -> None:
@@ -236,8 +255,11 @@ def start_worker(
         return worker.start()
 
     yield start
+    # Stopped together: each stop takes a moment, and they need not wait for one another.
     for worker in started:
-        worker.stop()
+        worker.ask_to_stop()
+    for worker in started:
+        worker.wait_stopped()
         # Shown by pytest only when the test failed.
         print(f"--- {worker.name} log (tail) ---\n{worker.output()[-4000:]}")
 

@@ -126,7 +126,10 @@ class Dispatcher:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 5) -> None:
+    def stop(self, timeout: float = 1) -> None:
+        """Ask the thread to end and wait a moment for it. A round still running when the
+        process exits loses nothing: a message sent but not yet marked is sent again by
+        the next dispatcher, and every task is idempotent (at-least-once delivery)."""
         self._stop.set()
         self._thread.join(timeout)
 
