@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def pricing():
-    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", "--small", stdout=StringIO())
     return Stream.objects.get(project=Project.objects.get(slug="demo"), name="pricing")
 
 

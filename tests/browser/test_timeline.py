@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def demo():
-    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", "--small", stdout=StringIO())
     return Project.objects.get(slug="demo")
 
 
