@@ -145,6 +145,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 # -- security: production defaults; SecurityMiddleware sends them over HTTPS only ------------
 # Pages read the CSRF token from the page (hx-headers), never from the cookie.
 CSRF_COOKIE_HTTPONLY = True
+CSRF_FAILURE_VIEW = "explorer.errors.csrf_failure"  # a page inside the layout
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)

@@ -67,6 +67,18 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
     return error_page(request, 404, _message(exception, "There is nothing at this address."))
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form sent without a valid CSRF token (a page opened before logging in again, or
+    from elsewhere): a 403 page inside the layout that says how to go on; nothing changed."""
+    return error_page(
+        request,
+        403,
+        "This form was sent from a page that is no longer valid (for example one opened "
+        "before you logged in again), so nothing was changed. Go back, reload the page and "
+        "send it again.",
+    )
+
+
 class DomainErrors:
     """Turn the domain's InvalidName into a 400 page, NotFound and Http404 into a 404 page
     and PermissionDenied into a 403 page, inside the layout even in debug mode (where

@@ -114,6 +114,10 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
         "a": _picked(stream, request, "a"),
         "b": _picked(stream, request, "b"),
     }
+    selected = _picked(stream, request, "v")
+    for name, found in (("v", selected), ("a", context["a"]), ("b", context["b"])):
+        if found is None and _int(request, name) is not None:  # named, but not of this stream
+            raise NotFound(f"stream {stream.name} has no version {_int(request, name)}")
     _released_picks(context)
     if fragment == "compare":
         return render(request, "stream.html#compare-bar", context)
@@ -123,7 +127,6 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
         if newest is None or (after is not None and newest <= after):
             return HttpResponse(status=204)
         before = None
-    selected = _picked(stream, request, "v")
     if selected is not None and before is None and not filters.active and fragment is None:
         before = opening_before(stream, selected)
     if form.errors:  # bad filters show what is wrong, and no versions

@@ -274,3 +274,24 @@ def test_a_page_holds_the_lines_that_pass_over_it(project, stream):
     middle = page_edges(stream, top=top, bottom=top - 49, lanes=allocator.lanes)
     passing = [(e.child.id, e.parent.id) for e in middle]
     assert (merged.pk, side.pk) in passing
+
+
+def test_a_version_the_address_names_that_is_not_in_the_stream_is_a_404_page(demo, pricing):
+    client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
+    url = reverse("stream", args=["demo", pricing.pk])
+    for param in ("v", "a", "b"):
+        page = client.get(url + f"?{param}=123456789")
+        text = page.content.decode()
+        assert page.status_code == 404, param
+        assert f"stream {pricing.name} has no version 123456789" in text and "Go back" in text
+
+
+def test_a_form_sent_without_a_valid_csrf_token_gets_a_page_inside_the_layout(pricing):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(pricing.project.memberships.get(role=Role.ADMIN).user)
+    before = Branch.objects.count()
+    refused = client.post(reverse("fork", args=["demo", pricing.pk]), {"at": 1, "name": "x"})
+    text = refused.content.decode()
+    assert refused.status_code == 403 and "nothing was changed" in text
+    assert "Go back" in text and "<nav" in text
+    assert Branch.objects.count() == before

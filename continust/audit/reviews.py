@@ -444,7 +444,8 @@ def approval_waivers(review: Review, *, actor: str, note: str) -> list[str]:
     if unticked and not note:
         shown = ", ".join(unticked[:10]) + (" …" if len(unticked) > 10 else "")
         raise InvalidEvent(
-            f"{len(unticked)} changed path(s) are not ticked: {shown}; tick them, or approve "
+            f"{len(unticked)} changed {'path is' if len(unticked) == 1 else 'paths are'} not "
+            f"ticked: {shown}; tick them, or approve "
             "with a note that says why they are waived"
         )
     return unticked
