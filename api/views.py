@@ -9,7 +9,8 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
 
 from api.forms import TokenForm
 from api.models import ApiToken, TokenRefused
@@ -52,11 +53,32 @@ def tokens(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @login_required
 def revoke(request: HttpRequest, token_id: int) -> HttpResponse:
-    """Revoke one of the user's tokens."""
+    """Revoke one of the user's tokens, after a confirmation page that names it (a GET, or
+    a POST without ``confirm=yes``, shows it and changes nothing)."""
     token = get_object_or_404(ApiToken, pk=token_id, user=cast(User, request.user))
+    if token.revoked:
+        messages.info(request, f"Token “{token.name}” was revoked already.")
+        return redirect("api-tokens")
+    if not (request.method == "POST" and request.POST.get("confirm") == "yes"):
+        projects = ", ".join(p.slug for p in token.projects.all()) or "no project"
+        return render(
+            request,
+            "confirm.html",
+            {
+                "title": f"Revoke the token “{token.name}”?",
+                "facts": [
+                    f"every program using it ({token.scope} access to {projects}) gets 401 "
+                    "from its next request on",
+                    "a revoked token cannot be brought back; issue a new one instead",
+                ],
+                "action": f"Revoke “{token.name}”",
+                "back": reverse("api-tokens"),
+                "url": request.path,
+            },
+        )
     token.revoke()
     messages.success(request, f"Token “{token.name}” is revoked.")
     return redirect("api-tokens")

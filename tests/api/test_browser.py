@@ -76,6 +76,8 @@ def test_a_token_is_created_shown_once_and_revoked(alice, project, page):
     page.goto("/tokens/")
     assert secret not in page.content()
     page.click("text=Revoke")
+    page.wait_for_selector("text=This cannot be undone")
+    page.click("button:has-text('Revoke “')")
     page.wait_for_selector("text=is revoked")
     # The page, not the ORM: under Playwright's loop the ORM would open a second connection.
     assert page.locator("tr.revoked").count() == 1

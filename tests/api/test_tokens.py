@@ -83,7 +83,12 @@ def test_a_revoked_token_is_401(alice_browser, project, stream):
     api = Api(Client(), secret)
     assert api.get(events_path()).status_code == 200
     token = ApiToken.objects.get()
-    response = alice_browser.post(f"/tokens/{token.pk}/revoke/")
+    asked = alice_browser.post(f"/tokens/{token.pk}/revoke/")  # no confirm: only the question
+    assert asked.status_code == 200 and "This cannot be undone" in asked.content.decode()
+    assert api.get(events_path()).status_code == 200
+    shown = alice_browser.get(f"/tokens/{token.pk}/revoke/").content.decode()
+    assert "gets 401 from its next request on" in shown and "Cancel" in shown
+    response = alice_browser.post(f"/tokens/{token.pk}/revoke/", {"confirm": "yes"})
     assert response.status_code == 302
     assert api.get(events_path()).status_code == 401
     assert api.post(events_path(), {"events": [event({"a": 1})]}).status_code == 401
@@ -93,14 +98,15 @@ def test_a_revoked_token_is_401(alice_browser, project, stream):
 
 def test_no_one_revokes_someone_elses_token(alice_browser, bob, project):
     token = ApiToken.issue(bob, "bob's", [project], Scope.READ)[0]
-    assert alice_browser.post(f"/tokens/{token.pk}/revoke/").status_code == 404
+    assert alice_browser.post(f"/tokens/{token.pk}/revoke/", {"confirm": "yes"}).status_code == 404
     token.refresh_from_db()
     assert token.revoked_at is None
 
 
-def test_revoking_takes_a_post(alice_browser, alice, project):
+def test_revoking_takes_a_confirmed_post(alice_browser, alice, project):
     token = ApiToken.issue(alice, "x", [project], Scope.READ)[0]
-    assert alice_browser.get(f"/tokens/{token.pk}/revoke/").status_code == 405
+    assert alice_browser.get(f"/tokens/{token.pk}/revoke/").status_code == 200  # the question
+    assert alice_browser.post(f"/tokens/{token.pk}/revoke/", {"confirm": "no"}).status_code == 200
     token.refresh_from_db()
     assert token.revoked_at is None
 
