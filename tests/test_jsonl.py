@@ -108,3 +108,16 @@ def test_it_refuses_a_tampered_file_and_writes_nothing(project):
         import_lines(target, tampered)
     assert not Stream.objects.filter(project=target).exists()
     assert verify().ok
+
+
+def test_a_compacted_stream_is_refused_with_its_reason_and_nothing_is_written(project):
+    build_history(project)
+    lines = list(export_lines(project, ["pricing"]))
+    released = [
+        line.replace('"payload":{"a":1}', '"payload":null') if '"seq":1,' in line else line
+        for line in lines
+    ]
+    target = create_project("copy")
+    with pytest.raises(InvalidEvent, match="was compacted: event #1's payload was released"):
+        import_lines(target, released)
+    assert not Stream.objects.filter(project=target).exists()

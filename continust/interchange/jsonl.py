@@ -220,6 +220,13 @@ def _import_event(current: _StreamImport, record: dict[str, Any], result: Import
             f"event {record['id']} is already recorded in stream {other.stream.name}; "
             "event ids are unique within a project"
         )
+    if record["payload"] is None and record["hash"]:
+        raise InvalidEvent(
+            f"stream {stream.name} was compacted: event #{record['seq']}'s payload was "
+            "released, and an import re-hashes every event from its payload, so a compacted "
+            "stream cannot be imported (export it before compaction, or leave it out with "
+            "export_jsonl --stream)"
+        )
     if canonical.storable(record["payload"]) is not record["payload"]:
         # Its hash covers a value the database would give back changed (PostgreSQL
         # has no -0.0), so the chain would read back broken: refuse it whole.
