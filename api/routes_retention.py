@@ -120,9 +120,7 @@ def list_compactions(
     }
 
 
-@router.get(
-    STREAM + "/compactions/{int:compaction_id}", response={200: CompactionOut, **READ_ERRORS}
-)
+@router.get(STREAM + "/compactions/{compaction_id}", response={200: CompactionOut, **READ_ERRORS})
 def get_compaction(
     request: HttpRequest, slug: SlugPath, name: StreamPath, compaction_id: CompactionIdPath
 ) -> dict[str, Any]:

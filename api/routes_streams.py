@@ -143,7 +143,7 @@ def _detail(stream: Stream, version: Version | int) -> dict[str, Any]:
     }
 
 
-@router.get(STREAM + "/versions/{int:version_id}", response={200: VersionDetail, **STATE_ERRORS})
+@router.get(STREAM + "/versions/{version_id}", response={200: VersionDetail, **STATE_ERRORS})
 def get_version(
     request: HttpRequest, slug: SlugPath, name: StreamPath, version_id: VersionIdPath
 ) -> dict[str, Any]:

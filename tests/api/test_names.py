@@ -68,6 +68,17 @@ def test_a_control_character_in_a_reference_is_400(alice_api, versions, typed):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("typed", ["abc", "-1", quote("¹3"), "9" * 20, "1.5"])
+def test_an_id_path_outside_the_spec_is_400_not_404(alice_api, versions, typed):
+    """Before: the route matched only ASCII digits, so these were 404 'no such API
+    resource', though the spec declares an integer id and the README a 400 for what is
+    outside the spec."""
+    for path in (f"{STREAM}/versions/{typed}", f"{STREAM}/compactions/{typed}"):
+        response = alice_api.get(path)
+        assert response.status_code == 400, (path, response.status_code)
+    assert alice_api.get(f"{STREAM}/versions/{versions[0]}").status_code == 200
+
+
 def test_the_spec_states_what_the_server_accepts():
     spec = api.get_openapi_schema()
     params = {
