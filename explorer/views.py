@@ -130,7 +130,8 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
     if selected is not None and before is None and not filters.active and fragment is None:
         before = opening_before(stream, selected)
     if form.errors:  # bad filters show what is wrong, and no versions
-        page = Page([], None, 0, 0, None, 0, filtered=True)
+        total = Version.objects.filter(stream=stream).count()
+        page = Page([], None, 0, 0, None, total, filtered=True)
     else:
         page = build_page(
             stream, before=before, filters=filters, previous_day=request.GET.get("day")

@@ -78,8 +78,10 @@ def test_a_filter_says_when_nothing_matches_and_refuses_bad_input(pricing):
     nothing = client.get(url + "?type=no.such.type").content.decode()
     assert "No versions match these filters." in nothing and not rows(nothing)
     bad = client.get(url + "?since=yesterday").content.decode()
-    assert "Enter a valid date/time." in bad
-    assert "No versions match these filters." in bad and not rows(bad)
+    assert "Enter a valid date/time." in bad and "Fix the filter to see versions." in bad
+    assert "a filter above cannot be read" in bad and not rows(bad)
+    total = Version.objects.filter(stream=pricing).count()
+    assert f"· {total} versions</small>" in bad  # the stream's count, not 0
 
 
 def test_the_filters_offer_the_streams_types_actors_and_branches(pricing):
