@@ -98,9 +98,23 @@ UNITS = {"count": "events", "sum": "sum of values"}
 PLOT_LEFT, PLOT_TOP, PLOT_BOTTOM = 48, 8, 28
 
 
-def _ticks(top: float) -> list[float]:
-    """Three round values from 0 to ``top`` for the y axis."""
-    return [0, top / 2, top] if top else [0]
+def _ticks(top: float, metric: str) -> list[float]:
+    """Round values from 0 to ``top`` for the y axis: the middle only where it is a value
+    the metric can take (a count of 1 has no half)."""
+    if metric == "count" and top % 2:
+        return [0, top]
+    return [0, top / 2, top]
+
+
+def _time_format(windows: Sequence[dict[str, Any]]) -> str:
+    """How to write a window's bounds: by date for windows of a day or more, with minutes
+    for an hour or more, else to the second (Django's date format)."""
+    shortest = min((w["end"] - w["start"] for w in windows), default=0)
+    if shortest >= 86_400_000:
+        return "Y-m-d"
+    if shortest >= 3_600_000:
+        return "m-d H:i"
+    return "H:i:s"
 
 
 def _label(value: float) -> str:
@@ -138,7 +152,7 @@ def chart(
         )
     y_ticks = [
         {"y": round(base - value / top * plot_height, 1), "label": _label(value)}
-        for value in _ticks(top)
+        for value in _ticks(top, metric)
     ]
     x_ticks = []
     if bars:
@@ -157,6 +171,7 @@ def chart(
         "y_ticks": y_ticks,
         "x_ticks": x_ticks,
         "unit": UNITS.get(metric, metric),
+        "time_format": _time_format([w for w, _ in shown]),
         "metric": metric,
         "open_count": len(open_windows),
         "first": bars[0] if bars else None,

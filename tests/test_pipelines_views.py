@@ -191,4 +191,18 @@ def test_the_chart_has_axes_with_units_and_draws_open_windows_as_open():
     assert [b["open"] for b in drawn["bars"]] == [False, True]
     assert drawn["bars"][1]["height"] == drawn["plot_height"]
     assert [t["end"].second for t in drawn["x_ticks"]] == [10, 20]
-    assert drawn["open_count"] == 1
+    assert drawn["open_count"] == 1 and drawn["time_format"] == "H:i:s"
+    days = [
+        {
+            "start": d * 86_400_000,
+            "end": (d + 1) * 86_400_000,
+            "count": 1,
+            "sum": 1,
+            "keys": 1,
+            "fires": 1,
+        }
+        for d in range(3)
+    ]
+    daily = chart(days, "count")
+    assert daily["time_format"] == "Y-m-d"  # not 00:00:00 under every bar
+    assert [t["label"] for t in daily["y_ticks"]] == ["0", "1"]  # no half a count
