@@ -131,7 +131,8 @@ def member_remove(request: HtmxHttpRequest, membership: Membership, member_id: i
             membership,
             title=f"Remove {member.user.get_username()} from {membership.project.name}?",
             facts=[
-                f"{member.user.get_username()}{you}, a {member.role}, loses access to every "
+                f"{member.user.get_username()}{you}, {'an' if member.role[0] in 'aeiou' else 'a'} "
+                f"{member.role}, loses access to every "
                 "stream, review and pipeline of the project",
                 "the removal is recorded in the audit trail; only an invitation brings them back",
             ],
