@@ -19,7 +19,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from continust.core.errors import ContinustError, MergeConflict, NotFound, StateReleased
+from continust.core.errors import (
+    ContinustError,
+    MergeConflict,
+    NotFound,
+    NothingToMerge,
+    StateReleased,
+)
 from continust.core.parsing import parse_number, parse_search
 from continust.documents import diff as diffs
 from continust.graph.cache import graph_for
@@ -381,12 +387,18 @@ def merge_branches(request: HttpRequest, membership: Membership, stream: Stream)
                 "head"
             )
         }
-        if source not in heads or into not in heads:
-            raise NotFound("Both branches must exist in this stream.")
+        missing = [name for name in (source, into) if name not in heads]
+        if missing:
+            raise NotFound(
+                f"stream {stream.name} has no branch {' or '.join(repr(m) for m in missing)}"
+            )
         plan = plan_merge(stream, heads[into], heads[source])
+    except NothingToMerge:
+        form.add_error(None, f"{source} is already merged into {into}: nothing to merge.")
+        return render(request, "merge.html", context)
     except ContinustError as err:
         form.add_error(None, str(err))
-        return render(request, "merge.html", context)
+        return render(request, "merge.html", context, status=400)
     conflicts = [
         {
             "path": c.path,

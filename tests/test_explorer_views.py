@@ -295,3 +295,15 @@ def test_a_form_sent_without_a_valid_csrf_token_gets_a_page_inside_the_layout(pr
     assert refused.status_code == 403 and "nothing was changed" in text
     assert "Go back" in text and "<nav" in text
     assert Branch.objects.count() == before
+
+
+def test_the_merge_page_names_branches_not_ids_and_refuses_an_unknown_one(pricing):
+    client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
+    url = reverse("merge", args=["demo", pricing.pk])
+    main = Branch.objects.get(stream=pricing, name="main").head
+    client.post(reverse("fork", args=["demo", pricing.pk]), {"at": main.pk, "name": "same"})
+    merged = client.get(url, {"source": "same", "into": "main"})
+    assert "same is already merged into main: nothing to merge." in merged.content.decode()
+    unknown = client.get(url, {"source": "nope", "into": "main"})
+    assert unknown.status_code == 400
+    assert "stream pricing has no branch &#x27;nope&#x27;" in unknown.content.decode()
