@@ -214,3 +214,10 @@ def test_a_released_version_offers_no_picks_that_cannot_work(alice, stream, chai
     text = page.content.decode()
     assert page.status_code == 200 and "Released: it cannot be compared." in text
     assert "pick as A" not in text and "pick as B" not in text
+
+
+def test_a_released_run_s_row_offers_no_picks(alice, stream, chain, compacted):
+    text = client_of(alice).get(url("stream", stream)).content.decode()
+    released_rows = [row for row in text.split('<li class="tl-row')[1:] if "released-label" in row]
+    assert released_rows and not any('class="pick-a"' in row for row in released_rows)
+    assert 'class="pick-a"' in text  # kept versions still offer them
