@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -14,6 +16,7 @@ from tests.browser.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 XSS = '<script>window.__xss=1;alert(1)</script>"><svg onload="window.__xss=2;alert(2)">'
 
 
@@ -64,6 +67,9 @@ def test_compare_with_the_keyboard_and_download_the_patch(page: Page, pricing):
     expect(page.locator("h1")).to_contain_text("Compare")
     expect(page.locator("table.diff")).to_contain_text("/trial_days")
     expect(page.locator("text=Merge base")).to_be_visible()
+    if os.environ.get("CONTINUST_SCREENSHOTS") == "1":  # refreshes docs/diff.png
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.screenshot(path=str(DOCS / "diff.png"), full_page=False)
     with page.expect_download() as download:
         page.click("text=JSON Patch")
     assert download.value.suggested_filename.endswith(".json-patch.json")
