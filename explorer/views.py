@@ -7,6 +7,7 @@ its htmx fragments as inline partials.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -152,7 +153,10 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
         return render(request, "stream.html#page", context)
     types, actors = filter_choices(stream)
     context.update(
-        branches=Branch.objects.filter(stream=stream).select_related("head").order_by("name"),
+        branches=sorted(
+            Branch.objects.filter(stream=stream).select_related("head"),
+            key=lambda branch: _natural(branch.name),
+        ),
         can_edit=membership.allows(Role.EDITOR),
         type_choices=types,
         actor_choices=actors,
@@ -164,6 +168,11 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
     if selected is not None:
         context.update(_version_context(stream, selected))
     return render(request, "stream.html", context)
+
+
+def _natural(name: str) -> list[tuple[int, int | str]]:
+    """Sort key that puts round-5 before round-45, as people count."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
 
 
 def _released_picks(context: dict[str, Any]) -> None:
