@@ -24,14 +24,14 @@ from django.db import connection, transaction
 from django.db.models import Q, Subquery
 from django.utils import timezone
 
-from continust.core.database import on_postgresql
+from continust.core.database import on_postgresql, relaxed_commit
 from continust.jobs import outbox
 from continust.models import Stream, Version, VersionParent
 from explorer.layout import LaneAllocator, ParentEdge, PlacedVersion
 from explorer.models import EdgePlace, StreamLayout, VersionPlace
 
 CHUNK = 20_000  # versions read and written per round of placing
-STEP = 2_000  # at most this many versions a page places before it draws
+STEP = 1_000  # at most this many versions a page places before it draws
 TASK = "explorer.place"
 RETRY_AFTER = timedelta(minutes=1)  # ask again if versions still wait this long after
 
@@ -129,6 +129,7 @@ def _place(stream: Stream, *, limit: int, wait: bool) -> Progress | None:
         allocator = _allocator(layout)
         versions = _read(stream, after=layout.last_version_id, limit=min(limit, CHUNK))
         if versions:
+            relaxed_commit()  # a crash loses the rows and the layout's progress together
             _place_chunk(stream, allocator, versions)
             layout.last_version_id = versions[-1][0]
             layout.allocator = allocator.state()
