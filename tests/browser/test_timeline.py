@@ -140,6 +140,23 @@ def test_the_live_tail_shows_appended_versions_without_a_reload(page: Page, pric
     assert page.locator("li.tl-row").first.get_attribute("data-version") == str(version.pk)
 
 
+def test_a_stream_still_being_placed_says_so_and_the_tail_draws_the_rest(page: Page, demo):
+    stream = create_stream(demo, "imported")
+    versions = append(stream, [NewEvent(type="t", payload={"n": n}) for n in range(1500)]).versions
+    log_in(page)
+    page.goto(f"/p/demo/s/{stream.pk}/")
+    page.evaluate("window.__same_document = true")
+    rows = page.locator("li.tl-row")
+    assert rows.first.get_attribute("data-version") == str(versions[999].pk)
+    expect(page.locator(".placing")).to_contain_text("Placing 500 newer versions")
+    # The live tail's next look places the rest and draws the newest page.
+    newest = page.locator(f"li.tl-row[data-version='{versions[-1].pk}']")
+    expect(newest).to_have_count(1, timeout=20_000)
+    expect(page.locator(".placing")).to_have_count(0)
+    assert rows.first.get_attribute("data-version") == str(versions[-1].pk)
+    assert page.evaluate("window.__same_document") is True
+
+
 # CONTINUST_SCREENSHOTS=1 refreshes docs/timeline.png; a plain run leaves docs alone.
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "timeline.png"
 
