@@ -31,7 +31,8 @@ from explorer.layout import LaneAllocator, ParentEdge, PlacedVersion
 from explorer.models import EdgePlace, StreamLayout, VersionPlace
 
 CHUNK = 20_000  # versions read and written per round of placing
-STEP = 1_000  # at most this many versions a page places before it draws
+STEP = 500  # at most this many versions a page places before it draws
+COUNTED = 10_000  # waiting versions are counted up to this many, so a look stays cheap
 TASK = "explorer.place"
 RETRY_AFTER = timedelta(minutes=1)  # ask again if versions still wait this long after
 
@@ -39,7 +40,8 @@ RETRY_AFTER = timedelta(minutes=1)  # ask again if versions still wait this long
 @dataclass(frozen=True)
 class Progress:
     """How far a stream is placed: the allocator's state after the newest placed
-    version, that version's id (0 when none is), and how many versions wait."""
+    version, that version's id (0 when none is), and how many versions wait (counted
+    up to `COUNTED` + 1: more than `COUNTED` is all a page says)."""
 
     allocator: LaneAllocator
     last_placed: int
@@ -87,7 +89,7 @@ def place_for_page(stream: Stream) -> Progress:
         progress = Progress(
             _allocator(layout),
             last,
-            Version.objects.filter(stream=stream, id__gt=last).count(),
+            _waiting(stream, last),
         )
     request_placing(stream)
     return progress
@@ -106,6 +108,11 @@ def request_placing(stream: Stream) -> None:
     ):
         return
     outbox.enqueue(TASK, [stream.pk], key=key)
+
+
+def _waiting(stream: Stream, last: int) -> int:
+    """How many versions after ``last`` wait to be placed, up to `COUNTED` + 1."""
+    return Version.objects.filter(stream=stream, id__gt=last)[: COUNTED + 1].count()
 
 
 def _allocator(layout: StreamLayout | None) -> LaneAllocator:
@@ -135,9 +142,7 @@ def _place(stream: Stream, *, limit: int, wait: bool) -> Progress | None:
             layout.allocator = allocator.state()
             layout.save()
         waiting = (
-            Version.objects.filter(stream=stream, id__gt=layout.last_version_id).count()
-            if len(versions) == min(limit, CHUNK)
-            else 0
+            _waiting(stream, layout.last_version_id) if len(versions) == min(limit, CHUNK) else 0
         )
     return Progress(allocator, layout.last_version_id, waiting)
 

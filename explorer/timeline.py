@@ -21,7 +21,7 @@ from continust.read.timeline import (
 )
 from explorer.layout import EdgeMark, PageLayout, ParentEdge, PlacedVersion, page_layout
 from explorer.models import VersionPlace
-from explorer.placement import page_edges, place_for_page
+from explorer.placement import COUNTED, page_edges, place_for_page
 
 PAGE_ROWS = 100
 ROW_HEIGHT = 28
@@ -151,6 +151,20 @@ class Page:
     newest: int | None = None
     edges: list[tuple[EdgeMark, str]] = field(default_factory=list)  # with each one's colour
     placing: int = 0  # newer versions not placed yet, so not drawn yet
+
+    @property
+    def total_label(self) -> str:
+        """The stream's number of versions, as the page's heading says it."""
+        if self.placing > COUNTED:
+            return f"more than {self.total - 1} versions"
+        return f"{self.total} version{'s' if self.total != 1 else ''}"
+
+    @property
+    def placing_label(self) -> str:
+        """How many versions wait to be placed, as the notice says it."""
+        if self.placing > COUNTED:
+            return f"more than {COUNTED:,} newer versions"
+        return f"{self.placing:,} newer version{'s' if self.placing != 1 else ''}"
 
     @property
     def size(self) -> tuple[str, str]:
