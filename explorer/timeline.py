@@ -13,10 +13,15 @@ from urllib.parse import urlencode
 
 from continust.log.states import released_run
 from continust.models import Event, ReleasedRun, ReleasedVersion, Stream, Version
-from continust.read.timeline import Filters, TimelineRow, newest_id, timeline_page
+from continust.read.timeline import (
+    Filters,
+    TimelinePage,
+    TimelineRow,
+    timeline_page,
+)
 from explorer.layout import EdgeMark, PageLayout, ParentEdge, PlacedVersion, page_layout
 from explorer.models import VersionPlace
-from explorer.placement import page_edges, place_new_versions
+from explorer.placement import COUNTED, page_edges, place_for_page
 
 PAGE_ROWS = 100
 ROW_HEIGHT = 28
@@ -145,6 +150,21 @@ class Page:
     filtered: bool = False
     newest: int | None = None
     edges: list[tuple[EdgeMark, str]] = field(default_factory=list)  # with each one's colour
+    placing: int = 0  # newer versions not placed yet, so not drawn yet
+
+    @property
+    def total_label(self) -> str:
+        """The stream's number of versions, as the page's heading says it."""
+        if self.placing > COUNTED:
+            return f"more than {self.total - 1} versions"
+        return f"{self.total} version{'s' if self.total != 1 else ''}"
+
+    @property
+    def placing_label(self) -> str:
+        """How many versions wait to be placed, as the notice says it."""
+        if self.placing > COUNTED:
+            return f"more than {COUNTED:,} newer versions"
+        return f"{self.placing:,} newer version{'s' if self.placing != 1 else ''}"
 
     @property
     def size(self) -> tuple[str, str]:
@@ -168,15 +188,33 @@ def build_page(
     """Return the page of versions older than ``before`` (the newest page by default).
 
     Without filters the page is drawn with its lines; filtered, the matching versions
-    stand in their lanes without lines.
+    stand in their lanes without lines. While newer versions wait to be placed (see
+    `explorer.placement`), the pages end at the newest placed version and say how many
+    wait; ``newest`` is then that version, so the live tail shows the rest once placed.
     """
     filters = filters or Filters()
-    allocator = place_new_versions(stream)
-    read = timeline_page(stream, before=before, limit=PAGE_ROWS, filters=filters)
+    progress = place_for_page(stream)
+    allocator = progress.allocator
+    # Only placed versions are drawn: pages end at the newest one placed.
+    newest = (progress.last_placed or None) if before is None else None
+    before = progress.last_placed + 1 if before is None else min(before, progress.last_placed + 1)
+    if progress.last_placed:
+        read = timeline_page(stream, before=before, limit=PAGE_ROWS, filters=filters)
+    else:
+        read = TimelinePage([], None)
     width: float = allocator.lanes * LANE_WIDTH
-    newest = newest_id(stream) if before is None else None
     if not read.rows:
-        return Page([], None, width, 0, None, allocator.rows, filters.active, newest)
+        return Page(
+            [],
+            None,
+            width,
+            0,
+            None,
+            allocator.rows + progress.waiting,
+            filters.active,
+            newest,
+            placing=progress.waiting,
+        )
     places = {
         vid: PlacedVersion(vid, row, lane)
         for vid, row, lane in VersionPlace.objects.filter(
@@ -191,7 +229,13 @@ def build_page(
             for index, p in enumerate(placed)
         ]
     else:
-        edges = page_edges(stream, top=placed[0].row, bottom=placed[-1].row, lanes=allocator.lanes)
+        edges = page_edges(
+            stream,
+            top=placed[0].row,
+            bottom=placed[-1].row,
+            lanes=allocator.lanes,
+            rows=allocator.rows,
+        )
         shown, edges = _fold_runs(placed, edges, read.rows)
         layout = page_layout(shown, edges, row_height=ROW_HEIGHT, lane_width=LANE_WIDTH)
         points = [(node.y, node.x) for node in layout.nodes]
@@ -223,10 +267,11 @@ def build_page(
         width,
         len(rows) * ROW_HEIGHT,
         read.next,
-        allocator.rows,
+        allocator.rows + progress.waiting,
         filters.active,
         newest,
         [(edge, str(lane_colour(edge.lane))) for edge in layout.edges] if layout else [],
+        placing=progress.waiting,
     )
 
 

@@ -128,8 +128,8 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
     _released_picks(context)
     if fragment == "compare":
         return render(request, "stream.html#compare-bar", context)
+    after = _int(request, "after")
     if fragment == "tail":
-        after = _int(request, "after")
         newest = newest_id(stream)
         if newest is None or (after is not None and newest <= after):
             return HttpResponse(status=204)
@@ -143,6 +143,8 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
         page = build_page(
             stream, before=before, filters=filters, previous_day=request.GET.get("day")
         )
+    if fragment == "tail" and after is not None and (page.newest or 0) <= after:
+        return HttpResponse(status=204)  # newer versions wait to be placed; none drawn yet
     link_rows(
         page,
         stream_url=reverse("stream", args=[membership.project.slug, stream.pk]),

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from continust.log.store import NewEvent, append, fork, merge
-from continust.models import Project, Role, Stream, Version
+from continust.models import OutboxMessage, Project, Role, Stream, Version
 from explorer.layout import EDGE_KINDS
 from explorer.placement import place_new_versions
 
@@ -124,3 +124,83 @@ def test_opening_a_stream_costs_the_same_queries_whatever_its_length(project, st
 
     short = queries(150)
     assert queries(1500) == short
+
+
+def test_a_long_unplaced_stream_opens_after_placing_one_step(project, stream, monkeypatch):
+    """A page places at most STEP new versions, draws what is placed, says how many
+    wait, and asks the background task for the rest (the first open used to place all)."""
+    from explorer import placement
+    from explorer.models import VersionPlace
+
+    monkeypatch.setattr(placement, "STEP", 20, raising=False)  # the old code had no step
+    versions = append(stream, [NewEvent(type="t", payload={"n": n}) for n in range(75)]).versions
+    client, url = admin(stream), reverse("stream", args=[project.slug, stream.pk])
+    body = client.get(url).content.decode()
+    assert VersionPlace.objects.filter(stream=stream).count() == 20
+    assert "Placing 55 newer versions…" in body
+    shown = rows(body)
+    assert len(shown) == 20
+    assert shown[0].startswith(f'<li class="tl-row" data-version="{versions[19].pk}"')
+    assert '<span class="num">#20</span>' in shown[0]
+    assert (
+        OutboxMessage.objects.filter(task="explorer.place", key=f"place:{stream.pk}").count() == 1
+    )
+    # The live tail places the next step and draws it, still saying what waits.
+    tail = client.get(f"{url}?fragment=tail&after={versions[19].pk}", HTTP_HX_REQUEST="true")
+    body = tail.content.decode()
+    assert tail.status_code == 200 and "Placing 35 newer versions…" in body
+    assert rows(body)[0].startswith(f'<li class="tl-row" data-version="{versions[39].pk}"')
+    # Asked once: a second look within the minute does not ask again.
+    assert OutboxMessage.objects.filter(key=f"place:{stream.pk}").count() == 1
+
+
+def test_placing_in_steps_and_in_the_background_gives_the_layout_of_placing_at_once(
+    project, stream, monkeypatch
+):
+    from explorer import placement
+    from explorer.layout import LaneAllocator, PlacedVersion
+    from explorer.models import EdgePlace, VersionPlace
+    from explorer.tasks import place_stream
+
+    monkeypatch.setattr(placement, "STEP", 7)
+    monkeypatch.setattr(placement, "CHUNK", 11)
+    (root,) = append(stream, [NewEvent(type="t", payload={"n": 0})]).versions
+    for round_ in range(4):
+        fork(stream, f"side{round_}", root)
+        append(
+            stream, [NewEvent(type="s", payload={"s": n}) for n in range(5)], branch=f"side{round_}"
+        )
+        append(stream, [NewEvent(type="t", payload={"n": n}) for n in range(9)])
+        if round_ % 2:
+            merge(stream, f"side{round_}", "main")
+    client, url = admin(stream), reverse("stream", args=[project.slug, stream.pk])
+    assert "Placing" in client.get(url).content.decode()
+    assert place_stream(stream.pk) == Version.objects.filter(stream=stream).count()
+    body = client.get(url).content.decode()
+    assert "Placing" not in body
+
+    allocator, expected, expected_edges = LaneAllocator(), {}, set()
+    for version in Version.objects.filter(stream=stream).order_by("id"):
+        parents = [expected[link.parent_id] for link in version.parent_links.order_by("index")]
+        spot = allocator.place(parents)
+        expected[version.pk] = PlacedVersion(version.pk, spot.row, spot.lane)
+        expected_edges |= {
+            (version.pk, parent.id, index, lane)
+            for index, (parent, lane) in enumerate(zip(parents, spot.edge_lanes, strict=True))
+        }
+    stored = {
+        vid: PlacedVersion(vid, row, lane)
+        for vid, row, lane in VersionPlace.objects.filter(stream=stream).values_list(
+            "version_id", "row", "lane"
+        )
+    }
+    assert stored == expected
+    assert (
+        set(
+            EdgePlace.objects.filter(stream=stream).values_list(
+                "child_id", "parent_id", "index", "lane"
+            )
+        )
+        == expected_edges
+    )
+    assert place_stream(stream.pk) == len(expected)  # a second delivery changes nothing

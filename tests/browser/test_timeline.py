@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 from continust.log.projects import create_stream
 from continust.log.store import NewEvent, append
 from continust.models import Project, Stream, Version
+from explorer.placement import STEP, place_new_versions
 from tests.browser.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -33,6 +34,7 @@ def pricing(demo):
 def test_scrolling_the_box_loads_every_page_down_to_the_root(page: Page, demo):
     stream = create_stream(demo, "long")
     append(stream, [NewEvent(type=f"t{n % 3}", payload={"n": n}) for n in range(2000)])
+    place_new_versions(stream)  # as the background task does: a page places STEP at most
     ids = list(Version.objects.filter(stream=stream).values_list("id", flat=True))
     log_in(page)
     page.goto(f"/p/demo/s/{stream.pk}/")
@@ -136,6 +138,25 @@ def test_the_live_tail_shows_appended_versions_without_a_reload(page: Page, pric
     expect(page.locator("li.tl-row")).to_have_count(before + 1)
     assert page.evaluate("window.__same_document") is True
     assert page.locator("li.tl-row").first.get_attribute("data-version") == str(version.pk)
+
+
+def test_a_stream_still_being_placed_says_so_and_the_tail_draws_the_rest(page: Page, demo):
+    stream = create_stream(demo, "imported")
+    versions = append(
+        stream, [NewEvent(type="t", payload={"n": n}) for n in range(3 * STEP)]
+    ).versions
+    log_in(page)
+    page.goto(f"/p/demo/s/{stream.pk}/")
+    page.evaluate("window.__same_document = true")
+    rows = page.locator("li.tl-row")
+    assert rows.first.get_attribute("data-version") == str(versions[STEP - 1].pk)
+    expect(page.locator(".placing")).to_contain_text(f"Placing {2 * STEP:,} newer versions")
+    # The live tail's looks place the rest (a step each) and draw the newest page.
+    newest = page.locator(f"li.tl-row[data-version='{versions[-1].pk}']")
+    expect(newest).to_have_count(1, timeout=20_000)
+    expect(page.locator(".placing")).to_have_count(0)
+    assert rows.first.get_attribute("data-version") == str(versions[-1].pk)
+    assert page.evaluate("window.__same_document") is True
 
 
 # CONTINUST_SCREENSHOTS=1 refreshes docs/timeline.png; a plain run leaves docs alone.
