@@ -22,11 +22,11 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET
 
-from continust.audit import reports, trail
+from continust.audit import reports
 from continust.core.errors import ContinustError
 from continust.models import Membership, Stream
 from explorer.access import actor_of, member_required, review_for
-from explorer.forms import StreamField
+from explorer.forms import StreamField, offer_streams_of
 from explorer.jsontree import json_text
 
 REPORT_FORMATS = ("html", "pdf", "json", "csv")
@@ -43,11 +43,7 @@ class RangeForm(forms.Form):
 
     def __init__(self, project: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["stream"]
-        assert isinstance(field, forms.ModelChoiceField)
-        field.queryset = (
-            Stream.objects.filter(project=project).exclude(name=trail.AUDIT_STREAM).order_by("name")
-        )
+        offer_streams_of(self, project)
 
 
 # -- reports -------------------------------------------------------------------------------

@@ -6,6 +6,9 @@ from typing import Any
 
 from django import forms
 
+from continust.audit import trail
+from continust.models import Stream
+
 
 class FilterForm(forms.Form):
     """Timeline filters; the text fields offer the stream's branches, event types and
@@ -46,3 +49,12 @@ class StreamField(forms.ModelChoiceField):  # type: ignore[type-arg]
 
     def label_from_instance(self, obj: Any) -> str:
         return str(obj.name)
+
+
+def offer_streams_of(form: forms.Form, project: Any) -> None:
+    """Let ``form``'s ``stream`` field offer the project's streams, but its audit stream."""
+    field = form.fields["stream"]
+    assert isinstance(field, forms.ModelChoiceField)
+    field.queryset = (
+        Stream.objects.filter(project=project).exclude(name=trail.AUDIT_STREAM).order_by("name")
+    )

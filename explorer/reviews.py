@@ -30,7 +30,7 @@ from continust.log.states import state_of
 from continust.models import Branch, Event, Membership, Review, Role, Stream, Version
 from explorer.access import actor_of, member_required, refuse, review_for
 from explorer.audit import REPORT_FORMATS
-from explorer.forms import StreamField
+from explorer.forms import StreamField, offer_streams_of
 from explorer.jsontree import json_text
 
 TIMELINE_LIMIT = 200
@@ -59,11 +59,7 @@ class OpenReviewForm(forms.Form):
 
     def __init__(self, project: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["stream"]
-        assert isinstance(field, forms.ModelChoiceField)
-        field.queryset = (
-            Stream.objects.filter(project=project).exclude(name=trail.AUDIT_STREAM).order_by("name")
-        )
+        offer_streams_of(self, project)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from continust.models import Project, Stream
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM use from the
 # test body is still synchronous and safe here.
@@ -59,3 +63,16 @@ def log_in(page: Page, username: str = "demo", password: str = "demo") -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url("**/")
+
+
+@pytest.fixture
+def demo() -> Project:
+    """The small demo project (the full one runs a pipeline in-process, whose event loop
+    cannot start under the session's Playwright)."""
+    call_command("seed_demo", "--small", stdout=StringIO())
+    return Project.objects.get(slug="demo")
+
+
+@pytest.fixture
+def pricing(demo: Project) -> Stream:
+    return Stream.objects.get(project=demo, name="pricing")

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import os
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
 from continust.log.store import NewEvent, append
-from continust.models import Branch, Project, Stream, Version
+from continust.models import Branch, Stream, Version
 from tests.browser.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 XSS = '<script>window.__xss=1;alert(1)</script>"><svg onload="window.__xss=2;alert(2)">'
-
-
-@pytest.fixture
-def demo():
-    call_command("seed_demo", "--small", stdout=StringIO())
-    return Project.objects.get(slug="demo")
-
-
-@pytest.fixture
-def pricing(demo):
-    return Stream.objects.get(project=demo, name="pricing")
 
 
 def test_browse_scroll_and_open_a_version(page: Page, pricing):

@@ -4,31 +4,18 @@ the address holds, no inline style after Back, the live tail."""
 from __future__ import annotations
 
 import os
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
 from continust.log.projects import create_stream
 from continust.log.store import NewEvent, append
-from continust.models import Project, Stream, Version
+from continust.models import Stream, Version
 from explorer.placement import STEP, place_new_versions
 from tests.browser.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def demo():
-    call_command("seed_demo", "--small", stdout=StringIO())
-    return Project.objects.get(slug="demo")
-
-
-@pytest.fixture
-def pricing(demo):
-    return Stream.objects.get(project=demo, name="pricing")
 
 
 def test_scrolling_the_box_loads_every_page_down_to_the_root(page: Page, demo):
