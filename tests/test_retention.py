@@ -232,3 +232,9 @@ def test_a_released_state_is_an_error_not_a_guess(stream: Stream) -> None:
     with pytest.raises(StateReleased, match="released"):
         state_of(versions[0])
     assert state_of(versions[-1]) == {"n": 5}
+
+
+@pytest.mark.parametrize("age", [0, -1, -(10**24), 10**24])
+def test_a_horizon_age_in_seconds_outside_its_range_is_refused_not_an_overflow(age):
+    with pytest.raises(InvalidEvent, match="horizon age"):
+        parse_age(age)

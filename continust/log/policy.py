@@ -92,6 +92,8 @@ def parse_age(text: str | int | timedelta | None) -> timedelta | None:
     if isinstance(text, timedelta):
         age = text
     elif isinstance(text, int):
+        if text <= 0:
+            raise InvalidEvent("a horizon age must be positive")
         if text > MAX_AGE.total_seconds():
             raise InvalidEvent("a horizon age is at most 5200w (a century)")
         age = timedelta(seconds=text)

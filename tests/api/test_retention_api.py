@@ -137,6 +137,9 @@ def test_an_ephemeral_horizon_takes_versions_and_an_age(alice_api, stream):
         ({"kind": "ephemeral", "horizon_age": "3 fortnights"}, "not an age"),
         ({"kind": "ephemeral", "horizon_age": "99999999999999w"}, "at most 5200w"),
         ({"kind": "ephemeral", "horizon_age": 10**15}, "at most 5200w"),
+        # schemathesis seed 3655437882: a huge negative age overflowed timedelta, a 500
+        ({"kind": "ephemeral", "horizon_age": -1511034213330209050984448}, "must be positive"),
+        ({"kind": "ephemeral", "horizon_age": 0}, "must be positive"),
         ({"kind": "eternal", "snapshot_every": 5}, "eternal policies take no snapshot_every"),
         ({"kind": "selective", "horizon_age": "1d"}, "selective policies take no horizon_age"),
     ],
