@@ -307,3 +307,9 @@ def test_the_merge_page_names_branches_not_ids_and_refuses_an_unknown_one(pricin
     unknown = client.get(url, {"source": "nope", "into": "main"})
     assert unknown.status_code == 400
     assert "stream pricing has no branch &#x27;nope&#x27;" in unknown.content.decode()
+
+
+def test_every_page_links_to_the_api_tokens(demo, pricing):
+    client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
+    for url in (reverse("home"), reverse("stream", args=["demo", pricing.pk])):
+        assert f'href="{reverse("api-tokens")}"' in client.get(url).content.decode()
