@@ -91,16 +91,26 @@ def _int(request: HttpRequest, name: str) -> int | None:
     return parse_number(value, f"?{name}=") if value else None
 
 
-def _picked(stream: Stream, request: HttpRequest, name: str) -> Version | None:
+def _picked(
+    stream: Stream,
+    request: HttpRequest,
+    name: str,
+    missing: str = "stream {stream} has no version {id}",
+) -> Version | None:
+    """The version the query parameter ``name`` names; none when it names none. A number
+    that is no version of this stream is a NotFound (a 404 page), said as ``missing``."""
     number = _int(request, name)
     if number is None:
         return None
-    return (
+    found = (
         Version.objects.filter(stream=stream, pk=number)
         .select_related("event")
         .defer("event__payload")
         .first()
     )
+    if found is None:
+        raise NotFound(missing.format(stream=stream.name, id=number))
+    return found
 
 
 @require_GET
@@ -122,9 +132,6 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
         "b": _picked(stream, request, "b"),
     }
     selected = _picked(stream, request, "v")
-    for name, found in (("v", selected), ("a", context["a"]), ("b", context["b"])):
-        if found is None and _int(request, name) is not None:  # named, but not of this stream
-            raise NotFound(f"stream {stream.name} has no version {_int(request, name)}")
     _released_picks(context)
     if fragment == "compare":
         return render(request, "stream.html#compare-bar", context)
@@ -248,10 +255,8 @@ def version_state(
 @require_GET
 @member_required()
 def compare(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
-    a, b = _picked(stream, request, "a"), _picked(stream, request, "b")
-    for name, picked in (("a", a), ("b", b)):
-        if picked is None and _int(request, name) is not None:
-            raise Http404(f"Stream {stream.name} has no version {_int(request, name)} to compare.")
+    missing = "Stream {stream} has no version {id} to compare."
+    a, b = _picked(stream, request, "a", missing), _picked(stream, request, "b", missing)
     if a is None or b is None:
         raise Http404("Pick two versions of this stream to compare.")
     try:
