@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from continust.core.errors import ContinustError, NotFound
 from continust.models import Membership, Pipeline, Role, WindowResult
 from continust.pipelines import control, registry
-from explorer.access import HtmxHttpRequest, member_required
+from explorer.access import HtmxHttpRequest, actor_of, member_required
 from explorer.confirm import confirmation, confirmed
 
 CHART_WIDTH = 640
@@ -264,7 +264,7 @@ def pipeline_create(request: HttpRequest, membership: Membership) -> HttpRespons
                 data["name"],
                 definition=data["definition"],
                 params=data["params"],
-                actor=request.user.get_username(),
+                actor=actor_of(request),
             )
         except ContinustError as err:
             form.add_error(None, str(err))

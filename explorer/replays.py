@@ -26,7 +26,7 @@ from continust.documents import diff as diffs
 from continust.log.reducers import registered
 from continust.models import Branch, Membership, Replay, ReplayStatus, Role, Stream
 from continust.replays import replay as replays
-from explorer.access import HtmxHttpRequest, member_required
+from explorer.access import HtmxHttpRequest, actor_of, member_required
 from explorer.confirm import confirmation, confirmed
 
 DIFF_LIMIT = 500
@@ -180,7 +180,7 @@ def replay_start(request: HttpRequest, membership: Membership, stream: Stream) -
                 skip_events=form.words(data["skip_events"]),
                 until=data["until"],
                 reducer_version=data["reducer_version"],
-                actor=request.user.get_username(),
+                actor=actor_of(request),
             )
         except ContinustError as err:
             form.add_error(None, str(err))
@@ -233,7 +233,7 @@ def replay_cancel(
             problem="" if not replay.finished else f"replay {replay.pk} is already {replay.status}",
         )
     try:
-        replays.cancel(replay, actor=request.user.get_username())
+        replays.cancel(replay, actor=actor_of(request))
     except ContinustError as err:
         messages.error(request, str(err))
     else:
@@ -279,7 +279,7 @@ def replay_promote(
             problem=problem,
         )
     try:
-        branch = replays.promote(replay, actor=request.user.get_username())
+        branch = replays.promote(replay, actor=actor_of(request))
     except ContinustError as err:
         messages.error(request, str(err))
     else:
@@ -313,7 +313,7 @@ def replay_discard(
             problem=problem,
         )
     try:
-        done = replays.discard(replay, actor=request.user.get_username())
+        done = replays.discard(replay, actor=actor_of(request))
     except ContinustError as err:
         messages.error(request, str(err))
     else:

@@ -25,7 +25,7 @@ from continust.log.policy import Policy, format_age, make_policy, policy_of
 from continust.models import Compaction, Membership, Retention, Role, Stream
 from continust.retention import compaction
 from continust.retention.policies import set_policy
-from explorer.access import HtmxHttpRequest, member_required
+from explorer.access import HtmxHttpRequest, actor_of, member_required
 from explorer.confirm import confirmation, confirmed
 
 HISTORY_LIMIT = 50
@@ -129,7 +129,7 @@ def retention_policy(request: HttpRequest, membership: Membership, stream: Strea
     form = RetentionForm(request.POST)
     if form.is_valid():
         try:
-            set_policy(stream, form.policy, actor=request.user.get_username())
+            set_policy(stream, form.policy, actor=actor_of(request))
         except ContinustError as err:
             form.add_error(None, str(err))
         else:
@@ -192,7 +192,7 @@ def compaction_start(
             problem=problem,
         )
     try:
-        job = compaction.request(stream, actor=request.user.get_username())
+        job = compaction.request(stream, actor=actor_of(request))
     except ContinustError as err:
         messages.error(request, str(err))
     else:

@@ -38,7 +38,7 @@ from continust.log.store import fork, merge, plan_merge
 from continust.models import Branch, Event, Membership, Role, Stream, Version
 from continust.read.timeline import filter_choices, newest_id
 from continust.read.versions import read_version, with_first_versions
-from explorer.access import AuthenticatedHttpRequest, HtmxHttpRequest, member_required
+from explorer.access import AuthenticatedHttpRequest, HtmxHttpRequest, actor_of, member_required
 from explorer.causality import causation_graph
 from explorer.errors import error_page
 from explorer.forms import FilterForm, ForkForm, MergeForm
@@ -372,7 +372,7 @@ def fork_branch(request: HtmxHttpRequest, membership: Membership, stream: Stream
     if at is None:
         raise Http404("No such version.")
     try:
-        branch = fork(stream, form.cleaned_data["name"], at, actor=request.user.get_username())
+        branch = fork(stream, form.cleaned_data["name"], at, actor=actor_of(request))
     except ContinustError as err:
         messages.error(request, str(err))
         return redirect(url + f"?v={at.pk}")
@@ -446,7 +446,7 @@ def merge_branches(request: HttpRequest, membership: Membership, stream: Stream)
             stream,
             source,
             into,
-            actor=request.user.get_username(),
+            actor=actor_of(request),
             resolutions=resolutions,
             expected_head=heads[into].pk,
         )
