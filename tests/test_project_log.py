@@ -181,3 +181,21 @@ def test_an_append_wakes_a_listener_with_its_project():
         assert wakeups.wait(0.05) == set()
         put(stream, {"a": 1})
         assert wakeups.wait(5) == {project.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_transaction_open_in_another_database_does_not_hold_readers_back():
+    if connection.vendor != "postgresql":
+        pytest.skip("one SQLite database per file")
+    import psycopg
+
+    params = connection.get_connection_params()
+    params = {k: v for k, v in params.items() if k not in ("cursor_factory", "context")}
+    params["dbname"] = "postgres"
+    with psycopg.connect(**params) as elsewhere:
+        elsewhere.execute("SELECT pg_current_xact_id()")  # holds a transaction id, open
+        stream = create_stream(create_project("apart"), "s")
+        put(stream, {"a": 1})
+        assert [e.event.payload for e in read_log(stream.project).entries] == [{"a": 1}]
+        elsewhere.rollback()

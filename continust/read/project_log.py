@@ -11,8 +11,9 @@ missed and nothing comes twice, however many writers commit meanwhile:
   reader that saw 11 would pass 10 by for good. So each event records its transaction
   (an ``xid8``, which never wraps; migration 0015), the log is ordered by (transaction,
   position), and a read returns only events written by transactions older than the
-  oldest one still running when it reads (``pg_snapshot_xmin``): every later commit has
-  a transaction at least that new, so it can only ever land after what was returned.
+  oldest one still running when it reads (from its snapshot, leaving out those
+  ``pg_stat_activity`` shows in other databases): every later commit has a transaction
+  at least that new, so it can only ever land after what was returned.
   An event appears once its transaction and every older one have ended.
   A reader inside a transaction that has itself appended also gets its own events
   (as everywhere in a transaction), and goes on from the last one it was given.
@@ -137,10 +138,10 @@ def _read_postgresql(events: QuerySet[Event], after: LogPosition, limit: int) ->
             select={"log_tx": "continust_event.tx::text::bigint"},
             where=[
                 "(continust_event.tx, continust_event.position) > (%s::text::xid8, %s)",
-                "(continust_event.tx < pg_snapshot_xmin(pg_current_snapshot())"
+                "(continust_event.tx < %s::text::xid8"
                 " OR continust_event.tx = pg_current_xact_id_if_assigned())",
             ],
-            params=[str(after.tx), after.position],
+            params=[str(after.tx), after.position, str(horizon)],
             order_by=["continust_event.tx", "continust_event.position"],
         )[:limit]
     )
@@ -174,15 +175,33 @@ def _past(end: LogPosition, after: LogPosition, entries: list[LogEntry]) -> LogP
 
 
 def _settled_below() -> tuple[int, bool]:
-    """The oldest transaction still running in this snapshot (all older ones ended), and
-    whether this transaction has written."""
+    """The oldest transaction still running that may write to this database (every older
+    one has ended), and whether this transaction has written.
+
+    The snapshot's oldest running transaction (``pg_snapshot_xmin``) counts transactions
+    of every database on the server; one that ``pg_stat_activity`` shows working in
+    another database cannot write here, so it does not hold readers back. One that has
+    ended since the snapshot, or whose database this role may not see, still counts.
+    """
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,"
-            " pg_current_xact_id_if_assigned() IS NOT NULL"
-        )
+        cursor.execute(_HORIZON)
         row = cursor.fetchone()
     return int(row[0]), bool(row[1])
+
+
+_HORIZON = """
+WITH snap AS (SELECT pg_current_snapshot() AS s),
+elsewhere AS (
+    SELECT backend_xid FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND datid IS DISTINCT FROM
+          (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+SELECT COALESCE(
+           (SELECT min(running)::text::bigint FROM snap, pg_snapshot_xip(snap.s) AS running
+            WHERE xid(running) NOT IN (SELECT backend_xid FROM elsewhere)),
+           (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap)),
+       pg_current_xact_id_if_assigned() IS NOT NULL
+"""
 
 
 def _tx(event: Any) -> int:
