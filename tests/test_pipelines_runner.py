@@ -284,8 +284,14 @@ class SlowSink(WindowResultSink):
 
     async def prepare(self, batch):
         assert self.runner is not None
-        await asyncio.sleep(0.04)
-        self.depths.append(self.runner.queues[-1].qsize())
+        # Slower than the source: in the steady part, wait (without a clock to race)
+        # until the source has had time to fill the queue, however loaded the machine.
+        queue = self.runner.queues[-1]
+        for _ in range(200 if len(self.depths) < 50 else 1):
+            await asyncio.sleep(0.01)
+            if queue.full():
+                break
+        self.depths.append(queue.qsize())
         self.in_flight.append(self.runner.next_epoch - 1 - batch.epoch)
 
 
