@@ -26,6 +26,7 @@ from continust.core.errors import (
     StateReleased,
     UnknownCausation,
 )
+from continust.documents.diff import NullNotExpressible
 
 STATUS_TABLE = """\
 | status | code | when |
@@ -47,7 +48,9 @@ policy released; its hashes and place in the graph remain |
 before it is read), an event payload above `CONTINUST_MAX_PAYLOAD_BYTES` |
 | 422 | `unknown_causation`, `reducer_rejected`, `invalid_event` | a well-formed request the \
 domain rejects: a causation id naming no earlier event of the project, a reducer refusing an \
-event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer |
+event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer; \
+`null_not_expressible`: a merge-patch diff to a state that sets a value to null, which RFC 7396 \
+cannot say (`paths` names them; ask for the JSON Patch) |
 | 503 | `database_busy` | a write that timed out waiting for the database's lock (SQLite \
 has one writer at a time); `Retry-After` says when to try again |
 
@@ -115,6 +118,10 @@ def simple_handler(status: int, code: str) -> Callable[[HttpRequest, Any], HttpR
     return handler
 
 
+def _on_null_not_expressible(request: HttpRequest, exc: Any) -> HttpResponse:
+    return error_response(422, "null_not_expressible", str(exc), paths=list(exc.paths))
+
+
 def _on_operational_error(request: HttpRequest, exc: Any) -> HttpResponse:
     if not is_busy(exc):
         raise exc
@@ -130,6 +137,7 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(HttpError, _on_http_error)
     api.add_exception_handler(AuthenticationError, _on_unauthorized)
     api.add_exception_handler(ConcurrencyConflict, _on_conflict)
+    api.add_exception_handler(NullNotExpressible, _on_null_not_expressible)
     handlers: dict[type[Exception], tuple[int, str]] = {
         InvalidName: (400, "invalid_name"),
         NotFound: (404, "not_found"),

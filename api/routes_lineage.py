@@ -22,6 +22,7 @@ from api.schemas import (
     AncestorsOut,
     BetweenOut,
     ChangesOut,
+    Error,
     JsonPatchOut,
     MergeBasesOut,
     MergePatchOut,
@@ -190,11 +191,15 @@ def diff_json_patch(
     return _pair_page(a, b, operations, start, query.limit)
 
 
-@router.get(STREAM + "/diff/merge-patch", response={200: MergePatchOut, **STATE_ERRORS})
+@router.get(STREAM + "/diff/merge-patch", response={200: MergePatchOut, **STATE_ERRORS, 422: Error})
 def diff_merge_patch(
     request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[PairQuery]
 ) -> dict[str, Any]:
-    """The diff as one RFC 7396 merge patch (a document, as large as the states at most)."""
+    """The diff as one RFC 7396 merge patch (a document, as large as the states at most).
+
+    A merge patch reads null as "remove", so it cannot set a value to null: when b's
+    state has a null the patch would have to say, the answer is 422
+    `null_not_expressible` naming those `paths` (the JSON Patch diff can say it)."""
     stream = stream_for(request, slug, name)
     a, b = _pair(stream, query)
     return {"a": a.pk, "b": b.pk, "merge_patch": merge_patch(state_of(a), state_of(b))}

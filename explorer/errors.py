@@ -21,6 +21,7 @@ TITLES = {
     403: "Not allowed",
     404: "Not found",
     410: "Released by the retention policy",
+    422: "That cannot be done",
 }
 
 

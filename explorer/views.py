@@ -265,11 +265,14 @@ def compare(request: HttpRequest, membership: Membership, stream: Stream) -> Htt
         return _gone(request, err)
     fmt = request.GET.get("format")
     if fmt in {"json-patch", "merge-patch"}:
-        body = (
-            diffs.to_json_patch(before, after)
-            if fmt == "json-patch"
-            else diffs.merge_patch(before, after)
-        )
+        try:
+            body = (
+                diffs.to_json_patch(before, after)
+                if fmt == "json-patch"
+                else diffs.merge_patch(before, after)
+            )
+        except diffs.NullNotExpressible as err:
+            return error_page(request, 422, f"v{b.pk} cannot be reached from v{a.pk} by {err}.")
         response = JsonResponse(body, safe=False, json_dumps_params={"indent": 2})
         response["Content-Disposition"] = f'attachment; filename="v{a.pk}-v{b.pk}.{fmt}.json"'
         return response

@@ -174,3 +174,13 @@ def test_an_odd_name_is_one_line_and_exit_1(stream, capsys, argv, message):
 def test_a_number_option_takes_ascii_digits_only(stream, typed):
     with pytest.raises(CommandError, match="digits 0-9"):
         run("create_stream", "--project", "acme", "--stream", "more", "--reducer-version", typed)
+
+
+def test_a_merge_patch_diff_that_cannot_say_null_is_refused_naming_the_path(project):
+    from continust.log.projects import create_stream
+
+    doc = create_stream(project, "doc", reducer="replace")
+    v1, v2 = put(doc, {"a": 1}, {"a": None})
+    scope = ["--project", "acme", "--stream", "doc"]
+    with pytest.raises(CommandError, match=r"cannot set a value to null.*/a.*json-patch"):
+        run("diff", *scope, str(v1.pk), str(v2.pk), "--format", "merge-patch")

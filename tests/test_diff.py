@@ -14,6 +14,7 @@ from continust.documents.diff import (
     MISSING,
     Change,
     Conflict,
+    NullNotExpressible,
     apply_merge_patch,
     diff,
     format_changes,
@@ -258,9 +259,28 @@ def test_it_produces_a_merge_patch_that_turns_a_into_b_without_nulls(pair):
     assert same(a, before)
 
 
-def test_it_deletes_keys_that_b_sets_to_null_as_merge_patch_cannot_say_null():
-    a = {"keep": 1, "x": 1}
-    assert apply_merge_patch(a, merge_patch(a, {"keep": 1, "x": None})) == {"keep": 1}
+@pytest.mark.parametrize(
+    "a, b, lost",
+    [
+        ({"keep": 1, "x": 1}, {"keep": 1, "x": None}, ("/x",)),
+        ({}, {"new": None}, ("/new",)),
+        ({"o": 1}, {"o": {"inner": None, "k": 1}}, ("/o/inner",)),
+        ({"o": {"a": 1}}, {"o": {"a": None}}, ("/o/a",)),
+    ],
+)
+def test_it_refuses_a_merge_patch_that_would_drop_a_null_and_names_where(a, b, lost):
+    """RFC 7396 reads null as "remove": the patch cannot set a value to null, so it is
+    refused naming the paths, never written with those keys silently dropped."""
+    with pytest.raises(NullNotExpressible) as refused:
+        merge_patch(a, b)
+    assert refused.value.paths == lost
+    assert "JSON Patch" in str(refused.value)
+
+
+def test_nulls_the_patch_need_not_say_are_fine():
+    a = {"x": None, "l": [None], "y": 1}
+    assert merge_patch(a, {"x": None, "l": [None, None], "y": 2}) == {"l": [None, None], "y": 2}
+    assert merge_patch({"gone": None}, {}) == {"gone": None}
 
 
 def test_it_makes_a_merge_patch_of_only_what_changed():
@@ -350,10 +370,49 @@ def test_it_takes_a_one_sided_list_change():
     assert merged.state == {"l": [2, 1, 3]}
 
 
-def test_it_reports_a_conflict_on_plain_lists_both_sides_changed():
+def test_it_merges_edits_to_different_items_of_a_plain_list():
+    """As three-way text merges do: runs one side changed apart from the other merge."""
     merged = three_way_merge({"l": [1, 2]}, {"l": [1, 2, 3]}, {"l": [0, 1, 2]})
-    assert merged.state == {"l": [1, 2, 3]}
-    assert merged.conflicts == (Conflict("/l", [1, 2], [1, 2, 3], [0, 1, 2]),)
+    assert merged.state == {"l": [0, 1, 2, 3]} and merged.conflicts == ()
+    merged = three_way_merge(["a", "b", "c", "d"], ["a", "B", "c", "d"], ["a", "b", "c", "D"])
+    assert merged.state == ["a", "B", "c", "D"] and merged.conflicts == ()
+    merged = three_way_merge([1, 2, 3, 4], [1, 3, 4], [1, 2, 3, 4, 5])
+    assert merged.state == [1, 3, 4, 5] and merged.conflicts == ()
+    # Both sides made the same change: it is taken once.
+    merged = three_way_merge([1, 2, 3], [1, 9, 3], [1, 9, 3, 4])
+    assert merged.state == [1, 9, 3, 4] and merged.conflicts == ()
+
+
+@pytest.mark.parametrize(
+    "base, ours, theirs",
+    [
+        ([1, 2, 3], [1, 8, 3], [1, 9, 3]),  # one item changed two ways
+        ([1, 2], [1, 5, 2], [1, 6, 2]),  # different items inserted at one place
+        ([1, 2, 3], [1, 3], [1, 7, 3]),  # removed on one side, changed on the other
+    ],
+)
+def test_it_reports_a_conflict_where_both_sides_changed_one_run_differently(base, ours, theirs):
+    merged = three_way_merge({"l": base}, {"l": ours}, {"l": theirs})
+    assert merged.state == {"l": ours}
+    assert merged.conflicts == (Conflict("/l", base, ours, theirs),)
+
+
+@given(plain_lists(), plain_lists())
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_a_clean_plain_list_merge_keeps_each_sides_changes(ours_pair, theirs_pair):
+    """Where both sides start from one base and the merge is clean, taking it back to
+    either side's edits agrees with that side wherever the other did not touch."""
+    base = ours_pair[0]
+    ours = ours_pair[1]
+    theirs = theirs_pair[1] if same(theirs_pair[0], base) else base
+    merged = three_way_merge(base, ours, theirs)
+    if merged.conflicts:
+        return
+    if same(ours, base):
+        assert same(merged.state, theirs)
+    if same(theirs, base):
+        assert same(merged.state, ours)
+    assert same(three_way_merge(base, ours, ours).state, ours)
 
 
 def test_it_merges_identity_keyed_lists_item_by_item():
@@ -443,3 +502,31 @@ def test_it_diffs_both_sides_against_the_base():
     assert result.ours == (Change("/a", "replace", 1, 2),)
     assert result.theirs == (Change("/a", "replace", 1, 3), Change("/b", "replace", 1, 2))
     assert result.conflicts == (Conflict("/a", 1, 2, 3),)
+
+
+# -- diff agrees with the hash --------------------------------------------------
+
+
+@given(json_values(), json_values())
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_two_documents_differ_exactly_when_their_canonical_forms_do(a, b):
+    """`10` and `10.0` (and `1` and `true`, `0.0` and `-0.0`) are different values: their
+    canonical JSON, and so their hashes, differ, and diff says they changed. Decided once,
+    as the log's canonical form writes them."""
+    from hypothesis import assume
+
+    from continust.log.canonical import canonical_json, storable
+
+    assume("\x00" not in json.dumps([a, b]) and "\\u0000" not in json.dumps([a, b]))
+    a, b = storable(a), storable(b)
+    assert (diff(a, b) == []) == (canonical_json(a) == canonical_json(b))
+
+
+@pytest.mark.parametrize(
+    "a, b", [(10, 10.0), (1, True), (0, False), (0.0, 0), ({"n": 10}, {"n": 10.0})]
+)
+def test_numbers_written_differently_are_a_change_as_their_hashes_are(a, b):
+    from continust.log.canonical import state_hash
+
+    assert state_hash(a) != state_hash(b)
+    assert diff(a, b) != []

@@ -313,3 +313,19 @@ def test_every_page_links_to_the_api_tokens(demo, pricing):
     client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
     for url in (reverse("home"), reverse("stream", args=["demo", pricing.pk])):
         assert f'href="{reverse("api-tokens")}"' in client.get(url).content.decode()
+
+
+def test_a_merge_patch_download_that_cannot_say_null_explains_inside_the_layout(demo, pricing):
+    from continust.log.projects import create_stream
+    from tests.conftest import put
+
+    client = as_user(pricing.project.memberships.get(role=Role.ADMIN).user)
+    doc = create_stream(pricing.project, "doc", reducer="replace")
+    a, b = put(doc, {"a": 1}, {"a": None})
+    page = client.get(
+        reverse("compare", args=["demo", doc.pk]) + f"?a={a.pk}&b={b.pk}&format=merge-patch"
+    )
+    assert page.status_code == 422
+    text = page.content.decode()
+    assert "cannot set a value to null" in text and "/a" in text and "JSON Patch" in text
+    assert "<nav" in text or "<header" in text

@@ -415,28 +415,63 @@ def _show_path(path: str) -> str:
 # -- merge patch (RFC 7396) ----------------------------------------------------
 
 
+class NullNotExpressible(ValueError):
+    """A merge patch cannot set a value to null: RFC 7396 reads null as "remove"."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = tuple(paths)
+        shown = ", ".join(_show_path(p) for p in self.paths[:5])
+        more = f" and {len(self.paths) - 5} more" if len(self.paths) > 5 else ""
+        super().__init__(
+            f"a merge patch cannot set a value to null (RFC 7396 reads null as remove): "
+            f"{shown}{more}; use a JSON Patch, which can"
+        )
+
+
 def merge_patch(a: Any, b: Any) -> Any:
     """Return an RFC 7396 merge patch that turns `a` into `b`.
 
-    A merge patch replaces lists whole and uses null to delete a key, so it
-    cannot set a value to null: keys whose value is null in `b` (at any depth
-    reachable through objects) come out deleted when the patch is applied.
-    When `b` is not an object, the patch is `b` itself.
+    A merge patch replaces lists whole and uses null to delete a key, so it cannot
+    set a value to null. Rather than drop such a key silently, it raises
+    `NullNotExpressible` naming every path `b` sets to null that the patch would
+    delete instead. When `b` is not an object, the patch is `b` itself.
     """
+    lost: list[str] = []
+    patch = _merge_patch(a, b, "", lost)
+    if lost:
+        raise NullNotExpressible(lost)
+    return patch
+
+
+def _merge_patch(a: Any, b: Any, path: str, lost: list[str]) -> Any:
     if not isinstance(b, dict):
         return b
     if not isinstance(a, dict):
+        _nulls_in(b, path, lost)
         return b
     patch: dict[str, Any] = {key: None for key in a if key not in b}
     for key, new in b.items():
         old = a.get(key, MISSING)
         if _equal(old, new):
             continue
+        if new is None:
+            lost.append(_child(path, key))
         if isinstance(old, dict) and isinstance(new, dict):
-            patch[key] = merge_patch(old, new)
+            patch[key] = _merge_patch(old, new, _child(path, key), lost)
         else:
+            if isinstance(new, dict):
+                _nulls_in(new, _child(path, key), lost)
             patch[key] = new
     return patch
+
+
+def _nulls_in(document: dict[str, Any], path: str, lost: list[str]) -> None:
+    """Note the members of a new object that are null: applying it removes them."""
+    for key, value in document.items():
+        if value is None:
+            lost.append(_child(path, key))
+        elif isinstance(value, dict):
+            _nulls_in(value, _child(path, key), lost)
 
 
 def apply_merge_patch(target: Any, patch: Any) -> Any:
@@ -495,8 +530,48 @@ def _merge(base: Any, ours: Any, theirs: Any, path: str, conflicts: list[Conflic
         key = _identity_key(base_items, ours, theirs)
         if key is not None:
             return _merge_identity_lists(base_items, ours, theirs, key, path, conflicts)
+        merged = _merge_plain_lists(base_items, ours, theirs)
+        if merged is not None:
+            return merged
     conflicts.append(Conflict(path, base, ours, theirs))
     return ours
+
+
+def _merge_plain_lists(base: list[Any], ours: list[Any], theirs: list[Any]) -> list[Any] | None:
+    """Merge lists without identities as three-way text merges do (diff3), or None.
+
+    Items every side kept in place anchor the lists; between two anchors, a run only
+    one side changed takes that side's items, a run both changed alike takes them
+    once, and a run both changed differently is a conflict of the whole list.
+    """
+    b, o, t = ([_canonical(x) for x in items] for items in (base, ours, theirs))
+    to_ours, to_theirs = _matched(b, o), _matched(b, t)
+    anchors = [
+        (i, to_ours[i], to_theirs[i]) for i in range(len(b)) if i in to_ours and i in to_theirs
+    ]
+    merged: list[Any] = []
+    i = j = k = 0
+    for bi, oi, ti in [*anchors, (len(b), len(o), len(t))]:
+        if o[j:oi] == b[i:bi]:
+            merged += theirs[k:ti]
+        elif t[k:ti] == b[i:bi] or o[j:oi] == t[k:ti]:
+            merged += ours[j:oi]
+        else:
+            return None
+        if bi < len(b):
+            merged.append(ours[oi])
+        i, j, k = bi + 1, oi + 1, ti + 1
+    return merged
+
+
+def _matched(a: list[str], b: list[str]) -> dict[int, int]:
+    """Map each index of `a` that the longest common subsequence keeps to its index in `b`."""
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    return {
+        block.a + n: block.b + n
+        for block in matcher.get_matching_blocks()
+        for n in range(block.size)
+    }
 
 
 def _merge_dicts(

@@ -202,3 +202,18 @@ def test_creating_a_stream(alice_api, project):
         {"events": [event({"patch": [{"op": "add", "path": "/x", "value": 1}]})]},
     )
     assert appended.status_code == 201
+
+
+def test_a_merge_patch_that_would_drop_a_null_is_422_naming_the_paths(alice_api, project):
+    create_stream(project, "doc", reducer="replace")
+    alice_api.post("/projects/acme/streams/doc/events", {"events": [event({"a": 1, "b": 2})]})
+    alice_api.post("/projects/acme/streams/doc/events", {"events": [event({"a": None, "b": 2})]})
+    versions = alice_api.get("/projects/acme/streams/doc/versions").json()["items"]
+    first, last = sorted(v["id"] for v in versions)
+    query = {"a": str(first), "b": str(last)}
+    refused = alice_api.get("/projects/acme/streams/doc/diff/merge-patch", **query)
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "null_not_expressible"
+    assert refused.json()["paths"] == ["/a"]
+    patch = alice_api.get("/projects/acme/streams/doc/diff/json-patch", **query).json()
+    assert {"op": "replace", "path": "/a", "value": None} in patch["items"]

@@ -42,7 +42,10 @@ class Command(ContinustCommand):
         if fmt == "json-patch":
             out: Any = diffs.to_json_patch(before, after)
         elif fmt == "merge-patch":
-            out = diffs.merge_patch(before, after)
+            try:
+                out = diffs.merge_patch(before, after)
+            except diffs.NullNotExpressible as err:
+                raise CommandError(f"{err} (--format json-patch)") from err
         else:
             changes = diffs.diff(before, after)
             if fmt == "text" and not options["json"]:
