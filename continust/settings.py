@@ -16,7 +16,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from continust import secret_key
-from continust.env import env_bool, env_int, env_list, env_str
+from continust.env import env_bool, env_int, env_list, env_networks, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CONTINUST_VAR_DIR", str(BASE_DIR / "var")))
@@ -49,6 +49,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it times and counts every response, errors included (GET /metrics).
+    "api.metrics.RequestMetrics",
     "django.middleware.security.SecurityMiddleware",
     # Static files from STATIC_ROOT (collectstatic), compressed and cached forever by hash.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -196,6 +198,9 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 )
 
 # continust's own settings.
+# Who may scrape /metrics (api/metrics.py): these addresses, or a bearer of this token.
+CONTINUST_METRICS_NETWORKS = env_networks("CONTINUST_METRICS_NETWORKS", ["127.0.0.1", "::1"])
+CONTINUST_METRICS_TOKEN = env_str("CONTINUST_METRICS_TOKEN", "")
 CONTINUST_MAX_PAYLOAD_BYTES = env_int("CONTINUST_MAX_PAYLOAD_BYTES", 1_048_576, minimum=2)
 CONTINUST_MAX_BATCH_EVENTS = env_int("CONTINUST_MAX_BATCH_EVENTS", 10_000, minimum=1)
 # Extra reducers: "name:version=dotted.path.to.function", comma separated.

@@ -1,4 +1,4 @@
-"""URL configuration: the admin, the login pages and the explorer."""
+"""URL configuration: the admin, the login pages, the API, metrics and the explorer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("api.routes")),
     path("tokens/", include("api.urls")),
+    path("", include("api.metrics")),
     path("", include("explorer.urls")),
 ]
 
