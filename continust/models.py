@@ -715,3 +715,38 @@ class ReleasePermit(models.Model):
 
     compaction = models.ForeignKey(Compaction, on_delete=models.CASCADE, related_name="+")
     stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="+")
+
+
+class Verification(models.Model):
+    """A verification of a project fanned out over workers, one part per stream."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="verifications")
+    requested_by = models.CharField(max_length=200, blank=True, default="")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    streams = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"verification {self.pk} of {self.project}"
+
+
+class VerificationPart(models.Model):
+    """One stream's share of a verification: what a worker checked and found broken."""
+
+    verification = models.ForeignKey(Verification, on_delete=models.CASCADE, related_name="parts")
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="+")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    events = models.PositiveBigIntegerField(default=0)
+    versions = models.PositiveBigIntegerField(default=0)
+    head = models.CharField(max_length=64, blank=True, default="")
+    breaks = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["verification", "stream"], name="one_part_per_stream")
+        ]

@@ -12,6 +12,7 @@ from typing import Any
 from celery import Task
 from celery.signals import worker_ready, worker_shutdown
 
+from continust.audit import fanout
 from continust.celery import app
 from continust.jobs.outbox import Dispatcher
 from continust.replays import replay as replays
@@ -34,6 +35,14 @@ def run_replay(self: Task[[int], str], replay_id: int) -> str:
 def run_compaction(self: Task[[int], str], compaction_id: int) -> str:
     """Run or resume a compaction; a second delivery finds it held or done and does nothing."""
     return str(compaction.run(compaction_id, worker=self.request.hostname or "").status)
+
+
+@app.task(
+    name=fanout.TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
+def verify_stream(self: Task[[int], str], part_id: int) -> str:
+    """Verify one stream of a fanned-out verification; a second delivery does nothing new."""
+    return fanout.run_part(part_id, worker=self.request.hostname or "")
 
 
 @app.task(name=compaction.DUE_TASK, ignore_result=True)

@@ -1,14 +1,16 @@
-"""verify [--project P] [--stream S] [--digest FILE] [--export FILE]: check the log.
+"""verify [--project P [--fan-out]] [--stream S] [--digest FILE] [--export FILE]: check the log.
 
 Recompute hash chains, states and version digests and check branch heads against their
 moves; with --digest, also that the log still extends a digest taken earlier; with
 --export, check an export file (and a digest) without the database. Exit 1 naming every
-broken link of every stream; --json prints the report in every case.
+broken link of every stream; --json prints the report in every case. --fan-out verifies
+a project's streams side by side on the Celery workers (continust.audit.fanout).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
@@ -30,6 +32,12 @@ class Command(ContinustCommand):
         parser.add_argument("--project", help="only this project (default: every project)")
         parser.add_argument("--stream", help="only this stream of the project")
         parser.add_argument(
+            "--fan-out",
+            action="store_true",
+            help="with --project: verify its streams side by side on the Celery workers, "
+            "printing progress, then the report",
+        )
+        parser.add_argument(
             "--digest", metavar="FILE", help="a digest (from `digest`) the log must still extend"
         )
         parser.add_argument(
@@ -50,11 +58,17 @@ class Command(ContinustCommand):
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
         if options["stream"] and not options["project"]:
             raise CommandError("--stream needs --project")
+        if options["fan_out"] and (not options["project"] or options["stream"]):
+            raise CommandError("--fan-out verifies a whole project: give --project, no --stream")
+        if options["fan_out"] and (options["digest"] or options["export"]):
+            raise CommandError("--fan-out checks the database only: no --digest or --export")
         document = _read_json(options["digest"]) if options["digest"] else None
         if options["export"]:
             self._check_export(options, document)
             return
-        report = _verify_database(options, document)
+        report = (
+            self._fan_out(options) if options["fan_out"] else _verify_database(options, document)
+        )
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False))
         elif report.ok:
@@ -74,6 +88,22 @@ class Command(ContinustCommand):
                 f"broken: {report.broken}"
                 + (f" (and {more} more, in {len(report.broken_streams)} streams)" if more else "")
             )
+
+    def _fan_out(self, options: dict[str, Any]) -> Any:
+        from continust.audit import fanout
+        from continust.log.lookup import get_project
+
+        verification = fanout.start(get_project(options["project"]), actor="cli")
+        shown = ""
+        while True:
+            verification.refresh_from_db()
+            progress = fanout.progress(verification)
+            if progress.line() != shown and not options["json"]:
+                shown = progress.line()
+                self.stderr.write(f"verification {verification.pk}: {shown}")
+            if verification.finished_at is not None:
+                return fanout.report(verification)
+            time.sleep(0.5)
 
     def _check_export(self, options: dict[str, Any], document: Any) -> None:
         try:
