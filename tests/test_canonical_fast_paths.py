@@ -1,5 +1,9 @@
-"""Folded states are checked and hashed from one canonical text: the same verdict and the
-same hash as ``storable_state`` followed by ``state_hash``, for every value."""
+"""The write paths' shortcuts give exactly what the canonical form gives.
+
+Folded states are checked and hashed from one canonical text: the same verdict and the
+same hash as ``storable_state`` followed by ``state_hash``, for every value. A version's
+digest is written without building its object: the same text as ``canonical_json`` of it.
+"""
 
 from __future__ import annotations
 
@@ -83,3 +87,34 @@ def test_text_that_only_looks_unstorable_is_hashed_as_it_is() -> None:
         canonical.state_hash(state),
         text,
     )
+
+
+@given(
+    st.text() | TRICKY_TEXT,
+    st.lists(st.text(max_size=70) | TRICKY_TEXT, max_size=3),
+    st.text(max_size=70) | TRICKY_TEXT,
+    st.text(max_size=20) | TRICKY_TEXT,
+    st.integers() | st.booleans(),
+)
+def test_a_version_digest_hashes_the_canonical_text_of_its_object(
+    event: str, parents: list[str], state: str, reducer: str, version: int
+) -> None:
+    def canonical_digest() -> str | type[Exception]:
+        body = {
+            "event": event,
+            "parents": parents,
+            "state": state,
+            "reducer": f"{reducer}@{version}",
+        }
+        try:
+            return canonical.sha256_text(canonical.canonical_json(body))
+        except Exception as err:
+            return type(err)
+
+    try:
+        written: str | type[Exception] = canonical.version_digest(
+            event_hash=event, parents=parents, state=state, reducer=reducer, reducer_version=version
+        )
+    except Exception as err:
+        written = type(err)
+    assert written == canonical_digest()
