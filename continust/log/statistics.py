@@ -35,13 +35,16 @@ BULK_ROWS = 1000
 SCALE = 0.1
 
 
-def refresh(rows_written: int = BULK_ROWS, tables: Sequence[str] = TABLES) -> bool:
+def refresh(rows_written: int | None = None, tables: Sequence[str] = TABLES) -> bool:
     """ANALYZE the log's tables (or those of ``tables`` a bulk writer wrote) after a bulk
-    write of ``rows_written`` rows; tell whether it ran (PostgreSQL and SQLite both take
-    ANALYZE per table)."""
-    if rows_written < BULK_ROWS:
+    write of ``rows_written`` rows (every one of them when no count is given); tell
+    whether it ran (PostgreSQL and SQLite both take ANALYZE per table)."""
+    if rows_written is None:
+        stale = list(tables)
+    elif rows_written < BULK_ROWS:
         return False
-    stale = _stale(tables, rows_written)
+    else:
+        stale = _stale(tables, rows_written)
     if not stale:
         return False
     with connection.cursor() as cursor:
