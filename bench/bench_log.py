@@ -32,10 +32,13 @@ e  disk per event, eternal policy: the growth of pg_total_relation_size (heap, T
    and after appending --disk-events events; measured once, not per round
 f  folding a 1,000-event stream (bench/folding.py: continust's rows, folded by its reducers)
    beside SELECT + the same fold
-   over the raw table (and eventsourcing's repository.get); a replay of --replay-events
-   events (start_replay + run in this process, no broker) beside a raw binary COPY of every
-   row the replay wrote (found by xmin) into empty copies of their tables (LIKE ... INCLUDING
-   ALL: indexes and constraints, no foreign keys or triggers), one transaction
+   over the raw table (and eventsourcing's repository.get); the same fold by continust's read
+   path (state_of of a version --fold-events events above the nearest stored state, on a
+   stream with a selective policy, its cache emptied) beside the raw fold again; a replay
+   of --replay-events events (start_replay + run in this process, no broker) beside a raw
+   binary COPY of every row the replay wrote (found by xmin) into empty copies of their
+   tables (LIKE ... INCLUDING ALL: indexes and constraints, no foreign keys or triggers),
+   one transaction
 
 Before each round, 8 kB writes + fdatasync for 0.5 s on bench/out's filesystem (the disk of
 PostgreSQL's WAL here) show how contended the disk is: a context row of the table.
@@ -372,7 +375,14 @@ class Writers:
 def worker_main(pipe: Any, url: str, index: int) -> None:
     """A writer process of part c and a client process of part d; commands come by ``pipe``."""
     setup_django(url, migrate=False)
-    writers = Writers(url, f"w{index}")
+    for attempt in range(5):
+        try:
+            writers = Writers(url, f"w{index}")
+            break
+        except Exception as err:  # eventsourcing's CREATE OR REPLACE FUNCTION, 8 at once
+            if "concurrently updated" not in str(err) or attempt == 4:
+                raise
+            time.sleep(0.2 + index * 0.1)
     for system in SYSTEMS:  # streams, aggregates and connections made before any timing
         writers.single(system, "single")
     pipe.send("ready")
@@ -450,7 +460,12 @@ class Server:
     """A gunicorn of sync workers serving continust, or one of the peers' minimal WSGI apps."""
 
     def __init__(
-        self, app: str, workers: int, env: dict[str, str], profile_dir: Path | None = None
+        self,
+        app: str,
+        workers: int,
+        env: dict[str, str],
+        profile_dir: Path | None = None,
+        worker_class: str = "sync",
     ) -> None:
         self.port = free_port()
         command = [
@@ -458,6 +473,8 @@ class Server:
             app,
             "-w",
             str(workers),
+            "-k",
+            worker_class,
             "-b",
             f"127.0.0.1:{self.port}",
             "--log-level",
@@ -579,7 +596,9 @@ class Harness:
             ("eventsourcing", "peers:es_app_wsgi"),
             ("raw", "peers:raw_app"),
         ):
-            self.servers[system] = Server(app, workers, env)
+            self.servers[system] = Server(
+                app, workers, env, worker_class=self.args.http_worker_class
+            )
         for server in self.servers.values():
             server.wait()
 
@@ -596,6 +615,7 @@ class Harness:
         if "f" in parts:
             for system in SYSTEMS:
                 self.me.batch(system, "fold", self.args.fold_events)
+            self.selective_stream()
             for first in range(0, self.args.replay_events, 1000):
                 self.me.batch("continust", "replay", min(1000, self.args.replay_events - first))
         self.monitor.analyze()
@@ -768,7 +788,48 @@ class Harness:
                 times.append(time.perf_counter() - started)
             assert count >= self.args.fold_events, (system, count)
             self.record("f_fold_ms", system, statistics.median(times) * 1000, events=count)
+        self.part_f_state_of(order)
         self.replay()
+
+    def selective_stream(self) -> None:
+        """A stream whose policy stores no state but its root's and its head's: the state of
+        the head's parent is recomputed by continust's own read path (``state_of``) from
+        the root's, folding --fold-events events."""
+        from continust.log.policy import MAX_EVERY, make_policy
+        from continust.models import Version
+        from continust.retention.policies import set_policy
+
+        name = "fold-selective"
+        self.me.streams[name] = set_policy(
+            self.me.stream(name), make_policy("selective", snapshot_every=MAX_EVERY), actor="bench"
+        )
+        self.me.batch("continust", name, 1)
+        self.me.batch("continust", name, self.args.fold_events + 1)
+        self.recomputed = Version.objects.values_list("id", "state_id").get(
+            stream=self.me.streams[name], generation=self.args.fold_events
+        )
+
+    def part_f_state_of(self, order: list[str]) -> None:
+        """continust's read path recomputing a state (``state_of``, its cache emptied first)
+        beside the raw SELECT + fold of as many events."""
+        from django.core.cache import cache
+
+        from continust.log.states import CACHE_PREFIX, state_of
+
+        version, state_hash = self.recomputed
+        for system in order:
+            if system == "eventsourcing":
+                continue
+            times = []
+            for _ in range(self.args.fold_repeats):
+                cache.delete(CACHE_PREFIX + state_hash)
+                started = time.perf_counter()
+                if system == "continust":
+                    state_of(version)
+                else:
+                    self.me.fold(system, "fold")
+                times.append(time.perf_counter() - started)
+            self.record("f_state_of_ms", system, statistics.median(times) * 1000)
 
     def replay(self) -> None:
         from continust.replays import replay as replays
@@ -901,7 +962,9 @@ class Harness:
                 old.unlink()
         env = {**self.server_env, "DATABASE_URL": proxied, "BENCH_DATABASE_URL": proxied}
         if profile_dir is not None:  # a worker of its own: cProfile costs CPU
-            server = Server("continust.wsgi", 1, env, profile_dir)
+            server = Server(
+                "continust.wsgi", 1, env, profile_dir, worker_class=self.args.http_worker_class
+            )
             try:
                 server.wait()
                 path = f"{self.http_prefix}/http-0/events"
@@ -909,7 +972,7 @@ class Harness:
             finally:
                 server.stop()
         for system, app in (("continust", "continust.wsgi"), ("raw", "peers:raw_app")):
-            server = Server(app, 1, env)
+            server = Server(app, 1, env, worker_class=self.args.http_worker_class)
             try:
                 server.wait()
                 path = f"{self.http_prefix}/http-0/events"
@@ -1052,6 +1115,14 @@ ROWS: list[tuple[str, str, str, int, str, str]] = [
         "≤ 1.2× raw SELECT + fold",
     ),
     (
+        "f_state_of_ms",
+        "f. … the same fold by continust's read path, `state_of` (ms)",
+        "value",
+        2,
+        "lower",
+        "≤ 1.2× raw SELECT + fold",
+    ),
+    (
         "f_replay",
         "f. replay vs raw binary COPY of the rows it writes (events/s)",
         "value",
@@ -1122,6 +1193,12 @@ def main() -> None:
     parser.add_argument("--writers", default="1,4,8", help="c: writer processes, comma list")
     parser.add_argument("--seconds", type=float, default=2.0, help="c: seconds a run")
     parser.add_argument("--http-workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument(
+        "--http-worker-class",
+        default="sync",
+        help="d: gunicorn's worker class for continust and the peers alike (sync, gthread: "
+        "gthread keeps a client's connection open between requests)",
+    )
     parser.add_argument("--http-clients", type=int, default=4)
     parser.add_argument("--http-batch-clients", type=int, default=1)
     parser.add_argument("--http-seconds", type=float, default=3.0, help="d: seconds a run")
@@ -1174,7 +1251,8 @@ def main() -> None:
     head = (
         f"Measured {machine()}, commit {commit}{' (+ uncommitted changes)' if dirty else ''}"
         f"; {args.rounds} rounds, medians; (L x) = 1-minute load average at the end of the "
-        f"measurement (median of the rounds); gunicorn -w {args.http_workers} sync; "
+        f"measurement (median of the rounds); gunicorn -w {args.http_workers} "
+        f"{args.http_worker_class}; "
         f"{time.perf_counter() - began:.0f} s in all.\n"
     )
     text = (

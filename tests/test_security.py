@@ -155,3 +155,58 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
         timeout=120,
     )
     assert shown.stdout.split() == ["True", "True", "31536000", "True", "True"], shown.stderr
+
+
+CSP_CASES = [
+    {},
+    {"_csp_update": {"img-src": ["https://images.example"]}},
+    {"_csp_replace": {"script-src": ["'self'", "https://cdn.example"]}},
+    {"_csp_config": {"default-src": ["'none'"]}},
+    {"_csp_exempt": True},
+    {"_csp_exempt_ro": True},
+]
+
+
+@pytest.mark.parametrize("report_only", [False, True])
+@pytest.mark.parametrize("excluded", [False, True])
+@pytest.mark.parametrize("nonce", [False, True])
+@pytest.mark.parametrize("attributes", CSP_CASES)
+def test_the_policy_header_is_django_csps_own(settings, attributes, nonce, excluded, report_only):
+    """The header built once per policy is, in every case, the one django-csp builds."""
+    from csp.middleware import CSPMiddleware as DjangoCSPMiddleware
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from continust.csp import CSPMiddleware
+
+    policy = dict(settings.CONTENT_SECURITY_POLICY)
+    if excluded:
+        policy["EXCLUDE_URL_PREFIXES"] = ["/api/"]
+    settings.CONTENT_SECURITY_POLICY = policy
+    if report_only:
+        settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {
+            "DIRECTIVES": {"default-src": ["'self'"], "report-uri": "/csp-reports"}
+        }
+
+    def headers(middleware_class: type) -> dict[str, str]:
+        request = RequestFactory().get("/api/projects")
+        middleware = middleware_class(lambda request: HttpResponse())
+        middleware.process_request(request)
+        if nonce:
+            str(request.csp_nonce)
+            request._csp_nonce = "fixed"
+        response = HttpResponse()
+        for name, value in attributes.items():
+            setattr(response, name, value)
+        middleware.process_response(request, response)
+        return {k: v for k, v in response.items() if k.startswith("Content-Security-Policy")}
+
+    assert headers(CSPMiddleware) == headers(DjangoCSPMiddleware)
+    assert headers(CSPMiddleware) == headers(CSPMiddleware)
+
+
+def test_a_changed_policy_is_built_again(client, settings):
+    before = client.get(reverse("login"))["Content-Security-Policy"]
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    assert client.get(reverse("login"))["Content-Security-Policy"] == "default-src 'none'"
+    assert before != "default-src 'none'"

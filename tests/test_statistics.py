@@ -38,3 +38,36 @@ def test_a_small_import_leaves_them(project, stream):
     with CaptureQueriesContext(connection) as queries:
         import_lines(create_project("copy", "Copy"), lines)
     assert analyzed(queries) == []
+
+
+def test_a_replay_analyzes_what_it_wrote_and_nothing_else(
+    stream, django_capture_on_commit_callbacks
+):
+    from continust.replays import replay as replays
+
+    put(stream, *({"n": n} for n in range(statistics.BULK_ROWS)))
+    replay = replays.start_replay(stream, end="main")
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert replays.run(replay.pk) == "done"
+    # Versions and their parent links; the states are the originals', none of them new.
+    assert analyzed(queries) == [f"ANALYZE {table}" for table in statistics.REPLAYED]
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_a_table_ten_times_the_write_is_left_to_autovacuum():
+    def pretend_analyzed_with(rows: float) -> None:
+        with connection.cursor() as cursor:  # the test's transaction rolls it back
+            cursor.execute(
+                "UPDATE pg_class SET reltuples = %s WHERE oid = 'continust_event'::regclass",
+                [rows],
+            )
+
+    pretend_analyzed_with(100_000)
+    assert not statistics.refresh(9_999, ["continust_event"])
+    assert statistics.refresh(10_000, ["continust_event"])
+    pretend_analyzed_with(-1)  # never analyzed
+    assert statistics.refresh(statistics.BULK_ROWS, ["continust_event"])
+    assert statistics.refresh(None, ["continust_event"])  # no count: always

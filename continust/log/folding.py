@@ -72,6 +72,31 @@ def storable_state(state: Any, *, reducer: str, reducer_version: int, event_id: 
     return state
 
 
+# What the canonical text of a value ``canonical.storable`` would change or refuse always
+# contains: a negative zero is written "-0.0", a whole float of 1e16 or more in exponent
+# form ("e+"), a NUL as "\\u0000". Text without any of them needs no walk of the value.
+_MAYBE_UNSTORABLE = ("-0.0", "e+", "\\u0000")
+
+
+def hashed_storable_state(
+    state: Any, *, reducer: str, reducer_version: int, event_id: str
+) -> tuple[str, str]:
+    """Return the hash of a folded state and its canonical text, or refuse the state as
+    ``storable_state`` does.
+
+    The canonical text is made once and serves both the check and the hash: the walk of
+    ``storable_state`` runs only when the text shows something it might change.
+    """
+    try:
+        text = canonical.canonical_json(state)
+        if not any(mark in text for mark in _MAYBE_UNSTORABLE):
+            return canonical.sha256_text(text), text
+    except (TypeError, ValueError):  # NaN, a lone surrogate, not JSON: say it as the walk does
+        pass
+    storable_state(state, reducer=reducer, reducer_version=reducer_version, event_id=event_id)
+    return canonical.hashed_state(state)
+
+
 def virtual_base(graph: VersionGraph[int], load_state: LoadState, bases: Sequence[int]) -> Any:
     """Return the state to merge against: the one base, or the bases merged as git's recursive
     strategy does (each pair against its own merge base, ours winning inner conflicts)."""

@@ -29,25 +29,32 @@ from continust.models import ReleasedRun, ReleasedVersion, State, Stream, Versio
 CACHE_PREFIX = "continust:state:"
 CACHE_SECONDS = 3600
 
-_CHAIN = """
-WITH RECURSIVE chain(id, depth) AS (
-    SELECT CAST(%s AS BIGINT), 0
+# Each step of the walk reads its version once and carries what the fold needs (the
+# reducer, the event, whether its state is stored or released, its first parent), so the
+# rows are not looked up again after the walk; only the events are joined, and the state
+# document only where the walk stopped at a stored one.
+_VERSION_STEP = """v.id, {depth}, v.stream_id, v.state_id, v.reducer, v.reducer_version, v.event_id,
+           EXISTS (SELECT 1 FROM continust_state s WHERE s.hash = v.state_id),
+           EXISTS (SELECT 1 FROM continust_releasedversion r WHERE r.version_id = v.id),
+           (SELECT p.parent_id FROM continust_versionparent p
+            WHERE p.child_id = v.id AND p."index" = 0)"""
+
+_CHAIN = f"""
+WITH RECURSIVE chain(id, depth, stream_id, state_id, reducer, reducer_version, event_id,
+                     stored, released, parent) AS (
+    SELECT {_VERSION_STEP.format(depth="0")}
+    FROM continust_version v WHERE v.id = CAST(%s AS BIGINT)
   UNION ALL
-    SELECT p.parent_id, c.depth + 1 FROM chain c
-    JOIN continust_version v ON v.id = c.id
-    JOIN continust_versionparent p ON p.child_id = c.id AND p."index" = 0
-    WHERE v.reducer <> %s
-      AND NOT EXISTS (SELECT 1 FROM continust_state s WHERE s.hash = v.state_id)
-      AND NOT EXISTS (SELECT 1 FROM continust_releasedversion r WHERE r.version_id = c.id)
+    SELECT {_VERSION_STEP.format(depth="c.depth + 1")}
+    FROM chain c JOIN continust_version v ON v.id = c.parent
+    WHERE c.reducer <> %s AND NOT c.stored AND NOT c.released
 )
-SELECT c.id, v.stream_id, v.state_id, v.reducer, v.reducer_version, e.id, e.type, e.payload,
-       e.actor, s.data, r.version_id IS NOT NULL,
-       EXISTS (SELECT 1 FROM continust_versionparent p WHERE p.child_id = c.id)
+SELECT c.id, c.stream_id, c.state_id, c.reducer, c.reducer_version, e.id, e.type, e.payload,
+       e.actor, CASE WHEN c.stored THEN (SELECT s.data FROM continust_state s
+                                         WHERE s.hash = c.state_id) END,
+       c.released, c.parent IS NOT NULL
 FROM chain c
-JOIN continust_version v ON v.id = c.id
-JOIN continust_event e ON e.position = v.event_id
-LEFT JOIN continust_state s ON s.hash = v.state_id
-LEFT JOIN continust_releasedversion r ON r.version_id = c.id
+JOIN continust_event e ON e.position = c.event_id
 ORDER BY c.depth DESC
 """
 
