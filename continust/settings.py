@@ -254,6 +254,15 @@ CACHES = {
 # How often each worker's dispatcher sends the outbox and looks for stale replays.
 CONTINUST_OUTBOX_INTERVAL_SECONDS = env_int("CONTINUST_OUTBOX_INTERVAL_SECONDS", 2, minimum=1)
 
+# Projections (continust.projections): "name=dotted.path.Class", comma separated, beside
+# the built-in event_counts; one worker at a time runs each under a lease.
+CONTINUST_PROJECTIONS = env_list("CONTINUST_PROJECTIONS", [])
+CONTINUST_PROJECTION_LEASE_SECONDS = env_int("CONTINUST_PROJECTION_LEASE_SECONDS", 30, minimum=2)
+CONTINUST_PROJECTION_RESEND_SECONDS = env_int("CONTINUST_PROJECTION_RESEND_SECONDS", 30, minimum=1)
+CONTINUST_PROJECTION_SLICE_SECONDS = env_int("CONTINUST_PROJECTION_SLICE_SECONDS", 300, minimum=1)
+# A pause after each committed batch (tests use it to kill a worker mid-projection).
+CONTINUST_PROJECTION_BATCH_DELAY_MS = env_int("CONTINUST_PROJECTION_BATCH_DELAY_MS", 0, minimum=0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
