@@ -47,9 +47,9 @@ def projection_list(request: HtmxHttpRequest, membership: Membership) -> HttpRes
 
 @require_POST
 @member_required(Role.ADMIN)
-def projection_run(request: HttpRequest, membership: Membership, name: str) -> HttpResponse:
+def projection_run(request: HttpRequest, membership: Membership, projection: str) -> HttpResponse:
     """Send the projection to a worker now (a failed one resumes where it failed)."""
-    row = _projection_of(membership, name)
+    row = _projection_of(membership, projection)
     try:
         control.start(row)
     except ContinustError as err:
@@ -61,9 +61,11 @@ def projection_run(request: HttpRequest, membership: Membership, name: str) -> H
 
 @require_http_methods(["GET", "POST"])
 @member_required(Role.ADMIN)
-def projection_rebuild(request: HtmxHttpRequest, membership: Membership, name: str) -> HttpResponse:
+def projection_rebuild(
+    request: HtmxHttpRequest, membership: Membership, projection: str
+) -> HttpResponse:
     """Rebuild a projection from position 0, once its confirmation page says what it replaces."""
-    row = _projection_of(membership, name)
+    row = _projection_of(membership, projection)
     back = reverse("projections", args=[membership.project.slug])
     try:
         plan = control.rebuild_plan(row)
@@ -103,9 +105,9 @@ def projection_rebuild(request: HtmxHttpRequest, membership: Membership, name: s
 
 urlpatterns = [
     path("p/<slug:slug>/projections/", projection_list, name="projections"),
-    path("p/<slug:slug>/projections/<slug:name>/run/", projection_run, name="projection-run"),
+    path("p/<slug:slug>/projections/<slug:projection>/run/", projection_run, name="projection-run"),
     path(
-        "p/<slug:slug>/projections/<slug:name>/rebuild/",
+        "p/<slug:slug>/projections/<slug:projection>/rebuild/",
         projection_rebuild,
         name="projection-rebuild",
     ),
