@@ -69,7 +69,7 @@ def projection_rebuild(
     back = reverse("projections", args=[membership.project.slug])
     try:
         plan = control.rebuild_plan(row)
-    except NotFound as err:
+    except ContinustError as err:
         return confirmation(
             request,
             membership,

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -55,8 +59,6 @@ def test_bad_projection_settings_stop_with_one_line(settings):
     for entry, said in [
         ("nameonly", "not name=dotted.path"),
         ("Bad-Name=tests.projections_support.OrderLog", "not name=dotted.path"),
-        ("x=tests.projections_support.Nothing", "does not import"),
-        ("x=tests.projections_support.rows", "is not a Projection"),
         ("event_counts=tests.projections_support.OrderLog", "names 'event_counts' twice"),
     ]:
         settings.CONTINUST_PROJECTIONS = [entry]
@@ -64,6 +66,42 @@ def test_bad_projection_settings_stop_with_one_line(settings):
             registry.reload()
     settings.CONTINUST_PROJECTIONS = []
     assert registry.reload().keys() == {"event_counts"}
+
+
+def test_a_malformed_projections_variable_stops_the_process_with_one_line():
+    env = {**os.environ, "CONTINUST_PROJECTIONS": "orders"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "projection", "list", "--project", "x"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("ImproperlyConfigured: CONTINUST_PROJECTIONS entry 'orders'")
+
+
+@pytest.mark.django_db
+def test_a_class_that_cannot_run_fails_alone_with_its_error(settings, project, stream):
+    settings.CONTINUST_PROJECTIONS = [
+        "missing=tests.projections_support.Nothing",
+        "not_one=tests.projections_support.rows",
+    ]
+    try:
+        registry.reload()
+        add(stream, "order.a")
+        rows = {row.name: row for row in control.ensure(project)}
+        assert set(rows) == {"event_counts", "missing", "not_one"}
+        assert run_projection(rows["missing"].pk, foreground=True) == Outcome.FAILED
+        rows["missing"].refresh_from_db()
+        assert "does not import" in rows["missing"].error
+        assert "is not a Projection" in control.describe(rows["not_one"]).description
+        assert run_projection(rows["event_counts"].pk, foreground=True) == Outcome.CAUGHT_UP
+    finally:
+        settings.CONTINUST_PROJECTIONS = []
+        registry.reload()
 
 
 @pytest.mark.django_db

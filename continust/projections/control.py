@@ -16,7 +16,7 @@ from datetime import datetime
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
 
-from continust.core.errors import NotFound
+from continust.core.errors import ContinustError, NotFound
 from continust.jobs import leases, outbox
 from continust.models import Project, ProjectionStatus
 from continust.models import Projection as ProjectionRow
@@ -148,6 +148,8 @@ def describe(row: ProjectionRow) -> Described:
         installed = True
     except NotFound:
         description, installed = "(not registered in CONTINUST_PROJECTIONS)", False
+    except ContinustError as err:  # registered, but its class cannot run
+        description, installed = f"(cannot run: {err})", False
     position = LogPosition(row.tx, row.position)
     rebuilding = row.rebuild_generation > 0
     rebuild_at = LogPosition(row.rebuild_tx, row.rebuild_position) if rebuilding else None

@@ -2,8 +2,10 @@
 
 ``CONTINUST_PROJECTIONS=name=dotted.path.Class,...``: each name (lower-case letters,
 digits and underscores, at most 20, starting with a letter) runs the ``Projection``
-subclass at the path for every project. A malformed entry, a path that does not
-import, or a class that is no projection stops the process with one line.
+subclass at the path for every project. A malformed entry stops the process with one
+line (the settings check its shape). A path that does not import, or a class that is no
+projection, is listed under its name all the same: running it fails with that error,
+which the Projections page and ``projection list`` show, and the rest run on.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from continust.core.errors import NotFound
+from continust.core.errors import ContinustError, NotFound
 from continust.projections.base import Projection
 from continust.projections.builtin import EventCounts
 
@@ -25,6 +27,11 @@ TABLE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 BUILT_IN: dict[str, type[Projection]] = {EventCounts.name: EventCounts}
 
 _loaded: dict[str, Projection] | None = None
+_broken: dict[str, str] = {}
+
+
+class BrokenProjection(ContinustError):
+    """A registered projection whose class does not import or is no projection."""
 
 
 def _check(name: str, cls: object, entry: str) -> Projection:
@@ -42,7 +49,8 @@ def _check(name: str, cls: object, entry: str) -> Projection:
 
 
 def _load() -> dict[str, Projection]:
-    found = {name: cls() for name, cls in BUILT_IN.items()}
+    found: dict[str, Projection] = {name: cls() for name, cls in BUILT_IN.items()}
+    _broken.clear()
     for entry in getattr(settings, "CONTINUST_PROJECTIONS", []):
         name, sep, path = entry.partition("=")
         name, path = name.strip(), path.strip()
@@ -51,15 +59,14 @@ def _load() -> dict[str, Projection]:
                 f"CONTINUST_PROJECTIONS entry {entry!r} is not name=dotted.path (a name of"
                 " lower-case letters, digits and underscores, at most 20)"
             )
-        if name in found:
+        if name in found or name in _broken:
             raise ImproperlyConfigured(f"CONTINUST_PROJECTIONS names {name!r} twice")
         try:
-            cls = import_string(path)
+            found[name] = _check(name, import_string(path), entry)
         except ImportError as err:
-            raise ImproperlyConfigured(
-                f"CONTINUST_PROJECTIONS entry {entry!r} does not import: {err}"
-            ) from err
-        found[name] = _check(name, cls, entry)
+            _broken[name] = f"CONTINUST_PROJECTIONS entry {entry!r} does not import: {err}"
+        except ImproperlyConfigured as err:
+            _broken[name] = str(err)
     return found
 
 
@@ -79,13 +86,17 @@ def reload() -> dict[str, Projection]:
 
 
 def all_names() -> list[str]:
-    return sorted(projections())
+    """Every registered name, broken ones included."""
+    return sorted({*projections(), *_broken})
 
 
 def get(name: str) -> Projection:
-    """The projection registered as ``name``."""
+    """The projection registered as ``name``; ``BrokenProjection`` says why one cannot run."""
+    found = projections()
+    if name in _broken:
+        raise BrokenProjection(_broken[name])
     try:
-        return projections()[name]
+        return found[name]
     except KeyError:
         known = ", ".join(all_names())
         raise NotFound(f"no projection {name!r} is registered (known: {known})") from None
