@@ -18,9 +18,11 @@ from continust.projections.runner import TASK, run_projection
 
 @app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_projection_task(self: Task[[int], str], projection_id: int) -> str:
-    """Run the projection until it has caught up (or its time slice ends)."""
+    """Run the projection until it has caught up and nothing more came for
+    CONTINUST_PROJECTION_FOLLOW_SECONDS (or its time slice ends)."""
     return run_projection(
         projection_id,
         worker=self.request.hostname or "",
         slice_seconds=settings.CONTINUST_PROJECTION_SLICE_SECONDS,
+        follow_seconds=settings.CONTINUST_PROJECTION_FOLLOW_SECONDS,
     )

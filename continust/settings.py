@@ -267,6 +267,9 @@ for _entry in CONTINUST_PROJECTIONS:
 CONTINUST_PROJECTION_LEASE_SECONDS = env_int("CONTINUST_PROJECTION_LEASE_SECONDS", 30, minimum=2)
 CONTINUST_PROJECTION_RESEND_SECONDS = env_int("CONTINUST_PROJECTION_RESEND_SECONDS", 30, minimum=1)
 CONTINUST_PROJECTION_SLICE_SECONDS = env_int("CONTINUST_PROJECTION_SLICE_SECONDS", 300, minimum=1)
+# How long a worker that has caught up keeps following the log (woken by appends) before
+# letting the projection go; 0: at once (the outbox sweep sends it again when it lags).
+CONTINUST_PROJECTION_FOLLOW_SECONDS = env_int("CONTINUST_PROJECTION_FOLLOW_SECONDS", 0, minimum=0)
 # A pause after each committed batch (tests use it to kill a worker mid-projection).
 CONTINUST_PROJECTION_BATCH_DELAY_MS = env_int("CONTINUST_PROJECTION_BATCH_DELAY_MS", 0, minimum=0)
 

@@ -43,6 +43,7 @@ from continust.models import ProjectionStatus
 from continust.projections import registry, tables
 from continust.projections.base import Projection
 from continust.read.project_log import LogPosition, read_log
+from continust.read.wakeups import LogWakeups
 
 __all__ = ["PROJECTIONS", "TASK", "Outcome", "run_projection", "step"]
 
@@ -149,13 +150,17 @@ def run_projection(
     *,
     worker: str = "",
     slice_seconds: float = 0,
+    follow_seconds: float = 0,
     stop: threading.Event | None = None,
     foreground: bool = False,
 ) -> str:
     """Claim the projection and run it until it has caught up; return the outcome.
 
-    A Celery delivery claims only a projection waiting for a worker (or whose holder
-    died); ``foreground`` (the command line) claims a failed or idle one too.
+    With ``follow_seconds``, a run that has caught up waits for appends
+    (``continust.read.wakeups``: LISTEN on PostgreSQL) and goes on, until nothing came
+    for that long (``math.inf``: until stopped). A Celery delivery claims only a
+    projection waiting for a worker (or whose holder died); ``foreground`` (the command
+    line) claims a failed or idle one too.
     """
     if not ProjectionRow.objects.filter(pk=projection_id).exists():
         return Outcome.MISSING
@@ -169,7 +174,21 @@ def run_projection(
         projection = registry.get(name)
     except ContinustError as err:
         return _fail(lease, str(err))
+    with LogWakeups() as wakeups:
+        return _run(lease, projection, wakeups, slice_seconds, follow_seconds, stop)
+
+
+def _run(
+    lease: Lease,
+    projection: Projection,
+    wakeups: LogWakeups,
+    slice_seconds: float,
+    follow_seconds: float,
+    stop: threading.Event | None,
+) -> str:
+    projection_id = lease.pk
     started = time.monotonic()
+    idle_since: float | None = None
     done = 0
     delay = settings.CONTINUST_PROJECTION_BATCH_DELAY_MS / 1000
     while True:
@@ -186,12 +205,20 @@ def run_projection(
         done += result.read
         if delay and result.read:
             time.sleep(delay)
-        if result.caught_up and not result.rebuilding:
-            return _release(lease, Outcome.CAUGHT_UP)
         if stop is not None and stop.is_set():
             return _release(lease, Outcome.STOPPED)
         if slice_seconds and time.monotonic() - started >= slice_seconds:
             return _release(lease, Outcome.HANDED_OVER)
+        if not result.caught_up or result.rebuilding:
+            idle_since = None
+            continue
+        now = time.monotonic()
+        idle_since = now if result.read or idle_since is None else idle_since
+        if now - idle_since >= follow_seconds:
+            return _release(lease, Outcome.CAUGHT_UP)
+        # Wait for an append (a hint: the next step reads from the position regardless),
+        # a little at a time so that the lease is renewed and a stop is noticed.
+        wakeups.wait(min(1.0, follow_seconds - (now - idle_since)))
 
 
 def _release(lease: Lease, outcome: str) -> str:

@@ -3,15 +3,19 @@
 ``list`` shows every registered projection of the project: status, log position, events
 behind the log's end, rate and last error. ``run NAME`` runs it here until it has caught
 up (the same lease a worker takes, so never beside one; a failed one resumes at the
-batch that failed). ``rebuild NAME`` fills fresh tables from position 0 and swaps them in
+batch that failed); ``--follow`` keeps it following the log, woken by appends, until
+Ctrl-C. ``rebuild NAME`` fills fresh tables from position 0 and swaps them in
 once caught up: it names the tables it replaces and asks for confirmation (``--yes``
 answers it), then runs the rebuild here, or with ``--background`` on a Celery worker.
 """
 
 from __future__ import annotations
 
+import math
+import signal
 import socket
 import sys
+import threading
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
@@ -31,6 +35,11 @@ class Command(ContinustCommand):
         parser.add_argument("--yes", action="store_true", help="rebuild without asking")
         parser.add_argument(
             "--background", action="store_true", help="rebuild on a Celery worker, not here"
+        )
+        parser.add_argument(
+            "--follow",
+            action="store_true",
+            help="run: keep following the log after catching up, until Ctrl-C",
         )
 
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
@@ -61,7 +70,21 @@ class Command(ContinustCommand):
             if options["background"]:
                 self.emit(options, {"projection": row.name, "rebuilding": True}, "sent to a worker")
                 return
-        outcome = run_projection(row.pk, worker=f"command@{socket.gethostname()}", foreground=True)
+        stop = threading.Event()
+        previous = signal.getsignal(signal.SIGINT)
+        if options["follow"] and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+        try:
+            outcome = run_projection(
+                row.pk,
+                worker=f"command@{socket.gethostname()}",
+                foreground=True,
+                follow_seconds=math.inf if options["follow"] else 0,
+                stop=stop,
+            )
+        finally:
+            if options["follow"] and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, previous)
         row.refresh_from_db()
         described = control.describe(row)
         record = {
