@@ -258,12 +258,16 @@ CONTINUST_OUTBOX_INTERVAL_SECONDS = env_int("CONTINUST_OUTBOX_INTERVAL_SECONDS",
 # Projections (continust.projections): "name=dotted.path.Class", comma separated, beside
 # the built-in event_counts; one worker at a time runs each under a lease.
 CONTINUST_PROJECTIONS = env_list("CONTINUST_PROJECTIONS", [])
+_projection_names = ["event_counts"]  # the built-in one
 for _entry in CONTINUST_PROJECTIONS:
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,19}=[A-Za-z_][\w.]*", _entry.replace(" ", "")):
         raise ImproperlyConfigured(
             f"CONTINUST_PROJECTIONS entry {_entry!r} is not name=dotted.path.Class (a name of"
             " lower-case letters, digits and underscores, at most 20, starting with a letter)"
         )
+    _projection_names.append(_entry.partition("=")[0].strip())
+    if _projection_names.count(_projection_names[-1]) > 1:
+        raise ImproperlyConfigured(f"CONTINUST_PROJECTIONS names {_projection_names[-1]!r} twice")
 CONTINUST_PROJECTION_LEASE_SECONDS = env_int("CONTINUST_PROJECTION_LEASE_SECONDS", 30, minimum=2)
 CONTINUST_PROJECTION_RESEND_SECONDS = env_int("CONTINUST_PROJECTION_RESEND_SECONDS", 30, minimum=1)
 CONTINUST_PROJECTION_SLICE_SECONDS = env_int("CONTINUST_PROJECTION_SLICE_SECONDS", 300, minimum=1)

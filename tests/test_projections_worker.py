@@ -29,7 +29,7 @@ SETTINGS = {
     "CONTINUST_PROJECTION_RESEND_SECONDS": "2",
     "CONTINUST_PROJECTION_BATCH_DELAY_MS": "60",
 }
-TIMEOUT = 120
+TIMEOUT = 300  # PostgreSQL: appends are read once older transactions on the server end
 
 
 @pytest.fixture
