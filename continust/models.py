@@ -750,3 +750,57 @@ class VerificationPart(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["verification", "stream"], name="one_part_per_stream")
         ]
+
+
+# --------------------------------------------------------------------------- projections
+# Read models kept from the project's log (continust.projections). Appended section.
+
+
+class ProjectionStatus(models.TextChoices):
+    IDLE = "idle", "idle"
+    WAITING = "waiting", "waiting for a worker"
+    RUNNING = "running", "running"
+    FAILED = "failed", "failed"
+
+
+class Projection(Leased):
+    """A registered projection kept for one project: its tables' generation and position.
+
+    The position (``tx``, ``position``: a log position ``T.P``) moves only in the
+    transaction that writes the rows of the events up to it, which first locks this
+    row and checks ``fence`` (``continust.projections.runner``). A rebuild fills the
+    next generation of tables from position 0 with a position of its own
+    (``rebuild_*``) and swaps it in, in one transaction, when it has caught up.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="projections")
+    name = models.CharField(max_length=24)
+    status = models.CharField(
+        max_length=16, choices=ProjectionStatus.choices, default=ProjectionStatus.IDLE
+    )
+    # The live tables' generation (0: none created yet) and what they hold.
+    generation = models.PositiveIntegerField(default=0)
+    tx = models.BigIntegerField(default=0)
+    position = models.BigIntegerField(default=0)
+    events = models.PositiveBigIntegerField(default=0)
+    committed_at = models.DateTimeField(null=True, blank=True)
+    # Events per second over the last run's commits.
+    rate = models.FloatField(default=0)
+    error = models.TextField(blank=True, default="")
+    error_at = models.DateTimeField(null=True, blank=True)
+    # A rebuild in progress (generation 0: none): shadow tables and their own position.
+    rebuild_generation = models.PositiveIntegerField(default=0)
+    rebuild_tx = models.BigIntegerField(default=0)
+    rebuild_position = models.BigIntegerField(default=0)
+    rebuild_events = models.PositiveBigIntegerField(default=0)
+    rebuild_by = models.CharField(max_length=200, blank=True, default="")
+    rebuilt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="projection_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}/{self.name}"

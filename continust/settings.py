@@ -8,6 +8,7 @@ guessed at (one line, see ``continust/startup.py``).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -259,6 +260,28 @@ CACHES = {
 }
 # How often each worker's dispatcher sends the outbox and looks for stale replays.
 CONTINUST_OUTBOX_INTERVAL_SECONDS = env_int("CONTINUST_OUTBOX_INTERVAL_SECONDS", 2, minimum=1)
+
+# Projections (continust.projections): "name=dotted.path.Class", comma separated, beside
+# the built-in event_counts; one worker at a time runs each under a lease.
+CONTINUST_PROJECTIONS = env_list("CONTINUST_PROJECTIONS", [])
+_projection_names = ["event_counts"]  # the built-in one
+for _entry in CONTINUST_PROJECTIONS:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,19}=[A-Za-z_][\w.]*", _entry.replace(" ", "")):
+        raise ImproperlyConfigured(
+            f"CONTINUST_PROJECTIONS entry {_entry!r} is not name=dotted.path.Class (a name of"
+            " lower-case letters, digits and underscores, at most 20, starting with a letter)"
+        )
+    _projection_names.append(_entry.partition("=")[0].strip())
+    if _projection_names.count(_projection_names[-1]) > 1:
+        raise ImproperlyConfigured(f"CONTINUST_PROJECTIONS names {_projection_names[-1]!r} twice")
+CONTINUST_PROJECTION_LEASE_SECONDS = env_int("CONTINUST_PROJECTION_LEASE_SECONDS", 30, minimum=2)
+CONTINUST_PROJECTION_RESEND_SECONDS = env_int("CONTINUST_PROJECTION_RESEND_SECONDS", 30, minimum=1)
+CONTINUST_PROJECTION_SLICE_SECONDS = env_int("CONTINUST_PROJECTION_SLICE_SECONDS", 300, minimum=1)
+# How long a worker that has caught up keeps following the log (woken by appends) before
+# letting the projection go; 0: at once (the outbox sweep sends it again when it lags).
+CONTINUST_PROJECTION_FOLLOW_SECONDS = env_int("CONTINUST_PROJECTION_FOLLOW_SECONDS", 0, minimum=0)
+# A pause after each committed batch (tests use it to kill a worker mid-projection).
+CONTINUST_PROJECTION_BATCH_DELAY_MS = env_int("CONTINUST_PROJECTION_BATCH_DELAY_MS", 0, minimum=0)
 
 LOGGING = {
     "version": 1,

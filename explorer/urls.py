@@ -29,5 +29,6 @@ urlpatterns = [
     path("", include("explorer.blame")),  # blame a path of a version's state
     path("", include("explorer.members")),  # members and the review rule
     path("", include("explorer.pipelines")),  # pipelines: list, start, watch, control
+    path("", include("explorer.projections")),  # projections: lag, run, rebuild
     path("", include("explorer.retention")),  # retention policy, dry run, compactions
 ]

@@ -36,6 +36,7 @@ from continust.log.policy import policy_of
 from continust.log.states import is_released, state_of
 from continust.log.store import fork, merge, plan_merge
 from continust.models import Branch, Event, Membership, Role, Stream, Version
+from continust.projections import control as projections
 from continust.read.timeline import filter_choices, newest_id
 from continust.read.versions import read_version, with_first_versions
 from explorer.access import AuthenticatedHttpRequest, HtmxHttpRequest, actor_of, member_required
@@ -73,6 +74,7 @@ def project(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
             "project": membership.project,
             "streams": streams[:200],
             "query": query,
+            "activity": None if request.htmx else projections.activity(membership.project),
         },
     )
 

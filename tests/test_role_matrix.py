@@ -79,6 +79,8 @@ REQUIRED = {
 }
 # Retention (issue 8): only an admin sets a stream's policy or compacts it by hand.
 REQUIRED.update({"retention-policy": Role.ADMIN, "compaction-start": Role.ADMIN})
+# Projections: only an admin runs or rebuilds one.
+REQUIRED.update({"projection-run": Role.ADMIN, "projection-rebuild": Role.ADMIN})
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ def world(db):
             "fmt": "html",
             "name": stream.name,
             "compaction_id": job.pk,
+            "projection": "event_counts",
             "token_id": ApiToken.objects.filter(user=users["alice"]).get().pk,
             "uidb64": "MQ",
             "token": "set-password",
