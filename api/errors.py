@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from api.auth import BodyTooLarge, Forbidden
 from api.schemas import BadRequest, Conflict, Error
@@ -48,13 +49,15 @@ before it is read), an event payload above `CONTINUST_MAX_PAYLOAD_BYTES` |
 | 422 | `unknown_causation`, `reducer_rejected`, `invalid_event` | a well-formed request the \
 domain rejects: a causation id naming no earlier event of the project, a reducer refusing an \
 event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer |
+| 429 | `rate_limited` | more requests with one token than `CONTINUST_API_RATE` allows \
+(per web process); `Retry-After` says when to try again; other tokens are not affected |
 | 503 | `database_busy` | a write that timed out waiting for the database's lock (SQLite \
 has one writer at a time); `Retry-After` says when to try again |
 
 A rejected request writes nothing: a batch is appended whole or not at all.
 """
 
-READ_ERRORS: dict[int, type] = {400: BadRequest, 401: Error, 404: Error, 413: Error}
+READ_ERRORS: dict[int, type] = {400: BadRequest, 401: Error, 404: Error, 413: Error, 429: Error}
 # Reads of a version's state or payload: a retention policy may have released it.
 STATE_ERRORS: dict[int, type] = {**READ_ERRORS, 410: Error}
 WRITE_ERRORS: dict[int, type] = {**READ_ERRORS, 403: Error, 409: Conflict, 422: Error}
@@ -104,6 +107,16 @@ def _on_unauthorized(request: HttpRequest, exc: Any) -> HttpResponse:
     return response
 
 
+def _on_throttled(request: HttpRequest, exc: Any) -> HttpResponse:
+    # ninja adds Retry-After (whole seconds) to this answer.
+    return error_response(
+        429,
+        "rate_limited",
+        f"this token made more than {settings.CONTINUST_API_RATE} requests; "
+        "wait as Retry-After says",
+    )
+
+
 def _on_conflict(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(409, "stale_head", str(exc), current_head=exc.current_head)
 
@@ -129,6 +142,7 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(ValidationError, _on_validation)
     api.add_exception_handler(HttpError, _on_http_error)
     api.add_exception_handler(AuthenticationError, _on_unauthorized)
+    api.add_exception_handler(Throttled, _on_throttled)
     api.add_exception_handler(ConcurrencyConflict, _on_conflict)
     handlers: dict[type[Exception], tuple[int, str]] = {
         InvalidName: (400, "invalid_name"),

@@ -23,6 +23,7 @@ from api import (
 from api.auth import BearerToken
 from api.parsing import StrictJSONParser
 from api.schemas import STORED_JSON, STORED_JSON_MARK, STORED_JSON_REF
+from api.throttling import TokenRateThrottle
 
 DESCRIPTION = f"""\
 Read and write continust's event log over HTTP.
@@ -82,6 +83,7 @@ api = ContinustAPI(
     parser=StrictJSONParser(),
     docs=docs.LocalSwagger(),
     urls_namespace="api",
+    throttle=TokenRateThrottle(),
 )
 errors.install(api)
 api.add_exception_handler(routes_projects.StreamExists, errors.simple_handler(409, "stream_exists"))
