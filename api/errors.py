@@ -17,16 +17,20 @@ from api.auth import BodyTooLarge, Forbidden
 from api.schemas import BadRequest, Conflict, Error
 from continust.busy import busy_response, is_busy
 from continust.core.errors import (
+    AlreadyExists,
     ConcurrencyConflict,
     IdempotencyConflict,
     InvalidEvent,
     InvalidName,
+    MergeConflict,
     NotFound,
+    NothingToMerge,
     PayloadTooLarge,
     ReducerRejected,
     StateReleased,
     UnknownCausation,
 )
+from continust.documents import diff as diffs
 
 STATUS_TABLE = """\
 | status | code | when |
@@ -39,16 +43,18 @@ can store, the request does not match the schema (never 422), a name no record c
 writes (below admin: changes a retention policy or compacts) |
 | 404 | `not_found` | an unknown project, stream, branch, version or event, or one the token \
 may not see |
-| 409 | `stale_head`, `idempotency_conflict`, `stream_exists` | the branch moved from \
-`expected_head` (`current_head` says where it is), an event id already recorded with other \
-content, a stream name taken |
+| 409 | `stale_head`, `idempotency_conflict`, `stream_exists`, `already_exists`, \
+`merge_conflict` | the branch moved from `expected_head` (`current_head` says where it is), \
+an event id already recorded with other content, a stream or branch name taken, a merge's \
+conflicting paths left unresolved (`conflicts` lists them) |
 | 410 | `state_released` | a version whose state (or event payload) the stream's retention \
 policy released; its hashes and place in the graph remain |
 | 413 | `body_too_large`, `payload_too_large` | a request body above the limit (refused \
 before it is read), an event payload above `CONTINUST_MAX_PAYLOAD_BYTES` |
 | 422 | `unknown_causation`, `reducer_rejected`, `invalid_event` | a well-formed request the \
 domain rejects: a causation id naming no earlier event of the project, a reducer refusing an \
-event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer |
+event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer; \
+`nothing_to_merge` for a branch already merged |
 | 429 | `rate_limited` | more requests with one token than `CONTINUST_API_RATE` allows \
 (per web process); `Retry-After` says when to try again; other tokens are not affected |
 | 503 | `database_busy` | a write that timed out waiting for the database's lock (SQLite \
@@ -121,6 +127,24 @@ def _on_conflict(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(409, "stale_head", str(exc), current_head=exc.current_head)
 
 
+def conflict_record(conflict: diffs.Conflict) -> dict[str, Any]:
+    """Return a merge conflict as the API shows it: absent values null, named in ``absent``."""
+    record: dict[str, Any] = {"path": conflict.path, "absent": []}
+    for side in ("base", "ours", "theirs"):
+        value = getattr(conflict, side)
+        if value is diffs.MISSING:
+            record["absent"].append(side)
+            value = None
+        record[side] = value
+    return record
+
+
+def _on_merge_conflict(request: HttpRequest, exc: Any) -> HttpResponse:
+    return error_response(
+        409, "merge_conflict", str(exc), conflicts=[conflict_record(c) for c in exc.conflicts]
+    )
+
+
 def simple_handler(status: int, code: str) -> Callable[[HttpRequest, Any], HttpResponse]:
     def handler(request: HttpRequest, exc: Any) -> HttpResponse:
         return error_response(status, code, str(exc))
@@ -144,11 +168,14 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(AuthenticationError, _on_unauthorized)
     api.add_exception_handler(Throttled, _on_throttled)
     api.add_exception_handler(ConcurrencyConflict, _on_conflict)
+    api.add_exception_handler(MergeConflict, _on_merge_conflict)
     handlers: dict[type[Exception], tuple[int, str]] = {
         InvalidName: (400, "invalid_name"),
         NotFound: (404, "not_found"),
         Forbidden: (403, "forbidden"),
         IdempotencyConflict: (409, "idempotency_conflict"),
+        AlreadyExists: (409, "already_exists"),
+        NothingToMerge: (422, "nothing_to_merge"),
         BodyTooLarge: (413, "body_too_large"),
         RequestDataTooBig: (413, "body_too_large"),
         PayloadTooLarge: (413, "payload_too_large"),

@@ -15,6 +15,7 @@ from api import (
     converters,  # noqa: F401  (registers the stream name converter)
     docs,
     errors,
+    routes_branches,
     routes_lineage,
     routes_projects,
     routes_retention,
@@ -91,6 +92,7 @@ api.add_router("", routes_projects.router)
 api.add_router("", routes_streams.router)
 api.add_router("", routes_lineage.router)
 api.add_router("", routes_retention.router)
+api.add_router("", routes_branches.router)
 
 urlpatterns = [
     path("", api.urls),

@@ -185,12 +185,28 @@ class BadRequest(Error):
     errors: list[Issue] = Field(default_factory=list)
 
 
+class ConflictOut(Schema):
+    """A path both sides of a merge changed differently; an absent value is null and named
+    in `absent`."""
+
+    path: str
+    base: Any = None
+    ours: Any = None
+    theirs: Any = None
+    absent: list[Literal["base", "ours", "theirs"]] = Field(
+        description="Which of base, ours and theirs have no value at the path."
+    )
+
+
 class Conflict(Error):
-    """409: a stale expected head (``current_head`` says where the branch is) or an event id
-    already recorded with other content."""
+    """409: a stale expected head (``current_head`` says where the branch is), an event id
+    already recorded with other content, a name taken, or a merge's unresolved conflicts."""
 
     current_head: int | None = Field(
         None, description="For `stale_head`: the version the branch points at now."
+    )
+    conflicts: list[ConflictOut] | None = Field(
+        None, description="For `merge_conflict`: the conflicting paths still to resolve."
     )
 
 
