@@ -16,6 +16,7 @@ from api import (
     docs,
     errors,
     routes_branches,
+    routes_integrity,
     routes_lineage,
     routes_projects,
     routes_retention,
@@ -93,6 +94,7 @@ api.add_router("", routes_streams.router)
 api.add_router("", routes_lineage.router)
 api.add_router("", routes_retention.router)
 api.add_router("", routes_branches.router)
+api.add_router("", routes_integrity.router)
 
 urlpatterns = [
     path("", api.urls),
