@@ -31,6 +31,7 @@ from continust.core.errors import (
     UnknownCausation,
 )
 from continust.documents import diff as diffs
+from continust.log.reducers import UnknownReducer
 
 STATUS_TABLE = """\
 | status | code | when |
@@ -182,6 +183,7 @@ def install(api: NinjaAPI) -> None:
         UnknownCausation: (422, "unknown_causation"),
         ReducerRejected: (422, "reducer_rejected"),
         InvalidEvent: (422, "invalid_event"),
+        UnknownReducer: (422, "invalid_event"),
         StateReleased: (410, "state_released"),
     }
     for exc_class, (status, code) in handlers.items():

@@ -19,6 +19,7 @@ from api import (
     routes_integrity,
     routes_lineage,
     routes_projects,
+    routes_replays,
     routes_retention,
     routes_streams,
 )
@@ -95,6 +96,7 @@ api.add_router("", routes_lineage.router)
 api.add_router("", routes_retention.router)
 api.add_router("", routes_branches.router)
 api.add_router("", routes_integrity.router)
+api.add_router("", routes_replays.router)
 
 urlpatterns = [
     path("", api.urls),
