@@ -21,6 +21,7 @@ from api import (
     routes_projects,
     routes_replays,
     routes_retention,
+    routes_reviews,
     routes_streams,
 )
 from api.auth import BearerToken
@@ -97,6 +98,7 @@ api.add_router("", routes_retention.router)
 api.add_router("", routes_branches.router)
 api.add_router("", routes_integrity.router)
 api.add_router("", routes_replays.router)
+api.add_router("", routes_reviews.router)
 
 urlpatterns = [
     path("", api.urls),
