@@ -16,7 +16,16 @@ from pydantic import ConfigDict, Field, field_validator
 
 from api.access import project_for, stream_for
 from api.errors import READ_ERRORS, STATE_ERRORS
-from api.schemas import Error, Ref, Schema, SlugPath, StreamPath, StrictSchema, _whole_number
+from api.schemas import (
+    POINTER,
+    Error,
+    Ref,
+    Schema,
+    SlugPath,
+    StreamPath,
+    StrictSchema,
+    _whole_number,
+)
 from continust.audit import integrity
 from continust.audit.blame import blame
 from continust.audit.digests import take_digest, verify_digest
@@ -55,7 +64,7 @@ class BlameQuery(Schema):
     path: str = Field(
         min_length=1,
         max_length=1000,
-        pattern=r"^/[^\u0000]*$",
+        pattern=POINTER,
         description="An RFC 6901 JSON Pointer into the version's state, e.g. `/tiers/pro`.",
     )
     depth: int = Field(20, ge=1, le=200, description="At most this many changes, newest first.")
@@ -182,7 +191,10 @@ class DigestEntryIn(StrictSchema):
     stream: str = Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)
     events: Count
     head: Hash
-    branches: dict[Annotated[str, Field(max_length=NAME_MAX, pattern=NAME_PATTERN)], DigestBranchIn]
+    # Only names that match: pydantic's patternProperties leaves any other key open.
+    branches: dict[
+        Annotated[str, Field(max_length=NAME_MAX, pattern=NAME_PATTERN)], DigestBranchIn
+    ] = Field(json_schema_extra={"additionalProperties": False})
 
     _whole = field_validator("events", mode="before")(_whole_number)
 

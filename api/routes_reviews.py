@@ -23,6 +23,7 @@ from api.errors import READ_ERRORS, STATE_ERRORS, WRITE_ERRORS
 from api.pagination import cursor_key
 from api.schemas import (
     NON_BLANK,
+    POINTER,
     STORABLE,
     Error,
     PageQuery,
@@ -43,7 +44,7 @@ router = Router(tags=["reviews"])
 PROJECT = "/projects/{slug:slug}"
 ReviewIdPath = Annotated[int, param.Path(ge=0, le=BIGINT_MAX, description="A review's id.")]
 REVIEW_ERRORS: dict[int, type] = {**WRITE_ERRORS, 410: Error}
-Pointer = Annotated[str, Field(max_length=1000, pattern=r"^(/[^\u0000]*)?$")]
+Pointer = Annotated[str, Field(max_length=1000, pattern=POINTER)]
 
 
 class OpenIn(StrictSchema):

@@ -32,6 +32,8 @@ from continust.log.policy import MAX_HORIZON_VERSIONS
 # The rules of continust.core.parsing, as patterns every regular-expression engine reads alike.
 STORABLE = r"^[^\u0000]*$"  # PostgreSQL stores no NUL
 NON_BLANK = rf"^[^\u0000]*[^{SPACES}\u0000][^\u0000]*$"
+# An RFC 6901 JSON Pointer: "" (the whole document) or "/"-led tokens, "~" only as ~0 or ~1.
+POINTER = r"^(/([^/~\u0000]|~[01])*)*$"
 # What a payload may hold, as the spec says it. Validating it so would slow every append; the
 # strict JSON parser refuses the same NUL (and lone surrogates) as a 400 before validation.
 STORED_JSON_REF = "#/components/schemas/StoredJSON"
