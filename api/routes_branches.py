@@ -22,7 +22,6 @@ from api.schemas import (
     BranchOut,
     ChangeOut,
     ConflictOut,
-    Error,
     Ref,
     Schema,
     SlugPath,
@@ -102,6 +101,7 @@ class MergePreviewOut(Schema):
                     "into": "main",
                     "ours": 14,
                     "theirs": 13,
+                    "up_to_date": False,
                     "merge_bases": [11],
                     "conflicts": [
                         {"path": "/pro", "base": 29, "ours": 31, "theirs": 25, "absent": []}
@@ -117,6 +117,7 @@ class MergePreviewOut(Schema):
     into: str
     ours: int = Field(description="The head of `into`: give it as `expected_head` to merge.")
     theirs: int = Field(description="The head of `from`.")
+    up_to_date: bool = Field(description="True when `from` is already in `into`.")
     merge_bases: list[int]
     conflicts: list[ConflictOut] = Field(description="Each must be resolved to merge.")
     changes: list[ChangeOut] = Field(
@@ -161,7 +162,7 @@ def fork_branch(
 
 @router.get(
     STREAM + "/merge-preview",
-    response={200: MergePreviewOut, **STATE_ERRORS, 422: Error},
+    response={200: MergePreviewOut, **STATE_ERRORS},
     by_alias=True,
     exclude_unset=True,
 )
@@ -170,18 +171,32 @@ def preview_merge(
 ) -> dict[str, Any]:
     """What merging branch `from` into `into` would give, writing nothing: the merge
     bases, the conflicting paths with their base, ours and theirs values, and the changes
-    to `into`'s state. 422 `nothing_to_merge` when `from` is already in `into`."""
+    to `into`'s state. `up_to_date` when `from` is already in `into` (a merge would be a
+    422 `nothing_to_merge`)."""
     stream = stream_for(request, slug, name)
     heads = _heads(stream, query.source, query.into)
-    if query.source == query.into:
-        raise NothingToMerge("a branch cannot be merged into itself")
-    plan = plan_merge(stream, heads[query.into], heads[query.source])
+    try:
+        if query.source == query.into:
+            raise NothingToMerge("a branch is contained in itself")
+        plan = plan_merge(stream, heads[query.into], heads[query.source])
+    except NothingToMerge:  # "Already up to date", as git says: nothing would change
+        return {
+            "from": query.source,
+            "into": query.into,
+            "ours": heads[query.into].pk,
+            "theirs": heads[query.source].pk,
+            "up_to_date": True,
+            "merge_bases": [heads[query.source].pk],
+            "conflicts": [],
+            "changes": [],
+        }
     changes = diffs.diff(state_of(heads[query.into]), plan.state)
     return {
         "from": query.source,
         "into": query.into,
         "ours": plan.ours.pk,
         "theirs": plan.theirs.pk,
+        "up_to_date": False,
         "merge_bases": plan.bases,
         "conflicts": [conflict_record(c) for c in plan.conflicts],
         "changes": [c.to_dict() for c in changes[:1000]],

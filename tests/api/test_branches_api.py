@@ -49,7 +49,7 @@ def test_the_preview_lists_the_conflicts_and_writes_nothing(alice_api, bob_api, 
     assert body["conflicts"] == [
         {"path": "/pro", "base": 29, "ours": 31, "theirs": 25, "absent": []}
     ]
-    assert body["merge_bases"] == [diverged.pk]
+    assert body["merge_bases"] == [diverged.pk] and body["up_to_date"] is False
     assert {"op": "add", "path": "/discount", "new": 20} in body["changes"]
     assert Version.objects.count() == before
 
@@ -74,6 +74,8 @@ def test_a_merge_with_resolutions_writes_the_merge(alice_api, stream, diverged):
     assert Branch.objects.get(stream=stream, name="main").head_id == version.pk
     again = alice_api.post(BASE + "/merges", {"from": "sale", "into": "main"})
     assert again.status_code == 422 and again.json()["code"] == "nothing_to_merge"
+    preview = alice_api.get(BASE + "/merge-preview", **{"from": "sale", "into": "main"}).json()
+    assert preview["up_to_date"] is True and preview["conflicts"] == []
 
 
 def test_a_merge_refuses_a_stale_head_and_a_stray_resolution(alice_api, stream, diverged):
