@@ -36,8 +36,11 @@ Authenticate with a personal API token (the explorer's Tokens page):
 `Authorization: Bearer ctn_...`. A token sees the projects it is scoped to
 where its user is a member; every other project answers 404, exactly as a
 project that does not exist. Writing needs a write-scoped token and the editor
-role; changing a retention policy and compacting need the admin role (403
-otherwise).
+role; opening, commenting on, ticking and deciding reviews need the reviewer role;
+changing a retention policy, compacting and discarding a replay need the admin role (403
+otherwise). Reads (blame, verify, digest, export included) need membership only.
+Each token may make `CONTINUST_API_RATE` requests (per web process); more answer 429
+with `Retry-After`.
 
 Stream names may contain `/`: `/api/projects/acme/streams/accounts/alice/events`
 names the events of stream `accounts/alice`. Each operation ends in its own
