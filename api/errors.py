@@ -5,28 +5,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from api.auth import BodyTooLarge, Forbidden
 from api.schemas import BadRequest, Conflict, Error
 from continust.busy import busy_response, is_busy
 from continust.core.errors import (
+    AlreadyExists,
     ConcurrencyConflict,
     IdempotencyConflict,
     InvalidEvent,
     InvalidName,
+    MergeConflict,
     NotFound,
+    NothingToMerge,
     PayloadTooLarge,
     ReducerRejected,
     StateReleased,
     UnknownCausation,
 )
+from continust.documents import diff as diffs
 from continust.documents.diff import NullNotExpressible
+from continust.log.reducers import UnknownReducer
 
 STATUS_TABLE = """\
 | status | code | when |
@@ -39,9 +45,10 @@ can store, the request does not match the schema (never 422), a name no record c
 writes (below admin: changes a retention policy or compacts) |
 | 404 | `not_found` | an unknown project, stream, branch, version or event, or one the token \
 may not see |
-| 409 | `stale_head`, `idempotency_conflict`, `stream_exists` | the branch moved from \
-`expected_head` (`current_head` says where it is), an event id already recorded with other \
-content, a stream name taken |
+| 409 | `stale_head`, `idempotency_conflict`, `stream_exists`, `already_exists`, \
+`merge_conflict` | the branch moved from `expected_head` (`current_head` says where it is), \
+an event id already recorded with other content, a stream or branch name taken, a merge's \
+conflicting paths left unresolved (`conflicts` lists them) |
 | 410 | `state_released` | a version whose state (or event payload) the stream's retention \
 policy released; its hashes and place in the graph remain |
 | 413 | `body_too_large`, `payload_too_large` | a request body above the limit (refused \
@@ -50,14 +57,17 @@ before it is read), an event payload above `CONTINUST_MAX_PAYLOAD_BYTES` |
 domain rejects: a causation id naming no earlier event of the project, a reducer refusing an \
 event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer; \
 `null_not_expressible`: a merge-patch diff to a state that sets a value to null, which RFC 7396 \
-cannot say (`paths` names them; ask for the JSON Patch) |
+cannot say (`paths` names them; ask for the JSON Patch); `nothing_to_merge` for a branch \
+already merged |
+| 429 | `rate_limited` | more requests with one token than `CONTINUST_API_RATE` allows \
+(per web process); `Retry-After` says when to try again; other tokens are not affected |
 | 503 | `database_busy` | a write that timed out waiting for the database's lock (SQLite \
 has one writer at a time); `Retry-After` says when to try again |
 
 A rejected request writes nothing: a batch is appended whole or not at all.
 """
 
-READ_ERRORS: dict[int, type] = {400: BadRequest, 401: Error, 404: Error, 413: Error}
+READ_ERRORS: dict[int, type] = {400: BadRequest, 401: Error, 404: Error, 413: Error, 429: Error}
 # Reads of a version's state or payload: a retention policy may have released it.
 STATE_ERRORS: dict[int, type] = {**READ_ERRORS, 410: Error}
 WRITE_ERRORS: dict[int, type] = {**READ_ERRORS, 403: Error, 409: Conflict, 422: Error}
@@ -107,8 +117,36 @@ def _on_unauthorized(request: HttpRequest, exc: Any) -> HttpResponse:
     return response
 
 
+def _on_throttled(request: HttpRequest, exc: Any) -> HttpResponse:
+    # ninja adds Retry-After (whole seconds) to this answer.
+    return error_response(
+        429,
+        "rate_limited",
+        f"this token made more than {settings.CONTINUST_API_RATE} requests; "
+        "wait as Retry-After says",
+    )
+
+
 def _on_conflict(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(409, "stale_head", str(exc), current_head=exc.current_head)
+
+
+def conflict_record(conflict: diffs.Conflict) -> dict[str, Any]:
+    """Return a merge conflict as the API shows it: absent values null, named in ``absent``."""
+    record: dict[str, Any] = {"path": conflict.path, "absent": []}
+    for side in ("base", "ours", "theirs"):
+        value = getattr(conflict, side)
+        if value is diffs.MISSING:
+            record["absent"].append(side)
+            value = None
+        record[side] = value
+    return record
+
+
+def _on_merge_conflict(request: HttpRequest, exc: Any) -> HttpResponse:
+    return error_response(
+        409, "merge_conflict", str(exc), conflicts=[conflict_record(c) for c in exc.conflicts]
+    )
 
 
 def simple_handler(status: int, code: str) -> Callable[[HttpRequest, Any], HttpResponse]:
@@ -136,19 +174,24 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(ValidationError, _on_validation)
     api.add_exception_handler(HttpError, _on_http_error)
     api.add_exception_handler(AuthenticationError, _on_unauthorized)
+    api.add_exception_handler(Throttled, _on_throttled)
     api.add_exception_handler(ConcurrencyConflict, _on_conflict)
     api.add_exception_handler(NullNotExpressible, _on_null_not_expressible)
+    api.add_exception_handler(MergeConflict, _on_merge_conflict)
     handlers: dict[type[Exception], tuple[int, str]] = {
         InvalidName: (400, "invalid_name"),
         NotFound: (404, "not_found"),
         Forbidden: (403, "forbidden"),
         IdempotencyConflict: (409, "idempotency_conflict"),
+        AlreadyExists: (409, "already_exists"),
+        NothingToMerge: (422, "nothing_to_merge"),
         BodyTooLarge: (413, "body_too_large"),
         RequestDataTooBig: (413, "body_too_large"),
         PayloadTooLarge: (413, "payload_too_large"),
         UnknownCausation: (422, "unknown_causation"),
         ReducerRejected: (422, "reducer_rejected"),
         InvalidEvent: (422, "invalid_event"),
+        UnknownReducer: (422, "invalid_event"),
         StateReleased: (410, "state_released"),
     }
     for exc_class, (status, code) in handlers.items():

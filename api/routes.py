@@ -15,14 +15,19 @@ from api import (
     converters,  # noqa: F401  (registers the stream name converter)
     docs,
     errors,
+    routes_branches,
+    routes_integrity,
     routes_lineage,
     routes_projects,
+    routes_replays,
     routes_retention,
+    routes_reviews,
     routes_streams,
 )
 from api.auth import BearerToken
 from api.parsing import StrictJSONParser
 from api.schemas import STORED_JSON, STORED_JSON_MARK, STORED_JSON_REF
+from api.throttling import TokenRateThrottle
 
 DESCRIPTION = f"""\
 Read and write continust's event log over HTTP.
@@ -31,8 +36,11 @@ Authenticate with a personal API token (the explorer's Tokens page):
 `Authorization: Bearer ctn_...`. A token sees the projects it is scoped to
 where its user is a member; every other project answers 404, exactly as a
 project that does not exist. Writing needs a write-scoped token and the editor
-role; changing a retention policy and compacting need the admin role (403
-otherwise).
+role; opening, commenting on, ticking and deciding reviews need the reviewer role;
+changing a retention policy, compacting and discarding a replay need the admin role (403
+otherwise). Reads (blame, verify, digest, export included) need membership only.
+Each token may make `CONTINUST_API_RATE` requests (per web process); more answer 429
+with `Retry-After`.
 
 Stream names may contain `/`: `/api/projects/acme/streams/accounts/alice/events`
 names the events of stream `accounts/alice`. Each operation ends in its own
@@ -82,6 +90,7 @@ api = ContinustAPI(
     parser=StrictJSONParser(),
     docs=docs.LocalSwagger(),
     urls_namespace="api",
+    throttle=TokenRateThrottle(),
 )
 errors.install(api)
 api.add_exception_handler(routes_projects.StreamExists, errors.simple_handler(409, "stream_exists"))
@@ -89,6 +98,10 @@ api.add_router("", routes_projects.router)
 api.add_router("", routes_streams.router)
 api.add_router("", routes_lineage.router)
 api.add_router("", routes_retention.router)
+api.add_router("", routes_branches.router)
+api.add_router("", routes_integrity.router)
+api.add_router("", routes_replays.router)
+api.add_router("", routes_reviews.router)
 
 urlpatterns = [
     path("", api.urls),

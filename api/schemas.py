@@ -32,6 +32,8 @@ from continust.log.policy import MAX_HORIZON_VERSIONS
 # The rules of continust.core.parsing, as patterns every regular-expression engine reads alike.
 STORABLE = r"^[^\u0000]*$"  # PostgreSQL stores no NUL
 NON_BLANK = rf"^[^\u0000]*[^{SPACES}\u0000][^\u0000]*$"
+# An RFC 6901 JSON Pointer: "" (the whole document) or "/"-led tokens, "~" only as ~0 or ~1.
+POINTER = r"^(/([^/~\u0000]|~[01])*)*$"
 # What a payload may hold, as the spec says it. Validating it so would slow every append; the
 # strict JSON parser refuses the same NUL (and lone surrogates) as a 400 before validation.
 STORED_JSON_REF = "#/components/schemas/StoredJSON"
@@ -185,12 +187,28 @@ class BadRequest(Error):
     errors: list[Issue] = Field(default_factory=list)
 
 
+class ConflictOut(Schema):
+    """A path both sides of a merge changed differently; an absent value is null and named
+    in `absent`."""
+
+    path: str
+    base: Any = None
+    ours: Any = None
+    theirs: Any = None
+    absent: list[Literal["base", "ours", "theirs"]] = Field(
+        description="Which of base, ours and theirs have no value at the path."
+    )
+
+
 class Conflict(Error):
-    """409: a stale expected head (``current_head`` says where the branch is) or an event id
-    already recorded with other content."""
+    """409: a stale expected head (``current_head`` says where the branch is), an event id
+    already recorded with other content, a name taken, or a merge's unresolved conflicts."""
 
     current_head: int | None = Field(
         None, description="For `stale_head`: the version the branch points at now."
+    )
+    conflicts: list[ConflictOut] | None = Field(
+        None, description="For `merge_conflict`: the conflicting paths still to resolve."
     )
 
 

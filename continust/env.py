@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -62,3 +63,20 @@ def env_networks(
         except ValueError as err:
             raise ImproperlyConfigured(f"{name}: {item!r} is not an address or network") from err
     return tuple(networks)
+
+
+_RATE = re.compile(r"^([0-9]{1,9})/([0-9]{0,9})(s|sec|m|min|h|hour|d|day)$")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """Return the variable as a rate, ``N/period`` (``600/min``, ``10/s``, ``5000/2h``);
+    None when it is ``0`` or ``off`` (no limit)."""
+    raw = os.environ.get(name, default).strip()
+    if raw.lower() in {"0", "off"}:
+        return None
+    found = _RATE.match(raw)
+    if found is None or int(found.group(1)) < 1 or int(found.group(2) or 1) < 1:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a rate: use N/s, N/min, N/h or N/day (0 or off: no limit)"
+        )
+    return raw

@@ -17,7 +17,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from continust import secret_key
-from continust.env import env_bool, env_int, env_list, env_networks, env_str
+from continust.env import env_bool, env_int, env_list, env_networks, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CONTINUST_VAR_DIR", str(BASE_DIR / "var")))
@@ -257,6 +257,14 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "OPTIONS": {"MAX_ENTRIES": env_int("CONTINUST_STATE_CACHE_ENTRIES", 2000, minimum=1)},
     },
+}
+# API requests per token (ninja's throttling, api/throttling.py), counted in this cache by
+# each web process; CONTINUST_API_RATE=0 turns the limit off.
+CONTINUST_API_RATE = env_rate("CONTINUST_API_RATE", "1200/min")
+CACHES["api-rate"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "continust-api-rate",
+    "OPTIONS": {"MAX_ENTRIES": 100_000},
 }
 # How often each worker's dispatcher sends the outbox and looks for stale replays.
 CONTINUST_OUTBOX_INTERVAL_SECONDS = env_int("CONTINUST_OUTBOX_INTERVAL_SECONDS", 2, minimum=1)

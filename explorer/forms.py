@@ -58,3 +58,23 @@ def offer_streams_of(form: forms.Form, project: Any) -> None:
     field.queryset = (
         Stream.objects.filter(project=project).exclude(name=trail.AUDIT_STREAM).order_by("name")
     )
+
+
+class VerifyForm(forms.Form):
+    """What to verify: the whole project or one stream, and optionally against a digest."""
+
+    stream = StreamField(
+        queryset=Stream.objects.none(), required=False, empty_label="every stream of the project"
+    )
+    digest = forms.FileField(
+        required=False,
+        label="against a digest (optional)",
+        help_text="a digest downloaded here earlier: also shows whether anything was cut off "
+        "or moved back since",
+    )
+
+    def __init__(self, project: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["stream"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = Stream.objects.filter(project=project).order_by("name")

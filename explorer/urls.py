@@ -27,6 +27,7 @@ urlpatterns = [
     path("", include("explorer.reviews")),  # reviews: open, comment, check, decide
     path("", include("explorer.audit")),  # audit reports and the pinned export
     path("", include("explorer.blame")),  # blame a path of a version's state
+    path("", include("explorer.integrity")),  # verify and digest
     path("", include("explorer.members")),  # members and the review rule
     path("", include("explorer.pipelines")),  # pipelines: list, start, watch, control
     path("", include("explorer.projections")),  # projections: lag, run, rebuild

@@ -24,6 +24,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from api.models import ApiToken, Scope
 from continust.audit import reviews
+from continust.audit.digests import take_digest
 from continust.log.projects import add_member, create_project, create_stream
 from continust.log.store import fork
 from continust.models import Role
@@ -81,6 +82,8 @@ REQUIRED = {
 REQUIRED.update({"retention-policy": Role.ADMIN, "compaction-start": Role.ADMIN})
 # Projections: only an admin runs or rebuilds one.
 REQUIRED.update({"projection-run": Role.ADMIN, "projection-rebuild": Role.ADMIN})
+# Verifying (a POST: it may upload a digest) only reads, as the verify command does.
+REQUIRED.update({"integrity": Role.VIEWER})
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,9 @@ def world(db):
     v1, v2, v3 = put(stream, {"n": 1}, {"n": 2}, {"n": 3})
     fork(stream, "side", v1)
     (v4,) = put(stream, {"m": 1}, branch="side")
+    for role in ROLES:  # a branch for each role to merge into main over the API
+        fork(stream, f"m-{role}", v3)
+        put(stream, {f"k-{role}": 1}, branch=f"m-{role}")
     review = reviews.open_review(stream, base=v1, head=v3, actor="alice")
     reviews.comment(review, actor="rita", body="hello")
     replay = start_replay(stream, end="main", actor="eddie")
@@ -180,13 +186,24 @@ def world(db):
             "jump": "q=main",
             "audit-export": integrity_pins,
             "blame": "path=/n",
-            "api": f"a={v1.pk}&b={v3.pk}&of=main&ref=main",
+            "api": f"a={v1.pk}&b={v3.pk}&of=main&ref=main&from=side&into=main&path=/n",
         },
         "bodies": {
             "add_stream": lambda who: {"name": f"new-{who}"},
             "append_events": lambda who: {"events": [{"type": "t", "payload": {}}]},
             "set_retention": lambda who: {"kind": "eternal"},
             "request_compaction": lambda who: {},
+            "fork_branch": lambda who: {"name": f"f-{who}", "at": "main"},
+            "merge_branches": lambda who: {"from": f"m-{who}", "into": "main"},
+            "verify_against_digest": lambda who: take_digest(acme),
+            "start_replay": lambda who: {"to": "main"},
+            "cancel_replay": lambda who: {},
+            "promote_replay": lambda who: {},
+            "discard_replay": lambda who: {},
+            "open_review": lambda who: {"stream": "pricing", "head": "main", "base": str(v1.pk)},
+            "comment_on_review": lambda who: {"body": f"from {who}"},
+            "check_path": lambda who: {"path": "/n"},
+            "decide": lambda who: {"decision": "request_changes", "note": who},
         },
         "v4": v4,
     }
@@ -273,8 +290,21 @@ def api_methods() -> dict[str, list[str]]:
     }
 
 
-# API operations that need more than the editor role to write.
-API_REQUIRED = {"set_retention": Role.ADMIN, "request_compaction": Role.ADMIN}
+# API operations that need another role than editor to write (a POST that only reads
+# needs a viewer).
+API_REQUIRED = {
+    "set_retention": Role.ADMIN,
+    "request_compaction": Role.ADMIN,
+    "discard_replay": Role.ADMIN,
+    "open_review": Role.REVIEWER,
+    "comment_on_review": Role.REVIEWER,
+    "check_path": Role.REVIEWER,
+    "decide": Role.REVIEWER,
+    "verify_against_digest": Role.VIEWER,
+}
+# Operations on the one replay of the world: past the role check, the replay's state decides
+# (a waiting replay cannot be promoted or discarded; cancelled once, it is finished).
+API_STATEFUL = {"cancel_replay", "promote_replay", "discard_replay"}
 
 
 def check_api(route: Route, world: dict[str, Any], methods: list[str], problems: list[str]) -> None:
@@ -301,6 +331,8 @@ def check_api(route: Route, world: dict[str, Any], methods: list[str], problems:
                 want = {200} if "slug" not in route.pattern.pattern.converters else {404}
             elif method != "GET" and Role.rank(who) < Role.rank(required):
                 want = {403}
+            elif route.name in API_STATEFUL:
+                want = {200, 422}
             else:
                 want = {200, 201, 202}
             if got not in want:

@@ -55,6 +55,11 @@ def run(args: list[str], timeout: float = 60, **env: str) -> subprocess.Complete
         ),
         ({"DJANGO_DEBUG": "1", "DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL must be postgres"),
         ({"DJANGO_DEBUG": "1", "DATABASE_URL": "nonsense"}, "DATABASE_URL"),
+        (
+            {"DJANGO_DEBUG": "1", "CONTINUST_API_RATE": "fast"},
+            "CONTINUST_API_RATE='fast' is not a rate",
+        ),
+        ({"DJANGO_DEBUG": "1", "CONTINUST_API_RATE": "5/0min"}, "CONTINUST_API_RATE='5/0min'"),
     ],
 )
 def test_a_bad_value_stops_the_process(env, message):

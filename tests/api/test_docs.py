@@ -26,6 +26,7 @@ def test_the_spec_is_at_a_stable_url():
         "409",
         "413",
         "422",
+        "429",
     }
     conflict = append["responses"]["409"]["content"]["application/json"]["schema"]
     assert conflict == {"$ref": "#/components/schemas/Conflict"}

@@ -36,7 +36,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.models import ApiToken, Scope
+from continust.audit import reviews
 from continust.log.store import NewEvent, append, fork
+from continust.replays import replay as replays
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +70,8 @@ CONFIG = SchemathesisConfig.from_dict(
 
 @pytest.fixture
 def filled(alice, project, stream):
-    """A stream with a fork, a few events with causation, and alice's write token."""
+    """A stream with a fork, a few events with causation, a review, a replay done, and
+    alice's write token."""
     root = uuid.uuid4()
     first = append(stream, [NewEvent(type="set", payload={"a": 1}, id=root)]).versions[0]
     append(stream, [NewEvent(type="set", payload={"b": [1, 2]}, causation=root)])
@@ -76,7 +79,17 @@ def filled(alice, project, stream):
     append(stream, [NewEvent(type="set", payload={"c": {"d": None}})], branch="feature")
     secret = ApiToken.issue(alice, "schemathesis", [project], Scope.WRITE)[1]
     refs = ["main", "feature", str(first.pk), f"v{first.pk}"]
-    return {"secret": secret, "refs": refs, "event": str(root), "version": first.pk}
+    review = reviews.open_branch_review(stream, "feature", actor="alice")
+    replay = replays.start_replay(stream, end="main", actor="alice")
+    replays.run(replay.pk)
+    return {
+        "secret": secret,
+        "refs": refs,
+        "event": str(root),
+        "version": first.pk,
+        "review": review.pk,
+        "replay": replay.pk,
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -112,11 +125,32 @@ def _aim(case, filled) -> None:
         path["event_id"] = filled["event"]
     if "version_id" in path and _pick(path["version_id"], ["v"]):
         path["version_id"] = filled["version"]
+    for key in ("review_id", "replay_id"):
+        if key in path and _pick(path[key], ["x"]):
+            path[key] = filled[key.removesuffix("_id")]
     query = case.query or {}
     for key in ("a", "b", "of", "ref"):
         if key in query:
             query[key] = _pick(query[key], filled["refs"]) or query[key]
+    for key in ("from", "into"):
+        if key in query:
+            query[key] = _pick(query[key], ["main", "feature"]) or query[key]
+    if "path" in query:
+        query["path"] = _pick(query["path"], ["/a", "/b/1", "/c/d"]) or query["path"]
     body = case.body
+    if isinstance(body, dict):
+        for key, choices in (
+            ("at", filled["refs"]),
+            ("to", filled["refs"]),
+            ("head", filled["refs"]),
+            ("from", ["feature", "main"]),
+            ("into", ["main", "feature"]),
+            ("branch", ["feature"]),
+            ("stream", ["pricing"]),
+            ("path", ["/a", "/b", "/c/d"]),
+        ):
+            if isinstance(body.get(key), str):
+                body[key] = _pick(body[key], choices) or body[key]
     if isinstance(body, dict) and isinstance(body.get("events"), list) and _pick(body, ["x"]):
         # Generated ids and heads mostly collide with earlier examples: let most batches
         # be new ones, to reach the appends that succeed or that the reducer refuses.
