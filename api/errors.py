@@ -38,9 +38,10 @@ can store, the request does not match the schema (never 422), a name no record c
 writes (below admin: changes a retention policy or compacts) |
 | 404 | `not_found` | an unknown project, stream, branch, version or event, or one the token \
 may not see |
-| 409 | `stale_head`, `idempotency_conflict`, `stream_exists` | the branch moved from \
+| 409 | `stale_head`, `idempotency_conflict`, `stream_exists`, `tag_exists` | the branch \
+moved from \
 `expected_head` (`current_head` says where it is), an event id already recorded with other \
-content, a stream name taken |
+content, a stream name taken, a tag name taken (tags never move) |
 | 410 | `state_released` | a version whose state (or event payload) the stream's retention \
 policy released; its hashes and place in the graph remain |
 | 413 | `body_too_large`, `payload_too_large` | a request body above the limit (refused \
@@ -48,6 +49,12 @@ before it is read), an event payload above `CONTINUST_MAX_PAYLOAD_BYTES` |
 | 422 | `unknown_causation`, `reducer_rejected`, `invalid_event` | a well-formed request the \
 domain rejects: a causation id naming no earlier event of the project, a reducer refusing an \
 event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer |
+| 422 | `bad_revision`, `ambiguous_name`, `bisect_refused`, `revert_conflict` | a revision \
+that does not resolve \
+(`main~99` walks past the root, `v12^3` names a parent there is not, `A..B` where one version \
+is wanted; the detail names the part), a tag name revisions would misread (`v12`, `a..b`), \
+a bisection whose good end fails or bad end holds, a \
+revert that does not apply cleanly (`paths` lists where) |
 | 503 | `database_busy` | a write that timed out waiting for the database's lock (SQLite \
 has one writer at a time); `Retry-After` says when to try again |
 
@@ -58,6 +65,10 @@ READ_ERRORS: dict[int, type] = {400: BadRequest, 401: Error, 404: Error, 413: Er
 # Reads of a version's state or payload: a retention policy may have released it.
 STATE_ERRORS: dict[int, type] = {**READ_ERRORS, 410: Error}
 WRITE_ERRORS: dict[int, type] = {**READ_ERRORS, 403: Error, 409: Conflict, 422: Error}
+# Reads that name versions by revision: one that does not resolve (``main~99`` past the
+# root, ``v12^3``) is a 422 ``bad_revision``, never a schema error (those stay 400).
+REVISION_ERRORS: dict[int, type] = {**READ_ERRORS, 422: Error}
+REVISION_STATE_ERRORS: dict[int, type] = {**STATE_ERRORS, 422: Error}
 
 
 def error_response(status: int, code: str, detail: str, **extra: Any) -> JsonResponse:

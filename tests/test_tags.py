@@ -12,7 +12,7 @@ from django.db import DatabaseError, connection, transaction
 
 from continust.audit import trail
 from continust.audit.tags import TAG_CREATED, TagExists, create_tag, tags_of
-from continust.core.errors import AlreadyExists, InvalidName
+from continust.core.errors import AlreadyExists, AmbiguousName, InvalidName
 from continust.log.store import fork
 from continust.models import AuditRecord, Tag
 from tests.conftest import put
@@ -66,10 +66,10 @@ def test_the_database_refuses_to_move_a_tag(stream):
     assert Tag.objects.get().version_id == v1.pk
 
 
-@pytest.mark.parametrize("name", ["12", "v12", "a~1", "b^2", "x..y", "has space", ""])
+@pytest.mark.parametrize("name", ["12", "v12", "a~1", "b^2", "c:d", "x..y", "has space", ""])
 def test_it_refuses_names_revisions_could_not_tell_apart(stream, name):
     (v1,) = put(stream, {"a": 1})
-    with pytest.raises(InvalidName):
+    with pytest.raises((InvalidName, AmbiguousName)):
         create_tag(stream, name, v1)
     assert not Tag.objects.exists()
 

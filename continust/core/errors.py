@@ -25,6 +25,11 @@ class BadRevision(NotFound):
     there), or a range where one version is wanted. Says which part did not resolve."""
 
 
+class AmbiguousName(ContinustError):
+    """A name a record could have, but that revisions would read as something else: a tag
+    called ``v12`` or ``a..b``."""
+
+
 class RevertConflict(ContinustError):
     """A revert that does not apply cleanly on the branch: later versions changed the
     same paths; nothing was written."""

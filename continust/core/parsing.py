@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 import jsonpointer
 
-from continust.core.errors import BadRevision, InvalidName
+from continust.core.errors import AmbiguousName, BadRevision, InvalidName
 
 BIGINT_MAX = 2**63 - 1
 NAME_MAX = 200  # the longest stream name, branch name, key or reference
@@ -50,12 +50,15 @@ SLUG_PATTERN = r"^[-a-zA-Z0-9_]+$"
 NAME_PATTERN = rf"^[^{SPACES}{CONTROLS}]+$"
 # Free text (a reference, a search term): no control character, something besides spaces.
 TEXT_PATTERN = rf"^[^{CONTROLS}]*[^{SPACES}{CONTROLS}][^{CONTROLS}]*$"
+# A tag's name: a branch name without the characters revisions use.
+TAG_PATTERN = rf"^[^{SPACES}{CONTROLS}~^:]+$"
 # A position: what fits a bigint for sure, in ASCII digits.
 POSITION_PATTERN = r"^[0-9]{1,18}$"
 
 _SLUG = re.compile(SLUG_PATTERN)
 _NAME = re.compile(NAME_PATTERN)
 _TEXT = re.compile(TEXT_PATTERN)
+_TAG = re.compile(TAG_PATTERN)
 _DIGITS = re.compile(r"[0-9]+")
 _VERSION_NUMBER = re.compile(r"[vV]?([0-9]+)")
 _UUID = re.compile(
@@ -162,6 +165,7 @@ _STEPS = re.compile(r"((?:[~^][0-9]*)+)\Z")
 _STEP = re.compile(r"([~^])([0-9]*)")
 _STEP_CHARACTERS = frozenset("~^")
 RANGE_SEPARATOR = ".."
+RANGE_MAX = 2 * NAME_MAX + len(RANGE_SEPARATOR)
 
 
 def parse_revision(text: str | int) -> Revision:
@@ -203,12 +207,17 @@ def parse_revision(text: str | int) -> Revision:
 def parse_revision_range(text: str) -> tuple[str, str]:
     """Return the two ends of a range ``A..B`` as typed: the versions B reaches and A
     does not (``git rev-list A..B``); in a diff, from A to B. Both ends are required."""
-    trimmed = _plain(str(text), "revision range")
+    trimmed = _plain(str(text), "revision range", limit=RANGE_MAX)
     if trimmed.count(RANGE_SEPARATOR) != 1 or "..." in trimmed:
         raise BadRevision(f"{_shown(trimmed)} is not a range A..B of two revisions")
     start, end = (part.strip() for part in trimmed.split(RANGE_SEPARATOR))
     if not start or not end:
         raise BadRevision(f"range {_shown(trimmed)} needs a revision on both sides of ..")
+    for side in (start, end):
+        if len(side) > NAME_MAX:
+            raise BadRevision(
+                f"range {_shown(trimmed)}: {_shown(side)} is longer than {NAME_MAX} characters"
+            )
     return start, end
 
 
@@ -249,13 +258,16 @@ _VERSION_ID = re.compile(r"[vV]?[0-9]+")
 
 
 def parse_tag_name(text: str) -> str:
-    """Return a tag's name: a branch name that revisions can tell apart, so without
-    ``~``, ``^``, ``:`` or ``..``, and not an id (``12``, ``v12``)."""
+    """Return a tag's name: a branch name without ``~``, ``^`` or ``:`` (``TAG_PATTERN``);
+    one that revisions would read otherwise (``a..b``, an id such as ``12`` or ``v12``)
+    is an ``AmbiguousName``."""
     name = _name(text, "tag name")
-    if any(mark in name for mark in ("~", "^", ":", "..")):
-        raise InvalidName(f"tag name {_shown(name)} contains ~, ^, : or .., which revisions use")
+    if not _TAG.fullmatch(name):
+        raise InvalidName(f"tag name {_shown(name)} contains ~, ^ or :, which revisions use")
+    if RANGE_SEPARATOR in name:
+        raise AmbiguousName(f"tag name {_shown(name)} holds .., which reads as a range")
     if _VERSION_ID.fullmatch(name):
-        raise InvalidName(f"tag name {_shown(name)} spells a version id")
+        raise AmbiguousName(f"tag name {_shown(name)} spells a version id")
     return name
 
 

@@ -41,7 +41,10 @@ class PointerEquals:
 
     def __post_init__(self) -> None:
         parse_pointer(self.pointer)
-        canonical.canonical_json(self.expected)
+        try:
+            canonical.canonical_json(canonical.storable(self.expected))
+        except (TypeError, ValueError, RecursionError) as err:
+            raise BisectRefused(f"the expected value is not JSON the log can store: {err}") from err
 
     def holds(self, state: Any) -> bool:
         try:

@@ -116,7 +116,15 @@ def _aim(case, filled) -> None:
     for key in ("a", "b", "of", "ref"):
         if key in query:
             query[key] = _pick(query[key], filled["refs"]) or query[key]
+    if "range" in query:
+        query["range"] = (
+            _pick(query["range"], ["main~1..feature", "feature..main"]) or query["range"]
+        )
     body = case.body
+    if isinstance(body, dict):
+        for key in ("version", "bad"):
+            if isinstance(body.get(key), str):
+                body[key] = _pick(body[key], filled["refs"]) or body[key]
     if isinstance(body, dict) and isinstance(body.get("events"), list) and _pick(body, ["x"]):
         # Generated ids and heads mostly collide with earlier examples: let most batches
         # be new ones, to reach the appends that succeed or that the reducer refuses.
