@@ -39,15 +39,15 @@ def _back(membership: Membership, stream: Stream, version: Version) -> str:
 def tag_version(
     request: HtmxHttpRequest, membership: Membership, stream: Stream, version_id: int
 ) -> HttpResponse:
-    """Confirm, then tag the version with ``?name=``: for ever, recorded in the audit trail."""
+    """Confirm, then tag the version with ``?tag=``: for ever, recorded in the audit trail."""
     version = _version(stream, version_id)
     back = _back(membership, stream, version)
-    raw = request.GET.get("name", "")
+    raw = request.GET.get("tag", "")
     try:
         name, problem = parse_tag_name(raw), ""
     except ContinustError as err:
         name, problem = raw, str(err)
-    url = request.path + "?" + urlencode({"name": name})
+    url = request.path + "?" + urlencode({"tag": name})
     if problem or not confirmed(request):
         return confirmation(
             request,

@@ -70,16 +70,16 @@ def test_tags_show_on_the_timeline_and_the_panel(alice, stream, line):
 def test_tagging_asks_first_then_records(alice, bob, stream, line):
     target = url("tag-version", stream, line[0].pk)
     client = as_user(alice)
-    asked = client.get(target, {"name": "rc1"})
+    asked = client.get(target, {"tag": "rc1"})
     assert "never moved and never deleted" in asked.content.decode()
     assert not Tag.objects.exists()
-    done = client.post(target + "?name=rc1", {"confirm": "yes"})
+    done = client.post(target + "?tag=rc1", {"confirm": "yes"})
     assert done.status_code == 302
     tag = Tag.objects.get()
     assert (tag.name, tag.version_id, tag.actor) == ("rc1", line[0].pk, "alice")
-    again = client.get(target, {"name": "v12"})
+    again = client.get(target, {"tag": "v12"})
     assert "spells a version id" in again.content.decode()
-    assert as_user(bob).post(target + "?name=rc2", {"confirm": "yes"}).status_code == 403
+    assert as_user(bob).post(target + "?tag=rc2", {"confirm": "yes"}).status_code == 403
 
 
 def test_revert_names_what_it_will_append_then_appends(alice, stream):
@@ -130,7 +130,7 @@ def test_charlie_sees_none_of_it(charlie, stream, line):
     client = as_user(charlie)
     assert client.get(url("bisect", stream)).status_code == 404
     assert client.get(url("revert-version", stream, line[1].pk)).status_code == 404
-    assert client.get(url("tag-version", stream, line[1].pk), {"name": "x"}).status_code == 404
+    assert client.get(url("tag-version", stream, line[1].pk), {"tag": "x"}).status_code == 404
 
 
 def test_a_branch_named_with_dots_is_still_found(alice, stream, line):
