@@ -46,9 +46,10 @@ writes (below admin: changes a retention policy or compacts) |
 | 404 | `not_found` | an unknown project, stream, branch, version or event, or one the token \
 may not see |
 | 409 | `stale_head`, `idempotency_conflict`, `stream_exists`, `already_exists`, \
-`merge_conflict` | the branch moved from `expected_head` (`current_head` says where it is), \
-an event id already recorded with other content, a stream or branch name taken, a merge's \
-conflicting paths left unresolved (`conflicts` lists them) |
+`merge_conflict`, `tag_exists` | the branch moved from `expected_head` (`current_head` says \
+where it is), an event id already recorded with other content, a stream or branch name \
+taken, a merge's conflicting paths left unresolved (`conflicts` lists them), a tag name \
+taken (tags never move) |
 | 410 | `state_released` | a version whose state (or event payload) the stream's retention \
 policy released; its hashes and place in the graph remain |
 | 413 | `body_too_large`, `payload_too_large` | a request body above the limit (refused \
@@ -59,6 +60,12 @@ event (a JSON Patch that does not apply), an event id twice in one batch, an unk
 `null_not_expressible`: a merge-patch diff to a state that sets a value to null, which RFC 7396 \
 cannot say (`paths` names them; ask for the JSON Patch); `nothing_to_merge` for a branch \
 already merged |
+| 422 | `bad_revision`, `ambiguous_name`, `bisect_refused`, `revert_conflict` | a revision \
+that does not resolve \
+(`main~99` walks past the root, `v12^3` names a parent there is not, `A..B` where one version \
+is wanted; the detail names the part), a tag name revisions would misread (`v12`, `a..b`), \
+a bisection whose good end fails or bad end holds, a \
+revert that does not apply cleanly (`paths` lists where) |
 | 429 | `rate_limited` | more requests with one token than `CONTINUST_API_RATE` allows \
 (per web process); `Retry-After` says when to try again; other tokens are not affected |
 | 503 | `database_busy` | a write that timed out waiting for the database's lock (SQLite \
@@ -71,6 +78,10 @@ READ_ERRORS: dict[int, type] = {400: BadRequest, 401: Error, 404: Error, 413: Er
 # Reads of a version's state or payload: a retention policy may have released it.
 STATE_ERRORS: dict[int, type] = {**READ_ERRORS, 410: Error}
 WRITE_ERRORS: dict[int, type] = {**READ_ERRORS, 403: Error, 409: Conflict, 422: Error}
+# Reads that name versions by revision: one that does not resolve (``main~99`` past the
+# root, ``v12^3``) is a 422 ``bad_revision``, never a schema error (those stay 400).
+REVISION_ERRORS: dict[int, type] = {**READ_ERRORS, 422: Error}
+REVISION_STATE_ERRORS: dict[int, type] = {**STATE_ERRORS, 422: Error}
 
 
 def error_response(status: int, code: str, detail: str, **extra: Any) -> JsonResponse:

@@ -22,6 +22,7 @@ from api import (
     routes_replays,
     routes_retention,
     routes_reviews,
+    routes_revisions,
     routes_streams,
 )
 from api.auth import BearerToken
@@ -54,9 +55,10 @@ dots), and its parameter's pattern says which cursors exist.
 What a name may contain: numbers (ids, positions) are ASCII digits `0-9` within
 PostgreSQL's bigint; a project slug is ASCII letters, digits, `-` and `_`; a
 stream or branch name is 1 to 200 characters with no white space and no control
-character (`/` is allowed); a version reference (an id, `v12`, a key or a branch
-name) is 1 to 200 characters with no control character, trimmed of white space
-at both ends. No string the log stores may contain U+0000. Each parameter's
+character (`/` is allowed); a version reference (an id, `v12`, a branch, a tag or a
+key, with `~n`/`^n` steps as git's revisions: `main~3`) is 1 to 200 characters with
+no control character, trimmed of white space at both ends. No string the log stores
+may contain U+0000. Each parameter's
 `pattern` and `maxLength` say the same; a value outside them is a 400.
 
 Errors answer `{{"code", "detail"}}`:
@@ -102,6 +104,8 @@ api.add_router("", routes_branches.router)
 api.add_router("", routes_integrity.router)
 api.add_router("", routes_replays.router)
 api.add_router("", routes_reviews.router)
+api.add_router("", routes_revisions.router)
+routes_revisions.install(api)
 
 urlpatterns = [
     path("", api.urls),

@@ -15,14 +15,13 @@ from ninja import Query, Router
 from pydantic import Field
 
 from api.access import stream_for
-from api.errors import READ_ERRORS, STATE_ERRORS
+from api.errors import REVISION_ERRORS, REVISION_STATE_ERRORS
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, offset_page
 from api.schemas import (
     AncestorsCursor,
     AncestorsOut,
     BetweenOut,
     ChangesOut,
-    Error,
     JsonPatchOut,
     MergeBasesOut,
     MergePatchOut,
@@ -88,7 +87,7 @@ def _pinned_pair(stream: Stream, query: PairPageQuery) -> tuple[Version, Version
     return _version(stream, pinned[0]), _version(stream, pinned[1]), pinned[2]
 
 
-@router.get(STREAM + "/lineage/merge-bases", response={200: MergeBasesOut, **READ_ERRORS})
+@router.get(STREAM + "/lineage/merge-bases", response={200: MergeBasesOut, **REVISION_ERRORS})
 def merge_bases(
     request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[PairQuery]
 ) -> dict[str, Any]:
@@ -99,7 +98,7 @@ def merge_bases(
     return {"a": a.pk, "b": b.pk, "merge_bases": bases[:MAX_LIMIT]}
 
 
-@router.get(STREAM + "/lineage/ancestors", response={200: AncestorsOut, **READ_ERRORS})
+@router.get(STREAM + "/lineage/ancestors", response={200: AncestorsOut, **REVISION_ERRORS})
 def ancestors(
     request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[AncestorsQuery]
 ) -> dict[str, Any]:
@@ -124,7 +123,7 @@ def ancestors(
     }
 
 
-@router.get(STREAM + "/lineage/between", response={200: BetweenOut, **READ_ERRORS})
+@router.get(STREAM + "/lineage/between", response={200: BetweenOut, **REVISION_ERRORS})
 def between(
     request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[PairPageQuery]
 ) -> dict[str, Any]:
@@ -141,7 +140,7 @@ def _pair_page(a: Any, b: Any, items: list[Any], start: int, limit: int) -> dict
     return {"a": a.pk, "b": b.pk, "count": len(items), "items": page, "next": next_cursor}
 
 
-@router.get(STREAM + "/lineage/path", response={200: PathOut, **READ_ERRORS})
+@router.get(STREAM + "/lineage/path", response={200: PathOut, **REVISION_ERRORS})
 def path(
     request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[PathQuery]
 ) -> dict[str, Any]:
@@ -164,7 +163,7 @@ def path(
 
 @router.get(
     STREAM + "/diff/changes",
-    response={200: ChangesOut, **STATE_ERRORS},
+    response={200: ChangesOut, **REVISION_STATE_ERRORS},
     by_alias=True,
     exclude_unset=True,
 )
@@ -179,7 +178,7 @@ def diff_changes(
     return _pair_page(a, b, changes, start, query.limit)
 
 
-@router.get(STREAM + "/diff/json-patch", response={200: JsonPatchOut, **STATE_ERRORS})
+@router.get(STREAM + "/diff/json-patch", response={200: JsonPatchOut, **REVISION_STATE_ERRORS})
 def diff_json_patch(
     request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[PairPageQuery]
 ) -> dict[str, Any]:
@@ -191,7 +190,7 @@ def diff_json_patch(
     return _pair_page(a, b, operations, start, query.limit)
 
 
-@router.get(STREAM + "/diff/merge-patch", response={200: MergePatchOut, **STATE_ERRORS, 422: Error})
+@router.get(STREAM + "/diff/merge-patch", response={200: MergePatchOut, **REVISION_STATE_ERRORS})
 def diff_merge_patch(
     request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[PairQuery]
 ) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from api.access import stream_for, token_of, version_records
-from api.errors import READ_ERRORS, STATE_ERRORS, WRITE_ERRORS
+from api.errors import READ_ERRORS, REVISION_STATE_ERRORS, STATE_ERRORS, WRITE_ERRORS
 from api.pagination import cursor_key, keyset_page
 from api.schemas import (
     AppendIn,
@@ -152,7 +152,7 @@ def get_version(
     return _detail(stream, version_id)
 
 
-@router.get(STREAM + "/resolve", response={200: VersionDetail, **STATE_ERRORS})
+@router.get(STREAM + "/resolve", response={200: VersionDetail, **REVISION_STATE_ERRORS})
 def resolve(
     request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[RefQuery]
 ) -> dict[str, Any]:

@@ -107,8 +107,10 @@ Ref = Annotated[
         min_length=1,
         max_length=NAME_MAX,
         pattern=TEXT_PATTERN,
-        description="A version: its id (`12` or `v12`), its external key or a branch name; "
-        "trimmed of white space at both ends.",
+        description="A version as git users name one: its id (`12` or `v12`), a branch, a "
+        "tag or an external key, optionally followed by `~n` (n first parents back) and "
+        "`^n` (the n-th parent) steps: `main~3`, `v120^2`. Trimmed of white space at both "
+        "ends; a revision that does not resolve is a 422 `bad_revision`.",
     ),
 ]
 PositionCursor = Annotated[

@@ -804,3 +804,34 @@ class Projection(Leased):
 
     def __str__(self) -> str:
         return f"{self.project.slug}/{self.name}"
+
+
+# --------------------------------------------------------------------------- tags
+# Tags (continust.audit.tags): immutable names for versions. Appended section.
+
+
+class Tag(AppendOnly):
+    """An immutable name for one version of a stream, unique in the stream.
+
+    A tag never moves and is never deleted: the ORM refuses both, and the database
+    refuses an UPDATE (``continust.log.triggers``). Who tagged what, and when, is also
+    an event of the project's audit stream (``event``).
+    """
+
+    stream = models.ForeignKey(
+        Stream, on_delete=models.PROTECT, related_name="tags", db_index=False
+    )
+    name = models.CharField(max_length=200)
+    version = models.ForeignKey(
+        Version, on_delete=models.PROTECT, related_name="tags", db_constraint=False
+    )
+    actor = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    event = models.OneToOneField(Event, on_delete=models.PROTECT, related_name="tag")
+
+    class Meta:
+        ordering = ["stream", "name"]
+        constraints = [models.UniqueConstraint(fields=["stream", "name"], name="tag_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -35,8 +35,10 @@ def confirmation(
     action: str,
     back: str,
     problem: str = "",
+    url: str | None = None,
 ) -> HttpResponse:
-    """Render what an action will do and the form that does it; ``problem`` when it cannot."""
+    """Render what an action will do and the form that does it; ``problem`` when it cannot.
+    The form posts back to the page's path, or to ``url`` (which may carry a query)."""
     context = {
         "membership": membership,
         "project": membership.project,
@@ -45,7 +47,7 @@ def confirmation(
         "action": action,
         "back": back,
         "problem": problem,
-        "url": request.path,
+        "url": url or request.path,
     }
     template = "confirm.html#confirm" if request.htmx else "confirm.html"
     return render(request, template, context)

@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from continust.core.errors import InvalidName, NotFound
+from continust.core.errors import BadRevision, InvalidName, NotFound
 
 TITLES = {
     400: "That name cannot be read",
@@ -94,6 +94,8 @@ class DomainErrors:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, InvalidName):
             return error_page(request, 400, str(exception))
+        if isinstance(exception, BadRevision):
+            return error_page(request, 422, str(exception))
         if isinstance(exception, NotFound):
             return error_page(request, 404, str(exception))
         if isinstance(exception, Http404):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from urllib.parse import urlencode
 
+from continust.audit.tags import tags_by_version
 from continust.log.states import released_run
 from continust.models import Event, ReleasedRun, ReleasedVersion, Stream, Version
 from continust.read.timeline import (
@@ -59,6 +60,7 @@ class Row:
     selected: bool = False
     picked_a: bool = False
     picked_b: bool = False
+    tags: tuple[str, ...] = ()  # the tags naming this version
 
     @property
     def event(self) -> Event:
@@ -261,6 +263,9 @@ def build_page(
                 released=found.released,
             )
         )
+    named = tags_by_version(stream, [row.version.pk for row in rows])
+    for row in rows:
+        row.tags = tuple(named.get(row.version.pk, ()))
     return Page(
         rows,
         layout,

@@ -32,4 +32,6 @@ urlpatterns = [
     path("", include("explorer.pipelines")),  # pipelines: list, start, watch, control
     path("", include("explorer.projections")),  # projections: lag, run, rebuild
     path("", include("explorer.retention")),  # retention policy, dry run, compactions
+    path("", include("explorer.revisions")),  # tag and revert a version, confirmed
+    path("", include("explorer.bisect")),  # bisect a stream by a JSON Pointer
 ]

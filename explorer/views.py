@@ -31,11 +31,11 @@ from continust.core.parsing import parse_number, parse_search
 from continust.documents import diff as diffs
 from continust.graph.cache import graph_for
 from continust.graph.causation import causes, consequences, flatten
-from continust.log.lookup import find_version
+from continust.log.lookup import find_version, resolve_range, resolve_version
 from continust.log.policy import policy_of
 from continust.log.states import is_released, state_of
 from continust.log.store import fork, merge, plan_merge
-from continust.models import Branch, Event, Membership, Role, Stream, Version
+from continust.models import Branch, Event, Membership, Role, Stream, Tag, Version
 from continust.projections import control as projections
 from continust.read.timeline import filter_choices, newest_id
 from continust.read.versions import read_version, with_first_versions
@@ -100,7 +100,12 @@ def _picked(
     missing: str = "stream {stream} has no version {id}",
 ) -> Version | None:
     """The version the query parameter ``name`` names; none when it names none. A number
-    that is no version of this stream is a NotFound (a 404 page), said as ``missing``."""
+    that is no version of this stream is a NotFound (a 404 page), said as ``missing``;
+    any other text is a revision (``main~3``, ``v12^2``, a tag), and one that does not
+    resolve a BadRevision (a 422 page naming what did not)."""
+    value = request.GET.get(name, "")
+    if value and not value.strip().isdigit():
+        return resolve_version(stream, value)
     number = _int(request, name)
     if number is None:
         return None
@@ -205,6 +210,7 @@ def _version_context(stream: Stream, version: Version | int) -> dict[str, Any]:
         "released": read.released,
         "state_tree": None if read.released is not None else json_tree(read.state),
         "payload_tree": None if payload is None else json_tree(payload),
+        "tags": Tag.objects.filter(stream=stream, version_id=read.version.pk).order_by("name"),
     }
 
 
@@ -357,8 +363,13 @@ def causation(request: HttpRequest, membership: Membership, event_id: uuid.UUID)
 @member_required()
 def jump(request: HttpRequest, membership: Membership, stream: Stream) -> HttpResponse:
     url = reverse("stream", args=[membership.project.slug, stream.pk])
+    query = request.GET.get("q", "")
     try:
-        target = find_version(stream, request.GET.get("q", ""))
+        if ".." in query and not Branch.objects.filter(stream=stream, name=query.strip()).exists():
+            a, b = resolve_range(stream, query)
+            compare_url = reverse("compare", args=[membership.project.slug, stream.pk])
+            return redirect(compare_url + f"?a={a.pk}&b={b.pk}")
+        target = find_version(stream, query)
     except NotFound as err:
         messages.error(request, f"{str(err)[:1].upper()}{str(err)[1:]}.")
         return redirect(url)

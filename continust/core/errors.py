@@ -19,6 +19,31 @@ class NotFound(ContinustError):
     """A project, stream, version, branch or event that does not exist."""
 
 
+class BadRevision(NotFound):
+    """A revision (``main~3``, ``v120^2``, ``a..b``) that names no version: its name is
+    unknown, or a walk it asks for leaves the graph (past the root, a parent that is not
+    there), or a range where one version is wanted. Says which part did not resolve."""
+
+
+class AmbiguousName(ContinustError):
+    """A name a record could have, but that revisions would read as something else: a tag
+    called ``v12`` or ``a..b``."""
+
+
+class RevertConflict(ContinustError):
+    """A revert that does not apply cleanly on the branch: later versions changed the
+    same paths; nothing was written."""
+
+    def __init__(self, message: str, *, paths: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.paths = list(paths)
+
+
+class BisectRefused(ContinustError):
+    """A bisection that cannot start: the good version does not pass, the bad one does
+    not fail, or the good version already reaches the bad one."""
+
+
 class InvalidEvent(ContinustError):
     """An event that is malformed: not a JSON object, too large, a bad field."""
 

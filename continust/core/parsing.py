@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 import jsonpointer
 
-from continust.core.errors import InvalidName
+from continust.core.errors import AmbiguousName, BadRevision, InvalidName
 
 BIGINT_MAX = 2**63 - 1
 NAME_MAX = 200  # the longest stream name, branch name, key or reference
@@ -50,12 +50,15 @@ SLUG_PATTERN = r"^[-a-zA-Z0-9_]+$"
 NAME_PATTERN = rf"^[^{SPACES}{CONTROLS}]+$"
 # Free text (a reference, a search term): no control character, something besides spaces.
 TEXT_PATTERN = rf"^[^{CONTROLS}]*[^{SPACES}{CONTROLS}][^{CONTROLS}]*$"
+# A tag's name: a branch name without the characters revisions use.
+TAG_PATTERN = rf"^[^{SPACES}{CONTROLS}~^:]+$"
 # A position: what fits a bigint for sure, in ASCII digits.
 POSITION_PATTERN = r"^[0-9]{1,18}$"
 
 _SLUG = re.compile(SLUG_PATTERN)
 _NAME = re.compile(NAME_PATTERN)
 _TEXT = re.compile(TEXT_PATTERN)
+_TAG = re.compile(TAG_PATTERN)
 _DIGITS = re.compile(r"[0-9]+")
 _VERSION_NUMBER = re.compile(r"[vV]?([0-9]+)")
 _UUID = re.compile(
@@ -136,6 +139,93 @@ def parse_version_ref(text: str | int) -> VersionRef:
     return VersionRef(trimmed, number)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One step of a revision's walk: ``~n`` (the n-th first-parent ancestor) or ``^n``
+    (the n-th parent; ``^`` alone is the first)."""
+
+    kind: str  # "~" or "^"
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.kind}{self.count}"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A revision as git users type it: a name (a branch, tag, key or id) and the steps
+    walked from the version it names (``main~3``, ``v120^2``, ``main~2^2~1``)."""
+
+    text: str
+    base: VersionRef
+    steps: tuple[Step, ...]
+
+
+_STEPS = re.compile(r"((?:[~^][0-9]*)+)\Z")
+_STEP = re.compile(r"([~^])([0-9]*)")
+_STEP_CHARACTERS = frozenset("~^")
+RANGE_SEPARATOR = ".."
+RANGE_MAX = 2 * NAME_MAX + len(RANGE_SEPARATOR)
+
+
+def parse_revision(text: str | int) -> Revision:
+    """Return the revision a user typed: a version reference, then ``~n`` / ``^n`` steps.
+
+    ``main~3`` is the third first-parent ancestor of ``main`` (``~`` alone is ``~1``);
+    ``v120^2`` is the second parent of version 120 (``^`` alone is ``^1``, ``^0`` the
+    version itself). A text without steps is a plain reference. Whether a name holding
+    ``~`` or ``^`` is itself a branch or a tag is for the lookup to say first.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        return Revision(str(text), parse_version_ref(text), ())
+    trimmed = _plain(str(text), "revision")
+    if RANGE_SEPARATOR in trimmed:
+        raise BadRevision(f"{_shown(trimmed)} is a range of versions (A..B); name one version here")
+    match = _STEPS.search(trimmed)
+    if match is None:
+        if _STEP_CHARACTERS & set(trimmed):
+            raise BadRevision(
+                f"{_shown(trimmed)} is no name and no revision: ~ and ^ end a revision, "
+                "each followed by a number or nothing (main~3, v12^2)"
+            )
+        return Revision(trimmed, parse_version_ref(trimmed), ())
+    base_text = trimmed[: match.start()]
+    if not base_text.strip():
+        raise BadRevision(
+            f"revision {_shown(trimmed)} walks from nothing: start with a branch, tag or version"
+        )
+    steps = []
+    for kind, digits in _STEP.findall(match.group(1)):
+        try:
+            count = parse_number(digits, f"the count of {kind}{digits}") if digits else 1
+        except InvalidName as err:
+            raise BadRevision(f"revision {_shown(trimmed)}: {err}") from None
+        steps.append(Step(kind, count))
+    return Revision(trimmed, parse_version_ref(base_text), tuple(steps))
+
+
+def parse_revision_range(text: str) -> tuple[str, str]:
+    """Return the two ends of a range ``A..B`` as typed: the versions B reaches and A
+    does not (``git rev-list A..B``); in a diff, from A to B. Both ends are required."""
+    trimmed = _plain(str(text), "revision range", limit=RANGE_MAX)
+    if trimmed.count(RANGE_SEPARATOR) != 1 or "..." in trimmed:
+        raise BadRevision(f"{_shown(trimmed)} is not a range A..B of two revisions")
+    start, end = (part.strip() for part in trimmed.split(RANGE_SEPARATOR))
+    if not start or not end:
+        raise BadRevision(f"range {_shown(trimmed)} needs a revision on both sides of ..")
+    for side in (start, end):
+        if len(side) > NAME_MAX:
+            raise BadRevision(
+                f"range {_shown(trimmed)}: {_shown(side)} is longer than {NAME_MAX} characters"
+            )
+    return start, end
+
+
+def is_revision_range(text: str) -> bool:
+    """Tell whether a typed text is a range (``A..B``) rather than one revision."""
+    return RANGE_SEPARATOR in text
+
+
 def parse_event_id(text: str | uuid.UUID) -> uuid.UUID:
     """Return the event id: a UUID in hexadecimal digits, hyphens optional."""
     if isinstance(text, uuid.UUID):
@@ -162,6 +252,23 @@ def parse_stream_name(text: str) -> str:
 def parse_branch_name(text: str) -> str:
     """Return a branch's name: 1 to 200 characters, no white space or control character."""
     return _name(text, "branch name")
+
+
+_VERSION_ID = re.compile(r"[vV]?[0-9]+")
+
+
+def parse_tag_name(text: str) -> str:
+    """Return a tag's name: a branch name without ``~``, ``^`` or ``:`` (``TAG_PATTERN``);
+    one that revisions would read otherwise (``a..b``, an id such as ``12`` or ``v12``)
+    is an ``AmbiguousName``."""
+    name = _name(text, "tag name")
+    if not _TAG.fullmatch(name):
+        raise InvalidName(f"tag name {_shown(name)} contains ~, ^ or :, which revisions use")
+    if RANGE_SEPARATOR in name:
+        raise AmbiguousName(f"tag name {_shown(name)} holds .., which reads as a range")
+    if _VERSION_ID.fullmatch(name):
+        raise AmbiguousName(f"tag name {_shown(name)} spells a version id")
+    return name
 
 
 def _name(text: str, what: str) -> str:

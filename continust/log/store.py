@@ -54,7 +54,7 @@ from continust.log.rows import (
 )
 from continust.log.states import is_released, state_of, store_snapshots
 from continust.log.tips import Tip, tips
-from continust.models import Branch, Event, Stream, Version, VersionParent
+from continust.models import Branch, Event, Stream, Tag, Version, VersionParent
 
 
 class _Unset:
@@ -554,6 +554,10 @@ def fork(stream: Stream, name: str, at: Version, *, actor: str = "") -> Branch:
         locked = lock_stream(stream)
         if Branch.objects.filter(stream=locked, name=name).exists():
             raise AlreadyExists(f"stream {stream.name} already has a branch {name!r}")
+        if Tag.objects.filter(stream=locked, name=name).exists():
+            raise AlreadyExists(
+                f"stream {stream.name} has a tag {name!r}; name the branch otherwise"
+            )
         if is_released(at):
             raise StateReleased(
                 f"version {at.pk}'s state was released by the stream's "

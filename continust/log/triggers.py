@@ -132,6 +132,54 @@ $$ LANGUAGE plpgsql;
 
 Execute = Callable[[str], object]
 
+# A tag names one version for ever: an UPDATE of a tag row is refused (its own trigger,
+# installed by the tags' migration; deleting is refused by the ORM and offered nowhere).
+TAG = "continust_tag"
+_POSTGRES_TAG = """
+CREATE OR REPLACE FUNCTION continust_refuse_tag_move() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'continust: UPDATE on % is refused: a tag never moves', TG_TABLE_NAME
+        USING ERRCODE = 'integrity_constraint_violation';
+END
+$$ LANGUAGE plpgsql;
+"""
+
+
+def install_tag_guard(vendor: str, execute: Execute) -> None:
+    """Refuse an UPDATE of a tag row: a tag never moves."""
+    if vendor == "postgresql":
+        execute(_POSTGRES_TAG)
+        execute(f"DROP TRIGGER IF EXISTS {TAG}_never_moves ON {TAG}")
+        execute(
+            f"CREATE TRIGGER {TAG}_never_moves BEFORE UPDATE ON {TAG} "
+            "FOR EACH ROW EXECUTE FUNCTION continust_refuse_tag_move()"
+        )
+    else:
+        execute(
+            f"CREATE TRIGGER IF NOT EXISTS {TAG}_never_moves BEFORE UPDATE ON {TAG} "
+            f"BEGIN SELECT RAISE(ABORT, 'continust: UPDATE on {TAG} is refused: a tag never "
+            "moves'); END"
+        )
+
+
+def remove_tag_guard(vendor: str, execute: Execute) -> None:
+    """Drop the tag guard."""
+    if vendor == "postgresql":
+        execute(f"DROP TRIGGER IF EXISTS {TAG}_never_moves ON {TAG}")
+        execute("DROP FUNCTION IF EXISTS continust_refuse_tag_move()")
+    else:
+        execute(f"DROP TRIGGER IF EXISTS {TAG}_never_moves")
+
+
+def installing_tag_guard(apps: object, schema_editor: object) -> None:
+    """A migration step that installs the tag guard."""
+    install_tag_guard(schema_editor.connection.vendor, _executor(schema_editor))  # type: ignore[attr-defined]
+
+
+def removing_tag_guard(apps: object, schema_editor: object) -> None:
+    """A migration step that drops the tag guard."""
+    remove_tag_guard(schema_editor.connection.vendor, _executor(schema_editor))  # type: ignore[attr-defined]
+
 
 def install(
     vendor: str, execute: Execute, *, release_path: bool = True, branches: bool = True

@@ -137,12 +137,18 @@ def _aim(case, filled) -> None:
             query[key] = _pick(query[key], ["main", "feature"]) or query[key]
     if "path" in query:
         query["path"] = _pick(query["path"], ["/a", "/b/1", "/c/d"]) or query["path"]
+    if "range" in query:
+        query["range"] = (
+            _pick(query["range"], ["main~1..feature", "feature..main"]) or query["range"]
+        )
     body = case.body
     if isinstance(body, dict):
         for key, choices in (
             ("at", filled["refs"]),
             ("to", filled["refs"]),
             ("head", filled["refs"]),
+            ("version", filled["refs"]),
+            ("bad", filled["refs"]),
             ("from", ["feature", "main"]),
             ("into", ["main", "feature"]),
             ("branch", ["feature"]),

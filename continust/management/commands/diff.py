@@ -1,4 +1,4 @@
-"""diff --stream S A B [--format text|json-patch|merge-patch], or diff --files A.json B.json."""
+"""diff --stream S A B (or A..B) [--format text|json-patch|merge-patch]; diff --files A B."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from continust.documents import diff as diffs
-from continust.log.lookup import get_project, get_stream, resolve_version
+from continust.log.lookup import get_project, get_stream, resolve_range, resolve_version
 from continust.log.states import state_of
 from continust.management.base import ContinustCommand, Scope
 
@@ -22,8 +22,8 @@ class Command(ContinustCommand):
         super().add_arguments(parser)
         parser.add_argument("--project")
         parser.add_argument("--stream")
-        parser.add_argument("a")
-        parser.add_argument("b")
+        parser.add_argument("a", help="a revision (main~3, v12^2, a tag), or a range A..B")
+        parser.add_argument("b", nargs="?", help="a revision; left out when A is a range A..B")
         parser.add_argument("--files", action="store_true", help="A and B are JSON files")
         parser.add_argument(
             "--format", choices=["text", "json-patch", "merge-patch", "changes"], default="text"
@@ -31,13 +31,18 @@ class Command(ContinustCommand):
 
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
         if options["files"]:
+            if options["b"] is None:
+                raise CommandError("diff --files takes two files, A.json B.json")
             before, after = (self._load(options[side]) for side in ("a", "b"))
         else:
             if not options["project"] or not options["stream"]:
                 raise CommandError("diff of versions needs --project and --stream (or --files)")
             stream = get_stream(get_project(options["project"]), options["stream"])
-            before = state_of(resolve_version(stream, options["a"]))
-            after = state_of(resolve_version(stream, options["b"]))
+            if options["b"] is None:
+                a, b = resolve_range(stream, options["a"])
+            else:
+                a, b = resolve_version(stream, options["a"]), resolve_version(stream, options["b"])
+            before, after = state_of(a), state_of(b)
         fmt = options["format"]
         if fmt == "json-patch":
             out: Any = diffs.to_json_patch(before, after)

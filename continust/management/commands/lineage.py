@@ -1,4 +1,4 @@
-"""lineage --stream S merge-bases A B | ancestors A | between A B | path A B."""
+"""lineage --stream S merge-bases A B | ancestors A | between A B | path A B (A B or A..B)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from continust.graph.cache import graph_for
-from continust.log.lookup import resolve_version
+from continust.log.lookup import resolve_range, resolve_version
 from continust.management.base import ContinustCommand, Scope
 
 _ARITY = {"merge-bases": 2, "ancestors": 1, "descendants": 1, "between": 2, "path": 2}
@@ -23,15 +23,22 @@ class Command(ContinustCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("question", choices=sorted(_ARITY))
-        parser.add_argument("versions", nargs="+", help="ids, keys or branch names")
+        parser.add_argument(
+            "versions",
+            nargs="+",
+            help="revisions (ids, keys, branches, tags, main~3, v12^2); a pair may be one A..B",
+        )
         parser.add_argument("--count", action="store_true")
 
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
         stream = scope.the_stream
         question, refs = options["question"], options["versions"]
-        if len(refs) != _ARITY[question]:
+        if _ARITY[question] == 2 and len(refs) == 1:
+            versions = list(resolve_range(stream, refs[0]))
+        elif len(refs) != _ARITY[question]:
             raise CommandError(f"{question} takes {_ARITY[question]} version(s), not {len(refs)}")
-        versions = [resolve_version(stream, ref) for ref in refs]
+        else:
+            versions = [resolve_version(stream, ref) for ref in refs]
         graph = graph_for(stream)
         ids = [v.pk for v in versions]
         answer: Any

@@ -19,7 +19,10 @@ class Command(ContinustCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("version", help="an id, an external key or a branch name")
+        parser.add_argument(
+            "version",
+            help="a revision: an id, a key, a branch or a tag, with ~n or ^n steps (main~3, v12^2)",
+        )
 
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
         stream = scope.the_stream

@@ -1,0 +1,63 @@
+"""bisect --stream S --good V --bad V (--run EXPR | --pointer P --expect JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from continust.log.lookup import resolve_version
+from continust.management.base import ContinustCommand, Scope, parse_json
+from continust.read.bisect import PointerEquals, PythonPredicate, StateProperty, bisect_stream
+
+
+class Command(ContinustCommand):
+    help = (
+        "Find the first version where a property of the state broke, as git bisect does: "
+        "among the versions --bad reaches and no --good reaches, in O(log n) state reads. "
+        "The property is a Python expression over `state` (--run) or a JSON Pointer with "
+        "the value expected there (--pointer, --expect)."
+    )
+    needs_stream = True
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--good", action="append", required=True, help="a revision where it holds (repeatable)"
+        )
+        parser.add_argument("--bad", required=True, help="a revision where it does not hold")
+        parser.add_argument("--run", help="a Python expression over state: \"state['a'] > 0\"")
+        parser.add_argument("--pointer", help="a JSON Pointer into the state: /a/b")
+        parser.add_argument("--expect", help="the JSON value expected at --pointer")
+
+    def run(self, scope: Scope, options: dict[str, Any]) -> None:
+        stream = scope.the_stream
+        prop: StateProperty
+        if options["run"] is not None:
+            if options["pointer"] is not None or options["expect"] is not None:
+                raise CommandError("give --run, or --pointer with --expect, not both")
+            prop = PythonPredicate(options["run"])
+        elif options["pointer"] is not None and options["expect"] is not None:
+            prop = PointerEquals(options["pointer"], parse_json(options["expect"], "--expect"))
+        else:
+            raise CommandError("say what should hold: --run EXPR, or --pointer P --expect JSON")
+        good = [resolve_version(stream, ref) for ref in options["good"]]
+        bad = resolve_version(stream, options["bad"])
+        result = bisect_stream(stream, good, bad, prop)
+        first = result.first_bad
+        self.emit(
+            options,
+            {
+                "first_bad": first.pk,
+                "event": str(first.event.id),
+                "type": first.event.type,
+                "branch": first.branch,
+                "states_read": result.reads,
+                "candidates": result.candidates,
+                "tested": [{"version": v, "good": ok} for v, ok in result.tested],
+                "property": result.property,
+            },
+            f"v{first.pk} is the first bad version ({first.event.type} on {first.branch}, "
+            f"event {first.event.id}): {result.property} broke there; "
+            f"{result.reads} states read for {result.candidates} candidates",
+        )
