@@ -198,6 +198,17 @@ class Version(AppendOnly):
     state = models.ForeignKey(
         State, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
     )
+    # The first parent (the only one but for a merge; none for a root). A merge's second
+    # and later parents are ``VersionParent`` rows, so a linear append writes no link row;
+    # ``continust.graph.parents`` reads both. Indexed for the lookup of a version's children.
+    first_parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+    )
     generation = models.PositiveIntegerField()
     # Nothing looks a version up by digest in the database; no index (nor its LIKE twin).
     digest = models.CharField(max_length=64)
@@ -226,7 +237,8 @@ class Version(AppendOnly):
 
 
 class VersionParent(AppendOnly):
-    """One ordered parent link of a version."""
+    """A merge's second or later parent (``index`` 1, 2, …): the first parent of every
+    version is its ``Version.first_parent``."""
 
     # parent_index_unique serves lookups by child.
     child = models.ForeignKey(

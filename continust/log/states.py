@@ -33,16 +33,14 @@ _CHAIN = """
 WITH RECURSIVE chain(id, depth) AS (
     SELECT CAST(%s AS BIGINT), 0
   UNION ALL
-    SELECT p.parent_id, c.depth + 1 FROM chain c
+    SELECT v.first_parent_id, c.depth + 1 FROM chain c
     JOIN continust_version v ON v.id = c.id
-    JOIN continust_versionparent p ON p.child_id = c.id AND p."index" = 0
-    WHERE v.reducer <> %s
+    WHERE v.first_parent_id IS NOT NULL AND v.reducer <> %s
       AND NOT EXISTS (SELECT 1 FROM continust_state s WHERE s.hash = v.state_id)
       AND NOT EXISTS (SELECT 1 FROM continust_releasedversion r WHERE r.version_id = c.id)
 )
 SELECT c.id, v.stream_id, v.state_id, v.reducer, v.reducer_version, e.id, e.type, e.payload,
-       e.actor, s.data, r.version_id IS NOT NULL,
-       EXISTS (SELECT 1 FROM continust_versionparent p WHERE p.child_id = c.id)
+       e.actor, s.data, r.version_id IS NOT NULL, v.first_parent_id IS NOT NULL
 FROM chain c
 JOIN continust_version v ON v.id = c.id
 JOIN continust_event e ON e.position = v.event_id
