@@ -217,7 +217,8 @@ def bench_one_worker(url: str, stream, chunk: int) -> dict:
 
 
 def bench_raw_copy(replay, chunk: int) -> float:
-    """COPY as many version rows (and parent links) as the replay wrote; return rows/s."""
+    """COPY as many version rows (each naming its parent, as the replay's do) as the replay
+    wrote; return rows/s."""
     from django.db import connection, transaction
 
     from continust.log.rows import reserve_ids
@@ -240,26 +241,24 @@ def bench_raw_copy(replay, chunk: int) -> float:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
             ids = reserve_ids(Version, len(part))
-            versions = "".join(
-                f"{vid}\t{replay.stream_id}\t{event}\t{state}\t{generation}\t{digest}\t\\N\t"
-                f"{branch}\tmerge\t1\t{stamp}\n"
-                for vid, (event, state, generation, digest) in zip(ids, part, strict=True)
-            )
-            links = []
-            for vid in ids:
-                if previous is not None:
-                    links.append(f"{vid}\t{previous}\t0\n")
+            lines = []
+            for vid, (event, state, generation, digest) in zip(ids, part, strict=True):
+                parent = "\\N" if previous is None else previous
+                lines.append(
+                    f"{vid}\t{replay.stream_id}\t{event}\t{state}\t{parent}\t{generation}\t"
+                    f"{digest}\t\\N\t{branch}\tmerge\t1\t{stamp}\n"
+                )
                 previous = vid
-            with connection.cursor() as cursor:
-                with cursor.cursor.copy(
-                    "COPY continust_version (id, stream_id, event_id, state_id, generation, "
-                    "digest, key, branch, reducer, reducer_version, created_at) FROM STDIN"
-                ) as copy:
-                    copy.write(versions)
-                with cursor.cursor.copy(
-                    'COPY continust_versionparent (child_id, parent_id, "index") FROM STDIN'
-                ) as copy:
-                    copy.write("".join(links))
+            versions = "".join(lines)
+            with (
+                connection.cursor() as cursor,
+                cursor.cursor.copy(
+                    "COPY continust_version (id, stream_id, event_id, state_id, first_parent_id, "
+                    "generation, digest, key, branch, reducer, reducer_version, created_at) "
+                    "FROM STDIN"
+                ) as copy,
+            ):
+                copy.write(versions)
     return len(rows) / (time.perf_counter() - started)
 
 

@@ -182,7 +182,7 @@ class State(models.Model):
 class Version(AppendOnly):
     """An immutable node of a stream's graph, made by one event."""
 
-    # version_stream_desc serves lookups by stream; the write path guarantees the references.
+    # version_stream serves lookups by stream; the write path guarantees the references.
     stream = models.ForeignKey(
         Stream,
         on_delete=models.PROTECT,
@@ -197,6 +197,17 @@ class Version(AppendOnly):
     # stores only snapshots, and compaction releases states (continust.log.states reads them).
     state = models.ForeignKey(
         State, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    # The first parent (the only one but for a merge; none for a root). A merge's second
+    # and later parents are ``VersionParent`` rows, so a linear append writes no link row;
+    # ``continust.graph.parents`` reads both. Indexed for the lookup of a version's children.
+    first_parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     generation = models.PositiveIntegerField()
     # Nothing looks a version up by digest in the database; no index (nor its LIKE twin).
@@ -215,7 +226,11 @@ class Version(AppendOnly):
             )
         ]
         indexes = [
-            models.Index(fields=["stream", "-id"], name="version_stream_desc"),
+            # Ascending: a stream's newest version is its rightmost entry, so appends fill
+            # pages (a descending index took each new id at its range's left end, splitting
+            # pages in half: twice the bytes). PostgreSQL and SQLite scan it backwards for
+            # newest-first reads.
+            models.Index(fields=["stream", "id"], name="version_stream"),
             # Compaction and the release trigger find a state's versions by it; a plain
             # btree, without the varchar_pattern_ops twin a CharField key would get.
             models.Index(fields=["state"], name="version_state"),
@@ -226,7 +241,8 @@ class Version(AppendOnly):
 
 
 class VersionParent(AppendOnly):
-    """One ordered parent link of a version."""
+    """A merge's second or later parent (``index`` 1, 2, …): the first parent of every
+    version is its ``Version.first_parent``."""
 
     # parent_index_unique serves lookups by child.
     child = models.ForeignKey(

@@ -25,8 +25,9 @@ from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from continust.core.database import on_postgresql, relaxed_commit
+from continust.graph.parents import parents_after
 from continust.jobs import outbox
-from continust.models import Stream, Version, VersionParent
+from continust.models import Stream, Version
 from explorer.layout import LaneAllocator, ParentEdge, PlacedVersion
 from explorer.models import EdgePlace, StreamLayout, VersionPlace
 
@@ -150,22 +151,7 @@ def _place(stream: Stream, *, limit: int, wait: bool) -> Progress | None:
 def _read(stream: Stream, *, after: int, limit: int) -> list[tuple[int, list[int]]]:
     """The next ``limit`` versions after ``after``, in insertion order, with their
     parents (first parent first): one query."""
-    versions = connection.ops.quote_name(Version._meta.db_table)
-    links = connection.ops.quote_name(VersionParent._meta.db_table)
-    found: list[tuple[int, list[int]]] = []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT v.id, p.parent_id FROM (SELECT id FROM {versions} "
-            "WHERE stream_id = %s AND id > %s ORDER BY id LIMIT %s) v "
-            f'LEFT JOIN {links} p ON p.child_id = v.id ORDER BY v.id, p."index"',
-            [stream.pk, after, limit],
-        )
-        for vid, parent in cursor.fetchall():
-            if not found or found[-1][0] != vid:
-                found.append((vid, []))
-            if parent is not None:
-                found[-1][1].append(parent)
-    return found
+    return parents_after(stream.pk, after=after, limit=limit)
 
 
 def _place_chunk(

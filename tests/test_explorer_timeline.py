@@ -14,6 +14,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from continust.graph.parents import parents_of
 from continust.log.store import NewEvent, append, fork, merge
 from continust.models import OutboxMessage, Project, Role, Stream, Version
 from explorer.layout import EDGE_KINDS
@@ -181,7 +182,7 @@ def test_placing_in_steps_and_in_the_background_gives_the_layout_of_placing_at_o
 
     allocator, expected, expected_edges = LaneAllocator(), {}, set()
     for version in Version.objects.filter(stream=stream).order_by("id"):
-        parents = [expected[link.parent_id] for link in version.parent_links.order_by("index")]
+        parents = [expected[parent] for parent in parents_of(version)]
         spot = allocator.place(parents)
         expected[version.pk] = PlacedVersion(version.pk, spot.row, spot.lane)
         expected_edges |= {

@@ -59,7 +59,7 @@ def test_it_adds_only_new_commits_on_a_rerun(history):  # noqa: F811
     assert json.loads(run(*args))["commits"] == 1
     version = Version.objects.get(key=new)
     assert version.state.data["subject"] == "one more"
-    parent = version.parent_links.get().parent
+    parent = version.first_parent
     assert parent.key == ids["U"]
 
 

@@ -112,14 +112,26 @@ def test_it_reports_every_broken_stream_not_only_the_first(project):
     assert "acme/c: event #2" in out and "acme/a: event #3" in out
 
 
-def test_a_corrupted_parent_link_names_project_stream_and_version(project, stream):
+@pytest.mark.parametrize("which", ["first parent", "a merge's second parent"])
+def test_a_corrupted_parent_link_names_project_stream_and_version(project, stream, which):
     other = create_stream(project, "other")
     (elsewhere,) = put(other, {"x": 1})
-    (_, v2) = put(stream, {"a": 1}, {"a": 2})
-    tamper(
-        f"UPDATE continust_versionparent SET parent_id = {elsewhere.pk} WHERE child_id = {v2.pk}",
-        "continust_versionparent",
-    )
+    if which == "first parent":
+        (_, v2) = put(stream, {"a": 1}, {"a": 2})
+        tamper(
+            f"UPDATE continust_version SET first_parent_id = {elsewhere.pk} WHERE id = {v2.pk}",
+            "continust_version",
+        )
+    else:
+        (v1,) = put(stream, {"a": 1})
+        fork(stream, "b", v1)
+        put(stream, {"b": 1}, branch="b")
+        v2 = merge(stream, "b", "main")
+        tamper(
+            f"UPDATE continust_versionparent SET parent_id = {elsewhere.pk} "
+            f"WHERE child_id = {v2.pk}",
+            "continust_versionparent",
+        )
     out, error = run_verify("--json")
     assert error is not None and error.returncode == 1
     report = json.loads(out)

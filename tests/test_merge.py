@@ -6,8 +6,9 @@ import pytest
 
 from continust.audit.integrity import verify
 from continust.core.errors import MergeConflict, NothingToMerge
+from continust.graph.parents import parents_of
 from continust.log.store import fork, merge
-from continust.models import Branch, Event, Version
+from continust.models import Branch, Event, Version, VersionParent
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db
@@ -29,9 +30,11 @@ def test_it_merges_changes_from_both_sides(stream):
     put(stream, {"trial": 30}, branch="sale")
     merged = merge(stream, "sale", "main", actor="alice")
     assert merged.state.data == {"price": 12, "trial": 30}
-    assert list(merged.parent_links.values_list("parent_id", flat=True)) == [
-        merged.parent_links.first().parent_id,
-        head(stream, "sale").pk,
+    main_before = merged.first_parent_id
+    assert parents_of(merged.pk) == [main_before, head(stream, "sale").pk]
+    # The first parent is the version's own column; only the second is a link row.
+    assert list(VersionParent.objects.filter(child=merged).values_list("parent_id", "index")) == [
+        (head(stream, "sale").pk, 1)
     ]
     assert merged.event.type == "continust.merge"
     assert head(stream).pk == merged.pk

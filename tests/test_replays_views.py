@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from continust.graph.parents import parents_of
 from continust.log.projects import create_project, create_stream
 from continust.models import Branch, Replay
 from continust.replays import replay as replays
@@ -179,7 +180,7 @@ def test_promote_from_the_page_asks_first_and_names_what_it_does(client, alice, 
     replay.refresh_from_db()
     head = Branch.objects.get(stream=stream, name="main").head
     assert f"Promoted: main now points at version {head.pk}" in response.content.decode()
-    assert list(head.parent_links.order_by("index").values_list("parent_id", flat=True)) == [
+    assert parents_of(head.pk) == [
         replay.shadow_head_id,
         old_head,
     ]

@@ -155,7 +155,7 @@ def test_promote_moves_the_branch_after_a_worker_replay(client, alice, stream, s
     )
     assert response.status_code == 302
     main = Branch.objects.get(stream=stream, name="main")
-    assert main.head.parent_links.get(index=0).parent_id == replay.shadow_head_id
+    assert main.head.first_parent_id == replay.shadow_head_id
     assert BranchMove.objects.filter(branch=main).latest("id").reason == "promote"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from continust.core.database import on_postgresql, outside_transactions, snapshot
 from continust.core.errors import ContinustError, StateReleased
 from continust.graph.lineage import VersionGraph
-from continust.graph.parents import parents_in_stream
+from continust.graph.parents import first_parents_of, parents_in_stream
 from continust.log import canonical
 from continust.log.folding import derive_state
 from continust.log.moves import broken_moves
@@ -26,7 +26,6 @@ from continust.models import (
     State,
     Stream,
     Version,
-    VersionParent,
 )
 
 
@@ -274,12 +273,8 @@ def _verify_runs(stream: Stream, found: _Findings) -> None:
         .iterator(chunk_size=5000)
     ):
         members[run_id].append((generation, version_id, digest))
-    first_parent = dict(
-        VersionParent.objects.filter(
-            child__stream=stream,
-            child__released__isnull=False,
-            index=0,
-        ).values_list("child_id", "parent_id")
+    first_parent = first_parents_of(
+        version_id for chain in members.values() for _, version_id, _ in chain
     )
     roots: dict[int, list[str]] = defaultdict(list)
     for run in ReleasedRun.objects.filter(stream=stream).order_by("first_id"):

@@ -24,6 +24,7 @@ from continust.core.errors import InvalidEvent, NotFound, StateReleased
 from continust.documents.diff import diff
 from continust.graph.cache import graph_for
 from continust.graph.lineage import VersionGraph
+from continust.graph.parents import merges_onto
 from continust.log.states import is_released, state_of, store_snapshots
 from continust.log.store import MAIN, NewEvent, lock_stream
 from continust.models import (
@@ -174,18 +175,9 @@ def _merged(
     """Name the merge that brought ``branch``'s head into ``against`` and the range it
     merged (the versions of its other parents that its first parent lacked)."""
     head = heads[branch]
-    merge = (
-        Version.objects.filter(
-            stream=stream, parent_links__parent_id=head, parent_links__index__gt=0
-        )
-        .order_by("id")
-        .values_list("id", flat=True)
-        .first()
-    )
+    merge = next(iter(merges_onto(stream.pk, head)), None)
     base = (
-        Version.objects.filter(child_links__child_id=merge, child_links__index=0)
-        .values_list("id", flat=True)
-        .first()
+        Version.objects.filter(pk=merge).values_list("first_parent_id", flat=True).first()
         if merge is not None
         else None
     )

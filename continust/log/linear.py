@@ -4,7 +4,8 @@ When this process knows the branch's tip (``continust.log.tips``), an append of
 events to that branch needs nothing from the database before it writes: the events
 are chained, folded and hashed here, and ONE statement, run in autocommit (its own
 transaction), moves the stream's chain end and the branch head by compare-and-set
-and inserts the events, versions, parent links, states and the branch move. If any
+and inserts the events, versions (each naming its parent: no link row), states and
+the branch move. If any
 value the plan relied on moved meanwhile, ``continust_require`` raises, the
 statement rolls back whole, and the caller falls back to the locked path, which
 reads afresh. So a single append is one round trip, and writers to different
@@ -93,14 +94,12 @@ WITH c AS (
            causation, correlation, actor, prev_hash, hash
     FROM rows
 ), v AS (
-    INSERT INTO continust_version (id, stream_id, event_id, state_id, generation, digest, key,
-                                   branch, reducer, reducer_version, created_at)
-    SELECT version, %(stream)s, position, state, %(generation)s + n, digest, NULL,
+    INSERT INTO continust_version (id, stream_id, event_id, state_id, first_parent_id,
+                                   generation, digest, key, branch, reducer, reducer_version,
+                                   created_at)
+    SELECT version, %(stream)s, position, state, parent, %(generation)s + n, digest, NULL,
            %(branch_name)s, %(reducer)s, %(reducer_version)s, %(now)s
     FROM rows
-), l AS (
-    INSERT INTO continust_versionparent (child_id, parent_id, index)
-    SELECT version, parent, 0 FROM rows
 ), st AS (
     INSERT INTO continust_state (hash, data)
     SELECT h, d::jsonb FROM unnest(%(state_hashes)b::text[], %(state_texts)b::text[]) AS x(h, d)
@@ -411,6 +410,7 @@ def plan(stream: Stream, tip: Tip, events: Sequence[NewEvent], branch: str) -> P
             stream.pk,
             None,
             state_hash,
+            None,
             generation,
             digest,
             None,
@@ -484,6 +484,7 @@ def write(planned: Planned) -> list[Version] | None:
         event.position = position
         version.id = version_id
         version.event = event
+        version.first_parent_id = parent
         planned.parents[version_id] = [parent]
         parent = version_id
     tips.put(_with_head(planned.next_tip, version_ids[-1]))

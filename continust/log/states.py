@@ -36,8 +36,7 @@ CACHE_SECONDS = 3600
 _VERSION_STEP = """v.id, {depth}, v.stream_id, v.state_id, v.reducer, v.reducer_version, v.event_id,
            EXISTS (SELECT 1 FROM continust_state s WHERE s.hash = v.state_id),
            EXISTS (SELECT 1 FROM continust_releasedversion r WHERE r.version_id = v.id),
-           (SELECT p.parent_id FROM continust_versionparent p
-            WHERE p.child_id = v.id AND p."index" = 0)"""
+           v.first_parent_id"""
 
 _CHAIN = f"""
 WITH RECURSIVE chain(id, depth, stream_id, state_id, reducer, reducer_version, event_id,

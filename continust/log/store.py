@@ -256,6 +256,7 @@ class Batch:
                 stream=self.stream,
                 event=plan.event,
                 state_id=plan.state_hash,
+                first_parent_id=plan.parents[0].id if plan.parents else None,
                 generation=plan.generation,
                 digest=plan.digest,
                 key=plan.key,
@@ -265,10 +266,12 @@ class Batch:
                 created_at=now,
             )
             versions.append(plan.model)
+        # The first parent is the version's own column: links only for a merge's others.
         links = [
             VersionParent(child_id=plan.id, parent_id=parent.id, index=index)
             for plan in self.planned
             for index, parent in enumerate(plan.parents)
+            if index
         ]
         if on_postgresql():
             self._write_postgres(versions, links, move, now)

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db.models import Exists, F, OuterRef, QuerySet
 
+from continust.graph.parents import parents_of_many
 from continust.models import (
     Branch,
     Event,
@@ -23,7 +24,6 @@ from continust.models import (
     ReleasedVersion,
     Stream,
     Version,
-    VersionParent,
 )
 
 PAGE_SIZE = 100
@@ -99,13 +99,7 @@ def timeline_page(
     more = len(found) > limit
     found = found[:limit]
     ids = [version.pk for version in found]
-    parents: dict[int, list[int]] = defaultdict(list)
-    for child, parent in (
-        VersionParent.objects.filter(child_id__in=ids)
-        .order_by("child_id", "index")
-        .values_list("child_id", "parent_id")
-    ):
-        parents[child].append(parent)
+    parents = parents_of_many(found)
     heads = branch_heads(stream)
     runs = _runs(ids) if fold_released else {}
     for version in found:

@@ -15,7 +15,7 @@ from typing import Any
 
 from continust.core.errors import NotFound
 from continust.graph.causation import causes, consequence_count
-from continust.graph.parents import parents_of
+from continust.graph.parents import children_of, parents_of
 from continust.log.states import released_error, state_of
 from continust.models import (
     Branch,
@@ -24,7 +24,6 @@ from continust.models import (
     ReleasedVersion,
     Stream,
     Version,
-    VersionParent,
 )
 
 CONSEQUENCE_LIMIT = 200
@@ -87,13 +86,7 @@ def read_version(stream: Stream, version: Version | int, *, brief: bool = False)
     loaded = _load(stream, version)
     event = loaded.event
     parents = tuple(parents_of(loaded))
-    children = tuple(
-        sorted(
-            set(
-                VersionParent.objects.filter(parent_id=loaded.pk).values_list("child_id", flat=True)
-            )
-        )
-    )
+    children = tuple(children_of(loaded))
     heads = tuple(
         Branch.objects.filter(stream=stream, head_id=loaded.pk)
         .order_by("name")

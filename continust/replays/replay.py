@@ -1172,6 +1172,7 @@ def _insert_versions(stream: Stream, branch: str, pending: list[_Pending], now: 
             stream_id=stream.pk,
             event_id=p.event_position,
             state_id=p.node.state_hash,
+            first_parent_id=_id(p.parents[0]) if p.parents else None,
             generation=p.node.generation,
             digest=p.node.digest,
             key=None,
@@ -1189,6 +1190,7 @@ def _insert_versions(stream: Stream, branch: str, pending: list[_Pending], now: 
             VersionParent(child_id=_id(p.node), parent_id=_id(parent), index=index)
             for p in pending
             for index, parent in enumerate(p.parents)
+            if index
         ],
     )
 
@@ -1198,6 +1200,10 @@ def _id(node: _Node) -> int:
     return node.id
 
 
+# COPY's text format for NULL.
+NULL = "\\N"
+
+
 def _copy_text(value: str) -> str:
     return (
         value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
@@ -1205,12 +1211,14 @@ def _copy_text(value: str) -> str:
 
 
 def _copy_versions(stream: Stream, branch: str, pending: list[_Pending], now: datetime) -> None:
-    """COPY the replicas and their parent links in PostgreSQL's text format."""
+    """COPY the replicas (each naming its first parent) and a merge's further parent links
+    in PostgreSQL's text format."""
     stamp = now.isoformat()
     prefix = f"{stream.pk}\t"
     middle = f"\t\\N\t{_copy_text(branch)}\t"
     versions = "".join(
-        f"{p.node.id}\t{prefix}{p.event_position}\t{p.node.state_hash}\t{p.node.generation}\t"
+        f"{p.node.id}\t{prefix}{p.event_position}\t{p.node.state_hash}\t"
+        f"{p.parents[0].id if p.parents else NULL}\t{p.node.generation}\t"
         f"{p.node.digest}{middle}{_copy_text(p.reducer)}\t{p.reducer_version}\t{stamp}\n"
         for p in pending
     )
@@ -1218,11 +1226,12 @@ def _copy_versions(stream: Stream, branch: str, pending: list[_Pending], now: da
         f"{p.node.id}\t{parent.id}\t{index}\n"
         for p in pending
         for index, parent in enumerate(p.parents)
+        if index
     )
     with connection.cursor() as cursor:
         with cursor.cursor.copy(
-            "COPY continust_version (id, stream_id, event_id, state_id, generation, digest, key, "
-            "branch, reducer, reducer_version, created_at) FROM STDIN"
+            "COPY continust_version (id, stream_id, event_id, state_id, first_parent_id, "
+            "generation, digest, key, branch, reducer, reducer_version, created_at) FROM STDIN"
         ) as copy:
             copy.write(versions)
         if links:

@@ -52,6 +52,7 @@ from continust.audit.trail import AUDIT_STREAM, is_audit_stream, record
 from continust.core.database import on_postgresql, stored_size
 from continust.core.errors import ContinustError, InvalidEvent, NotFound
 from continust.graph.cache import graph_for
+from continust.graph.parents import children_crossing
 from continust.jobs import leases, outbox
 from continust.jobs.leases import Lease, LeaseLost
 from continust.log import canonical, statistics
@@ -70,7 +71,6 @@ from continust.models import (
     State,
     Stream,
     Version,
-    VersionParent,
 )
 
 log = logging.getLogger(__name__)
@@ -268,9 +268,7 @@ def protected_versions(
             ).values_list("id", flat=True):
                 keep.setdefault(version, why)
     if upto is not None:
-        for child, parent in VersionParent.objects.filter(
-            child__stream=stream, child_id__gt=upto, parent_id__lte=upto
-        ).values_list("child_id", "parent_id"):
+        for child, parent in children_crossing(stream.pk, upto):
             keep.setdefault(parent, f"parent of v{child}, newer than this compaction")
     return keep
 
