@@ -55,6 +55,7 @@ NOT_PROJECT = {
     "openapi-view": "public",
     "api-docs-asset": "public",
     "api-root": "public",
+    "metrics": "scrapers",  # the configured networks or a token; anyone else a 404
     None: "public",  # the API's JSON 404 for every other path
 }
 
@@ -186,7 +187,8 @@ def world(db):
             "jump": "q=main",
             "audit-export": integrity_pins,
             "blame": "path=/n",
-            "api": f"a={v1.pk}&b={v3.pk}&of=main&ref=main&from=side&into=main&path=/n",
+            "api": f"a={v1.pk}&b={v3.pk}&of=main&ref=main&from=side&into=main&path=/n"
+            f"&range={v1.pk}..main",
         },
         "bodies": {
             "add_stream": lambda who: {"name": f"new-{who}"},
@@ -204,6 +206,14 @@ def world(db):
             "comment_on_review": lambda who: {"body": f"from {who}"},
             "check_path": lambda who: {"path": "/n"},
             "decide": lambda who: {"decision": "request_changes", "note": who},
+            "post_tag": lambda who: {"name": f"t-{who}", "version": "main"},
+            "bisect": lambda who: {
+                "good": [str(v1.pk)],
+                "bad": "main",
+                "pointer": "/n",
+                "expect": v1.state.data.get("n"),
+            },
+            "post_revert": lambda who: {"version": "main", "dry_run": True},
         },
         "v4": v4,
     }
@@ -305,6 +315,9 @@ API_REQUIRED = {
 # Operations on the one replay of the world: past the role check, the replay's state decides
 # (a waiting replay cannot be promoted or discarded; cancelled once, it is finished).
 API_STATEFUL = {"cancel_replay", "promote_replay", "discard_replay"}
+# Bisect (a read, for viewers) and revert (a dry run) answer 422 when the history says so.
+API_REQUIRED["bisect"] = Role.VIEWER
+API_STATEFUL |= {"bisect", "post_revert"}
 
 
 def check_api(route: Route, world: dict[str, Any], methods: list[str], problems: list[str]) -> None:
@@ -350,6 +363,10 @@ def check_outside(route: Route, world: dict[str, Any], problems: list[str]) -> N
             "the matrix's NOT_PROJECT list: is it meant to be?"
         )
         return
+    if NOT_PROJECT[route.name] == "scrapers":
+        got = Client(REMOTE_ADDR="203.0.113.9").get(url_of(route, world)).status_code
+        if got != 404:
+            problems.append(f"{route.route} from outside the metrics networks: {got}, expected 404")
     if NOT_PROJECT[route.name] == "login":
         url = url_of(route, world)
         for method in ("GET", "POST"):
