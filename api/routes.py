@@ -16,6 +16,7 @@ from api import (
     docs,
     errors,
     routes_lineage,
+    routes_log,
     routes_projects,
     routes_retention,
     routes_streams,
@@ -23,6 +24,7 @@ from api import (
 from api.auth import BearerToken
 from api.parsing import StrictJSONParser
 from api.schemas import STORED_JSON, STORED_JSON_MARK, STORED_JSON_REF
+from continust.read.feed import TooManyFeeds
 
 DESCRIPTION = f"""\
 Read and write continust's event log over HTTP.
@@ -89,6 +91,9 @@ api.add_router("", routes_projects.router)
 api.add_router("", routes_streams.router)
 api.add_router("", routes_lineage.router)
 api.add_router("", routes_retention.router)
+api.add_router("", routes_log.router)
+api.add_exception_handler(routes_log.AsOfRefused, errors.simple_handler(422, "invalid_as_of"))
+api.add_exception_handler(TooManyFeeds, errors.simple_handler(429, "too_many_feeds"))
 
 urlpatterns = [
     path("", api.urls),
