@@ -192,7 +192,22 @@ FEED_RESPONSE = {
         "`Last-Event-ID` (EventSource does) to go on without a gap or a repeat.",
         "content": {
             "text/event-stream": {
-                "schema": {"type": "string"},
+                "schema": {
+                    "description": "One message; comments (heartbeats) and the first "
+                    "`retry` carry no data and are no events.",
+                    "type": "object",
+                    "required": ["data", "event", "id"],
+                    "properties": {
+                        "event": {"type": "string", "enum": ["event"]},
+                        "id": {"type": "string", "pattern": LOG_POSITION_PATTERN},
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "contentSchema": {"$ref": "#/components/schemas/LogEventOut"},
+                        },
+                        "retry": {"type": "integer", "minimum": 0},
+                    },
+                },
                 "example": 'retry: 1000\n\nid: 812.40\nevent: event\ndata: {"log_position":'
                 ' "812.40", "type": "tier.added"}\n\n',
             }

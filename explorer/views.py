@@ -38,6 +38,7 @@ from continust.log.store import fork, merge, plan_merge
 from continust.models import Branch, Event, Membership, Role, Stream, Version
 from continust.read.timeline import filter_choices, newest_id
 from continust.read.versions import read_version, with_first_versions
+from explorer import log
 from explorer.access import AuthenticatedHttpRequest, HtmxHttpRequest, actor_of, member_required
 from explorer.causality import causation_graph
 from explorer.errors import error_page
@@ -173,6 +174,7 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
         palette=range(PALETTE),
         policy=policy_of(stream),
         **history_context(stream),
+        **log.stream_page_context(stream, filters.branch or "main"),
     )
     if selected is not None:
         context.update(_version_context(stream, selected))

@@ -146,7 +146,7 @@
       mark();
     }
     function schedule() {
-      if (timer === null && !document.hidden) { timer = window.setTimeout(look, TAIL_EVERY); }
+      if (timer === null && !document.hidden && !live) { timer = window.setTimeout(look, TAIL_EVERY); }
     }
     function look() {
       timer = null;
@@ -165,6 +165,18 @@
     }
     document.getElementById("tail-show").addEventListener("click", function () {
       if (pending !== null) { show(); box.scrollTop = 0; }
+    });
+    // While the stream's live feed is open (feed.js), look when it says versions were
+    // appended instead of every few seconds; polling resumes when the feed drops.
+    var live = false;
+    box.addEventListener("continust:live", function (event) {
+      live = event.detail;
+      if (live && timer !== null) { window.clearTimeout(timer); timer = null; }
+      if (!live) { schedule(); }
+    });
+    box.addEventListener("continust:appended", function () {
+      if (timer !== null) { window.clearTimeout(timer); }
+      timer = window.setTimeout(look, 100); // several appends at once: one look
     });
     document.addEventListener("visibilitychange", schedule);
     schedule();

@@ -37,10 +37,10 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from continust.core.database import outside_transactions
+from continust.core.database import on_postgresql, outside_transactions
 from continust.core.errors import ContinustError
-from continust.models import OpenFeed, Project
-from continust.read.project_log import LogEntry, LogFilter, LogPosition, read_log
+from continust.models import Event, OpenFeed, Project
+from continust.read.project_log import LAST, START, LogEntry, LogFilter, LogPosition, read_log
 from continust.read.records import event_record
 from continust.read.wakeups import LogWakeups
 
@@ -84,6 +84,18 @@ def message(entry: LogEntry) -> str:
     """One SSE message: the event's record as JSON, its log position as the id."""
     data = json.dumps(entry_record(entry), ensure_ascii=False, separators=(",", ":"))
     return f"id: {entry.at}\nevent: event\ndata: {data}\n\n"
+
+
+def settled_end(project: Project) -> LogPosition:
+    """A log position past every event of ``project`` settled now (as a caught-up read's
+    ``next``), without reading them: where a page that shows the present starts its feed."""
+    if on_postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            row = cursor.fetchone()
+        return LogPosition(int(row[0]) - 1, LAST)
+    newest = Event.objects.filter(project=project).order_by("-position").first()
+    return LogPosition(0, newest.position) if newest is not None else START
 
 
 def heartbeat(at: LogPosition) -> str:
