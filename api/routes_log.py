@@ -9,12 +9,13 @@ answers a branch's state now or as of a moment or a log position, and
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from django.http import HttpRequest, StreamingHttpResponse
-from ninja import Header, Query, Router
+from ninja import Query, Router
 from pydantic import Field, field_validator
 
 from api.access import project_for, stream_for, token_of
@@ -216,25 +217,24 @@ FEED_RESPONSE = {
 }
 
 
+LAST_EVENT_ID = {
+    "in": "header",
+    "name": "Last-Event-ID",
+    "required": False,
+    "description": "The `id` of the last message received: the feed goes on after it (and "
+    "`after` is ignored). EventSource sends it when it reconnects.",
+    "schema": {"type": "string", "pattern": LOG_POSITION_PATTERN},
+    "example": "812.40",
+}
+_LOG_POSITION = re.compile(LOG_POSITION_PATTERN)
+
+
 @router.get(
     PROJECT + "/events/feed",
     response={429: Error, **READ_ERRORS},
-    openapi_extra={"responses": FEED_RESPONSE},
+    openapi_extra={"responses": FEED_RESPONSE, "parameters": [LAST_EVENT_ID]},
 )
-def feed(
-    request: HttpRequest,
-    slug: SlugPath,
-    query: Query[FeedQuery],
-    last_event_id: Annotated[
-        str | None,
-        Header(
-            alias="Last-Event-ID",
-            pattern=LOG_POSITION_PATTERN,
-            description="The `id` of the last message received: the feed goes on after it "
-            "(and `after` is ignored).",
-        ),
-    ] = None,
-) -> StreamingHttpResponse:
+def feed(request: HttpRequest, slug: SlugPath, query: Query[FeedQuery]) -> StreamingHttpResponse:
     """Follow the project's log live, as server-sent events.
 
     Catches up from `after` (or `Last-Event-ID`) and then sends each event as it settles,
@@ -245,7 +245,10 @@ def feed(
     """
     project = project_for(request, slug)
     where = _where(project, query)
-    after = LogPosition.parse(last_event_id if last_event_id is not None else query.after)
+    resume = request.headers.get("Last-Event-ID")
+    if resume is not None and not _LOG_POSITION.fullmatch(resume):
+        raise InvalidName(f"Last-Event-ID {resume[:40]!r} is not a log position (T.P)")
+    after = LogPosition.parse(resume if resume is not None else query.after)
     return serve_feed(project, after, where, f"token:{token_of(request).pk}", query.limit)
 
 

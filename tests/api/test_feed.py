@@ -151,7 +151,7 @@ def test_a_feed_is_only_for_members_and_bad_input_is_exact(charlie, alice, proje
         "/api/projects/acme/events/feed",
         headers={**alice_api.headers(), "Last-Event-ID": "12"},
     )
-    assert bad.status_code == 400 and bad.json()["code"] == "invalid_request"
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_name"
     assert alice_api.get("/projects/acme/events/feed", stream="nope").status_code == 404
     assert OpenFeed.objects.count() == 0  # refused before a place was taken
 
