@@ -146,7 +146,7 @@ def _read_postgresql(events: QuerySet[Event], after: LogPosition, limit: int) ->
             ],
             params=[str(after.tx), after.position],
             order_by=["continust_event.tx", "continust_event.position"],
-        ).values_list(*_EVENT_FIELDS, *_STREAM_FIELDS, "log_tx")[:limit]
+        ).values_list(*_EVENT_FIELDS, "log_tx")[:limit]
     )
     if len(entries) == limit:
         return LogPage(entries, entries[-1].at, caught_up=False)
@@ -161,11 +161,7 @@ def _read_postgresql(events: QuerySet[Event], after: LogPosition, limit: int) ->
 
 
 _EVENT_FIELDS = [f.attname for f in Event._meta.concrete_fields]
-_STREAM_ATTNAMES = [f.attname for f in Stream._meta.concrete_fields]
-_STREAM_FIELDS = [f"stream__{name}" for name in _STREAM_ATTNAMES]
 _STREAM_ID = _EVENT_FIELDS.index("stream_id")
-_STREAMS_FROM = len(_EVENT_FIELDS)
-_STREAMS_TO = _STREAMS_FROM + len(_STREAM_FIELDS)
 
 # The horizon (the oldest transaction still running) and whether this transaction has
 # written, with the page's rows, in one statement: one snapshot, one round trip.
@@ -182,7 +178,8 @@ def _fetch(rows: QuerySet[Event, tuple[Any, ...]]) -> tuple[int, bool, list[LogE
 
     The rows are read as plain tuples and made into events (with their streams) without
     the ORM's per-row work, where a catch-up read of many pages spent most of its time:
-    psycopg's own loaders for the timestamp and the payload, each stream made once."""
+    psycopg's own loaders for the timestamp and the payload; the page's streams in one
+    query."""
     sql, params = rows.query.sql_with_params()
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
@@ -192,19 +189,14 @@ def _fetch(rows: QuerySet[Event, tuple[Any, ...]]) -> tuple[int, bool, list[LogE
         fetched = cursor.fetchall()
     horizon, own = int(fetched[0][0]), bool(fetched[0][1])
     alias = connection.alias
-    streams: dict[int, Stream] = {}
+    streams = Stream.objects.in_bulk({full[2 + _STREAM_ID] for full in fetched} - {None})
     entries = []
     for full in fetched:
         row = full[2:]
         if row[0] is None:  # no event: the one row of the horizon alone
             continue
-        stream = streams.get(row[_STREAM_ID])
-        if stream is None:
-            stream = streams[row[_STREAM_ID]] = _loaded(
-                Stream, _STREAM_ATTNAMES, row[_STREAMS_FROM:_STREAMS_TO], alias
-            )
         event = _loaded(Event, _EVENT_FIELDS, row, alias)
-        event._state.fields_cache["stream"] = stream
+        event._state.fields_cache["stream"] = streams[row[_STREAM_ID]]
         entries.append(LogEntry(LogPosition(int(row[-1]), event.position), event))
     return horizon, own, entries
 
