@@ -233,8 +233,8 @@ def slider_bounds(stream: Stream) -> dict[str, str]:
     return {
         "min": timezone.localtime(start).strftime("%Y-%m-%dT%H:%M:%S"),
         "max": timezone.localtime(now).strftime("%Y-%m-%dT%H:%M:%S"),
-        "min_epoch": str(int(start.timestamp())),
-        "max_epoch": str(int(now.timestamp()) + 1),
+        "min_ms": str(int(start.timestamp() * 1000)),
+        "max_ms": str(int(now.timestamp() * 1000) + 1),
     }
 
 

@@ -146,7 +146,9 @@
       mark();
     }
     function schedule() {
-      if (timer === null && !document.hidden && !live) { timer = window.setTimeout(look, TAIL_EVERY); }
+      // While the feed is live, look only to place versions still being placed.
+      var wanted = !live || document.querySelector(".placing") !== null;
+      if (timer === null && !document.hidden && wanted) { timer = window.setTimeout(look, TAIL_EVERY); }
     }
     function look() {
       timer = null;
@@ -172,7 +174,7 @@
     box.addEventListener("continust:live", function (event) {
       live = event.detail;
       if (live && timer !== null) { window.clearTimeout(timer); timer = null; }
-      if (!live) { schedule(); }
+      schedule();
     });
     box.addEventListener("continust:appended", function () {
       if (timer !== null) { window.clearTimeout(timer); }

@@ -74,7 +74,7 @@
     }
     function ask() {
       timer = null;
-      var moment = new Date(Number(range.value) * 1000);
+      var moment = new Date(Number(range.value));
       at.value = moment.toISOString().slice(0, 19);
       var query = new URLSearchParams(new FormData(form));
       query.set("at", moment.toISOString());
