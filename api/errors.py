@@ -47,8 +47,7 @@ policy released; its hashes and place in the graph remain |
 before it is read), an event payload above `CONTINUST_MAX_PAYLOAD_BYTES` |
 | 422 | `unknown_causation`, `reducer_rejected`, `invalid_event` | a well-formed request the \
 domain rejects: a causation id naming no earlier event of the project, a reducer refusing an \
-event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer; \
-`invalid_as_of`: a state asked as of a moment and a log position at once |
+event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer |
 | 429 | `too_many_feeds` | a token opening more live feeds than `CONTINUST_FEED_MAX_OPEN` at once |
 | 503 | `database_busy` | a write that timed out waiting for the database's lock (SQLite \
 has one writer at a time); `Retry-After` says when to try again |

@@ -92,7 +92,6 @@ api.add_router("", routes_streams.router)
 api.add_router("", routes_lineage.router)
 api.add_router("", routes_retention.router)
 api.add_router("", routes_log.router)
-api.add_exception_handler(routes_log.AsOfRefused, errors.simple_handler(422, "invalid_as_of"))
 api.add_exception_handler(TooManyFeeds, errors.simple_handler(429, "too_many_feeds"))
 
 urlpatterns = [

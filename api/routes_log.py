@@ -93,10 +93,6 @@ def _moment(value: datetime | None) -> datetime | None:
         raise ValueError(str(err)) from None
 
 
-class AsOfRefused(ContinustError):
-    """An ``as of`` request that names two moments at once."""
-
-
 class LogQuery(Schema):
     """What of the project's log to read: after where, how many, and which events."""
 
@@ -275,24 +271,28 @@ Branch = Annotated[
 
 
 class StateQuery(Schema):
-    """Which branch, and (at most one of) a moment or a log position to travel to."""
+    """Which branch, and the moment to travel to (none: now)."""
 
     branch: Branch = "main"
     as_of: Moment | None = Field(
         None,
         description="Answer the state the branch had at this moment, on the clock `clock` "
-        "names. Leave out (with `as_of_position`) for the state now.",
+        "names. Leave out for the state now.",
     )
     clock: Literal["recorded", "event"] = Field(
         "recorded",
         description="`recorded`: when the log recorded each move of the branch (the "
         "version's `created_at`); `event`: the timestamp of the event that made each head.",
     )
-    as_of_position: LogPositionText | None = Field(
-        None, description="Answer the state as of this log position instead (`T.P`)."
-    )
 
     _moments = field_validator("as_of")(_moment)
+
+
+class PositionStateQuery(Schema):
+    """Which branch, and the log position to travel to."""
+
+    branch: Branch = "main"
+    as_of_position: LogPositionText
 
 
 class StateAsOfOut(Schema):
@@ -300,19 +300,9 @@ class StateAsOfOut(Schema):
     branch: str
     as_of: str | None = Field(description="The moment asked for, if any.")
     clock: str | None = Field(description="`recorded` or `event` with `as_of`, else null.")
-    as_of_position: str | None
+    as_of_position: str | None = Field(description="The log position asked for, if any.")
     version: VersionOut
     state: dict[str, Any]
-
-
-def _as_of(query: StateQuery) -> AsOf | None:
-    if query.as_of is not None and query.as_of_position is not None:
-        raise AsOfRefused("give as_of or as_of_position, not both")
-    if query.as_of_position is not None:
-        return AsOf(position=LogPosition.parse(query.as_of_position))
-    if query.as_of is not None:
-        return AsOf(moment=query.as_of, clock=Clock(query.clock))
-    return None
 
 
 def _version_out(stream: Stream, version: Version) -> dict[str, Any]:
@@ -320,33 +310,50 @@ def _version_out(stream: Stream, version: Version) -> dict[str, Any]:
     return version_record(version)
 
 
-@router.get(STREAM + "/state", response={200: StateAsOfOut, 422: Error, **STATE_ERRORS})
-def state(
-    request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[StateQuery]
-) -> dict[str, Any]:
-    """Return a branch's state now, or as of a moment (`as_of`, on the `clock` named) or
-    a log position (`as_of_position`): the state of the version the branch pointed at
-    then. 404 when the branch had no version yet then; 422 `invalid_as_of` when both are
-    given."""
-    stream = stream_for(request, slug, name)
-    when = _as_of(query)
-    version = (
-        head_now(stream, query.branch) if when is None else head_as_of(stream, query.branch, when)
-    )
+def _state_as_of(stream: Stream, branch: str, when: AsOf | None, **asked: Any) -> dict[str, Any]:
+    version = head_now(stream, branch) if when is None else head_as_of(stream, branch, when)
     if version is None:
         raise NotFound(
-            f"branch {query.branch!r} of {stream.name!r} had no version as of "
+            f"branch {branch!r} of {stream.name!r} had no version as of "
             f"{when.describe() if when else 'now'}"
         )
     return {
         "stream": stream.name,
-        "branch": query.branch,
-        "as_of": query.as_of.isoformat() if query.as_of is not None else None,
-        "clock": query.clock if query.as_of is not None else None,
-        "as_of_position": query.as_of_position,
+        "branch": branch,
+        "as_of": None,
+        "clock": None,
+        "as_of_position": None,
+        **asked,
         "version": _version_out(stream, version),
         "state": state_of(version),
     }
+
+
+@router.get(STREAM + "/state", response={200: StateAsOfOut, **STATE_ERRORS})
+def state(
+    request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[StateQuery]
+) -> dict[str, Any]:
+    """Return a branch's state now, or as of a moment (`as_of`, on the `clock` named: the
+    time the log recorded each move, or the events' own timestamps): the state of the
+    version the branch pointed at then. 404 when the branch had no version yet then."""
+    stream = stream_for(request, slug, name)
+    if query.as_of is None:
+        return _state_as_of(stream, query.branch, None)
+    when = AsOf(moment=query.as_of, clock=Clock(query.clock))
+    return _state_as_of(
+        stream, query.branch, when, as_of=query.as_of.isoformat(), clock=query.clock
+    )
+
+
+@router.get(STREAM + "/state/as-of-position", response={200: StateAsOfOut, **STATE_ERRORS})
+def state_at_position(
+    request: HttpRequest, slug: SlugPath, name: StreamPath, query: Query[PositionStateQuery]
+) -> dict[str, Any]:
+    """Return a branch's state as of a log position (`T.P`): the state of the version the
+    last move it had seen left the branch at. 404 when the branch had no version yet."""
+    stream = stream_for(request, slug, name)
+    at = LogPosition.parse(query.as_of_position)
+    return _state_as_of(stream, query.branch, AsOf(position=at), as_of_position=str(at))
 
 
 class ProjectStateQuery(Schema):

@@ -134,13 +134,15 @@ def test_a_branch_state_as_of_recorded_time_event_time_and_position(alice_api, p
     assert event_time["state"] == {"a": 1} and event_time["clock"] == "event"
     later = alice_api.get(path, as_of="2026-01-05T14:00:00Z", clock="event").json()
     assert later["state"] == {"a": 1, "b": 2}
-    by_position = alice_api.get(path, as_of_position=mid).json()
+    by_position = alice_api.get(path + "/as-of-position", as_of_position=mid).json()
     assert by_position["state"] == {"a": 1} and by_position["as_of_position"] == mid
+    assert by_position["as_of"] is None and by_position["clock"] is None
 
     before = alice_api.get(path, as_of="2026-01-05T11:00:00Z", clock="event")
     assert before.status_code == 404 and before.json()["code"] == "not_found"
-    both = alice_api.get(path, as_of="2026-01-05T11:00:00Z", as_of_position="0")
-    assert both.status_code == 422 and both.json()["code"] == "invalid_as_of"
+    at_start = alice_api.get(path + "/as-of-position", as_of_position="0")
+    assert at_start.status_code == 404 and at_start.json()["code"] == "not_found"
+    assert alice_api.get(path + "/as-of-position").status_code == 400  # the position is needed
     assert alice_api.get(path, branch="nope").status_code == 404
     assert alice_api.get(path, clock="wall").status_code == 400
 
