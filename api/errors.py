@@ -66,6 +66,7 @@ that does not resolve \
 is wanted; the detail names the part), a tag name revisions would misread (`v12`, `a..b`), \
 a bisection whose good end fails or bad end holds, a \
 revert that does not apply cleanly (`paths` lists where) |
+| 429 | `too_many_feeds` | a token opening more live feeds than `CONTINUST_FEED_MAX_OPEN` at once |
 | 429 | `rate_limited` | more requests with one token than `CONTINUST_API_RATE` allows \
 (per web process); `Retry-After` says when to try again; other tokens are not affected |
 | 503 | `database_busy` | a write that timed out waiting for the database's lock (SQLite \

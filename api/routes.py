@@ -18,6 +18,7 @@ from api import (
     routes_branches,
     routes_integrity,
     routes_lineage,
+    routes_log,
     routes_projects,
     routes_replays,
     routes_retention,
@@ -29,6 +30,7 @@ from api.auth import BearerToken
 from api.parsing import StrictJSONParser
 from api.schemas import STORED_JSON, STORED_JSON_MARK, STORED_JSON_REF
 from api.throttling import TokenRateThrottle
+from continust.read.feed import TooManyFeeds
 
 DESCRIPTION = f"""\
 Read and write continust's event log over HTTP.
@@ -106,6 +108,8 @@ api.add_router("", routes_replays.router)
 api.add_router("", routes_reviews.router)
 api.add_router("", routes_revisions.router)
 routes_revisions.install(api)
+api.add_router("", routes_log.router)
+api.add_exception_handler(TooManyFeeds, errors.simple_handler(429, "too_many_feeds"))
 
 urlpatterns = [
     path("", api.urls),

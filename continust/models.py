@@ -346,6 +346,18 @@ class OutboxMessage(models.Model):
         return f"{self.task}{self.args}"
 
 
+class OpenFeed(models.Model):
+    """A live change feed being served (``continust.read.feed``): who holds it (an API
+    token or an explorer user) and until when at most. Their number per holder is capped;
+    a row a crashed process left behind stops counting when it expires."""
+
+    holder = models.CharField(max_length=100)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["holder", "expires_at"], name="open_feed_holder")]
+
+
 class Leased(models.Model):
     """A background job that one worker at a time holds under a fenced lease.
 

@@ -268,6 +268,15 @@ CACHES["api-rate"] = {
 }
 # How often each worker's dispatcher sends the outbox and looks for stale replays.
 CONTINUST_OUTBOX_INTERVAL_SECONDS = env_int("CONTINUST_OUTBOX_INTERVAL_SECONDS", 2, minimum=1)
+# The live change feed (server-sent events, continust.read.feed): each response ends after
+# CONTINUST_FEED_SECONDS (the browser reconnects with Last-Event-ID), sends a heartbeat
+# comment after CONTINUST_FEED_HEARTBEAT_SECONDS without events, drops a client that has
+# not taken a frame for CONTINUST_FEED_SLOW_SECONDS, and at most CONTINUST_FEED_MAX_OPEN
+# feeds are open per API token (or explorer user); more answer 429.
+CONTINUST_FEED_SECONDS = env_int("CONTINUST_FEED_SECONDS", 55, minimum=0)
+CONTINUST_FEED_HEARTBEAT_SECONDS = env_int("CONTINUST_FEED_HEARTBEAT_SECONDS", 15, minimum=1)
+CONTINUST_FEED_SLOW_SECONDS = env_int("CONTINUST_FEED_SLOW_SECONDS", 10, minimum=1)
+CONTINUST_FEED_MAX_OPEN = env_int("CONTINUST_FEED_MAX_OPEN", 5, minimum=1)
 
 # Projections (continust.projections): "name=dotted.path.Class", comma separated, beside
 # the built-in event_counts; one worker at a time runs each under a lease.

@@ -39,6 +39,7 @@ from continust.models import Branch, Event, Membership, Role, Stream, Tag, Versi
 from continust.projections import control as projections
 from continust.read.timeline import filter_choices, newest_id
 from continust.read.versions import read_version, with_first_versions
+from explorer import log
 from explorer.access import AuthenticatedHttpRequest, HtmxHttpRequest, actor_of, member_required
 from explorer.causality import causation_graph
 from explorer.errors import error_page
@@ -180,6 +181,7 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
         palette=range(PALETTE),
         policy=policy_of(stream),
         **history_context(stream),
+        **log.stream_page_context(stream, filters.branch or "main"),
     )
     if selected is not None:
         context.update(_version_context(stream, selected))

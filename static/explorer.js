@@ -146,7 +146,9 @@
       mark();
     }
     function schedule() {
-      if (timer === null && !document.hidden) { timer = window.setTimeout(look, TAIL_EVERY); }
+      // While the feed is live, look only to place versions still being placed.
+      var wanted = !live || document.querySelector(".placing") !== null;
+      if (timer === null && !document.hidden && wanted) { timer = window.setTimeout(look, TAIL_EVERY); }
     }
     function look() {
       timer = null;
@@ -165,6 +167,18 @@
     }
     document.getElementById("tail-show").addEventListener("click", function () {
       if (pending !== null) { show(); box.scrollTop = 0; }
+    });
+    // While the stream's live feed is open (feed.js), look when it says versions were
+    // appended instead of every few seconds; polling resumes when the feed drops.
+    var live = false;
+    box.addEventListener("continust:live", function (event) {
+      live = event.detail;
+      if (live && timer !== null) { window.clearTimeout(timer); timer = null; }
+      schedule();
+    });
+    box.addEventListener("continust:appended", function () {
+      if (timer !== null) { window.clearTimeout(timer); }
+      timer = window.setTimeout(look, 100); // several appends at once: one look
     });
     document.addEventListener("visibilitychange", schedule);
     schedule();

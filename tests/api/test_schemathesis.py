@@ -102,6 +102,12 @@ def keep_the_test_transaction():
     request_finished.connect(close_old_connections)
 
 
+@pytest.fixture(autouse=True)
+def feeds_end_at_once(settings):
+    """A live feed catches up and ends (a zero time limit), so each call of it answers."""
+    settings.CONTINUST_FEED_SECONDS = 0
+
+
 # Loaded at import (the spec needs no database); schemathesis.pytest.from_fixture would load
 # it lazily, but it does not work with pytest 9 yet.
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", WSGIHandler(), config=CONFIG)

@@ -38,6 +38,13 @@ def browser() -> Browser:
         launched.close()
 
 
+@pytest.fixture(autouse=True)
+def short_feeds(settings) -> None:
+    """Live feeds (a stream's page, All events) end after a few seconds and the browser
+    reconnects: a feed left open by a closed page ends before the test database goes."""
+    settings.CONTINUST_FEED_SECONDS = 3
+
+
 @pytest.fixture
 def page(browser: Browser, live_server) -> Page:
     """A fresh page that fails the test on any console error or dialog (an XSS canary)."""
