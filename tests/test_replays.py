@@ -192,7 +192,7 @@ def test_a_failing_reducer_stops_the_replay_with_the_event_and_the_error(tallied
 @pytest.mark.parametrize(
     "request_args, message",
     [
-        ({"end": "nope"}, "no version, branch or key 'nope'"),
+        ({"end": "nope"}, "no version, branch, tag or key 'nope'"),
         ({"end": "main", "reducer_version": 9}, "no reducer merge@9"),
         ({"end": "main", "skip_events": ["not-a-uuid"]}, "is not an event id"),
         ({"start": "main", "end": "main"}, "nothing to replay"),

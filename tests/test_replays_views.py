@@ -97,7 +97,7 @@ def test_a_bad_request_shows_why_and_records_nothing(client, alice, stream, vers
     client.force_login(alice)
     response = client.post(url("replay-start", stream), {"start": "root", "end": "nope"})
     assert response.status_code == 400
-    assert "no version, branch or key" in response.content.decode()
+    assert "no version, branch, tag or key" in response.content.decode()
     assert not Replay.objects.exists()
 
 
