@@ -35,7 +35,7 @@ can store, the request does not match the schema (never 422), a name no record c
 (see "What a name may contain") |
 | 401 | `unauthorized` | no valid, unrevoked token |
 | 403 | `forbidden` | a visible project, but a read-only token, or a member below editor, \
-writes (below admin: changes a retention policy or compacts) |
+writes (below admin: changes a retention policy or compacts; reads or changes webhooks) |
 | 404 | `not_found` | an unknown project, stream, branch, version or event, or one the token \
 may not see |
 | 409 | `stale_head`, `idempotency_conflict`, `stream_exists` | the branch moved from \
@@ -47,7 +47,9 @@ policy released; its hashes and place in the graph remain |
 before it is read), an event payload above `CONTINUST_MAX_PAYLOAD_BYTES` |
 | 422 | `unknown_causation`, `reducer_rejected`, `invalid_event` | a well-formed request the \
 domain rejects: a causation id naming no earlier event of the project, a reducer refusing an \
-event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer |
+event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer; \
+`invalid_webhook`: a webhook URL that is not http(s) or reaches a non-public address, a \
+malformed secret, a redelivery of a delivery that has not failed |
 | 503 | `database_busy` | a write that timed out waiting for the database's lock (SQLite \
 has one writer at a time); `Retry-After` says when to try again |
 

@@ -19,10 +19,12 @@ from api import (
     routes_projects,
     routes_retention,
     routes_streams,
+    routes_webhooks,
 )
 from api.auth import BearerToken
 from api.parsing import StrictJSONParser
 from api.schemas import STORED_JSON, STORED_JSON_MARK, STORED_JSON_REF
+from continust.webhooks.targets import InvalidWebhook
 
 DESCRIPTION = f"""\
 Read and write continust's event log over HTTP.
@@ -89,6 +91,8 @@ api.add_router("", routes_projects.router)
 api.add_router("", routes_streams.router)
 api.add_router("", routes_lineage.router)
 api.add_router("", routes_retention.router)
+api.add_router("", routes_webhooks.router)
+api.add_exception_handler(InvalidWebhook, errors.simple_handler(422, "invalid_webhook"))
 
 urlpatterns = [
     path("", api.urls),

@@ -769,6 +769,9 @@ class WebhookDelivery(Leased):
         max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )
     next_attempt_at = models.DateTimeField()
+    # A task message for the next attempt is in the outbox or the broker. Claiming clears
+    # it; a retry that falls due is queued by the dispatcher's sweep, once.
+    queued = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)

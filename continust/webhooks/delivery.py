@@ -15,8 +15,11 @@ After the attempt, one transaction that first checks the lease records the attem
 - any other answer (a redirect, which is never followed, or another 4xx) or a target
   that resolves to an address webhooks may not reach: failed at once.
 
-A delivery waiting for its retry is due again at ``next_attempt_at``; the leases'
-sweep sends it to the broker then. A failed delivery can be redelivered by an admin.
+A delivery waiting for its retry is due again at ``next_attempt_at``: ``queue_due``, an
+outbox sweep, queues its task message then, once. A message that seems lost (a queued
+delivery nobody claimed for ``CONTINUST_WEBHOOK_RESEND_SECONDS``, or an attempt whose
+worker died, its lease lapsed) is sent again by the leases' sweep. A failed delivery
+can be redelivered by an admin.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from continust.jobs import leases
+from continust.jobs import leases, outbox
 from continust.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from continust.read.records import event_record
 from continust.webhooks import signing, targets
@@ -49,7 +52,8 @@ RETRIED_STATUSES = {408, 429}
 
 
 def _lease_seconds() -> float:
-    return float(settings.CONTINUST_WEBHOOK_TIMEOUT_SECONDS) * 2 + 30
+    # An attempt lasts at most the timeout (urllib3's total), then it is recorded.
+    return float(settings.CONTINUST_WEBHOOK_TIMEOUT_SECONDS) + 10
 
 
 KIND = leases.register(
@@ -57,10 +61,13 @@ KIND = leases.register(
         name="webhook-delivery",
         model=WebhookDelivery,
         task=TASK,
-        active=Q(
-            status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING],
-            next_attempt_at__lte=Now(),
-            webhook__active=True,
+        # What a task message may claim, and what the leases' sweep sends again when its
+        # message seems lost: a queued delivery that is due, or one whose worker died
+        # mid-attempt (its lease lapsed).
+        active=Q(webhook__active=True)
+        & (
+            Q(status=DeliveryStatus.PENDING, queued=True, next_attempt_at__lte=Now())
+            | Q(status=DeliveryStatus.SENDING)
         ),
         lease_seconds=_lease_seconds,
         resend_seconds=lambda: float(settings.CONTINUST_WEBHOOK_RESEND_SECONDS),
@@ -68,6 +75,33 @@ KIND = leases.register(
         running=DeliveryStatus.SENDING,
     )
 )
+
+
+def queue_due() -> int:
+    """Queue the next attempt of every delivery whose retry fell due; return how many.
+
+    An outbox sweep: every worker's dispatcher runs it each round. The conditional
+    UPDATE queues each retry once, however many dispatchers run.
+    """
+    due = WebhookDelivery.objects.filter(
+        status=DeliveryStatus.PENDING,
+        queued=False,
+        next_attempt_at__lte=Now(),
+        webhook__active=True,
+    ).order_by("next_attempt_at")
+    count = 0
+    for pk in list(due.values_list("pk", flat=True)[:500]):
+        with transaction.atomic():
+            taken = WebhookDelivery.objects.filter(
+                pk=pk, status=DeliveryStatus.PENDING, queued=False
+            ).update(queued=True)
+            if taken == 1:
+                outbox.enqueue(TASK, [pk], key=KIND.key(pk))
+                count += 1
+    return count
+
+
+outbox.register_sweep(queue_due)
 
 
 @dataclass(frozen=True)
@@ -138,10 +172,7 @@ def message_id(delivery: WebhookDelivery) -> str:
 def post(target: targets.Target, body: bytes, headers: dict[str, str]) -> tuple[int, str | None]:
     """POST to an address the target was checked to resolve to; redirects not followed.
     Return the status code and the ``Retry-After`` header."""
-    timeout = urllib3.Timeout(
-        connect=settings.CONTINUST_WEBHOOK_TIMEOUT_SECONDS,
-        read=settings.CONTINUST_WEBHOOK_TIMEOUT_SECONDS,
-    )
+    timeout = urllib3.Timeout(total=settings.CONTINUST_WEBHOOK_TIMEOUT_SECONDS)
     address = str(target.addresses[0])
     pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
@@ -211,7 +242,7 @@ def attempt(delivery: WebhookDelivery) -> Outcome:
 def run(delivery_id: int, *, worker: str = "") -> str:
     """Make one attempt of a delivery if it is due and nobody holds it; return what became
     of it ("skipped" when it was not to be sent now)."""
-    lease = leases.claim(KIND, delivery_id, worker=worker)
+    lease = leases.claim(KIND, delivery_id, worker=worker, queued=False)
     if lease is None:
         return "skipped"
     delivery = WebhookDelivery.objects.select_related("webhook__project", "event__stream").get(

@@ -180,6 +180,7 @@ def redeliver(webhook: Webhook, delivery_id: int, *, actor: str = "") -> Webhook
         again = WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.FAILED).update(
             status=DeliveryStatus.PENDING,
             next_attempt_at=timezone.now(),
+            queued=True,
             attempts=0,
             fence=F("fence") + 1,
             lease_expires_at=None,
