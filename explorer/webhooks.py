@@ -196,7 +196,7 @@ def webhook_remove(
             title=f"Remove the webhook to {found.url}?",
             facts=[
                 f"its {sum(counts.values())} deliveries and every attempt recorded are deleted",
-                f"{counts['pending'] + counts['sending']} deliveries not yet made are never made",
+                f"deliveries not yet made are never made: {counts['pending'] + counts['sending']}",
                 "the removal is recorded in the audit trail",
             ],
             action="Remove the webhook",

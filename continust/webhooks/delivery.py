@@ -245,9 +245,13 @@ def run(delivery_id: int, *, worker: str = "") -> str:
     lease = leases.claim(KIND, delivery_id, worker=worker, queued=False)
     if lease is None:
         return "skipped"
-    delivery = WebhookDelivery.objects.select_related("webhook__project", "event__stream").get(
-        pk=delivery_id
+    delivery = (
+        WebhookDelivery.objects.select_related("webhook__project", "event__stream")
+        .filter(pk=delivery_id)
+        .first()
     )
+    if delivery is None:  # its webhook was removed meanwhile
+        return "gone"
     started_at = timezone.now()
     outcome = attempt(delivery)
     return record(lease, delivery, outcome, started_at)
