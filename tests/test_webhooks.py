@@ -374,3 +374,22 @@ def test_secrets_given_must_be_standard_ones(project):
         webhook, secret = registry.register(project, "http://127.0.0.1:9/", secret=good)
     assert secret == good == webhook.secret
     assert registry.rotate_secret(webhook, actor="alice") != good
+
+
+@ALLOW_PRIVATE
+def test_deliveries_held_while_paused_go_out_once_resumed(project, stream):
+    with Receiver() as receiver:
+        webhook, _ = registry.register(project, receiver.url, ["set"])
+        append(stream, [NewEvent("set", {"n": 1})])
+        follow.follow_all()
+        registry.set_active(webhook, False)
+        (held,) = WebhookDelivery.objects.all()
+        assert delivery.run(held.pk) == "skipped"  # its message came while paused
+        assert send_all(webhook) == ["skipped"]
+        registry.set_active(webhook, True)
+        # Resuming queues a new message for it (the one it had was dropped while paused).
+        before = OutboxMessage.objects.filter(key=delivery.KIND.key(held)).count()
+        assert delivery.queue_due() == 1
+        assert OutboxMessage.objects.filter(key=delivery.KIND.key(held)).count() == before + 1
+        assert send_all(webhook) == ["delivered"]
+        assert len(receiver.received()) == 1

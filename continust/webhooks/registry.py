@@ -136,6 +136,11 @@ def set_active(webhook: Webhook, active: bool, *, actor: str = "") -> Webhook:
     """Pause (no deliveries are made, the log position waits) or resume (catch up)."""
     with transaction.atomic():
         Webhook.objects.filter(pk=webhook.pk).update(active=active)
+        if active:
+            # Messages that came while it was paused were dropped: queue the due ones anew.
+            WebhookDelivery.objects.filter(
+                webhook=webhook, status=DeliveryStatus.PENDING, queued=True
+            ).update(queued=False)
         webhook.active = active
         _audit(webhook, "webhook.resumed" if active else "webhook.paused", actor)
     return webhook
