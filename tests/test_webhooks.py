@@ -57,7 +57,9 @@ def send_all(webhook):
 
 
 def make_due(webhook):
-    WebhookDelivery.objects.filter(webhook=webhook).update(next_attempt_at=timezone.now())
+    """As if the retry's time had come (a second ago: SQLite's clock reads milliseconds)."""
+    past = timezone.now() - timedelta(seconds=1)
+    WebhookDelivery.objects.filter(webhook=webhook).update(next_attempt_at=past)
 
 
 # -- SSRF ------------------------------------------------------------------------------------

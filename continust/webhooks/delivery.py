@@ -28,7 +28,7 @@ import email.utils
 import json
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import certifi
@@ -75,6 +75,12 @@ KIND = leases.register(
         running=DeliveryStatus.SENDING,
     )
 )
+
+
+def due_now() -> datetime:
+    """A ``next_attempt_at`` that is due at once: a millisecond back, as SQLite's clock
+    (``Now()``, which claims compare with) reads milliseconds and stored times micro."""
+    return timezone.now() - timedelta(milliseconds=1)
 
 
 def queue_due() -> int:

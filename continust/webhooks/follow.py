@@ -20,12 +20,11 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
-from django.utils import timezone
 
 from continust.jobs import outbox
 from continust.models import Webhook, WebhookDelivery
 from continust.read.project_log import LogPosition, read_log
-from continust.webhooks.delivery import KIND
+from continust.webhooks.delivery import KIND, due_now
 from continust.webhooks.registry import matches
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ def follow(webhook_id: int, *, pages: int = PAGES_PER_ROUND, page_size: int = PA
             ).update(after_tx=page.next.tx, after_position=page.next.position)
             if moved != 1:
                 return recorded  # another dispatcher took this page, or it was paused
-            now = timezone.now()
+            now = due_now()
             for entry in chosen:
                 delivery = WebhookDelivery.objects.create(
                     webhook=webhook, event=entry.event, position=str(entry.at), next_attempt_at=now

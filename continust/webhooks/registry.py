@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 
 from continust.audit.trail import record
 from continust.core.errors import InvalidName, NotFound
@@ -18,7 +17,7 @@ from continust.jobs import outbox
 from continust.models import DeliveryStatus, Project, Webhook, WebhookDelivery
 from continust.read.project_log import START, LogFilter, LogPosition, read_log
 from continust.webhooks import signing, targets
-from continust.webhooks.delivery import KIND
+from continust.webhooks.delivery import KIND, due_now
 from continust.webhooks.targets import InvalidWebhook
 
 MAX_EVENT_TYPES = 20
@@ -184,7 +183,7 @@ def redeliver(webhook: Webhook, delivery_id: int, *, actor: str = "") -> Webhook
         delivery = delivery_of(webhook, delivery_id)
         again = WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.FAILED).update(
             status=DeliveryStatus.PENDING,
-            next_attempt_at=timezone.now(),
+            next_attempt_at=due_now(),
             queued=True,
             attempts=0,
             fence=F("fence") + 1,
