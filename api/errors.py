@@ -42,7 +42,7 @@ can store, the request does not match the schema (never 422), a name no record c
 (see "What a name may contain") |
 | 401 | `unauthorized` | no valid, unrevoked token |
 | 403 | `forbidden` | a visible project, but a read-only token, or a member below editor, \
-writes (below admin: changes a retention policy or compacts) |
+writes (below admin: changes a retention policy or compacts; reads or changes webhooks) |
 | 404 | `not_found` | an unknown project, stream, branch, version or event, or one the token \
 may not see |
 | 409 | `stale_head`, `idempotency_conflict`, `stream_exists`, `already_exists`, \
@@ -59,7 +59,9 @@ domain rejects: a causation id naming no earlier event of the project, a reducer
 event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer; \
 `null_not_expressible`: a merge-patch diff to a state that sets a value to null, which RFC 7396 \
 cannot say (`paths` names them; ask for the JSON Patch); `nothing_to_merge` for a branch \
-already merged |
+already merged; \
+`invalid_webhook`: a webhook URL that is not http(s) or reaches a non-public address, a \
+malformed secret, a redelivery of a delivery that has not failed |
 | 422 | `bad_revision`, `ambiguous_name`, `bisect_refused`, `revert_conflict` | a revision \
 that does not resolve \
 (`main~99` walks past the root, `v12^3` names a parent there is not, `A..B` where one version \

@@ -25,12 +25,14 @@ from api import (
     routes_reviews,
     routes_revisions,
     routes_streams,
+    routes_webhooks,
 )
 from api.auth import BearerToken
 from api.parsing import StrictJSONParser
 from api.schemas import STORED_JSON, STORED_JSON_MARK, STORED_JSON_REF
 from api.throttling import TokenRateThrottle
 from continust.read.feed import TooManyFeeds
+from continust.webhooks.targets import InvalidWebhook
 
 DESCRIPTION = f"""\
 Read and write continust's event log over HTTP.
@@ -110,6 +112,8 @@ api.add_router("", routes_revisions.router)
 routes_revisions.install(api)
 api.add_router("", routes_log.router)
 api.add_exception_handler(TooManyFeeds, errors.simple_handler(429, "too_many_feeds"))
+api.add_router("", routes_webhooks.router)
+api.add_exception_handler(InvalidWebhook, errors.simple_handler(422, "invalid_webhook"))
 
 urlpatterns = [
     path("", api.urls),

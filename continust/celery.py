@@ -17,7 +17,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "continust.settings")
 app = Celery("continust")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-app.conf.include = ["continust.pipeline_tasks", "continust.projection_tasks"]
+app.conf.include = [
+    "continust.pipeline_tasks",
+    "continust.projection_tasks",
+    "continust.webhooks.tasks",
+]
 
 
 @app.on_configure.connect

@@ -863,3 +863,95 @@ class Tag(AppendOnly):
 
     def __str__(self) -> str:
         return self.name
+
+
+# -- webhooks (continust.webhooks) -------------------------------------------------------------
+
+
+class Webhook(models.Model):
+    """An HTTP endpoint a project's admin registered to be told of the project's events.
+
+    ``after_tx``/``after_position`` is the log position (``continust.read.project_log``)
+    up to which the project's log has been turned into deliveries: it moves only in the
+    transaction that records those deliveries (``continust.webhooks.follow``).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.CharField(max_length=2000)
+    # Event type prefixes; an empty list matches every event.
+    event_types = models.JSONField(default=list, blank=True)
+    # "whsec_" + base64 of the key (the Standard Webhooks form); kept to sign deliveries.
+    secret = models.CharField(max_length=200)
+    active = models.BooleanField(default=True)
+    after_tx = models.BigIntegerField(default=0)
+    after_position = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["project", "id"]
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk} of {self.project_id}: {self.url}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    SENDING = "sending", "sending"
+    DELIVERED = "delivered", "delivered"
+    FAILED = "failed", "failed (given up)"
+
+
+class WebhookDelivery(Leased):
+    """One event to POST to one webhook, with its retries; one row per (webhook, event).
+
+    A worker claims it under a lease (``continust.jobs.leases``) for each attempt, so
+    two deliveries of its task message never send it at once; a delivery waiting for a
+    retry is due again at ``next_attempt_at``.
+    """
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+")
+    position = models.CharField(max_length=64)  # the event's log position, "T.P"
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    next_attempt_at = models.DateTimeField()
+    # A task message for the next attempt is in the outbox or the broker. Claiming clears
+    # it; a retry that falls due is queued by the dispatcher's sweep, once.
+    queued = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["webhook", "event"], name="one_delivery_per_event")
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "sending"]),
+                name="delivery_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} of webhook {self.webhook_id}"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery: when, how long, the status code or the error."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="tries")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    ok = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["delivery", "number"]

@@ -266,6 +266,19 @@ CACHES["api-rate"] = {
     "LOCATION": "continust-api-rate",
     "OPTIONS": {"MAX_ENTRIES": 100_000},
 }
+
+# Webhooks (continust.webhooks): whether targets may be loopback, private, link-local or
+# other non-public addresses (off: refused, against SSRF), the timeout of one POST, the
+# attempts before a delivery is given up, the first retry's delay (doubling each time, up
+# to the cap), and when a queued delivery nobody claimed is sent to the broker again.
+CONTINUST_WEBHOOK_ALLOW_PRIVATE = env_bool("CONTINUST_WEBHOOK_ALLOW_PRIVATE", False)
+CONTINUST_WEBHOOK_TIMEOUT_SECONDS = env_int("CONTINUST_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+CONTINUST_WEBHOOK_MAX_ATTEMPTS = env_int("CONTINUST_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+CONTINUST_WEBHOOK_BACKOFF_SECONDS = env_int("CONTINUST_WEBHOOK_BACKOFF_SECONDS", 10, minimum=1)
+CONTINUST_WEBHOOK_BACKOFF_MAX_SECONDS = env_int(
+    "CONTINUST_WEBHOOK_BACKOFF_MAX_SECONDS", 3600, minimum=1
+)
+CONTINUST_WEBHOOK_RESEND_SECONDS = env_int("CONTINUST_WEBHOOK_RESEND_SECONDS", 120, minimum=1)
 # How often each worker's dispatcher sends the outbox and looks for stale replays.
 CONTINUST_OUTBOX_INTERVAL_SECONDS = env_int("CONTINUST_OUTBOX_INTERVAL_SECONDS", 2, minimum=1)
 # The live change feed (server-sent events, continust.read.feed): each response ends after

@@ -35,4 +35,5 @@ urlpatterns = [
     path("", include("explorer.revisions")),  # tag and revert a version, confirmed
     path("", include("explorer.bisect")),  # bisect a stream by a JSON Pointer
     path("", include("explorer.log")),  # all events, their live feed, a stream as of a moment
+    path("", include("explorer.webhooks")),  # webhooks: register, pause, deliveries, redeliver
 ]

@@ -27,10 +27,12 @@ from continust.audit import reviews
 from continust.audit.digests import take_digest
 from continust.log.projects import add_member, create_project, create_stream
 from continust.log.store import fork
-from continust.models import Role
+from continust.models import DeliveryStatus, Role, WebhookDelivery
 from continust.pipelines.control import create_pipeline
 from continust.replays.replay import start_replay
 from continust.retention import compaction
+from continust.webhooks import follow
+from continust.webhooks import registry as webhook_registry
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db
@@ -85,6 +87,21 @@ REQUIRED.update({"retention-policy": Role.ADMIN, "compaction-start": Role.ADMIN}
 REQUIRED.update({"projection-run": Role.ADMIN, "projection-rebuild": Role.ADMIN})
 # Verifying (a POST: it may upload a digest) only reads, as the verify command does.
 REQUIRED.update({"integrity": Role.VIEWER})
+# Webhooks (issue 15): only an admin sees or changes them (their URLs and deliveries).
+REQUIRED.update(
+    dict.fromkeys(
+        (
+            "webhooks",
+            "webhook",
+            "webhook-add",
+            "webhook-active",
+            "webhook-remove",
+            "webhook-rotate",
+            "webhook-redeliver",
+        ),
+        Role.ADMIN,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -148,6 +165,12 @@ def world(db):
     # Named like the stream: the API's <name> is a stream, the pipelines' a pipeline.
     create_pipeline(acme, "pricing", definition="event-counts", actor="eddie")
     job = compaction.request(stream, actor="alice")
+    # A webhook to a public address (never sent to: no worker runs) with a failed delivery.
+    webhook, _ = webhook_registry.register(acme, "https://93.184.215.14/hook", ["set"])
+    put(stream, {"n": 4})
+    follow.follow(webhook.pk)
+    delivery = WebhookDelivery.objects.get(webhook=webhook)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED)
     integrity_pins = f"pin={stream.pk}.{stream.event_count}.4"
     personas = {
         Role.VIEWER: "vera",
@@ -177,6 +200,8 @@ def world(db):
             "name": stream.name,
             "compaction_id": job.pk,
             "projection": "event_counts",
+            "webhook_id": webhook.pk,
+            "delivery_id": delivery.pk,
             "token_id": ApiToken.objects.filter(user=users["alice"]).get().pk,
             "uidb64": "MQ",
             "token": "set-password",
@@ -214,6 +239,12 @@ def world(db):
                 "expect": v1.state.data.get("n"),
             },
             "post_revert": lambda who: {"version": "main", "dry_run": True},
+            "pause_webhook": lambda who: {},
+            "resume_webhook": lambda who: {},
+            "rotate_secret": lambda who: {},
+            "redeliver": lambda who: {},
+            "add_webhook": lambda who: {"url": f"https://93.184.215.14/{who}"},
+            "remove_webhook": lambda who: {},
         },
         "v4": v4,
     }
@@ -318,6 +349,21 @@ API_STATEFUL = {"cancel_replay", "promote_replay", "discard_replay"}
 # Bisect (a read, for viewers) and revert (a dry run) answer 422 when the history says so.
 API_REQUIRED["bisect"] = Role.VIEWER
 API_STATEFUL |= {"bisect", "post_revert"}
+API_REQUIRED.update(
+    dict.fromkeys(
+        (
+            "add_webhook",
+            "remove_webhook",
+            "pause_webhook",
+            "resume_webhook",
+            "rotate_secret",
+            "redeliver",
+        ),
+        Role.ADMIN,
+    )
+)
+# API reads that need more than membership: a webhook's URL and deliveries are the admins'.
+API_READ_REQUIRED = dict.fromkeys(("list_webhooks", "get_webhook", "list_deliveries"), Role.ADMIN)
 
 
 def check_api(route: Route, world: dict[str, Any], methods: list[str], problems: list[str]) -> None:
@@ -334,7 +380,7 @@ def check_api(route: Route, world: dict[str, Any], methods: list[str], problems:
             if method == "GET":
                 got = client.get(url, **headers).status_code
             else:
-                send = client.put if method == "PUT" else client.post
+                send = {"PUT": client.put, "DELETE": client.delete}.get(method, client.post)
                 got = send(
                     url, json.dumps(body(who)), content_type="application/json", **headers
                 ).status_code
@@ -342,12 +388,14 @@ def check_api(route: Route, world: dict[str, Any], methods: list[str], problems:
                 want = {401}
             elif who == "stranger":
                 want = {200} if "slug" not in route.pattern.pattern.converters else {404}
-            elif method != "GET" and Role.rank(who) < Role.rank(required):
+            elif Role.rank(who) < Role.rank(
+                API_READ_REQUIRED.get(route.name, Role.VIEWER) if method == "GET" else required
+            ):
                 want = {403}
             elif route.name in API_STATEFUL:
                 want = {200, 422}
             else:
-                want = {200, 201, 202}
+                want = {200, 201, 202, 204}
             if got not in want:
                 problems.append(
                     f"{method} {url} as {who or 'anonymous'} (API): {got}, expected {sorted(want)}"
@@ -379,7 +427,9 @@ def test_every_url_obeys_the_roles(world):
     problems: list[str] = []
     api = api_methods()
     checked = 0
-    for route in routes():
+    # An admin's DELETE removes what the URL names: those go last, after every other use.
+    ordered = sorted(routes(), key=lambda r: "DELETE" in api.get(r.name or "", []))
+    for route in ordered:
         guarded = hasattr(route.view, "required_role")
         if route.route.startswith("api/") and route.name in api:
             check_api(route, world, api[route.name], problems)
