@@ -29,6 +29,7 @@ from continust.log.projects import add_member, create_project, create_stream
 from continust.log.store import fork
 from continust.models import DeliveryStatus, Role, WebhookDelivery
 from continust.pipelines.control import create_pipeline
+from continust.read.project_log import read_log
 from continust.replays.replay import start_replay
 from continust.retention import compaction
 from continust.webhooks import follow
@@ -154,6 +155,7 @@ def world(db):
     create_project("elsewhere", owner=users["charlie"])
     stream = create_stream(acme, "pricing")
     v1, v2, v3 = put(stream, {"n": 1}, {"n": 2}, {"n": 3})
+    logged = read_log(stream.project).entries[-1].at  # the log position of v3's event
     fork(stream, "side", v1)
     (v4,) = put(stream, {"m": 1}, branch="side")
     for role in ROLES:  # a branch for each role to merge into main over the API
@@ -213,7 +215,8 @@ def world(db):
             "audit-export": integrity_pins,
             "blame": "path=/n",
             "api": f"a={v1.pk}&b={v3.pk}&of=main&ref=main&from=side&into=main&path=/n"
-            f"&range={v1.pk}..main",
+            f"&range={v1.pk}..main&as_of_position={logged}",
+            "stream-as-of": "at=2100-01-01T00:00&clock=recorded&branch=main",
         },
         "bodies": {
             "add_stream": lambda who: {"name": f"new-{who}"},
