@@ -11,13 +11,15 @@ missed and nothing comes twice, however many writers commit meanwhile:
   reader that saw 11 would pass 10 by for good. So each event records its transaction
   (an ``xid8``, which never wraps; migration 0015), the log is ordered by (transaction,
   position), and a read returns only events written by transactions older than the
-  oldest one still running when it reads (``pg_snapshot_xmin``): every later commit has
+  oldest one still running when it reads (``pg_snapshot_xmin``, leaving out other
+  databases' transactions): every later commit has
   a transaction at least that new, so it can only ever land after what was returned.
   An event appears once its transaction and every older one have ended.
   A reader inside a transaction that has itself appended also gets its own events
   (as everywhere in a transaction), and goes on from the last one it was given.
-  Followers read in transactions of their own. A transaction left open for long
-  anywhere on the server holds back what is settled: events appear when it ends.
+  Followers read in transactions of their own. A transaction left open for long in
+  the same database holds back what is settled: events appear when it ends. Those of
+  other databases on the server cannot write these events and are left out.
 - On SQLite, one writer at a time holds the database from its first write to its
   commit, so positions are already commit order; the transaction part is 0.
 
@@ -137,10 +139,10 @@ def _read_postgresql(events: QuerySet[Event], after: LogPosition, limit: int) ->
             select={"log_tx": "continust_event.tx::text::bigint"},
             where=[
                 "(continust_event.tx, continust_event.position) > (%s::text::xid8, %s)",
-                "(continust_event.tx < pg_snapshot_xmin(pg_current_snapshot())"
+                "(continust_event.tx < %s::text::xid8"
                 " OR continust_event.tx = pg_current_xact_id_if_assigned())",
             ],
-            params=[str(after.tx), after.position],
+            params=[str(after.tx), after.position, str(horizon)],
             order_by=["continust_event.tx", "continust_event.position"],
         )[:limit]
     )
@@ -173,14 +175,32 @@ def _past(end: LogPosition, after: LogPosition, entries: list[LogEntry]) -> LogP
     return max(end, after, entries[-1].at if entries else START)
 
 
+# The oldest transaction this snapshot still sees running, leaving out those of other
+# databases of the server (they cannot write this database's events): with none, the
+# snapshot's xmax, below which every transaction has a number. A transaction that ended
+# after the snapshot was taken is not in ``pg_stat_activity`` any more and counts as
+# running, as it still is for this snapshot. ``pg_stat_activity`` shows every session's
+# database and transaction id to every role; xid8 numbers its transactions with the
+# epoch, xid without, hence the modulo.
+SETTLED_BELOW = """
+SELECT coalesce(
+    (SELECT min(running::text::bigint)
+       FROM pg_snapshot_xip(pg_current_snapshot()) AS running
+      WHERE NOT EXISTS (
+            SELECT 1 FROM pg_stat_activity AS other
+             WHERE other.backend_xid IS NOT NULL
+               AND other.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND other.backend_xid::text::bigint = running::text::bigint % 4294967296)),
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint),
+    pg_current_xact_id_if_assigned() IS NOT NULL
+"""
+
+
 def _settled_below() -> tuple[int, bool]:
-    """The oldest transaction still running in this snapshot (all older ones ended), and
-    whether this transaction has written."""
+    """The oldest transaction of this database still running in this snapshot (all older
+    ones of it ended), and whether this transaction has written."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,"
-            " pg_current_xact_id_if_assigned() IS NOT NULL"
-        )
+        cursor.execute(SETTLED_BELOW)
         row = cursor.fetchone()
     return int(row[0]), bool(row[1])
 
