@@ -17,7 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "continust.settings")
 app = Celery("continust")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-app.conf.include = ["continust.pipeline_tasks"]
+app.conf.include = ["continust.pipeline_tasks", "continust.subscription_tasks"]
 
 
 @app.on_configure.connect
