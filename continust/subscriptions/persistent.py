@@ -256,19 +256,28 @@ def run_consumer(subscription_id: int, slot: int, *, worker: str = "") -> str:
         return "gone"
     if not subscription.enabled:
         return "stopped"
-    try:
-        handler = registry.resolve_handler(subscription.handler)
-    except ContinustError as err:
-        registry.record_error(subscription, err)
-        return "no handler"
     deadline = time.monotonic() + task_seconds()
+    current: dict[str, Handler] = {}
 
     def stop() -> bool:
-        if time.monotonic() > deadline:
+        """Each round: end after the slice, or once stopped; take up a changed handler."""
+        row = Subscription.objects.filter(pk=subscription_id).values("enabled", "handler").first()
+        if row is None or not row["enabled"] or time.monotonic() > deadline:
             return True
-        return not Subscription.objects.filter(pk=subscription_id, enabled=True).exists()
+        if row["handler"] not in current:
+            current.clear()
+            current[row["handler"]] = registry.resolve_handler(row["handler"])
+        return False
 
-    consume(subscription, handler, consumer=f"{worker}#{slot}", stop=stop)
+    def handler(entry: LogEntry) -> object:
+        (chosen,) = current.values()
+        return chosen(entry)
+
+    try:
+        consume(subscription, handler, consumer=f"{worker}#{slot}", stop=stop)
+    except ContinustError as err:  # its handler cannot be found
+        registry.record_error(subscription, err)
+        return "no handler"
     with transaction.atomic():
         if Subscription.objects.filter(pk=subscription_id, enabled=True).exists():
             outbox.enqueue(
