@@ -30,4 +30,5 @@ urlpatterns = [
     path("", include("explorer.members")),  # members and the review rule
     path("", include("explorer.pipelines")),  # pipelines: list, start, watch, control
     path("", include("explorer.retention")),  # retention policy, dry run, compactions
+    path("", include("explorer.subscriptions")),  # subscriptions: position, lag, parked
 ]

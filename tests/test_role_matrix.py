@@ -30,6 +30,7 @@ from continust.models import Role
 from continust.pipelines.control import create_pipeline
 from continust.replays.replay import start_replay
 from continust.retention import compaction
+from continust.subscriptions.registry import create_subscription
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db
@@ -138,6 +139,7 @@ def world(db):
     replay = start_replay(stream, end="main", actor="eddie")
     # Named like the stream: the API's <name> is a stream, the pipelines' a pipeline.
     create_pipeline(acme, "pricing", definition="event-counts", actor="eddie")
+    create_subscription(acme, "pricing", kind="persistent")  # and the subscriptions' one
     job = compaction.request(stream, actor="alice")
     integrity_pins = f"pin={stream.pk}.{stream.event_count}.4"
     personas = {
