@@ -6,11 +6,12 @@ position and, in one transaction, inserts the page's messages and moves the posi
 by compare-and-set on the position and the fence, so two consumers filling at once
 queue each event once. Any number of consumers then take due messages:
 
-- each message is claimed under a lease of ``continust.jobs.leases`` (a conditional
-  UPDATE that bumps its fencing token), so one consumer at a time holds it, for the
-  subscription's acknowledgement timeout;
-- the handler runs in a transaction that ends by checking the lease
-  (``leases.hold``) and deleting the message: the acknowledgement commits with the
+- a consumer claims up to 20 due messages at once under leases of
+  ``continust.jobs.leases`` (``claim_many``: one conditional UPDATE that bumps each one's
+  fencing token; rows another consumer is claiming are skipped with SKIP LOCKED), so
+  one consumer at a time holds each, for the subscription's acknowledgement timeout;
+- the handler runs in a transaction that ends by deleting the message on condition
+  that its fence is still the lease's: the acknowledgement commits with the
   handler's database writes, or neither does (a consumer whose lease lapsed and was
   taken over commits nothing);
 - a failure puts the message back, due after ``backoff_seconds * 2**(attempts-1)``
@@ -27,6 +28,7 @@ most ``CONTINUST_SUBSCRIPTION_TASK_SECONDS`` before it hands over to a fresh mes
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -139,22 +141,39 @@ def deliver_due(
     limit: int = 20,
     now: datetime | None = None,
 ) -> Outcome:
-    """Claim up to ``limit`` due messages one by one and hand each to ``handler``."""
+    """Claim up to ``limit`` due messages at once (rows other consumers are claiming are
+    skipped) and hand each to ``handler``, oldest first."""
     kind = message_kind(subscription)
+    at = now or timezone.now()
+    with transaction.atomic():
+        candidates = list(
+            SubscriptionMessage.objects.select_for_update(skip_locked=True)
+            .filter(_due(subscription, at))
+            .order_by("log_tx", "log_position")
+            .values_list("pk", flat=True)[:limit]
+        )
+        claimed = (
+            leases.claim_many(
+                kind,
+                candidates,
+                worker=f"{consumer}~{uuid.uuid4().hex[:8]}",
+                where=_due(subscription, at),
+                now=at,
+            )
+            if candidates
+            else []
+        )
     outcome = Outcome()
-    candidates = list(
-        SubscriptionMessage.objects.filter(_due(subscription, now or timezone.now()))
+    if not claimed:
+        return outcome
+    held = {lease.pk: lease for lease in claimed}
+    messages = (
+        SubscriptionMessage.objects.filter(pk__in=held)
+        .select_related("event", "event__stream")
         .order_by("log_tx", "log_position")
-        .values_list("pk", flat=True)[: limit * 2]
     )
-    for pk in candidates:
-        if outcome.delivered >= limit:
-            break
-        at = now or timezone.now()
-        lease = leases.claim(kind, pk, worker=consumer, where=_due(subscription, at), now=at)
-        if lease is None:
-            continue  # another consumer took it first
-        _deliver(subscription, lease, handler, outcome, now)
+    for message in messages:
+        _deliver(subscription, held[message.pk], handler, outcome, now, message)
     return outcome
 
 
@@ -164,14 +183,24 @@ def _deliver(
     handler: Handler,
     outcome: Outcome,
     now: datetime | None,
+    message: SubscriptionMessage | None = None,
 ) -> None:
-    message = SubscriptionMessage.objects.select_related("event", "event__stream").get(pk=lease.pk)
+    if message is None:
+        message = SubscriptionMessage.objects.select_related("event", "event__stream").get(
+            pk=lease.pk
+        )
     entry = LogEntry(LogPosition(message.log_tx, message.log_position), message.event)
     try:
         with transaction.atomic():
             handler(entry)
-            leases.hold(lease)
-            SubscriptionMessage.objects.filter(pk=lease.pk).delete()
+            # The acknowledgement, conditioned on the lease's fence as ``leases.hold``
+            # checks it: a consumer whose message was taken over deletes nothing and rolls
+            # its handler's writes back.
+            acknowledged, _ = SubscriptionMessage.objects.filter(
+                pk=lease.pk, fence=lease.fence, status=MessageStatus.RUNNING
+            ).delete()
+            if acknowledged != 1:
+                raise leases.LeaseLost(f"{lease} is no longer held")
         outcome.acknowledged += 1
         return
     except leases.LeaseLost:
