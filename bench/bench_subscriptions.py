@@ -44,8 +44,8 @@ DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/continust_bench_subs"
 READERS = ["notify", "catch-up", "persistent", "polling"]
 
 
-def write(slug: str, rate: float, seconds: float, out: str) -> None:
-    """The writer process: append at ``rate`` and write each append's commit time."""
+def write(slug: str, rate: float, seconds: float, out: str, w: int) -> None:
+    """A writer process: append at ``rate`` and write each append's commit time."""
     from continust.log.lookup import get_project, get_stream
     from continust.log.store import NewEvent, append
 
@@ -57,29 +57,59 @@ def write(slug: str, rate: float, seconds: float, out: str) -> None:
         pause = start + i / rate - time.monotonic()
         if pause > 0:
             time.sleep(pause)
-        append(stream, [NewEvent(type="tick", payload={"i": i})])
+        append(stream, [NewEvent(type="tick", payload={"w": w, "i": i})])
         committed.append(time.time())
     elapsed = time.monotonic() - start
     Path(out).write_text(json.dumps({"committed": committed, "rate": count / elapsed}))
 
 
-def start_writer(slug: str, rate: float, seconds: float, out: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--writer",
-            slug,
-            "--rate",
-            str(rate),
-            "--seconds",
-            str(seconds),
-            "--out",
-            out,
-        ],
-        cwd=ROOT,
-        env={**os.environ},
-    )
+WRITERS = 4
+
+
+class Writers:
+    """``WRITERS`` writer processes, each appending ``rate / WRITERS`` events a second."""
+
+    def __init__(self, slug: str, rate: float, seconds: float, out: str) -> None:
+        self.outs = [f"{out}.{w}" for w in range(WRITERS)]
+        self.processes = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--writer",
+                    slug,
+                    "--rate",
+                    str(rate / WRITERS),
+                    "--seconds",
+                    str(seconds),
+                    "--out",
+                    self.outs[w],
+                    "--w",
+                    str(w),
+                ],
+                cwd=ROOT,
+                env={**os.environ},
+            )
+            for w in range(WRITERS)
+        ]
+        self.ended: float | None = None
+
+    def running(self) -> bool:
+        if all(p.poll() is not None for p in self.processes):
+            self.ended = self.ended or time.monotonic()
+            return False
+        return True
+
+    def wait(self) -> tuple[dict[tuple[int, int], float], float]:
+        committed: dict[tuple[int, int], float] = {}
+        rate = 0.0
+        for w, p in enumerate(self.processes):
+            p.wait()
+            written = json.loads(Path(self.outs[w]).read_text())
+            committed.update({(w, i): t for i, t in enumerate(written["committed"])})
+            rate += written["rate"]
+            Path(self.outs[w]).unlink()
+        return committed, rate
 
 
 def measure(reader: str, rate: float, seconds: float) -> dict[str, float]:
@@ -92,15 +122,23 @@ def measure(reader: str, rate: float, seconds: float) -> dict[str, float]:
 
     project = create_project(f"b{uuid.uuid4().hex[:10]}")
     create_stream(project, "s")
-    count = int(rate * seconds)
-    seen: dict[int, float] = {}
-    deadline = time.monotonic() + seconds + 30
+    count = int(rate * seconds) // WRITERS * WRITERS
+    seen: dict[tuple[int, int], float] = {}
+    writers: list[Writers] = []
 
     def done() -> bool:
-        return len(seen) >= count or time.monotonic() > deadline
+        # Every event seen, or 10 s after the last writer ended (what is left is missed).
+        if len(seen) >= count:
+            return True
+        return (
+            bool(writers)
+            and not writers[0].running()
+            and (time.monotonic() > (writers[0].ended or 0) + 10)
+        )
 
     def note(entry: object) -> None:
-        seen[entry.event.payload["i"]] = time.time()  # type: ignore[attr-defined]
+        payload = entry.event.payload  # type: ignore[attr-defined]
+        seen[(payload["w"], payload["i"])] = time.time()
 
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         if reader == "notify":
@@ -109,25 +147,23 @@ def measure(reader: str, rate: float, seconds: float) -> dict[str, float]:
             params.pop("context", None)
             with psycopg.connect(**params, autocommit=True) as listener:
                 listener.execute("LISTEN continust_log")
-                writer = start_writer(project.slug, rate, seconds, out.name)
-                k = 0
+                writers.append(Writers(project.slug, rate, seconds, out.name))
+                notes: list[float] = []
                 while not done():
-                    for n in listener.notifies(timeout=1.0):
+                    for n in listener.notifies(timeout=1.0, stop_after=1):
                         if int(n.payload) == project.pk:
-                            seen[k] = time.time()
-                            k += 1
-                        if done():
-                            break
+                            notes.append(time.time())
+                            seen[(-1, len(notes))] = notes[-1]
         elif reader == "catch-up":
             registry.create_subscription(project, "bench")
-            writer = start_writer(project.slug, rate, seconds, out.name)
+            writers.append(Writers(project.slug, rate, seconds, out.name))
             catchup.subscribe(project, "bench", note, stop=done, wait_seconds=0.5)
         elif reader == "persistent":
             subscription = registry.create_subscription(project, "bench", kind="persistent")
-            writer = start_writer(project.slug, rate, seconds, out.name)
+            writers.append(Writers(project.slug, rate, seconds, out.name))
             persistent.consume(subscription, note, stop=done, wait_seconds=0.5)
         else:
-            writer = start_writer(project.slug, rate, seconds, out.name)
+            writers.append(Writers(project.slug, rate, seconds, out.name))
             after = None
             from continust.read.project_log import START
 
@@ -139,16 +175,20 @@ def measure(reader: str, rate: float, seconds: float) -> dict[str, float]:
                 after = page.next
                 if page.caught_up:
                     time.sleep(0.05)
-        writer.wait()
+        committed, written = writers[0].wait()
         load = os.getloadavg()[0]
-        written = json.loads(Path(out.name).read_text())
-    committed = written["committed"]
-    latencies = [(seen[i] - committed[i]) * 1000 for i in range(len(committed)) if i in seen]
+    if reader == "notify":
+        # One notification per append, in commit order: the k-th goes with the k-th commit.
+        commits = sorted(committed.values())
+        received = [seen[(-1, k + 1)] for k in range(len(notes))]
+        latencies = [(r - c) * 1000 for r, c in zip(received, commits, strict=False)]
+    else:
+        latencies = [(seen[key] - t) * 1000 for key, t in committed.items() if key in seen]
     return {
         "p50": percentile(latencies, 50),
         "p99": percentile(latencies, 99),
-        "rate": written["rate"],
-        "missing": count - len(latencies),
+        "rate": written,
+        "missing": len(committed) - len(latencies),
         "load": load,
     }
 
@@ -160,10 +200,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--writer")
     parser.add_argument("--out")
+    parser.add_argument("--w", type=int, default=0)
     args = parser.parse_args()
     setup_django(os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     if args.writer:
-        write(args.writer, args.rate, args.seconds, args.out)
+        write(args.writer, args.rate, args.seconds, args.out, args.w)
         return
     results: dict[str, list[dict[str, float]]] = {r: [] for r in READERS}
     for n in range(args.rounds):
