@@ -49,7 +49,7 @@ def write(slug: str, rate: float, seconds: float, out: str, w: int) -> None:
     from continust.log.lookup import get_project, get_stream
     from continust.log.store import NewEvent, append
 
-    stream = get_stream(get_project(slug), "s")
+    stream = get_stream(get_project(slug), f"s{w}")  # one stream per writer
     committed: list[float] = []
     count = int(rate * seconds)
     start = time.monotonic()
@@ -121,7 +121,8 @@ def measure(reader: str, rate: float, seconds: float) -> dict[str, float]:
     from continust.subscriptions import catchup, persistent, registry
 
     project = create_project(f"b{uuid.uuid4().hex[:10]}")
-    create_stream(project, "s")
+    for w in range(WRITERS):
+        create_stream(project, f"s{w}")
     count = int(rate * seconds) // WRITERS * WRITERS
     seen: dict[tuple[int, int], float] = {}
     writers: list[Writers] = []

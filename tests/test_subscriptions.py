@@ -367,3 +367,19 @@ def test_a_reset_persistent_subscription_drops_its_queue_and_reads_again():
     )
     assert done.acknowledged == 2
     assert copies() == log_ids(stream.project)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_claim_takes_only_messages_no_live_lease_holds():
+    stream = create_stream(create_project("shop"), "orders")
+    put(stream, {"n": 1}, {"n": 2}, {"n": 3})
+    subscription = persistent_subscription(stream.project)
+    persistent.fill(subscription)
+    kind = persistent.message_kind(subscription)
+    pks = list(SubscriptionMessage.objects.order_by("pk").values_list("pk", flat=True))
+    first = leases.claim_many(kind, pks[:2], worker="a~1")
+    second = leases.claim_many(kind, pks, worker="b~1")
+    assert [lease.pk for lease in first] == pks[:2]
+    assert [lease.pk for lease in second] == pks[2:]  # the held two are not taken again
+    assert all(lease.fence == 1 for lease in first + second)
+    assert leases.claim_many(kind, pks, worker="c~1") == []
