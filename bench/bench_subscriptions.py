@@ -214,7 +214,9 @@ def main() -> None:
             figures = measure(reader, args.rate, args.seconds)
             results[reader].append(figures)
             print(reader, {k: round(v, 2) for k, v in figures.items()}, flush=True)
-    raw = median([r["p50"] for r in results["notify"]])
+    # The notification's own p50 is about 0 (it may arrive before the writer hears of its
+    # commit), so readers are compared with its p99.
+    raw = median([r["p99"] for r in results["notify"]])
     rows = []
     for reader in READERS:
         got = results[reader]
@@ -225,7 +227,7 @@ def main() -> None:
                 reader,
                 f"{p50:.1f}",
                 f"{p99:.1f}",
-                f"{p50 / raw:.1f}×" if raw > 0 else "—",
+                f"{p99 / raw:.1f}×" if raw > 0 else "—",
                 f"{median([r['rate'] for r in got]):.0f}",
                 str(sum(int(r["missing"]) for r in got)),
                 " / ".join(f"{r['load']:.1f}" for r in got),
@@ -238,7 +240,7 @@ def main() -> None:
             "reader",
             "p50 ms",
             "p99 ms",
-            "p50 / notify",
+            "p99 / notify's p99",
             "events/s written",
             "events missed",
             "load (1 min) per round",

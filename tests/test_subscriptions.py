@@ -266,9 +266,9 @@ def test_a_consumer_whose_lease_lapsed_cannot_acknowledge():
     quick = leases.claim(kind, message.pk, worker="quick")
     assert stale is not None and quick is not None and quick.fence > stale.fence
     outcome = persistent.Outcome()
-    persistent._deliver(subscription, stale, copy_to_sink, outcome, None)
+    persistent._deliver(stale, message, copy_to_sink, outcome)
     assert outcome.lost == 1 and copies() == []  # its handler's writes rolled back
-    persistent._deliver(subscription, quick, copy_to_sink, outcome, None)
+    persistent._deliver(quick, message, copy_to_sink, outcome)
     assert outcome.acknowledged == 1
     assert copies() == log_ids(stream.project)
     assert not SubscriptionMessage.objects.exists()

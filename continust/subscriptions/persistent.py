@@ -10,8 +10,9 @@ queue each event once. Any number of consumers then take due messages:
   ``continust.jobs.leases`` (``claim_many``: one conditional UPDATE that bumps each one's
   fencing token; rows another consumer is claiming are skipped with SKIP LOCKED), so
   one consumer at a time holds each, for the subscription's acknowledgement timeout;
-- the handler runs in a transaction that ends by deleting the message on condition
-  that its fence is still the lease's: the acknowledgement commits with the
+- the handler runs in a savepoint that ends by deleting the message on condition
+  that its fence is still the lease's, and the claimed batch commits once: the
+  acknowledgement commits with the
   handler's database writes, or neither does (a consumer whose lease lapsed and was
   taken over commits nothing);
 - a failure puts the message back, due after ``backoff_seconds * 2**(attempts-1)``
@@ -167,28 +168,32 @@ def deliver_due(
     if not claimed:
         return outcome
     held = {lease.pk: lease for lease in claimed}
-    messages = (
+    messages = list(
         SubscriptionMessage.objects.filter(pk__in=held)
         .select_related("event", "event__stream")
         .order_by("log_tx", "log_position")
     )
-    for message in messages:
-        _deliver(subscription, held[message.pk], handler, outcome, now, message)
+    failures: list[tuple[SubscriptionMessage, str]] = []
+    # One commit for the batch; each message in a savepoint of its own, so a failure or a
+    # lost lease rolls back that message's handler writes only.
+    with transaction.atomic():
+        for message in messages:
+            error = _deliver(held[message.pk], message, handler, outcome)
+            if error:
+                failures.append((message, error))
+    for message, error in failures:
+        _failed(subscription, held[message.pk], message, error, outcome, now)
     return outcome
 
 
 def _deliver(
-    subscription: Subscription,
     lease: leases.Lease,
+    message: SubscriptionMessage,
     handler: Handler,
     outcome: Outcome,
-    now: datetime | None,
-    message: SubscriptionMessage | None = None,
-) -> None:
-    if message is None:
-        message = SubscriptionMessage.objects.select_related("event", "event__stream").get(
-            pk=lease.pk
-        )
+) -> str:
+    """Handle and acknowledge one message in a transaction (or savepoint) of its own;
+    return the handler's error, if it failed."""
     entry = LogEntry(LogPosition(message.log_tx, message.log_position), message.event)
     try:
         with transaction.atomic():
@@ -201,13 +206,24 @@ def _deliver(
             ).delete()
             if acknowledged != 1:
                 raise leases.LeaseLost(f"{lease} is no longer held")
-        outcome.acknowledged += 1
-        return
     except leases.LeaseLost:
         outcome.lost += 1
-        return
+        return ""
     except Exception as err:  # the handler's failure: nothing it wrote committed
-        error = f"{type(err).__name__}: {err}"[:4000]
+        return f"{type(err).__name__}: {err}"[:4000]
+    outcome.acknowledged += 1
+    return ""
+
+
+def _failed(
+    subscription: Subscription,
+    lease: leases.Lease,
+    message: SubscriptionMessage,
+    error: str,
+    outcome: Outcome,
+    now: datetime | None,
+) -> None:
+    """Put a failed message back after its backoff, or park it after the last attempt."""
     at = now or timezone.now()
     if message.attempts >= subscription.max_attempts:
         if leases.release(
@@ -223,7 +239,7 @@ def _deliver(
         worker="",
     ):
         outcome.failed += 1
-    registry.record_error(subscription, f"{entry.event.id}: {error}")
+    registry.record_error(subscription, f"{message.event.id}: {error}")
 
 
 def next_due(subscription: Subscription) -> datetime | None:
