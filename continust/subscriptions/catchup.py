@@ -2,12 +2,12 @@
 
 ``subscribe(project, name, handler)`` claims the subscription's lease (one subscriber
 at a time), then repeats one step: in ONE transaction, read a page of the log after
-the stored position (``continust.read.project_log.read_log``), call the handler on
-each event, check the lease is still held (``continust.jobs.leases.hold``) and store
-the page's next position. The handler's own writes to the database commit with the
-position that covers them, or roll back with it: a handler that only writes to the
-database sees each event's effect exactly once, across crashes and restarts. Effects
-outside the database are at least once.
+the position (``continust.read.project_log.read_log``), call the handler on each
+event, and store the page's next position with an UPDATE conditioned on the lease's
+fencing token (``continust.jobs.leases``), which renews the lease. The handler's own
+writes to the database commit with the position that covers them, or roll back with
+it: a handler that only writes to the database sees each event's effect exactly once,
+across crashes and restarts. Effects outside the database are at least once.
 
 Catching up and following live are the same step: a page that is not full says the
 reader has caught up, and the subscriber waits for a wake-up
@@ -79,28 +79,34 @@ def claim(subscription: Subscription, worker: str = "") -> leases.Lease:
 
 
 def step(
-    subscription: Subscription, lease: leases.Lease, handler: Handler, limit: int
+    subscription: Subscription,
+    lease: leases.Lease,
+    handler: Handler,
+    limit: int,
+    after: LogPosition,
 ) -> tuple[int, bool, LogPosition]:
-    """Handle one page in one transaction with the position; return (handled, caught up,
-    position). Raises the handler's error (nothing committed) or ``LeaseLost``."""
+    """Handle one page after ``after`` in one transaction with the new position; return
+    (handled, caught up, position). Raises the handler's error (nothing committed) or
+    ``LeaseLost``."""
     with transaction.atomic():
-        row = Subscription.objects.values("position_tx", "position").get(pk=subscription.pk)
-        after = LogPosition(row["position_tx"], row["position"])
         page = read_log(
             subscription.project, after, limit=limit, where=registry.where_of(subscription)
         )
         for entry in page.entries:
             handler(entry)
-        leases.hold(lease)
-        if page.entries or page.next != after:
-            Subscription.objects.filter(pk=subscription.pk).update(
-                position_tx=page.next.tx,
-                position=page.next.position,
-                handled=F("handled") + len(page.entries),
-                lease_expires_at=leases.expiry(registry.SUBSCRIBER),
-            )
-        else:
-            leases.renew(lease)
+        # The checkpoint, conditioned on the lease's fence as ``leases.hold`` checks it; it
+        # renews the lease too. A subscriber whose lease was taken over (or whose
+        # subscription was reset) stores nothing and rolls its handler's writes back.
+        moved = Subscription.objects.filter(
+            pk=subscription.pk, fence=lease.fence, status=SubscriptionStatus.RUNNING
+        ).update(
+            position_tx=page.next.tx,
+            position=page.next.position,
+            handled=F("handled") + len(page.entries),
+            lease_expires_at=leases.expiry(registry.SUBSCRIBER),
+        )
+        if moved != 1:
+            raise leases.LeaseLost(f"{lease} is no longer held")
     return len(page.entries), page.caught_up, page.next
 
 
@@ -155,7 +161,9 @@ def run(
 ) -> Run:
     """Run an existing catch-up subscription (see ``subscribe``)."""
     lease = claim(subscription, worker)
-    done = Run()
+    subscription.refresh_from_db()
+    at = registry.position_of(subscription)
+    done = Run(position=at)
     failures = 0
     limit = batch or _batch()
     ended = SubscriptionStatus.IDLE
@@ -163,7 +171,7 @@ def run(
         with LogWakeups() as wakeups:
             while not (stop is not None and stop()):
                 try:
-                    handled, caught_up, done.position = step(subscription, lease, handler, limit)
+                    handled, caught_up, at = step(subscription, lease, handler, limit, at)
                 except leases.LeaseLost:
                     raise
                 except Exception as err:  # the handler's: its page rolled back
