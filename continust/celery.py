@@ -21,6 +21,7 @@ app.conf.include = [
     "continust.pipeline_tasks",
     "continust.projection_tasks",
     "continust.webhooks.tasks",
+    "continust.subscription_tasks",
 ]
 
 

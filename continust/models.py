@@ -834,6 +834,72 @@ class Projection(Leased):
         return f"{self.project.slug}/{self.name}"
 
 
+# ------------------------------------------------------------------------ subscriptions
+# Named, durable subscriptions to a project's log (continust.subscriptions). Appended
+# section: the models above belong to the log, replays, pipelines and retention.
+
+
+class SubscriptionKind(models.TextChoices):
+    CATCH_UP = "catch-up", "catch-up"
+    PERSISTENT = "persistent", "persistent"
+
+
+class SubscriptionStatus(models.TextChoices):
+    IDLE = "idle", "idle"
+    RUNNING = "running", "running"
+
+
+class Subscription(Leased):
+    """A named reader of a project's log and the log position it has reached.
+
+    A catch-up subscription's subscriber holds the row's lease (``Leased``) while it runs
+    and moves ``position`` in the transaction that commits its handler's writes. A
+    persistent subscription moves ``position`` as it queues events as messages for its
+    competing consumers (``SubscriptionMessage``), by compare-and-set on the position and
+    the fence.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="subscriptions")
+    name = models.SlugField(max_length=64)
+    kind = models.CharField(
+        max_length=16, choices=SubscriptionKind.choices, default=SubscriptionKind.CATCH_UP
+    )
+    # The handler a worker or ``subscription run`` calls: a dotted path to a function.
+    handler = models.CharField(max_length=200, blank=True, default="")
+    # What it reads of the log (``continust.read.project_log.LogFilter``).
+    stream = models.CharField(max_length=200, blank=True, default="")
+    type_prefix = models.CharField(max_length=200, blank=True, default="")
+    actor = models.CharField(max_length=200, blank=True, default="")
+    # The log position read up to, ``T.P`` (``continust.read.project_log.LogPosition``).
+    position_tx = models.BigIntegerField(default=0)
+    position = models.BigIntegerField(default=0)
+    status = models.CharField(
+        max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.IDLE
+    )
+    # Events handled (catch-up) or queued for the consumers (persistent).
+    handled = models.PositiveBigIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    # Persistent subscriptions: retries, parking, consumers run as Celery tasks.
+    max_attempts = models.PositiveIntegerField(default=5)
+    backoff_seconds = models.FloatField(default=1.0)
+    backoff_max_seconds = models.FloatField(default=60.0)
+    ack_timeout_seconds = models.FloatField(default=30.0)
+    consumers = models.PositiveSmallIntegerField(default=1)
+    enabled = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="subscription_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}/{self.name}"
+
+
 # --------------------------------------------------------------------------- tags
 # Tags (continust.audit.tags): immutable names for versions. Appended section.
 
@@ -955,3 +1021,49 @@ class WebhookAttempt(models.Model):
 
     class Meta:
         ordering = ["delivery", "number"]
+
+
+class MessageStatus(models.TextChoices):
+    WAITING = "waiting", "waiting"
+    RUNNING = "running", "with a consumer"
+    PARKED = "parked", "parked"
+
+
+class SubscriptionMessage(Leased):
+    """An event a persistent subscription queued for its consumers, until one acknowledges it.
+
+    One consumer at a time holds it under a lease (``Leased``); the acknowledgement
+    deletes the row in the transaction of the handler's writes, after checking the
+    lease's fence. A failure puts it back with a later ``due_at`` (exponential backoff),
+    or parks it after the subscription's ``max_attempts``.
+    """
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="messages"
+    )
+    event = models.ForeignKey(
+        Event, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    log_tx = models.BigIntegerField()
+    log_position = models.BigIntegerField()
+    status = models.CharField(
+        max_length=16, choices=MessageStatus.choices, default=MessageStatus.WAITING
+    )
+    due_at = models.DateTimeField()
+    last_error = models.TextField(blank=True, default="")
+    failed_at = models.DateTimeField(null=True, blank=True)
+    parked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["subscription", "log_tx", "log_position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "log_tx", "log_position"],
+                name="subscription_message_unique",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["subscription", "status", "due_at"], name="subscription_message_due"
+            )
+        ]

@@ -279,6 +279,15 @@ CONTINUST_WEBHOOK_BACKOFF_MAX_SECONDS = env_int(
     "CONTINUST_WEBHOOK_BACKOFF_MAX_SECONDS", 3600, minimum=1
 )
 CONTINUST_WEBHOOK_RESEND_SECONDS = env_int("CONTINUST_WEBHOOK_RESEND_SECONDS", 120, minimum=1)
+
+# Subscriptions (continust.subscriptions): how long a catch-up subscriber's claim lasts
+# without a checkpoint, events per checkpoint, and how long a worker's consumer of a
+# persistent subscription runs before it hands over to a fresh task message.
+CONTINUST_SUBSCRIPTION_LEASE_SECONDS = env_int(
+    "CONTINUST_SUBSCRIPTION_LEASE_SECONDS", 30, minimum=1
+)
+CONTINUST_SUBSCRIPTION_BATCH = env_int("CONTINUST_SUBSCRIPTION_BATCH", 100, minimum=1)
+CONTINUST_SUBSCRIPTION_TASK_SECONDS = env_int("CONTINUST_SUBSCRIPTION_TASK_SECONDS", 60, minimum=1)
 # How often each worker's dispatcher sends the outbox and looks for stale replays.
 CONTINUST_OUTBOX_INTERVAL_SECONDS = env_int("CONTINUST_OUTBOX_INTERVAL_SECONDS", 2, minimum=1)
 # The live change feed (server-sent events, continust.read.feed): each response ends after

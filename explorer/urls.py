@@ -36,4 +36,5 @@ urlpatterns = [
     path("", include("explorer.bisect")),  # bisect a stream by a JSON Pointer
     path("", include("explorer.log")),  # all events, their live feed, a stream as of a moment
     path("", include("explorer.webhooks")),  # webhooks: register, pause, deliveries, redeliver
+    path("", include("explorer.subscriptions")),  # subscriptions: position, lag, parked
 ]

@@ -32,6 +32,7 @@ from continust.pipelines.control import create_pipeline
 from continust.read.project_log import read_log
 from continust.replays.replay import start_replay
 from continust.retention import compaction
+from continust.subscriptions.registry import create_subscription
 from continust.webhooks import follow
 from continust.webhooks import registry as webhook_registry
 from tests.conftest import put
@@ -166,6 +167,7 @@ def world(db):
     replay = start_replay(stream, end="main", actor="eddie")
     # Named like the stream: the API's <name> is a stream, the pipelines' a pipeline.
     create_pipeline(acme, "pricing", definition="event-counts", actor="eddie")
+    create_subscription(acme, "pricing", kind="persistent")  # and the subscriptions' one
     job = compaction.request(stream, actor="alice")
     # A webhook to a public address (never sent to: no worker runs) with a failed delivery.
     webhook, _ = webhook_registry.register(acme, "https://93.184.215.14/hook", ["set"])

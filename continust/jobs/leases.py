@@ -155,6 +155,38 @@ def claim(
     return Lease(kind, pk, int(fence), expires)
 
 
+def claim_many(
+    kind: Kind,
+    pks: list[int],
+    *,
+    worker: str,
+    where: Q | None = None,
+    now: datetime | None = None,
+) -> list[Lease]:
+    """Take those of the jobs no live lease holds, in one UPDATE; return their leases.
+
+    The same conditional UPDATE as ``claim``, over several rows: each taken row gets a new
+    fence. ``worker`` must name this claim alone (a consumer's name and a nonce, say): the
+    rows it took are read back by it and the expiry.
+    """
+    now = now or timezone.now()
+    expires = expiry(kind, now)
+    with transaction.atomic():
+        kind.rows().filter(pk__in=pks).filter(kind.active if where is None else where).filter(
+            lapsed(now)
+        ).update(
+            fence=F("fence") + 1,
+            lease_expires_at=expires,
+            worker=worker[:200],
+            attempts=F("attempts") + 1,
+            **{"status": kind.running},
+        )
+        taken = kind.rows().filter(pk__in=pks, worker=worker[:200], lease_expires_at=expires)
+        return [
+            Lease(kind, pk, int(fence), expires) for pk, fence in taken.values_list("pk", "fence")
+        ]
+
+
 def _held(lease: Lease) -> Q:
     held = Q(pk=lease.pk, fence=lease.fence)
     if lease.kind.fenced_status is not None:
