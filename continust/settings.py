@@ -299,6 +299,9 @@ CONTINUST_FEED_SECONDS = env_int("CONTINUST_FEED_SECONDS", 55, minimum=0)
 CONTINUST_FEED_HEARTBEAT_SECONDS = env_int("CONTINUST_FEED_HEARTBEAT_SECONDS", 15, minimum=1)
 CONTINUST_FEED_SLOW_SECONDS = env_int("CONTINUST_FEED_SLOW_SECONDS", 10, minimum=1)
 CONTINUST_FEED_MAX_OPEN = env_int("CONTINUST_FEED_MAX_OPEN", 5, minimum=1)
+# Feeds of one process reading the log at once (each read holds a database connection);
+# all of a process's feeds share one listening connection (continust.read.wakeups).
+CONTINUST_FEED_READERS = env_int("CONTINUST_FEED_READERS", 4, minimum=1)
 
 # Projections (continust.projections): "name=dotted.path.Class", comma separated, beside
 # the built-in event_counts; one worker at a time runs each under a lease.

@@ -4,6 +4,7 @@ repeated when writers commit out of position order."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -199,3 +200,34 @@ def test_a_transaction_open_in_another_database_does_not_hold_readers_back():
         put(stream, {"a": 1})
         assert [e.event.payload for e in read_log(stream.project).entries] == [{"a": 1}]
         elsewhere.rollback()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_followers_of_a_process_share_one_listening_connection():
+    """200 live feeds in a web worker must not take 200 connections to wait."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no notifications: followers poll")
+    import contextlib
+
+    project = create_project("crowd")
+    stream = create_stream(project, "s")
+
+    def listening() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND query = %s AND pid <> pg_backend_pid()",
+                ["LISTEN continust_log"],
+            )
+            return cursor.fetchone()[0]
+
+    with contextlib.ExitStack() as stack:
+        followers = [stack.enter_context(LogWakeups()) for _ in range(20)]
+        assert listening() == 1
+        put(stream, {"a": 1})
+        assert all(f.wait(5) == {project.pk} for f in followers)
+    deadline = time.monotonic() + 5
+    while listening() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listening() == 0  # the last follower out closes it

@@ -27,6 +27,7 @@ A feed is bounded in every way that would otherwise grow without end:
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -166,8 +167,9 @@ class Feed:
         with LogWakeups(poll_seconds=min(1.0, limits.heartbeat)) as wakeups:
             quiet_since = self.clock()
             while True:
-                page = read_log(self.project, self.after, limit=limits.page, where=self.where)
-                _give_back_connection()
+                with _readers():
+                    page = read_log(self.project, self.after, limit=limits.page, where=self.where)
+                    _give_back_connection()
                 for entry in page.entries:
                     handed = self.clock()
                     yield message(entry)
@@ -199,6 +201,18 @@ class Feed:
             self.dropped = True
             return False
         return True
+
+
+_READERS: threading.BoundedSemaphore | None = None
+
+
+def _readers() -> threading.BoundedSemaphore:
+    """At most CONTINUST_FEED_READERS feeds of this process read the log at once: an append
+    wakes every feed, and each read takes a database connection for its duration."""
+    global _READERS
+    if _READERS is None:
+        _READERS = threading.BoundedSemaphore(settings.CONTINUST_FEED_READERS)
+    return _READERS
 
 
 def _give_back_connection() -> None:
