@@ -130,11 +130,19 @@ class Worker:
             time.sleep(0.1)
 
     def part_seconds(self) -> list[float]:
-        """How long each part this worker ran took, from its log."""
+        """How long each part this worker verified took, from its log (a second delivery
+        of a part already finished answers 'done already' and is left out)."""
         text = self.log.read_text(errors="replace")
         return [
-            float(x) for x in re.findall(r"verify_stream\[[^]]*\] succeeded in ([0-9.]+)s", text)
+            float(x)
+            for x in re.findall(r"verify_stream\[[^]]*\] succeeded in ([0-9.]+)s: 'verified'", text)
         ]
+
+    def repeats(self) -> int:
+        """Deliveries of a part already finished (the outbox sends at least once)."""
+        return self.log.read_text(errors="replace").count("succeeded in", 0) - len(
+            re.findall(r"succeeded in [0-9.]+s: 'verified'", self.log.read_text(errors="replace"))
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -220,17 +228,18 @@ def main() -> None:
             print(f"round {r + 1} (a) one process: {seconds:.2f} s, load {loads['a'][-1]:.2f}")
 
             loads["b"].append(load())
-            before = len(first.part_seconds())
+            before, again = len(first.part_seconds()), first.repeats()
             seconds, fanned, workers = run_fanout(project, args.timeout)
             times["b"].append(seconds)
             parts["b"].append(median(first.part_seconds()[before:]))
             problems += [f"round {r + 1} (b) {w}" for w in same(single, fanned)]
             print(
                 f"round {r + 1} (b) one worker: {seconds:.2f} s, load {loads['b'][-1]:.2f}, "
-                f"parts by {len(workers)} worker(s), median part {parts['b'][-1]:.2f} s"
+                f"parts by {len(workers)} worker(s), median part {parts['b'][-1]:.2f} s, "
+                f"{first.repeats() - again} repeated deliveries"
             )
 
-            before = len(first.part_seconds())
+            before, again = len(first.part_seconds()), first.repeats()
             second = Worker(url, "w2")
             try:
                 loads["c"].append(load())
@@ -238,11 +247,13 @@ def main() -> None:
             finally:
                 second.stop()
             parts["c"].append(median(first.part_seconds()[before:] + second.part_seconds()))
+            repeated = first.repeats() - again + second.repeats()
             times["c"].append(seconds)
             problems += [f"round {r + 1} (c) {w}" for w in same(single, fanned)]
             print(
                 f"round {r + 1} (c) two workers: {seconds:.2f} s, load {loads['c'][-1]:.2f}, "
-                f"parts by {len(workers)} worker(s), median part {parts['c'][-1]:.2f} s"
+                f"parts by {len(workers)} worker(s), median part {parts['c'][-1]:.2f} s, "
+                f"{repeated} repeated deliveries"
             )
     finally:
         first.stop()
