@@ -38,6 +38,7 @@ from continust.core.parsing import BIGINT_MAX, NAME_MAX, NAME_PATTERN
 from continust.log.canonical import timestamp_text
 from continust.log.lookup import get_stream, resolve_version
 from continust.models import Event, Project, Review, Role
+from continust.read.records import review_record
 
 router = Router(tags=["reviews"])
 
@@ -217,20 +218,6 @@ def _event(event: Event) -> dict[str, Any]:
     }
 
 
-def _summary(review: Review, status: str) -> dict[str, Any]:
-    return {
-        "id": review.pk,
-        "stream": review.stream.name,
-        "title": review.title,
-        "base": review.base_id,
-        "head": review.head_id,
-        "branch": review.branch,
-        "opened_by": review.opened_by,
-        "opened_at": timestamp_text(review.opened_at),
-        "status": status,
-    }
-
-
 def _comment(node: reviews.Comment) -> dict[str, Any]:
     return {
         "event": _event(node.event),
@@ -244,7 +231,7 @@ def _comment(node: reviews.Comment) -> dict[str, Any]:
 def _detail(review: Review) -> dict[str, Any]:
     log = reviews.review_log(review)
     return {
-        **_summary(review, log.status),
+        **review_record(review, log.status),
         "approval_rule": reviews.approval_rule(review.project),
         "checklist": [
             {
@@ -290,7 +277,7 @@ def list_reviews(request: HttpRequest, slug: SlugPath, page: Query[PageQuery]) -
     found = found[: page.limit]
     status = reviews.statuses(found)
     return {
-        "items": [_summary(r, status[r.pk]) for r in found],
+        "items": [review_record(r, status[r.pk]) for r in found],
         "next": str(found[-1].pk) if more else None,
     }
 

@@ -9,7 +9,7 @@ from typing import Any
 from continust.graph.parents import parents_of
 from continust.log.canonical import timestamp_text
 from continust.log.policy import policy_of
-from continust.models import Compaction, Event, Stream, Version
+from continust.models import Compaction, Event, Review, Stream, Version
 from continust.retention.compaction import footprint
 
 
@@ -94,4 +94,19 @@ def compaction_record(compaction: Compaction) -> dict[str, Any]:
         "bytes_after": compaction.bytes_after,
         "error": compaction.error or None,
         "record": str(record.id) if record is not None else None,
+    }
+
+
+def review_record(review: Review, status: str) -> dict[str, Any]:
+    """Return a review's summary as the API and the ``reviews`` command list it."""
+    return {
+        "id": review.pk,
+        "stream": review.stream.name,
+        "title": review.title,
+        "base": review.base_id,
+        "head": review.head_id,
+        "branch": review.branch,
+        "opened_by": review.opened_by,
+        "opened_at": timestamp_text(review.opened_at),
+        "status": status,
     }

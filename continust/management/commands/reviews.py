@@ -29,23 +29,10 @@ from continust.log.canonical import timestamp_text
 from continust.log.lookup import get_stream, resolve_version
 from continust.management.base import ContinustCommand, Scope, number
 from continust.models import Event, Project, Review
+from continust.read.records import review_record
 
 ACTIONS = ("list", "open", "show", "comment", "check", "approve", "request-changes", "report")
 WRITES = {"open", "comment", "check", "approve", "request-changes"}
-
-
-def _summary(review: Review, status: str) -> dict[str, Any]:
-    return {
-        "id": review.pk,
-        "stream": review.stream.name,
-        "title": review.title,
-        "base": review.base_id,
-        "head": review.head_id,
-        "branch": review.branch,
-        "opened_by": review.opened_by,
-        "opened_at": timestamp_text(review.opened_at),
-        "status": status,
-    }
 
 
 def _event(event: Event) -> dict[str, Any]:
@@ -159,7 +146,7 @@ class Command(ContinustCommand):
             rows = rows.filter(stream=get_stream(project, options["stream"]))
         found = list(rows)
         status = reviews.statuses(found)
-        data = [_summary(r, status[r.pk]) for r in found]
+        data = [review_record(r, status[r.pk]) for r in found]
         lines = [
             f"{r['id']}  {r['status']:<17}  {r['stream']}  {r['title']}  (by {r['opened_by']})"
             for r in data
@@ -202,7 +189,7 @@ class Command(ContinustCommand):
             for path in reviews.changed_paths(review)
         ]
         data = {
-            **_summary(review, log.status),
+            **review_record(review, log.status),
             "checklist": checklist,
             "comments": [_comment(c) for c in log.threads],
             "decisions": {a: _event(e) for a, e in log.latest_decisions.items()},
