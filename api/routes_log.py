@@ -31,9 +31,10 @@ from api.schemas import (
     SlugPath,
     StreamPath,
     VersionOut,
+    timestamp_in_range,
 )
 from continust.core.errors import ContinustError, InvalidName, NotFound
-from continust.core.parsing import BIGINT_MAX, NAME_MAX, NAME_PATTERN, parse_timestamp
+from continust.core.parsing import BIGINT_MAX, NAME_MAX, NAME_PATTERN
 from continust.log.lookup import get_stream
 from continust.log.states import state_of
 from continust.models import Project, Stream, Version
@@ -84,15 +85,6 @@ Moment = Annotated[
 ]
 
 
-def _moment(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(value)
-    except InvalidName as err:
-        raise ValueError(str(err)) from None
-
-
 class LogQuery(Schema):
     """What of the project's log to read: after where, how many, and which events."""
 
@@ -122,7 +114,7 @@ class LogQuery(Schema):
         None, description="Only events whose timestamp (event time) is before this."
     )
 
-    _moments = field_validator("since", "until")(_moment)
+    _moments = field_validator("since", "until")(timestamp_in_range)
 
 
 class FeedQuery(LogQuery):
@@ -285,7 +277,7 @@ class StateQuery(Schema):
         "version's `created_at`); `event`: the timestamp of the event that made each head.",
     )
 
-    _moments = field_validator("as_of")(_moment)
+    _moments = field_validator("as_of")(timestamp_in_range)
 
 
 class PositionStateQuery(Schema):

@@ -31,9 +31,10 @@ from api.schemas import (
     StreamPath,
     StrictSchema,
     _whole_number,
+    timestamp_in_range,
 )
-from continust.core.errors import InvalidName, NotFound
-from continust.core.parsing import BIGINT_MAX, parse_timestamp
+from continust.core.errors import NotFound
+from continust.core.parsing import BIGINT_MAX
 from continust.models import Replay, Role, Stream
 from continust.replays import replay as replays
 
@@ -103,15 +104,7 @@ class ReplayIn(StrictSchema):
 
     _whole = field_validator("reducer_version", mode="before")(_whole_number)
 
-    @field_validator("until")
-    @classmethod
-    def _in_range(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            return parse_timestamp(value)
-        except InvalidName as err:
-            raise ValueError(str(err)) from None
+    _in_range = field_validator("until")(timestamp_in_range)
 
 
 class ReplayOut(Schema):

@@ -76,6 +76,16 @@ def _whole_or_text(value: Any) -> Any:
     return value
 
 
+def timestamp_in_range(value: datetime | None) -> datetime | None:
+    """A timestamp the log can store (``parse_timestamp``'s range), for a field validator."""
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except InvalidName as err:
+        raise ValueError(str(err)) from None
+
+
 def _whole_number(value: Any) -> Any:
     """As ``_whole_or_text``, and refuse text too: ``"5"`` is not a number in JSON."""
     if isinstance(value, str):
@@ -274,15 +284,7 @@ class EventIn(StrictSchema):
     correlation: UUID | None = None
     actor: str = Field("", max_length=200, pattern=STORABLE)
 
-    @field_validator("timestamp")
-    @classmethod
-    def _in_range(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            return parse_timestamp(value)
-        except InvalidName as err:
-            raise ValueError(str(err)) from None
+    _in_range = field_validator("timestamp")(timestamp_in_range)
 
 
 class AppendIn(StrictSchema):
