@@ -252,18 +252,7 @@ def bisect(
     stream = stream_for(request, slug, name)
     prop = PointerEquals(body.pointer, body.expect)
     good = [resolve_version(stream, ref) for ref in body.good]
-    result = bisect_stream(stream, good, resolve_version(stream, body.bad), prop)
-    first = result.first_bad
-    return {
-        "first_bad": first.pk,
-        "event": str(first.event.id),
-        "type": first.event.type,
-        "branch": first.branch,
-        "states_read": result.reads,
-        "candidates": result.candidates,
-        "tested": [{"version": v, "good": ok} for v, ok in result.tested],
-        "property": result.property,
-    }
+    return bisect_stream(stream, good, resolve_version(stream, body.bad), prop).as_dict()
 
 
 @router.post(STREAM + "/reverts", response={200: RevertOut, 201: RevertOut, **REVERT_ERRORS})
@@ -278,15 +267,7 @@ def post_revert(
     stream = stream_for(request, slug, name, write=True)
     version = resolve_version(stream, body.version)
     plan = plan_revert(stream, version, body.branch)
-    answer: dict[str, Any] = {
-        "reverts": version.pk,
-        "branch": plan.branch,
-        "head": plan.head,
-        "type": plan.event_type,
-        "payload": plan.payload,
-        "changes": [c.to_dict() for c in plan.changes],
-        "version": None,
-    }
+    answer: dict[str, Any] = {**plan.as_dict(), "version": None}
     if body.dry_run:
         return Status(200, answer)
     actor = token_of(request).user.get_username()

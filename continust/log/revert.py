@@ -45,6 +45,17 @@ class RevertPlan:
     event_type: str
     payload: dict[str, Any]
 
+    def as_dict(self) -> dict[str, Any]:
+        """The plan as the API and the ``revert`` command print it."""
+        return {
+            "reverts": self.version.pk,
+            "branch": self.branch,
+            "head": self.head,
+            "type": self.event_type,
+            "payload": self.payload,
+            "changes": [c.to_dict() for c in self.changes],
+        }
+
 
 def plan_revert(stream: Stream, version: Version, branch: str | None = None) -> RevertPlan:
     """Work out the event that reverts ``version`` on ``branch`` (its own by default);

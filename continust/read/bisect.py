@@ -118,6 +118,20 @@ class BisectResult:
     tested: tuple[tuple[int, bool], ...]
     property: str
 
+    def as_dict(self) -> dict[str, Any]:
+        """The result as the API and the ``bisect`` command print it."""
+        first = self.first_bad
+        return {
+            "first_bad": first.pk,
+            "event": str(first.event.id),
+            "type": first.event.type,
+            "branch": first.branch,
+            "states_read": self.reads,
+            "candidates": self.candidates,
+            "tested": [{"version": v, "good": ok} for v, ok in self.tested],
+            "property": self.property,
+        }
+
 
 def bisect_stream(
     stream: Stream, good: Sequence[Version], bad: Version, prop: StateProperty

@@ -47,16 +47,7 @@ class Command(ContinustCommand):
         first = result.first_bad
         self.emit(
             options,
-            {
-                "first_bad": first.pk,
-                "event": str(first.event.id),
-                "type": first.event.type,
-                "branch": first.branch,
-                "states_read": result.reads,
-                "candidates": result.candidates,
-                "tested": [{"version": v, "good": ok} for v, ok in result.tested],
-                "property": result.property,
-            },
+            result.as_dict(),
             f"v{first.pk} is the first bad version ({first.event.type} on {first.branch}, "
             f"event {first.event.id}): {result.property} broke there; "
             f"{result.reads} states read for {result.candidates} candidates",

@@ -31,14 +31,7 @@ class Command(ContinustCommand):
         stream = scope.the_stream
         version = resolve_version(stream, options["version"])
         plan = plan_revert(stream, version, options["branch"])
-        summary = {
-            "reverts": version.pk,
-            "branch": plan.branch,
-            "head": plan.head,
-            "type": plan.event_type,
-            "payload": plan.payload,
-            "changes": [c.to_dict() for c in plan.changes],
-        }
+        summary = plan.as_dict()
         if options["dry_run"]:
             self.emit(
                 options,
