@@ -25,4 +25,4 @@ RUN useradd --system --home /var/lib/continust continust \
     && mkdir -p /var/lib/continust && chown continust /var/lib/continust
 USER continust
 EXPOSE 8000
-CMD ["gunicorn", "continust.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["gunicorn", "continust.wsgi", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "3", "--threads", "16", "--timeout", "120"]

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 from django.db import connection
 
+from continust.core.database import on_postgresql
+
 # The tables whose row counts and value spreads the explorer's and the API's plans use.
 TABLES = (
     "continust_event",
@@ -57,7 +59,7 @@ def _stale(tables: Sequence[str], rows_written: int) -> list[str]:
     """The tables whose statistics a write of ``rows_written`` rows may have put off: on
     PostgreSQL those never analyzed or last analyzed with fewer than ``rows_written /
     SCALE`` rows (as autovacuum would judge them); elsewhere every one."""
-    if connection.vendor != "postgresql":
+    if not on_postgresql():
         return list(tables)
     with connection.cursor() as cursor:
         cursor.execute(

@@ -210,6 +210,8 @@ def test_no_operation_answers_a_server_error_to_any_text(alice_api, versions, te
         "replay_id": "1",
         "review_id": "1",
         "event_id": "00000000-0000-0000-0000-000000000000",
+        "webhook_id": "1",
+        "delivery_id": "1",
     }
     for method, template, params, statuses in operations():
         for aimed in (False, True):

@@ -64,7 +64,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = (var_dir / "gunicorn.log").open("w")
     gunicorn = subprocess.Popen(
-        [str(BIN / "gunicorn"), "continust.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        [
+            str(BIN / "gunicorn"),
+            "continust.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            "2",
+            "--threads",
+            "8",
+            "--graceful-timeout",
+            "5",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -83,7 +96,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.5)
     yield url
     gunicorn.terminate()
-    gunicorn.wait(timeout=30)
+    try:  # a live feed the page still holds ends at the graceful timeout
+        gunicorn.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        gunicorn.kill()
+        gunicorn.wait(timeout=10)
     log.close()
 
 
