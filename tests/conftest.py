@@ -48,6 +48,23 @@ def events(*payloads: dict[str, Any], type: str = "set") -> list[NewEvent]:
     return [NewEvent(type=type, payload=p) for p in payloads]
 
 
+def write_beside(stream: Stream, n: int, pair_every: int) -> None:
+    """Append ``n`` events from a thread of its own, every ``pair_every``-th with a second
+    one in the same transaction; close the thread's connection at the end."""
+    from django.db import connections, transaction
+
+    try:
+        for k in range(n):
+            if k % pair_every == 0:
+                with transaction.atomic():
+                    append(stream, [NewEvent(type="t", payload={"k": k})])
+                    append(stream, [NewEvent(type="t", payload={"k": -k})])
+            else:
+                append(stream, [NewEvent(type="t", payload={"k": k})])
+    finally:
+        connections.close_all()
+
+
 def put(stream: Stream, *payloads: dict[str, Any], branch: str = "main") -> list[Any]:
     """Append payloads to a branch and return the versions made."""
     return append(stream, events(*payloads), branch=branch).versions

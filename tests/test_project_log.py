@@ -17,7 +17,7 @@ from continust.log.store import NewEvent, append
 from continust.models import Event
 from continust.read.project_log import START, LogFilter, LogPosition, read_log
 from continust.read.wakeups import LogWakeups
-from tests.conftest import put
+from tests.conftest import put, write_beside
 
 
 def follow(project, after=START, **kwargs):
@@ -141,19 +141,7 @@ def test_a_follower_beside_concurrent_writers_sees_every_event_once():
     streams = [create_stream(project, f"s{i}") for i in range(4)]
     done = threading.Event()
 
-    def writer(stream, n):
-        try:
-            for k in range(n):
-                if k % 3 == 0:
-                    with transaction.atomic():
-                        append(stream, [NewEvent(type="t", payload={"k": k})])
-                        append(stream, [NewEvent(type="t", payload={"k": -k})])
-                else:
-                    append(stream, [NewEvent(type="t", payload={"k": k})])
-        finally:
-            connections.close_all()
-
-    writers = [threading.Thread(target=writer, args=(s, 30)) for s in streams]
+    writers = [threading.Thread(target=write_beside, args=(s, 30, 3)) for s in streams]
     for w in writers:
         w.start()
     seen, after = [], START

@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, connections
 from django.utils import timezone
 
 from continust.core.errors import AlreadyExists, InvalidName, NotFound
@@ -19,7 +19,7 @@ from continust.models import Event, MessageStatus, Subscription, SubscriptionMes
 from continust.read.project_log import START, LogFilter, LogPosition, read_log
 from continust.subscriptions import catchup, persistent, registry
 from continust.subscriptions.registry import SubscriptionBusy
-from tests.conftest import put
+from tests.conftest import put, write_beside
 from tests.subscriptions_support import copies, copy_to_sink, make_sink, refuse_boom
 
 
@@ -46,19 +46,7 @@ def test_catch_up_then_live_beside_concurrent_writers_has_no_gap_or_duplicate():
     for s in streams:
         put(s, *({"k": k} for k in range(5)))  # history to catch up on
 
-    def writer(stream, n):
-        try:
-            for k in range(n):
-                if k % 4 == 0:
-                    with transaction.atomic():
-                        append(stream, [NewEvent(type="t", payload={"k": k})])
-                        append(stream, [NewEvent(type="t", payload={"k": -k})])
-                else:
-                    append(stream, [NewEvent(type="t", payload={"k": k})])
-        finally:
-            connections.close_all()
-
-    writers = [threading.Thread(target=writer, args=(s, 25)) for s in streams]
+    writers = [threading.Thread(target=write_beside, args=(s, 25, 4)) for s in streams]
     for w in writers:
         w.start()
     live = catchup.subscribe(
