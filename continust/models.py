@@ -295,8 +295,11 @@ class Branch(models.Model):
 class BranchMove(AppendOnly):
     """A recorded move of a branch: where from, where to, why and by whom."""
 
-    branch = models.ForeignKey(Branch, on_delete=models.PROTECT, related_name="moves")
-    # Nothing looks moves up by head; the write path guarantees the references.
+    # Indexed with the new head below (the guard of a branch's head looks a move up by
+    # both); the write path guarantees the references, so no foreign-key checks.
+    branch = models.ForeignKey(
+        Branch, on_delete=models.PROTECT, related_name="moves", db_index=False, db_constraint=False
+    )
     old_head = models.ForeignKey(
         Version,
         null=True,
@@ -318,6 +321,11 @@ class BranchMove(AppendOnly):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            # The guard of a branch (``continust.log.triggers``) finds the move that put its
+            # new head there: one probe, however many moves the branch has made.
+            models.Index(fields=["branch", "new_head"], name="branchmove_branch_head")
+        ]
 
 
 class OutboxMessage(models.Model):

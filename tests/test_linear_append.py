@@ -208,3 +208,34 @@ def test_an_append_in_a_transaction_the_caller_manages_takes_the_locked_path(str
         transaction.set_autocommit(True)
     assert version.generation == 2
     assert Event.objects.filter(stream=stream).count() == 3
+
+
+def _index_entries_read() -> int:
+    """Index entries read so far in the log's tables (PostgreSQL's statistics, flushed)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute(
+            "SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes "
+            "WHERE relname IN ('continust_event', 'continust_branchmove')"
+        )
+        (read,) = cursor.fetchone()
+    return int(read)
+
+
+def _entries_read_by_one_append(stream: Any) -> int:
+    before = _index_entries_read()
+    put(stream, {"n": 1})
+    return _index_entries_read() - before
+
+
+def test_an_append_reads_as_few_index_entries_after_hundreds_of_appends(stream):
+    """The cause check and the branch's guard probe one entry each; neither reads the
+    project's log or the branch's moves (without ANALYZE, as a server with autovacuum off
+    leaves them), so an append costs the same on a long log as on a short one."""
+    for n in range(5):
+        put(stream, {"n": n})
+    early = _entries_read_by_one_append(stream)
+    for n in range(200):
+        put(stream, {"n": n})
+    late = _entries_read_by_one_append(stream)
+    assert late <= early + 2, (early, late)

@@ -44,14 +44,17 @@ if TYPE_CHECKING:
     from continust.models import Stream
 
 # The statement the write takes. Causes outside the batch must be events of the project
-# (``c``), or nothing is written and the count found says so. Every CTE that writes joins
+# (``c``), or nothing is written and the count found says so; the check starts from the
+# causes named (none, for most appends), each one index probe of (project, id), so its
+# cost never grows with the project's log, whatever the planner's statistics say. Every CTE that writes joins
 # ``b`` (the branch moved by compare-and-set), which joins ``ids``, which joins ``s`` (the
 # stream's chain end moved by compare-and-set): locks are taken stream first, branch
 # second, as the locked path takes them, and nothing is written unless both moved.
 _APPEND = """
 WITH c AS (
-    SELECT count(*) AS found FROM continust_event
-    WHERE project_id = %(project)s AND id = ANY(%(causes)b::uuid[])
+    SELECT count(*) AS found FROM unnest(%(causes)b::uuid[]) AS cause(id)
+    WHERE EXISTS (SELECT 1 FROM continust_event
+                  WHERE project_id = %(project)s AND id = cause.id)
 ), s AS (
     UPDATE continust_stream SET event_count = %(seq_to)s, last_hash = %(hash_to)s
     WHERE id = %(stream)s AND event_count = %(seq_from)s AND last_hash = %(hash_from)s
