@@ -46,10 +46,11 @@ if TYPE_CHECKING:
 # The statement the write takes. Causes outside the batch must be events of the project
 # (``c``), or nothing is written and the count found says so; the check starts from the
 # causes named (none, for most appends), each one index probe of (project, id), so its
-# cost never grows with the project's log, whatever the planner's statistics say. Every CTE that writes joins
-# ``b`` (the branch moved by compare-and-set), which joins ``ids``, which joins ``s`` (the
-# stream's chain end moved by compare-and-set): locks are taken stream first, branch
-# second, as the locked path takes them, and nothing is written unless both moved.
+# cost never grows with the project's log, whatever the planner's statistics say. Every
+# CTE that writes joins ``b`` (the branch moved by compare-and-set), which joins ``ids``,
+# which joins ``s`` (the stream's chain end moved by compare-and-set): locks are taken
+# stream first, branch second, as the locked path takes them, and nothing is written
+# unless both moved.
 _APPEND = """
 WITH c AS (
     SELECT count(*) AS found FROM unnest(%(causes)b::uuid[]) AS cause(id)
