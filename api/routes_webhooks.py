@@ -18,7 +18,7 @@ from api.auth import Forbidden, visible_project
 from api.errors import READ_ERRORS
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, keyset_page
 from api.schemas import Error, PageQuery, SlugPath, StrictSchema
-from continust.core.parsing import BIGINT_MAX, TEXT_PATTERN
+from continust.core.parsing import BIGINT_MAX, CONTROLS, SPACES, TEXT_PATTERN
 from continust.models import Project, Role, Webhook, WebhookDelivery
 from continust.webhooks import registry
 from continust.webhooks.records import delivery_record, webhook_record
@@ -50,7 +50,7 @@ class WebhookIn(StrictSchema):
     url: str = Field(
         min_length=1,
         max_length=URL_MAX,
-        pattern=r"^https?://[^\s]+$",
+        pattern=rf"^https?://[^{SPACES}{CONTROLS}]+$",
         description="Where to POST: http(s) only. Its host must resolve only to public "
         "addresses (loopback, private, link-local and reserved ones are refused, 422) "
         "unless the server allows them (CONTINUST_WEBHOOK_ALLOW_PRIVATE).",
