@@ -15,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import psycopg
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Model
 from django.http import HttpRequest
 
 from api.models import ApiToken
+from continust.core.database import preparing_cursor
 from continust.core.errors import InvalidName
 from continust.core.parsing import parse_slug, parse_stream_name
 from continust.models import Membership, Project, Stream
@@ -127,7 +127,7 @@ def _fetch(params: dict[str, str | None]) -> tuple[Any, ...] | None:
             row: tuple[Any, ...] | None = cursor.fetchone()
             return row
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with connection.wrap_database_errors, preparing_cursor() as cursor:
         cursor.execute(LOOKUP, params, prepare=True)
         return cursor.fetchone()
 

@@ -239,3 +239,19 @@ def test_an_append_reads_as_few_index_entries_after_hundreds_of_appends(stream):
         put(stream, {"n": n})
     late = _entries_read_by_one_append(stream)
     assert late <= early + 2, (early, late)
+
+
+def test_the_append_is_parsed_and_planned_once_per_connection(stream):
+    """Django turns psycopg's preparing off (``prepare_threshold=None``), which silently
+    made ``prepare=True`` a no-op: PostgreSQL parsed and planned the statement on every
+    append, most of its server time."""
+    put(stream, {"a": 1})
+    put(stream, {"b": 2})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans + custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s",
+            ["%INSERT INTO continust_event%"],
+        )
+        plans = cursor.fetchall()
+    assert plans and plans[0][0] >= 1

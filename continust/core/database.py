@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import psycopg
 from django.db import connection, transaction
 
 
@@ -51,3 +53,20 @@ def stored_size(column: str) -> str:
     """SQL for the bytes a stored value takes: PostgreSQL's own size after compression;
     the length of its text on SQLite."""
     return f"pg_column_size({column})" if on_postgresql() else f"length({column})"
+
+
+# Django opens psycopg connections with ``prepare_threshold=None`` (unless its
+# ``server_side_binding`` option is on), which turns preparing off altogether: psycopg then
+# ignores ``execute(..., prepare=True)`` and PostgreSQL parses, analyses and plans the
+# statement on every call. A threshold no statement reaches keeps Django's own queries
+# unprepared, as Django configured them, and lets a caller that asks prepare its own.
+_ONLY_WHEN_ASKED = 2**62
+
+
+def preparing_cursor() -> psycopg.Cursor[Any]:
+    """A psycopg cursor on Django's (open) PostgreSQL connection whose
+    ``execute(..., prepare=True)`` prepares the statement once per connection."""
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = _ONLY_WHEN_ASKED
+    return psycopg.Cursor(raw)

@@ -29,7 +29,7 @@ from django.db import connection
 from django.db.models.base import ModelState
 from psycopg.types.numeric import Int8Dumper
 
-from continust.core.database import on_postgresql, outside_transactions
+from continust.core.database import on_postgresql, outside_transactions, preparing_cursor
 from continust.core.errors import ContinustError
 from continust.log import canonical, moves
 from continust.log.folding import fold_event, storable_state
@@ -251,8 +251,8 @@ def read_tip(stream: Stream, branch: str) -> Tip | None:
 def _cursor() -> psycopg.Cursor[Any]:
     """A server-binding cursor on Django's connection, every integer bound as bigint (so a
     statement is prepared once per connection, whatever its values' sizes)."""
+    cursor = preparing_cursor()
     raw = connection.connection
-    cursor = psycopg.Cursor(raw)
     cursor.adapters.register_dumper(int, Int8Dumper)
     if not getattr(raw, "_continust_generic_plans", False):
         # Plan the prepared statements once: the append's plan is the same whatever its
