@@ -118,3 +118,30 @@ def test_a_version_digest_hashes_the_canonical_text_of_its_object(
     except Exception as err:
         written = type(err)
     assert written == canonical_digest()
+
+
+def walked_then_encoded(payload: Any) -> tuple[Any, str] | type[Exception]:
+    try:
+        kept = canonical.storable(payload)
+        return kept, canonical.canonical_json(kept)
+    except Exception as err:
+        return type(err)
+
+
+def encoded_once(payload: Any) -> tuple[Any, str] | type[Exception]:
+    try:
+        return canonical.storable_with_text(payload)
+    except Exception as err:
+        return type(err)
+
+
+@given(st.dictionaries(st.text(max_size=5) | TRICKY_TEXT, DOCUMENTS, max_size=5))
+def test_a_payload_encoded_once_is_what_the_walk_then_the_encoding_give(
+    payload: dict[str, Any],
+) -> None:
+    """``validate_event`` takes the payload's storable form and size from one encoding."""
+    once, walked = encoded_once(payload), walked_then_encoded(payload)
+    assert once == walked
+    if isinstance(once, tuple):
+        # Same text, and the same object where nothing changed (a copy only when needed).
+        assert (once[0] is payload) == (walked[0] is payload)  # type: ignore[index]

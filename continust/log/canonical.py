@@ -81,6 +81,27 @@ def storable(value: Any) -> Any:
     return value
 
 
+# What the canonical text of a value ``storable`` would change or refuse always contains:
+# a negative zero is written "-0.0", a whole float of 1e16 or more in exponent form ("e+"),
+# a NUL as "\\u0000"; a lone surrogate fails to encode. Text without any of them needs no
+# walk of the value.
+MAYBE_UNSTORABLE = ("-0.0", "e+", "\\u0000")
+
+
+def storable_with_text(value: Any) -> tuple[Any, str]:
+    """Return ``storable(value)`` and its canonical text, encoding the value once and
+    walking it only when the text shows something ``storable`` might change or refuse."""
+    try:
+        text = canonical_json(value)
+        if not any(mark in text for mark in MAYBE_UNSTORABLE):
+            text.encode("utf-8")
+            return value, text
+    except (TypeError, ValueError):  # not JSON, NaN, a lone surrogate: the walk says which
+        pass
+    kept = storable(value)
+    return kept, canonical_json(kept)
+
+
 def sha256_text(text: str) -> str:
     """Return the SHA-256 of a text's UTF-8 bytes, in hex: every hash of the log."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -72,12 +72,6 @@ def storable_state(state: Any, *, reducer: str, reducer_version: int, event_id: 
     return state
 
 
-# What the canonical text of a value ``canonical.storable`` would change or refuse always
-# contains: a negative zero is written "-0.0", a whole float of 1e16 or more in exponent
-# form ("e+"), a NUL as "\\u0000". Text without any of them needs no walk of the value.
-_MAYBE_UNSTORABLE = ("-0.0", "e+", "\\u0000")
-
-
 def hashed_storable_state(
     state: Any, *, reducer: str, reducer_version: int, event_id: str
 ) -> tuple[str, str]:
@@ -89,7 +83,7 @@ def hashed_storable_state(
     """
     try:
         text = canonical.canonical_json(state)
-        if not any(mark in text for mark in _MAYBE_UNSTORABLE):
+        if not any(mark in text for mark in canonical.MAYBE_UNSTORABLE):
             return canonical.sha256_text(text), text
     except (TypeError, ValueError):  # NaN, a lone surrogate, not JSON: say it as the walk does
         pass

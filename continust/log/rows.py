@@ -32,8 +32,9 @@ def reserve_many(wanted: Sequence[tuple[type[models.Model], int]]) -> list[list[
     with connection.cursor() as cursor:
         if on_postgresql():
             columns = ", ".join(
-                f"CASE WHEN n <= {int(count)} THEN nextval(pg_get_serial_sequence("
-                f"'{model._meta.db_table}', '{model._meta.pk.column}')) END"
+                # The sequence looked up once (a scalar subquery), not once a row.
+                f"CASE WHEN n <= {int(count)} THEN nextval((SELECT pg_get_serial_sequence("
+                f"'{model._meta.db_table}', '{model._meta.pk.column}')::regclass)) END"
                 for model, count in wanted
             )
             cursor.execute(f"SELECT {columns} FROM generate_series(1, %s) AS n", [most])

@@ -127,8 +127,8 @@ def validate_event(event: NewEvent) -> NewEvent:
     except ValueError as err:
         raise InvalidEvent(f"the event type or actor is refused: {err}") from err
     try:
-        payload = canonical.storable(event.payload)
-        size = len(canonical.canonical_json(payload).encode("utf-8"))
+        payload, text = canonical.storable_with_text(event.payload)
+        size = len(text.encode("utf-8"))
     except (TypeError, ValueError, RecursionError) as err:
         raise InvalidEvent(f"the payload is not valid JSON: {err}") from err
     limit = settings.CONTINUST_MAX_PAYLOAD_BYTES
