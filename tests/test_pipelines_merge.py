@@ -59,14 +59,36 @@ def test_items_come_out_in_arrival_order():
 
 
 def test_each_input_contributes_at_its_own_pace():
-    async def scenario():
-        fast = ticking("f", [0.001] * 20)
-        slow = ticking("s", [0.05, 0.05])
-        return await collect(merge(fast, slow))
+    """
+    f: f0 f1 ... f19
+    s: ----------------- s0 s1   (only once f19 came out)
 
-    out = run(scenario())
-    assert out.index("f19") < out.index("s0")  # the fast input never waits for the slow one
-    assert sorted(out) == sorted([f"f{i}" for i in range(20)] + ["s0", "s1"])
+    The slow input is held until the fast one is done, so a merge that waited for each
+    input in turn would wait for ever (sleeps of a millisecond against 50 were not
+    enough under load: the fast input's twenty sleeps took longer).
+    """
+    released = asyncio.Event()
+
+    async def fast():
+        for i in range(20):
+            await asyncio.sleep(0)
+            yield f"f{i}"
+
+    async def slow():
+        for i in range(2):
+            await released.wait()
+            yield f"s{i}"
+
+    async def scenario() -> list:
+        out: list = []
+        async for item in merge(fast(), slow()):
+            out.append(item)
+            if item == "f19":
+                released.set()
+        return out
+
+    out = run(asyncio.wait_for(scenario(), timeout=30))
+    assert out == [f"f{i}" for i in range(20)] + ["s0", "s1"]
 
 
 @settings(max_examples=40, deadline=None)
