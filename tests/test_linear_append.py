@@ -24,6 +24,7 @@ from continust.log.policy import make_policy
 from continust.log.store import NewEvent, append
 from continust.log.tips import tips
 from continust.models import Event, Version, VersionParent
+from continust.read.records import version_record
 from continust.retention.policies import set_policy
 from tests.conftest import put
 
@@ -255,3 +256,16 @@ def test_the_append_is_parsed_and_planned_once_per_connection(stream):
         )
         plans = cursor.fetchall()
     assert plans and plans[0][0] >= 1
+
+
+def test_the_versions_a_batch_answers_carry_their_events_and_stream(stream):
+    """The API answers a batch with a record of every version: reading each one's event
+    and stream must cost no query (a version whose event was not kept with it cost one
+    query a version, 1,000 a batch)."""
+    put(stream, {"a": 0})
+    appended = append(stream, [NewEvent("counted", {"n": n}) for n in range(20)])
+    with CaptureQueriesContext(connection) as queries:
+        records = [version_record(v, parents=appended.parents[v.pk]) for v in appended.versions]
+    assert [q["sql"] for q in queries.captured_queries] == []
+    assert [r["event_type"] for r in records] == ["counted"] * 20
+    assert {r["stream"] for r in records} == {stream.name}

@@ -430,11 +430,11 @@ def plan(stream: Stream, tip: Tip, events: Sequence[NewEvent], branch: str) -> P
         for _, state_hash, digest, generation in models
     ]
     for (event, *_), version in zip(models, versions, strict=True):
-        # What assigning the relations would cache, without the descriptors' checks, 3,000
-        # calls a 1,000-event batch: the objects are new and of the right models.
+        # What assigning the relations would cache, without the descriptors' checks, 2,000
+        # calls a 1,000-event batch: the objects are new and of the right models. (A
+        # version's event is assigned by ``write``, once the event has its position.)
         event._state.fields_cache["stream"] = stream
         version._state.fields_cache["stream"] = stream
-        version._state.fields_cache["event"] = event
     next_tip = Tip(
         stream_id=stream.pk,
         event_count=tip.event_count + len(events),
@@ -493,7 +493,7 @@ def write(planned: Planned) -> list[Version] | None:
     ):
         event.position = position
         version.id = version_id
-        version.event_id = position
+        version.event = event  # the id and the cached event: readers ask for both
         version.first_parent_id = parent
         planned.parents[version_id] = [parent]
         parent = version_id
