@@ -38,27 +38,34 @@ def _postgres_only() -> None:
     tips.clear()
 
 
+# The writer's wake-up of the log's followers, in a transaction of its own after the
+# append's commit (``continust.log.notices``): the append's own statement notifies nobody.
+WAKE = "wake"
+
+
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record the statements the one-statement path sends."""
+    """Record the statements the one-statement path sends (the wake-up of the log's
+    followers after its commit as ``WAKE``)."""
     sent: list[str] = []
 
     class Recording(psycopg.Cursor):  # type: ignore[type-arg]
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            sent.append(str(query))
+            text = str(query)
+            sent.append(WAKE if "pg_notify" in text and "synchronous_commit" in text else text)
             return super().execute(query, params, **kwargs)
 
     monkeypatch.setattr(linear.psycopg, "Cursor", Recording)
     return sent
 
 
-def test_an_append_after_the_first_is_one_statement(stream, statements):
+def test_an_append_after_the_first_is_one_statement_then_the_wake_up(stream, statements):
     (root,) = put(stream, {"a": 1})
     statements.clear()
     with CaptureQueriesContext(connection) as through_django:
         (version,) = put(stream, {"b": 2})
     assert len(through_django) == 0
-    assert statements == [linear._APPEND]
+    assert statements == [linear._APPEND, WAKE]
     assert version.generation == 1
     assert Version.objects.get(pk=version.pk).digest == version.digest
     # The parent is a column of the version: a linear append writes no link row.
@@ -71,7 +78,7 @@ def test_a_batch_is_one_statement_with_versions_in_order(stream, statements):
     put(stream, {"a": 0})
     statements.clear()
     made = put(stream, *({"n": n} for n in range(50)))
-    assert statements == [linear._APPEND]
+    assert statements == [linear._APPEND, WAKE]
     assert [v.generation for v in made] == list(range(1, 51))
     parents = dict(
         Version.objects.filter(pk__in=[v.pk for v in made]).values_list("id", "first_parent_id")
@@ -89,7 +96,7 @@ def test_a_process_without_the_tip_reads_it_in_one_query(stream, statements):
     with CaptureQueriesContext(connection) as through_django:
         (version,) = put(stream, {"b": 2})
     assert len(through_django) == 0
-    assert statements == [linear._TIP, linear._APPEND]
+    assert statements == [linear._TIP, linear._APPEND, WAKE]
     assert version.generation == 1 and verify(stream.project).ok
 
 
@@ -102,7 +109,7 @@ def test_a_tip_that_moved_is_refused_whole_and_the_append_lands_on_the_new_head(
     tips.put(remembered)
     statements.clear()
     (v3,) = put(stream, {"d": 4})
-    assert statements == [linear._APPEND, linear._TIP, linear._APPEND]
+    assert statements == [linear._APPEND, linear._TIP, linear._APPEND, WAKE]
     assert Version.objects.get(pk=v3.pk).first_parent_id == v2.pk
     assert v3.generation == 3
     assert list(
@@ -153,7 +160,7 @@ def test_causes_are_checked_in_the_same_statement(project, stream, statements):
     first = NewEvent("set", {"b": 2}, id=uuid.uuid4(), causation=cause.event.id)
     second = NewEvent("set", {"c": 3}, causation=first.id)  # an earlier event of the batch
     made = append(stream, [first, second]).versions
-    assert statements == [linear._APPEND]
+    assert statements == [linear._APPEND, WAKE]
     assert [Event.objects.get(pk=v.event_id).causation_id for v in made] == [
         cause.event.id,
         first.id,

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 from continust.core.parsing import InvalidName
+from continust.log import notices
 from continust.log.projects import create_project, create_stream
 from continust.log.store import NewEvent, append
 from continust.models import Event
@@ -169,6 +170,29 @@ def test_an_append_wakes_a_listener_with_its_project():
     with LogWakeups() as wakeups:
         assert wakeups.wait(0.05) == set()
         put(stream, {"a": 1})
+        assert wakeups.wait(5) == {project.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_one_statement_append_wakes_followers_after_its_commit(monkeypatch):
+    """PostgreSQL commits notifying transactions one at a time, through their sync to
+    disk: the append's own transaction notifies nobody, and the writer wakes the
+    followers in a transaction of its own once it committed."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no notifications: followers poll")
+    project = create_project("woken-after")
+    stream = create_stream(project, "s")
+    put(stream, {"a": 0})  # the root: the locked path, woken by the event trigger
+    with LogWakeups() as wakeups:
+        wakeups.wait(0.2)
+        woken: list[int] = []
+        monkeypatch.setattr(notices, "wake", lambda raw, project_id: woken.append(project_id))
+        put(stream, {"a": 1})
+        assert woken == [project.pk]  # the one-statement path, which wakes by itself
+        assert wakeups.wait(0.5) == set()  # ... and its transaction sent nothing
+        monkeypatch.undo()
+        put(stream, {"a": 2})
         assert wakeups.wait(5) == {project.pk}
 
 

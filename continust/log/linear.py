@@ -31,7 +31,7 @@ from psycopg.types.numeric import Int8Dumper
 
 from continust.core.database import on_postgresql, outside_transactions, preparing_cursor
 from continust.core.errors import ContinustError
-from continust.log import canonical, moves
+from continust.log import canonical, moves, notices
 from continust.log.folding import fold_event, hashed_storable_state
 from continust.log.policy import Policy
 from continust.log.tips import Tip, tips
@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 # unless both moved. Each sequence is looked up once a statement (a scalar subquery): called
 # per row, ``pg_get_serial_sequence`` read the catalog 2,000 times a 1,000-event batch,
 # a tenth of the server's time.
-_APPEND = """
+_APPEND = (
+    """
 WITH c AS (
     SELECT count(*) AS found FROM unnest(%(causes)b::uuid[]) AS cause(id)
     WHERE EXISTS (SELECT 1 FROM continust_event
@@ -123,8 +124,11 @@ WITH c AS (
 SELECT continust_require(EXISTS (SELECT 1 FROM b) OR (SELECT found FROM c) <> %(cause_count)s,
                          'continust: the tip moved'),
        array(SELECT position FROM ids ORDER BY n), array(SELECT version FROM ids ORDER BY n),
-       (SELECT found FROM c)
+       (SELECT found FROM c), """
+    + notices.WAKE_AFTER_COMMIT
+    + """
 """
+)
 
 # The SQLSTATE continust_require raises with (see the migration that creates it).
 TIP_MOVED = "CN001"
@@ -486,6 +490,7 @@ def write(planned: Planned) -> list[Version] | None:
     assert row is not None
     if row[3] != planned.params["cause_count"]:
         raise UnknownCause(f"{row[3]} of {planned.params['cause_count']} causes are recorded")
+    notices.wake(connection.connection, planned.params["project"])
     positions, version_ids = row[1], row[2]
     parent = planned.tip.head_id
     for event, version, position, version_id in zip(

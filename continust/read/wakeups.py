@@ -1,9 +1,9 @@
 """Wake a reader of a project's log when it may have grown.
 
-On PostgreSQL every statement that appends events notifies channel ``continust_log``
-with each project's id (migration 0015), so a follower waits on ``LISTEN`` instead of
-polling. SQLite has no notifications: a wait there is a short sleep, after which the
-follower reads again. Either way a wake-up is only a hint: a follower always re-reads
+On PostgreSQL every append notifies channel ``continust_log`` with each project's id
+(``continust.log.notices``), so a follower waits on ``LISTEN`` instead of polling.
+SQLite has no notifications: a wait there is a short sleep, after which the follower
+reads again. Either way a wake-up is only a hint: a follower always re-reads
 from its log position (``continust.read.project_log``), so a lost or spurious wake-up
 costs a read, never an event.
 
@@ -25,8 +25,9 @@ import psycopg
 from django.db import connection
 
 from continust.core.database import on_postgresql
+from continust.log import notices
 
-CHANNEL = "continust_log"
+CHANNEL = notices.CHANNEL
 # How long the listening thread waits for a notification before it checks whether any
 # follower is left; also how long the last follower's exit may wait for it to stop.
 _TICK_SECONDS = 0.2
