@@ -97,6 +97,10 @@ class Stream(models.Model):
     # The end of the hash chain: how many events, and the hash of the last one.
     event_count = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
+    # Encryption of personal data (continust.log.sealing): None, or {"subject": MEMBER},
+    # the payload member that names each event's data subject; every other top-level
+    # member is then stored encrypted with that subject's key.
+    personal = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["project", "name"]
@@ -106,6 +110,30 @@ class Stream(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.slug}/{self.name}"
+
+
+class SubjectKey(models.Model):
+    """The key a data subject's personal fields are encrypted with, one per project and
+    subject; erasure destroys it (``key`` becomes NULL) and keeps the row as the record
+    that the subject was erased."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
+    subject = models.CharField(max_length=200)
+    # 32 bytes of AES-256-GCM key, or nonce + the key sealed by CONTINUST_MASTER_KEY.
+    key = models.BinaryField(null=True)
+    wrapped = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+    erased_by = models.CharField(max_length=200, blank=True, default="")
+    erase_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "subject"], name="subject_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}/{self.subject}"
 
 
 class AppendOnly(models.Model):

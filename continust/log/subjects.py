@@ -1,0 +1,254 @@
+"""Data subjects and their keys: which payload members are personal, sealing them on
+append, and revealing them for readers.
+
+A member is personal when its stream is encrypted (``Stream.personal`` names the member
+that holds the subject; every other top-level member is personal) or when the event
+type's schema marks it (``"x-personal": true``, with the subject in the property marked
+``"x-subject": true``). Each subject has one key per project (``SubjectKey``), wrapped
+by ``CONTINUST_MASTER_KEY`` when it is set. Erasure (``continust.audit.erasure``)
+destroys the key; afterwards readers see ``ERASED`` where the values were.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, transaction
+
+from continust.core.errors import InvalidEvent, SubjectErased
+from continust.log.canonical import storable
+from continust.log.sealing import (
+    ERASED,
+    Unreadable,
+    is_sealed,
+    new_key,
+    replace_sealed,
+    seal,
+    subjects_in,
+    unseal,
+    unwrap_key,
+    wrap_key,
+)
+from continust.models import Stream, SubjectKey
+
+UNREADABLE = "[unreadable]"
+"""Shown for a sealed value its subject's key does not open (forged or altered)."""
+SUBJECT_MAX = 200
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Which members of an event's payload are personal, and which names the subject.
+
+    ``members`` None: every top-level member but the subject's.
+    """
+
+    subject: str
+    members: frozenset[str] | None = None
+
+    def personal(self, member: str) -> bool:
+        if member == self.subject:
+            return False
+        return self.members is None or member in self.members
+
+
+SchemaMarks = Callable[[Stream, str], Marks | None]
+_schema_marks: list[SchemaMarks] = []
+
+
+def mark_with(source: SchemaMarks) -> None:
+    """Register a source of personal marks by event type (the schema registry's)."""
+    if source not in _schema_marks:
+        _schema_marks.append(source)
+
+
+def marks_for(stream: Stream, event_type: str) -> Marks | None:
+    """Return what is personal in events of this type on this stream, or None."""
+    if stream.personal:
+        return Marks(subject=str(stream.personal["subject"]))
+    for source in _schema_marks:
+        marks = source(stream, event_type)
+        if marks is not None:
+            return marks
+    return None
+
+
+def check_subject_member(member: object) -> str:
+    """Return a valid name for the payload member that names the subject."""
+    if not isinstance(member, str) or not member.strip() or len(member) > SUBJECT_MAX:
+        raise InvalidEvent("the subject member must be a non-empty name of at most 200 characters")
+    try:
+        storable(member)
+    except ValueError as err:
+        raise InvalidEvent(f"the subject member is refused: {err}") from None
+    return member
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+def _master_key() -> bytes | None:
+    text = settings.CONTINUST_MASTER_KEY
+    if not text:
+        return None
+    try:
+        key = base64.urlsafe_b64decode(text.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise ImproperlyConfigured(
+            "CONTINUST_MASTER_KEY must be 32 bytes in URL-safe base64 "
+            "(python -c 'import os,base64;print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"
+        )
+    return key
+
+
+def _stored(key: bytes) -> tuple[bytes, bool]:
+    master = _master_key()
+    return (wrap_key(key, master), True) if master is not None else (key, False)
+
+
+def _opened(row: SubjectKey) -> bytes | None:
+    if row.key is None:
+        return None
+    stored = bytes(row.key)
+    if not row.wrapped:
+        return stored
+    master = _master_key()
+    if master is None:
+        raise ImproperlyConfigured(
+            f"the key of data subject {row.subject!r} is wrapped: set CONTINUST_MASTER_KEY"
+        )
+    return unwrap_key(stored, master)
+
+
+def sealing_key(project_id: int, subject: str) -> bytes:
+    """Return the subject's key, creating it on first use; refuse an erased subject."""
+    row = SubjectKey.objects.filter(project_id=project_id, subject=subject).first()
+    if row is None:
+        stored, wrapped = _stored(new_key())
+        try:
+            with transaction.atomic():
+                row = SubjectKey.objects.create(
+                    project_id=project_id, subject=subject, key=stored, wrapped=wrapped
+                )
+        except IntegrityError:
+            row = SubjectKey.objects.get(project_id=project_id, subject=subject)
+    key = _opened(row)
+    if key is None:
+        raise SubjectErased(
+            f"data subject {subject!r} was erased; its personal data is no longer recorded"
+        )
+    return key
+
+
+# -- sealing on append ------------------------------------------------------------------
+
+
+def seal_payload(stream: Stream, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Return the payload as stored: its personal values sealed with the subject's key.
+
+    Values already sealed (a revert, an import) and nulls (a merge patch's deletion)
+    stay as they are; the subject is needed only when something is left to seal.
+    """
+    marks = marks_for(stream, event_type)
+    if marks is None:
+        return payload
+    if stream.reducer == "patch":
+        return _seal_operations(stream, marks, payload)
+    todo = [
+        name
+        for name, value in payload.items()
+        if marks.personal(name) and value is not None and not is_sealed(value)
+    ]
+    if not todo:
+        return payload
+    key, subject = _subject_key(stream, marks, payload)
+    sealed = {
+        name: seal(payload[name], key=key, project=stream.project_id, subject=subject)
+        for name in todo
+    }
+    return {**payload, **sealed}
+
+
+def _seal_operations(stream: Stream, marks: Marks, payload: dict[str, Any]) -> dict[str, Any]:
+    """Seal the values of a JSON Patch payload's operations (the paths stay readable)."""
+    operations = payload.get("patch")
+    if not isinstance(operations, list):
+        return payload
+    todo = [
+        index
+        for index, op in enumerate(operations)
+        if isinstance(op, dict) and op.get("value") is not None and not is_sealed(op["value"])
+    ]
+    if not todo:
+        return payload
+    key, subject = _subject_key(stream, marks, payload)
+    sealed = list(operations)
+    for index in todo:
+        op = operations[index]
+        sealed[index] = {
+            **op,
+            "value": seal(op["value"], key=key, project=stream.project_id, subject=subject),
+        }
+    return {**payload, "patch": sealed}
+
+
+def _subject_key(stream: Stream, marks: Marks, payload: dict[str, Any]) -> tuple[bytes, str]:
+    subject = payload.get(marks.subject)
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > SUBJECT_MAX:
+        raise InvalidEvent(
+            f"stream {stream.name} keeps personal data: the payload needs its data subject "
+            f"in member {marks.subject!r} (a non-empty string of at most {SUBJECT_MAX} "
+            "characters)"
+        )
+    return sealing_key(stream.project_id, subject), subject
+
+
+# -- revealing for readers ----------------------------------------------------------------
+
+
+class Revealer:
+    """Opens the sealed values of one project's documents, each subject's key read once."""
+
+    def __init__(self, project_id: int) -> None:
+        self.project_id = project_id
+        self._keys: dict[str, bytes | None] = {}
+
+    def _load(self, subjects: set[str]) -> None:
+        missing = subjects - self._keys.keys()
+        if not missing:
+            return
+        rows = SubjectKey.objects.filter(project_id=self.project_id, subject__in=missing)
+        for row in rows:
+            self._keys[row.subject] = _opened(row)
+        for subject in missing - self._keys.keys():
+            self._keys[subject] = None
+
+    def _open(self, sealed: dict[str, Any]) -> Any:
+        key = self._keys.get(sealed["subject"])
+        if key is None:
+            return ERASED
+        try:
+            return unseal(sealed, key=key, project=self.project_id)
+        except Unreadable:
+            return UNREADABLE
+
+    def reveal(self, document: Any) -> Any:
+        """Return the document as a reader sees it: plain values, or ``ERASED``."""
+        subjects = subjects_in(document)
+        if not subjects:
+            return document
+        self._load(subjects)
+        return replace_sealed(document, self._open)
+
+
+def reveal(project_id: int, document: Any) -> Any:
+    """Return one document of a project as a reader sees it."""
+    return Revealer(project_id).reveal(document)

@@ -1,0 +1,128 @@
+"""Erasure that keeps the proof: personal values sealed per data subject, erased by
+destroying the subject's key, while verify, folds and diffs keep working."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from continust.audit.erasure import affected_events, erase, set_personal
+from continust.audit.integrity import verify
+from continust.core.errors import AlreadyErased, InvalidEvent, NotFound, SubjectErased
+from continust.log.sealing import ERASED, is_sealed
+from continust.log.states import state_of
+from continust.log.store import NewEvent, append
+from continust.log.subjects import reveal
+from continust.models import AuditRecord, Event, Stream, SubjectKey
+
+
+@pytest.fixture
+def customers(project: Any, alice: Any) -> Stream:
+    from continust.log.projects import create_stream
+
+    stream = create_stream(project, "customers")
+    return set_personal(stream, "customer", actor="alice")
+
+
+def _append(stream: Stream, payload: dict[str, Any]) -> Any:
+    return append(stream, [NewEvent(type="customer.updated", payload=payload)]).versions[0]
+
+
+def _raw_payload(event_id: Any) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT payload FROM {Event._meta.db_table} WHERE id = %s",
+            [event_id if connection.vendor == "postgresql" else event_id.hex],
+        )
+        value = cursor.fetchone()[0]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def test_personal_values_are_stored_sealed(customers: Stream) -> None:
+    version = _append(customers, {"customer": "c-1", "email": "ann@example.com", "age": 41})
+    raw = _raw_payload(version.event.id)
+    assert "ann@example.com" not in raw
+    assert "41" not in raw.replace("c-1", "")
+    stored = Event.objects.get(pk=version.event.pk).payload
+    assert stored["customer"] == "c-1"
+    assert is_sealed(stored["email"]) and is_sealed(stored["age"])
+    assert is_sealed(state_of(version)["email"])
+
+
+def test_readers_see_the_plain_values(customers: Stream) -> None:
+    _append(customers, {"customer": "c-1", "email": "ann@example.com"})
+    version = _append(customers, {"customer": "c-1", "name": "Ann"})
+    assert reveal(customers.project_id, state_of(version)) == {
+        "customer": "c-1",
+        "email": "ann@example.com",
+        "name": "Ann",
+    }
+
+
+def test_erasure_redacts_and_verify_still_passes(customers: Stream, project: Any) -> None:
+    first = _append(customers, {"customer": "c-1", "email": "ann@example.com"})
+    _append(customers, {"customer": "c-2", "email": "bo@example.com"})
+    head = _append(customers, {"customer": "c-1", "name": "Ann"})
+    assert verify(project).ok
+    report = erase(project, "c-1", actor="alice", reason="GDPR request 7")
+    assert [e.seq for e in report.events] == [first.event.seq, head.event.seq]
+    # The state holds c-2's email (the last one set) and c-1's name.
+    assert reveal(project.pk, state_of(head)) == {
+        "customer": "c-1",
+        "email": "bo@example.com",
+        "name": ERASED,
+    }
+    assert reveal(project.pk, state_of(first)) == {"customer": "c-1", "email": ERASED}
+    assert verify(project).ok
+    row = SubjectKey.objects.get(project=project, subject="c-1")
+    assert row.key is None and row.erased_by == "alice"
+    audit = AuditRecord.objects.select_related("event").get(event__type="subject.erased")
+    assert audit.event.actor == "alice"
+    assert audit.event.payload["reason"] == "GDPR request 7"
+
+
+def test_erasing_twice_or_an_unknown_subject_changes_nothing(
+    customers: Stream, project: Any
+) -> None:
+    _append(customers, {"customer": "c-1", "email": "ann@example.com"})
+    erase(project, "c-1", actor="alice", reason="asked")
+    records = AuditRecord.objects.count()
+    with pytest.raises(AlreadyErased):
+        erase(project, "c-1", actor="alice", reason="again")
+    with pytest.raises(NotFound):
+        erase(project, "nobody", actor="alice", reason="asked")
+    assert AuditRecord.objects.count() == records
+
+
+def test_an_erased_subject_records_no_more_personal_data(customers: Stream, project: Any) -> None:
+    _append(customers, {"customer": "c-1", "email": "ann@example.com"})
+    erase(project, "c-1", actor="alice", reason="asked")
+    count = Event.objects.count()
+    with pytest.raises(SubjectErased):
+        _append(customers, {"customer": "c-1", "email": "new@example.com"})
+    assert Event.objects.count() == count
+
+
+def test_an_encrypted_stream_needs_the_subject(customers: Stream) -> None:
+    with pytest.raises(InvalidEvent, match="customer"):
+        _append(customers, {"email": "ann@example.com"})
+
+
+def test_a_retried_append_is_recognised(customers: Stream) -> None:
+    import uuid
+
+    event = NewEvent(
+        type="customer.updated", payload={"customer": "c-1", "email": "a@x"}, id=uuid.uuid4()
+    )
+    first = append(customers, [event])
+    again = append(customers, [event])
+    assert not again.created
+    assert again.versions[0].pk == first.versions[0].pk
+
+
+def test_affected_events_skip_other_subjects(customers: Stream, project: Any) -> None:
+    _append(customers, {"customer": "c-2", "email": "bo@example.com"})
+    assert affected_events(project, "c-1") == ()
