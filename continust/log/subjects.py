@@ -103,8 +103,7 @@ def _master_key() -> bytes | None:
         key = b""
     if len(key) != 32:
         raise ImproperlyConfigured(
-            "CONTINUST_MASTER_KEY must be 32 bytes in URL-safe base64 "
-            "(python -c 'import os,base64;print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"
+            "CONTINUST_MASTER_KEY must be 32 bytes in URL-safe base64 (see docs/erasure.md)"
         )
     return key
 
