@@ -28,6 +28,7 @@ from api.schemas import (
 )
 from continust.log.lookup import resolve_version
 from continust.log.store import UNSET, NewEvent, append
+from continust.log.subjects import Revealer
 from continust.models import Branch, Event, Stream, Version
 from continust.read.records import event_record, version_record
 from continust.read.timeline import timeline_page
@@ -90,9 +91,10 @@ def append_events(
 
 
 def _event_records(stream: Stream, events: list[Event]) -> list[dict[str, Any]]:
+    revealer = Revealer(stream.project_id)
     for event in events:
         event.stream = stream
-    return [event_record(e) for e in events]
+    return [event_record(e, revealer) for e in events]
 
 
 @router.get(STREAM + "/events", response={200: EventPage, **READ_ERRORS})

@@ -33,8 +33,9 @@ from continust.graph.cache import graph_for
 from continust.graph.causation import causes, consequences, flatten
 from continust.log.lookup import find_version, resolve_range, resolve_version
 from continust.log.policy import policy_of
-from continust.log.states import is_released, state_of
+from continust.log.states import is_released
 from continust.log.store import fork, merge, plan_merge
+from continust.log.subjects import readable_state, reveal
 from continust.models import Branch, Event, Membership, Role, Stream, Tag, Version
 from continust.projections import control as projections
 from continust.read.timeline import filter_choices, newest_id
@@ -252,7 +253,7 @@ def version_state(
     if version is None:
         raise Http404("No such version.")
     try:
-        state = state_of(version)
+        state = readable_state(version)
     except StateReleased as err:
         return _gone(request, err)
     response = JsonResponse(
@@ -270,7 +271,7 @@ def compare(request: HttpRequest, membership: Membership, stream: Stream) -> Htt
     if a is None or b is None:
         raise Http404("Pick two versions of this stream to compare.")
     try:
-        before, after = state_of(a), state_of(b)
+        before, after = readable_state(a), readable_state(b)
     except StateReleased as err:
         return _gone(request, err)
     fmt = request.GET.get("format")
@@ -447,7 +448,10 @@ def merge_branches(request: HttpRequest, membership: Membership, stream: Stream)
     context.update(
         plan=plan,
         conflicts=conflicts,
-        preview=[_change_row(c) for c in diffs.diff(state_of(heads[into]), plan.state)],
+        preview=[
+            _change_row(c)
+            for c in diffs.diff(readable_state(heads[into]), reveal(stream.project_id, plan.state))
+        ],
     )
     if request.method == "GET" or data.get("confirm") != "yes":
         return render(request, "merge.html", context)

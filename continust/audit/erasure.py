@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -25,6 +26,9 @@ from continust.log.subjects import check_subject_member
 from continust.models import Event, Project, Stream, SubjectKey
 
 ERASED_EVENT: Final = "subject.erased"
+subject_erased = Signal()
+"""Sent once an erasure committed, with ``project`` and ``actor``: read models that copied
+plain values (projections) rebuild."""
 PERSONAL_SET_EVENT: Final = "stream.personal.set"
 REASON_MAX: Final = 1000
 
@@ -148,6 +152,9 @@ def erase(project: Project, subject: str, *, actor: str, reason: str) -> Erasure
             ERASED_EVENT,
             {"subject": subject, "reason": reason, "events": len(events)},
             actor=actor,
+        )
+        transaction.on_commit(
+            lambda: subject_erased.send(sender=Erasure, project=project, actor=actor)
         )
     return Erasure(
         project=project.slug,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,8 @@ from continust.log.sealing import (
     unwrap_key,
     wrap_key,
 )
-from continust.models import Stream, SubjectKey
+from continust.log.states import state_of
+from continust.models import Event, Stream, SubjectKey, Version
 
 UNREADABLE = "[unreadable]"
 """Shown for a sealed value its subject's key does not open (forged or altered)."""
@@ -251,3 +253,20 @@ class Revealer:
 def reveal(project_id: int, document: Any) -> Any:
     """Return one document of a project as a reader sees it."""
     return Revealer(project_id).reveal(document)
+
+
+def readable_state(version: Version, revealer: Revealer | None = None) -> Any:
+    """Return a version's state as a reader sees it (``state_of``, revealed)."""
+    revealer = revealer if revealer is not None else Revealer(version.stream.project_id)
+    return revealer.reveal(state_of(version))
+
+
+def readable_event(event: Event, revealer: Revealer | None = None) -> Event:
+    """Return a copy of an event whose payload is as a reader sees it; never save it."""
+    revealer = revealer if revealer is not None else Revealer(event.project_id)
+    payload = revealer.reveal(event.payload)
+    if payload is event.payload:
+        return event
+    shown = copy.copy(event)
+    shown.payload = payload
+    return shown

@@ -42,7 +42,8 @@ from continust.models import Projection as ProjectionRow
 from continust.models import ProjectionStatus
 from continust.projections import registry, tables
 from continust.projections.base import Projection
-from continust.read.project_log import LogPosition, read_log
+from continust.log.subjects import Revealer, readable_event
+from continust.read.project_log import LogEntry, LogPosition, read_log
 from continust.read.wakeups import LogWakeups
 
 __all__ = ["PROJECTIONS", "TASK", "Outcome", "run_projection", "step"]
@@ -111,7 +112,13 @@ def step(lease: Lease, projection: Projection, *, started: float, done: int) -> 
             generation = 1
             tables.create(row, projection, generation)
             fields["generation"] = generation
-        handled = [entry for entry in page.entries if projection.wants(entry.event.type)]
+        # Projections see personal values as readers do; an erasure rebuilds them.
+        revealer = Revealer(row.project_id)
+        handled = [
+            LogEntry(entry.at, readable_event(entry.event, revealer))
+            for entry in page.entries
+            if projection.wants(entry.event.type)
+        ]
         if handled:
             projection.apply(handled, tables.names(row, projection, generation))
         read = len(page.entries)

@@ -9,12 +9,15 @@ from typing import Any
 from continust.graph.parents import parents_of
 from continust.log.canonical import timestamp_text
 from continust.log.policy import policy_of
+from continust.log.subjects import Revealer
 from continust.models import Compaction, Event, Review, Stream, Version
 from continust.retention.compaction import footprint
 
 
-def event_record(event: Event) -> dict[str, Any]:
-    """Return an event as a JSON-ready dict."""
+def event_record(event: Event, revealer: Revealer | None = None) -> dict[str, Any]:
+    """Return an event as a JSON-ready dict, its personal values as a reader sees them
+    (``revealer`` shares the keys it read across many events of one project)."""
+    revealer = revealer if revealer is not None else Revealer(event.project_id)
     return {
         "id": str(event.id),
         "stream": event.stream.name,
@@ -22,7 +25,7 @@ def event_record(event: Event) -> dict[str, Any]:
         "seq": event.seq,
         "type": event.type,
         "timestamp": timestamp_text(event.timestamp),
-        "payload": event.payload,
+        "payload": revealer.reveal(event.payload),
         "causation": str(event.causation_id) if event.causation_id else None,
         "correlation": str(event.correlation_id) if event.correlation_id else None,
         "actor": event.actor,
