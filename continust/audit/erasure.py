@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any, Final
 
 from django.db import transaction
-from django.dispatch import Signal
 from django.db.models import TextField
 from django.db.models.functions import Cast
+from django.dispatch import Signal
 from django.utils import timezone
 
 from continust.audit.trail import is_audit_stream, record

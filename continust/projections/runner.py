@@ -38,11 +38,11 @@ from django.utils import timezone
 from continust.core.errors import ContinustError
 from continust.jobs import leases, outbox
 from continust.jobs.leases import Lease, LeaseLost
+from continust.log.subjects import Revealer, readable_event
 from continust.models import Projection as ProjectionRow
 from continust.models import ProjectionStatus
 from continust.projections import registry, tables
 from continust.projections.base import Projection
-from continust.log.subjects import Revealer, readable_event
 from continust.read.project_log import LogEntry, LogPosition, read_log
 from continust.read.wakeups import LogWakeups
 
