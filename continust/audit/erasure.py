@@ -21,8 +21,9 @@ from django.utils import timezone
 
 from continust.audit.trail import is_audit_stream, record
 from continust.core.errors import AlreadyErased, InvalidEvent, NotFound
+from continust.log.canonical import storable
 from continust.log.sealing import MARKER, sealed_values
-from continust.log.subjects import check_subject_member
+from continust.log.subjects import check_subject, check_subject_member
 from continust.models import Event, Project, Stream, SubjectKey
 
 ERASED_EVENT: Final = "subject.erased"
@@ -97,7 +98,7 @@ def set_personal(stream: Stream, subject_member: str | None, *, actor: str) -> S
 
 def subject_key(project: Project, subject: str) -> SubjectKey:
     """Return a subject's key row; ``NotFound`` when the project never sealed for it."""
-    row = SubjectKey.objects.filter(project=project, subject=subject).first()
+    row = SubjectKey.objects.filter(project=project, subject=check_subject(subject)).first()
     if row is None:
         raise NotFound(f"project {project.slug} has no data subject {subject!r}")
     return row
@@ -127,9 +128,14 @@ def erase(project: Project, subject: str, *, actor: str, reason: str) -> Erasure
     An unknown subject raises ``NotFound`` and a subject erased before ``AlreadyErased``;
     neither changes anything.
     """
+    check_subject(subject)
     reason = reason.strip()
     if not reason or len(reason) > REASON_MAX:
         raise InvalidEvent(f"an erasure needs a reason of 1 to {REASON_MAX} characters")
+    try:
+        storable(reason)
+    except ValueError as err:
+        raise InvalidEvent(f"the reason is refused: {err}") from None
     with transaction.atomic():
         row = (
             SubjectKey.objects.select_for_update().filter(project=project, subject=subject).first()

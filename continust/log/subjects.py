@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 
-from continust.core.errors import InvalidEvent, SubjectErased
+from continust.core.errors import InvalidEvent, InvalidName, SubjectErased
 from continust.log.canonical import storable
 from continust.log.sealing import (
     ERASED,
@@ -90,6 +90,20 @@ def check_subject_member(member: object) -> str:
     except ValueError as err:
         raise InvalidEvent(f"the subject member is refused: {err}") from None
     return member
+
+
+def check_subject(subject: object) -> str:
+    """Return a valid data subject id: a non-empty string of at most 200 characters that
+    the log can store."""
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > SUBJECT_MAX:
+        raise InvalidName(
+            f"a data subject is a non-empty string of at most {SUBJECT_MAX} characters"
+        )
+    try:
+        storable(subject)
+    except ValueError as err:
+        raise InvalidName(f"the data subject is refused: {err}") from None
+    return subject
 
 
 # -- keys ---------------------------------------------------------------------------------
