@@ -17,6 +17,7 @@ from api.auth import BodyTooLarge, Forbidden
 from api.schemas import BadRequest, Conflict, Error
 from continust.busy import busy_response, is_busy
 from continust.core.errors import (
+    AlreadyErased,
     AlreadyExists,
     ConcurrencyConflict,
     IdempotencyConflict,
@@ -42,14 +43,15 @@ can store, the request does not match the schema (never 422), a name no record c
 (see "What a name may contain") |
 | 401 | `unauthorized` | no valid, unrevoked token |
 | 403 | `forbidden` | a visible project, but a read-only token, or a member below editor, \
-writes (below admin: changes a retention policy or compacts; reads or changes webhooks) |
-| 404 | `not_found` | an unknown project, stream, branch, version or event, or one the token \
-may not see |
+writes (below admin: changes a retention policy or compacts; reads or changes webhooks; \
+encrypts a stream, previews or erases a data subject) |
+| 404 | `not_found` | an unknown project, stream, branch, version, event or data subject, or \
+one the token may not see |
 | 409 | `stale_head`, `idempotency_conflict`, `stream_exists`, `already_exists`, \
-`merge_conflict`, `tag_exists` | the branch moved from `expected_head` (`current_head` says \
-where it is), an event id already recorded with other content, a stream or branch name \
-taken, a merge's conflicting paths left unresolved (`conflicts` lists them), a tag name \
-taken (tags never move) |
+`merge_conflict`, `tag_exists`, `already_erased` | the branch moved from `expected_head` \
+(`current_head` says where it is), an event id already recorded with other content, a \
+stream or branch name taken, a merge's conflicting paths left unresolved (`conflicts` \
+lists them), a tag name taken (tags never move), a data subject erased before |
 | 410 | `state_released` | a version whose state (or event payload) the stream's retention \
 policy released; its hashes and place in the graph remain |
 | 413 | `body_too_large`, `payload_too_large` | a request body above the limit (refused \
@@ -207,6 +209,7 @@ def install(api: NinjaAPI) -> None:
         InvalidEvent: (422, "invalid_event"),
         UnknownReducer: (422, "invalid_event"),
         StateReleased: (410, "state_released"),
+        AlreadyErased: (409, "already_erased"),
     }
     for exc_class, (status, code) in handlers.items():
         api.add_exception_handler(exc_class, simple_handler(status, code))
