@@ -25,6 +25,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from api.models import ApiToken, Scope
 from continust.audit import reviews
 from continust.audit.digests import take_digest
+from continust.audit.erasure import set_personal
 from continust.log.projects import add_member, create_project, create_stream
 from continust.log.store import fork
 from continust.models import DeliveryStatus, Role, WebhookDelivery
@@ -176,6 +177,9 @@ def world(db):
     delivery = WebhookDelivery.objects.get(webhook=webhook)
     WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED)
     integrity_pins = f"pin={stream.pk}.{stream.event_count}.4"
+    # A stream that keeps personal data, with a data subject the admin can erase once.
+    customers = set_personal(create_stream(acme, "customers"), "customer", actor="alice")
+    put(customers, {"customer": "s-1", "email": "s@example.com"})
     personas = {
         Role.VIEWER: "vera",
         Role.EDITOR: "eddie",
@@ -217,7 +221,7 @@ def world(db):
             "audit-export": integrity_pins,
             "blame": "path=/n",
             "api": f"a={v1.pk}&b={v3.pk}&of=main&ref=main&from=side&into=main&path=/n"
-            f"&range={v1.pk}..main&as_of_position={logged}",
+            f"&range={v1.pk}..main&as_of_position={logged}&subject=s-1",
             "stream-as-of": "at=2100-01-01T00:00&clock=recorded&branch=main",
         },
         "bodies": {
@@ -250,6 +254,8 @@ def world(db):
             "redeliver": lambda who: {},
             "add_webhook": lambda who: {"url": f"https://93.184.215.14/{who}"},
             "remove_webhook": lambda who: {},
+            "set_personal_data": lambda who: {"subject_member": "customer"},
+            "erase_subject": lambda who: {"subject": "s-1", "reason": f"asked by {who}"},
         },
         "v4": v4,
     }
@@ -367,8 +373,11 @@ API_REQUIRED.update(
         Role.ADMIN,
     )
 )
+# Erasure (issue 16): only an admin encrypts a stream, previews or erases a data subject.
+API_REQUIRED.update(dict.fromkeys(("set_personal_data", "erase_subject"), Role.ADMIN))
 # API reads that need more than membership: a webhook's URL and deliveries are the admins'.
 API_READ_REQUIRED = dict.fromkeys(("list_webhooks", "get_webhook", "list_deliveries"), Role.ADMIN)
+API_READ_REQUIRED["preview_erasure"] = Role.ADMIN
 
 
 def check_api(route: Route, world: dict[str, Any], methods: list[str], problems: list[str]) -> None:
