@@ -88,6 +88,8 @@ REQUIRED = {
 REQUIRED.update({"retention-policy": Role.ADMIN, "compaction-start": Role.ADMIN})
 # Projections: only an admin runs or rebuilds one.
 REQUIRED.update({"projection-run": Role.ADMIN, "projection-rebuild": Role.ADMIN})
+# Erasure (issue 16): only an admin sees the page, encrypts a stream or erases a subject.
+REQUIRED.update(dict.fromkeys(("erasure", "erasure-erase", "stream-personal"), Role.ADMIN))
 # Verifying (a POST: it may upload a digest) only reads, as the verify command does.
 REQUIRED.update({"integrity": Role.VIEWER})
 # Webhooks (issue 15): only an admin sees or changes them (their URLs and deliveries).
@@ -223,6 +225,7 @@ def world(db):
             "api": f"a={v1.pk}&b={v3.pk}&of=main&ref=main&from=side&into=main&path=/n"
             f"&range={v1.pk}..main&as_of_position={logged}&subject=s-1",
             "stream-as-of": "at=2100-01-01T00:00&clock=recorded&branch=main",
+            "erasure-erase": "subject=s-1&reason=asked",
         },
         "bodies": {
             "add_stream": lambda who: {"name": f"new-{who}"},
