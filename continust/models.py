@@ -425,6 +425,9 @@ class Replay(Leased):
     skip_events = models.JSONField(default=list, blank=True)
     until = models.DateTimeField(null=True, blank=True)
     reducer_version = models.PositiveIntegerField(null=True, blank=True)
+    # Fold with upcasting: each event type's payloads read in this version of its type
+    # (the newest registered when the replay started); None folds the stored payloads.
+    upcast_to = models.JSONField(null=True, blank=True)
     actor = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -40,11 +40,18 @@ def stored_version(chain: tuple[Step, ...], position: int) -> int:
 
 
 def upcast_payload(
-    registry: Registry | None, type: str, payload: dict[str, Any], position: int
+    registry: Registry | None,
+    type: str,
+    payload: dict[str, Any],
+    position: int,
+    *,
+    to: int | None = None,
 ) -> Upcast:
-    """Upcast one payload to its type's newest version (unchanged when there is nothing to
-    do)."""
+    """Upcast one payload to its type's newest version, or to version ``to`` (unchanged
+    when there is nothing to do)."""
     chain = registry.steps.get(type, ()) if registry is not None else ()
+    if to is not None:
+        chain = tuple(step for step in chain if step.version <= to)
     if not chain:
         return Upcast(payload, payload, 1, 1)
     start = stored_version(chain, position)
@@ -58,6 +65,13 @@ def upcast_payload(
                 label=f"{type!r} v{step.version}",
             )
     return Upcast(payload, result, start, chain[-1].version)
+
+
+def newest_versions(registry: Registry | None) -> dict[str, int]:
+    """Each registered type's newest version: what a fold with upcasting reads."""
+    if registry is None:
+        return {}
+    return {name: found.version for name, found in registry.types.items()}
 
 
 def upcast(project: Project, event: Event) -> Upcast:
