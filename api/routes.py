@@ -25,6 +25,7 @@ from api import (
     routes_reviews,
     routes_revisions,
     routes_streams,
+    routes_types,
     routes_webhooks,
 )
 from api.auth import BearerToken
@@ -42,8 +43,9 @@ Authenticate with a personal API token (the explorer's Tokens page):
 where its user is a member; every other project answers 404, exactly as a
 project that does not exist. Writing needs a write-scoped token and the editor
 role; opening, commenting on, ticking and deciding reviews need the reviewer role;
-changing a retention policy, compacting and discarding a replay need the admin role (403
-otherwise). Reads (blame, verify, digest, export included) need membership only.
+changing a retention policy, compacting, discarding a replay and changing the event-type
+registry need the admin role (403 otherwise). Reads (blame, verify, digest, export
+included) need membership only.
 Each token may make `CONTINUST_API_RATE` requests (per web process); more answer 429
 with `Retry-After`.
 
@@ -113,6 +115,7 @@ routes_revisions.install(api)
 api.add_router("", routes_log.router)
 api.add_exception_handler(TooManyFeeds, errors.simple_handler(429, "too_many_feeds"))
 api.add_router("", routes_webhooks.router)
+api.add_router("", routes_types.router)
 api.add_exception_handler(InvalidWebhook, errors.simple_handler(422, "invalid_webhook"))
 
 urlpatterns = [

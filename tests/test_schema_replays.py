@@ -30,7 +30,9 @@ def test_a_replay_with_upcasting_folds_the_newest_shape_and_verify_passes(projec
     append(loaded(stream), [NewEvent(type="priced", payload={"price": 12})])
     event_types.evolve(project, "priced", AMOUNT, patch=RENAME, actor="alice")
     append(loaded(stream), [NewEvent(type="priced", payload={"amount": 14})])
-    hashes = list(Event.objects.filter(stream=stream).order_by("seq").values_list("hash", flat=True))
+    hashes = list(
+        Event.objects.filter(stream=stream).order_by("seq").values_list("hash", flat=True)
+    )
 
     plain = replays.start_replay(loaded(stream), end="main")
     replays.run(plain.pk)
@@ -47,7 +49,9 @@ def test_a_replay_with_upcasting_folds_the_newest_shape_and_verify_passes(projec
     assert verify(project).ok
     replays.promote(replay, actor="alice")
     append(loaded(stream), [NewEvent(type="priced", payload={"amount": 15})])
-    stored = list(Event.objects.filter(stream=stream).order_by("seq").values_list("hash", flat=True))
+    stored = list(
+        Event.objects.filter(stream=stream).order_by("seq").values_list("hash", flat=True)
+    )
     assert stored[: len(hashes)] == hashes
     assert verify(project).ok
 

@@ -187,3 +187,35 @@ def test_validators_are_cached_per_revision(project, stream, django_assert_num_q
     event_types.evolve(project, "order.placed", ORDER_V2, patch=TO_CENTS, actor="alice")
     with pytest.raises(SchemaViolation):
         check_payloads(fresh(project), [order(amount=1)])
+
+
+@pytest.fixture
+def order_log(settings):
+    from continust.projections import registry as projections
+    from tests import projections_support as support
+
+    settings.CONTINUST_PROJECTIONS = support.SETTING
+    projections.reload()
+    yield
+    settings.CONTINUST_PROJECTIONS = []
+    projections.reload()
+
+
+def test_a_projection_reads_old_events_in_the_newest_shape(order_log, project, stream, monkeypatch):
+    from continust.projections import control
+    from continust.projections.runner import Outcome, run_projection
+    from tests import projections_support as support
+
+    seen = []
+    monkeypatch.setattr(
+        support.OrderLog,
+        "apply",
+        lambda self, entries, tables: seen.extend(e.event.payload for e in entries),
+    )
+    event_types.register(project, "order.placed", ORDER, actor="alice")
+    append(fresh_stream(stream), [order(amount=3)])
+    event_types.evolve(project, "order.placed", ORDER_V2, patch=TO_CENTS, actor="alice")
+    append(fresh_stream(stream), [NewEvent(type="order.placed", payload={"cents": 7})])
+    row = control.get_projection(fresh(project), "order_log")
+    assert run_projection(row.pk, foreground=True) == Outcome.CAUGHT_UP
+    assert seen == [{"cents": 3}, {"cents": 7}]

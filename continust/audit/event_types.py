@@ -7,12 +7,14 @@ Every change bumps the project's ``schema_revision``, so appends see it at once.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from django.db import transaction
 
 from continust.audit.trail import record
 from continust.core.errors import InvalidEvent
+from continust.core.parsing import NAME_MAX, NAME_PATTERN
 from continust.log import canonical
 from continust.models import EventType, Project, UnregisteredTypes
 from continust.schemas import registry, upcasters
@@ -25,8 +27,11 @@ SETTING_CHANGED: Final = "schema.unregistered_types"
 
 def check_type_name(name: Any) -> str:
     """Refuse a name no event could carry, or one of the log's own types."""
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise InvalidEvent("an event type must be a non-empty string of at most 200 characters")
+    if not isinstance(name, str) or not re.match(NAME_PATTERN, name) or len(name) > NAME_MAX:
+        raise InvalidEvent(
+            f"{str(name)[:200]!r} cannot be registered: a registered type's name is 1 to "
+            f"{NAME_MAX} characters without white space or control characters"
+        )
     try:
         canonical.storable(name)
     except ValueError as err:

@@ -42,8 +42,9 @@ from continust.models import Projection as ProjectionRow
 from continust.models import ProjectionStatus
 from continust.projections import registry, tables
 from continust.projections.base import Projection
-from continust.read.project_log import LogPosition, read_log
+from continust.read.project_log import LogEntry, LogPosition, read_log
 from continust.read.wakeups import LogWakeups
+from continust.schemas.upcasting import upcast_events
 
 __all__ = ["PROJECTIONS", "TASK", "Outcome", "run_projection", "step"]
 
@@ -113,6 +114,9 @@ def step(lease: Lease, projection: Projection, *, started: float, done: int) -> 
             fields["generation"] = generation
         handled = [entry for entry in page.entries if projection.wants(entry.event.type)]
         if handled:
+            # A projection reads each event in its type's newest registered shape.
+            newest = upcast_events(row.project, [entry.event for entry in handled])
+            handled = [LogEntry(e.at, event) for e, event in zip(handled, newest, strict=True)]
             projection.apply(handled, tables.names(row, projection, generation))
         read = len(page.entries)
         elapsed = time.monotonic() - started

@@ -711,6 +711,7 @@ def replay_record(replay: Replay) -> dict[str, Any]:
         "skip_events": replay.skip_events,
         "until": canonical.timestamp_text(replay.until) if replay.until else None,
         "reducer_version": replay.reducer_version,
+        "upcast_to": replay.upcast_to,
         "done": replay.done,
         "total": replay.total,
         "written": replay.written,

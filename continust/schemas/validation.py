@@ -73,7 +73,7 @@ def check_payloads(project: Project, events: Sequence[Typed]) -> None:
             raise SchemaViolation(
                 f"event {index}: the payload does not fit {event.type!r} "
                 f"v{registered.version} at {path or 'its root'}: "
-                f"{error.message[:300]}",
+                f"{' '.join(error.message.split())[:300]}",
                 path=path,
                 index=index,
                 type=event.type,
