@@ -34,6 +34,8 @@ from continust.core.errors import (
 from continust.documents import diff as diffs
 from continust.documents.diff import NullNotExpressible
 from continust.log.reducers import UnknownReducer
+from continust.schemas.registry import InvalidSchema, TypeExists
+from continust.schemas.validation import SchemaViolation
 
 STATUS_TABLE = """\
 | status | code | when |
@@ -64,6 +66,11 @@ cannot say (`paths` names them; ask for the JSON Patch); `nothing_to_merge` for 
 already merged; \
 `invalid_webhook`: a webhook URL that is not http(s) or reaches a non-public address, a \
 malformed secret, a redelivery of a delivery that has not failed |
+| 422 | `schema_violation`, `invalid_schema` | a payload that does not fit its type's newest \
+registered schema (`path` is the JSON Pointer of the failing part, `index` the event of the \
+batch, `type` and `version` the schema's), or a type the project does not take; a JSON \
+Schema its metaschema refuses |
+| 409 | `type_exists` | an event type registered already (evolve it instead) |
 | 422 | `bad_revision`, `ambiguous_name`, `bisect_refused`, `revert_conflict` | a revision \
 that does not resolve \
 (`main~99` walks past the root, `v12^3` names a parent there is not, `A..B` where one version \
@@ -184,6 +191,18 @@ def _on_operational_error(request: HttpRequest, exc: Any) -> HttpResponse:
     )
 
 
+def _on_schema_violation(request: HttpRequest, exc: Any) -> HttpResponse:
+    return error_response(
+        422,
+        "schema_violation",
+        str(exc),
+        path=exc.path,
+        index=exc.index,
+        type=exc.type,
+        version=exc.version,
+    )
+
+
 def install(api: NinjaAPI) -> None:
     """Register the handlers on the API; the most specific exception class wins."""
     api.add_exception_handler(OperationalError, _on_operational_error)
@@ -194,6 +213,7 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(ConcurrencyConflict, _on_conflict)
     api.add_exception_handler(NullNotExpressible, _on_null_not_expressible)
     api.add_exception_handler(MergeConflict, _on_merge_conflict)
+    api.add_exception_handler(SchemaViolation, _on_schema_violation)
     handlers: dict[type[Exception], tuple[int, str]] = {
         InvalidName: (400, "invalid_name"),
         NotFound: (404, "not_found"),
@@ -208,6 +228,8 @@ def install(api: NinjaAPI) -> None:
         ReducerRejected: (422, "reducer_rejected"),
         InvalidEvent: (422, "invalid_event"),
         UnknownReducer: (422, "invalid_event"),
+        InvalidSchema: (422, "invalid_schema"),
+        TypeExists: (409, "type_exists"),
         StateReleased: (410, "state_released"),
         AlreadyErased: (409, "already_erased"),
     }

@@ -42,6 +42,7 @@ from continust.read.as_of import AsOf, Clock, head_as_of, head_now, project_as_o
 from continust.read.feed import Feed, FeedLimits, entry_record, open_feed
 from continust.read.project_log import LogFilter, LogPosition, read_log
 from continust.read.records import version_record
+from continust.schemas.registry import registry_of
 
 router = Router(tags=["log"])
 
@@ -166,7 +167,7 @@ def list_log(request: HttpRequest, slug: SlugPath, query: Query[LogQuery]) -> di
         project, LogPosition.parse(query.after), limit=query.limit, where=_where(project, query)
     )
     return {
-        "items": [entry_record(e) for e in page.entries],
+        "items": [entry_record(e, registry_of(project)) for e in page.entries],
         "next": str(page.next),
         "caught_up": page.caught_up,
     }

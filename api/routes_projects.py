@@ -30,6 +30,7 @@ from continust.log.lookup import get_event
 from continust.log.projects import create_stream
 from continust.models import Membership, Stream
 from continust.read.records import event_record
+from continust.schemas.registry import registry_of
 
 router = Router(tags=["projects"])
 
@@ -112,7 +113,8 @@ def add_stream(request: HttpRequest, slug: SlugPath, body: StreamIn) -> Status[d
 @router.get(PROJECT + "/events/{uuid:event_id}", response={200: EventOut, **READ_ERRORS})
 def get_one_event(request: HttpRequest, slug: SlugPath, event_id: EventIdPath) -> dict[str, Any]:
     """Return an event of the project by its id."""
-    return event_record(get_event(project_for(request, slug), event_id))
+    project = project_for(request, slug)
+    return event_record(get_event(project, event_id), registry_of(project))
 
 
 @router.get(

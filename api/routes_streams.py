@@ -33,6 +33,7 @@ from continust.models import Branch, Event, Stream, Version
 from continust.read.records import event_record, version_record
 from continust.read.timeline import timeline_page
 from continust.read.versions import read_version
+from continust.schemas.registry import registry_of
 
 router = Router(tags=["streams"])
 
@@ -94,7 +95,8 @@ def _event_records(stream: Stream, events: list[Event]) -> list[dict[str, Any]]:
     revealer = Revealer(stream.project_id)
     for event in events:
         event.stream = stream
-    return [event_record(e, revealer) for e in events]
+    registry = registry_of(stream.project)
+    return [event_record(e, registry, revealer) for e in events]
 
 
 @router.get(STREAM + "/events", response={200: EventPage, **READ_ERRORS})

@@ -355,6 +355,15 @@ class EventOut(Schema):
     correlation: UUID | None
     actor: str
     hash: str
+    stored_payload: dict[str, Any] | None = Field(
+        None,
+        description="When an upcaster changed the payload: the payload as stored (and "
+        "hashed), in the type's version `upcast_from`. `payload` is in the newest version.",
+        json_schema_extra=PAYLOAD_SCHEMA,
+    )
+    upcast_from: int | None = Field(
+        None, description="The version of the event's type the stored payload is in."
+    )
 
 
 class EventPage(Schema):

@@ -210,6 +210,8 @@ CONTINUST_MAX_PAYLOAD_BYTES = env_int("CONTINUST_MAX_PAYLOAD_BYTES", 1_048_576, 
 CONTINUST_MAX_BATCH_EVENTS = env_int("CONTINUST_MAX_BATCH_EVENTS", 10_000, minimum=1)
 # Extra reducers: "name:version=dotted.path.to.function", comma separated.
 CONTINUST_REDUCERS = env_list("CONTINUST_REDUCERS", [])
+# Modules whose functions are registered as upcasters (continust.schemas.upcasters).
+CONTINUST_UPCASTER_MODULES = env_list("CONTINUST_UPCASTER_MODULES", [])
 
 # Celery: Redis (or any kombu URL) in production, the filesystem transport embedded.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

@@ -29,6 +29,7 @@ urlpatterns = [
     path("", include("explorer.blame")),  # blame a path of a version's state
     path("", include("explorer.integrity")),  # verify and digest
     path("", include("explorer.members")),  # members and the review rule
+    path("", include("explorer.event_types")),  # the event-type registry
     path("", include("explorer.pipelines")),  # pipelines: list, start, watch, control
     path("", include("explorer.projections")),  # projections: lag, run, rebuild
     path("", include("explorer.erasure")),  # encrypted streams, erasing a data subject

@@ -126,3 +126,113 @@ def test_a_retried_append_is_recognised(customers: Stream) -> None:
 def test_affected_events_skip_other_subjects(customers: Stream, project: Any) -> None:
     _append(customers, {"customer": "c-2", "email": "bo@example.com"})
     assert affected_events(project, "c-1") == ()
+
+
+SIGNED_UP = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {
+        "user": {"type": "string", "x-subject": True},
+        "email": {"type": "string", "x-personal": True},
+        "plan": {"type": "string"},
+    },
+    "required": ["user", "email"],
+}
+
+
+def test_a_schema_marks_personal_properties(project: Any, stream: Stream) -> None:
+    from continust.audit.event_types import register
+
+    register(project, "user.signed_up", SIGNED_UP, actor="alice")
+    project.refresh_from_db()
+    stream.project = project
+    version = append(
+        stream,
+        [
+            NewEvent(
+                type="user.signed_up", payload={"user": "u-7", "email": "u@x.org", "plan": "pro"}
+            )
+        ],
+    ).versions[0]
+    stored = Event.objects.get(pk=version.event.pk).payload
+    assert is_sealed(stored["email"]) and stored["plan"] == "pro" and stored["user"] == "u-7"
+    assert "u@x.org" not in _raw_payload(version.event.id)
+    assert reveal(project.pk, stored)["email"] == "u@x.org"
+    erase(project, "u-7", actor="alice", reason="asked")
+    assert reveal(project.pk, state_of(version)) == {
+        "user": "u-7",
+        "email": ERASED,
+        "plan": "pro",
+    }
+    assert verify(project).ok
+
+
+def test_a_schema_with_personal_properties_needs_one_subject(project: Any, stream: Stream) -> None:
+    from continust.audit.event_types import register
+
+    schema = {
+        **SIGNED_UP,
+        "properties": {"email": {"type": "string", "x-personal": True}},
+        "required": ["email"],
+    }
+    register(project, "user.signed_up", schema, actor="alice")
+    project.refresh_from_db()
+    stream.project = project
+    with pytest.raises(InvalidEvent, match="x-subject"):
+        append(stream, [NewEvent(type="user.signed_up", payload={"email": "u@x.org"})])
+    assert not Event.objects.filter(type="user.signed_up").exists()
+
+
+def test_a_master_key_wraps_the_subject_keys(customers: Stream, settings: Any) -> None:
+    import base64
+    import os
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.CONTINUST_MASTER_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    version = _append(customers, {"customer": "c-9", "email": "m@x.org"})
+    row = SubjectKey.objects.get(subject="c-9")
+    assert row.wrapped and len(bytes(row.key)) == 12 + 32 + 16
+    assert reveal(customers.project_id, state_of(version))["email"] == "m@x.org"
+    settings.CONTINUST_MASTER_KEY = ""
+    with pytest.raises(ImproperlyConfigured, match="CONTINUST_MASTER_KEY"):
+        reveal(customers.project_id, state_of(version))
+
+
+def test_a_forged_sealed_value_reads_unreadable(customers: Stream, project: Any) -> None:
+    from continust.log.subjects import UNREADABLE
+
+    _append(customers, {"customer": "c-1", "email": "ann@example.com"})
+    forged = {"$sealed": 1, "subject": "c-1", "nonce": "AAAAAAAAAAAAAAAA", "ciphertext": "AAAA"}
+    assert reveal(project.pk, {"x": forged}) == {"x": UNREADABLE}
+
+
+def test_blame_and_diff_read_revealed_values(customers: Stream, project: Any) -> None:
+    from continust.audit.blame import blame
+    from continust.documents.diff import diff
+    from continust.log.subjects import readable_state
+
+    first = _append(customers, {"customer": "c-1", "email": "ann@example.com"})
+    _append(customers, {"customer": "c-1", "email": "ann@example.com"})  # sealed anew
+    head = _append(customers, {"customer": "c-1", "name": "Ann"})
+    found = blame(customers, head, "/email")
+    assert found.value == "ann@example.com"
+    assert found.last.version.pk == first.pk  # the same plain value, sealed twice
+    assert [c.to_dict() for c in diff(readable_state(first), readable_state(head))] == [
+        {"op": "add", "path": "/name", "new": "Ann"}
+    ]
+    erase(project, "c-1", actor="alice", reason="asked")
+    assert blame(customers, head, "/email").value == ERASED
+
+
+def test_an_export_is_sealed_and_a_revealed_one_is_redacted(
+    customers: Stream, project: Any
+) -> None:
+    from continust.interchange.jsonl import export_lines
+
+    _append(customers, {"customer": "c-1", "email": "ann@example.com"})
+    assert "ann@example.com" not in "".join(export_lines(project, ["customers"]))
+    assert "ann@example.com" in "".join(export_lines(project, ["customers"], reveal=True))
+    erase(project, "c-1", actor="alice", reason="asked")
+    revealed = "".join(export_lines(project, ["customers"], reveal=True))
+    assert "ann@example.com" not in revealed and '"email":"[erased]"' in revealed

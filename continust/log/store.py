@@ -56,6 +56,8 @@ from continust.log.states import is_released, state_of, store_snapshots
 from continust.log.subjects import reveal, seal_payload
 from continust.log.tips import Tip, tips
 from continust.models import Branch, Event, Stream, Tag, Version, VersionParent
+from continust.schemas.registry import is_internal
+from continust.schemas.validation import check_payloads
 
 
 class _Unset:
@@ -431,13 +433,16 @@ def append(
     *,
     branch: str = MAIN,
     expected_head: int | None | _Unset = UNSET,
+    check_types: bool = True,
 ) -> Appended:
     """Append a batch of events to a branch: all of them, or none.
 
     ``expected_head`` is the version id the writer believes the branch points at
     (``None``: the branch must not exist yet); a moved head raises
     ``ConcurrencyConflict``. Event ids are idempotency keys: a batch that was
-    already recorded returns its versions again and writes nothing.
+    already recorded returns its versions again and writes nothing. Payloads of types
+    the project registered must fit their newest schema (``SchemaViolation``), unless
+    ``check_types`` is off (the project's own records: its audit stream).
     """
     if not events:
         raise InvalidEvent("a batch needs at least one event")
@@ -453,7 +458,12 @@ def append(
     if len({e.id for e in events}) != len(events):
         raise InvalidEvent("a batch carries the same event id twice")
     events = [validate_event(event) for event in events]
-    # A retry is compared with what the caller sent: sealing draws a new nonce each time.
+    if check_types:
+        # The project is loaded with the stream by every surface; schema_revision 0 (no
+        # type ever registered) looks nothing up.
+        check_payloads(stream.project, [e for e in events if not is_internal(e.type)])
+    # Validated as sent, then sealed; a retry is compared with what the caller sent
+    # (sealing draws a new nonce each time).
     plain = {e.id: e.payload for e in events}
     events = [_sealed(stream, event) for event in events]
     if linear.usable():

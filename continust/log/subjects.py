@@ -3,7 +3,8 @@ append, and revealing them for readers.
 
 A member is personal when its stream is encrypted (``Stream.personal`` names the member
 that holds the subject; every other top-level member is personal) or when the event
-type's schema marks it (``"x-personal": true``, with the subject in the property marked
+type's newest schema in the project's registry (``continust.schemas.registry``) marks
+it (``"x-personal": true``, with the subject in the property marked
 ``"x-subject": true``). Each subject has one key per project (``SubjectKey``), wrapped
 by ``CONTINUST_MASTER_KEY`` when it is set. Erasure (``continust.audit.erasure``)
 destroys the key; afterwards readers see ``ERASED`` where the values were.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from continust.log.sealing import (
 )
 from continust.log.states import state_of
 from continust.models import Event, Stream, SubjectKey, Version
+from continust.schemas.registry import newest_schema
 
 UNREADABLE = "[unreadable]"
 """Shown for a sealed value its subject's key does not open (forged or altered)."""
@@ -60,25 +61,39 @@ class Marks:
         return self.members is None or member in self.members
 
 
-SchemaMarks = Callable[[Stream, str], Marks | None]
-_schema_marks: list[SchemaMarks] = []
-
-
-def mark_with(source: SchemaMarks) -> None:
-    """Register a source of personal marks by event type (the schema registry's)."""
-    if source not in _schema_marks:
-        _schema_marks.append(source)
-
-
 def marks_for(stream: Stream, event_type: str) -> Marks | None:
-    """Return what is personal in events of this type on this stream, or None."""
+    """Return what is personal in events of this type on this stream, or None: the
+    stream's setting first, then the type's newest schema in the project's registry."""
     if stream.personal:
         return Marks(subject=str(stream.personal["subject"]))
-    for source in _schema_marks:
-        marks = source(stream, event_type)
-        if marks is not None:
-            return marks
-    return None
+    return schema_marks(newest_schema(stream.project, event_type), event_type)
+
+
+def schema_marks(schema: dict[str, Any] | None, event_type: str) -> Marks | None:
+    """Read the personal marks of an event type's JSON Schema: the top-level properties
+    annotated ``"x-personal": true``, and the one annotated ``"x-subject": true`` that
+    names the data subject. None when nothing is marked personal."""
+    if not schema or not isinstance(schema.get("properties"), dict):
+        return None
+    properties = schema["properties"]
+    personal = frozenset(
+        name
+        for name, sub in properties.items()
+        if isinstance(sub, dict) and sub.get("x-personal") is True
+    )
+    if not personal:
+        return None
+    subjects = [
+        name
+        for name, sub in properties.items()
+        if isinstance(sub, dict) and sub.get("x-subject") is True
+    ]
+    if len(subjects) != 1:
+        raise InvalidEvent(
+            f"event type {event_type!r} marks personal properties, so its schema must mark "
+            f'exactly one property "x-subject": true to name the data subject'
+        )
+    return Marks(subject=subjects[0], members=personal - {subjects[0]})
 
 
 def check_subject_member(member: object) -> str:

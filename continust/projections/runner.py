@@ -45,6 +45,7 @@ from continust.projections import registry, tables
 from continust.projections.base import Projection
 from continust.read.project_log import LogEntry, LogPosition, read_log
 from continust.read.wakeups import LogWakeups
+from continust.schemas.upcasting import upcast_events
 
 __all__ = ["PROJECTIONS", "TASK", "Outcome", "run_projection", "step"]
 
@@ -112,14 +113,16 @@ def step(lease: Lease, projection: Projection, *, started: float, done: int) -> 
             generation = 1
             tables.create(row, projection, generation)
             fields["generation"] = generation
-        # Projections see personal values as readers do; an erasure rebuilds them.
-        revealer = Revealer(row.project_id)
-        handled = [
-            LogEntry(entry.at, readable_event(entry.event, revealer))
-            for entry in page.entries
-            if projection.wants(entry.event.type)
-        ]
+        handled = [entry for entry in page.entries if projection.wants(entry.event.type)]
         if handled:
+            # A projection reads each event in its type's newest registered shape (upcast
+            # as stored), its personal values as readers see them: an erasure rebuilds it.
+            newest = upcast_events(row.project, [entry.event for entry in handled])
+            revealer = Revealer(row.project_id)
+            handled = [
+                LogEntry(e.at, readable_event(event, revealer))
+                for e, event in zip(handled, newest, strict=True)
+            ]
             projection.apply(handled, tables.names(row, projection, generation))
         read = len(page.entries)
         elapsed = time.monotonic() - started

@@ -12,25 +12,36 @@ from continust.log.policy import policy_of
 from continust.log.subjects import Revealer
 from continust.models import Compaction, Event, Review, Stream, Version
 from continust.retention.compaction import footprint
+from continust.schemas.registry import Registry
+from continust.schemas.upcasting import upcast_payload
 
 
-def event_record(event: Event, revealer: Revealer | None = None) -> dict[str, Any]:
-    """Return an event as a JSON-ready dict, its personal values as a reader sees them
-    (``revealer`` shares the keys it read across many events of one project)."""
+def event_record(
+    event: Event, registry: Registry | None = None, revealer: Revealer | None = None
+) -> dict[str, Any]:
+    """Return an event as a JSON-ready dict; with the project's ``registry``, its payload
+    in its type's newest shape, and the stored one beside it when an upcaster changed it.
+    Personal values show as readers see them (``revealer`` shares the keys it read across
+    many events of one project); upcasters run on the stored form, before revealing."""
     revealer = revealer if revealer is not None else Revealer(event.project_id)
-    return {
+    read = upcast_payload(registry, event.type, event.payload, event.position)
+    record = {
         "id": str(event.id),
         "stream": event.stream.name,
         "position": event.position,
         "seq": event.seq,
         "type": event.type,
         "timestamp": timestamp_text(event.timestamp),
-        "payload": revealer.reveal(event.payload),
+        "payload": revealer.reveal(read.payload),
         "causation": str(event.causation_id) if event.causation_id else None,
         "correlation": str(event.correlation_id) if event.correlation_id else None,
         "actor": event.actor,
         "hash": event.hash,
     }
+    if read.changed:
+        record["stored_payload"] = revealer.reveal(read.stored)
+        record["upcast_from"] = read.from_version
+    return record
 
 
 def version_record(version: Version, *, parents: list[int] | None = None) -> dict[str, Any]:
