@@ -236,3 +236,29 @@ def test_an_export_is_sealed_and_a_revealed_one_is_redacted(
     erase(project, "c-1", actor="alice", reason="asked")
     revealed = "".join(export_lines(project, ["customers"], reveal=True))
     assert "ann@example.com" not in revealed and '"email":"[erased]"' in revealed
+
+
+def test_sealed_values_are_whole_to_diffs_patches_and_merges() -> None:
+    from continust.documents.diff import apply_merge_patch, diff, merge_patch, three_way_merge
+    from continust.log.sealing import new_key, seal
+
+    key = new_key()
+    a, b, c = (seal(v, key=key, project=1, subject="s") for v in ("x", "y", "z"))
+    assert [ch.to_dict() for ch in diff({"e": a}, {"e": b})] == [
+        {"op": "replace", "path": "/e", "old": a, "new": b}
+    ]
+    assert merge_patch({"e": a}, {"e": b}) == {"e": b}
+    assert apply_merge_patch({"e": {"plain": 1}}, {"e": a}) == {"e": a}
+    assert apply_merge_patch({"e": a}, {"e": {"plain": 1}}) == {"e": {"plain": 1}}
+    merged = three_way_merge({"e": a}, {"e": b}, {"e": c})
+    assert [conflict.path for conflict in merged.conflicts] == ["/e"]
+
+
+def test_a_revert_of_a_personal_value_restores_the_sealed_one(customers: Stream) -> None:
+    from continust.log.revert import revert
+    from continust.log.subjects import readable_state
+
+    _append(customers, {"customer": "c-1", "email": "old@example.com"})
+    changed = _append(customers, {"customer": "c-1", "email": "new@example.com"})
+    head = revert(customers, changed, actor="alice").versions[-1]
+    assert readable_state(head)["email"] == "old@example.com"
