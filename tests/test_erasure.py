@@ -260,5 +260,10 @@ def test_a_revert_of_a_personal_value_restores_the_sealed_one(customers: Stream)
 
     _append(customers, {"customer": "c-1", "email": "old@example.com"})
     changed = _append(customers, {"customer": "c-1", "email": "new@example.com"})
+    from continust.log.revert import plan_revert
+
+    shown = plan_revert(customers, changed).as_dict()
+    assert shown["payload"] == {"email": "old@example.com"}
+    assert shown["changes"][0]["new"] == "old@example.com"
     head = revert(customers, changed, actor="alice").versions[-1]
     assert readable_state(head)["email"] == "old@example.com"
