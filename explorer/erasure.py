@@ -24,7 +24,7 @@ from continust.audit.erasure import (
     set_personal,
     subject_key,
 )
-from continust.core.errors import ContinustError
+from continust.core.errors import AlreadyErased, ContinustError, NotFound
 from continust.log.subjects import SUBJECT_MAX
 from continust.models import Membership, Role, Stream, SubjectKey
 from explorer.access import HtmxHttpRequest, actor_of, member_required
@@ -117,8 +117,12 @@ def erasure_erase(request: HtmxHttpRequest, membership: Membership) -> HttpRespo
         )
     try:
         done = erase(project, subject, actor=actor_of(request), reason=reason)
+    except AlreadyErased as err:
+        return error_page(request, 409, str(err))
+    except NotFound as err:
+        return error_page(request, 404, str(err))
     except ContinustError as err:
-        return error_page(request, 409 if "already" in str(err) else 404, str(err))
+        return error_page(request, 400, str(err))
     return render(request, "erasure.html", _context(membership, report=done))
 
 
