@@ -267,3 +267,35 @@ def test_a_revert_of_a_personal_value_restores_the_sealed_one(customers: Stream)
     assert shown["changes"][0]["new"] == "old@example.com"
     head = revert(customers, changed, actor="alice").versions[-1]
     assert readable_state(head)["email"] == "old@example.com"
+
+
+def test_projections_read_revealed_values_and_an_erasure_rebuilds_them(
+    customers: Stream, project: Any, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from continust.projections import control, registry, tables
+    from continust.projections.runner import Outcome, run_projection
+
+    settings.CONTINUST_PROJECTIONS = ["personal_log=tests.projections_support.PersonalLog"]
+    registry.reload()
+    try:
+        _append(customers, {"customer": "c-1", "email": "ann@example.com"})
+        row = control.get_projection(project, "personal_log")
+
+        def emails() -> list[str]:
+            row.refresh_from_db()
+            table = tables.names(row, registry.get("personal_log"), row.generation)["emails"]
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT email FROM {table}")
+                return [email for (email,) in cursor.fetchall()]
+
+        assert run_projection(row.pk, foreground=True) == Outcome.CAUGHT_UP
+        assert emails() == ["ann@example.com"]
+        with django_capture_on_commit_callbacks(execute=True):
+            erase(project, "c-1", actor="alice", reason="asked")
+        row.refresh_from_db()
+        assert row.rebuild_generation > 0
+        assert run_projection(row.pk, foreground=True) == Outcome.CAUGHT_UP
+        assert emails() == [ERASED]
+    finally:
+        settings.CONTINUST_PROJECTIONS = []
+        registry.reload()
