@@ -16,6 +16,7 @@ from continust.audit.trail import record
 from continust.core.errors import InvalidEvent
 from continust.core.parsing import NAME_MAX, NAME_PATTERN
 from continust.log import canonical
+from continust.log.subjects import schema_marks
 from continust.models import EventType, Project, UnregisteredTypes
 from continust.schemas import registry, upcasters
 from continust.schemas.registry import InvalidSchema, TypeExists, check_schema
@@ -43,6 +44,14 @@ def check_type_name(name: Any) -> str:
 
 def _storable_schema(schema: Any) -> dict[str, Any]:
     checked = check_schema(schema)
+    try:
+        # Personal properties need the one property that names their data subject.
+        schema_marks(checked, "")
+    except InvalidEvent:
+        raise InvalidSchema(
+            'the schema marks personal properties ("x-personal": true), so it must mark '
+            'exactly one property "x-subject": true to name their data subject'
+        ) from None
     try:
         stored: dict[str, Any] = canonical.storable(checked)
     except (TypeError, ValueError) as err:
