@@ -23,7 +23,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from api.models import ApiToken, Scope
-from continust.audit import reviews
+from continust.audit import event_types, reviews
 from continust.audit.digests import take_digest
 from continust.log.projects import add_member, create_project, create_stream
 from continust.log.store import fork
@@ -89,6 +89,10 @@ REQUIRED.update({"retention-policy": Role.ADMIN, "compaction-start": Role.ADMIN}
 REQUIRED.update({"projection-run": Role.ADMIN, "projection-rebuild": Role.ADMIN})
 # Verifying (a POST: it may upload a digest) only reads, as the verify command does.
 REQUIRED.update({"integrity": Role.VIEWER})
+# Event types (issue 16): every member reads the registry; only an admin changes it.
+REQUIRED.update(
+    dict.fromkeys(("event-type-register", "event-type-evolve", "event-types-setting"), Role.ADMIN)
+)
 # Webhooks (issue 15): only an admin sees or changes them (their URLs and deliveries).
 REQUIRED.update(
     dict.fromkeys(
@@ -176,6 +180,7 @@ def world(db):
     delivery = WebhookDelivery.objects.get(webhook=webhook)
     WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED)
     integrity_pins = f"pin={stream.pk}.{stream.event_count}.4"
+    event_type = event_types.register(acme, "order.placed", {}, actor="alice")
     personas = {
         Role.VIEWER: "vera",
         Role.EDITOR: "eddie",
@@ -200,6 +205,8 @@ def world(db):
             "review_id": review.pk,
             "member_id": acme.memberships.get(user=users["dave"]).pk,
             "replay_id": replay.pk,
+            "type_id": event_type.pk,
+            "typename": "order.placed",
             "fmt": "html",
             "name": stream.name,
             "compaction_id": job.pk,
@@ -224,6 +231,9 @@ def world(db):
             "add_stream": lambda who: {"name": f"new-{who}"},
             "append_events": lambda who: {"events": [{"type": "t", "payload": {}}]},
             "set_retention": lambda who: {"kind": "eternal"},
+            "register_type": lambda who: {"name": f"t-{who}", "schema": {}},
+            "evolve_type": lambda who: {"schema": {}, "upcaster": {"patch": []}},
+            "set_unregistered_types": lambda who: {"unregistered_types": "allow"},
             "request_compaction": lambda who: {},
             "fork_branch": lambda who: {"name": f"f-{who}", "at": "main"},
             "merge_branches": lambda who: {"from": f"m-{who}", "into": "main"},
@@ -340,6 +350,9 @@ def api_methods() -> dict[str, list[str]]:
 # needs a viewer).
 API_REQUIRED = {
     "set_retention": Role.ADMIN,
+    "register_type": Role.ADMIN,
+    "evolve_type": Role.ADMIN,
+    "set_unregistered_types": Role.ADMIN,
     "request_compaction": Role.ADMIN,
     "discard_replay": Role.ADMIN,
     "open_review": Role.REVIEWER,
