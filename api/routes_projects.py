@@ -124,16 +124,18 @@ def causation(
     request: HttpRequest, slug: SlugPath, event_id: EventIdPath, query: Query[CausationQuery]
 ) -> dict[str, Any]:
     """Explain an event: the chain of its causes and the events it caused, bounded."""
-    event = get_event(project_for(request, slug), event_id)
+    project = project_for(request, slug)
+    event = get_event(project, event_id)
     limit = query.limit
     chain = causes(event, limit=limit + 1)
     caused = flatten(consequences(event, limit=limit + 1))[1:]  # the event itself is first
     truncated = len(chain) > limit or len(caused) > limit
+    registry = registry_of(project)
     return {
-        "event": event_record(event),
-        "causes": [event_record(e) for e in chain[:limit]],
+        "event": event_record(event, registry),
+        "causes": [event_record(e, registry) for e in chain[:limit]],
         "consequences": [
-            {"depth": depth, "cause": str(e.causation_id), "event": event_record(e)}
+            {"depth": depth, "cause": str(e.causation_id), "event": event_record(e, registry)}
             for depth, e in caused[:limit]
         ],
         "truncated": truncated,

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from django.http import HttpRequest
 from ninja import Router, Status
 from ninja.params import functions as param
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
 from api.access import project_for, token_of
 from api.errors import READ_ERRORS, WRITE_ERRORS
@@ -26,7 +26,7 @@ from continust.schemas.records import event_type_record, registry_record
 router = Router(tags=["event types"])
 
 PROJECT = "/projects/{slug:slug}"
-TYPE = PROJECT + "/types/{streamname:name}"
+TYPE = PROJECT + "/types/{streamname:typename}"
 TypePath = Annotated[
     str,
     param.Path(
@@ -110,29 +110,27 @@ class TypeIn(StrictSchema):
     json_schema: dict[str, Any] = SCHEMA_FIELD
 
 
-class UpcasterIn(StrictSchema):
-    """Exactly one of `patch` and `function`."""
+class PatchUpcaster(StrictSchema):
+    """A declarative upcaster."""
 
-    patch: list[dict[str, Any]] | None = Field(
-        None,
+    patch: list[dict[str, Any]] = Field(
         max_length=1000,
         description="RFC 6902 operations that turn a payload of the previous version into "
         "this one.",
+        json_schema_extra={"items": {"type": "object", **PAYLOAD_SCHEMA}},
     )
-    function: str | None = Field(
-        None,
+
+
+class FunctionUpcaster(StrictSchema):
+    """An upcaster written in Python."""
+
+    function: str = Field(
         min_length=1,
         max_length=300,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
         description="The dotted path of a function registered with "
         "`continust.schemas.upcasters.upcaster`.",
     )
-
-    @model_validator(mode="after")
-    def _one(self) -> UpcasterIn:
-        if (self.patch is None) == (self.function is None):
-            raise ValueError("give exactly one of patch and function")
-        return self
 
 
 class EvolveIn(StrictSchema):
@@ -152,7 +150,9 @@ class EvolveIn(StrictSchema):
     )
 
     json_schema: dict[str, Any] = SCHEMA_FIELD
-    upcaster: UpcasterIn
+    upcaster: PatchUpcaster | FunctionUpcaster = Field(
+        description="Exactly one of `patch` and `function`."
+    )
 
 
 class SettingIn(StrictSchema):
@@ -192,28 +192,28 @@ def register_type(request: HttpRequest, slug: SlugPath, body: TypeIn) -> Status[
 
 
 @router.get(TYPE + "/versions", response={200: TypeHistoryOut, **READ_ERRORS}, by_alias=True)
-def get_type(request: HttpRequest, slug: SlugPath, name: TypePath) -> dict[str, Any]:
+def get_type(request: HttpRequest, slug: SlugPath, typename: TypePath) -> dict[str, Any]:
     """Every version of a registered type, oldest first, each with its upcaster."""
-    rows = registry.versions(project_for(request, slug), name)
-    return {"name": name, "versions": [event_type_record(row) for row in rows]}
+    rows = registry.versions(project_for(request, slug), typename)
+    return {"name": typename, "versions": [event_type_record(row) for row in rows]}
 
 
 @router.post(TYPE + "/versions", response={201: TypeOut, **ADMIN_ERRORS}, by_alias=True)
 def evolve_type(
-    request: HttpRequest, slug: SlugPath, name: TypePath, body: EvolveIn
+    request: HttpRequest, slug: SlugPath, typename: TypePath, body: EvolveIn
 ) -> Status[dict[str, Any]]:
     """Register the next version of a type with its upcaster from the previous version
     (write scope, admin role). Old events keep their stored bytes and hashes; every read
     shows them in the new shape. 404 for a type not registered, 422 `invalid_schema` or
     `invalid_event` for a schema or an upcaster that cannot be."""
     project = _administered(request, slug)
-    registry.versions(project, name)  # 404 before anything else
+    registry.versions(project, typename)  # 404 before anything else
     row = event_types.evolve(
         project,
-        name,
+        typename,
         body.json_schema,
-        patch=body.upcaster.patch,
-        function=body.upcaster.function or "",
+        patch=body.upcaster.patch if isinstance(body.upcaster, PatchUpcaster) else None,
+        function=body.upcaster.function if isinstance(body.upcaster, FunctionUpcaster) else "",
         actor=_actor(request),
     )
     return Status(201, event_type_record(row))

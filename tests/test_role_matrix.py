@@ -23,7 +23,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from api.models import ApiToken, Scope
-from continust.audit import reviews
+from continust.audit import event_types, reviews
 from continust.audit.digests import take_digest
 from continust.audit.erasure import set_personal
 from continust.log.projects import add_member, create_project, create_stream
@@ -92,6 +92,10 @@ REQUIRED.update({"projection-run": Role.ADMIN, "projection-rebuild": Role.ADMIN}
 REQUIRED.update(dict.fromkeys(("erasure", "erasure-erase", "stream-personal"), Role.ADMIN))
 # Verifying (a POST: it may upload a digest) only reads, as the verify command does.
 REQUIRED.update({"integrity": Role.VIEWER})
+# Event types (issue 16): every member reads the registry; only an admin changes it.
+REQUIRED.update(
+    dict.fromkeys(("event-type-register", "event-type-evolve", "event-types-setting"), Role.ADMIN)
+)
 # Webhooks (issue 15): only an admin sees or changes them (their URLs and deliveries).
 REQUIRED.update(
     dict.fromkeys(
@@ -182,6 +186,7 @@ def world(db):
     # A stream that keeps personal data, with a data subject the admin can erase once.
     customers = set_personal(create_stream(acme, "customers"), "customer", actor="alice")
     put(customers, {"customer": "s-1", "email": "s@example.com"})
+    event_type = event_types.register(acme, "order.placed", {}, actor="alice")
     personas = {
         Role.VIEWER: "vera",
         Role.EDITOR: "eddie",
@@ -206,6 +211,8 @@ def world(db):
             "review_id": review.pk,
             "member_id": acme.memberships.get(user=users["dave"]).pk,
             "replay_id": replay.pk,
+            "type_id": event_type.pk,
+            "typename": "order.placed",
             "fmt": "html",
             "name": stream.name,
             "compaction_id": job.pk,
@@ -231,6 +238,9 @@ def world(db):
             "add_stream": lambda who: {"name": f"new-{who}"},
             "append_events": lambda who: {"events": [{"type": "t", "payload": {}}]},
             "set_retention": lambda who: {"kind": "eternal"},
+            "register_type": lambda who: {"name": f"t-{who}", "schema": {}},
+            "evolve_type": lambda who: {"schema": {}, "upcaster": {"patch": []}},
+            "set_unregistered_types": lambda who: {"unregistered_types": "allow"},
             "request_compaction": lambda who: {},
             "fork_branch": lambda who: {"name": f"f-{who}", "at": "main"},
             "merge_branches": lambda who: {"from": f"m-{who}", "into": "main"},
@@ -349,6 +359,9 @@ def api_methods() -> dict[str, list[str]]:
 # needs a viewer).
 API_REQUIRED = {
     "set_retention": Role.ADMIN,
+    "register_type": Role.ADMIN,
+    "evolve_type": Role.ADMIN,
+    "set_unregistered_types": Role.ADMIN,
     "request_compaction": Role.ADMIN,
     "discard_replay": Role.ADMIN,
     "open_review": Role.REVIEWER,

@@ -21,7 +21,8 @@ ORDER = {
     "type": "object",
     "properties": {
         "amount": {"type": "integer", "minimum": 0},
-        "customer": {"type": "string", "x-personal": True},
+        # The customer names the data subject (docs/erasure.md): it stays readable.
+        "customer": {"type": "string", "x-personal": True, "x-subject": True},
     },
     "required": ["amount"],
 }
