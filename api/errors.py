@@ -17,6 +17,7 @@ from api.auth import BodyTooLarge, Forbidden
 from api.schemas import BadRequest, Conflict, Error
 from continust.busy import busy_response, is_busy
 from continust.core.errors import (
+    AlreadyErased,
     AlreadyExists,
     ConcurrencyConflict,
     IdempotencyConflict,
@@ -33,6 +34,8 @@ from continust.core.errors import (
 from continust.documents import diff as diffs
 from continust.documents.diff import NullNotExpressible
 from continust.log.reducers import UnknownReducer
+from continust.schemas.registry import InvalidSchema, TypeExists
+from continust.schemas.validation import SchemaViolation
 
 STATUS_TABLE = """\
 | status | code | when |
@@ -42,14 +45,15 @@ can store, the request does not match the schema (never 422), a name no record c
 (see "What a name may contain") |
 | 401 | `unauthorized` | no valid, unrevoked token |
 | 403 | `forbidden` | a visible project, but a read-only token, or a member below editor, \
-writes (below admin: changes a retention policy or compacts; reads or changes webhooks) |
-| 404 | `not_found` | an unknown project, stream, branch, version or event, or one the token \
-may not see |
+writes (below admin: changes a retention policy or compacts; reads or changes webhooks; \
+encrypts a stream, previews or erases a data subject) |
+| 404 | `not_found` | an unknown project, stream, branch, version, event or data subject, or \
+one the token may not see |
 | 409 | `stale_head`, `idempotency_conflict`, `stream_exists`, `already_exists`, \
-`merge_conflict`, `tag_exists` | the branch moved from `expected_head` (`current_head` says \
-where it is), an event id already recorded with other content, a stream or branch name \
-taken, a merge's conflicting paths left unresolved (`conflicts` lists them), a tag name \
-taken (tags never move) |
+`merge_conflict`, `tag_exists`, `already_erased` | the branch moved from `expected_head` \
+(`current_head` says where it is), an event id already recorded with other content, a \
+stream or branch name taken, a merge's conflicting paths left unresolved (`conflicts` \
+lists them), a tag name taken (tags never move), a data subject erased before |
 | 410 | `state_released` | a version whose state (or event payload) the stream's retention \
 policy released; its hashes and place in the graph remain |
 | 413 | `body_too_large`, `payload_too_large` | a request body above the limit (refused \
@@ -62,6 +66,11 @@ cannot say (`paths` names them; ask for the JSON Patch); `nothing_to_merge` for 
 already merged; \
 `invalid_webhook`: a webhook URL that is not http(s) or reaches a non-public address, a \
 malformed secret, a redelivery of a delivery that has not failed |
+| 422 | `schema_violation`, `invalid_schema` | a payload that does not fit its type's newest \
+registered schema (`path` is the JSON Pointer of the failing part, `index` the event of the \
+batch, `type` and `version` the schema's), or a type the project does not take; a JSON \
+Schema its metaschema refuses |
+| 409 | `type_exists` | an event type registered already (evolve it instead) |
 | 422 | `bad_revision`, `ambiguous_name`, `bisect_refused`, `revert_conflict` | a revision \
 that does not resolve \
 (`main~99` walks past the root, `v12^3` names a parent there is not, `A..B` where one version \
@@ -182,6 +191,18 @@ def _on_operational_error(request: HttpRequest, exc: Any) -> HttpResponse:
     )
 
 
+def _on_schema_violation(request: HttpRequest, exc: Any) -> HttpResponse:
+    return error_response(
+        422,
+        "schema_violation",
+        str(exc),
+        path=exc.path,
+        index=exc.index,
+        type=exc.type,
+        version=exc.version,
+    )
+
+
 def install(api: NinjaAPI) -> None:
     """Register the handlers on the API; the most specific exception class wins."""
     api.add_exception_handler(OperationalError, _on_operational_error)
@@ -192,6 +213,7 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(ConcurrencyConflict, _on_conflict)
     api.add_exception_handler(NullNotExpressible, _on_null_not_expressible)
     api.add_exception_handler(MergeConflict, _on_merge_conflict)
+    api.add_exception_handler(SchemaViolation, _on_schema_violation)
     handlers: dict[type[Exception], tuple[int, str]] = {
         InvalidName: (400, "invalid_name"),
         NotFound: (404, "not_found"),
@@ -206,7 +228,10 @@ def install(api: NinjaAPI) -> None:
         ReducerRejected: (422, "reducer_rejected"),
         InvalidEvent: (422, "invalid_event"),
         UnknownReducer: (422, "invalid_event"),
+        InvalidSchema: (422, "invalid_schema"),
+        TypeExists: (409, "type_exists"),
         StateReleased: (410, "state_released"),
+        AlreadyErased: (409, "already_erased"),
     }
     for exc_class, (status, code) in handlers.items():
         api.add_exception_handler(exc_class, simple_handler(status, code))

@@ -16,6 +16,7 @@ from api import (
     docs,
     errors,
     routes_branches,
+    routes_erasure,
     routes_integrity,
     routes_lineage,
     routes_log,
@@ -25,6 +26,7 @@ from api import (
     routes_reviews,
     routes_revisions,
     routes_streams,
+    routes_types,
     routes_webhooks,
 )
 from api.auth import BearerToken
@@ -42,8 +44,9 @@ Authenticate with a personal API token (the explorer's Tokens page):
 where its user is a member; every other project answers 404, exactly as a
 project that does not exist. Writing needs a write-scoped token and the editor
 role; opening, commenting on, ticking and deciding reviews need the reviewer role;
-changing a retention policy, compacting and discarding a replay need the admin role (403
-otherwise). Reads (blame, verify, digest, export included) need membership only.
+changing a retention policy, compacting, discarding a replay, changing the event-type
+registry, encrypting a stream's personal data and erasing a data subject need the admin
+role (403 otherwise). Reads (blame, verify, digest, export included) need membership only.
 Each token may make `CONTINUST_API_RATE` requests (per web process); more answer 429
 with `Retry-After`.
 
@@ -104,6 +107,7 @@ api.add_router("", routes_projects.router)
 api.add_router("", routes_streams.router)
 api.add_router("", routes_lineage.router)
 api.add_router("", routes_retention.router)
+api.add_router("", routes_erasure.router)
 api.add_router("", routes_branches.router)
 api.add_router("", routes_integrity.router)
 api.add_router("", routes_replays.router)
@@ -113,6 +117,7 @@ routes_revisions.install(api)
 api.add_router("", routes_log.router)
 api.add_exception_handler(TooManyFeeds, errors.simple_handler(429, "too_many_feeds"))
 api.add_router("", routes_webhooks.router)
+api.add_router("", routes_types.router)
 api.add_exception_handler(InvalidWebhook, errors.simple_handler(422, "invalid_webhook"))
 
 urlpatterns = [

@@ -34,8 +34,8 @@ from continust.core.errors import NotFound, NothingToMerge
 from continust.core.parsing import BIGINT_MAX, NAME_MAX, NAME_PATTERN
 from continust.documents import diff as diffs
 from continust.log.lookup import resolve_version
-from continust.log.states import state_of
 from continust.log.store import UNSET, fork, merge, plan_merge
+from continust.log.subjects import readable_state, reveal
 from continust.models import Branch, Stream, Version
 
 router = Router(tags=["branches"])
@@ -190,7 +190,7 @@ def preview_merge(
             "conflicts": [],
             "changes": [],
         }
-    changes = diffs.diff(state_of(heads[query.into]), plan.state)
+    changes = diffs.diff(readable_state(heads[query.into]), reveal(stream.project_id, plan.state))
     return {
         "from": query.source,
         "into": query.into,

@@ -37,7 +37,7 @@ from continust.core.parsing import format_cursor, parse_cursor
 from continust.documents.diff import diff, merge_patch, to_json_patch
 from continust.graph.cache import graph_for
 from continust.log.lookup import resolve_version
-from continust.log.states import state_of
+from continust.log.subjects import readable_state
 from continust.models import Stream, Version
 
 router = Router(tags=["lineage and diffs"])
@@ -174,7 +174,7 @@ def diff_changes(
     into the other. `old` or `new` is left out where there is no value (an add, a remove)."""
     stream = stream_for(request, slug, name)
     a, b, start = _pinned_pair(stream, query)
-    changes = [c.to_dict() for c in diff(state_of(a), state_of(b))]
+    changes = [c.to_dict() for c in diff(readable_state(a), readable_state(b))]
     return _pair_page(a, b, changes, start, query.limit)
 
 
@@ -186,7 +186,7 @@ def diff_json_patch(
     into b's."""
     stream = stream_for(request, slug, name)
     a, b, start = _pinned_pair(stream, query)
-    operations = to_json_patch(state_of(a), state_of(b))
+    operations = to_json_patch(readable_state(a), readable_state(b))
     return _pair_page(a, b, operations, start, query.limit)
 
 
@@ -201,4 +201,4 @@ def diff_merge_patch(
     `null_not_expressible` naming those `paths` (the JSON Patch diff can say it)."""
     stream = stream_for(request, slug, name)
     a, b = _pair(stream, query)
-    return {"a": a.pk, "b": b.pk, "merge_patch": merge_patch(state_of(a), state_of(b))}
+    return {"a": a.pk, "b": b.pk, "merge_patch": merge_patch(readable_state(a), readable_state(b))}

@@ -36,12 +36,13 @@ from api.schemas import (
 from continust.core.errors import ContinustError, InvalidName, NotFound
 from continust.core.parsing import BIGINT_MAX, NAME_MAX, NAME_PATTERN
 from continust.log.lookup import get_stream
-from continust.log.states import state_of
+from continust.log.subjects import readable_state
 from continust.models import Project, Stream, Version
 from continust.read.as_of import AsOf, Clock, head_as_of, head_now, project_as_of
 from continust.read.feed import Feed, FeedLimits, entry_record, open_feed
 from continust.read.project_log import LogFilter, LogPosition, read_log
 from continust.read.records import version_record
+from continust.schemas.registry import registry_of
 
 router = Router(tags=["log"])
 
@@ -166,7 +167,7 @@ def list_log(request: HttpRequest, slug: SlugPath, query: Query[LogQuery]) -> di
         project, LogPosition.parse(query.after), limit=query.limit, where=_where(project, query)
     )
     return {
-        "items": [entry_record(e) for e in page.entries],
+        "items": [entry_record(e, registry_of(project)) for e in page.entries],
         "next": str(page.next),
         "caught_up": page.caught_up,
     }
@@ -317,7 +318,7 @@ def _state_as_of(stream: Stream, branch: str, when: AsOf | None, **asked: Any) -
         "as_of_position": None,
         **asked,
         "version": _version_out(stream, version),
-        "state": state_of(version),
+        "state": readable_state(version),
     }
 
 
@@ -403,7 +404,7 @@ def project_state(
         if found.version is not None:
             record["version"] = _version_out(found.stream, found.version)
             try:
-                record["state"] = state_of(found.version)
+                record["state"] = readable_state(found.version)
             except ContinustError:
                 record["released"] = True
         items.append(record)

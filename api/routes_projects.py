@@ -30,6 +30,7 @@ from continust.log.lookup import get_event
 from continust.log.projects import create_stream
 from continust.models import Membership, Stream
 from continust.read.records import event_record
+from continust.schemas.registry import registry_of
 
 router = Router(tags=["projects"])
 
@@ -112,7 +113,8 @@ def add_stream(request: HttpRequest, slug: SlugPath, body: StreamIn) -> Status[d
 @router.get(PROJECT + "/events/{uuid:event_id}", response={200: EventOut, **READ_ERRORS})
 def get_one_event(request: HttpRequest, slug: SlugPath, event_id: EventIdPath) -> dict[str, Any]:
     """Return an event of the project by its id."""
-    return event_record(get_event(project_for(request, slug), event_id))
+    project = project_for(request, slug)
+    return event_record(get_event(project, event_id), registry_of(project))
 
 
 @router.get(
@@ -122,16 +124,18 @@ def causation(
     request: HttpRequest, slug: SlugPath, event_id: EventIdPath, query: Query[CausationQuery]
 ) -> dict[str, Any]:
     """Explain an event: the chain of its causes and the events it caused, bounded."""
-    event = get_event(project_for(request, slug), event_id)
+    project = project_for(request, slug)
+    event = get_event(project, event_id)
     limit = query.limit
     chain = causes(event, limit=limit + 1)
     caused = flatten(consequences(event, limit=limit + 1))[1:]  # the event itself is first
     truncated = len(chain) > limit or len(caused) > limit
+    registry = registry_of(project)
     return {
-        "event": event_record(event),
-        "causes": [event_record(e) for e in chain[:limit]],
+        "event": event_record(event, registry),
+        "causes": [event_record(e, registry) for e in chain[:limit]],
         "consequences": [
-            {"depth": depth, "cause": str(e.causation_id), "event": event_record(e)}
+            {"depth": depth, "cause": str(e.causation_id), "event": event_record(e, registry)}
             for depth, e in caused[:limit]
         ],
         "truncated": truncated,

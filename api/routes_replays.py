@@ -58,6 +58,7 @@ REPLAY_EXAMPLE: dict[str, Any] = {
     "skip_events": [],
     "until": None,
     "reducer_version": None,
+    "upcast_to": None,
     "done": 4,
     "total": 10,
     "written": 4,
@@ -101,6 +102,12 @@ class ReplayIn(StrictSchema):
     reducer_version: int | None = Field(
         None, ge=1, le=2_147_483_647, description="Fold with this version of the reducer."
     )
+    upcast: bool = Field(
+        False,
+        description="Fold each event in its type's newest registered shape (the project's "
+        "upcasters run), to diff against the original before promoting. 422 when no type "
+        "of the project was evolved past version 1.",
+    )
 
     _whole = field_validator("reducer_version", mode="before")(_whole_number)
 
@@ -124,6 +131,9 @@ class ReplayOut(Schema):
     skip_events: list[str]
     until: str | None
     reducer_version: int | None
+    upcast_to: dict[str, int] | None = Field(
+        description="With upcasting: the version each event type was read in; else null."
+    )
     done: int
     total: int
     written: int
@@ -188,6 +198,7 @@ def start_replay(
         skip_events=body.skip_events,
         until=body.until,
         reducer_version=body.reducer_version,
+        upcast=body.upcast,
         actor=_actor(request),
     )
     replay.stream = stream

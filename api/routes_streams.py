@@ -28,10 +28,12 @@ from api.schemas import (
 )
 from continust.log.lookup import resolve_version
 from continust.log.store import UNSET, NewEvent, append
+from continust.log.subjects import Revealer
 from continust.models import Branch, Event, Stream, Version
 from continust.read.records import event_record, version_record
 from continust.read.timeline import timeline_page
 from continust.read.versions import read_version
+from continust.schemas.registry import registry_of
 
 router = Router(tags=["streams"])
 
@@ -90,9 +92,11 @@ def append_events(
 
 
 def _event_records(stream: Stream, events: list[Event]) -> list[dict[str, Any]]:
+    revealer = Revealer(stream.project_id)
     for event in events:
         event.stream = stream
-    return [event_record(e) for e in events]
+    registry = registry_of(stream.project)
+    return [event_record(e, registry, revealer) for e in events]
 
 
 @router.get(STREAM + "/events", response={200: EventPage, **READ_ERRORS})

@@ -355,6 +355,15 @@ class EventOut(Schema):
     correlation: UUID | None
     actor: str
     hash: str
+    stored_payload: dict[str, Any] | None = Field(
+        None,
+        description="When an upcaster changed the payload: the payload as stored (and "
+        "hashed), in the type's version `upcast_from`. `payload` is in the newest version.",
+        json_schema_extra=PAYLOAD_SCHEMA,
+    )
+    upcast_from: int | None = Field(
+        None, description="The version of the event's type the stored payload is in."
+    )
 
 
 class EventPage(Schema):
@@ -586,3 +595,90 @@ class CompactionOut(Schema):
 class CompactionPage(Schema):
     items: list[CompactionOut]
     next: str | None
+
+
+# -- erasure (personal data sealed per data subject) ------------------------------------
+
+SUBJECT_MAX = 200
+REASON_MAX = 1000
+
+
+class PersonalIn(StrictSchema):
+    """Whether a stream stores its payloads encrypted per data subject."""
+
+    subject_member: str | None = Field(
+        description="The payload member that names each event's data subject; every other "
+        "top-level member is then stored encrypted with that subject's key. `null` stops "
+        "encrypting (events already recorded keep their form).",
+        min_length=1,
+        max_length=NAME_MAX,
+        pattern=TEXT_PATTERN,
+        examples=["customer"],
+    )
+
+
+class PersonalOut(Schema):
+    stream: str
+    subject_member: str | None = Field(
+        description="The member naming the data subject, or null when payloads are stored "
+        "as they are."
+    )
+
+
+class ErasureIn(StrictSchema):
+    """Erase a data subject: destroy its key."""
+
+    subject: str = Field(
+        min_length=1,
+        max_length=SUBJECT_MAX,
+        pattern=TEXT_PATTERN,
+        description="The data subject's id, as the events name it.",
+        examples=["customer-42"],
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=REASON_MAX,
+        pattern=TEXT_PATTERN,
+        description="Why; kept in the project's audit stream (write no personal data here).",
+        examples=["GDPR Art. 17 request #118"],
+    )
+
+
+class AffectedEventOut(Schema):
+    """An event holding sealed values of the subject."""
+
+    stream: str
+    seq: int
+    id: UUID
+    type: str
+
+
+class ErasurePreviewOut(Schema):
+    """What erasing the subject would redact; computing it changes nothing."""
+
+    subject: str
+    erased: bool = Field(description="Whether the subject was erased already.")
+    events: list[AffectedEventOut]
+
+
+class ErasureOut(Schema):
+    """The report of an erasure."""
+
+    project: str
+    subject: str
+    erased_at: str
+    erased_by: str
+    reason: str
+    audit_event: UUID = Field(description="The `subject.erased` event in the audit stream.")
+    events: list[AffectedEventOut] = Field(
+        description="The events whose personal values now read `[erased]`."
+    )
+
+
+class SubjectQuery(Schema):
+    subject: str = Field(
+        min_length=1,
+        max_length=SUBJECT_MAX,
+        pattern=TEXT_PATTERN,
+        description="The data subject's id.",
+    )

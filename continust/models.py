@@ -28,6 +28,13 @@ class Role(models.TextChoices):
         return [cls.VIEWER, cls.EDITOR, cls.REVIEWER, cls.ADMIN].index(cls(role))
 
 
+class UnregisteredTypes(models.TextChoices):
+    """Whether a project takes events of a type its registry does not know."""
+
+    ALLOW = "allow", "allow"
+    REFUSE = "refuse", "refuse"
+
+
 class Project(models.Model):
     """A workspace owned by a team; the unit of access control."""
 
@@ -40,6 +47,14 @@ class Project(models.Model):
     # The review rule: may whoever opened a review approve it? Admins change it on the
     # Members page; each change is recorded in the project's audit stream.
     self_approval = models.BooleanField(default=False)
+    # The event-type registry (``continust.schemas``): whether a type nobody registered may
+    # be appended, and a counter every change of the registry or this setting bumps, so an
+    # append that loaded the project knows whether its cached validators still hold (0: no
+    # type was ever registered, and an append looks nothing up).
+    unregistered_types = models.CharField(
+        max_length=8, choices=UnregisteredTypes.choices, default=UnregisteredTypes.ALLOW
+    )
+    schema_revision = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["slug"]
@@ -97,6 +112,10 @@ class Stream(models.Model):
     # The end of the hash chain: how many events, and the hash of the last one.
     event_count = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
+    # Encryption of personal data (continust.log.sealing): None, or {"subject": MEMBER},
+    # the payload member that names each event's data subject; every other top-level
+    # member is then stored encrypted with that subject's key.
+    personal = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["project", "name"]
@@ -106,6 +125,30 @@ class Stream(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.slug}/{self.name}"
+
+
+class SubjectKey(models.Model):
+    """The key a data subject's personal fields are encrypted with, one per project and
+    subject; erasure destroys it (``key`` becomes NULL) and keeps the row as the record
+    that the subject was erased."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
+    subject = models.CharField(max_length=200)
+    # 32 bytes of AES-256-GCM key, or nonce + the key sealed by CONTINUST_MASTER_KEY.
+    key = models.BinaryField(null=True)
+    wrapped = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+    erased_by = models.CharField(max_length=200, blank=True, default="")
+    erase_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "subject"], name="subject_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}/{self.subject}"
 
 
 class AppendOnly(models.Model):
@@ -410,6 +453,9 @@ class Replay(Leased):
     skip_events = models.JSONField(default=list, blank=True)
     until = models.DateTimeField(null=True, blank=True)
     reducer_version = models.PositiveIntegerField(null=True, blank=True)
+    # Fold with upcasting: each event type's payloads read in this version of its type
+    # (the newest registered when the replay started); None folds the stored payloads.
+    upcast_to = models.JSONField(null=True, blank=True)
     actor = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -1075,3 +1121,35 @@ class SubscriptionMessage(Leased):
                 fields=["subscription", "status", "due_at"], name="subscription_message_due"
             )
         ]
+
+
+class EventType(models.Model):
+    """One version of an event type in a project's registry: its JSON Schema (Draft
+    2020-12) and, from version 2 on, the upcaster that turns a payload of the previous
+    version into this one (a JSON Patch or a registered function). Never changed: a new
+    shape is a new version."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="event_types")
+    name = models.CharField(max_length=200)
+    version = models.PositiveIntegerField()
+    schema = models.JSONField()
+    # From the previous version: RFC 6902 operations, or the dotted path of a function
+    # registered with ``continust.schemas.upcasters.upcaster``; neither on version 1.
+    upcast_patch = models.JSONField(null=True, blank=True)
+    upcast_function = models.CharField(max_length=300, blank=True, default="")
+    # The project's last event position when this version was registered: later events of
+    # the type were validated against it (earlier ones have an older shape).
+    since_position = models.BigIntegerField(default=0)
+    actor = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "name", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "name", "version"], name="one_event_type_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"

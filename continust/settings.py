@@ -203,10 +203,15 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 # Who may scrape /metrics (api/metrics.py): these addresses, or a bearer of this token.
 CONTINUST_METRICS_NETWORKS = env_networks("CONTINUST_METRICS_NETWORKS", ["127.0.0.1", "::1"])
 CONTINUST_METRICS_TOKEN = env_str("CONTINUST_METRICS_TOKEN", "")
+# Wraps every data subject's key (continust.log.subjects): 32 bytes, URL-safe base64.
+# Unset: subject keys are stored as they are. Keys wrapped by it need it to be read.
+CONTINUST_MASTER_KEY = env_str("CONTINUST_MASTER_KEY", "")
 CONTINUST_MAX_PAYLOAD_BYTES = env_int("CONTINUST_MAX_PAYLOAD_BYTES", 1_048_576, minimum=2)
 CONTINUST_MAX_BATCH_EVENTS = env_int("CONTINUST_MAX_BATCH_EVENTS", 10_000, minimum=1)
 # Extra reducers: "name:version=dotted.path.to.function", comma separated.
 CONTINUST_REDUCERS = env_list("CONTINUST_REDUCERS", [])
+# Modules whose functions are registered as upcasters (continust.schemas.upcasters).
+CONTINUST_UPCASTER_MODULES = env_list("CONTINUST_UPCASTER_MODULES", [])
 
 # Celery: Redis (or any kombu URL) in production, the filesystem transport embedded.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 from continust.audit.blame import blame
 from continust.core.errors import ContinustError, InvalidName
 from continust.documents import diff as diffs
-from continust.log.states import state_of
+from continust.log.subjects import readable_state
 from continust.models import Membership, Stream, Version
 from explorer.access import member_required
 from explorer.jsontree import json_text
@@ -63,7 +63,7 @@ def blame_view(
         "stream": stream,
         "version": version,
         "path": path,
-        "paths": _leaf_paths(state_of(version)),
+        "paths": _leaf_paths(readable_state(version)),
     }
     status = 200
     if path is not None:

@@ -36,9 +36,11 @@ def confirmation(
     back: str,
     problem: str = "",
     url: str | None = None,
+    hidden: Sequence[tuple[str, str]] = (),
 ) -> HttpResponse:
     """Render what an action will do and the form that does it; ``problem`` when it cannot.
-    The form posts back to the page's path, or to ``url`` (which may carry a query)."""
+    The form posts back to the page's path, or to ``url`` (which may carry a query), with
+    the ``hidden`` fields the action needs again (what a form asked for)."""
     context = {
         "membership": membership,
         "project": membership.project,
@@ -48,6 +50,7 @@ def confirmation(
         "back": back,
         "problem": problem,
         "url": url or request.path,
+        "hidden": hidden,
     }
     template = "confirm.html#confirm" if request.htmx else "confirm.html"
     return render(request, template, context)

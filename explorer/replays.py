@@ -69,6 +69,12 @@ class ReplayForm(forms.Form):
     reducer_version = forms.TypedChoiceField(
         required=False, coerce=int, empty_value=None, label="reducer version"
     )
+    upcast = forms.BooleanField(
+        required=False,
+        label="upcast",
+        help_text="fold each event in its type's newest registered shape, to see what the "
+        "project's schema changes would have changed before promoting",
+    )
 
     def __init__(self, *args: Any, stream: Stream, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -180,6 +186,7 @@ def replay_start(request: HttpRequest, membership: Membership, stream: Stream) -
                 skip_events=form.words(data["skip_events"]),
                 until=data["until"],
                 reducer_version=data["reducer_version"],
+                upcast=data["upcast"],
                 actor=actor_of(request),
             )
         except ContinustError as err:

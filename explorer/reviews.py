@@ -26,7 +26,7 @@ from continust.core.errors import ContinustError
 from continust.documents import diff as diffs
 from continust.graph.cache import graph_for
 from continust.log.lookup import resolve_version
-from continust.log.states import state_of
+from continust.log.subjects import readable_state
 from continust.models import Branch, Event, Membership, Review, Role, Stream, Version
 from explorer.access import actor_of, member_required, refuse, review_for
 from explorer.audit import REPORT_FORMATS
@@ -183,8 +183,8 @@ def _timeline(review: Review, log: reviews.ReviewLog) -> tuple[list[dict[str, An
 
 
 def _checklist(review: Review, log: reviews.ReviewLog) -> list[dict[str, Any]]:
-    before = state_of(review.base) if review.base else {}
-    after = state_of(review.head)
+    before = readable_state(review.base) if review.base else {}
+    after = readable_state(review.head)
     rows: list[dict[str, Any]] = []
     seen: dict[str, dict[str, Any]] = {}
     for change in diffs.diff(before, after):

@@ -100,7 +100,7 @@ def revert_version(
             url=url,
         )
     if not confirmed(request):
-        lines = format_changes(plan.changes).splitlines()
+        lines = format_changes(plan.shown_changes()).splitlines()
         facts = [
             f"Append one {plan.event_type} event to branch {plan.branch}, after its head "
             f"v{plan.head}, caused by event {version.event.id} (version {version.pk}).",

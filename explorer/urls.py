@@ -29,8 +29,10 @@ urlpatterns = [
     path("", include("explorer.blame")),  # blame a path of a version's state
     path("", include("explorer.integrity")),  # verify and digest
     path("", include("explorer.members")),  # members and the review rule
+    path("", include("explorer.event_types")),  # the event-type registry
     path("", include("explorer.pipelines")),  # pipelines: list, start, watch, control
     path("", include("explorer.projections")),  # projections: lag, run, rebuild
+    path("", include("explorer.erasure")),  # encrypted streams, erasing a data subject
     path("", include("explorer.retention")),  # retention policy, dry run, compactions
     path("", include("explorer.revisions")),  # tag and revert a version, confirmed
     path("", include("explorer.bisect")),  # bisect a stream by a JSON Pointer

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from django.contrib import messages
@@ -33,12 +34,15 @@ from continust.graph.cache import graph_for
 from continust.graph.causation import causes, consequences, flatten
 from continust.log.lookup import find_version, resolve_range, resolve_version
 from continust.log.policy import policy_of
-from continust.log.states import is_released, state_of
+from continust.log.states import is_released
 from continust.log.store import fork, merge, plan_merge
+from continust.log.subjects import Revealer, readable_state, reveal
 from continust.models import Branch, Event, Membership, Role, Stream, Tag, Version
 from continust.projections import control as projections
 from continust.read.timeline import filter_choices, newest_id
 from continust.read.versions import read_version, with_first_versions
+from continust.schemas.registry import registry_of
+from continust.schemas.upcasting import upcast_payload
 from explorer import log
 from explorer.access import AuthenticatedHttpRequest, HtmxHttpRequest, actor_of, member_required
 from explorer.causality import causation_graph
@@ -204,14 +208,29 @@ def _released_picks(context: dict[str, Any]) -> None:
 
 def _version_context(stream: Stream, version: Version | int) -> dict[str, Any]:
     read = read_version(stream, version)
-    payload = read.event.payload
+    # Upcasters run on the payload as stored (personal values sealed), then it is revealed.
+    stored = read.version.event.payload
+    upcast = None
+    if stored is not None:
+        found = upcast_payload(
+            registry_of(stream.project), read.event.type, stored, read.event.position
+        )
+        revealer = Revealer(stream.project_id)
+        upcast = replace(
+            found, stored=revealer.reveal(found.stored), payload=revealer.reveal(found.payload)
+        )
     return {
         "version": read.version,
         "read": read,
         # The stream page marks the selected version's released run on the timeline.
         "released": read.released,
         "state_tree": None if read.released is not None else json_tree(read.state),
-        "payload_tree": None if payload is None else json_tree(payload),
+        "payload_tree": None if upcast is None else json_tree(upcast.payload),
+        # An older version of the event's type: the payload as stored, and how it reads now.
+        "upcast": upcast if upcast is not None and upcast.changed else None,
+        "stored_payload_tree": (
+            json_tree(upcast.stored) if upcast is not None and upcast.changed else None
+        ),
         "tags": Tag.objects.filter(stream=stream, version_id=read.version.pk).order_by("name"),
     }
 
@@ -252,7 +271,7 @@ def version_state(
     if version is None:
         raise Http404("No such version.")
     try:
-        state = state_of(version)
+        state = readable_state(version)
     except StateReleased as err:
         return _gone(request, err)
     response = JsonResponse(
@@ -270,7 +289,7 @@ def compare(request: HttpRequest, membership: Membership, stream: Stream) -> Htt
     if a is None or b is None:
         raise Http404("Pick two versions of this stream to compare.")
     try:
-        before, after = state_of(a), state_of(b)
+        before, after = readable_state(a), readable_state(b)
     except StateReleased as err:
         return _gone(request, err)
     fmt = request.GET.get("format")
@@ -447,7 +466,10 @@ def merge_branches(request: HttpRequest, membership: Membership, stream: Stream)
     context.update(
         plan=plan,
         conflicts=conflicts,
-        preview=[_change_row(c) for c in diffs.diff(state_of(heads[into]), plan.state)],
+        preview=[
+            _change_row(c)
+            for c in diffs.diff(readable_state(heads[into]), reveal(stream.project_id, plan.state))
+        ],
     )
     if request.method == "GET" or data.get("confirm") != "yes":
         return render(request, "merge.html", context)

@@ -59,3 +59,19 @@ def rows(table: str) -> list[tuple[str, str]]:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT event_id, type FROM {table} ORDER BY event_id")
         return [(str(a), str(b)) for a, b in cursor.fetchall()]
+
+
+class PersonalLog(Projection):
+    """The e-mail address of each customer event: a projection that copies personal data."""
+
+    description = "customers' e-mail addresses"
+    handles = ("customer.*",)
+    tables = {"emails": ["CREATE TABLE {table} (event_id varchar(36) NOT NULL, email text)"]}
+
+    def apply(self, entries: Sequence[Any], tables: Mapping[str, str]) -> None:
+        with connection.cursor() as cursor:
+            for entry in entries:
+                cursor.execute(
+                    f"INSERT INTO {tables['emails']} (event_id, email) VALUES (%s, %s)",
+                    [str(entry.event.id), entry.event.payload.get("email")],
+                )

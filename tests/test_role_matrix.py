@@ -23,8 +23,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from api.models import ApiToken, Scope
-from continust.audit import reviews
+from continust.audit import event_types, reviews
 from continust.audit.digests import take_digest
+from continust.audit.erasure import set_personal
 from continust.log.projects import add_member, create_project, create_stream
 from continust.log.store import fork
 from continust.models import DeliveryStatus, Role, WebhookDelivery
@@ -87,8 +88,14 @@ REQUIRED = {
 REQUIRED.update({"retention-policy": Role.ADMIN, "compaction-start": Role.ADMIN})
 # Projections: only an admin runs or rebuilds one.
 REQUIRED.update({"projection-run": Role.ADMIN, "projection-rebuild": Role.ADMIN})
+# Erasure (issue 16): only an admin sees the page, encrypts a stream or erases a subject.
+REQUIRED.update(dict.fromkeys(("erasure", "erasure-erase", "stream-personal"), Role.ADMIN))
 # Verifying (a POST: it may upload a digest) only reads, as the verify command does.
 REQUIRED.update({"integrity": Role.VIEWER})
+# Event types (issue 16): every member reads the registry; only an admin changes it.
+REQUIRED.update(
+    dict.fromkeys(("event-type-register", "event-type-evolve", "event-types-setting"), Role.ADMIN)
+)
 # Webhooks (issue 15): only an admin sees or changes them (their URLs and deliveries).
 REQUIRED.update(
     dict.fromkeys(
@@ -176,6 +183,10 @@ def world(db):
     delivery = WebhookDelivery.objects.get(webhook=webhook)
     WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED)
     integrity_pins = f"pin={stream.pk}.{stream.event_count}.4"
+    # A stream that keeps personal data, with a data subject the admin can erase once.
+    customers = set_personal(create_stream(acme, "customers"), "customer", actor="alice")
+    put(customers, {"customer": "s-1", "email": "s@example.com"})
+    event_type = event_types.register(acme, "order.placed", {}, actor="alice")
     personas = {
         Role.VIEWER: "vera",
         Role.EDITOR: "eddie",
@@ -200,6 +211,8 @@ def world(db):
             "review_id": review.pk,
             "member_id": acme.memberships.get(user=users["dave"]).pk,
             "replay_id": replay.pk,
+            "type_id": event_type.pk,
+            "typename": "order.placed",
             "fmt": "html",
             "name": stream.name,
             "compaction_id": job.pk,
@@ -217,13 +230,17 @@ def world(db):
             "audit-export": integrity_pins,
             "blame": "path=/n",
             "api": f"a={v1.pk}&b={v3.pk}&of=main&ref=main&from=side&into=main&path=/n"
-            f"&range={v1.pk}..main&as_of_position={logged}",
+            f"&range={v1.pk}..main&as_of_position={logged}&subject=s-1",
             "stream-as-of": "at=2100-01-01T00:00&clock=recorded&branch=main",
+            "erasure-erase": "subject=s-1&reason=asked",
         },
         "bodies": {
             "add_stream": lambda who: {"name": f"new-{who}"},
             "append_events": lambda who: {"events": [{"type": "t", "payload": {}}]},
             "set_retention": lambda who: {"kind": "eternal"},
+            "register_type": lambda who: {"name": f"t-{who}", "schema": {}},
+            "evolve_type": lambda who: {"schema": {}, "upcaster": {"patch": []}},
+            "set_unregistered_types": lambda who: {"unregistered_types": "allow"},
             "request_compaction": lambda who: {},
             "fork_branch": lambda who: {"name": f"f-{who}", "at": "main"},
             "merge_branches": lambda who: {"from": f"m-{who}", "into": "main"},
@@ -250,6 +267,8 @@ def world(db):
             "redeliver": lambda who: {},
             "add_webhook": lambda who: {"url": f"https://93.184.215.14/{who}"},
             "remove_webhook": lambda who: {},
+            "set_personal_data": lambda who: {"subject_member": "customer"},
+            "erase_subject": lambda who: {"subject": "s-1", "reason": f"asked by {who}"},
         },
         "v4": v4,
     }
@@ -340,6 +359,9 @@ def api_methods() -> dict[str, list[str]]:
 # needs a viewer).
 API_REQUIRED = {
     "set_retention": Role.ADMIN,
+    "register_type": Role.ADMIN,
+    "evolve_type": Role.ADMIN,
+    "set_unregistered_types": Role.ADMIN,
     "request_compaction": Role.ADMIN,
     "discard_replay": Role.ADMIN,
     "open_review": Role.REVIEWER,
@@ -367,8 +389,11 @@ API_REQUIRED.update(
         Role.ADMIN,
     )
 )
+# Erasure (issue 16): only an admin encrypts a stream, previews or erases a data subject.
+API_REQUIRED.update(dict.fromkeys(("set_personal_data", "erase_subject"), Role.ADMIN))
 # API reads that need more than membership: a webhook's URL and deliveries are the admins'.
 API_READ_REQUIRED = dict.fromkeys(("list_webhooks", "get_webhook", "list_deliveries"), Role.ADMIN)
+API_READ_REQUIRED["preview_erasure"] = Role.ADMIN
 
 
 def check_api(route: Route, world: dict[str, Any], methods: list[str], problems: list[str]) -> None:

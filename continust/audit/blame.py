@@ -27,6 +27,7 @@ from continust.graph.cache import graph_for
 from continust.graph.lineage import VersionGraph
 from continust.log.canonical import canonical_json
 from continust.log.states import state_of
+from continust.log.subjects import Revealer
 from continust.models import State, Stream, Version
 
 BATCH: Final = 64
@@ -98,9 +99,12 @@ def same(a: Any, b: Any) -> bool:
 class _PathValues:
     """The value at one path of each version's state, read a batch of ancestors at a time."""
 
-    def __init__(self, graph: VersionGraph[int], tokens: list[str]) -> None:
+    def __init__(self, graph: VersionGraph[int], tokens: list[str], revealer: Revealer) -> None:
         self.graph = graph
         self.tokens = tokens
+        # Values are compared as readers see them: a personal value sealed twice differs
+        # in its stored form, and a path may lead into a sealed value.
+        self.revealer = revealer
         self.by_state: dict[str, Any] = {}
         self.by_version: dict[int, Any] = {}
         self.in_database = on_postgresql() and all(
@@ -132,17 +136,29 @@ class _PathValues:
             # States a retention policy does not store are recomputed.
             for version_id, state_hash in states.items():
                 if state_hash in wanted and state_hash not in found:
-                    found[state_hash] = resolve(state_of(version_id), self.tokens)
+                    found[state_hash] = self._resolve(state_of(version_id))
             self.by_state.update(found)
         for version_id, state_hash in states.items():
             self.by_version[version_id] = self.by_state[state_hash]
 
+    def _resolve(self, state: Any) -> Any:
+        return resolve(self.revealer.reveal(state), self.tokens)
+
     def _values(self, hashes: list[str]) -> dict[str, Any]:
         if not self.in_database:
             return {
-                h: resolve(data, self.tokens)
+                h: self._resolve(data)
                 for h, data in State.objects.filter(pk__in=hashes).values_list("hash", "data")
             }
+        found = self._values_in_database(hashes)
+        # A path that leads into a sealed value is found only in the revealed state.
+        missing = [h for h, value in found.items() if value is MISSING]
+        if missing:
+            states = State.objects.filter(pk__in=missing).values_list("hash", "data")
+            found.update({h: self._resolve(data) for h, data in states})
+        return {h: self.revealer.reveal(v) if v is not MISSING else v for h, v in found.items()}
+
+    def _values_in_database(self, hashes: list[str]) -> dict[str, Any]:
         table = State._meta.db_table
         with connection.cursor() as cursor:
             # "#>" answers SQL NULL for a missing path and JSON null for a null value.
@@ -169,7 +185,7 @@ def blame(stream: Stream, version: Version, path: str, *, depth: int = HISTORY) 
     """Blame the value at ``path`` of the version's state: its last ``depth`` changes."""
     tokens = pointer_tokens(path)
     graph = graph_for(stream)
-    values = _PathValues(graph, tokens)
+    values = _PathValues(graph, tokens, Revealer(stream.project_id))
     value = values.at(version.pk)
     if value is MISSING:
         raise NotFound(f"version {version.pk} has nothing at {path!r}")

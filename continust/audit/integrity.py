@@ -23,10 +23,13 @@ from continust.models import (
     Project,
     ReleasedRun,
     ReleasedVersion,
+    Replay,
     State,
     Stream,
     Version,
 )
+from continust.schemas.registry import Registry, registry_of
+from continust.schemas.upcasting import upcast_payload
 
 
 @dataclass(frozen=True)
@@ -333,8 +336,11 @@ def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
             "digest",
             "reducer",
             "reducer_version",
+            "branch",
+            "event__position",
         )
     )
+    upcasting = _upcasting_replays(stream)
     released = set(
         ReleasedVersion.objects.filter(run__stream=stream).values_list("version_id", flat=True)
     )
@@ -350,8 +356,16 @@ def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
         digest,
         reducer,
         reducer_version,
+        branch,
+        position,
     ) in rows.iterator(chunk_size=2000):
         where = f"version {vid} (event {event_id})"
+        if branch in upcasting and payload is not None:
+            # A replay with upcasting folded the payload as its type's version then read it.
+            registry, targets = upcasting[branch]
+            payload = upcast_payload(
+                registry, type_, payload, position, to=targets.get(type_, 0)
+            ).payload
         report.versions += 1
         mine = parents.get(vid, [])
         present = [p for p in mine if p in known]
@@ -409,6 +423,18 @@ def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
             states.put(vid, state)
         elif stored is not None:
             states.put(vid, stored)
+
+
+def _upcasting_replays(stream: Stream) -> dict[str, tuple[Registry | None, dict[str, int]]]:
+    """The shadow branches of the stream's replays that folded with upcasting, each with
+    the registry and the versions they read."""
+    replays = list(
+        Replay.objects.filter(stream=stream, upcast_to__isnull=False).values_list("id", "upcast_to")
+    )
+    if not replays:
+        return {}
+    registry = registry_of(Project.objects.get(pk=stream.project_id))
+    return {f"replay/{pk}": (registry, dict(targets or {})) for pk, targets in replays}
 
 
 def _fold(

@@ -64,7 +64,7 @@ def record(
 def _append_record(project: Project, new: NewEvent) -> Event:
     """Append to the audit stream; the caller indexes the event in the same transaction."""
     stream = audit_stream(project)
-    return append(stream, [new]).versions[0].event
+    return append(stream, [new], check_types=False).versions[0].event
 
 
 # -- opening ---------------------------------------------------------------------------

@@ -94,3 +94,12 @@ class NothingToMerge(ContinustError):
 
 class StateReleased(ContinustError):
     """A version whose state or event payload its stream's retention policy released."""
+
+
+class SubjectErased(InvalidEvent):
+    """An event naming a data subject whose key was erased: its personal data is no longer
+    recorded."""
+
+
+class AlreadyErased(ContinustError):
+    """An erasure of a data subject that was erased before; nothing changed."""

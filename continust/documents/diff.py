@@ -215,6 +215,12 @@ def _identities(items: list[Any], key: str) -> list[Hashable]:
 # -- diff --------------------------------------------------------------------
 
 
+def _opaque(value: Any) -> bool:
+    """Tell whether a value is sealed personal data (``continust.log.sealing``): a whole
+    value to diff, patch and merge, never a document to look into."""
+    return type(value) is dict and value.get("$sealed") == 1 and "ciphertext" in value
+
+
 def diff(a: Any, b: Any) -> list[Change]:
     """Return the changes that turn document `a` into document `b`, in order."""
     changes: list[Change] = []
@@ -228,6 +234,9 @@ def _diff(a: Any, b: Any, path: str, out: list[Change]) -> None:
     kind = type(a)
     if kind is not type(b):
         out.append(Change(path, "replace", a, b))
+    elif kind is dict and (_opaque(a) or _opaque(b)):
+        if not _equal(a, b):
+            out.append(Change(path, "replace", a, b))
     elif kind is dict:
         _diff_dicts(a, b, path, out)
     elif kind is list:
@@ -456,7 +465,7 @@ def _merge_patch(a: Any, b: Any, path: str, lost: list[str]) -> Any:
             continue
         if new is None:
             lost.append(_child(path, key))
-        if isinstance(old, dict) and isinstance(new, dict):
+        if isinstance(old, dict) and isinstance(new, dict) and not (_opaque(old) or _opaque(new)):
             patch[key] = _merge_patch(old, new, _child(path, key), lost)
         else:
             if isinstance(new, dict):
@@ -485,8 +494,9 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
-        elif isinstance(value, dict):
-            result[key] = apply_merge_patch(result.get(key), value)
+        elif isinstance(value, dict) and not _opaque(value):
+            inner = result.get(key)
+            result[key] = apply_merge_patch(None if _opaque(inner) else inner, value)
         else:
             result[key] = value
     return result
@@ -522,7 +532,7 @@ def _merge(base: Any, ours: Any, theirs: Any, path: str, conflicts: list[Conflic
         return theirs
     if _equal(base, theirs) or _equal(ours, theirs):
         return ours
-    if type(ours) is dict and type(theirs) is dict:
+    if type(ours) is dict and type(theirs) is dict and not (_opaque(ours) or _opaque(theirs)):
         # Both sides added or rebuilt an object: merge it against an empty one.
         return _merge_dicts(base if type(base) is dict else {}, ours, theirs, path, conflicts)
     if type(ours) is list and type(theirs) is list:

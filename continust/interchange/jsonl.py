@@ -29,24 +29,32 @@ from continust.log import canonical, statistics
 from continust.log.folding import derive_state
 from continust.log.projects import create_stream
 from continust.log.store import Batch, NewEvent, load_state, lock_stream, move_branch
+from continust.log.subjects import Revealer, check_subject_member
 from continust.models import Branch, Event, Project, Stream, Version
 
 
-def export_lines(project: Project, streams: Iterable[str] | None = None) -> Iterator[str]:
-    """Yield the project's streams (all, or those named) as JSON Lines."""
+def export_lines(
+    project: Project, streams: Iterable[str] | None = None, *, reveal: bool = False
+) -> Iterator[str]:
+    """Yield the project's streams (all, or those named) as JSON Lines.
+
+    Payloads are written as stored, personal values sealed, so the file imports and
+    verifies exactly; ``reveal`` writes them as readers see them instead (plain, or
+    ``[erased]``), a copy for people that no longer matches the events' hashes.
+    """
+    revealer = Revealer(project.pk) if reveal else None
     query = Stream.objects.filter(project=project).order_by("name")
     if streams is not None:
         query = query.filter(name__in=list(streams))
     for stream in query:
-        yield _line(
-            {
-                "kind": "stream",
-                "name": stream.name,
-                "reducer": stream.reducer,
-                "reducer_version": stream.reducer_version,
-                "retention": stream.retention,
-            }
-        )
+        line = {
+            "kind": "stream",
+            "name": stream.name,
+            "reducer": stream.reducer,
+            "reducer_version": stream.reducer_version,
+            "retention": stream.retention,
+        }
+        yield _line(line if stream.personal is None else {**line, "personal": stream.personal})
         for event in Event.objects.filter(stream=stream).order_by("seq").iterator(2000):
             yield _line(
                 {
@@ -56,7 +64,9 @@ def export_lines(project: Project, streams: Iterable[str] | None = None) -> Iter
                     "seq": event.seq,
                     "type": event.type,
                     "timestamp": canonical.timestamp_text(event.timestamp),
-                    "payload": event.payload,
+                    "payload": event.payload
+                    if revealer is None
+                    else revealer.reveal(event.payload),
                     "causation": str(event.causation_id) if event.causation_id else None,
                     "correlation": str(event.correlation_id) if event.correlation_id else None,
                     "actor": event.actor,
@@ -187,6 +197,11 @@ def _import_record(
                 reducer=record["reducer"],
                 reducer_version=record["reducer_version"],
             )
+            if isinstance(record.get("personal"), dict):
+                stream.personal = {
+                    "subject": check_subject_member(record["personal"].get("subject"))
+                }
+                stream.save(update_fields=["personal"])
             result.streams += 1
         return _StreamImport(lock_stream(stream))
     if current is None or record.get("stream") != current.stream.name:

@@ -10,11 +10,12 @@ the same paths, the revert does not apply cleanly and nothing is written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from continust.core.errors import InvalidEvent, NotFound, RevertConflict
 from continust.documents.diff import (
+    MISSING,
     Change,
     apply_merge_patch,
     diff,
@@ -26,6 +27,7 @@ from continust.graph.cache import graph_for
 from continust.log import canonical
 from continust.log.states import state_of
 from continust.log.store import Appended, NewEvent, append
+from continust.log.subjects import Revealer, reveal
 from continust.models import Branch, Stream, Version
 
 REVERT_EVENT: Final = "continust.revert"
@@ -45,15 +47,28 @@ class RevertPlan:
     event_type: str
     payload: dict[str, Any]
 
+    def shown_changes(self) -> tuple[Change, ...]:
+        """The changes as readers see them: personal values revealed (or erased)."""
+        revealer = Revealer(self.version.stream.project_id)
+        return tuple(
+            replace(
+                c,
+                old=c.old if c.old is MISSING else revealer.reveal(c.old),
+                new=c.new if c.new is MISSING else revealer.reveal(c.new),
+            )
+            for c in self.changes
+        )
+
     def as_dict(self) -> dict[str, Any]:
-        """The plan as the API and the ``revert`` command print it."""
+        """The plan as the API and the ``revert`` command print it (personal values
+        revealed)."""
         return {
             "reverts": self.version.pk,
             "branch": self.branch,
             "head": self.head,
             "type": self.event_type,
-            "payload": self.payload,
-            "changes": [c.to_dict() for c in self.changes],
+            "payload": reveal(self.version.stream.project_id, self.payload),
+            "changes": [c.to_dict() for c in self.shown_changes()],
         }
 
 

@@ -53,8 +53,11 @@ from continust.log.rows import (
     write_all,
 )
 from continust.log.states import is_released, state_of, store_snapshots
+from continust.log.subjects import reveal, seal_payload
 from continust.log.tips import Tip, tips
 from continust.models import Branch, Event, Stream, Tag, Version, VersionParent
+from continust.schemas.registry import is_internal
+from continust.schemas.validation import check_payloads
 
 
 class _Unset:
@@ -362,7 +365,17 @@ def _check_head(branch: Branch | None, expected_head: int | None | _Unset) -> No
         )
 
 
-def _existing(stream: Stream, events: Sequence[NewEvent]) -> Appended | None:
+def _sealed(stream: Stream, event: NewEvent) -> NewEvent:
+    """Return the event as stored: its personal values sealed (``continust.log.subjects``)."""
+    payload = seal_payload(stream, event.type, event.payload)
+    return event if payload is event.payload else replace(event, payload=payload)
+
+
+def _existing(
+    stream: Stream,
+    events: Sequence[NewEvent],
+    plain: dict[uuid.UUID | None, dict[str, Any]],
+) -> Appended | None:
     """Return the versions of an already recorded batch, or None for a new one."""
     ids = [e.id for e in events if e.id is not None]
     if not ids:
@@ -379,7 +392,7 @@ def _existing(stream: Stream, events: Sequence[NewEvent]) -> Appended | None:
         )
     for new in events:
         old = found[new.id]
-        if old.stream_id != stream.pk or old.type != new.type or old.payload != new.payload:
+        if old.stream_id != stream.pk or old.type != new.type or not _same_payload(old, new, plain):
             raise IdempotencyConflict(f"event id {new.id} is already recorded with other content")
     firsts = (
         Version.objects.filter(event__in=found.values())
@@ -389,6 +402,12 @@ def _existing(stream: Stream, events: Sequence[NewEvent]) -> Appended | None:
     )
     versions = list(Version.objects.filter(id__in=list(firsts)).order_by("event__seq"))
     return Appended(versions=versions, created=False)
+
+
+def _same_payload(old: Event, new: NewEvent, plain: dict[uuid.UUID | None, dict[str, Any]]) -> bool:
+    if old.payload == new.payload:
+        return True
+    return bool(reveal(old.project_id, old.payload) == plain.get(new.id, new.payload))
 
 
 def _check_causation(stream: Stream, events: Sequence[NewEvent]) -> None:
@@ -414,13 +433,16 @@ def append(
     *,
     branch: str = MAIN,
     expected_head: int | None | _Unset = UNSET,
+    check_types: bool = True,
 ) -> Appended:
     """Append a batch of events to a branch: all of them, or none.
 
     ``expected_head`` is the version id the writer believes the branch points at
     (``None``: the branch must not exist yet); a moved head raises
     ``ConcurrencyConflict``. Event ids are idempotency keys: a batch that was
-    already recorded returns its versions again and writes nothing.
+    already recorded returns its versions again and writes nothing. Payloads of types
+    the project registered must fit their newest schema (``SchemaViolation``), unless
+    ``check_types`` is off (the project's own records: its audit stream).
     """
     if not events:
         raise InvalidEvent("a batch needs at least one event")
@@ -436,6 +458,14 @@ def append(
     if len({e.id for e in events}) != len(events):
         raise InvalidEvent("a batch carries the same event id twice")
     events = [validate_event(event) for event in events]
+    if check_types:
+        # The project is loaded with the stream by every surface; schema_revision 0 (no
+        # type ever registered) looks nothing up.
+        check_payloads(stream.project, [e for e in events if not is_internal(e.type)])
+    # Validated as sent, then sealed; a retry is compared with what the caller sent
+    # (sealing draws a new nonce each time).
+    plain = {e.id: e.payload for e in events}
+    events = [_sealed(stream, event) for event in events]
     if linear.usable():
         planned = linear.append(
             stream,
@@ -451,7 +481,7 @@ def append(
     try:
         with transaction.atomic():
             locked = lock_stream(stream)
-            previous = _existing(locked, events) if retried else None
+            previous = _existing(locked, events, plain) if retried else None
             if previous is not None:
                 return previous
             target = (

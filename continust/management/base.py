@@ -76,6 +76,16 @@ class ContinustCommand(BaseCommand):
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def confirm(self, options: dict[str, Any], question: str) -> None:
+        """Go on with --yes, or when a person at a terminal types yes; else refuse."""
+        if options["yes"]:
+            return
+        if not sys.stdin.isatty():
+            raise CommandError(f"{question} Nothing was changed: add --yes to confirm.")
+        answer = input(f"{question} Type yes to go on: ")
+        if answer.strip().lower() != "yes":
+            raise CommandError("Nothing was changed.")
+
     def emit(self, options: dict[str, Any], data: Any, text: str) -> None:
         """Print ``data`` as JSON with --json, else the human text."""
         if options["json"]:

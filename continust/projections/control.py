@@ -15,7 +15,9 @@ from datetime import datetime
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
+from django.dispatch import receiver
 
+from continust.audit.erasure import subject_erased
 from continust.core.errors import ContinustError, NotFound
 from continust.jobs import leases, outbox
 from continust.models import Project, ProjectionStatus
@@ -231,3 +233,11 @@ def activity(project: Project, days: int = 14) -> Activity:
         True,
         row.committed_at,
     )
+
+
+@receiver(subject_erased)
+def rebuild_after_erasure(sender: object, project: Project, actor: str, **kwargs: object) -> None:
+    """Rebuild every projection of a project that erased a data subject: their tables
+    were filled with the subject's plain values, a rebuild fills them with ``[erased]``."""
+    for row in ProjectionRow.objects.filter(project=project).exclude(generation=0):
+        rebuild(row, actor=actor)

@@ -38,12 +38,14 @@ from django.utils import timezone
 from continust.core.errors import ContinustError
 from continust.jobs import leases, outbox
 from continust.jobs.leases import Lease, LeaseLost
+from continust.log.subjects import Revealer, readable_event
 from continust.models import Projection as ProjectionRow
 from continust.models import ProjectionStatus
 from continust.projections import registry, tables
 from continust.projections.base import Projection
-from continust.read.project_log import LogPosition, read_log
+from continust.read.project_log import LogEntry, LogPosition, read_log
 from continust.read.wakeups import LogWakeups
+from continust.schemas.upcasting import upcast_events
 
 __all__ = ["PROJECTIONS", "TASK", "Outcome", "run_projection", "step"]
 
@@ -113,6 +115,14 @@ def step(lease: Lease, projection: Projection, *, started: float, done: int) -> 
             fields["generation"] = generation
         handled = [entry for entry in page.entries if projection.wants(entry.event.type)]
         if handled:
+            # A projection reads each event in its type's newest registered shape (upcast
+            # as stored), its personal values as readers see them: an erasure rebuilds it.
+            newest = upcast_events(row.project, [entry.event for entry in handled])
+            revealer = Revealer(row.project_id)
+            handled = [
+                LogEntry(e.at, readable_event(event, revealer))
+                for e, event in zip(handled, newest, strict=True)
+            ]
             projection.apply(handled, tables.names(row, projection, generation))
         read = len(page.entries)
         elapsed = time.monotonic() - started

@@ -21,6 +21,7 @@ from continust.graph import bisect as search
 from continust.graph.cache import graph_for
 from continust.log import canonical
 from continust.log.states import state_of
+from continust.log.subjects import Revealer
 from continust.models import Stream, Version
 
 
@@ -142,11 +143,12 @@ def bisect_stream(
         raise BisectRefused("name at least one good version")
     graph = graph_for(stream)
     reads = 0
+    revealer = Revealer(stream.project_id)
 
     def test(version_id: int) -> bool:
         nonlocal reads
         reads += 1
-        return prop.holds(state_of(version_id))
+        return prop.holds(revealer.reveal(state_of(version_id)))
 
     for version in good:
         if graph.is_ancestor(bad.pk, version.pk):

@@ -44,6 +44,7 @@ from continust.models import Event, OpenFeed, Project
 from continust.read.project_log import LAST, START, LogEntry, LogFilter, LogPosition, read_log
 from continust.read.records import event_record
 from continust.read.wakeups import LogWakeups
+from continust.schemas.registry import Registry
 
 # How long the client waits before reconnecting, sent first (milliseconds).
 RETRY_MS = 1000
@@ -75,10 +76,10 @@ class FeedLimits:
         )
 
 
-def entry_record(entry: LogEntry) -> dict[str, Any]:
-    """An event of the log as the feed, the API and ``events`` print it: its record and its
-    log position."""
-    return {"log_position": str(entry.at), **event_record(entry.event)}
+def entry_record(entry: LogEntry, registry: Registry | None = None) -> dict[str, Any]:
+    """An event of the log as the feed, the API and ``events`` print it: its record (its
+    payload upcast with the project's ``registry``) and its log position."""
+    return {"log_position": str(entry.at), **event_record(entry.event, registry)}
 
 
 def message(entry: LogEntry) -> str:

@@ -9,25 +9,48 @@ from typing import Any
 from continust.graph.parents import parents_of
 from continust.log.canonical import timestamp_text
 from continust.log.policy import policy_of
+from continust.log.subjects import Revealer
 from continust.models import Compaction, Event, Review, Stream, Version
 from continust.retention.compaction import footprint
+from continust.schemas.registry import Registry
+from continust.schemas.upcasting import upcast_payload
 
 
-def event_record(event: Event) -> dict[str, Any]:
-    """Return an event as a JSON-ready dict."""
-    return {
+def event_record(
+    event: Event,
+    registry: Registry | None = None,
+    revealer: Revealer | None = None,
+    *,
+    sealed: bool = False,
+) -> dict[str, Any]:
+    """Return an event as a JSON-ready dict; with the project's ``registry``, its payload
+    in its type's newest shape, and the stored one beside it when an upcaster changed it.
+    Personal values show as readers see them (``revealer`` shares the keys it read across
+    many events of one project); upcasters run on the stored form, before revealing.
+    ``sealed`` keeps them sealed, for what leaves the system (webhook deliveries)."""
+    revealer = revealer if revealer is not None else Revealer(event.project_id)
+
+    def shown(value: Any) -> Any:
+        return value if sealed else revealer.reveal(value)
+
+    read = upcast_payload(registry, event.type, event.payload, event.position)
+    record = {
         "id": str(event.id),
         "stream": event.stream.name,
         "position": event.position,
         "seq": event.seq,
         "type": event.type,
         "timestamp": timestamp_text(event.timestamp),
-        "payload": event.payload,
+        "payload": shown(read.payload),
         "causation": str(event.causation_id) if event.causation_id else None,
         "correlation": str(event.correlation_id) if event.correlation_id else None,
         "actor": event.actor,
         "hash": event.hash,
     }
+    if read.changed:
+        record["stored_payload"] = shown(read.stored)
+        record["upcast_from"] = read.from_version
+    return record
 
 
 def version_record(version: Version, *, parents: list[int] | None = None) -> dict[str, Any]:

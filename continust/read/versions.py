@@ -17,6 +17,7 @@ from continust.core.errors import NotFound
 from continust.graph.causation import causes, consequence_count
 from continust.graph.parents import children_of, parents_of
 from continust.log.states import released_error, state_of
+from continust.log.subjects import Revealer, readable_event, readable_state
 from continust.models import (
     Branch,
     Event,
@@ -32,7 +33,8 @@ CONSEQUENCE_LIMIT = 200
 
 @dataclass(frozen=True)
 class VersionRead:
-    """One version as the explorer and the API show it."""
+    """One version as the explorer and the API show it: personal values revealed (or
+    shown erased), never the stored form."""
 
     version: Version
     event: Event
@@ -74,7 +76,7 @@ class VersionRead:
         """Return the state, or raise ``StateReleased`` if compaction released it."""
         if self.released is not None:
             raise released_error(self.version.pk)
-        return self.state if self.state is not None else state_of(self.version)
+        return self.state if self.state is not None else readable_state(self.version)
 
 
 def read_version(stream: Stream, version: Version | int, *, brief: bool = False) -> VersionRead:
@@ -84,7 +86,8 @@ def read_version(stream: Stream, version: Version | int, *, brief: bool = False)
     fixed (at most eleven), whatever the length of the history.
     """
     loaded = _load(stream, version)
-    event = loaded.event
+    revealer = Revealer(stream.project_id)
+    event = readable_event(loaded.event, revealer)
     parents = tuple(parents_of(loaded))
     children = tuple(children_of(loaded))
     heads = tuple(
@@ -100,8 +103,9 @@ def read_version(stream: Stream, version: Version | int, *, brief: bool = False)
     }
     mine = released_rows.get(loaded.pk)
     released = mine.run if mine is not None else None
-    state = None if brief or released is not None else state_of(loaded)
+    state = None if brief or released is not None else revealer.reveal(state_of(loaded))
     chain = causes(event) if event.causation_id is not None else []
+    chain = [readable_event(cause, revealer) for cause in chain]
     return VersionRead(
         version=loaded,
         event=event,

@@ -117,6 +117,8 @@ from continust.models import (
     Version,
     VersionParent,
 )
+from continust.schemas.registry import registry_of
+from continust.schemas.upcasting import newest_versions, upcast_payload
 
 log = logging.getLogger(__name__)
 
@@ -335,13 +337,17 @@ def start_replay(
     skip_events: Sequence[str | uuid.UUID] = (),
     until: datetime | None = None,
     reducer_version: int | None = None,
+    upcast: bool = False,
     actor: str = "",
 ) -> Replay:
     """Record a replay and its task message in one transaction; a worker runs it.
 
     ``start`` is a version or None (or "root") for the root; ``end`` a version,
-    usually a branch name. Nothing is recorded when the request is invalid.
+    usually a branch name. With ``upcast``, events are folded in their type's newest
+    registered shape (``continust.schemas.upcasting``), so the result shows what the
+    schema changes would have changed. Nothing is recorded when the request is invalid.
     """
+    upcast_to = _upcast_targets(stream) if upcast else None
     end_version = _resolve(stream, end)
     if end_version is None:
         raise InvalidEvent("a replay needs an end version")
@@ -385,6 +391,7 @@ def start_replay(
             skip_events=_event_ids(skip_events),
             until=until,
             reducer_version=reducer_version,
+            upcast_to=upcast_to,
             actor=actor,
             total=len(planned) if planned is not None else 0,
         )
@@ -392,6 +399,18 @@ def start_replay(
             raise InvalidEvent(f"stream {stream.name} already has a branch {replay.shadow_branch}")
         outbox.enqueue(TASK, [replay.pk], key=REPLAYS.key(replay))
     return replay
+
+
+def _upcast_targets(stream: Stream) -> dict[str, int]:
+    """The versions a replay with upcasting reads each type in: the newest registered."""
+    project = Project.objects.get(pk=stream.project_id)
+    targets = newest_versions(registry_of(project))
+    if not any(v > 1 for v in targets.values()):
+        raise InvalidEvent(
+            f"project {project.slug} has no event type evolved past version 1: "
+            "there is nothing to upcast"
+        )
+    return targets
 
 
 def _oldest_hint(stream: Stream, end: Version) -> str:
@@ -692,6 +711,7 @@ def replay_record(replay: Replay) -> dict[str, Any]:
         "skip_events": replay.skip_events,
         "until": canonical.timestamp_text(replay.until) if replay.until else None,
         "reducer_version": replay.reducer_version,
+        "upcast_to": replay.upcast_to,
         "done": replay.done,
         "total": replay.total,
         "written": replay.written,
@@ -829,6 +849,12 @@ class _Run:
         self.skip_events = {uuid.UUID(e) for e in replay.skip_events}
         self.chunk = settings.CONTINUST_REPLAY_CHUNK_EVENTS
         self.delay = settings.CONTINUST_REPLAY_CHUNK_DELAY_MS / 1000
+        self.upcast_to: dict[str, int] | None = replay.upcast_to
+        self.registry = (
+            registry_of(Project.objects.get(pk=self.stream.project_id))
+            if self.upcast_to is not None
+            else None
+        )
 
     # Planning and resuming
 
@@ -980,6 +1006,14 @@ class _Run:
         reducer, version = row.reducer, row.reducer_version
         if reducer == self.stream.reducer and self.replay.reducer_version is not None:
             version = self.replay.reducer_version
+        if self.upcast_to is not None and row.payload is not None:
+            row.payload = upcast_payload(
+                self.registry,
+                row.type,
+                row.payload,
+                row.event_position,
+                to=self.upcast_to.get(row.type, 0),
+            ).payload
         if reducer == MERGE_REDUCER:
             self._flush()  # merge bases are found in the stored graph, replicas included
             state = derive_state(
@@ -1028,7 +1062,11 @@ class _Run:
                 nodes,
                 reducer,
                 version,
-                new_state=text if state_hash != row.state_hash else None,
+                # With upcasting every replica's state is stored: folding it again on
+                # demand would read the stored payloads.
+                new_state=(
+                    text if state_hash != row.state_hash or self.upcast_to is not None else None
+                ),
             )
         )
         self.head = node

@@ -156,7 +156,8 @@ def retry_after(value: str | None) -> float | None:
 
 
 def body_of(delivery: WebhookDelivery) -> bytes:
-    """The JSON the receiver gets: the event, its stream and its log position."""
+    """The JSON the receiver gets: the event, its stream and its log position. Personal
+    values stay sealed: a receiver is beyond the reach of an erasure."""
     event = delivery.event
     document = {
         "type": event.type,
@@ -164,7 +165,7 @@ def body_of(delivery: WebhookDelivery) -> bytes:
         "data": {
             "project": delivery.webhook.project.slug,
             "position": delivery.position,
-            "event": event_record(event),
+            "event": event_record(event, sealed=True),
         },
     }
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()

@@ -36,7 +36,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.models import ApiToken, Scope
-from continust.audit import reviews
+from continust.audit import event_types, reviews
+from continust.audit.erasure import set_personal
+from continust.log.projects import create_stream
 from continust.log.store import NewEvent, append, fork
 from continust.replays import replay as replays
 
@@ -82,6 +84,19 @@ def filled(alice, project, stream):
     review = reviews.open_branch_review(stream, "feature", actor="alice")
     replay = replays.start_replay(stream, end="main", actor="alice")
     replays.run(replay.pk)
+    # The events so far read through an upcaster: every read answers both payloads.
+    event_types.register(project, "set", {"type": "object"}, actor="alice")
+    event_types.evolve(
+        project,
+        "set",
+        {"type": "object"},
+        patch=[{"op": "add", "path": "/upcast", "value": True}],
+        actor="alice",
+    )
+    # A stream that keeps personal data, for the erasure routes.
+    customers = set_personal(create_stream(project, "customers"), "customer", actor="alice")
+    for subject in ("c-1", "c-2"):
+        append(customers, [NewEvent(type="set", payload={"customer": subject, "email": "x"})])
     return {
         "secret": secret,
         "refs": refs,
@@ -126,7 +141,10 @@ def _aim(case, filled) -> None:
     if "slug" in path and _pick(path["slug"], ["acme"]):
         path["slug"] = "acme"
     if "name" in path and _pick(path["name"], ["pricing"]):
-        path["name"] = "pricing"
+        # Encrypting pricing would turn its appends away: aim at the encrypted stream.
+        path["name"] = "customers" if case.path.endswith("/personal") else "pricing"
+    if "typename" in path and _pick(path["typename"], ["set"]):
+        path["typename"] = "set"
     if "event_id" in path and _pick(path["event_id"], [filled["event"]]):
         path["event_id"] = filled["event"]
     if "version_id" in path and _pick(path["version_id"], ["v"]):
@@ -141,6 +159,8 @@ def _aim(case, filled) -> None:
     for key in ("from", "into"):
         if key in query:
             query[key] = _pick(query[key], ["main", "feature"]) or query[key]
+    if "subject" in query:
+        query["subject"] = _pick(query["subject"], ["c-1", "c-2"]) or query["subject"]
     if "path" in query:
         query["path"] = _pick(query["path"], ["/a", "/b/1", "/c/d"]) or query["path"]
     if "range" in query:
@@ -160,6 +180,7 @@ def _aim(case, filled) -> None:
             ("branch", ["feature"]),
             ("stream", ["pricing"]),
             ("path", ["/a", "/b", "/c/d"]),
+            ("subject", ["c-1", "c-2"]),
         ):
             if isinstance(body.get(key), str):
                 body[key] = _pick(body[key], choices) or body[key]

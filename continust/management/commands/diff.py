@@ -10,7 +10,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from continust.documents import diff as diffs
 from continust.log.lookup import get_project, get_stream, resolve_range, resolve_version
-from continust.log.states import state_of
+from continust.log.subjects import readable_state
 from continust.management.base import ContinustCommand, Scope
 
 
@@ -42,7 +42,7 @@ class Command(ContinustCommand):
                 a, b = resolve_range(stream, options["a"])
             else:
                 a, b = resolve_version(stream, options["a"]), resolve_version(stream, options["b"])
-            before, after = state_of(a), state_of(b)
+            before, after = readable_state(a), readable_state(b)
         fmt = options["format"]
         if fmt == "json-patch":
             out: Any = diffs.to_json_patch(before, after)

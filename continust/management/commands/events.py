@@ -15,6 +15,7 @@ from continust.management.base import ContinustCommand, Scope, number
 from continust.read.feed import entry_record
 from continust.read.project_log import PAGE_MAX, LogFilter, LogPosition, read_log
 from continust.read.wakeups import LogWakeups
+from continust.schemas.registry import registry_of
 
 
 class Command(ContinustCommand):
@@ -56,13 +57,16 @@ class Command(ContinustCommand):
         after = LogPosition.parse(options["after"])
         left = options["limit"]
         quiet = options["wait"]
+        registry = registry_of(project)
         with LogWakeups() as wakeups:
             quiet_since = time.monotonic()
             while left is None or left > 0:
                 size = PAGE_MAX if left is None else min(left, PAGE_MAX)
                 page = read_log(project, after, limit=size, where=where)
                 for entry in page.entries:
-                    line = json.dumps(entry_record(entry), ensure_ascii=False, sort_keys=True)
+                    line = json.dumps(
+                        entry_record(entry, registry), ensure_ascii=False, sort_keys=True
+                    )
                     self.stdout.write(line)
                     quiet_since = time.monotonic()
                 self.stdout.flush()

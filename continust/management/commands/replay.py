@@ -1,7 +1,7 @@
 """replay: start a replay, list replays, cancel or promote one.
 
 replay --project P --stream S --to V [--from V|root] [--skip-type T ...]
-       [--skip-event ID ...] [--until ISO] [--reducer-version N] [--wait]
+       [--skip-event ID ...] [--until ISO] [--reducer-version N] [--upcast] [--wait]
 replay --project P --list [--stream S]
 replay --project P --cancel ID
 replay --project P --promote ID
@@ -73,6 +73,11 @@ class Command(ContinustCommand):
             help="fold with this registered version of the stream's reducer",
         )
         parser.add_argument(
+            "--upcast",
+            action="store_true",
+            help="fold each event in its type's newest registered shape (see `types`)",
+        )
+        parser.add_argument(
             "--wait", action="store_true", help="show progress until the replay has finished"
         )
         parser.add_argument("--actor", default="", help="who asks for it")
@@ -129,6 +134,7 @@ class Command(ContinustCommand):
             skip_events=options["skip_event"],
             until=_moment(options["until"]),
             reducer_version=options["reducer_version"],
+            upcast=options["upcast"],
             actor=options["actor"],
         )
         if not options["wait"]:

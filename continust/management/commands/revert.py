@@ -37,12 +37,13 @@ class Command(ContinustCommand):
                 options,
                 summary,
                 f"would append {plan.event_type} to {plan.branch} after v{plan.head}:\n"
-                + format_changes(plan.changes),
+                + format_changes(plan.shown_changes()),
             )
             return
         made = append_revert(stream, plan, actor=options["actor"]).versions[0]
         self.emit(
             options,
             {**summary, "version": made.pk},
-            f"v{made.pk} on {plan.branch} reverts v{version.pk}:\n" + format_changes(plan.changes),
+            f"v{made.pk} on {plan.branch} reverts v{version.pk}:\n"
+            + format_changes(plan.shown_changes()),
         )

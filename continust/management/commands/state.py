@@ -11,7 +11,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from continust.core.parsing import parse_timestamp
 from continust.log.lookup import get_stream, resolve_version
-from continust.log.states import state_of
+from continust.log.subjects import readable_state
 from continust.management.base import ContinustCommand, Scope
 from continust.read.as_of import AsOf, Clock, head_as_of, project_as_of
 from continust.read.project_log import LogPosition
@@ -72,7 +72,7 @@ class Command(ContinustCommand):
                     f"{when.describe()}"
                 )
             version = found
-        state = state_of(version)
+        state = readable_state(version)
         self.emit(
             options,
             {"version": version_record(version), "state": state},
@@ -90,7 +90,7 @@ class Command(ContinustCommand):
 
     def _project(self, project: Any, at: LogPosition, options: dict[str, Any]) -> None:
         found = project_as_of(project, at, branch=options["branch"])
-        states = {f.stream.name: state_of(f.version) for f in found if f.version is not None}
+        states = {f.stream.name: readable_state(f.version) for f in found if f.version is not None}
         data = {
             "as_of_position": str(at),
             "branch": options["branch"],

@@ -14,7 +14,6 @@ subscription start|stop NAME --project P          (a persistent one's workers)
 from __future__ import annotations
 
 import math
-import sys
 from argparse import ArgumentTypeError
 from typing import Any
 
@@ -178,13 +177,3 @@ class Command(ContinustCommand):
             return
         registry.stop_consumers(subscription)
         self.emit(options, {"stopped": True}, f"workers' consumers of {subscription.name} stop")
-
-    def confirm(self, options: dict[str, Any], question: str) -> None:
-        """Go on with --yes, or when a person at a terminal types yes; else refuse."""
-        if options["yes"]:
-            return
-        if not sys.stdin.isatty():
-            raise CommandError(f"{question} Nothing was changed: add --yes to confirm.")
-        answer = input(f"{question} Type yes to go on: ")
-        if answer.strip().lower() != "yes":
-            raise CommandError("Nothing was changed.")
