@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Q
 
 from continust.core.database import on_postgresql
@@ -267,7 +267,8 @@ def import_bare_event(stream: Stream, record: dict[str, Any], retained: Retained
     columns, params = [], []
     for name, value in values.items():
         column = Event._meta.get_field(name)
-        columns.append(connection.ops.quote_name(column.get_attname_column()[1]))
+        assert isinstance(column, models.Field) and column.column is not None
+        columns.append(connection.ops.quote_name(column.column))
         params.append(column.get_db_prep_save(value, connection))
     null = "'null'::jsonb" if on_postgresql() else "'null'"
     marks = ", ".join(["%s"] * len(params))

@@ -94,13 +94,13 @@ def project_records(project: Project, exported: Iterable[str]) -> Iterator[dict[
         .order_by("event__seq")
     )
     for record in records:
-        review = record.review
-        if review is not None and review.stream.name not in names:
+        owner = record.review
+        if owner is not None and owner.stream.name not in names:
             continue
         yield {
             "kind": "audit_record",
             "event": str(record.event.id),
-            "review": str(review.opened_event.id) if review is not None else None,
+            "review": str(owner.opened_event.id) if owner is not None else None,
         }
 
 
