@@ -297,7 +297,8 @@ def _lines(project: Any, name: str) -> Iterator[bytes]:
         "responses": {
             "200": {
                 "description": "The stream as JSON Lines: a stream record, then its events "
-                "in log order, then its versions and branches.",
+                "in log order, a compacted stream's policy, compactions, released runs and "
+                "the states an import cannot fold, then its versions and branches.",
                 "content": {NDJSON: {"schema": {"type": "string"}}},
             }
         }

@@ -147,6 +147,8 @@ def pinned_export(project: Project, pins: Sequence[Pin]) -> Iterator[str]:
     for line in export_lines(project, streams=list(by_name)):
         item = json.loads(line)
         kind = item["kind"]
+        if kind not in ("stream", "event", "version"):
+            continue  # branches move; released runs and reviews are not pinned
         pin = by_name[item["name"] if kind == "stream" else item["stream"]]
         if (
             kind == "branch"

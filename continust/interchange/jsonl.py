@@ -25,6 +25,7 @@ from continust.core.errors import ContinustError, InvalidEvent
 from continust.graph.cache import forget, graph_for
 from continust.graph.lineage import VersionGraph
 from continust.graph.parents import parents_in_stream
+from continust.interchange import compacted, records
 from continust.log import canonical, statistics
 from continust.log.folding import derive_state
 from continust.log.projects import create_stream
@@ -46,7 +47,9 @@ def export_lines(
     query = Stream.objects.filter(project=project).order_by("name")
     if streams is not None:
         query = query.filter(name__in=list(streams))
+    exported: list[str] = []
     for stream in query:
+        exported.append(stream.name)
         line = {
             "kind": "stream",
             "name": stream.name,
@@ -74,6 +77,9 @@ def export_lines(
                     "hash": event.hash,
                 }
             )
+        # A compacted stream's released runs and the states an import cannot fold.
+        for record in compacted.retained_records(stream):
+            yield _line(record)
         parents = parents_in_stream(stream.pk)
         # Versions are named by their order within the stream, not by database ids,
         # so a file exported again after an import is the same file.
@@ -115,6 +121,9 @@ def export_lines(
             yield _line(
                 {"kind": "branch", "stream": stream.name, "name": name, "head": ordinal[head]}
             )
+    # Reviews, tags and audit records, once every stream they name is in.
+    for record in records.project_records(project, exported):
+        yield _line(record)
 
 
 def _line(record: dict[str, Any]) -> str:
@@ -155,12 +164,15 @@ class _StreamImport:
         self.refs: dict[Any, Version] = {}
         # The stream's versions in creation order: the file's refs are these positions.
         self.existing = list(Version.objects.filter(stream=stream).order_by("id"))
+        self.retained = compacted.RetainedImport()
+        self.created = False
 
 
 def import_lines(project: Project, lines: Iterable[str]) -> ImportResult:
     """Import JSON Lines into a project in one transaction; refuse the whole file on any error."""
     result = ImportResult()
     touched: list[Stream] = []
+    links: list[compacted.RecordLink] = []
     try:
         with transaction.atomic():
             current: _StreamImport | None = None
@@ -171,11 +183,19 @@ def import_lines(project: Project, lines: Iterable[str]) -> ImportResult:
                     record = json.loads(text)
                     if not isinstance(record, dict):
                         raise InvalidEvent("a line must be a JSON object")
+                    if current is not None and record.get("kind") in ("stream", *records.KINDS):
+                        links += _finish_stream(current)
                     current = _import_record(project, record, current, result)
                     if current is not None and current.stream not in touched:
                         touched.append(current.stream)
                 except (ContinustError, KeyError, TypeError, ValueError) as err:
                     raise InvalidEvent(f"line {number}: {err}") from err
+            try:
+                if current is not None:
+                    links += _finish_stream(current)
+                compacted.link_records(project, links)
+            except (ContinustError, KeyError, TypeError, ValueError) as err:
+                raise InvalidEvent(f"at the end of the file: {err}") from err
     except Exception:
         for stream in touched:
             forget(stream)
@@ -203,13 +223,21 @@ def _import_record(
                 }
                 stream.save(update_fields=["personal"])
             result.streams += 1
+            opened = _StreamImport(lock_stream(stream))
+            opened.created = True
+            return opened
         return _StreamImport(lock_stream(stream))
+    if kind in records.KINDS:
+        records.import_record(project, record, result.skip)
+        return None
     if current is None or record.get("stream") != current.stream.name:
         raise InvalidEvent(f"a {kind} line comes before its stream line")
     if kind == "event":
         _import_event(current, record, result)
     elif kind == "version":
         _import_version(current, record, result)
+    elif kind in compacted.KINDS:
+        current.retained.take(record)
     elif kind == "branch":
         head = current.refs[record["head"]]
         branch = Branch.objects.filter(stream=current.stream, name=record["name"]).first()
@@ -236,12 +264,10 @@ def _import_event(current: _StreamImport, record: dict[str, Any], result: Import
             "event ids are unique within a project"
         )
     if record["payload"] is None and record["hash"]:
-        raise InvalidEvent(
-            f"stream {stream.name} was compacted: event #{record['seq']}'s payload was "
-            "released, and an import re-hashes every event from its payload, so a compacted "
-            "stream cannot be imported (export it before compaction, or leave it out with "
-            "export_jsonl --stream)"
-        )
+        # Released by compaction: a released version must make it (checked at the end).
+        compacted.import_bare_event(stream, record, current.retained)
+        result.events += 1
+        return
     if canonical.storable(record["payload"]) is not record["payload"]:
         # Its hash covers a value the database would give back changed (PostgreSQL
         # has no -0.0), so the chain would read back broken: refuse it whole.
@@ -281,17 +307,22 @@ def _import_version(current: _StreamImport, record: dict[str, Any], result: Impo
     stream = current.stream
     event = Event.objects.get(stream=stream, id=uuid.UUID(record["event"]))
     parents = [current.refs[ref] for ref in record["parents"]]
-    state = derive_state(
-        current.graph,
-        load_state,
-        reducer=record["reducer"],
-        reducer_version=record["reducer_version"],
-        parents=[p.pk for p in parents],
-        event_id=str(event.id),
-        type=event.type,
-        payload=event.payload,
-        actor=event.actor,
-    )
+    # A released version, or a kept one after released ones: its state is given, or gone.
+    given, state = current.retained.given_state(ref, record["state_hash"])
+    if not given and event.payload is None:
+        raise InvalidEvent(compacted.compacted_error(stream, event.seq))
+    if not given:
+        state = derive_state(
+            current.graph,
+            load_state,
+            reducer=record["reducer"],
+            reducer_version=record["reducer_version"],
+            parents=[p.pk for p in parents],
+            event_id=str(event.id),
+            type=event.type,
+            payload=event.payload,
+            actor=event.actor,
+        )
     batch = Batch(stream)
     planned = batch.add_version(
         event,
@@ -301,6 +332,8 @@ def _import_version(current: _StreamImport, record: dict[str, Any], result: Impo
         reducer_version=record["reducer_version"],
         branch=record["branch"],
         key=record["key"],
+        state_hash=record["state_hash"] if given else None,
+        store_state=not (given and state is None),
     )
     if planned.digest != record["digest"]:
         raise InvalidEvent(f"version {record['ref']} does not match its exported digest")
@@ -309,3 +342,11 @@ def _import_version(current: _StreamImport, record: dict[str, Any], result: Impo
     current.refs[ref] = version
     current.existing.append(version)
     result.versions += 1
+
+
+def _finish_stream(current: _StreamImport) -> list[compacted.RecordLink]:
+    """Once a stream's lines are read: its policy, released runs and compactions."""
+    compacted.apply_policy(current.stream, current.retained, created=current.created)
+    links = compacted.finish(current.stream, current.retained, current.refs)
+    current.retained = compacted.RetainedImport()
+    return links
