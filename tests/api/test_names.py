@@ -205,6 +205,7 @@ def test_no_operation_answers_a_server_error_to_any_text(alice_api, versions, te
     known = {
         "slug": "acme",
         "name": "pricing",
+        "typename": "order.placed",
         "version_id": str(versions[0]),
         "compaction_id": "1",
         "replay_id": "1",
