@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('continust', '0025_event_types'),
+        ('continust', '0026_event_types'),
     ]
 
     operations = [

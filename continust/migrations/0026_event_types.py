@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('continust', '0024_branchmove_branch_head'),
+        ('continust', '0025_wake_after_commit'),
     ]
 
     operations = [
