@@ -483,6 +483,9 @@ class Pipeline(Leased):
     name = models.SlugField(max_length=64)
     definition = models.CharField(max_length=100)
     params = models.JSONField(default=dict, blank=True)
+    # A pipeline a user defined: its declarative spec (``continust.pipelines.specs``);
+    # None for one that runs a registered definition.
+    spec = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=200, blank=True, default="")
 
