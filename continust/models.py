@@ -988,7 +988,14 @@ class WebhookDelivery(Leased):
     """
 
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+")
+    # An event of the log, or (event null) an epoch's results of a pipeline whose sink is
+    # this webhook (``continust.pipelines.user_sinks``): ``pipeline``, ``epoch``, ``results``.
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+", null=True)
+    pipeline = models.ForeignKey(
+        "Pipeline", on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
+    epoch = models.PositiveBigIntegerField(null=True, blank=True)
+    results = models.JSONField(null=True, blank=True)
     position = models.CharField(max_length=64)  # the event's log position, "T.P"
     status = models.CharField(
         max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 
 from continust.log.projects import create_project, create_stream
 from continust.log.store import NewEvent, append
@@ -290,3 +291,46 @@ def test_a_table_is_written_by_one_pipeline_only(project):
     other = create_project("other", "Other")
     path, message = problem(counts_spec(), other)
     assert path == "/sink/table/name" and "counts" in message
+
+
+# ------------------------------------------------------------------------------ webhook
+
+
+@override_settings(CONTINUST_WEBHOOK_ALLOW_PRIVATE=True)
+def test_a_webhook_sink_sends_each_epoch_once_signed_and_retried(project):
+    from continust.models import WebhookDelivery
+    from continust.webhooks import registry
+    from continust.webhooks.delivery import run
+    from tests.webhook_receiver import Receiver, standard_signature_ok
+
+    stream = create_stream(project, "s")
+    append(stream, [NewEvent("e", {"n": n}) for n in range(5)])
+    with Receiver(answers=[503, 200, 200]) as receiver:
+        # A type filter no event has: the webhook hears the pipeline, not the log.
+        webhook, secret = registry.register(project, receiver.url, ["pipeline-only."])
+        spec = {
+            "sources": [{"streams": ["s"]}],  # not the audit stream, which records the webhook
+            "steps": [{"map": {"n": "/payload/n"}}],
+            "sink": {"webhook": {"id": webhook.pk}},
+            "batch_events": 3,
+        }
+        assert problem({**spec, "sink": {"webhook": {"id": 999}}}, project)[0] == "/sink/webhook/id"
+        pipeline = control.create_from_spec(project, "hook", spec)
+        run_pipeline(pipeline.pk, until_caught_up=True, enable=True)
+        deliveries = list(WebhookDelivery.objects.filter(pipeline=pipeline).order_by("epoch"))
+        assert [d.results for d in deliveries] == [
+            [{"n": 0}, {"n": 1}, {"n": 2}],
+            [{"n": 3}, {"n": 4}],
+        ]
+        first = deliveries[0]
+        assert run(first.pk) == "pending"  # 503: tried again later
+        WebhookDelivery.objects.filter(pk=first.pk).update(next_attempt_at=T0, queued=True)
+        assert run(first.pk) == "delivered"
+        assert run(deliveries[1].pk) == "delivered"
+    bodies = [r.json for r in receiver.requests]
+    assert bodies[0] == bodies[1] and bodies[0]["type"] == "pipeline.results"
+    assert bodies[0]["data"]["pipeline"] == "hook"
+    assert [b["data"]["results"] for b in bodies[1:]] == [d.results for d in deliveries]
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert ids[0] == ids[1] != ids[2]  # the same id on a retry, for the receiver to dedupe
+    assert all(standard_signature_ok(secret, r) for r in receiver.requests)

@@ -28,6 +28,7 @@ from continust.models import (
     PipelineCheckpoint,
     PipelineStatus,
     Project,
+    WebhookDelivery,
     WindowResult,
 )
 from continust.pipelines import registry, specs
@@ -221,6 +222,7 @@ def deletion_plan(pipeline: Pipeline) -> dict[str, Any]:
         "checkpoints": PipelineCheckpoint.objects.filter(pipeline=pipeline).count(),
         "window_results": WindowResult.objects.filter(pipeline=pipeline).count(),
         "late_events": LateEvent.objects.filter(pipeline=pipeline).count(),
+        "webhook_deliveries": WebhookDelivery.objects.filter(pipeline=pipeline).count(),
         "kept": kept,
     }
 

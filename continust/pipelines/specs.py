@@ -28,7 +28,7 @@ top-level ``steps`` run: ``filter`` (by event type, or a JSON Pointer and an ope
 ``map`` (a new object whose fields are JSON Pointers into the item), at most one
 ``window`` (``docs/windows.md``'s spec, plus ``key``, ``value`` and ``ts`` pointers),
 and after it filters and maps over its results. The sink is a table of the database,
-or a JSON Lines file (``continust.pipelines.user_sinks``).
+a webhook of the project, or a JSON Lines file (``continust.pipelines.user_sinks``).
 
 ``check`` validates a spec against the JSON Schema (``SCHEMA``, with the ``jsonschema``
 library) and then its meaning (the streams exist, the window's fields, where the sink
@@ -188,6 +188,12 @@ SCHEMA: dict[str, Any] = {
                         },
                         "create": {"type": "boolean"},
                     },
+                },
+                "webhook": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["id"],
+                    "properties": {"id": {"type": "integer", "minimum": 1}},
                 },
                 "jsonl": {
                     "type": "object",

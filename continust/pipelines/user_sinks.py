@@ -1,4 +1,5 @@
-"""The sinks of pipelines a user defines: a table of the database, a JSON Lines file.
+"""The sinks of pipelines a user defines: a table of the database, a webhook, a JSON Lines
+file.
 
 Both write inside the transaction that commits the epoch (``continust.pipelines.runner``),
 after the pipeline row was locked and its fencing token checked, so their writes and
@@ -12,6 +13,12 @@ the pipeline's progress commit together or not at all:
   mapped columns exist and the key columns carry a primary key or unique constraint.
   continust's own tables (and any prefixed ``continust_``, ``django_``, ``auth_``, ...)
   are refused, as is a table another pipeline writes.
+* **webhook**: each epoch with results becomes one delivery to a webhook of the project
+  (``continust.webhooks``), recorded with its task message (the outbox) in the commit
+  transaction: exactly one delivery per epoch, then sent as every delivery is, signed
+  (Standard Webhooks) and retried with backoff until the receiver answers 2xx. The body is
+  ``{"type": "pipeline.results", "data": {"project", "pipeline", "epoch", "results"}}``;
+  ``webhook-id`` is the same on every retry, for the receiver to drop a second copy.
 * **jsonl**: one line per item (canonical JSON) appended to a file under
   ``CONTINUST_PIPELINE_FILES_DIR/<project>/``. The file's committed length is part of the
   pipeline's committed state; each write first cuts the file back to it (the lines of an
@@ -44,7 +51,15 @@ if TYPE_CHECKING:
     from continust.models import Project
     from continust.pipelines.specs import Problem
 
-__all__ = ["JsonLinesSink", "SinkRefused", "TableSink", "build", "check", "file_path"]
+__all__ = [
+    "JsonLinesSink",
+    "SinkRefused",
+    "TableSink",
+    "WebhookSink",
+    "build",
+    "check",
+    "file_path",
+]
 
 RESERVED_PREFIXES = (
     "continust_",
@@ -389,6 +404,43 @@ class JsonLinesSink(Sink):
             path.write_bytes(b"")
 
 
+# ------------------------------------------------------------------------------ webhook
+
+
+class WebhookSink(Sink):
+    """Each epoch's results as one delivery to a webhook of the project."""
+
+    name = "webhook"
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.webhook_id = int(body["id"])
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "webhook": self.webhook_id}
+
+    def write(self, pipeline: Pipeline, batch: Batch) -> Written:
+        from continust.jobs import outbox
+        from continust.models import Webhook, WebhookDelivery
+        from continust.webhooks.delivery import KIND, due_now
+
+        items, late = _late_rows(pipeline, batch)
+        if not items:
+            return Written(late=late)
+        if not Webhook.objects.filter(pk=self.webhook_id, project_id=pipeline.project_id).exists():
+            raise SinkRefused(f"project {pipeline.project.slug} has no webhook {self.webhook_id}")
+        delivery = WebhookDelivery.objects.create(
+            webhook_id=self.webhook_id,
+            event=None,
+            pipeline=pipeline,
+            epoch=batch.epoch,
+            results=[_plain(item) for item in items],
+            position=str(batch.cursor.get("position", "")),
+            next_attempt_at=due_now(),
+        )
+        outbox.enqueue(KIND.task, [delivery.pk], key=KIND.key(delivery))
+        return Written(rows=len(items), late=late)
+
+
 # ------------------------------------------------------------------------------ both
 
 
@@ -398,6 +450,14 @@ def check(sink: dict[str, Any], project: Project | None, pipeline: str | None = 
     if kind == "table":
         return _check_table({**body, "_pipeline": pipeline}, project)
     if project is None:
+        return []
+    if kind == "webhook":
+        from continust.models import Webhook
+
+        if not Webhook.objects.filter(pk=body["id"], project=project).exists():
+            return [
+                _problem(["webhook", "id"], f"project {project.slug} has no webhook {body['id']}")
+            ]
         return []
     try:
         path = file_path(project.slug, body["path"])
@@ -418,4 +478,6 @@ def build(sink: dict[str, Any], *, pipeline_name: str = "") -> Sink:
     ((kind, body),) = sink.items()
     if kind == "table":
         return TableSink(body)
+    if kind == "webhook":
+        return WebhookSink(body)
     return JsonLinesSink(body)

@@ -111,8 +111,9 @@ class Command(ContinustCommand):
 def _deletion_text(plan: dict[str, Any]) -> str:
     text = (
         f"pipeline {plan['pipeline']} with its {plan['runs']} run(s), {plan['checkpoints']} "
-        f"checkpoint(s), {plan['window_results']} window result(s) and "
-        f"{plan['late_events']} late event(s)"
+        f"checkpoint(s), {plan['window_results']} window result(s), "
+        f"{plan['late_events']} late event(s) and {plan['webhook_deliveries']} webhook "
+        "delivery(ies)"
     )
     if plan["kept"]:
         text += f" ({plan['kept']} is kept)"
