@@ -49,7 +49,8 @@ may not see |
 `merge_conflict`, `tag_exists` | the branch moved from `expected_head` (`current_head` says \
 where it is), an event id already recorded with other content, a stream or branch name \
 taken, a merge's conflicting paths left unresolved (`conflicts` lists them), a tag name \
-taken (tags never move) |
+taken (tags never move); `pipeline_running`: a pipeline changed or deleted while it runs \
+(pause it first), or a new spec its committed progress cannot go on with (send `reset`) |
 | 410 | `state_released` | a version whose state (or event payload) the stream's retention \
 policy released; its hashes and place in the graph remain |
 | 413 | `body_too_large`, `payload_too_large` | a request body above the limit (refused \
@@ -61,7 +62,9 @@ event (a JSON Patch that does not apply), an event id twice in one batch, an unk
 cannot say (`paths` names them; ask for the JSON Patch); `nothing_to_merge` for a branch \
 already merged; \
 `invalid_webhook`: a webhook URL that is not http(s) or reaches a non-public address, a \
-malformed secret, a redelivery of a delivery that has not failed |
+malformed secret, a redelivery of a delivery that has not failed; `invalid_pipeline`: a \
+pipeline spec that does not validate (`path`, a JSON Pointer into the spec, names where; \
+`problems` lists each) |
 | 422 | `bad_revision`, `ambiguous_name`, `bisect_refused`, `revert_conflict` | a revision \
 that does not resolve \
 (`main~99` walks past the root, `v12^3` names a parent there is not, `A..B` where one version \

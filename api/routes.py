@@ -19,6 +19,7 @@ from api import (
     routes_integrity,
     routes_lineage,
     routes_log,
+    routes_pipelines,
     routes_projects,
     routes_replays,
     routes_retention,
@@ -114,6 +115,8 @@ api.add_router("", routes_log.router)
 api.add_exception_handler(TooManyFeeds, errors.simple_handler(429, "too_many_feeds"))
 api.add_router("", routes_webhooks.router)
 api.add_exception_handler(InvalidWebhook, errors.simple_handler(422, "invalid_webhook"))
+api.add_router("", routes_pipelines.router)
+routes_pipelines.install(api)
 
 urlpatterns = [
     path("", api.urls),
