@@ -226,7 +226,7 @@ def resume_pipeline(request: HttpRequest, slug: SlugPath, name: NamePath) -> dic
 
 @router.delete(PIPELINE, response={200: DeletedOut, **CHANGE_ERRORS})
 def delete_pipeline(request: HttpRequest, slug: SlugPath, name: NamePath) -> dict[str, Any]:
-    """Delete a pipeline no worker runs (write scope, admin) with its runs, checkpoints,
+    """Delete a pipeline no worker holds (write scope, admin) with its runs, checkpoints,
     window results, late events and webhook deliveries. Its table or file stays.
     409 `pipeline_running` while a worker holds it."""
     pipeline = control.get_pipeline(_writable(request, slug, Role.ADMIN), name)

@@ -28,7 +28,7 @@ from continust.audit.digests import take_digest
 from continust.log.projects import add_member, create_project, create_stream
 from continust.log.store import fork
 from continust.models import DeliveryStatus, Role, WebhookDelivery
-from continust.pipelines.control import create_pipeline
+from continust.pipelines.control import create_from_spec
 from continust.read.project_log import read_log
 from continust.replays.replay import start_replay
 from continust.retention import compaction
@@ -87,6 +87,8 @@ REQUIRED = {
 REQUIRED.update({"retention-policy": Role.ADMIN, "compaction-start": Role.ADMIN})
 # Projections: only an admin runs or rebuilds one.
 REQUIRED.update({"projection-run": Role.ADMIN, "projection-rebuild": Role.ADMIN})
+# Deleting a pipeline (its runs, results and deliveries) is the admins'.
+REQUIRED["pipeline-delete"] = Role.ADMIN
 # Verifying (a POST: it may upload a digest) only reads, as the verify command does.
 REQUIRED.update({"integrity": Role.VIEWER})
 # Webhooks (issue 15): only an admin sees or changes them (their URLs and deliveries).
@@ -104,6 +106,15 @@ REQUIRED.update(
         Role.ADMIN,
     )
 )
+
+
+def pipeline_spec(path: str) -> dict[str, Any]:
+    """A pipeline's spec: the pricing stream's events, mapped, into a JSON Lines file."""
+    return {
+        "sources": [{"streams": ["pricing"]}],
+        "steps": [{"map": {"n": "/payload/n"}}],
+        "sink": {"jsonl": {"path": path}},
+    }
 
 
 @dataclass(frozen=True)
@@ -166,7 +177,7 @@ def world(db):
     reviews.comment(review, actor="rita", body="hello")
     replay = start_replay(stream, end="main", actor="eddie")
     # Named like the stream: the API's <name> is a stream, the pipelines' a pipeline.
-    create_pipeline(acme, "pricing", definition="event-counts", actor="eddie")
+    create_from_spec(acme, "pricing", pipeline_spec("pricing.jsonl"), actor="eddie")
     create_subscription(acme, "pricing", kind="persistent")  # and the subscriptions' one
     job = compaction.request(stream, actor="alice")
     # A webhook to a public address (never sent to: no worker runs) with a failed delivery.
@@ -250,6 +261,14 @@ def world(db):
             "redeliver": lambda who: {},
             "add_webhook": lambda who: {"url": f"https://93.184.215.14/{who}"},
             "remove_webhook": lambda who: {},
+            "create_pipeline": lambda who: {
+                "name": f"new-{str(who).lower()}",
+                "spec": pipeline_spec(f"{str(who).lower()}.jsonl"),
+            },
+            "update_pipeline": lambda who: {"spec": pipeline_spec("pricing.jsonl")},
+            "pause_pipeline": lambda who: {},
+            "resume_pipeline": lambda who: {},
+            "delete_pipeline": lambda who: {},
         },
         "v4": v4,
     }
@@ -367,6 +386,10 @@ API_REQUIRED.update(
         Role.ADMIN,
     )
 )
+# Deleting a pipeline is the admins'; changing one that is asked to run is a 409 (the
+# matrix resumes it before it updates it).
+API_REQUIRED["delete_pipeline"] = Role.ADMIN
+API_BUSY = {"update_pipeline"}
 # API reads that need more than membership: a webhook's URL and deliveries are the admins'.
 API_READ_REQUIRED = dict.fromkeys(("list_webhooks", "get_webhook", "list_deliveries"), Role.ADMIN)
 
@@ -399,6 +422,8 @@ def check_api(route: Route, world: dict[str, Any], methods: list[str], problems:
                 want = {403}
             elif route.name in API_STATEFUL:
                 want = {200, 422}
+            elif route.name in API_BUSY:
+                want = {200, 409}
             else:
                 want = {200, 201, 202, 204}
             if got not in want:

@@ -14,7 +14,7 @@ from continust.log.projects import create_project, create_stream
 from continust.log.store import NewEvent, append
 from continust.models import Pipeline, PipelineCheckpoint
 from continust.pipelines import control, specs
-from continust.pipelines.runner import Outcome, run_pipeline
+from continust.pipelines.runner import Outcome, claim, run_pipeline
 from continust.pipelines.user_sinks import file_path
 from tests.pipelines_support import T0, expected_rows, log_elements, write_events
 
@@ -248,11 +248,13 @@ def test_sessions_that_merge_replace_their_rows_and_late_events_are_kept(project
 
 def test_a_running_pipeline_cannot_be_changed_or_deleted(project):
     pipeline = control.create_from_spec(project, "counts", counts_spec())
-    control.start(pipeline)
-    with pytest.raises(control.PipelineBusy):
+    control.start(pipeline)  # asked to run: its spec stays as it is
+    with pytest.raises(control.PipelineBusy, match="pause it"):
         control.update_spec(pipeline, counts_spec())
-    with pytest.raises(control.PipelineBusy):
+    claim(pipeline.pk, worker="w")  # and a worker holds it
+    with pytest.raises(control.PipelineBusy, match="running on w"):
         control.delete_pipeline(pipeline)
+    assert Pipeline.objects.filter(pk=pipeline.pk).exists()
 
 
 def test_an_update_goes_on_where_it_can_and_starts_over_when_asked(project):

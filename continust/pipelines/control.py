@@ -194,15 +194,19 @@ def _cannot_resume(row: Pipeline) -> str:
 
 
 def delete_pipeline(pipeline: Pipeline) -> dict[str, Any]:
-    """Delete a stopped pipeline with its runs, checkpoints, window results and late events.
+    """Delete a pipeline no worker holds, with its runs, checkpoints, window results, late
+    events and webhook deliveries.
 
-    What it wrote elsewhere (a table, a file) stays: it is the user's. Returns what was
-    deleted.
+    What it wrote elsewhere (a table, a file) stays: it is the user's. One that waits for a
+    worker may go (the worker then finds nothing to run); one that a worker holds is
+    refused (``PipelineBusy``). Returns what was deleted.
     """
     with transaction.atomic():
         row = _locked(pipeline)
-        if row.enabled or leases.is_live(row):
-            raise PipelineBusy(f"pipeline {row.name} is running; pause it before deleting it")
+        if leases.is_live(row):
+            raise PipelineBusy(
+                f"pipeline {row.name} is running on {row.worker or 'a worker'}; pause it first"
+            )
         counts = deletion_plan(row)
         row.delete()
         return counts
