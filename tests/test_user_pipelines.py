@@ -336,3 +336,20 @@ def test_a_webhook_sink_sends_each_epoch_once_signed_and_retried(project):
     ids = [r.headers["webhook-id"] for r in receiver.requests]
     assert ids[0] == ids[1] != ids[2]  # the same id on a retry, for the receiver to dedupe
     assert all(standard_signature_ok(secret, r) for r in receiver.requests)
+
+
+def test_the_specs_of_the_readme_and_the_docs_validate():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    start = readme.index("--spec '{", readme.index("## Pipelines a user defines"))
+    text = readme[start + len("--spec '") : readme.index("}'", start) + 1]
+    assert specs.check(json.loads(text))["sink"]["table"]["name"] == "hourly_transfers"
+    docs = (root / "docs" / "pipelines.md").read_text()
+    section = docs[docs.index("## Pipelines a user defines") :]
+    text = section[section.index("```json") + len("```json") : section.index("```\n", 10)]
+    assert len(specs.check(json.loads(text))["sources"]) == 2
+    bad = json.loads(text)
+    bad["steps"][1]["window"]["size_ms"] = -1
+    assert "at /steps/1/window: bad window" in problem(bad)[1]
