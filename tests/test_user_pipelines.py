@@ -95,14 +95,22 @@ def test_meaning_is_checked_after_the_schema(project):
     assert path == "/sources/0/streams/1" and "nope" in message
     bad = counts_spec()
     bad["steps"].insert(0, {"map": {"page": "/payload/page"}})
-    path, message = problem(bad)
-    assert path == "/steps/1/window/ts" and "map" in message
+    with pytest.raises(specs.InvalidSpec) as caught:
+        specs.check(bad)
+    found = {p.path: p.message for p in caught.value.problems}
+    assert "map" in found["/steps/1/window/ts"] and "/steps/1/window/key/0" in found
     bad = counts_spec()
     bad["steps"].insert(0, {"filter": {"pointer": "/payload/n", "op": "gt", "value": "x"}})
     assert problem(bad)[0] == "/steps/0/filter/value"
     bad = counts_spec()
     bad["sink"]["table"]["key"] = ["stream", "nope"]
     assert problem(bad)[0] == "/sink/table/key/1"
+    mapped = counts_spec()
+    mapped["steps"].insert(0, {"map": {"ts": "/ts", "stream": "/stream"}})
+    path, message = problem(mapped)
+    assert path == "/steps/1/window/key/1" and "keeps only stream, ts" in message
+    mapped["steps"].insert(1, {"filter": {"types": ["click"]}})
+    assert problem(mapped)[0] == "/steps/1/filter/types"
 
 
 def test_a_sink_may_not_write_continust_tables_or_outside_its_directory(project):
@@ -194,6 +202,24 @@ def test_a_jsonl_sink_cuts_what_an_uncommitted_epoch_left_and_writes_each_line_o
     append(stream, [NewEvent("e", {"n": n}) for n in range(10, 15)])
     run_pipeline(pipeline.pk, until_caught_up=True, enable=True)
     assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == list(range(15))
+
+
+def test_a_jsonl_sink_given_another_file_goes_on_after_what_it_holds(project, _files):
+    stream = create_stream(project, "s")
+    append(stream, [NewEvent("e", {"n": n}) for n in range(3)])
+    spec = {
+        "sources": [{}],
+        "steps": [{"map": {"n": "/payload/n"}}],
+        "sink": {"jsonl": {"path": "a.jsonl"}},
+    }
+    pipeline = control.create_from_spec(project, "numbers", spec)
+    run_pipeline(pipeline.pk, until_caught_up=True, enable=True)
+    file_path("acme", "b.jsonl").write_text('{"n":"before"}\n')
+    control.update_spec(pipeline, {**spec, "sink": {"jsonl": {"path": "b.jsonl"}}})
+    append(stream, [NewEvent("e", {"n": 3})])
+    run_pipeline(pipeline.pk, until_caught_up=True, enable=True)
+    assert file_path("acme", "b.jsonl").read_text() == '{"n":"before"}\n{"n":3}\n'
+    assert len(file_path("acme", "a.jsonl").read_text().splitlines()) == 3
 
 
 def test_sessions_that_merge_replace_their_rows_and_late_events_are_kept(project):

@@ -306,6 +306,10 @@ class _Checker:
             self.add(where, f"bad window: {err}")
 
 
+def _kept(fields: set[str]) -> str:
+    return f"a map before it keeps only {', '.join(sorted(fields))}"
+
+
 def _walk_steps(
     checker: _Checker, where: list[str | int], steps: list[dict[str, Any]], fields: set[str] | None
 ) -> tuple[set[str] | None, int]:
@@ -317,6 +321,8 @@ def _walk_steps(
         at: list[str | int] = [*where, index, kind]
         if kind == "filter":
             checker.filter(at, body)
+            if fields is not None and "types" in body and "type" not in fields:
+                checker.add([*at, "types"], f"the items here have no type ({_kept(fields)})")
         elif kind == "map":
             fields = set(body)
         elif kind == "window":
@@ -324,6 +330,21 @@ def _walk_steps(
             if windows > 1:
                 checker.add(at, "a pipeline has at most one window")
             checker.window(at, body)
+            if fields is not None:
+                keys = body.get("key")
+                named = [("key", keys)] if isinstance(keys, str) else []
+                named += [
+                    (f"key/{n}", k) for n, k in enumerate(keys or []) if isinstance(keys, list)
+                ]
+                if "value" in body:
+                    named.append(("value", body["value"]))
+                for place, text in named:
+                    first = Pointer(text).first
+                    if first is not None and first not in fields:
+                        checker.add(
+                            [*at, *place.split("/")],
+                            f"{text} is not in the items here ({_kept(fields)})",
+                        )
             ts = body.get("ts", "/ts")
             first = Pointer(ts).first
             if fields is not None and first not in fields:

@@ -376,11 +376,15 @@ class JsonLinesSink(Sink):
     def write(self, pipeline: Pipeline, batch: Batch) -> Written:
         items, late = _late_rows(pipeline, batch)
         state = Pipeline.objects.values_list("state", flat=True).get(pk=pipeline.pk) or {}
-        committed = int((state.get(self.STATE) or {}).get("bytes", 0))
+        mine = state.get(self.STATE) or {}
         path = self.path(pipeline)
         data = b"".join(canonical_json(_plain(item)).encode() + b"\n" for item in items)
         path.parent.mkdir(parents=True, exist_ok=True)
         _no_links(options.files_dir() / pipeline.project.slug, path)
+        if mine.get("path", self.relative) == self.relative:
+            committed = int(mine.get("bytes", 0))
+        else:  # the spec names another file now: go on after what it holds
+            committed = path.stat().st_size if path.exists() else 0
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o640)
         try:
             # Lines past the committed length belong to an epoch that never committed.
@@ -392,7 +396,7 @@ class JsonLinesSink(Sink):
             os.fsync(fd)
         finally:
             os.close(fd)
-        batch.states[self.STATE] = {"bytes": committed + len(data)}
+        batch.states[self.STATE] = {"path": self.relative, "bytes": committed + len(data)}
         return Written(rows=len(items), late=late)
 
     def path(self, pipeline: Pipeline) -> Path:
