@@ -379,3 +379,27 @@ def test_the_specs_of_the_readme_and_the_docs_validate():
     bad = json.loads(text)
     bad["steps"][1]["window"]["size_ms"] = -1
     assert "at /steps/1/window: bad window" in problem(bad)[1]
+
+
+def test_steps_after_the_window_read_its_results(project, _files):
+    stream = create_stream(project, "s")
+    append(
+        stream,
+        [
+            NewEvent(t, {}, timestamp=T0 + timedelta(seconds=s))
+            for s, t in ((1, "a"), (2, "a"), (3, "b"), (70, "a"))
+        ],
+    )
+    spec = {
+        "sources": [{}],
+        "steps": [
+            {"window": {"type": "tumbling", "size_ms": 60_000, "key": ["/stream", "/type"]}},
+            {"filter": {"pointer": "/key", "op": "eq", "value": ["s", "a"]}},
+            {"map": {"type": "/key/1", "n": "/count"}},
+        ],
+        "sink": {"jsonl": {"path": "after.jsonl"}},
+    }
+    pipeline = control.create_from_spec(project, "after", spec)
+    run_pipeline(pipeline.pk, until_caught_up=True, enable=True)
+    lines = file_path("acme", "after.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [{"type": "a", "n": 2}]

@@ -485,8 +485,10 @@ def _map_step(body: dict[str, str]) -> Step:
 
 def _plain(value: Any) -> Any:
     """Tuples (window keys of several parts) as lists: every item is plain JSON."""
-    if isinstance(value, tuple):
+    if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     return value
 
 
