@@ -29,7 +29,7 @@ from continust.pipelines.specs import InvalidSpec
 router = Router(tags=["pipelines"])
 
 PIPELINES = "/projects/{slug:slug}/pipelines"
-PIPELINE = PIPELINES + "/{name}"
+PIPELINE = PIPELINES + "/{pipeline}"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 NamePath = Annotated[
     str,
@@ -190,14 +190,14 @@ def create_pipeline(request: HttpRequest, slug: SlugPath, body: PipelineIn) -> S
 
 
 @router.get(PIPELINE, response={200: PipelineOut, **READ_ERRORS})
-def get_pipeline(request: HttpRequest, slug: SlugPath, name: NamePath) -> dict[str, Any]:
+def get_pipeline(request: HttpRequest, slug: SlugPath, pipeline: NamePath) -> dict[str, Any]:
     """Return one pipeline: its spec, status, checkpoint (epoch, cursors) and lag."""
-    return pipeline_record(control.get_pipeline(_readable(request, slug), name))
+    return pipeline_record(control.get_pipeline(_readable(request, slug), pipeline))
 
 
 @router.put(PIPELINE, response={200: PipelineOut, **SPEC_RESPONSES})
 def update_pipeline(
-    request: HttpRequest, slug: SlugPath, name: NamePath, body: PipelineUpdate
+    request: HttpRequest, slug: SlugPath, pipeline: NamePath, body: PipelineUpdate
 ) -> dict[str, Any]:
     """Give a stopped pipeline a new spec (write scope, editor).
 
@@ -205,32 +205,32 @@ def update_pipeline(
     committed progress cannot go on with the new spec (send `reset`); 422
     `invalid_pipeline` naming the failing path.
     """
-    pipeline = control.get_pipeline(_writable(request, slug), name)
-    updated = control.update_spec(pipeline, body.spec, reset_progress=body.reset)
+    found = control.get_pipeline(_writable(request, slug), pipeline)
+    updated = control.update_spec(found, body.spec, reset_progress=body.reset)
     return pipeline_record(updated)
 
 
 @router.post(PIPELINE + "/pause", response={200: PipelineOut, **CHANGE_ERRORS})
-def pause_pipeline(request: HttpRequest, slug: SlugPath, name: NamePath) -> dict[str, Any]:
+def pause_pipeline(request: HttpRequest, slug: SlugPath, pipeline: NamePath) -> dict[str, Any]:
     """Ask the pipeline to stop: its worker commits the epochs in flight and lets go."""
-    pipeline = control.get_pipeline(_writable(request, slug), name)
-    return pipeline_record(control.pause(pipeline))
+    found = control.get_pipeline(_writable(request, slug), pipeline)
+    return pipeline_record(control.pause(found))
 
 
 @router.post(PIPELINE + "/resume", response={200: PipelineOut, **CHANGE_ERRORS})
-def resume_pipeline(request: HttpRequest, slug: SlugPath, name: NamePath) -> dict[str, Any]:
+def resume_pipeline(request: HttpRequest, slug: SlugPath, pipeline: NamePath) -> dict[str, Any]:
     """Ask the pipeline to run: a worker takes it up from its last commit."""
-    pipeline = control.get_pipeline(_writable(request, slug), name)
-    return pipeline_record(control.resume(pipeline))
+    found = control.get_pipeline(_writable(request, slug), pipeline)
+    return pipeline_record(control.resume(found))
 
 
 @router.delete(PIPELINE, response={200: DeletedOut, **CHANGE_ERRORS})
-def delete_pipeline(request: HttpRequest, slug: SlugPath, name: NamePath) -> dict[str, Any]:
+def delete_pipeline(request: HttpRequest, slug: SlugPath, pipeline: NamePath) -> dict[str, Any]:
     """Delete a pipeline no worker holds (write scope, admin) with its runs, checkpoints,
     window results, late events and webhook deliveries. Its table or file stays.
     409 `pipeline_running` while a worker holds it."""
-    pipeline = control.get_pipeline(_writable(request, slug, Role.ADMIN), name)
-    return control.delete_pipeline(pipeline)
+    found = control.get_pipeline(_writable(request, slug, Role.ADMIN), pipeline)
+    return control.delete_pipeline(found)
 
 
 def _on_invalid_spec(request: HttpRequest, exc: Any) -> HttpResponse:

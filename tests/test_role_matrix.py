@@ -213,6 +213,7 @@ def world(db):
             "replay_id": replay.pk,
             "fmt": "html",
             "name": stream.name,
+            "pipeline": "pricing",
             "compaction_id": job.pk,
             "projection": "event_counts",
             "webhook_id": webhook.pk,

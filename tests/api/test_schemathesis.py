@@ -143,8 +143,9 @@ def _aim(case, filled) -> None:
     path = case.path_parameters or {}
     if "slug" in path and _pick(path["slug"], ["acme"]):
         path["slug"] = "acme"
-    if "name" in path and _pick(path["name"], ["pricing"]):
-        path["name"] = "pricing"
+    for key in ("name", "pipeline"):
+        if key in path and _pick(path[key], ["pricing"]):
+            path[key] = "pricing"
     if "event_id" in path and _pick(path["event_id"], [filled["event"]]):
         path["event_id"] = filled["event"]
     if "version_id" in path and _pick(path["version_id"], ["v"]):
@@ -183,7 +184,7 @@ def _aim(case, filled) -> None:
                 body[key] = _pick(body[key], choices) or body[key]
     if isinstance(body, dict) and isinstance(body.get("spec"), dict) and _pick(body, ["x"]):
         # Most generated specs do not validate (a 422): let some be ones that do.
-        body["spec"] = pipeline_spec(body.get("name") or path.get("name"))
+        body["spec"] = pipeline_spec(body.get("name") or path.get("pipeline"))
     if isinstance(body, dict) and isinstance(body.get("events"), list) and _pick(body, ["x"]):
         # Generated ids and heads mostly collide with earlier examples: let most batches
         # be new ones, to reach the appends that succeed or that the reducer refuses.
