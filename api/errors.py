@@ -50,10 +50,12 @@ encrypts a stream, previews or erases a data subject) |
 | 404 | `not_found` | an unknown project, stream, branch, version, event or data subject, or \
 one the token may not see |
 | 409 | `stale_head`, `idempotency_conflict`, `stream_exists`, `already_exists`, \
-`merge_conflict`, `tag_exists`, `already_erased` | the branch moved from `expected_head` \
-(`current_head` says where it is), an event id already recorded with other content, a \
-stream or branch name taken, a merge's conflicting paths left unresolved (`conflicts` \
-lists them), a tag name taken (tags never move), a data subject erased before |
+`merge_conflict`, `tag_exists`, `already_erased`, `pipeline_running` | the branch moved \
+from `expected_head` (`current_head` says where it is), an event id already recorded with \
+other content, a stream or branch name taken, a merge's conflicting paths left unresolved \
+(`conflicts` lists them), a tag name taken (tags never move), a data subject erased before; \
+`pipeline_running`: a pipeline changed or deleted while it runs (pause it first), or a new \
+spec its committed progress cannot go on with (send `reset`) |
 | 410 | `state_released` | a version whose state (or event payload) the stream's retention \
 policy released; its hashes and place in the graph remain |
 | 413 | `body_too_large`, `payload_too_large` | a request body above the limit (refused \
@@ -65,7 +67,9 @@ event (a JSON Patch that does not apply), an event id twice in one batch, an unk
 cannot say (`paths` names them; ask for the JSON Patch); `nothing_to_merge` for a branch \
 already merged; \
 `invalid_webhook`: a webhook URL that is not http(s) or reaches a non-public address, a \
-malformed secret, a redelivery of a delivery that has not failed |
+malformed secret, a redelivery of a delivery that has not failed; `invalid_pipeline`: a \
+pipeline spec that does not validate (`path`, a JSON Pointer into the spec, names where; \
+`problems` lists each) |
 | 422 | `schema_violation`, `invalid_schema` | a payload that does not fit its type's newest \
 registered schema (`path` is the JSON Pointer of the failing part, `index` the event of the \
 batch, `type` and `version` the schema's), or a type the project does not take; a JSON \

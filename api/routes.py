@@ -20,6 +20,7 @@ from api import (
     routes_integrity,
     routes_lineage,
     routes_log,
+    routes_pipelines,
     routes_projects,
     routes_replays,
     routes_retention,
@@ -119,6 +120,8 @@ api.add_exception_handler(TooManyFeeds, errors.simple_handler(429, "too_many_fee
 api.add_router("", routes_webhooks.router)
 api.add_router("", routes_types.router)
 api.add_exception_handler(InvalidWebhook, errors.simple_handler(422, "invalid_webhook"))
+api.add_router("", routes_pipelines.router)
+routes_pipelines.install(api)
 
 urlpatterns = [
     path("", api.urls),

@@ -126,11 +126,23 @@ class DeliveredEvent(StrictSchema):
     position: int
 
 
+class DeliveredResults(StrictSchema):
+    name: str = Field(description="The pipeline whose sink is this webhook.")
+    epoch: int | None = Field(description="The epoch whose results the delivery carries.")
+    results: int = Field(description="How many results it carries.")
+
+
 class DeliveryOut(StrictSchema):
     id: int
     webhook: int
-    position: str = Field(description="The event's log position, `T.P`.")
-    event: DeliveredEvent
+    position: str = Field(
+        description="The event's log position, `T.P` (for a pipeline's results, the source "
+        "cursor the epoch ends at)."
+    )
+    event: DeliveredEvent | None = Field(description="The event delivered; null for results.")
+    pipeline: DeliveredResults | None = Field(
+        description="The pipeline's results delivered (null for an event)."
+    )
     status: Literal["pending", "sending", "delivered", "failed"]
     next_attempt_at: str | None = Field(description="When a pending delivery is tried next.")
     delivered_at: str | None
@@ -248,7 +260,7 @@ def list_deliveries(
     webhook = registry.get(administered(request, slug), webhook_id)
     rows = (
         WebhookDelivery.objects.filter(webhook=webhook)
-        .select_related("event__stream")
+        .select_related("event__stream", "pipeline")
         .prefetch_related("tries")
         .order_by("-id")
     )

@@ -529,6 +529,9 @@ class Pipeline(Leased):
     name = models.SlugField(max_length=64)
     definition = models.CharField(max_length=100)
     params = models.JSONField(default=dict, blank=True)
+    # A pipeline a user defined: its declarative spec (``continust.pipelines.specs``);
+    # None for one that runs a registered definition.
+    spec = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=200, blank=True, default="")
 
@@ -1031,7 +1034,14 @@ class WebhookDelivery(Leased):
     """
 
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+")
+    # An event of the log, or (event null) an epoch's results of a pipeline whose sink is
+    # this webhook (``continust.pipelines.user_sinks``): ``pipeline``, ``epoch``, ``results``.
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="+", null=True)
+    pipeline = models.ForeignKey(
+        "Pipeline", on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
+    epoch = models.PositiveBigIntegerField(null=True, blank=True)
+    results = models.JSONField(null=True, blank=True)
     position = models.CharField(max_length=64)  # the event's log position, "T.P"
     status = models.CharField(
         max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING

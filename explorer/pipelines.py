@@ -1,4 +1,5 @@
-"""The explorer's pipeline screens: list and start a project's pipelines, watch one, control it.
+"""The explorer's pipeline screens: list and start a project's pipelines (from a definition
+or a spec), watch one, control it, delete it.
 
 The views parse input and call ``continust.pipelines.control``; a Celery worker runs
 the pipeline. A pipeline's page polls its live fragment every two seconds while the
@@ -16,14 +17,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.db.models import Max
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from continust.core.errors import ContinustError, NotFound
-from continust.models import Membership, Pipeline, Role, WindowResult
+from continust.jobs import leases
+from continust.models import Event, Membership, Pipeline, Role, WindowResult
 from continust.pipelines import control, registry
+from continust.pipelines.records import lag_of
+from continust.pipelines.specs import InvalidSpec, Problem
 from explorer.access import HtmxHttpRequest, actor_of, member_required
 from explorer.confirm import confirmation, confirmed
 
@@ -69,6 +74,38 @@ class PipelineForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError("the parameters must be a JSON object")
         return value
+
+
+class SpecForm(forms.Form):
+    """A pipeline defined by its spec (docs/pipelines.md, "Pipelines a user defines")."""
+
+    form = forms.CharField(widget=forms.HiddenInput, initial="spec")
+    name = forms.SlugField(
+        max_length=64, label="name", help_text="lower-case letters, digits and dashes"
+    )
+    spec = forms.CharField(
+        label="spec",
+        widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false", "class": "spec"}),
+        help_text="sources, steps (filter, map, window) and a sink (table, webhook, jsonl), "
+        "as JSON",
+    )
+    start = forms.BooleanField(required=False, initial=True, label="start at once")
+
+    def clean_spec(self) -> Any:
+        try:
+            return json.loads(self.cleaned_data["spec"])
+        except json.JSONDecodeError as err:
+            raise forms.ValidationError(
+                f"not JSON: {err.msg} (line {err.lineno}, column {err.colno})"
+            ) from err
+
+
+SPEC_EXAMPLE = {
+    "description": "Events per stream per hour",
+    "sources": [{"name": "all"}],
+    "steps": [{"window": {"type": "tumbling", "size_ms": 3_600_000, "key": "/stream"}}],
+    "sink": {"jsonl": {"path": "hourly.jsonl"}},
+}
 
 
 def _definitions() -> list[dict[str, Any]]:
@@ -228,33 +265,73 @@ def _context(request: HttpRequest, membership: Membership, pipeline: Pipeline) -
             for r in latest
         ],
         "params_json": json.dumps(facts["params"], sort_keys=True),
+        "spec_json": json.dumps(pipeline.spec, indent=2, ensure_ascii=False)
+        if pipeline.spec is not None
+        else "",
+        "lag": lag_of(pipeline),
+        "can_delete": membership.allows(Role.ADMIN),
         "can_edit": membership.allows(Role.EDITOR),
         "polling": pipeline.enabled or facts["live"],
         "metrics": METRICS,
     }
 
 
+def _list_context(
+    membership: Membership,
+    form: PipelineForm | None = None,
+    spec_form: SpecForm | None = None,
+    problems: Sequence[Problem] = (),
+) -> dict[str, Any]:
+    pipelines = list(Pipeline.objects.filter(project=membership.project).order_by("name"))
+    head = Event.objects.aggregate(head=Max("position"))["head"] or 0
+    return {
+        "membership": membership,
+        "project": membership.project,
+        "pipelines": [{"row": p, "lag": lag_of(p, head)} for p in pipelines],
+        "definitions": _definitions(),
+        "form": form or PipelineForm(),
+        "spec_form": spec_form
+        or SpecForm(initial={"spec": json.dumps(SPEC_EXAMPLE, indent=2), "start": True}),
+        "problems": problems,
+        "can_edit": membership.allows(Role.EDITOR),
+    }
+
+
 @require_GET
 @member_required()
 def pipeline_list(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
-    pipelines = Pipeline.objects.filter(project=membership.project).order_by("name")
-    return render(
-        request,
-        "pipelines.html",
-        {
-            "membership": membership,
-            "project": membership.project,
-            "pipelines": pipelines,
-            "definitions": _definitions(),
-            "form": PipelineForm(),
-            "can_edit": membership.allows(Role.EDITOR),
-        },
-    )
+    return render(request, "pipelines.html", _list_context(membership))
+
+
+def _create_from_spec(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = SpecForm(request.POST)
+    problems: list[Problem] = []
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            pipeline = control.create_from_spec(
+                membership.project, data["name"], data["spec"], actor=actor_of(request)
+            )
+        except InvalidSpec as err:
+            problems = err.problems
+            form.add_error("spec", "the spec does not validate: see each path below")
+        except ContinustError as err:
+            form.add_error(None, str(err))
+        else:
+            if data["start"]:
+                control.start(pipeline)
+            started = "Started" if data["start"] else "Created (stopped)"
+            messages.success(request, f"{started} {pipeline.name}.")
+            return redirect(reverse("pipeline", args=[membership.project.slug, pipeline.name]))
+    context = _list_context(membership, spec_form=form, problems=problems)
+    return render(request, "pipelines.html", context, status=400)
 
 
 @require_POST
 @member_required(Role.EDITOR)
 def pipeline_create(request: HttpRequest, membership: Membership) -> HttpResponse:
+    if request.POST.get("form") == "spec":
+        return _create_from_spec(request, membership)
     form = PipelineForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -272,19 +349,7 @@ def pipeline_create(request: HttpRequest, membership: Membership) -> HttpRespons
             control.start(pipeline)
             messages.success(request, f"Started {pipeline.name}: a worker picks it up.")
             return redirect(reverse("pipeline", args=[membership.project.slug, pipeline.name]))
-    return render(
-        request,
-        "pipelines.html",
-        {
-            "membership": membership,
-            "project": membership.project,
-            "form": form,
-            "pipelines": Pipeline.objects.filter(project=membership.project).order_by("name"),
-            "definitions": _definitions(),
-            "can_edit": True,
-        },
-        status=400,
-    )
+    return render(request, "pipelines.html", _list_context(membership, form=form), status=400)
 
 
 @require_GET
@@ -339,6 +404,42 @@ def pipeline_reset(request: HtmxHttpRequest, membership: Membership, name: str) 
     )
 
 
+@require_http_methods(["GET", "POST"])
+@member_required(Role.ADMIN)
+def pipeline_delete(request: HtmxHttpRequest, membership: Membership, name: str) -> HttpResponse:
+    """Delete a pipeline, once its confirmation page says what goes and what stays."""
+    pipeline = _pipeline_of(membership, name)
+    back = reverse("pipeline", args=[membership.project.slug, pipeline.name])
+    if confirmed(request):
+        try:
+            control.delete_pipeline(pipeline)
+        except ContinustError as err:
+            messages.error(request, str(err))
+            return redirect(back)
+        messages.success(request, f"Deleted pipeline {pipeline.name}.")
+        return redirect(reverse("pipelines", args=[membership.project.slug]))
+    plan = control.deletion_plan(pipeline)
+    facts = [
+        f"deletes pipeline {plan['pipeline']} with its {plan['runs']:,} run(s), "
+        f"{plan['checkpoints']:,} checkpoint(s), {plan['window_results']:,} window result(s), "
+        f"{plan['late_events']:,} late event(s) and {plan['webhook_deliveries']:,} webhook "
+        "delivery(ies), sent or not",
+    ]
+    if plan["kept"]:
+        facts.append(f"keeps what it wrote: the {plan['kept']} stays as it is")
+    return confirmation(
+        request,
+        membership,
+        title=f"Delete pipeline {pipeline.name}?",
+        facts=facts,
+        action=f"Delete {pipeline.name}",
+        back=back,
+        problem=f"{pipeline.name} is running on {pipeline.worker or 'a worker'}: pause it first."
+        if leases.is_live(pipeline)
+        else "",
+    )
+
+
 urlpatterns = [
     path("p/<slug:slug>/pipelines/", pipeline_list, name="pipelines"),
     path("p/<slug:slug>/pipelines/new/", pipeline_create, name="pipeline-create"),
@@ -362,4 +463,5 @@ urlpatterns = [
         name="pipeline-resume",
     ),
     path("p/<slug:slug>/pipelines/<slug:name>/reset/", pipeline_reset, name="pipeline-reset"),
+    path("p/<slug:slug>/pipelines/<slug:name>/delete/", pipeline_delete, name="pipeline-delete"),
 ]

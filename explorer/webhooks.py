@@ -108,7 +108,7 @@ def _webhook_page(
     status = request.GET.get("status", "")
     found = (
         WebhookDelivery.objects.filter(webhook=webhook)
-        .select_related("event__stream")
+        .select_related("event__stream", "pipeline")
         .prefetch_related("tries")
         .order_by("-id")
     )
@@ -223,7 +223,7 @@ def webhook_redeliver(
         return confirmation(
             request,
             membership,
-            title=f"Redeliver {chosen.event.type} (delivery {chosen.pk}) to {found.url}?",
+            title=f"Redeliver {_what(chosen)} (delivery {chosen.pk}) to {found.url}?",
             facts=[
                 f"the event is POSTed again, up to "
                 f"{_max_attempts()} attempts with backoff; the receiver may get it twice",
@@ -260,3 +260,11 @@ urlpatterns = [
         W + "deliveries/<int:delivery_id>/redeliver/", webhook_redeliver, name="webhook-redeliver"
     ),
 ]
+
+
+def _what(delivery: WebhookDelivery) -> str:
+    """What a delivery carries, in a few words: its event's type, or a pipeline's epoch."""
+    if delivery.event is not None:
+        return delivery.event.type
+    name = delivery.pipeline.name if delivery.pipeline is not None else "a deleted pipeline"
+    return f"the results of {name}, epoch {delivery.epoch}"

@@ -29,7 +29,7 @@ from continust.audit.erasure import set_personal
 from continust.log.projects import add_member, create_project, create_stream
 from continust.log.store import fork
 from continust.models import DeliveryStatus, Role, WebhookDelivery
-from continust.pipelines.control import create_pipeline
+from continust.pipelines.control import create_from_spec
 from continust.read.project_log import read_log
 from continust.replays.replay import start_replay
 from continust.retention import compaction
@@ -90,6 +90,8 @@ REQUIRED.update({"retention-policy": Role.ADMIN, "compaction-start": Role.ADMIN}
 REQUIRED.update({"projection-run": Role.ADMIN, "projection-rebuild": Role.ADMIN})
 # Erasure (issue 16): only an admin sees the page, encrypts a stream or erases a subject.
 REQUIRED.update(dict.fromkeys(("erasure", "erasure-erase", "stream-personal"), Role.ADMIN))
+# Deleting a pipeline (its runs, results and deliveries) is the admins'.
+REQUIRED["pipeline-delete"] = Role.ADMIN
 # Verifying (a POST: it may upload a digest) only reads, as the verify command does.
 REQUIRED.update({"integrity": Role.VIEWER})
 # Event types (issue 16): every member reads the registry; only an admin changes it.
@@ -111,6 +113,15 @@ REQUIRED.update(
         Role.ADMIN,
     )
 )
+
+
+def pipeline_spec(path: str) -> dict[str, Any]:
+    """A pipeline's spec: the pricing stream's events, mapped, into a JSON Lines file."""
+    return {
+        "sources": [{"streams": ["pricing"]}],
+        "steps": [{"map": {"n": "/payload/n"}}],
+        "sink": {"jsonl": {"path": path}},
+    }
 
 
 @dataclass(frozen=True)
@@ -173,7 +184,7 @@ def world(db):
     reviews.comment(review, actor="rita", body="hello")
     replay = start_replay(stream, end="main", actor="eddie")
     # Named like the stream: the API's <name> is a stream, the pipelines' a pipeline.
-    create_pipeline(acme, "pricing", definition="event-counts", actor="eddie")
+    create_from_spec(acme, "pricing", pipeline_spec("pricing.jsonl"), actor="eddie")
     create_subscription(acme, "pricing", kind="persistent")  # and the subscriptions' one
     job = compaction.request(stream, actor="alice")
     # A webhook to a public address (never sent to: no worker runs) with a failed delivery.
@@ -215,6 +226,7 @@ def world(db):
             "typename": "order.placed",
             "fmt": "html",
             "name": stream.name,
+            "pipeline": "pricing",
             "compaction_id": job.pk,
             "projection": "event_counts",
             "webhook_id": webhook.pk,
@@ -269,6 +281,14 @@ def world(db):
             "remove_webhook": lambda who: {},
             "set_personal_data": lambda who: {"subject_member": "customer"},
             "erase_subject": lambda who: {"subject": "s-1", "reason": f"asked by {who}"},
+            "create_pipeline": lambda who: {
+                "name": f"new-{str(who).lower()}",
+                "spec": pipeline_spec(f"{str(who).lower()}.jsonl"),
+            },
+            "update_pipeline": lambda who: {"spec": pipeline_spec("pricing.jsonl")},
+            "pause_pipeline": lambda who: {},
+            "resume_pipeline": lambda who: {},
+            "delete_pipeline": lambda who: {},
         },
         "v4": v4,
     }
@@ -391,6 +411,10 @@ API_REQUIRED.update(
 )
 # Erasure (issue 16): only an admin encrypts a stream, previews or erases a data subject.
 API_REQUIRED.update(dict.fromkeys(("set_personal_data", "erase_subject"), Role.ADMIN))
+# Deleting a pipeline is the admins'; changing one that is asked to run is a 409 (the
+# matrix resumes it before it updates it).
+API_REQUIRED["delete_pipeline"] = Role.ADMIN
+API_BUSY = {"update_pipeline"}
 # API reads that need more than membership: a webhook's URL and deliveries are the admins'.
 API_READ_REQUIRED = dict.fromkeys(("list_webhooks", "get_webhook", "list_deliveries"), Role.ADMIN)
 API_READ_REQUIRED["preview_erasure"] = Role.ADMIN
@@ -424,6 +448,8 @@ def check_api(route: Route, world: dict[str, Any], methods: list[str], problems:
                 want = {403}
             elif route.name in API_STATEFUL:
                 want = {200, 422}
+            elif route.name in API_BUSY:
+                want = {200, 409}
             else:
                 want = {200, 201, 202, 204}
             if got not in want:

@@ -28,16 +28,21 @@ from continust.models import (
     PipelineCheckpoint,
     PipelineStatus,
     Project,
+    WebhookDelivery,
     WindowResult,
 )
-from continust.pipelines import registry
+from continust.pipelines import registry, specs
 from continust.pipelines.registry import InvalidPipeline
 from continust.pipelines.runner import PIPELINES, TASK
 from continust.pipelines.stages import WindowStage
 
 __all__ = [
     "PipelineBusy",
+    "SPEC_DEFINITION",
     "create_pipeline",
+    "create_from_spec",
+    "delete_pipeline",
+    "update_spec",
     "describe",
     "get_pipeline",
     "latest_windows",
@@ -48,6 +53,8 @@ __all__ = [
     "start",
 ]
 
+# The ``definition`` of a pipeline that runs its own spec.
+SPEC_DEFINITION = "spec"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 # A heartbeat older than this many seconds means the figures shown are stale.
 FRESH_SECONDS = 5
@@ -94,6 +101,136 @@ def create_pipeline(
         raise InvalidPipeline(f"project {project.slug} has a pipeline {name!r} already") from None
 
 
+def _check_name(name: str) -> None:
+    if not _NAME.match(name) or name == "new":
+        raise InvalidPipeline(
+            f"pipeline name {name!r} must be lower-case letters, digits and dashes (max 64)"
+        )
+
+
+def create_from_spec(project: Project, name: str, spec: Any, *, actor: str = "") -> Pipeline:
+    """Create a (stopped) pipeline a user defined by ``spec`` (``continust.pipelines.specs``).
+
+    The spec is checked first (``InvalidSpec`` names the failing path); a table sink's
+    table is created, or checked, in the same transaction as the pipeline.
+    """
+    _check_name(name)
+    if Pipeline.objects.filter(project=project, name=name).exists():
+        raise InvalidPipeline(f"project {project.slug} has a pipeline {name!r} already")
+    checked = specs.check(spec, project, name=name)
+    try:
+        with transaction.atomic():
+            row = Pipeline.objects.create(
+                project=project,
+                name=name,
+                definition=SPEC_DEFINITION,
+                params={},
+                spec=checked,
+                created_by=actor[:200],
+            )
+            _prepare_sink(row)
+            return row
+    except IntegrityError:
+        raise InvalidPipeline(f"project {project.slug} has a pipeline {name!r} already") from None
+
+
+def _prepare_sink(row: Pipeline) -> None:
+    sink = specs.definition_for(row).sink
+    ensure = getattr(sink, "ensure", None)
+    if ensure is not None:
+        ensure()
+
+
+def update_spec(pipeline: Pipeline, spec: Any, *, reset_progress: bool = False) -> Pipeline:
+    """Give a stopped pipeline a new spec.
+
+    Refused (``PipelineBusy``) while it runs or is asked to. It goes on from where it
+    stands when the new spec can (as many sources, and the window, if any, able to take
+    its committed state back); otherwise ``reset_progress`` starts it over (as ``reset``),
+    else the update is refused naming why. Uncommitted checkpoints are dropped: they hold
+    the old spec's outputs.
+    """
+    with transaction.atomic():
+        row = _locked(pipeline)
+        if row.spec is None:
+            raise InvalidPipeline(
+                f"pipeline {row.name} runs the definition {row.definition}, not a spec"
+            )
+        if row.enabled or leases.is_live(row):
+            raise PipelineBusy(f"pipeline {row.name} is running; pause it before changing it")
+        checked = specs.check(spec, row.project, name=row.name)
+        row.spec = checked
+        if row.epoch > 0 and not reset_progress:
+            why = _cannot_resume(row)
+            if why:
+                raise PipelineBusy(
+                    f"pipeline {row.name} cannot go on from epoch {row.epoch} with this spec "
+                    f"({why}); update it with a reset to start over"
+                )
+        row.save(update_fields=["spec"])
+        PipelineCheckpoint.objects.filter(pipeline=row).delete()
+        _prepare_sink(row)
+    if reset_progress:
+        return reset(row)
+    row.refresh_from_db()
+    return row
+
+
+def _cannot_resume(row: Pipeline) -> str:
+    definition = specs.definition_for(row)
+    if len(row.cursor or []) != len(definition.sources):
+        return f"it read {len(row.cursor or [])} source(s), the spec has {len(definition.sources)}"
+    states = row.state or {}
+    for stage in definition.stages:
+        if not stage.stateful:
+            continue
+        if stage.name not in states:
+            return f"no committed state for its {stage.name}"
+        try:
+            stage.restore(states[stage.name])
+        except (KeyError, TypeError, ValueError) as err:
+            return f"its {stage.name} cannot take the committed state back: {err}"
+    return ""
+
+
+def delete_pipeline(pipeline: Pipeline) -> dict[str, Any]:
+    """Delete a pipeline no worker holds, with its runs, checkpoints, window results, late
+    events and webhook deliveries.
+
+    What it wrote elsewhere (a table, a file) stays: it is the user's. One that waits for a
+    worker may go (the worker then finds nothing to run); one that a worker holds is
+    refused (``PipelineBusy``). Returns what was deleted.
+    """
+    with transaction.atomic():
+        row = _locked(pipeline)
+        if leases.is_live(row):
+            raise PipelineBusy(
+                f"pipeline {row.name} is running on {row.worker or 'a worker'}; pause it first"
+            )
+        counts = deletion_plan(row)
+        row.delete()
+        return counts
+
+
+def deletion_plan(pipeline: Pipeline) -> dict[str, Any]:
+    """What deleting the pipeline removes, and what it leaves where it is."""
+    kept = ""
+    sink = (pipeline.spec or {}).get("sink") or {}
+    if "table" in sink:
+        kept = f"table {sink['table']['name']}"
+    elif "jsonl" in sink:
+        kept = f"file {sink['jsonl']['path']}"
+    return {
+        "pipeline": pipeline.name,
+        "runs": pipeline.runs.count(),
+        "checkpoints": PipelineCheckpoint.objects.filter(pipeline=pipeline).count(),
+        "window_results": WindowResult.objects.filter(pipeline=pipeline).count(),
+        "late_events": LateEvent.objects.filter(pipeline=pipeline).count(),
+        "webhook_deliveries": WebhookDelivery.objects.filter(pipeline=pipeline).count(),
+        "kept": kept,
+    }
+
+
 def _locked(pipeline: Pipeline) -> Pipeline:
     return Pipeline.objects.select_for_update().select_related("project").get(pk=pipeline.pk)
 
@@ -137,7 +274,7 @@ def reset(pipeline: Pipeline) -> Pipeline:
             )
         # A definition gone or broken: the built-in tables are cleared below all the same.
         with suppress(ContinustError):
-            registry.get(row.definition).build(row.params).sink.clear(row)
+            specs.definition_for(row).sink.clear(row)
         WindowResult.objects.filter(pipeline=row).delete()
         LateEvent.objects.filter(pipeline=row).delete()
         PipelineCheckpoint.objects.filter(pipeline=row).delete()
@@ -206,7 +343,7 @@ def open_windows(pipeline: Pipeline) -> list[dict[str, Any]]:
     if not states:
         return []
     try:
-        definition = registry.get(pipeline.definition).build(pipeline.params)
+        definition = specs.definition_for(pipeline)
     except (NotFound, InvalidPipeline):
         return []
     totals: dict[tuple[int, int], dict[str, Any]] = defaultdict(
@@ -234,7 +371,7 @@ def describe(pipeline: Pipeline) -> dict[str, Any]:
     now = timezone.now()
     registered: registry.Registered | None
     try:
-        registered = registry.get(pipeline.definition)
+        registered = None if pipeline.spec is not None else registry.get(pipeline.definition)
     except NotFound:
         registered = None
     fresh = (
@@ -247,8 +384,15 @@ def describe(pipeline: Pipeline) -> dict[str, Any]:
     if registered is not None:
         with suppress(InvalidPipeline):  # else shown as stored; starting it says what is wrong
             params = registered.params(pipeline.params)
+    if pipeline.spec is not None:
+        description = str(pipeline.spec.get("description") or "A pipeline defined by its spec.")
+    elif registered is not None:
+        description = registered.description
+    else:
+        description = "(definition not installed)"
     return {
-        "description": registered.description if registered else "(definition not installed)",
+        "description": description,
+        "spec": pipeline.spec,
         "params": params,
         "live": leases.is_live(pipeline),
         "fresh": fresh,

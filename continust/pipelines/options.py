@@ -5,10 +5,12 @@ Every value goes through ``continust.env`` and fails loudly when malformed.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from continust.env import env_int, env_list
+from continust.env import env_int, env_list, env_str
 
 
 def number(name: str, default: int, *, minimum: int = 0) -> int:
@@ -57,3 +59,13 @@ def epoch_delay_ms() -> int:
 def modules() -> list[str]:
     """Modules that register pipelines, imported with the registry (CONTINUST_PIPELINES)."""
     return names("CONTINUST_PIPELINES")
+
+
+def files_dir() -> Path:
+    """Where JSON Lines sinks write, a directory per project (CONTINUST_PIPELINE_FILES_DIR)."""
+    value = getattr(settings, "CONTINUST_PIPELINE_FILES_DIR", None)
+    if value is None:
+        value = env_str(
+            "CONTINUST_PIPELINE_FILES_DIR", str(Path(settings.VAR_DIR) / "pipeline-files")
+        )
+    return Path(value)

@@ -67,7 +67,7 @@ from continust.models import (
     PipelineRun,
     PipelineStatus,
 )
-from continust.pipelines import options, registry
+from continust.pipelines import options, specs
 from continust.pipelines.merge import merge
 from continust.pipelines.metrics import BACKPRESSURED, BUSY, IDLE, Meter, Sampler
 from continust.pipelines.registry import Definition, InvalidPipeline
@@ -662,7 +662,7 @@ def run_pipeline(
     if lease is None:
         return Outcome.SKIPPED
     try:
-        definition = registry.get(pipeline.definition).build(pipeline.params)
+        definition = specs.definition_for(pipeline)
     except ContinustError as err:
         return _fail_unbuilt(lease, str(err))
     runner = PipelineRunner(

@@ -40,6 +40,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from continust.jobs import leases, outbox
+from continust.log.canonical import timestamp_text
 from continust.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from continust.read.records import event_record
 from continust.webhooks import signing, targets
@@ -156,9 +157,23 @@ def retry_after(value: str | None) -> float | None:
 
 
 def body_of(delivery: WebhookDelivery) -> bytes:
-    """The JSON the receiver gets: the event, its stream and its log position. Personal
-    values stay sealed: a receiver is beyond the reach of an erasure."""
+    """The JSON the receiver gets: the event, its stream and its log position; or a
+    pipeline's results of one epoch. Personal values stay sealed: a receiver is beyond the
+    reach of an erasure."""
     event = delivery.event
+    if event is None:
+        pipeline = delivery.pipeline
+        document: dict[str, Any] = {
+            "type": "pipeline.results",
+            "timestamp": timestamp_text(delivery.created_at),
+            "data": {
+                "project": delivery.webhook.project.slug,
+                "pipeline": pipeline.name if pipeline is not None else None,
+                "epoch": delivery.epoch,
+                "results": delivery.results,
+            },
+        }
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
     document = {
         "type": event.type,
         "timestamp": event_record(event)["timestamp"],
@@ -173,6 +188,8 @@ def body_of(delivery: WebhookDelivery) -> bytes:
 
 def message_id(delivery: WebhookDelivery) -> str:
     """The ``webhook-id``: the same on every attempt of a delivery, for receivers to dedupe."""
+    if delivery.event is None:
+        return f"msg_{delivery.webhook_id}_results_{delivery.pk}"
     return f"msg_{delivery.webhook_id}_{delivery.event.id}"
 
 
@@ -253,7 +270,7 @@ def run(delivery_id: int, *, worker: str = "") -> str:
     if lease is None:
         return "skipped"
     delivery = (
-        WebhookDelivery.objects.select_related("webhook__project", "event__stream")
+        WebhookDelivery.objects.select_related("webhook__project", "event__stream", "pipeline")
         .filter(pk=delivery_id)
         .first()
     )

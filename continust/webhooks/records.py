@@ -47,8 +47,10 @@ def attempt_record(attempt: WebhookAttempt) -> dict[str, Any]:
 
 
 def delivery_record(delivery: WebhookDelivery) -> dict[str, Any]:
-    """A delivery with its event's identity and every attempt made (prefetch ``tries``)."""
+    """A delivery with its event's identity (or its pipeline's and epoch's) and every attempt
+    made (prefetch ``tries``)."""
     event = delivery.event
+    pipeline = delivery.pipeline if event is None else None
     return {
         "id": delivery.pk,
         "webhook": delivery.webhook_id,
@@ -58,7 +60,16 @@ def delivery_record(delivery: WebhookDelivery) -> dict[str, Any]:
             "type": event.type,
             "stream": event.stream.name,
             "position": event.position,
-        },
+        }
+        if event is not None
+        else None,
+        "pipeline": {
+            "name": pipeline.name,
+            "epoch": delivery.epoch,
+            "results": len(delivery.results or []),
+        }
+        if pipeline is not None
+        else None,
         "status": delivery.status,
         "next_attempt_at": _when(delivery.next_attempt_at)
         if delivery.status == DeliveryStatus.PENDING

@@ -168,7 +168,7 @@ def remove(webhook: Webhook, *, actor: str = "") -> int:
 def delivery_of(webhook: Webhook, delivery_id: int) -> WebhookDelivery:
     """The webhook's delivery of that id; NotFound otherwise."""
     found = (
-        WebhookDelivery.objects.select_related("event__stream")
+        WebhookDelivery.objects.select_related("event__stream", "pipeline")
         .filter(pk=delivery_id, webhook=webhook)
         .first()
     )

@@ -212,6 +212,7 @@ def test_no_operation_answers_a_server_error_to_any_text(alice_api, versions, te
         "review_id": "1",
         "event_id": "00000000-0000-0000-0000-000000000000",
         "webhook_id": "1",
+        "pipeline": "pricing",
         "delivery_id": "1",
     }
     for method, template, params, statuses in operations():

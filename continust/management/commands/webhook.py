@@ -110,7 +110,7 @@ class Command(ContinustCommand):
         elif action == "deliveries":
             found = (
                 WebhookDelivery.objects.filter(webhook=webhook)
-                .select_related("event__stream")
+                .select_related("event__stream", "pipeline")
                 .prefetch_related("tries")
                 .order_by("-id")
             )
@@ -137,10 +137,12 @@ def _filters(webhook: Webhook) -> str:
 
 def _delivery_lines(record: dict[str, Any]) -> str:
     event = record["event"]
-    head = (
-        f"{record['id']}\t{record['status']}\t{event['type']}\t{event['stream']}\t"
-        f"at {record['position']}"
+    what = (
+        f"{event['type']}\t{event['stream']}"
+        if event is not None
+        else f"pipeline {record['pipeline']['name']}\tepoch {record['pipeline']['epoch']}"
     )
+    head = f"{record['id']}\t{record['status']}\t{what}\tat {record['position']}"
     tries = [
         f"  #{a['number']} {a['started_at']} {a['status_code'] or '-'} {a['duration_ms']} ms"
         + (f" {a['error']}" if a["error"] else "")
