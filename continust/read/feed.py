@@ -44,7 +44,7 @@ from continust.models import Event, OpenFeed, Project
 from continust.read.project_log import LAST, START, LogEntry, LogFilter, LogPosition, read_log
 from continust.read.records import event_record
 from continust.read.wakeups import LogWakeups
-from continust.schemas.registry import Registry
+from continust.schemas.registry import Registry, registry_of
 
 # How long the client waits before reconnecting, sent first (milliseconds).
 RETRY_MS = 1000
@@ -82,9 +82,10 @@ def entry_record(entry: LogEntry, registry: Registry | None = None) -> dict[str,
     return {"log_position": str(entry.at), **event_record(entry.event, registry)}
 
 
-def message(entry: LogEntry) -> str:
-    """One SSE message: the event's record as JSON, its log position as the id."""
-    data = json.dumps(entry_record(entry), ensure_ascii=False, separators=(",", ":"))
+def message(entry: LogEntry, registry: Registry | None = None) -> str:
+    """One SSE message: the event's record as JSON (in its type's newest shape with the
+    project's ``registry``), its log position as the id."""
+    data = json.dumps(entry_record(entry, registry), ensure_ascii=False, separators=(",", ":"))
     return f"id: {entry.at}\nevent: event\ndata: {data}\n\n"
 
 
@@ -171,9 +172,11 @@ class Feed:
                 with _readers():
                     page = read_log(self.project, self.after, limit=limits.page, where=self.where)
                     _give_back_connection()
+                # The registry as of the project loaded when the feed opened (a cache hit).
+                registry = registry_of(self.project)
                 for entry in page.entries:
                     handed = self.clock()
-                    yield message(entry)
+                    yield message(entry, registry)
                     if not self._in_time(handed):
                         return
                     self.after = entry.at

@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from api.models import Scope
+from continust.audit import event_types
 from continust.log.projects import add_member, create_project, create_stream
 from continust.models import OpenFeed, Role
 from continust.read.feed import Feed, FeedLimits, open_feed
@@ -169,3 +170,24 @@ def test_a_client_that_stops_reading_is_dropped(project, stream):
     with pytest.raises(StopIteration):
         next(feed)
     assert feed.dropped and OpenFeed.objects.count() == 0
+
+
+def test_a_feed_sends_events_in_their_type_s_newest_shape(project, stream):
+    """The feed reads as every other surface does: upcast, with the stored payload beside."""
+    put(stream, {"n": 1})
+    event_types.register(project, "set", {"type": "object"}, actor="alice")
+    event_types.evolve(
+        project,
+        "set",
+        {"type": "object"},
+        patch=[{"op": "add", "path": "/upcast", "value": True}],
+        actor="alice",
+    )
+    project.refresh_from_db()
+    limits = FeedLimits(seconds=300, heartbeat=15, slow=10)
+    feed = Feed(project, START, LogFilter(), limits, open_feed("token:test", limits))
+    assert next(feed).startswith("retry:")
+    record = json.loads(next(feed).split("data: ", 1)[1])
+    assert record["payload"] == {"n": 1, "upcast": True}
+    assert record["stored_payload"] == {"n": 1} and record["upcast_from"] == 1
+    feed.close()
