@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
+from continust.core.database import on_postgresql
 from continust.core.errors import ContinustError
 from continust.log.canonical import canonical_json
 from continust.models import LateEvent, Pipeline
@@ -261,7 +262,7 @@ class TableSink(Sink):
 
     def create_table(self) -> None:
         quote = connection.ops.quote_name
-        types = SQL_TYPES[connection.vendor]
+        types = SQL_TYPES["postgresql" if on_postgresql() else "sqlite"]
         parts = [f"{quote(column)} {types[kind]}" for column, _, kind in self.columns]
         if self.key:
             parts.append(f"PRIMARY KEY ({', '.join(quote(c) for c in self.key)})")
@@ -303,7 +304,7 @@ class TableSink(Sink):
             return
         quote = connection.ops.quote_name
         names = [column for column, _, _ in self.columns]
-        json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
+        json_cast = "::jsonb" if on_postgresql() else ""
         marks = ", ".join(
             f"%s{json_cast}" if kind == "json" else "%s" for _, _, kind in self.columns
         )
