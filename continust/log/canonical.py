@@ -85,19 +85,28 @@ def storable(value: Any) -> Any:
 # a negative zero is written "-0.0", a whole float of 1e16 or more in exponent form ("e+"),
 # a NUL as "\\u0000"; a lone surrogate fails to encode. Text without any of them needs no
 # walk of the value.
-MAYBE_UNSTORABLE = ("-0.0", "e+", "\\u0000")
+_MAYBE_UNSTORABLE = ("-0.0", "e+", "\\u0000")
+
+
+def storable_text(value: Any) -> str | None:
+    """Return the canonical text of ``value`` when ``storable`` would leave the value as it
+    is, from one encoding; None when only a walk of the value can say (or it is no JSON)."""
+    try:
+        text = canonical_json(value)
+        if any(mark in text for mark in _MAYBE_UNSTORABLE):
+            return None
+        text.encode("utf-8")
+    except (TypeError, ValueError):  # not JSON, NaN, a lone surrogate: the walk says which
+        return None
+    return text
 
 
 def storable_with_text(value: Any) -> tuple[Any, str]:
     """Return ``storable(value)`` and its canonical text, encoding the value once and
     walking it only when the text shows something ``storable`` might change or refuse."""
-    try:
-        text = canonical_json(value)
-        if not any(mark in text for mark in MAYBE_UNSTORABLE):
-            text.encode("utf-8")
-            return value, text
-    except (TypeError, ValueError):  # not JSON, NaN, a lone surrogate: the walk says which
-        pass
+    text = storable_text(value)
+    if text is not None:
+        return value, text
     kept = storable(value)
     return kept, canonical_json(kept)
 

@@ -81,12 +81,9 @@ def hashed_storable_state(
     The canonical text is made once and serves both the check and the hash: the walk of
     ``storable_state`` runs only when the text shows something it might change.
     """
-    try:
-        text = canonical.canonical_json(state)
-        if not any(mark in text for mark in canonical.MAYBE_UNSTORABLE):
-            return canonical.sha256_text(text), text
-    except (TypeError, ValueError):  # NaN, a lone surrogate, not JSON: say it as the walk does
-        pass
+    text = canonical.storable_text(state)
+    if text is not None:
+        return canonical.sha256_text(text), text
     storable_state(state, reducer=reducer, reducer_version=reducer_version, event_id=event_id)
     return canonical.hashed_state(state)
 
