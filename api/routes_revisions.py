@@ -60,6 +60,7 @@ STREAM = "/projects/{slug:slug}/streams/{streamname:name}"
 # ~0 or ~1.
 POINTER_PATTERN = r"^(/([^/~\u0000]|~[01])*)*$"
 MAX_GOOD = 20
+MAX_SKIP = 100
 _ANY_STORED_JSON: dict[str, Any] = {"anyOf": [STORED_JSON_MARK]}
 
 RangeText = Annotated[
@@ -122,6 +123,13 @@ class BisectIn(StrictSchema):
         examples=[["v1.0"]],
     )
     bad: Ref = Field(description="A revision where it does not hold.", examples=["main"])
+    skip: list[Ref] = Field(
+        default_factory=list,
+        max_length=MAX_SKIP,
+        description="Revisions not to test, as `git bisect skip`. Versions whose state "
+        "compaction released are skipped without being named.",
+        examples=[["v42"]],
+    )
     pointer: str = Field(
         max_length=1000,
         pattern=POINTER_PATTERN,
@@ -140,14 +148,27 @@ class Tested(Schema):
     good: bool
 
 
+class Skipped(Schema):
+    version: int
+    why: str = Field(examples=["state released by compaction", "skipped as asked"])
+
+
 class BisectOut(Schema):
-    first_bad: int = Field(description="The first version where the property broke.")
-    event: str
-    type: str
-    branch: str
+    first_bad: int | None = Field(
+        description="The first version where the property broke; null when skipped "
+        "versions leave more than one (see `could_be`)."
+    )
+    event: str | None = Field(description="The first bad version's event (null as above).")
+    type: str | None
+    branch: str | None
+    could_be: list[int] = Field(
+        description="The versions the first bad version is among: `[first_bad]` when it "
+        "was found, more when skipped versions could not be tested."
+    )
     states_read: int = Field(description="States read, the two given ends included.")
     candidates: int = Field(description="Versions bad reaches and no good one reaches.")
     tested: list[Tested]
+    skipped: list[Skipped]
     property: str
 
 
@@ -246,13 +267,17 @@ def bisect(
 ) -> dict[str, Any]:
     """Find the first version where the value at `pointer` stopped being `expect`, as
     `git bisect` does: among the versions `bad` reaches and no `good` reaches, in
-    O(log n) state reads on linear history. Reads only; 422 `bisect_refused` when a good
-    version does not hold or the bad one does. Python predicates are the command
-    line's only (`manage.py bisect --run`): the API runs no code."""
+    O(log n) state reads on linear history. Versions in `skip`, and those whose state
+    compaction released, are not tested: the answer is then the versions the first bad
+    one is among (`could_be`). Reads only; 422 `bisect_refused` when a good version does
+    not hold, the bad one does, or an end's state was released. Python predicates are
+    the command line's only (`manage.py bisect --run`): the API runs no code."""
     stream = stream_for(request, slug, name)
     prop = PointerEquals(body.pointer, body.expect)
     good = [resolve_version(stream, ref) for ref in body.good]
-    return bisect_stream(stream, good, resolve_version(stream, body.bad), prop).as_dict()
+    skip = [resolve_version(stream, ref) for ref in body.skip]
+    bad = resolve_version(stream, body.bad)
+    return bisect_stream(stream, good, bad, prop, skip).as_dict()
 
 
 @router.post(STREAM + "/reverts", response={200: RevertOut, 201: RevertOut, **REVERT_ERRORS})

@@ -34,6 +34,13 @@ class BisectForm(forms.Form):
         initial="main",
         help_text="where it no longer holds: main, v80",
     )
+    skip = forms.CharField(
+        max_length=2000,
+        required=False,
+        label="skip",
+        help_text="revisions not to test, separated by spaces: v41 v42 (versions whose "
+        "state compaction released are skipped anyway)",
+    )
     pointer = forms.CharField(
         max_length=1000,
         required=False,
@@ -79,13 +86,24 @@ def bisect_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
                 try:
                     ends[field] = resolve_version(stream, ref)
                 except ContinustError as err:
-                    form.add_error(field, f"{str(err)[:1].upper()}{str(err)[1:]}.")
+                    form.add_error(field, _sentence(err))
+            skip: list[Version] = []
+            for ref in data["skip"].replace(",", " ").split():
+                try:
+                    skip.append(resolve_version(stream, ref))
+                except ContinustError as err:
+                    form.add_error("skip", _sentence(err))
             if not form.errors:
-                context["result"] = bisect_stream(stream, [ends["good"]], ends["bad"], prop)
+                context["result"] = bisect_stream(stream, [ends["good"]], ends["bad"], prop, skip)
         except (ContinustError, StateReleased) as err:
-            form.add_error(None, f"{str(err)[:1].upper()}{str(err)[1:]}.")
+            form.add_error(None, _sentence(err))
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "bisect.html", context, status=status)
+
+
+def _sentence(err: Exception) -> str:
+    text = str(err)
+    return f"{text[:1].upper()}{text[1:]}."
 
 
 urlpatterns = [

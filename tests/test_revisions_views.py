@@ -114,6 +114,19 @@ def test_the_bisect_page_finds_the_first_bad_version(bob, stream, line):
     assert f"Version {line[2].pk} is the first bad version" in body
 
 
+def test_the_bisect_page_skips_versions_and_says_where_the_break_lies(bob, stream, line):
+    client = as_user(bob)
+    query = {"good": "main~3", "bad": "main", "pointer": "/ok", "expect": "true"}
+    page = client.get(url("bisect", stream), {**query, "skip": f"v{line[2].pk}"})
+    body = page.content.decode()
+    assert page.status_code == 200, body
+    assert "The first bad version is one of 2" in body
+    assert f"v{line[2].pk}: skipped as asked" in body
+    wrong = client.get(url("bisect", stream), {**query, "skip": "main~99 <b>"})
+    assert wrong.status_code == 400 and "walks past the root" in wrong.content.decode()
+    assert "<b>" not in wrong.content.decode()
+
+
 def test_the_bisect_page_says_what_did_not_resolve(bob, stream, line):
     client = as_user(bob)
     query = {"good": "main~9", "bad": "main", "pointer": "/ok", "expect": "true"}

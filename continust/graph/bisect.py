@@ -9,6 +9,11 @@ stays correct because the candidates are a set of the graph, not a line.
 
 Counting a candidate's candidate ancestors is git's trick: a candidate with exactly
 one candidate parent has one more than that parent; only merges are walked.
+
+A version that cannot be tested (its state was released by compaction, or the user said
+so) is *skipped*, as ``git bisect skip`` does: it stays a candidate, the next best
+splitter is tested instead, and when only skipped candidates are left beside the bad
+version the answer is the set the first bad version lies in, not one version.
 """
 
 from __future__ import annotations
@@ -29,15 +34,23 @@ class Bisection(Generic[N]):
     candidates: set[N]
     bad: N
     tested: list[tuple[N, bool]] = field(default_factory=list)
+    skipped: list[N] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
-        return len(self.candidates) <= 1
+        """Nothing is left to test: one candidate, or only skipped ones beside bad."""
+        return self.candidates <= {self.bad, *self.skipped}
 
     @property
     def first_bad(self) -> N | None:
-        """The first bad version, once one candidate is left."""
-        return next(iter(self.candidates)) if self.done and self.candidates else None
+        """The first bad version, once one candidate is left (None while undecided, and
+        when skipped candidates leave it open: see ``could_be``)."""
+        return next(iter(self.candidates)) if len(self.candidates) == 1 else None
+
+    @property
+    def could_be(self) -> set[N]:
+        """Where the first bad version lies: the candidates left (one when found)."""
+        return set(self.candidates)
 
 
 def start(graph: VersionGraph[N], good: Iterable[N], bad: N) -> Bisection[N]:
@@ -72,13 +85,14 @@ def next_to_test(graph: VersionGraph[N], bisection: Bisection[N]) -> N | None:
     if bisection.done:
         return None
     total = len(bisection.candidates)
+    skipped = set(bisection.skipped)
     weights = _weights(graph, bisection.candidates)
     best: N | None = None
     best_score = -1
     for node, weight in sorted(
         weights.items(), key=lambda item: (graph.generation(item[0]), str(item[0]))
     ):
-        if node == bisection.bad:
+        if node == bisection.bad or node in skipped:
             continue
         score = min(weight, total - weight)
         if score > best_score:
@@ -97,11 +111,23 @@ def record(graph: VersionGraph[N], bisection: Bisection[N], version: N, good: bo
         bisection.bad = version
 
 
-def bisect(graph: VersionGraph[N], good: Iterable[N], bad: N, test: Callable[[N], bool]) -> N:
-    """Return the first version that ``test`` finds bad (False), testing as few as halving
-    allows; ``good`` must pass and ``bad`` fail (the caller checks them)."""
+def skip(bisection: Bisection[N], version: N) -> None:
+    """Leave a candidate untested: it cannot be read, or the user will not have it read."""
+    if version not in bisection.skipped:
+        bisection.skipped.append(version)
+
+
+def bisect(
+    graph: VersionGraph[N], good: Iterable[N], bad: N, test: Callable[[N], bool | None]
+) -> set[N]:
+    """Return where the first version that ``test`` finds bad (False) lies, testing as few
+    as halving allows: one version, or more when ``test`` could not tell (None) for some.
+    ``good`` must pass and ``bad`` fail (the caller checks them)."""
     bisection = start(graph, good, bad)
     while (version := next_to_test(graph, bisection)) is not None:
-        record(graph, bisection, version, test(version))
-    found = bisection.first_bad
-    return bad if found is None else found
+        answer = test(version)
+        if answer is None:
+            skip(bisection, version)
+        else:
+            record(graph, bisection, version, answer)
+    return bisection.could_be

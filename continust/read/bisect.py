@@ -4,6 +4,10 @@ A property is a JSON Pointer with the value expected there (any surface), or a P
 expression over ``state`` (the command line only: it runs code, so neither the
 explorer nor the API accepts one). The search is ``continust.graph.bisect``'s; this
 module reads the states it asks about, one ``state_of`` each, and counts them.
+
+A version whose state compaction released cannot be tested: it is skipped, as are the
+versions the user names to skip, and the answer may then be a set of versions (the
+first bad one is among them) rather than one. The two ends must be readable.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ from typing import Any, Protocol
 
 import jsonpointer
 
-from continust.core.errors import BisectRefused, InvalidName
+from continust.core.errors import BisectRefused, InvalidName, StateReleased
 from continust.core.parsing import parse_pointer
 from continust.graph import bisect as search
 from continust.graph.cache import graph_for
 from continust.log import canonical
-from continust.log.states import state_of
+from continust.log.states import StateMismatch, state_of
 from continust.log.subjects import Revealer
 from continust.models import Stream, Version
 
@@ -111,44 +115,97 @@ class PythonPredicate:
 
 @dataclass(frozen=True)
 class BisectResult:
-    """The first bad version, and what the search read to find it."""
+    """The first bad version (or the versions it lies among, when skipped ones leave it
+    open), and what the search read to find it."""
 
-    first_bad: Version
+    could_be: tuple[Version, ...]
+
+    @property
+    def first_bad(self) -> Version | None:
+        """The first bad version; None when skipped versions leave more than one."""
+        return self.could_be[0] if len(self.could_be) == 1 else None
+
     reads: int
     candidates: int
     tested: tuple[tuple[int, bool], ...]
+    skipped: tuple[tuple[int, str], ...]
     property: str
 
     def as_dict(self) -> dict[str, Any]:
         """The result as the API and the ``bisect`` command print it."""
         first = self.first_bad
         return {
-            "first_bad": first.pk,
-            "event": str(first.event.id),
-            "type": first.event.type,
-            "branch": first.branch,
+            "first_bad": first.pk if first else None,
+            "event": str(first.event.id) if first else None,
+            "type": first.event.type if first else None,
+            "branch": first.branch if first else None,
+            "could_be": [v.pk for v in self.could_be],
             "states_read": self.reads,
             "candidates": self.candidates,
             "tested": [{"version": v, "good": ok} for v, ok in self.tested],
+            "skipped": [{"version": v, "why": why} for v, why in self.skipped],
             "property": self.property,
         }
 
+    def summary(self) -> str:
+        """One line for people: the version found, or the versions it lies among."""
+        read = f"{self.reads} states read for {self.candidates} candidates"
+        first = self.first_bad
+        if first is not None:
+            return (
+                f"v{first.pk} is the first bad version ({first.event.type} on {first.branch}, "
+                f"event {first.event.id}): {self.property} broke there; {read}"
+            )
+        shown = [f"v{v.pk}" for v in self.could_be[:SHOWN]]
+        if len(self.could_be) > SHOWN:
+            shown.append(f"and {len(self.could_be) - SHOWN} more")
+        return (
+            f"the first bad version is one of {', '.join(shown)}: {self.property} broke "
+            f"among them, and {len(self.skipped)} could not be tested; {read}"
+        )
+
+
+SHOWN = 8
+RELEASED = "state released by compaction"
+ASKED = "skipped as asked"
+
 
 def bisect_stream(
-    stream: Stream, good: Sequence[Version], bad: Version, prop: StateProperty
+    stream: Stream,
+    good: Sequence[Version],
+    bad: Version,
+    prop: StateProperty,
+    skip: Sequence[Version] = (),
 ) -> BisectResult:
     """Find the first version that ``bad`` reaches and no ``good`` reaches where ``prop``
-    does not hold. The given ends are read first: each good must hold, bad must not."""
+    does not hold. The given ends are read first: each good must hold, bad must not.
+    Versions in ``skip``, and those whose state was released, are not tested."""
     if not good:
         raise BisectRefused("name at least one good version")
     graph = graph_for(stream)
     reads = 0
     revealer = Revealer(stream.project_id)
+    unwanted = {v.pk for v in skip}
+    for version in (*good, bad):
+        if version.pk in unwanted:
+            raise BisectRefused(f"v{version.pk} is an end of the bisection: it cannot be skipped")
+
+    def read(version_id: int) -> Any:
+        nonlocal reads
+        try:
+            state = state_of(version_id)
+        except StateMismatch:
+            raise
+        except StateReleased as err:
+            raise BisectRefused(
+                f"the state of v{version_id} was released by compaction, so it cannot be "
+                "an end of the bisection; name a version whose state is kept"
+            ) from err
+        reads += 1
+        return revealer.reveal(state)
 
     def test(version_id: int) -> bool:
-        nonlocal reads
-        reads += 1
-        return prop.holds(revealer.reveal(state_of(version_id)))
+        return prop.holds(read(version_id))
 
     for version in good:
         if graph.is_ancestor(bad.pk, version.pk):
@@ -168,13 +225,27 @@ def bisect_stream(
         )
     bisection = search.start(graph, [v.pk for v in good], bad.pk)
     candidates = len(bisection.candidates)
+    why: dict[int, str] = {}
+    for asked in sorted(unwanted & bisection.candidates):
+        search.skip(bisection, asked)
+        why[asked] = ASKED
     while (version_id := search.next_to_test(graph, bisection)) is not None:
-        search.record(graph, bisection, version_id, test(version_id))
-    found = bisection.first_bad or bad.pk
+        try:
+            state = state_of(version_id)
+        except StateMismatch:
+            raise
+        except StateReleased:
+            search.skip(bisection, version_id)
+            why[version_id] = RELEASED
+            continue
+        reads += 1
+        search.record(graph, bisection, version_id, prop.holds(revealer.reveal(state)))
+    found = Version.objects.select_related("event").in_bulk(bisection.could_be)
     return BisectResult(
-        first_bad=Version.objects.select_related("event").get(pk=found),
+        could_be=tuple(found[pk] for pk in sorted(found)),
         reads=reads,
         candidates=candidates,
         tested=tuple(bisection.tested),
+        skipped=tuple((v, why[v]) for v in bisection.skipped),
         property=prop.describe(),
     )

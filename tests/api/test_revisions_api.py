@@ -86,6 +86,12 @@ def test_bisect_finds_the_first_bad_version(alice_api, graph):
     assert response.json()["states_read"] <= 4
     refused = alice_api.post(f"{S}/bisect", {**body, "good": ["main"], "bad": "main~2"})
     assert refused.status_code == 422 and refused.json()["code"] == "bisect_refused"
+    skipped = alice_api.post(f"{S}/bisect", {**body, "skip": ["main~1"]}).json()
+    assert skipped["first_bad"] is None
+    assert skipped["could_be"] == [graph["c"].pk, graph["m"].pk]
+    assert skipped["skipped"] == [{"version": graph["c"].pk, "why": "skipped as asked"}]
+    wrong = alice_api.post(f"{S}/bisect", {**body, "skip": ["main~9"]})
+    assert wrong.status_code == 422 and wrong.json()["code"] == "bad_revision"
     code = alice_api.post(f"{S}/bisect", {**body, "run": "state['ok']"})
     assert code.status_code == 400  # the API runs no Python
 

@@ -1,4 +1,4 @@
-"""bisect --stream S --good V --bad V (--run EXPR | --pointer P --expect JSON)."""
+"""bisect --stream S --good V --bad V [--skip V] (--run EXPR | --pointer P --expect JSON)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ class Command(ContinustCommand):
             "--good", action="append", required=True, help="a revision where it holds (repeatable)"
         )
         parser.add_argument("--bad", required=True, help="a revision where it does not hold")
+        parser.add_argument(
+            "--skip",
+            action="append",
+            default=[],
+            help="a revision not to test (repeatable); versions whose state compaction "
+            "released are skipped without asking",
+        )
         parser.add_argument("--run", help="a Python expression over state: \"state['a'] > 0\"")
         parser.add_argument("--pointer", help="a JSON Pointer into the state: /a/b")
         parser.add_argument("--expect", help="the JSON value expected at --pointer")
@@ -43,12 +50,6 @@ class Command(ContinustCommand):
             raise CommandError("say what should hold: --run EXPR, or --pointer P --expect JSON")
         good = [resolve_version(stream, ref) for ref in options["good"]]
         bad = resolve_version(stream, options["bad"])
-        result = bisect_stream(stream, good, bad, prop)
-        first = result.first_bad
-        self.emit(
-            options,
-            result.as_dict(),
-            f"v{first.pk} is the first bad version ({first.event.type} on {first.branch}, "
-            f"event {first.event.id}): {result.property} broke there; "
-            f"{result.reads} states read for {result.candidates} candidates",
-        )
+        skip = [resolve_version(stream, ref) for ref in options["skip"]]
+        result = bisect_stream(stream, good, bad, prop, skip)
+        self.emit(options, result.as_dict(), result.summary())
