@@ -221,3 +221,23 @@ def test_an_event_moved_to_another_project_is_named(alice, project, stream):
     assert not report.ok
     assert report.broken.where.startswith("event #1")
     assert "project" in report.broken.reason
+
+
+def test_verifying_reads_states_by_the_chunk_not_one_query_per_version(project):
+    from django.test.utils import CaptureQueriesContext
+
+    from continust.audit import integrity
+    from continust.audit.integrity import Report, verify_stream
+
+    def queries(count: int) -> int:
+        stream = create_stream(project, f"s{count}")
+        put(stream, *({"n": n} for n in range(count)))
+        with CaptureQueriesContext(connection) as seen:
+            report = Report()
+            assert verify_stream(stream, report) == []
+        assert report.versions == count
+        return len(seen.captured_queries)
+
+    few = queries(10)
+    # Twice the chunk plus some: two more state reads, never one per version.
+    assert queries(2 * integrity.STATE_CHUNK + 10) <= few + 4

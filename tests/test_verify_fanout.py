@@ -62,6 +62,28 @@ def test_a_broken_stream_is_named_and_the_others_still_verified(project):
 
 
 @pytest.mark.django_db
+def test_a_part_that_fails_is_recorded_and_the_verification_still_ends(project, monkeypatch):
+    fill(project, streams=2, events=3)
+    verification = fanout.start(project)
+    parts = list(VerificationPart.objects.filter(verification=verification))
+
+    def fails(stream, report=None):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(fanout, "verify_stream", fails)
+    assert fanout.run_part(parts[0].pk) == "failed"
+    monkeypatch.undo()
+    fanout.run_part(parts[1].pk)
+    verification.refresh_from_db()
+    assert verification.finished_at is not None
+    report = fanout.report(verification)
+    assert not report.ok and report.broken_streams == ["acme/s0"]
+    assert str(report.broken) == (
+        "acme/s0: stream: could not be verified: RuntimeError: the database went away"
+    )
+
+
+@pytest.mark.django_db
 def test_an_empty_project_is_verified_at_once(project):
     verification = fanout.start(project)
     assert verification.finished_at is not None and fanout.report(verification).ok

@@ -7,11 +7,15 @@ worker takes parts side by side. A part is read-only work, so running one twice 
 outbox and the broker deliver at least once) only costs time: the first to finish
 records its findings, the others' are dropped. The part that finishes last closes the
 verification, under a lock on it, so two parts finishing together cannot both think
-the other is still running. ``report`` gives the same ``Report`` as ``verify``.
+the other is still running. A part that fails (the database went away, a bug) is
+recorded as finished with the failure as its finding, so the verification still ends,
+not ok, naming the stream and the error, rather than waiting forever. ``report`` gives
+the same ``Report`` as ``verify``.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -23,6 +27,8 @@ from continust.jobs import outbox
 from continust.models import Project, Stream, Verification, VerificationPart
 
 TASK = "continust.verify_stream"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,21 @@ def run_part(part_id: int, *, worker: str = "") -> str:
     if part.finished_at is not None:
         return "done already"
     report = Report()
-    breaks = verify_stream(part.stream, report)
+    failed = False
+    try:
+        breaks = verify_stream(part.stream, report)
+    except Exception as err:  # recorded as the part's finding: never a verification that hangs
+        log.exception("verification part %s (stream %s) failed", part.pk, part.stream)
+        stream = part.stream
+        failed = True
+        breaks = [
+            Broken(
+                project=stream.project.slug,
+                stream=stream.name,
+                where="stream",
+                reason=f"could not be verified: {type(err).__name__}: {err}"[:2000],
+            )
+        ]
     with transaction.atomic():
         # Lock the verification first: the part that finishes last sees every other one.
         Verification.objects.select_for_update().filter(pk=part.verification_id).first()
@@ -91,7 +111,9 @@ def run_part(part_id: int, *, worker: str = "") -> str:
             Verification.objects.filter(pk=part.verification_id, finished_at__isnull=True).update(
                 finished_at=timezone.now()
             )
-    return "verified" if recorded else "done already"
+    if not recorded:
+        return "done already"
+    return "failed" if failed else "verified"
 
 
 def progress(verification: Verification) -> Progress:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -321,6 +321,7 @@ def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
     states = _StateCache()
     known: dict[int, tuple[str, int]] = {}  # id -> (digest, generation)
     checked_states: set[str] = set()
+    stored_states: dict[str, Any] = {}
     rows = (
         Version.objects.filter(stream=stream)
         .order_by("id")
@@ -358,7 +359,7 @@ def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
         reducer_version,
         branch,
         position,
-    ) in rows.iterator(chunk_size=2000):
+    ) in _with_states(rows.iterator(chunk_size=STATE_CHUNK), checked_states, stored_states):
         where = f"version {vid} (event {event_id})"
         if branch in upcasting and payload is not None:
             # A replay with upcasting folded the payload as its type's version then read it.
@@ -386,7 +387,7 @@ def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
         if state_id not in checked_states:
             # A state that is not stored (a selective stream's, a released one) is
             # recomputed below, or was released with its run.
-            stored = State.objects.filter(pk=state_id).values_list("data", flat=True).first()
+            stored = stored_states.pop(state_id, None)
             if stored is not None:
                 if canonical.state_hash(stored) != state_id:
                     found.add(where, f"state {state_id[:16]}… does not match its content", vid)
@@ -423,6 +424,25 @@ def _verify_versions(stream: Stream, found: _Findings, report: Report) -> None:
             states.put(vid, state)
         elif stored is not None:
             states.put(vid, stored)
+
+
+# Versions are read in chunks of this many, and the stored states of a chunk in one query.
+STATE_CHUNK = 500
+
+Row = tuple[Any, ...]
+
+
+def _with_states(rows: Iterable[Row], checked: set[str], stored: dict[str, Any]) -> Iterator[Row]:
+    """Yield ``rows`` (state id seventh), having put in ``stored`` the data of each chunk's
+    states not ``checked`` yet: one query per chunk, not one per version. ``stored`` holds
+    one chunk's states at most (the consumer pops them; what it does not is dropped)."""
+    rest = iter(rows)
+    while chunk := list(itertools.islice(rest, STATE_CHUNK)):
+        stored.clear()
+        wanted = {row[6] for row in chunk} - checked
+        if wanted:
+            stored.update(State.objects.filter(pk__in=wanted).values_list("pk", "data"))
+        yield from chunk
 
 
 def _upcasting_replays(stream: Stream) -> dict[str, tuple[Registry | None, dict[str, int]]]:

@@ -13,8 +13,13 @@ rows and marks them sent. It runs twice over:
   recorded while the broker was down go out as soon as a worker reaches it (one
   sweep, ``continust.jobs.leases.resend_stale``, sends again the jobs nobody holds).
 
-Delivery is at least once: two dispatchers may both send a row before either marks
-it sent, and a sweep may send a message again. The tasks are idempotent.
+A dispatch takes the rows it sends in one transaction, locked (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL; SQLite's immediate transactions take the database's write lock),
+and marks them sent in it: two dispatchers never send the same row, and each worker's
+dispatcher takes rows the others are not sending. Delivery is still at least once: a
+dispatcher that dies between the broker's acknowledgement and its commit leaves rows it
+sent unmarked, the broker redelivers a task whose worker was lost, and a sweep may send
+a message again. The tasks are idempotent.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -30,6 +35,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from continust.models import OutboxMessage
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +73,18 @@ def dispatch(limit: int = 100) -> int:
     # Imported here so reading or writing the outbox never loads Celery; only sending does.
     from continust.celery import app
 
-    rows = list(OutboxMessage.objects.filter(sent_at__isnull=True).order_by("id")[:limit])
-    if not rows:
-        return 0
+    with transaction.atomic():
+        rows = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(sent_at__isnull=True)
+            .order_by("id")[:limit]
+        )
+        return _send(app, rows) if rows else 0
+
+
+def _send(app: Celery, rows: list[OutboxMessage]) -> int:
+    """Send ``rows`` in order, marking each sent; stop at a broker error, recorded on the
+    row it stopped at. Runs in the transaction that locked the rows."""
     sent = 0
     current = rows[0]
     try:
@@ -81,7 +98,7 @@ def dispatch(limit: int = 100) -> int:
             )
             for current in rows:
                 app.send_task(current.task, args=current.args, connection=conn, retry=False)
-                OutboxMessage.objects.filter(pk=current.pk, sent_at__isnull=True).update(
+                OutboxMessage.objects.filter(pk=current.pk).update(
                     sent_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
                 )
                 sent += 1
