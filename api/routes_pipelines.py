@@ -94,8 +94,10 @@ class PipelineUpdate(StrictSchema):
     )
     reset: bool = Field(
         False,
-        description="Start over from the beginning of the log (the sink is emptied). Without "
-        "it, a spec the committed progress cannot go on with is a 409.",
+        description="Start over from the beginning of the log: the sink is emptied (every "
+        "row of its table, when the pipeline owns the table: created or adopted by it; a "
+        "table it does not own keeps its rows). Without it, a spec the committed progress "
+        "cannot go on with is a 409.",
     )
 
 

@@ -653,6 +653,30 @@ class LateEvent(models.Model):
         ]
 
 
+class SinkTable(models.Model):
+    """Whose a table a pipeline's table sink writes is (``continust.pipelines.tables``).
+
+    Recorded in the transaction in which the sink creates the table (``adopted`` false) or
+    first takes an existing one the operator allows (``CONTINUST_PIPELINE_ADOPT_TABLES``,
+    ``adopted`` true). Kept when the pipeline goes: the table still holds the project's
+    rows, so no other project's pipeline writes or clears it. A record whose table no longer
+    exists is stale and gives way to the pipeline that creates the table again.
+    """
+
+    name = models.CharField(max_length=63, unique=True)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
+    # The pipeline that writes it (its name: the record outlives the pipeline).
+    pipeline = models.SlugField(max_length=64)
+    adopted = models.BooleanField(default=False)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 # --------------------------------------------------------------------------- reviews
 # Team audit reviews (continust.audit.reviews, continust.audit.members, continust.audit). Appended
 # section: what a review says is events of the project's audit stream; these rows index them.

@@ -389,16 +389,22 @@ def pipeline_reset(request: HtmxHttpRequest, membership: Membership, name: str) 
         else:
             messages.success(request, f"Reset {pipeline.name}.")
         return redirect(reverse("pipeline", args=[membership.project.slug, pipeline.name]))
+    plan = control.reset_plan(pipeline)
+    facts = [
+        f"empties its results: {pipeline.results:,} result(s) and "
+        f"{pipeline.late_events:,} late event(s) are deleted",
+        f"forgets its progress ({pipeline.events:,} event(s) read, epoch {pipeline.epoch}); "
+        "it reads the log again from the beginning",
+    ]
+    if plan["clears"]:
+        facts.insert(0, f"deletes {plan['clears']}")
+    if plan["keeps"]:
+        facts.append(f"leaves {plan['keeps']}")
     return confirmation(
         request,
         membership,
         title=f"Reset pipeline {pipeline.name}?",
-        facts=[
-            f"empties its results: {pipeline.results:,} result(s) and "
-            f"{pipeline.late_events:,} late event(s) are deleted",
-            f"forgets its progress ({pipeline.events:,} event(s) read, epoch {pipeline.epoch}); "
-            "it reads the log again from the beginning",
-        ],
+        facts=facts,
         action=f"Reset {pipeline.name}",
         back=reverse("pipeline", args=[membership.project.slug, pipeline.name]),
     )

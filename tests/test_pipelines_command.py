@@ -63,8 +63,11 @@ def test_the_whole_round(project, tmp_path):
     wider = counts_spec(size_ms=120_000)
     with pytest.raises(CommandError, match="cannot go on"):
         pipelines("update", "counts", "--spec", json.dumps(wider))
+    with pytest.raises(CommandError, match="deletes every row of table stream_counts.*--yes"):
+        pipelines("update", "counts", "--spec", json.dumps(wider), "--reset")
+    assert Pipeline.objects.get(name="counts").epoch > 0  # not confirmed: nothing changed
     assert "reset to the start" in pipelines(
-        "update", "counts", "--spec", json.dumps(wider), "--reset"
+        "update", "counts", "--spec", json.dumps(wider), "--reset", "--yes"
     )
     assert Pipeline.objects.get(name="counts").epoch == 0
 

@@ -144,10 +144,12 @@ def test_a_table_sink_holds_exactly_the_windows_of_the_log(project):
     assert pipeline.events == 1500 and pipeline.epoch >= 15
 
 
-def test_an_existing_table_is_checked_not_recreated(project):
+def test_an_existing_table_is_checked_not_recreated(project, settings):
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE mine (stream TEXT, start_ms BIGINT)")
     spec = counts_spec(table="mine")
+    assert "not created by continust" in problem(spec, project)[1]  # tests/test_sink_tables.py
+    settings.CONTINUST_PIPELINE_ADOPT_TABLES = ["mine"]
     path, message = problem(spec, project)
     assert path == "/sink/table/columns" and "type" in message
     spec["sink"]["table"]["create"] = False
@@ -316,9 +318,11 @@ def test_delete_removes_the_pipeline_and_keeps_the_users_table(project):
 
 def test_a_table_is_written_by_one_pipeline_only(project):
     control.create_from_spec(project, "counts", counts_spec())
+    path, message = problem(counts_spec(), project)  # the pipeline's name is not given
+    assert path == "/sink/table/name" and message.endswith("written by pipeline counts")
     other = create_project("other", "Other")
     path, message = problem(counts_spec(), other)
-    assert path == "/sink/table/name" and "counts" in message
+    assert path == "/sink/table/name" and "belongs to another project" in message
 
 
 # ------------------------------------------------------------------------------ webhook

@@ -31,10 +31,12 @@ from continust.models import (
     WebhookDelivery,
     WindowResult,
 )
-from continust.pipelines import registry, specs
+from continust.pipelines import registry, specs, tables
 from continust.pipelines.registry import InvalidPipeline
 from continust.pipelines.runner import PIPELINES, TASK
+from continust.pipelines.sinks import SinkRefused
 from continust.pipelines.stages import WindowStage
+from continust.pipelines.user_sinks import TableSink
 
 __all__ = [
     "PipelineBusy",
@@ -48,6 +50,7 @@ __all__ = [
     "latest_windows",
     "pause",
     "reset",
+    "reset_plan",
     "resend_stale",
     "resume",
     "start",
@@ -135,10 +138,14 @@ def create_from_spec(project: Project, name: str, spec: Any, *, actor: str = "")
 
 
 def _prepare_sink(row: Pipeline) -> None:
+    """Take (and create) a table sink's table now, as the spec's check said it may; a table
+    that changed since is refused as the check refuses it (``InvalidSpec`` at its name)."""
     sink = specs.definition_for(row).sink
-    ensure = getattr(sink, "ensure", None)
-    if ensure is not None:
-        ensure()
+    if isinstance(sink, TableSink):
+        try:
+            sink.ensure(row)
+        except SinkRefused as err:
+            raise specs.InvalidSpec([specs.Problem("/sink/table/name", str(err))]) from None
 
 
 def update_spec(pipeline: Pipeline, spec: Any, *, reset_progress: bool = False) -> Pipeline:
@@ -229,6 +236,34 @@ def deletion_plan(pipeline: Pipeline) -> dict[str, Any]:
         "webhook_deliveries": WebhookDelivery.objects.filter(pipeline=pipeline).count(),
         "kept": kept,
     }
+
+
+def reset_plan(pipeline: Pipeline, spec: Any = None) -> dict[str, Any]:
+    """What resetting the pipeline empties in its sink: ``clears``, the table whose every row
+    it deletes (only a table the pipeline owns, created or adopted) or the file it empties;
+    ``keeps``, a table it leaves alone because the pipeline does not own it.
+
+    With ``spec`` (an update with a reset), the sink is that spec's, checked first: the
+    update takes its table (``tables.take``) before the reset empties it.
+    """
+    if spec is not None:
+        spec = specs.check(spec, pipeline.project, name=pipeline.name)
+    sink = ((pipeline.spec if spec is None else spec) or {}).get("sink") or {}
+    if "table" in sink:
+        name = sink["table"]["name"]
+        if name not in tables.existing():
+            return {"clears": "", "keeps": ""}
+        taken = spec is not None and not tables.refusal(name, pipeline.project_id, pipeline.name)
+        if taken or tables.owns(pipeline, name):
+            return {"clears": f"every row of table {name}", "keeps": ""}
+        return {
+            "clears": "",
+            "keeps": f"table {name}, which is not this pipeline's (continust neither created "
+            "nor adopted it for it): its rows stay",
+        }
+    if "jsonl" in sink:
+        return {"clears": f"every line of file {sink['jsonl']['path']}", "keeps": ""}
+    return {"clears": "", "keeps": ""}
 
 
 def _locked(pipeline: Pipeline) -> Pipeline:

@@ -5,6 +5,7 @@ Every value goes through ``continust.env`` and fails loudly when malformed.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from django.conf import settings
@@ -69,3 +70,21 @@ def files_dir() -> Path:
             "CONTINUST_PIPELINE_FILES_DIR", str(Path(settings.VAR_DIR) / "pipeline-files")
         )
     return Path(value)
+
+
+# A table a pipeline's table sink may name (the spec's TABLE_PATTERN, kept here so the
+# setting is read without the specs module).
+TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def adopt_tables() -> frozenset[str]:
+    """Existing tables continust did not create that a pipeline may take as its sink
+    (CONTINUST_PIPELINE_ADOPT_TABLES, comma separated); a malformed name fails loudly."""
+    listed = names("CONTINUST_PIPELINE_ADOPT_TABLES")
+    bad = [name for name in listed if not TABLE_NAME.match(name)]
+    if bad:
+        raise ImproperlyConfigured(
+            f"CONTINUST_PIPELINE_ADOPT_TABLES: {', '.join(map(repr, bad))} is not a table name "
+            "a pipeline can write (lower-case letters, digits and _, at most 63)"
+        )
+    return frozenset(listed)

@@ -16,13 +16,19 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from continust.core.errors import ContinustError
 from continust.log.canonical import canonical_json
 from continust.models import LateEvent, Pipeline, WindowResult
 from continust.pipelines.stages import Batch
 
-__all__ = ["Sink", "Written", "WindowResultSink", "key_text"]
+__all__ = ["Sink", "SinkRefused", "Written", "WindowResultSink", "key_text"]
 
 _RESULT_FIELDS = ("key", "start", "end", "max_ts", "fire", "supersedes")
+
+
+class SinkRefused(ContinustError):
+    """A sink that cannot take an item (a value of the wrong type for its column, say), or
+    may not write where its spec says (a table that is not its pipeline's)."""
 
 
 @dataclass(frozen=True, slots=True)

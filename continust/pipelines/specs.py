@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 
 from continust.log.canonical import canonical_json
+from continust.pipelines.options import TABLE_NAME
 from continust.pipelines.pointers import MISSING, POINTER_PATTERN, Pointer
 from continust.pipelines.registry import Definition, InvalidPipeline
 from continust.pipelines.sources import LogEvent, LogSource
@@ -59,7 +60,7 @@ __all__ = ["SCHEMA", "InvalidSpec", "Problem", "build", "check", "definition_for
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
-TABLE_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+TABLE_PATTERN = TABLE_NAME.pattern
 FILE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9][A-Za-z0-9._-]{0,99}){0,7}$"
 COLUMN_TYPES = ("text", "integer", "number", "boolean", "json")
 OPS = ("exists", "missing", "eq", "ne", "lt", "lte", "gt", "gte", "in", "prefix")

@@ -12,7 +12,10 @@ the pipeline's progress commit together or not at all:
   created when missing (``"create": false`` refuses instead) and checked when present: the
   mapped columns exist and the key columns carry a primary key or unique constraint.
   continust's own tables (and any prefixed ``continust_``, ``django_``, ``auth_``, ...)
-  are refused, as is a table another pipeline writes.
+  are refused, as is a table another pipeline writes, and an existing table continust did
+  not create for the project unless the operator lets pipelines adopt it
+  (``continust.pipelines.tables`` records whose each table is). A reset deletes rows
+  only in a table the pipeline owns.
 * **webhook**: each epoch with results becomes one delivery to a webhook of the project
   (``continust.webhooks``), recorded with its task message (the outbox) in the commit
   transaction: exactly one delivery per epoch, then sent as every delivery is, signed
@@ -40,12 +43,11 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection
 
 from continust.core.database import on_postgresql
-from continust.core.errors import ContinustError
 from continust.log.canonical import canonical_json
 from continust.models import LateEvent, Pipeline
-from continust.pipelines import options
+from continust.pipelines import options, tables
 from continust.pipelines.pointers import MISSING, Pointer
-from continust.pipelines.sinks import Sink, Written, key_text
+from continust.pipelines.sinks import Sink, SinkRefused, Written, key_text
 from continust.pipelines.stages import Batch
 
 if TYPE_CHECKING:
@@ -92,10 +94,6 @@ SQL_TYPES = {
 }
 
 
-class SinkRefused(ContinustError):
-    """A sink that cannot take an item (a value of the wrong type for its column, say)."""
-
-
 def _problem(parts: Sequence[str | int], message: str) -> Problem:
     from continust.pipelines.specs import Problem, pointer_of
 
@@ -135,11 +133,6 @@ def _plain(value: Any) -> Any:
 # ------------------------------------------------------------------------------ table
 
 
-def _table_names() -> set[str]:
-    with connection.cursor() as cursor:
-        return set(connection.introspection.table_names(cursor))
-
-
 def _columns_of(table: str) -> tuple[set[str], list[set[str]]]:
     """The table's column names and the column sets of its unique constraints."""
     with connection.cursor() as cursor:
@@ -166,19 +159,20 @@ def _check_table(body: dict[str, Any], project: Project | None) -> list[Problem]
             problems.append(_problem(["table", "key", n], f"key column {column} is not mapped"))
     if problems or project is None:
         return problems
+    why = tables.refusal(name, project.pk, body.get("_pipeline"))
+    if why:
+        return [_problem(["table", "name"], why)]
     others = Pipeline.objects.filter(spec__isnull=False).select_related("project")
     for other in others:
         sink = (other.spec or {}).get("sink", {})
         theirs = sink.get("table", {}).get("name") if isinstance(sink, dict) else None
         if theirs == name and not _same(other, project, body.get("_pipeline")):
-            return [
-                _problem(
-                    ["table", "name"],
-                    f"table {name} is written by pipeline {other.name} of project "
-                    f"{other.project.slug}",
-                )
-            ]
-    if name in _table_names():
+            if other.project_id == project.pk:
+                message = f"table {name} is written by pipeline {other.name}"
+            else:
+                message = f"table {name} is written by a pipeline of another project"
+            return [_problem(["table", "name"], message)]
+    if name in tables.existing():
         columns, unique = _columns_of(name)
         missing = sorted(set(body["columns"]) - columns)
         if missing:
@@ -244,13 +238,13 @@ class TableSink(Sink):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "table": self.table, "key": self.key}
 
-    def ensure(self) -> None:
-        """Create the table if it is missing (and may be), else check it; once per run."""
+    def ensure(self, pipeline: Pipeline) -> None:
+        """Take the table as the pipeline's (``tables.take``: refused if it is not), create
+        it if it is missing (and may be), else check it; once per run, in the caller's
+        transaction, so the table and its record commit together."""
         if self._ready:
             return
-        if self.table not in _table_names():
-            if not self.create:
-                raise SinkRefused(f"table {self.table} does not exist")
+        if tables.take(self.table, pipeline, create=self.create):
             self.create_table()
         columns, unique = _columns_of(self.table)
         missing = sorted({c for c, _, _ in self.columns} - columns)
@@ -267,14 +261,16 @@ class TableSink(Sink):
         if self.key:
             parts.append(f"PRIMARY KEY ({', '.join(quote(c) for c in self.key)})")
         with connection.cursor() as cursor:
-            cursor.execute(f"CREATE TABLE IF NOT EXISTS {quote(self.table)} ({', '.join(parts)})")
+            # No IF NOT EXISTS: a relation of that name that appeared meanwhile fails the
+            # transaction rather than taking the rows.
+            cursor.execute(f"CREATE TABLE {quote(self.table)} ({', '.join(parts)})")
 
     def row(self, item: Any) -> list[Any]:
         return [_value(column, kind, p.resolve(item)) for column, p, kind in self.columns]
 
     def write(self, pipeline: Pipeline, batch: Batch) -> Written:
         items, late = _late_rows(pipeline, batch)
-        self.ensure()
+        self.ensure(pipeline)
         if not self.key:
             rows = [self.row(item) for item in items]
             self._insert(rows)
@@ -331,7 +327,9 @@ class TableSink(Sink):
             cursor.execute(f"DELETE FROM {quote(self.table)} WHERE {where}", list(ident))
 
     def clear(self, pipeline: Pipeline) -> None:
-        if self.table in _table_names():
+        """Delete the table's rows, only when the table is the pipeline's (created or
+        adopted by it): never one it was refused, nor another project's."""
+        if tables.owns(pipeline, self.table):
             with connection.cursor() as cursor:
                 cursor.execute(f"DELETE FROM {connection.ops.quote_name(self.table)}")
 

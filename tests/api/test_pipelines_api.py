@@ -45,6 +45,20 @@ def test_a_bad_spec_is_a_422_naming_the_path(alice_api):
     assert alice_api.post(PIPES, {"name": "c", "spec": [], "x": 1}).status_code == 400
 
 
+def test_a_table_continust_did_not_create_is_a_422_naming_it(alice_api, project):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE theirs (stream TEXT, type TEXT, start_ms BIGINT)")
+    answer = alice_api.post(PIPES, {"name": "counts", "spec": counts_spec(table="theirs")})
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["code"] == "invalid_pipeline" and body["path"] == "/sink/table/name"
+    assert "table theirs exists and was not created by continust" in body["detail"]
+    assert "CONTINUST_PIPELINE_ADOPT_TABLES" in body["detail"]
+    assert not Pipeline.objects.exists()
+
+
 def test_create_run_show_update_and_delete(alice_api, project):
     write_events([create_stream(project, "s")], 300, seed=9)
     created = alice_api.post(PIPES, {"name": "counts", "spec": counts_spec()})

@@ -3,7 +3,7 @@
 pipelines --project P create NAME --spec JSON|@FILE|- [--start]
 pipelines --project P list
 pipelines --project P show NAME
-pipelines --project P update NAME --spec JSON|@FILE|- [--reset]
+pipelines --project P update NAME --spec JSON|@FILE|- [--reset [--yes]]
 pipelines --project P pause NAME | resume NAME
 pipelines --project P delete NAME [--yes]
 
@@ -46,9 +46,12 @@ class Command(ContinustCommand):
         parser.add_argument(
             "--reset",
             action="store_true",
-            help="update: start over from the beginning of the log (empties the sink)",
+            help="update: start over from the beginning of the log (deletes the rows of the "
+            "table the pipeline owns, empties its file), after a confirmation naming them",
         )
-        parser.add_argument("--yes", action="store_true", help="delete: without asking")
+        parser.add_argument(
+            "--yes", action="store_true", help="delete, update --reset: without asking"
+        )
         parser.add_argument("--actor", default="", help="who does it")
 
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
@@ -82,9 +85,10 @@ class Command(ContinustCommand):
             record = pipeline_record(pipeline)
             self.emit(options, record, json.dumps(record, indent=2, ensure_ascii=False))
         elif action == "update":
-            updated = control.update_spec(
-                pipeline, _spec(options["spec"]), reset_progress=options["reset"]
-            )
+            spec = _spec(options["spec"])
+            if options["reset"]:
+                self._confirm_reset(pipeline, spec, options)
+            updated = control.update_spec(pipeline, spec, reset_progress=options["reset"])
             how = (
                 "reset to the start of the log" if options["reset"] else f"at epoch {updated.epoch}"
             )
@@ -94,6 +98,17 @@ class Command(ContinustCommand):
             self.emit(options, pipeline_record(done), f"pipeline {name}: {action} requested")
         else:
             self._delete(pipeline, options)
+
+    def _confirm_reset(self, pipeline: Pipeline, spec: Any, options: dict[str, Any]) -> None:
+        """Ask before a reset, naming the table whose rows (or the file whose lines) go."""
+        what = _reset_text(pipeline, spec)
+        if options["yes"]:
+            return
+        if not sys.stdin.isatty():
+            raise CommandError(f"update {pipeline.name} --reset {what}: pass --yes to confirm")
+        answer = input(f"Update {pipeline.name} and reset it: {what}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise CommandError("not updated")
 
     def _delete(self, pipeline: Pipeline, options: dict[str, Any]) -> None:
         plan = control.deletion_plan(pipeline)
@@ -117,6 +132,17 @@ def _deletion_text(plan: dict[str, Any]) -> str:
     )
     if plan["kept"]:
         text += f" ({plan['kept']} is kept)"
+    return text
+
+
+def _reset_text(pipeline: Pipeline, spec: Any) -> str:
+    """What an update with a reset deletes: the sink is the new spec's (checked first)."""
+    plan = control.reset_plan(pipeline, spec)
+    text = "forgets its progress and reads the log again from the beginning"
+    if plan["clears"]:
+        text = f"deletes {plan['clears']}, " + text
+    if plan["keeps"]:
+        text += f"; leaves {plan['keeps']}"
     return text
 
 
