@@ -1,5 +1,6 @@
-"""Integrity over HTTP: blame a path, verify a stream or a project, take a digest, check
-the log against one, and export a stream as JSON Lines.
+"""Integrity over HTTP: blame a path, verify a stream or a project (at once, or fanned
+out over the workers with progress), take a digest, check the log against one, and
+export a stream as JSON Lines.
 
 Each is a read: any member the token may see a project of may call them, as the
 ``blame``, ``verify``, ``digest`` and ``export_jsonl`` commands need no role.
@@ -8,13 +9,15 @@ Each is a read: any member the token may see a project of may call them, as the
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest, StreamingHttpResponse
-from ninja import Query, Router
+from ninja import Query, Router, Status
+from ninja.params import functions as param
 from pydantic import ConfigDict, Field, field_validator
 
-from api.access import project_for, stream_for
+from api.access import project_for, stream_for, token_of
 from api.errors import READ_ERRORS, STATE_ERRORS
 from api.schemas import (
     POINTER,
@@ -26,7 +29,7 @@ from api.schemas import (
     StrictSchema,
     _whole_number,
 )
-from continust.audit import integrity
+from continust.audit import fanout, integrity
 from continust.audit.blame import blame
 from continust.audit.digests import take_digest, verify_digest
 from continust.core.errors import ContinustError, InvalidEvent
@@ -37,6 +40,10 @@ from continust.log.canonical import timestamp_text
 from continust.log.lookup import resolve_version
 
 router = Router(tags=["integrity"])
+
+VerificationIdPath = Annotated[
+    int, param.Path(ge=0, le=BIGINT_MAX, description="A verification's id.")
+]
 
 PROJECT = "/projects/{slug:slug}"
 STREAM = PROJECT + "/streams/{streamname:name}"
@@ -152,6 +159,19 @@ class VerifyOut(Schema):
     breaks: list[BrokenOut] = Field(description="Every broken link of every stream.")
 
 
+class VerificationOut(Schema):
+    id: int
+    requested_by: str
+    requested_at: datetime
+    finished_at: datetime | None = Field(description="When the last stream was verified.")
+    streams: int = Field(description="Streams to verify, one task each.")
+    done: int = Field(description="Streams verified so far.")
+    broken_streams: int = Field(description="Streams verified so far with a break.")
+    report: VerifyOut | None = Field(
+        description="Once every stream is verified, the report `GET verify` gives; null until then."
+    )
+
+
 class DigestBranchOut(Schema):
     head: str = Field(description="The digest of the version the branch points at.")
     moves: int
@@ -261,6 +281,43 @@ def verify_project(request: HttpRequest, slug: SlugPath) -> dict[str, Any]:
     """Verify every stream of the project, as `GET .../streams/{name}/verify` does one.
     A large project takes a while: the `verify` command does the same from a shell."""
     return integrity.verify(project_for(request, slug)).as_dict()
+
+
+def _verification(verification: Any) -> dict[str, Any]:
+    progress = fanout.progress(verification)
+    finished = verification.finished_at is not None
+    return {
+        "id": verification.pk,
+        "requested_by": verification.requested_by,
+        "requested_at": verification.requested_at,
+        "finished_at": verification.finished_at,
+        "streams": verification.streams,
+        "done": progress.done,
+        "broken_streams": progress.broken_streams,
+        "report": fanout.report(verification).as_dict() if finished else None,
+    }
+
+
+@router.post(PROJECT + "/verifications", response={202: VerificationOut, **READ_ERRORS})
+def start_verification(request: HttpRequest, slug: SlugPath) -> Status[dict[str, Any]]:
+    """Verify every stream of the project on the Celery workers, one task per stream side
+    by side, as `verify --fan-out` does; answers at once (202). Follow it with `GET
+    verifications/{id}`: `done` of `streams`, then the report. A read: any member may."""
+    project = project_for(request, slug)
+    actor = token_of(request).user.get_username()
+    return Status(202, _verification(fanout.start(project, actor=actor)))
+
+
+@router.get(
+    PROJECT + "/verifications/{verification_id}",
+    response={200: VerificationOut, **READ_ERRORS},
+)
+def get_verification(
+    request: HttpRequest, slug: SlugPath, verification_id: VerificationIdPath
+) -> dict[str, Any]:
+    """A fanned-out verification's progress, and its report once it finished (a stream
+    that could not be verified is a break naming the error)."""
+    return _verification(fanout.get(project_for(request, slug), verification_id))
 
 
 @router.get(PROJECT + "/digest", response={200: DigestOut, **READ_ERRORS})

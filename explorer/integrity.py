@@ -21,6 +21,7 @@ from continust.core.errors import ContinustError
 from continust.models import Membership
 from explorer.access import member_required
 from explorer.forms import VerifyForm
+from explorer.verifications import recent
 
 # A digest file larger than this is not one this project wrote.
 DIGEST_LIMIT = 20 * 1024 * 1024
@@ -49,7 +50,12 @@ def verify_page(request: HttpRequest, membership: Membership) -> HttpResponse:
         request.FILES if posted else None,
         initial=initial,
     )
-    context: dict[str, Any] = {"membership": membership, "project": project, "form": form}
+    context: dict[str, Any] = {
+        "membership": membership,
+        "project": project,
+        "form": form,
+        "verifications": recent(membership),
+    }
     if not posted:
         return render(request, "integrity.html", context)
     if not form.is_valid():

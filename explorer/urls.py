@@ -28,6 +28,7 @@ urlpatterns = [
     path("", include("explorer.audit")),  # audit reports and the pinned export
     path("", include("explorer.blame")),  # blame a path of a version's state
     path("", include("explorer.integrity")),  # verify and digest
+    path("", include("explorer.verifications")),  # verify on the workers
     path("", include("explorer.members")),  # members and the review rule
     path("", include("explorer.event_types")),  # the event-type registry
     path("", include("explorer.pipelines")),  # pipelines: list, start, watch, control

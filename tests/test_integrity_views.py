@@ -45,6 +45,34 @@ def test_a_viewer_verifies_the_project_and_sees_it_intact(bob, history, stream):
     assert 'id="verify-ok"' in text and "every stream of acme" in text
 
 
+def test_a_viewer_verifies_on_the_workers_and_watches_the_progress(bob, charlie, history, stream):
+    from continust.audit import fanout
+    from continust.models import Verification, VerificationPart
+
+    client = logged_in(bob)
+    assert b'id="fan-out-form"' in client.get(URL).content
+    started = client.post(URL + "verifications/")
+    verification = Verification.objects.get()
+    assert started.status_code == 302
+    assert started["Location"] == f"{URL}verifications/{verification.pk}/"
+    page = client.get(started["Location"]).content.decode()
+    assert "0/1 streams verified" in page and 'hx-trigger="every 1s"' in page
+    assert "Waiting for a worker" in page
+    for part in VerificationPart.objects.filter(verification=verification):
+        fanout.run_part(part.pk)
+    polled = client.get(started["Location"], headers={"HX-Request": "true"})
+    assert polled.status_code == 286  # htmx: stop polling
+    text = polled.content.decode()
+    assert "1/1 streams verified" in text and 'id="verify-ok"' in text
+    assert "hx-trigger" not in text
+    assert f"#{verification.pk}" in client.get(URL).content.decode()  # listed
+    stranger = logged_in(charlie)
+    assert stranger.get(started["Location"]).status_code == 404
+    assert stranger.post(URL + "verifications/").status_code == 404
+    assert client.get(URL + "verifications/999999/").status_code == 404
+    assert Verification.objects.count() == 1
+
+
 def test_a_broken_link_is_named_on_the_page(bob, history, stream):
     last = Event.objects.get(stream=stream, seq=3)
     tamper(

@@ -64,6 +64,27 @@ def test_verify_a_stream_and_a_project(bob_api: Api, history):
     assert project_report.status_code == 200 and project_report.json()["ok"] is True
 
 
+def test_a_verification_on_the_workers_reports_progress_then_the_report(
+    bob_api: Api, history, stream
+):
+    from continust.audit import fanout
+    from continust.models import VerificationPart
+
+    started = bob_api.post("/projects/acme/verifications", {})
+    assert started.status_code == 202, started.json()
+    body = started.json()
+    assert (body["streams"], body["done"], body["report"]) == (1, 0, None)
+    assert body["requested_by"] == "bob"
+    url = f"/projects/acme/verifications/{body['id']}"
+    assert bob_api.get(url).json()["finished_at"] is None
+    for part in VerificationPart.objects.filter(verification_id=body["id"]):
+        fanout.run_part(part.pk)
+    done = bob_api.get(url).json()
+    assert done["done"] == 1 and done["finished_at"] is not None
+    assert done["report"] == bob_api.get("/projects/acme/verify").json()
+    assert bob_api.get("/projects/acme/verifications/999999").status_code == 404
+
+
 def test_verify_names_a_broken_link(bob_api: Api, history, stream):
     last = Event.objects.get(stream=stream, seq=3)
     tamper(
@@ -125,3 +146,4 @@ def test_a_stranger_sees_none_of_it(charlie, project, history, db):
         BASE + "/export",
     ):
         assert stranger.get(path).status_code == 404, path
+    assert stranger.post("/projects/acme/verifications", {}).status_code == 404

@@ -209,6 +209,7 @@ def test_no_operation_answers_a_server_error_to_any_text(alice_api, versions, te
         "version_id": str(versions[0]),
         "compaction_id": "1",
         "replay_id": "1",
+        "verification_id": "1",
         "review_id": "1",
         "event_id": "00000000-0000-0000-0000-000000000000",
         "webhook_id": "1",
