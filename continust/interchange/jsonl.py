@@ -260,6 +260,7 @@ def _import_record(
         if branch is None or branch.head_id != head.pk:
             if current.moves.seen:
                 # The file's moves are the branch's history: they must end at its head.
+                current.moves.check(record["name"])
                 raise InvalidEvent(
                     f"branch {record['name']!r}: its moves do not end at the head the line names"
                 )

@@ -141,15 +141,18 @@ class MoveImport:
         recorded.append(record["hash"])
         return True
 
+    def check(self, name: str) -> None:
+        """Refuse a branch the file moves that has recorded moves the file does not."""
+        extra = len(self.recorded[name]) - self.matched[name]
+        if extra > 0:
+            raise InvalidEvent(
+                f"stream {self.stream.name}: branch {name!r} has {extra} move(s) the file does not"
+            )
+
     def finish(self) -> None:
         """Once the stream's lines are read: each branch the file moved has all its moves."""
         for name in sorted(self.named):
-            hashes = self.recorded[name]
-            if self.matched[name] < len(hashes):
-                raise InvalidEvent(
-                    f"stream {self.stream.name}: branch {name!r} has "
-                    f"{len(hashes) - self.matched[name]} move(s) the file does not"
-                )
+            self.check(name)
 
 
 def _ref(refs: dict[Any, Version], ref: Any, where: str) -> Version:
