@@ -122,7 +122,10 @@ def test_a_replay_s_shadow_versions_round_trip_as_versions_of_their_own(project)
     assert result.versions == originals == 4 + 4 + 1  # pricing, its shadow, ledger
     shadow = Version.objects.filter(stream__project=target, branch=replay.shadow_branch)
     assert shadow.count() == 4
-    assert [line.replace('"copy"', '"acme"') for line in export_lines(target)] == lines
+    without_the_replay = [line for line in lines if '"kind":"replay"' not in line]
+    assert len(without_the_replay) == len(lines) - 1
+    copied = [line.replace('"copy"', '"acme"') for line in export_lines(target)]
+    assert copied == without_the_replay
     assert verify(target).ok
 
 
