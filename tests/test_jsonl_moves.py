@@ -192,3 +192,22 @@ def test_a_branch_whose_moves_the_file_does_not_continue_is_refused(project):
     mine = Stream.objects.get(project=again, name="pricing")
     fork(mine, "other", mine.branches.get(name="main").head)
     assert import_lines(again, lines).why[moves_jsonl.SKIPPED_MOVE] == 2
+
+
+def test_a_replay_keeps_its_id_and_the_next_replay_comes_after_it(project):
+    stream = create_stream(project, "pricing")
+    put(stream, {"a": 1})
+    cancelled = replays.start_replay(stream, end="main", actor="bo")
+    replays.cancel(cancelled, actor="bo")
+    far = cancelled.pk + 1000
+    lines = [
+        line.replace(f'"id":{cancelled.pk},', f'"id":{far},') if '"kind":"replay"' in line else line
+        for line in export_lines(project, ["pricing"])
+    ]
+    target = create_project("copy")
+    assert import_lines(target, lines).replays == 1
+    copied = Stream.objects.get(project=target, name="pricing")
+    assert Replay.objects.get(stream=copied).pk == far
+    # The database hands out ids after the one given (on PostgreSQL, its sequence is reset).
+    later = replays.start_replay(copied, end="main", actor="bo")
+    assert later.pk > far
