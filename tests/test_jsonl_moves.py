@@ -133,6 +133,18 @@ def _tampered(lines, change):
             ],
             "only a finished replay",
         ),
+        (
+            lambda lines: [re.sub('"shadow_head":[0-9]+', '"shadow_head":1', x) for x in lines],
+            "its shadow head is a version of 'main'",
+        ),
+        (
+            lambda lines: [re.sub('"written":[0-9]+', '"written":"lots"', x) for x in lines],
+            "written cannot be 'lots'",
+        ),
+        (
+            lambda lines: [x.replace('+00:00","finished_at"', '","finished_at"') for x in lines],
+            "progress_at is not a time with its zone",
+        ),
     ],
 )
 def test_a_tampered_or_inconsistent_file_is_refused_whole(project, forge, why):

@@ -72,6 +72,36 @@ _TIMES: Final = (
 _REFS: Final = ("start", "end", "shadow_head")
 
 
+def _plain(where: str, name: str, value: Any) -> Any:
+    """Return a plain field's value, refused unless it has the field's type."""
+    if name in ("skip_types", "skip_events"):
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    elif name == "upcast_to":
+        ok = value is None or isinstance(value, dict)
+    elif name == "cancel_requested":
+        ok = isinstance(value, bool)
+    elif name in ("reducer_version", "total", "done", "written", "resumed_done", "cursor"):
+        ok = (value is None and name == "reducer_version") or (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and (value >= 0 or name == "cursor")
+        )
+    else:  # text; the names and actors at most 200 characters, as their columns
+        ok = isinstance(value, str) and (name == "error" or len(value) <= 200)
+    if not ok:
+        raise InvalidEvent(f"{where}: {name} cannot be {value!r}")
+    return value
+
+
+def _time(where: str, name: str, text: Any) -> datetime | None:
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(text) if isinstance(text, str) else None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidEvent(f"{where}: {name} is not a time with its zone: {text!r}")
+    return moment
+
+
 def replay_records(stream: Stream, ordinal: dict[int, int]) -> Iterator[dict[str, Any]]:
     """Yield the stream's finished replays as lines, oldest first."""
     for replay in Replay.objects.filter(stream=stream, status__in=FINISHED).order_by("id"):
@@ -101,10 +131,11 @@ def import_replay(
         raise InvalidEvent(
             f"{where}: only a finished replay is carried, not a {record['status']!r} one"
         )
-    values: dict[str, Any] = {name: record[name] for name in _PLAIN}
+    values: dict[str, Any] = {name: _plain(where, name, record[name]) for name in _PLAIN}
     for name in _TIMES:
-        text = record[name]
-        values[name] = datetime.fromisoformat(text) if text is not None else None
+        values[name] = _time(where, name, record[name])
+    if values["created_at"] is None:
+        raise InvalidEvent(f"{where} has no created_at")
     for ref in _REFS:
         given = record[ref]
         if given is None:
