@@ -134,6 +134,10 @@ def _tampered(lines, change):
             "only a finished replay",
         ),
         (
+            lambda lines: _tampered(lines, lambda m: _set(m, reason=["fork"])),
+            "its reason cannot be",
+        ),
+        (
             lambda lines: [re.sub('"shadow_head":[0-9]+', '"shadow_head":1', x) for x in lines],
             "its shadow head is a version of 'main'",
         ),

@@ -88,11 +88,16 @@ class MoveImport:
         counts one the branch has already)."""
         self.seen = True
         name = record["branch"]
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str) or not 0 < len(name) <= 200:
             raise InvalidEvent(f"a move names its branch, not {name!r}")
         self.named.add(name)
         number = self.matched[name] + 1
         where = f"move {number} of branch {name!r}"
+        # As their columns hold them: a reason of at most 32 characters, an actor of 200.
+        for field, longest in (("reason", 32), ("actor", 200), ("prev_hash", 64), ("hash", 64)):
+            value = record[field]
+            if not isinstance(value, str) or len(value) > longest:
+                raise InvalidEvent(f"{where}: its {field} cannot be {value!r}")
         new_head = _ref(refs, record["new_head"], where)
         old_head = _ref(refs, record["old_head"], where) if record["old_head"] is not None else None
         at = datetime.fromisoformat(record["at"])
