@@ -17,11 +17,13 @@ from continust.log.canonical import timestamp_text
 from continust.models import (
     AuditRecord,
     Branch,
+    BranchMove,
     Compaction,
     Event,
     Project,
     ReleasedRun,
     ReleasedVersion,
+    Replay,
     Review,
     State,
     Stream,
@@ -108,6 +110,59 @@ def visible_rows(slug: str) -> dict[str, Any]:
                     "name", "head_id"
                 )
             },
+            # Each branch's moves, in the order they were recorded (as-of reads, digests).
+            "moves": [
+                [
+                    m.branch.name,
+                    ordinal[m.old_head_id] if m.old_head_id else None,
+                    ordinal[m.new_head_id],
+                    m.reason,
+                    m.actor,
+                    _text(m.at),
+                    m.prev_hash,
+                    m.hash,
+                ]
+                for m in BranchMove.objects.filter(branch__stream=stream)
+                .select_related("branch")
+                .order_by("id")
+            ],
+            "branch_move_hashes": dict(
+                Branch.objects.filter(stream=stream).values_list("name", "move_hash")
+            ),
+            # The replays list: every finished replay, by its id (its shadow branch's name).
+            "replays": [
+                [
+                    r.pk,
+                    ordinal[r.start_id] if r.start_id else None,
+                    ordinal[r.end_id],
+                    ordinal[r.shadow_head_id] if r.shadow_head_id else None,
+                    r.shadow_branch,
+                    r.branch,
+                    r.skip_types,
+                    r.skip_events,
+                    _text(r.until) if r.until else None,
+                    r.reducer_version,
+                    r.upcast_to,
+                    r.actor,
+                    _text(r.created_at),
+                    r.status,
+                    r.total,
+                    r.done,
+                    r.written,
+                    r.cursor,
+                    r.cancel_requested,
+                    [_text(t) if t else None for t in (r.started_at, r.resumed_at)],
+                    r.resumed_done,
+                    [_text(t) if t else None for t in (r.progress_at, r.finished_at)],
+                    r.error,
+                    str(r.error_event) if r.error_event else None,
+                    _text(r.promoted_at) if r.promoted_at else None,
+                    r.promoted_by,
+                    _text(r.discarded_at) if r.discarded_at else None,
+                    r.discarded_by,
+                ]
+                for r in Replay.objects.filter(stream=stream).order_by("id")
+            ],
             "compactions": [
                 [
                     c.policy,

@@ -25,10 +25,21 @@ from typing import Any
 
 FORMAT = "continust-digest/1"
 GENESIS = "0" * 64
-# Lines of a compacted stream's released runs and of reviews: the import checks them
-# against the database's rows; the chain and the digests checked here do not need them.
+# Lines of a compacted stream's released runs, of branch moves, replays and reviews: the
+# import checks them against the database's rows; the chain and the digests checked here
+# do not need them.
 IMPORT_CHECKED = frozenset(
-    {"retention", "compaction", "released_run", "state", "review", "tag", "audit_record"}
+    {
+        "retention",
+        "compaction",
+        "released_run",
+        "state",
+        "move",
+        "replay",
+        "review",
+        "tag",
+        "audit_record",
+    }
 )
 
 

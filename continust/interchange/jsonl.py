@@ -1,7 +1,9 @@
 """JSON Lines export and import of a project's streams: an exact round trip.
 
 A file holds, per stream, a ``stream`` line, its ``event`` lines in chain
-order, its ``version`` lines in creation order and its ``branch`` lines. Import
+order, its ``version`` lines in creation order, its ``move`` lines (each branch's
+hash chain of moves, ``continust.interchange.moves``), its ``branch`` lines and its
+finished ``replay`` lines (``continust.interchange.replays``). Import
 recomputes every hash, state and digest and refuses a file that does not match
 them, so an import is also a verification. Re-importing skips what is there: an
 event by its position in the chain, a version by its position in the stream (both
@@ -25,7 +27,7 @@ from continust.core.errors import ContinustError, InvalidEvent
 from continust.graph.cache import forget, graph_for
 from continust.graph.lineage import VersionGraph
 from continust.graph.parents import parents_in_stream
-from continust.interchange import compacted, records
+from continust.interchange import compacted, moves, records, replays
 from continust.log import canonical, statistics
 from continust.log.folding import derive_state
 from continust.log.projects import create_stream
@@ -115,12 +117,16 @@ def export_lines(
                     "digest": digest,
                 }
             )
+        for record in moves.move_records(stream, ordinal):
+            yield _line(record)
         for name, head in (
             Branch.objects.filter(stream=stream).order_by("name").values_list("name", "head_id")
         ):
             yield _line(
                 {"kind": "branch", "stream": stream.name, "name": name, "head": ordinal[head]}
             )
+        for record in replays.replay_records(stream, ordinal):
+            yield _line(record)
     # Reviews, tags and audit records, once every stream they name is in.
     for record in records.project_records(project, exported):
         yield _line(record)
@@ -137,6 +143,8 @@ class ImportResult:
     streams: int = 0
     events: int = 0
     versions: int = 0
+    moves: int = 0
+    replays: int = 0
     skipped: int = 0
     why: dict[str, int] = field(default_factory=dict)
 
@@ -146,7 +154,10 @@ class ImportResult:
 
     def summary(self) -> str:
         """One line: what was added, then what was skipped and why."""
-        added = f"{self.streams} streams, {self.events} events, {self.versions} versions"
+        added = (
+            f"{self.streams} streams, {self.events} events, {self.versions} versions, "
+            f"{self.moves} branch moves, {self.replays} replays"
+        )
         if not self.skipped:
             return f"{added}, nothing skipped"
         reasons = "; ".join(f"{count} {reason}" for reason, count in self.why.items())
@@ -165,6 +176,7 @@ class _StreamImport:
         # The stream's versions in creation order: the file's refs are these positions.
         self.existing = list(Version.objects.filter(stream=stream).order_by("id"))
         self.retained = compacted.RetainedImport()
+        self.moves = moves.MoveImport(stream)
         self.created = False
 
 
@@ -238,11 +250,25 @@ def _import_record(
         _import_version(current, record, result)
     elif kind in compacted.KINDS:
         current.retained.take(record)
+    elif kind == moves.KIND:
+        if not current.moves.take(record, current.refs, result.skip):
+            return current
+        result.moves += 1
     elif kind == "branch":
         head = current.refs[record["head"]]
         branch = Branch.objects.filter(stream=current.stream, name=record["name"]).first()
         if branch is None or branch.head_id != head.pk:
+            if current.moves.seen:
+                # The file's moves are the branch's history: they must end at its head.
+                current.moves.check(record["name"])
+                raise InvalidEvent(
+                    f"branch {record['name']!r}: its moves do not end at the head the line names"
+                )
+            # A file written before moves were exported: one move says where it came from.
             move_branch(current.stream, record["name"], head, reason="import")
+    elif kind == replays.KIND:
+        if replays.import_replay(current.stream, record, current.refs, result.skip):
+            result.replays += 1
     else:
         raise InvalidEvent(f"unknown line kind {kind!r}")
     return current
@@ -346,6 +372,7 @@ def _import_version(current: _StreamImport, record: dict[str, Any], result: Impo
 
 def _finish_stream(current: _StreamImport) -> list[compacted.RecordLink]:
     """Once a stream's lines are read: its policy, released runs and compactions."""
+    current.moves.finish()
     compacted.apply_policy(current.stream, current.retained, created=current.created)
     links = compacted.finish(current.stream, current.retained, current.refs)
     current.retained = compacted.RetainedImport()
