@@ -342,8 +342,8 @@ def verify_against_digest(request: HttpRequest, slug: SlugPath, body: DigestIn) 
         raise
 
 
-def _lines(project: Any, name: str) -> Iterator[bytes]:
-    for line in export_lines(project, [name]):
+def _lines(project: Any, names: list[str] | None = None) -> Iterator[bytes]:
+    for line in export_lines(project, names):
         yield line.encode()
 
 
@@ -365,7 +365,31 @@ def export_stream(request: HttpRequest, slug: SlugPath, name: StreamPath) -> Str
     """Export the stream as JSON Lines, as `export_jsonl --stream` writes it: `import_jsonl`
     reads it back exactly."""
     stream = stream_for(request, slug, name)
-    response = StreamingHttpResponse(_lines(stream.project, stream.name), content_type=NDJSON)
+    response = StreamingHttpResponse(_lines(stream.project, [stream.name]), content_type=NDJSON)
     filename = stream.name.replace("/", "_")
     response["Content-Disposition"] = f'attachment; filename="{filename}.jsonl"'
+    return response
+
+
+@router.get(
+    PROJECT + "/export",
+    response=READ_ERRORS,
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "Every stream of the project as JSON Lines, as `export_jsonl "
+                "--project` writes it: each stream as `GET .../streams/{name}/export` gives "
+                "it, then the audit stream with the reviews, tags and audit records.",
+                "content": {NDJSON: {"schema": {"type": "string"}}},
+            }
+        }
+    },
+)
+def export_project(request: HttpRequest, slug: SlugPath) -> StreamingHttpResponse:
+    """Export the whole project as JSON Lines (`export_jsonl --project`): `import_jsonl`
+    into an empty project reads every row a user sees back exactly. Personal values stay
+    sealed."""
+    project = project_for(request, slug)
+    response = StreamingHttpResponse(_lines(project), content_type=NDJSON)
+    response["Content-Disposition"] = f'attachment; filename="{project.slug}.jsonl"'
     return response

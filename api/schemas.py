@@ -350,7 +350,11 @@ class EventOut(Schema):
     seq: int
     type: str
     timestamp: str
-    payload: dict[str, Any] = Field(json_schema_extra=PAYLOAD_SCHEMA)
+    payload: dict[str, Any] | None = Field(
+        description="The event's payload; null once retention released it (an ephemeral "
+        "stream's compaction keeps the event and its hash, not its payload).",
+        json_schema_extra=PAYLOAD_SCHEMA,
+    )
     causation: UUID | None
     correlation: UUID | None
     actor: str

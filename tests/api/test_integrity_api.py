@@ -127,8 +127,23 @@ def test_export_streams_json_lines_of_the_stream(bob_api: Api, history):
     assert answer["Content-Type"] == "application/x-ndjson"
     lines = [json.loads(line) for line in b"".join(answer.streaming_content).splitlines()]
     kinds = [line["kind"] for line in lines]
-    assert kinds == ["stream"] + ["event"] * 3 + ["version"] * 3 + ["branch"] * 2
+    # main's three appends and the fork of side each moved a branch once.
+    assert kinds == ["stream"] + ["event"] * 3 + ["version"] * 3 + ["move"] * 4 + ["branch"] * 2
     assert lines[0]["name"] == "pricing"
+
+
+def test_export_streams_the_whole_project_as_export_jsonl_does(bob_api: Api, history, project):
+    from continust.audit.tags import create_tag
+    from continust.interchange.jsonl import export_lines
+
+    create_tag(history[0].stream, "release-1", history[1], actor="alice")
+    answer = bob_api.get("/projects/acme/export")
+    assert answer.status_code == 200 and answer["Content-Type"] == "application/x-ndjson"
+    assert 'filename="acme.jsonl"' in answer["Content-Disposition"]
+    text = b"".join(answer.streaming_content).decode()
+    assert text == "".join(export_lines(project))
+    kinds = {json.loads(line)["kind"] for line in text.splitlines()}
+    assert {"stream", "event", "version", "branch", "tag"} <= kinds
 
 
 def test_a_stranger_sees_none_of_it(charlie, project, history, db):
@@ -144,6 +159,7 @@ def test_a_stranger_sees_none_of_it(charlie, project, history, db):
         "/projects/acme/verify",
         "/projects/acme/digest",
         BASE + "/export",
+        "/projects/acme/export",
     ):
         assert stranger.get(path).status_code == 404, path
     assert stranger.post("/projects/acme/verifications", {}).status_code == 404

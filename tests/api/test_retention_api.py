@@ -285,6 +285,19 @@ def test_a_compaction_releases_what_the_plan_said(alice_api, ephemeral):
     assert footprint["total"] == done["bytes_after"]
 
 
+def test_released_events_read_with_a_null_payload_not_a_server_error(alice_api, ephemeral):
+    compaction.run(alice_api.post(f"{STREAM}/compactions").json()["id"])
+    released = Event.objects.filter(stream__name="pricing", payload=None)  # JSON null
+    assert released.exists()
+    for url in (f"{STREAM}/events?limit=100", "/projects/acme/events?limit=100"):
+        page = alice_api.get(url)
+        assert page.status_code == 200, page.content
+        nulls = [e for e in page.json()["items"] if e["payload"] is None]
+        assert {e["id"] for e in nulls} >= {str(e.id) for e in released}
+    one = alice_api.get(f"/projects/acme/events/{released.first().id}")
+    assert one.status_code == 200 and one.json()["payload"] is None
+
+
 def test_compactions_are_listed_newest_first_a_page_at_a_time(alice_api, bob_api, ephemeral):
     stream = Stream.objects.get(name="pricing")
     made = []

@@ -38,10 +38,13 @@ from schemathesis.specs.openapi.checks import (
 from api.models import ApiToken, Scope
 from continust.audit import event_types, reviews
 from continust.audit.erasure import set_personal
+from continust.log.policy import make_policy
 from continust.log.projects import create_stream
 from continust.log.store import NewEvent, append, fork
 from continust.pipelines import control
 from continust.replays import replay as replays
+from continust.retention import compaction
+from continust.retention.policies import set_policy
 
 pytestmark = pytest.mark.django_db
 
@@ -73,8 +76,8 @@ CONFIG = SchemathesisConfig.from_dict(
 
 @pytest.fixture
 def filled(alice, project, stream):
-    """A stream with a fork, a few events with causation, a review, a replay done, and
-    alice's write token."""
+    """A stream with a fork, a few events with causation, a review, a replay done, a
+    compacted stream, and alice's write token."""
     root = uuid.uuid4()
     first = append(stream, [NewEvent(type="set", payload={"a": 1}, id=root)]).versions[0]
     append(stream, [NewEvent(type="set", payload={"b": [1, 2]}, causation=root)])
@@ -98,6 +101,11 @@ def filled(alice, project, stream):
     customers = set_personal(create_stream(project, "customers"), "customer", actor="alice")
     for subject in ("c-1", "c-2"):
         append(customers, [NewEvent(type="set", payload={"customer": subject, "email": "x"})])
+    # An ephemeral stream compacted: its released events answer a null payload.
+    sensor = create_stream(project, "sensor")
+    append(sensor, [NewEvent(type="reading", payload={"n": n}) for n in range(6)])
+    set_policy(sensor, make_policy("ephemeral", horizon_versions=2), actor="alice")
+    compaction.run(compaction.request(sensor, actor="alice").pk)
     # A pipeline named as the stream is: the aimed <name> reaches both.
     control.create_from_spec(project, "pricing", pipeline_spec("pricing"))
     return {
