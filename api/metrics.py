@@ -4,6 +4,13 @@ Who may scrape: a request from an address in ``CONTINUST_METRICS_NETWORKS`` (by 
 this machine only), or one carrying ``Authorization: Bearer <CONTINUST_METRICS_TOKEN>``
 when that token is set. Anyone else gets a 404, as for a page that does not exist.
 
+A request a proxy passed on (it carries ``X-Forwarded-For``, ``Forwarded``,
+``X-Real-IP`` or ``X-Forwarded-Proto/Host/Port``) comes from the proxy's address, which
+behind a TLS proxy on the same host is loopback for every client: so its address counts
+only when ``CONTINUST_PROXY_COUNT`` says how many trusted proxies append to
+``X-Forwarded-For``, and then the client's address that the outermost of them recorded
+must be allowed as well as the proxy's. Otherwise it needs the token.
+
 What it serves: the log's figures, read from the database at each scrape
 (``continust.metrics``), and this server's own: HTTP requests by route and status
 class, and their durations. Under gunicorn each worker process counts its own
@@ -90,8 +97,31 @@ def _allowed(request: HttpRequest) -> bool:
     given = request.headers.get("Authorization", "")
     if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return True
+    addresses = [request.META.get("REMOTE_ADDR", "")]
+    if any(header in request.META for header in _FORWARDED):
+        proxies: int = settings.CONTINUST_PROXY_COUNT
+        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        hops = [hop for hop in hops if hop]
+        if not proxies or len(hops) < proxies:
+            return False  # through a proxy, from nobody knows where
+        addresses.append(hops[-proxies])
+    return all(_in_networks(address) for address in addresses)
+
+
+# Headers a proxy adds to the requests it passes on (as Django's META names them).
+_FORWARDED = (
+    "HTTP_FORWARDED",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_REAL_IP",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+)
+
+
+def _in_networks(text: str) -> bool:
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]

@@ -1,10 +1,12 @@
 """What continust tells Prometheus: figures read from the database when it scrapes.
 
 Everything here is counted by the database already (events per stream, a replay's
-progress, a pipeline's last sampled figures, a compaction's bytes), so a scrape reads
-it afresh and every process (web, workers, the CLI) is counted alike, with nothing
-kept in memory between scrapes. Figures a process measures itself (HTTP latencies and
-statuses) are the web layer's (``api/metrics.py``).
+progress and time, a pipeline's last sampled figures, a projection's and a
+subscription's log position, a compaction's bytes), so a scrape reads it afresh and
+every process (web, workers, the CLI) is counted alike, with nothing kept in memory
+between scrapes. Figures a process measures itself (HTTP latencies and statuses) are
+the web layer's (``api/metrics.py``); append latencies are the log's
+(``continust.log.timing``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,27 @@ from continust.models import (
     Compaction,
     CompactionStatus,
     Pipeline,
+    Project,
     Replay,
     ReplayStatus,
     Stream,
+    Subscription,
+)
+from continust.models import Projection as ProjectionRow
+from continust.projections import positions
+from continust.read.project_log import LogPosition
+from continust.subscriptions import registry as subscriptions
+
+# Where replays and projections spent their time: (state, the column that totals it).
+_REPLAY_TIME = (
+    ("busy", "busy_seconds"),
+    ("blocked", "blocked_seconds"),
+    ("throttled", "throttled_seconds"),
+)
+_PROJECTION_TIME = (
+    ("busy", "busy_seconds"),
+    ("idle", "idle_seconds"),
+    ("throttled", "throttled_seconds"),
 )
 
 # Of a pipeline's sampled stage figures, the ones exported (milliseconds a second → ratio).
@@ -35,6 +55,8 @@ class LogCollector(Collector):
         yield from _events()
         yield from _replays()
         yield from _pipelines()
+        yield from _projections()
+        yield from _subscriptions()
         yield from _compactions()
 
 
@@ -71,6 +93,24 @@ def _replays() -> Iterator[Metric]:
         labels = [replay.stream.project.slug, replay.stream.name, str(replay.pk)]
         remaining.add_metric(labels, float(left))
     yield remaining
+    spent = CounterMetricFamily(
+        "continust_replay_seconds",
+        "Seconds replays spent busy (folding, writing), blocked (waiting for a stream's "
+        "lock, held by appends) or throttled (pausing between chunks), per project.",
+        labels=["project", "state"],
+    )
+    totals = (
+        Replay.objects.values("stream__project__slug")
+        .annotate(**{column: Sum(column) for _, column in _REPLAY_TIME})
+        .order_by("stream__project__slug")
+    )
+    for row in totals:
+        figures: dict[str, object] = dict(row)
+        for state, column in _REPLAY_TIME:
+            seconds = figures[column]
+            value = float(seconds) if isinstance(seconds, int | float) else 0.0
+            spent.add_metric([row["stream__project__slug"], state], value)
+    yield spent
 
 
 def _pipelines() -> Iterator[Metric]:
@@ -104,6 +144,60 @@ def _pipelines() -> Iterator[Metric]:
     yield lag
     yield share
     yield processed
+
+
+def _projections() -> Iterator[Metric]:
+    lag = GaugeMetricFamily(
+        "continust_projection_lag_events",
+        "Events of the project's log a projection has not applied yet.",
+        labels=["project", "projection"],
+    )
+    rebuild_lag = GaugeMetricFamily(
+        "continust_projection_rebuild_lag_events",
+        "Events of the project's log a projection's rebuild under way has not applied yet.",
+        labels=["project", "projection"],
+    )
+    spent = CounterMetricFamily(
+        "continust_projection_seconds",
+        "Seconds a projection's runs spent busy (applying batches), idle (caught up, "
+        "waiting for appends) or throttled (pausing between batches).",
+        labels=["project", "projection", "state"],
+    )
+    for row in ProjectionRow.objects.select_related("project").order_by("project__slug", "name"):
+        labels = [row.project.slug, row.name]
+        lag.add_metric(
+            labels, float(positions.lag(row.project_id, LogPosition(row.tx, row.position)))
+        )
+        if row.rebuild_generation:
+            at = LogPosition(row.rebuild_tx, row.rebuild_position)
+            rebuild_lag.add_metric(labels, float(positions.lag(row.project_id, at)))
+        for state, column in _PROJECTION_TIME:
+            spent.add_metric([*labels, state], float(getattr(row, column)))
+    yield lag
+    yield rebuild_lag
+    yield spent
+
+
+def _subscriptions() -> Iterator[Metric]:
+    lag = GaugeMetricFamily(
+        "continust_subscription_lag_events",
+        "Events of the project's log after a subscription's position, plus the messages "
+        "it queued that no consumer has acknowledged yet.",
+        labels=["project", "subscription"],
+    )
+    parked = GaugeMetricFamily(
+        "continust_subscription_parked_messages",
+        "Messages a persistent subscription parked after their last attempt failed.",
+        labels=["project", "subscription"],
+    )
+    having = Subscription.objects.values("project_id")
+    for project in Project.objects.filter(pk__in=having).order_by("slug"):
+        for each in subscriptions.overview(project):
+            labels = [project.slug, each.subscription.name]
+            lag.add_metric(labels, float(each.lag))
+            parked.add_metric(labels, float(each.parked))
+    yield lag
+    yield parked
 
 
 def _compactions() -> Iterator[Metric]:

@@ -469,6 +469,12 @@ class Replay(Leased):
     shadow_head = models.ForeignKey(
         Version, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Where its runs spent their time, in seconds over every claim (``GET /metrics``):
+    # folding and writing chunks, waiting for the stream's lock (appends hold it), and
+    # pausing between chunks (``CONTINUST_REPLAY_CHUNK_DELAY_MS``). Booked per chunk.
+    busy_seconds = models.FloatField(default=0)
+    blocked_seconds = models.FloatField(default=0)
+    throttled_seconds = models.FloatField(default=0)
 
     cancel_requested = models.BooleanField(default=False)
 
@@ -895,6 +901,12 @@ class Projection(Leased):
     committed_at = models.DateTimeField(null=True, blank=True)
     # Events per second over the last run's commits.
     rate = models.FloatField(default=0)
+    # Where its runs spent their time, in seconds over every claim (``GET /metrics``):
+    # reading and applying batches, waiting for appends once caught up, and pausing
+    # between batches (``CONTINUST_PROJECTION_BATCH_DELAY_MS``). Booked per batch.
+    busy_seconds = models.FloatField(default=0)
+    idle_seconds = models.FloatField(default=0)
+    throttled_seconds = models.FloatField(default=0)
     error = models.TextField(blank=True, default="")
     error_at = models.DateTimeField(null=True, blank=True)
     # A rebuild in progress (generation 0: none): shadow tables and their own position.

@@ -193,14 +193,15 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
-_PROXY_COUNT = env_int("CONTINUST_PROXY_COUNT", 0, minimum=0)
-AXES_IPWARE_PROXY_COUNT = _PROXY_COUNT or None
+CONTINUST_PROXY_COUNT = env_int("CONTINUST_PROXY_COUNT", 0, minimum=0)
+AXES_IPWARE_PROXY_COUNT = CONTINUST_PROXY_COUNT or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if _PROXY_COUNT else ["REMOTE_ADDR"]
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if CONTINUST_PROXY_COUNT else ["REMOTE_ADDR"]
 )
 
 # continust's own settings.
 # Who may scrape /metrics (api/metrics.py): these addresses, or a bearer of this token.
+# A request through a proxy counts by address only with CONTINUST_PROXY_COUNT set.
 CONTINUST_METRICS_NETWORKS = env_networks("CONTINUST_METRICS_NETWORKS", ["127.0.0.1", "::1"])
 CONTINUST_METRICS_TOKEN = env_str("CONTINUST_METRICS_TOKEN", "")
 # Wraps every data subject's key (continust.log.subjects): 32 bytes, URL-safe base64.

@@ -124,3 +124,151 @@ def test_a_bad_network_setting_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("CONTINUST_METRICS_NETWORKS", "10.0.0.0/8,not-a-net")
     with pytest.raises(ImproperlyConfigured, match="not-a-net"):
         env_networks("CONTINUST_METRICS_NETWORKS", [])
+
+
+def family(samples: dict[tuple[str, tuple], float], name: str) -> dict[tuple, float]:
+    """The samples of one metric, by their labels."""
+    return {labels: value for (each, labels), value in samples.items() if each == name}
+
+
+@pytest.mark.django_db
+def test_append_latency_is_a_histogram_by_outcome_from_the_log(stream):
+    from continust.core.errors import InvalidEvent
+    from continust.log.store import append
+
+    client = Client(REMOTE_ADDR="127.0.0.1")
+    count = "continust_append_seconds_count"
+    recorded, refused = (("outcome", "recorded"),), (("outcome", "refused"),)
+    before = family(scrape(client), count)
+    put(stream, {"a": 1}, {"a": 2})  # the domain's append, not an HTTP request
+    with pytest.raises(InvalidEvent):
+        append(stream, [])
+    after = family(scrape(client), count)
+    assert after[recorded] == before.get(recorded, 0) + 1
+    assert after[refused] == before.get(refused, 0) + 1
+    le = family(scrape(client), "continust_append_seconds_bucket")
+    assert le[(("le", "+Inf"), ("outcome", "recorded"))] == after[recorded]
+
+
+@pytest.mark.django_db
+def test_projection_lag_falls_to_zero_once_it_ran_and_its_time_is_booked(project, stream):
+    from continust.models import Event
+    from continust.projections import control
+    from continust.projections.runner import Outcome, run_projection
+
+    put(stream, *({"n": n} for n in range(4)))
+    row = control.get_projection(project, "event_counts")
+    client = Client(REMOTE_ADDR="127.0.0.1")
+    labels = (("project", "acme"), ("projection", "event_counts"))
+    logged = Event.objects.filter(project=project).count()
+    assert scrape(client)[("continust_projection_lag_events", labels)] == logged
+    assert run_projection(row.pk, foreground=True) == Outcome.CAUGHT_UP
+    samples = scrape(client)
+    assert samples[("continust_projection_lag_events", labels)] == 0
+    spent = family(samples, "continust_projection_seconds_total")
+    assert spent[(*labels, ("state", "busy"))] > 0
+    assert {state for *_, (_, state) in spent} == {"busy", "idle", "throttled"}
+    control.rebuild(row)
+    rebuilding = scrape(client)[("continust_projection_rebuild_lag_events", labels)]
+    assert rebuilding == Event.objects.filter(project=project).count()
+
+
+@pytest.mark.django_db
+def test_a_projection_books_its_idle_and_throttled_time(project, stream, settings):
+    from continust.projections import control
+    from continust.projections.runner import Outcome, run_projection
+
+    settings.CONTINUST_PROJECTION_BATCH_DELAY_MS = 30
+    put(stream, {"n": 1})
+    row = control.get_projection(project, "event_counts")
+    outcome = run_projection(row.pk, foreground=True, follow_seconds=0.3)
+    assert outcome == Outcome.CAUGHT_UP
+    spent = family(scrape(Client(REMOTE_ADDR="127.0.0.1")), "continust_projection_seconds_total")
+    labels = (("project", "acme"), ("projection", "event_counts"))
+    assert spent[(*labels, ("state", "throttled"))] >= 0.03
+    assert spent[(*labels, ("state", "idle"))] >= 0.2
+
+
+@pytest.mark.django_db
+def test_subscription_lag_counts_the_log_after_its_position(project, stream):
+    from continust.subscriptions import catchup, registry
+
+    registry.create_subscription(project, "copier")
+    put(stream, *({"n": n} for n in range(3)))
+    client = Client(REMOTE_ADDR="127.0.0.1")
+    labels = (("project", "acme"), ("subscription", "copier"))
+    behind = registry.events_after(
+        project, registry.position_of(registry.get_subscription(project, "copier"))
+    )
+    assert behind >= 3
+    samples = scrape(client)
+    assert samples[("continust_subscription_lag_events", labels)] == behind
+    assert samples[("continust_subscription_parked_messages", labels)] == 0
+    catchup.subscribe(project, "copier", lambda entry: None, until_caught_up=True)
+    assert scrape(client)[("continust_subscription_lag_events", labels)] == 0
+
+
+@pytest.mark.django_db
+def test_replays_book_busy_blocked_and_throttled_seconds(stream, settings, monkeypatch):
+    import time
+
+    from continust.replays import replay as replays
+
+    settings.CONTINUST_REPLAY_CHUNK_EVENTS = 2
+    settings.CONTINUST_REPLAY_CHUNK_DELAY_MS = 20
+    locking = replays.lock_stream
+
+    def slow_lock(stream):  # appends hold the stream's lock meanwhile
+        time.sleep(0.02)
+        return locking(stream)
+
+    monkeypatch.setattr(replays, "lock_stream", slow_lock)
+    put(stream, *({"n": n} for n in range(6)))
+    replay = replays.start_replay(stream, end="main")
+    assert replays.run(replay.pk) == "done"
+    spent = family(scrape(Client(REMOTE_ADDR="127.0.0.1")), "continust_replay_seconds_total")
+    acme = ("project", "acme")
+    assert spent[(acme, ("state", "blocked"))] >= 3 * 0.02  # three chunks, three locks
+    assert spent[(acme, ("state", "throttled"))] >= 2 * 0.02  # a pause between chunks
+    assert spent[(acme, ("state", "busy"))] > 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"HTTP_X_FORWARDED_FOR": "203.0.113.9"},
+        {"HTTP_X_FORWARDED_PROTO": "https"},
+        {"HTTP_FORWARDED": "for=203.0.113.9;proto=https"},
+        {"HTTP_X_REAL_IP": "203.0.113.9"},
+    ],
+)
+def test_a_request_a_local_proxy_passed_on_is_not_loopback(header, settings):
+    settings.CONTINUST_METRICS_TOKEN = "s3cret-scrape-token"
+    settings.CONTINUST_PROXY_COUNT = 0
+    client = Client(REMOTE_ADDR="127.0.0.1")
+    assert client.get("/metrics", **header).status_code == 404
+    token = "Bearer s3cret-scrape-token"
+    assert client.get("/metrics", HTTP_AUTHORIZATION=token, **header).status_code == 200
+    assert client.get("/metrics").status_code == 200  # direct, from this machine
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("forwarded_for", "status"),
+    [
+        ("203.0.113.9", 404),  # a stranger, through the proxy
+        ("127.0.0.1", 200),  # a scraper on this machine, through the proxy
+        ("127.0.0.1, 203.0.113.9", 404),  # a stranger who wrote loopback in first
+        ("", 404),  # the proxy did not say
+    ],
+)
+def test_with_trusted_proxies_the_client_they_recorded_counts(forwarded_for, status, settings):
+    settings.CONTINUST_METRICS_TOKEN = ""
+    settings.CONTINUST_PROXY_COUNT = 1
+    client = Client(REMOTE_ADDR="127.0.0.1")
+    response = client.get("/metrics", HTTP_X_FORWARDED_FOR=forwarded_for)
+    assert response.status_code == status
+    # The proxy's own address must be allowed too: a stranger cannot skip it and forge one.
+    direct = Client(REMOTE_ADDR="203.0.113.9").get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1")
+    assert direct.status_code == 404

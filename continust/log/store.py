@@ -9,6 +9,7 @@ nothing.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -34,7 +35,7 @@ from continust.core.errors import (
 )
 from continust.documents.diff import Conflict
 from continust.graph.cache import graph_for
-from continust.log import canonical, linear, moves
+from continust.log import canonical, linear, moves, timing
 from continust.log.folding import (
     MERGE_EVENT,
     MERGE_REDUCER,
@@ -442,8 +443,30 @@ def append(
     ``ConcurrencyConflict``. Event ids are idempotency keys: a batch that was
     already recorded returns its versions again and writes nothing. Payloads of types
     the project registered must fit their newest schema (``SchemaViolation``), unless
-    ``check_types`` is off (the project's own records: its audit stream).
+    ``check_types`` is off (the project's own records: its audit stream). Its time is
+    measured (``continust.log.timing``).
     """
+    started = time.perf_counter()
+    outcome = timing.REFUSED
+    try:
+        appended = _append(
+            stream, events, branch=branch, expected_head=expected_head, check_types=check_types
+        )
+        outcome = timing.RECORDED if appended.created else timing.REPEATED
+        return appended
+    finally:
+        timing.APPEND_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+
+
+def _append(
+    stream: Stream,
+    events: Sequence[NewEvent],
+    *,
+    branch: str,
+    expected_head: int | None | _Unset,
+    check_types: bool,
+) -> Appended:
+    """The append itself, untimed (``append`` times it)."""
     if not events:
         raise InvalidEvent("a batch needs at least one event")
     if len(events) > settings.CONTINUST_MAX_BATCH_EVENTS:

@@ -92,8 +92,21 @@ class Step:
     rebuilding: bool = False
 
 
-def step(lease: Lease, projection: Projection, *, started: float, done: int) -> Step:
-    """Apply one batch and move the position past it, in one fenced transaction."""
+def step(
+    lease: Lease,
+    projection: Projection,
+    *,
+    started: float,
+    done: int,
+    idle: float = 0.0,
+    throttled: float = 0.0,
+) -> Step:
+    """Apply one batch and move the position past it, in one fenced transaction.
+
+    ``idle`` and ``throttled`` are the seconds the run waited for appends and paused
+    since its last batch; they are booked with this batch, and its own time as busy.
+    """
+    began = time.monotonic()
     with transaction.atomic():
         row = ProjectionRow.objects.select_related("project").get(pk=lease.pk)
         rebuilding = row.rebuild_generation > 0
@@ -151,6 +164,11 @@ def step(lease: Lease, projection: Projection, *, started: float, done: int) -> 
                 rebuild_position=page.next.position,
                 rebuild_events=F("rebuild_events") + read,
             )
+        fields.update(
+            busy_seconds=F("busy_seconds") + (time.monotonic() - began),
+            idle_seconds=F("idle_seconds") + idle,
+            throttled_seconds=F("throttled_seconds") + throttled,
+        )
         leases.renew(lease, now=now, **fields)
     return Step(read, page.caught_up, rebuilding and not page.caught_up)
 
@@ -200,10 +218,13 @@ def _run(
     started = time.monotonic()
     idle_since: float | None = None
     done = 0
+    idle = throttled = 0.0  # waited since the last batch, booked with the next one
     delay = settings.CONTINUST_PROJECTION_BATCH_DELAY_MS / 1000
     while True:
         try:
-            result = step(lease, projection, started=started, done=done)
+            result = step(
+                lease, projection, started=started, done=done, idle=idle, throttled=throttled
+            )
         except LeaseLost as err:
             log.warning("projection %s: %s", projection_id, err)
             return Outcome.LOST
@@ -213,8 +234,11 @@ def _run(
             log.exception("projection %s failed", projection_id)
             return _fail(lease, f"{type(err).__name__}: {err}")
         done += result.read
+        idle = throttled = 0.0
         if delay and result.read:
+            paused = time.monotonic()
             time.sleep(delay)
+            throttled = time.monotonic() - paused
         if stop is not None and stop.is_set():
             return _release(lease, Outcome.STOPPED)
         if slice_seconds and time.monotonic() - started >= slice_seconds:
@@ -229,6 +253,7 @@ def _run(
         # Wait for an append (a hint: the next step reads from the position regardless),
         # a little at a time so that the lease is renewed and a stop is noticed.
         wakeups.wait(min(1.0, follow_seconds - (now - idle_since)))
+        idle = time.monotonic() - now
 
 
 def _release(lease: Lease, outcome: str) -> str:

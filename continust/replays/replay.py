@@ -841,6 +841,11 @@ class _Run:
     shared: dict[int, _Node] = field(default_factory=dict)
     pending: list[_Pending] = field(default_factory=list)
     states_written: int = 0  # by this run: new states (another reducer version's)
+    # Time since the progress was last recorded: when that was, and how much of it went
+    # waiting for the stream's lock and pausing between chunks (the rest was busy).
+    booked_at: float = field(default_factory=time.monotonic)
+    blocked: float = 0.0
+    throttled: float = 0.0
 
     def __post_init__(self) -> None:
         replay = self.replay
@@ -915,7 +920,9 @@ class _Run:
             if outcome != ReplayStatus.RUNNING:
                 return outcome
             if self.delay:
+                paused = time.monotonic()
                 time.sleep(self.delay)
+                self.throttled += time.monotonic() - paused
         if total == 0:
             return self._commit(final=True)
         return ReplayStatus.DONE
@@ -1130,7 +1137,9 @@ class _Run:
                 # the progress shows as soon as it is recorded.
                 with connection.cursor() as cursor:
                     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            waited = time.monotonic()
             stream = lock_stream(self.stream)
+            self.blocked += time.monotonic() - waited
             self._write(timezone.now())
             head = self.mapped.get(self.replay.end_id) if final else self.head
             if head is not None and head.id is not None and head.id != self.replay.shadow_head_id:
@@ -1161,6 +1170,7 @@ class _Run:
             "written": self.written,
             "shadow_head_id": self.replay.shadow_head_id,
             "progress_at": now,
+            **self._spent(),
         }
         if final:
             leases.release(self.lease, status=ReplayStatus.DONE, finished_at=now, **changes)
@@ -1173,6 +1183,19 @@ class _Run:
             transaction.on_commit(refresh)
         else:
             leases.renew(self.lease, now=now, **changes)
+
+    def _spent(self) -> dict[str, Any]:
+        """The time since the last record, by state, as increments of the row's totals."""
+        at = time.monotonic()
+        elapsed = at - self.booked_at
+        blocked, throttled = min(self.blocked, elapsed), min(self.throttled, elapsed)
+        busy = max(elapsed - blocked - throttled, 0.0)
+        self.booked_at, self.blocked, self.throttled = at, 0.0, 0.0
+        return {
+            "busy_seconds": F("busy_seconds") + busy,
+            "blocked_seconds": F("blocked_seconds") + blocked,
+            "throttled_seconds": F("throttled_seconds") + throttled,
+        }
 
     def _write(self, now: datetime) -> None:
         if not self.pending:
@@ -1200,6 +1223,7 @@ class _Run:
             error=error[:4000],
             error_event=event,
             finished_at=timezone.now(),
+            **self._spent(),
         )
 
 
