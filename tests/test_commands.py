@@ -88,6 +88,13 @@ def test_it_answers_lineage_and_diff(stream):
     assert run("lineage", *scope, "merge-bases", "main", "f", "--json").strip() == f"[{v1.pk}]"
     assert run("lineage", *scope, "ancestors", "main", "--count").strip() == "2"
     assert run("lineage", *scope, "between", "main", "f", "--count").strip() == "1"
+    f_head = stream.branches.get(name="f").head_id
+    assert run("lineage", *scope, "path", "main", "f").strip().splitlines() == [
+        f"base {v1.pk}",
+        f"from A: {v2.pk} {v1.pk}",  # each side's walk down to the base
+        f"from B: {f_head} {v1.pk}",
+    ]
+    assert json.loads(run("lineage", *scope, "path", "main", "f", "--json"))["base"] == v1.pk
     patch = json.loads(run("diff", *scope, str(v1.pk), "main", "--format", "json-patch"))
     assert {"op": "replace", "path": "/a", "value": 2} in patch
     assert "~ /a: 1 -> 2" in run("diff", *scope, str(v1.pk), "main")

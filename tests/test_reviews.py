@@ -90,6 +90,10 @@ def test_comments_replies_corrections_and_decisions_fold_into_the_review(stream,
     reply = reviews.comment(review, actor="alice", body="Market rate.", reply_to=on_path.id)
     reviews.correct(review, actor="bob", corrects=on_path.id, body="Why USD?")
     reviews.check_path(review, actor="bob", path="/pricing/currency")
+    with pytest.raises(InvalidEvent, match="/nope is not on review .*'s checklist: the changed"):
+        reviews.check_path(review, actor="bob", path="/nope")
+    with pytest.raises(InvalidEvent, match="is not on review"):
+        reviews.check_path(review, actor="bob", path="/nope", checked=False)
     reviews.decide(review, actor="bob", decision=reviews.REQUEST_CHANGES, note="currency")
     log = reviews.review_log(review)
     (thread,) = log.threads_about("path:/pricing/tiers/1/price")

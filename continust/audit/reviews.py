@@ -355,8 +355,17 @@ def correct(review: Review, *, actor: str, corrects: uuid.UUID | str, body: str)
 
 
 def check_path(review: Review, *, actor: str, path: str, checked: bool = True) -> Event:
-    """Tick (or untick) a changed path on the review's checklist."""
+    """Tick (or untick) a changed path on the review's checklist. A path the range does
+    not change is refused (ticking it would tick nothing), unless it is ticked already
+    and being unticked (a branch review's range moves with its branch)."""
     target = check_target(review, Target("path", path=path))
+    listed = changed_paths(review)
+    if target.path not in listed and (checked or target.path not in review_log(review).checked):
+        shown = ", ".join(listed[:10]) + (" …" if len(listed) > 10 else "")
+        raise InvalidEvent(
+            f"{target.path or '(the whole state)'} is not on review {review.pk}'s checklist: "
+            + (f"the changed paths are {shown}" if listed else "the review changes nothing")
+        )
     payload = {"review": str(review.key), "path": target.path, "checked": checked}
     return record(
         review.project,

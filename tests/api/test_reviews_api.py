@@ -75,6 +75,9 @@ def test_comment_check_approve_and_report(alice_api: Api, carol_api: Api, histor
     assert own.status_code == 422 and "someone else" in own.json()["detail"]
     unticked = carol_api.post(f"{REVIEWS}/{review}/decisions", {"decision": "approve"})
     assert unticked.status_code == 422 and "not ticked" in unticked.json()["detail"]
+    off_the_list = carol_api.post(f"{REVIEWS}/{review}/checks", {"path": "/nope"})
+    assert off_the_list.status_code == 422, off_the_list.json()
+    assert "not on review" in off_the_list.json()["detail"]
     for path in ("/pro", "/discount"):
         ticked = carol_api.post(f"{REVIEWS}/{review}/checks", {"path": path})
         assert ticked.status_code == 201

@@ -65,5 +65,11 @@ class Command(ContinustCommand):
             self.emit(options, answer, "")
         elif isinstance(answer, list):
             self.stdout.write("\n".join(str(v) for v in answer))
+        elif isinstance(answer, dict):  # path: the base, then each side's walk down to it
+            self.stdout.write(
+                f"base {answer['base']}\n"
+                f"from A: {' '.join(str(v) for v in answer['from_a']) or '(A is the base)'}\n"
+                f"from B: {' '.join(str(v) for v in answer['from_b']) or '(B is the base)'}"
+            )
         else:
             self.stdout.write(str(answer))
