@@ -68,8 +68,8 @@ class Command(ContinustCommand):
         elif isinstance(answer, dict):  # path: the base, then each side's walk down to it
             self.stdout.write(
                 f"base {answer['base']}\n"
-                f"from A: {' '.join(str(v) for v in answer['from_a']) or '(A is the base)'}\n"
-                f"from B: {' '.join(str(v) for v in answer['from_b']) or '(B is the base)'}"
+                f"from A: {' '.join(str(v) for v in answer['from_a'])}\n"
+                f"from B: {' '.join(str(v) for v in answer['from_b'])}"
             )
         else:
             self.stdout.write(str(answer))
