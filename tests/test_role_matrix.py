@@ -23,7 +23,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from api.models import ApiToken, Scope
-from continust.audit import event_types, reviews
+from continust.audit import event_types, fanout, reviews
 from continust.audit.digests import take_digest
 from continust.audit.erasure import set_personal
 from continust.log.projects import add_member, create_project, create_stream
@@ -94,6 +94,8 @@ REQUIRED.update(dict.fromkeys(("erasure", "erasure-erase", "stream-personal"), R
 REQUIRED["pipeline-delete"] = Role.ADMIN
 # Verifying (a POST: it may upload a digest) only reads, as the verify command does.
 REQUIRED.update({"integrity": Role.VIEWER})
+# Verifying on the workers (a POST that starts the tasks) only reads too.
+REQUIRED.update({"verification-start": Role.VIEWER})
 # Event types (issue 16): every member reads the registry; only an admin changes it.
 REQUIRED.update(
     dict.fromkeys(("event-type-register", "event-type-evolve", "event-types-setting"), Role.ADMIN)
@@ -194,6 +196,7 @@ def world(db):
     delivery = WebhookDelivery.objects.get(webhook=webhook)
     WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED)
     integrity_pins = f"pin={stream.pk}.{stream.event_count}.4"
+    verification = fanout.start(acme, actor="vera")
     # A stream that keeps personal data, with a data subject the admin can erase once.
     customers = set_personal(create_stream(acme, "customers"), "customer", actor="alice")
     put(customers, {"customer": "s-1", "email": "s@example.com"})
@@ -222,6 +225,7 @@ def world(db):
             "review_id": review.pk,
             "member_id": acme.memberships.get(user=users["dave"]).pk,
             "replay_id": replay.pk,
+            "verification_id": verification.pk,
             "type_id": event_type.pk,
             "typename": "order.placed",
             "fmt": "html",
@@ -257,6 +261,7 @@ def world(db):
             "fork_branch": lambda who: {"name": f"f-{who}", "at": "main"},
             "merge_branches": lambda who: {"from": f"m-{who}", "into": "main"},
             "verify_against_digest": lambda who: take_digest(acme),
+            "start_verification": lambda who: {},
             "start_replay": lambda who: {"to": "main"},
             "cancel_replay": lambda who: {},
             "promote_replay": lambda who: {},
@@ -389,6 +394,7 @@ API_REQUIRED = {
     "check_path": Role.REVIEWER,
     "decide": Role.REVIEWER,
     "verify_against_digest": Role.VIEWER,
+    "start_verification": Role.VIEWER,
 }
 # Operations on the one replay of the world: past the role check, the replay's state decides
 # (a waiting replay cannot be promoted or discarded; cancelled once, it is finished).
