@@ -160,6 +160,8 @@ def test_the_whole_demo_project_round_trips_into_an_empty_database(tmp_path):
     demo = Project.objects.get(slug="demo")
     assert ReleasedRun.objects.filter(stream__project=demo).exists()
     assert Review.objects.filter(project=demo).exists()
+    pricing = Stream.objects.get(project=demo, name="pricing")
+    create_tag(pricing, "v1.0", Version.objects.filter(stream=pricing).earliest("id"), actor="ana")
     exported = "".join(export_lines(demo))
     original = json.loads(json.dumps(visible_rows("demo"), sort_keys=True))
     file = tmp_path / "demo.jsonl"

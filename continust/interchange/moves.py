@@ -15,6 +15,11 @@ when they begin the file's chain (an import of the same file again, or of a late
 export); a branch whose recorded moves the file's do not continue is refused. A file
 with no move lines (written before they were exported) records one ``import`` move
 per branch, as before.
+
+A branch line comes after the branch's moves and says when the branch was made
+(``created_at``), which its first move creates: the import holds a stream's move and
+branch lines until it has read them all, then records the moves, each branch made at
+its line's time (the import's, for a line without one), then checks the heads.
 """
 
 from __future__ import annotations
@@ -82,6 +87,9 @@ class MoveImport:
             self.recorded[name].append(hash_)
         self.matched: dict[str, int] = defaultdict(int)
         self.named: set[str] = set()
+        # When each branch the file names was made (its branch line's created_at): a
+        # branch a move creates is made then.
+        self.created: dict[str, datetime | None] = {}
 
     def take(self, record: dict[str, Any], refs: dict[Any, Version], skip: Any) -> bool:
         """Import one move line; return whether it recorded a move (``skip(reason)``
@@ -141,6 +149,7 @@ class MoveImport:
             reason=record["reason"],
             actor=record["actor"],
             at=at,
+            created_at=self.created.get(name) if branch is None else None,
         )
         self.matched[name] = number
         recorded.append(record["hash"])
