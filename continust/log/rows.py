@@ -65,7 +65,9 @@ def insert_rows(model: type[models.Model], objects: Sequence[models.Model]) -> N
         # As COPY does, insert the values as given: bulk_create would set a time the
         # caller chose (an import's created_at) to now.
         for start in range(0, len(objects), 500):
-            model._base_manager._insert(list(objects[start : start + 500]), fields, raw=True)
+            model._base_manager._insert(  # type: ignore[attr-defined]  # Django private API
+                list(objects[start : start + 500]), fields, raw=True
+            )
         for obj in objects:
             obj._state.adding = False
             obj._state.db = connection.alias
