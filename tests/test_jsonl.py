@@ -316,16 +316,18 @@ def test_a_file_without_created_at_still_imports_at_the_import_s_time(project, k
     assert verify(target).ok
 
 
-@pytest.mark.parametrize("kind", ["stream", "version", "branch", "tag", "compaction"])
+@pytest.mark.parametrize("kind", ["stream", "version", "branch", "tag", "compaction", "review"])
 @pytest.mark.parametrize("bad", ["2026-01-05T10:30:00", "yesterday", 1767609000, ["x"]])
 def test_a_malformed_created_at_is_refused_and_nothing_is_written(project, kind, bad):
     stream = build_history(project)
     create_tag(stream, "launch", Version.objects.filter(stream=stream).earliest("id"))
+    first, last = Version.objects.filter(stream=stream).earliest("id"), stream.versions.latest("id")
+    reviews.open_review(stream, head=last, base=first, actor="a")
     sensor = create_stream(project, "sensor")
     put(sensor, *({"n": n} for n in range(6)))
     set_policy(sensor, make_policy("ephemeral", horizon_versions=2), actor="ops")
     compaction.run(compaction.request(sensor, actor="ops").pk)
-    field = "requested_at" if kind == "compaction" else "created_at"
+    field = {"compaction": "requested_at", "review": "opened_at"}.get(kind, "created_at")
     forged = []
     for line in export_lines(project):
         record = json.loads(line)

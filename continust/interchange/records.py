@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from typing import Any, Final
 
 from continust.core.errors import InvalidEvent
@@ -152,6 +151,13 @@ def _import_review(project: Project, record: dict[str, Any], skip: Any) -> bool:
     stream = _stream(project, record["stream"])
     head = _version(stream, record["head"])
     base = _version(stream, record["base"]) if record["base"] is not None else None
+    where = f"review {record['key']}"
+    opened_at = times.read(where, "opened_at", record["opened_at"])
+    if opened_at is None:
+        raise InvalidEvent(f"{where} has no opened_at")
+    for name in ("opened_by", "branch", "title"):
+        if not isinstance(record[name], str) or len(record[name]) > 200:
+            raise InvalidEvent(f"{where}: {name} cannot be {record[name]!r}")
     opened = _audit_event(project, record["key"], OPENED)
     said = opened.payload if isinstance(opened.payload, dict) else {}
     if (
@@ -176,7 +182,7 @@ def _import_review(project: Project, record: dict[str, Any], skip: Any) -> bool:
         branch=record["branch"],
         title=record["title"],
         opened_by=record["opened_by"],
-        opened_at=datetime.fromisoformat(record["opened_at"]),
+        opened_at=opened_at,
         opened_event=opened,
     )
     return True
