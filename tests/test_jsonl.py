@@ -290,6 +290,17 @@ def test_created_at_of_streams_versions_branches_and_tags_round_trip(project):
     tag = Tag.objects.get(stream=copy, name="launch")
     original = Tag.objects.get(stream=stream, name="launch")
     assert (tag.created_at, tag.actor) == (original.created_at, "ana")
+    # A branch line that gives another time than the move that made the branch.
+    forged = [
+        re.sub('"created_at":"[^"]+"', '"created_at":"2020-01-01T00:00:00+00:00"', line)
+        if '"kind":"branch"' in line
+        else line
+        for line in lines
+    ]
+    other = create_project("other")
+    with pytest.raises(InvalidEvent, match="not the one its first move line gives"):
+        import_lines(other, forged)
+    assert not Stream.objects.filter(project=other).exists()
 
 
 @pytest.mark.parametrize("kind", ["stream", "version", "branch", "tag"])
@@ -299,8 +310,9 @@ def test_a_file_without_created_at_still_imports_at_the_import_s_time(project, k
     older = []
     for line in export_lines(project):
         record = json.loads(line)
-        if record["kind"] == kind:
-            del record["created_at"]
+        # A branch's first move line says when it was made, as its branch line does.
+        if record["kind"] == kind or (kind, record["kind"]) == ("branch", "move"):
+            record.pop("created_at", None)
         older.append(json.dumps(record) + "\n")
     target = create_project("copy")
     before = timezone.now()
@@ -316,7 +328,9 @@ def test_a_file_without_created_at_still_imports_at_the_import_s_time(project, k
     assert verify(target).ok
 
 
-@pytest.mark.parametrize("kind", ["stream", "version", "branch", "tag", "compaction", "review"])
+@pytest.mark.parametrize(
+    "kind", ["stream", "version", "move", "branch", "tag", "compaction", "review"]
+)
 @pytest.mark.parametrize("bad", ["2026-01-05T10:30:00", "yesterday", 1767609000, ["x"]])
 def test_a_malformed_created_at_is_refused_and_nothing_is_written(project, kind, bad):
     stream = build_history(project)
@@ -331,7 +345,7 @@ def test_a_malformed_created_at_is_refused_and_nothing_is_written(project, kind,
     forged = []
     for line in export_lines(project):
         record = json.loads(line)
-        if record["kind"] == kind:
+        if record["kind"] == kind and (kind != "move" or record["old_head"] is None):
             record[field] = bad
         forged.append(json.dumps(record) + "\n")
     target = create_project("copy")

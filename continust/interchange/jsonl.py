@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -196,12 +195,6 @@ class _StreamImport:
         self.retained = compacted.RetainedImport()
         self.moves = moves.MoveImport(stream)
         self.created = False
-        # The stream's move and branch lines, with their line numbers, until all are read.
-        self.held: list[tuple[int, dict[str, Any]]] = []
-
-
-class _AtLine(InvalidEvent):
-    """An error in a line read earlier: its message names that line."""
 
 
 def import_lines(project: Project, lines: Iterable[str]) -> ImportResult:
@@ -220,20 +213,16 @@ def import_lines(project: Project, lines: Iterable[str]) -> ImportResult:
                     if not isinstance(record, dict):
                         raise InvalidEvent("a line must be a JSON object")
                     if current is not None and record.get("kind") in ("stream", *records.KINDS):
-                        links += _finish_stream(current, result)
-                    current = _import_record(project, record, current, result, number)
+                        links += _finish_stream(current)
+                    current = _import_record(project, record, current, result)
                     if current is not None and current.stream not in touched:
                         touched.append(current.stream)
-                except _AtLine:
-                    raise
                 except (ContinustError, KeyError, TypeError, ValueError) as err:
                     raise InvalidEvent(f"line {number}: {err}") from err
             try:
                 if current is not None:
-                    links += _finish_stream(current, result)
+                    links += _finish_stream(current)
                 compacted.link_records(project, links)
-            except _AtLine:
-                raise
             except (ContinustError, KeyError, TypeError, ValueError) as err:
                 raise InvalidEvent(f"at the end of the file: {err}") from err
     except Exception:
@@ -249,7 +238,6 @@ def _import_record(
     record: dict[str, Any],
     current: _StreamImport | None,
     result: ImportResult,
-    number: int,
 ) -> _StreamImport | None:
     kind = record.get("kind")
     if kind == "stream":
@@ -283,16 +271,18 @@ def _import_record(
         return None
     if current is None or record.get("stream") != current.stream.name:
         raise InvalidEvent(f"a {kind} line comes before its stream line")
-    if kind in (moves.KIND, "branch"):
-        current.held.append((number, record))
-        return current
-    _release(current, result)
     if kind == "event":
         _import_event(current, record, result)
     elif kind == "version":
         _import_version(current, record, result)
     elif kind in compacted.KINDS:
         current.retained.take(record)
+    elif kind == moves.KIND:
+        if not current.moves.take(record, current.refs, result.skip):
+            return current
+        result.moves += 1
+    elif kind == "branch":
+        _import_branch(current, record)
     elif kind == replays.KIND:
         if replays.import_replay(current.stream, record, current.refs, result.skip):
             result.replays += 1
@@ -301,32 +291,16 @@ def _import_record(
     return current
 
 
-def _release(current: _StreamImport, result: ImportResult) -> None:
-    """Record the stream's held move and branch lines: the moves in the file's order,
-    each branch made at its line's ``created_at``, then each branch's head checked."""
-    held, current.held = current.held, []
-    for number, record in held:
-        if record["kind"] == "branch":
-            with _at_line(number):
-                name = record["name"]
-                if not isinstance(name, str) or not 0 < len(name) <= 200:
-                    raise InvalidEvent(f"a branch line names its branch, not {name!r}")
-                current.moves.created[name] = times.read(
-                    f"branch {name!r}", "created_at", record.get("created_at")
-                )
-    for number, record in held:
-        with _at_line(number):
-            if record["kind"] == moves.KIND:
-                if current.moves.take(record, current.refs, result.skip):
-                    result.moves += 1
-            else:
-                _import_branch(current, record)
-
-
 def _import_branch(current: _StreamImport, record: dict[str, Any]) -> None:
     name = record["name"]
+    created_at = times.read(f"branch {name!r}", "created_at", record.get("created_at"))
     head = current.refs[record["head"]]
     branch = Branch.objects.filter(stream=current.stream, name=name).first()
+    made = current.moves.made.get(name)
+    if branch is not None and made is not None and created_at not in (None, made):
+        raise InvalidEvent(
+            f"branch {name!r}: its created_at is not the one its first move line gives"
+        )
     if branch is None or branch.head_id != head.pk:
         if current.moves.seen:
             # The file's moves are the branch's history: they must end at its head.
@@ -338,16 +312,8 @@ def _import_branch(current: _StreamImport, record: dict[str, Any]) -> None:
             name,
             head,
             reason="import",
-            created_at=current.moves.created.get(name) if branch is None else None,
+            created_at=created_at if branch is None else None,
         )
-
-
-@contextmanager
-def _at_line(number: int) -> Iterator[None]:
-    try:
-        yield
-    except (ContinustError, KeyError, TypeError, ValueError) as err:
-        raise _AtLine(f"line {number}: {err}") from err
 
 
 def _import_event(current: _StreamImport, record: dict[str, Any], result: ImportResult) -> None:
@@ -447,10 +413,8 @@ def _import_version(current: _StreamImport, record: dict[str, Any], result: Impo
     result.versions += 1
 
 
-def _finish_stream(current: _StreamImport, result: ImportResult) -> list[compacted.RecordLink]:
-    """Once a stream's lines are read: its moves and branches, policy, released runs and
-    compactions."""
-    _release(current, result)
+def _finish_stream(current: _StreamImport) -> list[compacted.RecordLink]:
+    """Once a stream's lines are read: its policy, released runs and compactions."""
     current.moves.finish()
     compacted.apply_policy(current.stream, current.retained, created=current.created)
     links = compacted.finish(current.stream, current.retained, current.refs)
