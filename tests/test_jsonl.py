@@ -11,6 +11,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from continust.audit import reviews
 from continust.audit.integrity import verify
@@ -160,6 +161,8 @@ def test_the_whole_demo_project_round_trips_into_an_empty_database(tmp_path):
     demo = Project.objects.get(slug="demo")
     assert ReleasedRun.objects.filter(stream__project=demo).exists()
     assert Review.objects.filter(project=demo).exists()
+    pricing = Stream.objects.get(project=demo, name="pricing")
+    create_tag(pricing, "v1.0", Version.objects.filter(stream=pricing).earliest("id"), actor="ana")
     exported = "".join(export_lines(demo))
     original = json.loads(json.dumps(visible_rows("demo"), sort_keys=True))
     file = tmp_path / "demo.jsonl"
@@ -267,3 +270,85 @@ def test_reviews_and_tags_round_trip_by_stream_and_position(project, alice):
     with pytest.raises(InvalidEvent, match="another range"):
         import_lines(other, forged)
     assert not Stream.objects.filter(project=other).exists()
+
+
+def test_created_at_of_streams_versions_branches_and_tags_round_trip(project):
+    stream = build_history(project)
+    versions = list(Version.objects.filter(stream=stream).order_by("id"))
+    create_tag(stream, "launch", versions[1], actor="ana")
+    lines = list(export_lines(project))
+    target = create_project("copy")
+    import_lines(target, lines)
+    copy = Stream.objects.get(project=target, name="pricing")
+    assert copy.created_at == stream.created_at
+    assert [v.created_at for v in Version.objects.filter(stream=copy).order_by("id")] == [
+        v.created_at for v in versions
+    ]
+    assert dict(copy.branches.values_list("name", "created_at")) == dict(
+        stream.branches.values_list("name", "created_at")
+    )
+    tag = Tag.objects.get(stream=copy, name="launch")
+    original = Tag.objects.get(stream=stream, name="launch")
+    assert (tag.created_at, tag.actor) == (original.created_at, "ana")
+    # A branch line that gives another time than the move that made the branch.
+    forged = [
+        re.sub('"created_at":"[^"]+"', '"created_at":"2020-01-01T00:00:00+00:00"', line)
+        if '"kind":"branch"' in line
+        else line
+        for line in lines
+    ]
+    other = create_project("other")
+    with pytest.raises(InvalidEvent, match="not the one its first move line gives"):
+        import_lines(other, forged)
+    assert not Stream.objects.filter(project=other).exists()
+
+
+@pytest.mark.parametrize("kind", ["stream", "version", "branch", "tag"])
+def test_a_file_without_created_at_still_imports_at_the_import_s_time(project, kind):
+    stream = build_history(project)
+    create_tag(stream, "launch", Version.objects.filter(stream=stream).earliest("id"))
+    older = []
+    for line in export_lines(project):
+        record = json.loads(line)
+        # A branch's first move line says when it was made, as its branch line does.
+        if record["kind"] == kind or (kind, record["kind"]) == ("branch", "move"):
+            record.pop("created_at", None)
+        older.append(json.dumps(record) + "\n")
+    target = create_project("copy")
+    before = timezone.now()
+    import_lines(target, older)
+    copy = Stream.objects.get(project=target, name="pricing")
+    rows = {
+        "stream": [copy],
+        "version": list(Version.objects.filter(stream=copy)),
+        "branch": list(copy.branches.all()),
+        "tag": list(Tag.objects.filter(stream=copy)),
+    }[kind]
+    assert rows and all(row.created_at >= before for row in rows)
+    assert verify(target).ok
+
+
+@pytest.mark.parametrize(
+    "kind", ["stream", "version", "move", "branch", "tag", "compaction", "review"]
+)
+@pytest.mark.parametrize("bad", ["2026-01-05T10:30:00", "yesterday", 1767609000, ["x"]])
+def test_a_malformed_created_at_is_refused_and_nothing_is_written(project, kind, bad):
+    stream = build_history(project)
+    create_tag(stream, "launch", Version.objects.filter(stream=stream).earliest("id"))
+    first, last = Version.objects.filter(stream=stream).earliest("id"), stream.versions.latest("id")
+    reviews.open_review(stream, head=last, base=first, actor="a")
+    sensor = create_stream(project, "sensor")
+    put(sensor, *({"n": n} for n in range(6)))
+    set_policy(sensor, make_policy("ephemeral", horizon_versions=2), actor="ops")
+    compaction.run(compaction.request(sensor, actor="ops").pk)
+    field = {"compaction": "requested_at", "review": "opened_at"}.get(kind, "created_at")
+    forged = []
+    for line in export_lines(project):
+        record = json.loads(line)
+        if record["kind"] == kind and (kind != "move" or record["old_head"] is None):
+            record[field] = bad
+        forged.append(json.dumps(record) + "\n")
+    target = create_project("copy")
+    with pytest.raises(InvalidEvent, match=f"{field} is not a time with its zone"):
+        import_lines(target, forged)
+    assert not Stream.objects.filter(project=target).exists()

@@ -98,3 +98,18 @@ def test_a_branch_may_not_take_a_tag_name(stream):
     create_tag(stream, "rc1", v1)
     with pytest.raises(AlreadyExists, match="has a tag 'rc1'"):
         fork(stream, "rc1", v1)
+
+
+def test_the_cli_records_who_tags_it(stream):
+    put(stream, {"a": 1})
+    out = run(
+        "tag", "--project", "acme", "--stream", "pricing", "rc1", "main", "--actor", "ana", "--json"
+    )
+    assert json.loads(out)["actor"] == "ana"
+    tag = Tag.objects.get(stream=stream, name="rc1")
+    assert (tag.actor, tag.event.actor) == ("ana", "ana")
+    listed = run("tag", "--project", "acme", "--stream", "pricing", "--list")
+    assert listed.startswith(f"rc1\tv{tag.version_id}\tana\t")
+    # Without --actor, as revert: nobody named (the audit event says "").
+    run("tag", "--project", "acme", "--stream", "pricing", "rc2", "main")
+    assert Tag.objects.get(stream=stream, name="rc2").event.actor == ""

@@ -68,6 +68,7 @@ def visible_rows(slug: str) -> dict[str, Any]:
                 _text(stream.horizon_age),
                 stream.event_count,
                 stream.last_hash,
+                _text(stream.created_at),
             ],
             "events": [
                 [
@@ -97,6 +98,7 @@ def visible_rows(slug: str) -> dict[str, Any]:
                     v.reducer_version,
                     v.state_id,
                     v.pk in released,
+                    _text(v.created_at),
                 ]
                 for v in versions
             ],
@@ -105,9 +107,9 @@ def visible_rows(slug: str) -> dict[str, Any]:
                 ordinal[v.pk]: stored[v.state_id] for v in versions if v.state_id in stored
             },
             "branches": {
-                name: ordinal[head]
-                for name, head in Branch.objects.filter(stream=stream).values_list(
-                    "name", "head_id"
+                name: [ordinal[head], _text(created_at)]
+                for name, head, created_at in Branch.objects.filter(stream=stream).values_list(
+                    "name", "head_id", "created_at"
                 )
             },
             # Each branch's moves, in the order they were recorded (as-of reads, digests).
@@ -201,7 +203,7 @@ def visible_rows(slug: str) -> dict[str, Any]:
                 for r in ReleasedRun.objects.filter(stream=stream).order_by("first_id")
             ],
             "tags": [
-                [t.name, ordinal[t.version_id], t.actor, str(t.event.id)]
+                [t.name, ordinal[t.version_id], t.actor, _text(t.created_at), str(t.event.id)]
                 for t in Tag.objects.filter(stream=stream).order_by("name")
             ],
         }

@@ -38,6 +38,7 @@ from django.db.models import Q
 from continust.core.database import on_postgresql
 from continust.core.errors import InvalidEvent
 from continust.graph.parents import parents_in_stream
+from continust.interchange import times
 from continust.log import canonical
 from continust.log.rows import reserve_ids
 from continust.models import (
@@ -68,10 +69,6 @@ _JOB_FIGURES: Final = (
 
 def _moment(value: datetime | None) -> str | None:
     return canonical.timestamp_text(value) if value is not None else None
-
-
-def _parse_moment(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
 
 
 def ordinals(stream: Stream) -> dict[int, int]:
@@ -316,21 +313,28 @@ def finish(stream: Stream, retained: RetainedImport, refs: dict[Any, Version]) -
     links: list[RecordLink] = []
     for number, line in sorted(retained.compactions.items()):
         upto = refs.get(line["upto"]) if line["upto"] is not None else None
+        where = f"stream {stream.name}: compaction {number}"
+        moments = {
+            name: times.read(where, name, line[name])
+            for name in ("cutoff", "requested_at", "started_at", "finished_at")
+        }
+        if not isinstance(line["requested_by"], str) or len(line["requested_by"]) > 200:
+            raise InvalidEvent(f"{where}: requested_by cannot be {line['requested_by']!r}")
         job = Compaction.objects.create(
             stream=stream,
             policy=line["policy"],
             upto=upto.pk if upto is not None else 0,
-            cutoff=_parse_moment(line["cutoff"]),
+            cutoff=moments["cutoff"],
             status=line["status"] if line["status"] in FINISHED else CompactionStatus.FAILED,
             requested_by=line["requested_by"],
-            started_at=_parse_moment(line["started_at"]),
-            finished_at=_parse_moment(line["finished_at"]),
+            started_at=moments["started_at"],
+            finished_at=moments["finished_at"],
             phase="finish",
             error=line["error"],
             **{figure: line[figure] for figure in _JOB_FIGURES},
         )
-        if line["requested_at"] is not None:
-            job.requested_at = _parse_moment(line["requested_at"])  # type: ignore[assignment]
+        if moments["requested_at"] is not None:
+            job.requested_at = moments["requested_at"]
             Compaction.objects.filter(pk=job.pk).update(requested_at=job.requested_at)
         jobs[number] = job
         if line["record"] is not None:

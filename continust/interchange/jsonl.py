@@ -10,6 +10,12 @@ event by its position in the chain, a version by its position in the stream (bot
 checked against their hashes), and says so. Versions are never matched by digest: a
 replay's shadow version has the digest of the version it replays and is still a
 version of its own, so every version of the file becomes one of the stream.
+
+Stream, version and branch lines carry the row's ``created_at`` (the times the API,
+the explorer and as-of reads show), and an import gives the rows it makes those
+times; a row already there keeps its own. A line without one (a file written before
+they were carried) gets the import's time, as before; a ``created_at`` that is not a
+time with its zone is refused, and with it the whole file.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from continust.core.errors import ContinustError, InvalidEvent
 from continust.graph.cache import forget, graph_for
 from continust.graph.lineage import VersionGraph
 from continust.graph.parents import parents_in_stream
-from continust.interchange import compacted, moves, records, replays
+from continust.interchange import compacted, moves, records, replays, times
 from continust.log import canonical, statistics
 from continust.log.folding import derive_state
 from continust.log.projects import create_stream
@@ -58,6 +64,7 @@ def export_lines(
             "reducer": stream.reducer,
             "reducer_version": stream.reducer_version,
             "retention": stream.retention,
+            "created_at": times.written(stream.created_at),
         }
         yield _line(line if stream.personal is None else {**line, "personal": stream.personal})
         for event in Event.objects.filter(stream=stream).order_by("seq").iterator(2000):
@@ -86,7 +93,7 @@ def export_lines(
         # Versions are named by their order within the stream, not by database ids,
         # so a file exported again after an import is the same file.
         ordinal: dict[int, int] = {}
-        for vid, event_id, key, branch, reducer, reducer_version, state_id, digest in (
+        for vid, event_id, key, branch, reducer, reducer_version, state_id, digest, at in (
             Version.objects.filter(stream=stream)
             .order_by("id")
             .values_list(
@@ -98,6 +105,7 @@ def export_lines(
                 "reducer_version",
                 "state_id",
                 "digest",
+                "created_at",
             )
             .iterator(2000)
         ):
@@ -115,15 +123,24 @@ def export_lines(
                     "reducer_version": reducer_version,
                     "state_hash": state_id,
                     "digest": digest,
+                    "created_at": times.written(at),
                 }
             )
         for record in moves.move_records(stream, ordinal):
             yield _line(record)
-        for name, head in (
-            Branch.objects.filter(stream=stream).order_by("name").values_list("name", "head_id")
+        for name, head, created_at in (
+            Branch.objects.filter(stream=stream)
+            .order_by("name")
+            .values_list("name", "head_id", "created_at")
         ):
             yield _line(
-                {"kind": "branch", "stream": stream.name, "name": name, "head": ordinal[head]}
+                {
+                    "kind": "branch",
+                    "stream": stream.name,
+                    "name": name,
+                    "head": ordinal[head],
+                    "created_at": times.written(created_at),
+                }
             )
         for record in replays.replay_records(stream, ordinal):
             yield _line(record)
@@ -217,11 +234,17 @@ def import_lines(project: Project, lines: Iterable[str]) -> ImportResult:
 
 
 def _import_record(
-    project: Project, record: dict[str, Any], current: _StreamImport | None, result: ImportResult
+    project: Project,
+    record: dict[str, Any],
+    current: _StreamImport | None,
+    result: ImportResult,
 ) -> _StreamImport | None:
     kind = record.get("kind")
     if kind == "stream":
         stream = Stream.objects.filter(project=project, name=record["name"]).first()
+        created_at = times.read(
+            f"stream {record['name']!r}", "created_at", record.get("created_at")
+        )
         if stream is None:
             stream = create_stream(
                 project,
@@ -234,6 +257,10 @@ def _import_record(
                     "subject": check_subject_member(record["personal"].get("subject"))
                 }
                 stream.save(update_fields=["personal"])
+            if created_at is not None:
+                # created_at is set on insert; the line's is when the stream was made.
+                Stream.objects.filter(pk=stream.pk).update(created_at=created_at)
+                stream.created_at = created_at
             result.streams += 1
             opened = _StreamImport(lock_stream(stream))
             opened.created = True
@@ -255,23 +282,38 @@ def _import_record(
             return current
         result.moves += 1
     elif kind == "branch":
-        head = current.refs[record["head"]]
-        branch = Branch.objects.filter(stream=current.stream, name=record["name"]).first()
-        if branch is None or branch.head_id != head.pk:
-            if current.moves.seen:
-                # The file's moves are the branch's history: they must end at its head.
-                current.moves.check(record["name"])
-                raise InvalidEvent(
-                    f"branch {record['name']!r}: its moves do not end at the head the line names"
-                )
-            # A file written before moves were exported: one move says where it came from.
-            move_branch(current.stream, record["name"], head, reason="import")
+        _import_branch(current, record)
     elif kind == replays.KIND:
         if replays.import_replay(current.stream, record, current.refs, result.skip):
             result.replays += 1
     else:
         raise InvalidEvent(f"unknown line kind {kind!r}")
     return current
+
+
+def _import_branch(current: _StreamImport, record: dict[str, Any]) -> None:
+    name = record["name"]
+    created_at = times.read(f"branch {name!r}", "created_at", record.get("created_at"))
+    head = current.refs[record["head"]]
+    branch = Branch.objects.filter(stream=current.stream, name=name).first()
+    made = current.moves.made.get(name)
+    if branch is not None and made is not None and created_at not in (None, made):
+        raise InvalidEvent(
+            f"branch {name!r}: its created_at is not the one its first move line gives"
+        )
+    if branch is None or branch.head_id != head.pk:
+        if current.moves.seen:
+            # The file's moves are the branch's history: they must end at its head.
+            current.moves.check(name)
+            raise InvalidEvent(f"branch {name!r}: its moves do not end at the head the line names")
+        # A file written before moves were exported: one move says where it came from.
+        move_branch(
+            current.stream,
+            name,
+            head,
+            reason="import",
+            created_at=created_at if branch is None else None,
+        )
 
 
 def _import_event(current: _StreamImport, record: dict[str, Any], result: ImportResult) -> None:
@@ -323,6 +365,7 @@ def _import_version(current: _StreamImport, record: dict[str, Any], result: Impo
     ref = record["ref"]
     if not isinstance(ref, int) or isinstance(ref, bool) or ref < 1:
         raise InvalidEvent(f"a version's ref is its position in the stream, not {ref!r}")
+    created_at = times.read(f"version {ref}", "created_at", record.get("created_at"))
     if ref <= len(current.existing):
         existing = current.existing[ref - 1]
         if existing.digest != record["digest"]:
@@ -363,7 +406,7 @@ def _import_version(current: _StreamImport, record: dict[str, Any], result: Impo
     )
     if planned.digest != record["digest"]:
         raise InvalidEvent(f"version {record['ref']} does not match its exported digest")
-    (version,) = batch.commit()
+    (version,) = batch.commit(created_at=created_at)
     current.graph.add(version.pk, [p.pk for p in parents], version.generation)
     current.refs[ref] = version
     current.existing.append(version)

@@ -15,6 +15,10 @@ when they begin the file's chain (an import of the same file again, or of a late
 export); a branch whose recorded moves the file's do not continue is refused. A file
 with no move lines (written before they were exported) records one ``import`` move
 per branch, as before.
+
+A branch's first move (``old_head`` null) made it: its line also carries the branch's
+``created_at``, and an import makes the branch at that time (at the import's, for a
+line without one); its branch line, which comes later, says the same.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from continust.core.errors import InvalidEvent
+from continust.interchange import times
 from continust.log import canonical
 from continust.log.moves import next_hash, write_move
 from continust.models import Branch, BranchMove, Stream, Version
@@ -41,6 +46,7 @@ def move_records(stream: Stream, ordinal: dict[int, int]) -> Iterator[dict[str, 
         .order_by("id")
         .values_list(
             "branch__name",
+            "branch__created_at",
             "old_head_id",
             "new_head_id",
             "reason",
@@ -50,8 +56,8 @@ def move_records(stream: Stream, ordinal: dict[int, int]) -> Iterator[dict[str, 
             "hash",
         )
     )
-    for name, old, new, reason, actor, at, prev_hash, hash_ in moves.iterator(2000):
-        yield {
+    for name, created_at, old, new, reason, actor, at, prev_hash, hash_ in moves.iterator(2000):
+        line = {
             "kind": KIND,
             "stream": stream.name,
             "branch": name,
@@ -63,6 +69,8 @@ def move_records(stream: Stream, ordinal: dict[int, int]) -> Iterator[dict[str, 
             "prev_hash": prev_hash,
             "hash": hash_,
         }
+        # The move that made the branch: when the branch was made.
+        yield line if old is not None else {**line, "created_at": times.written(created_at)}
 
 
 class MoveImport:
@@ -82,6 +90,8 @@ class MoveImport:
             self.recorded[name].append(hash_)
         self.matched: dict[str, int] = defaultdict(int)
         self.named: set[str] = set()
+        # When each branch this import made was made (its first move line's created_at).
+        self.made: dict[str, datetime] = {}
 
     def take(self, record: dict[str, Any], refs: dict[Any, Version], skip: Any) -> bool:
         """Import one move line; return whether it recorded a move (``skip(reason)``
@@ -103,6 +113,7 @@ class MoveImport:
         at = datetime.fromisoformat(record["at"])
         if at.tzinfo is None:
             raise InvalidEvent(f"{where}: its time {record['at']!r} has no time zone")
+        created_at = times.read(where, "created_at", record.get("created_at"))
         computed = next_hash(
             record["prev_hash"],
             branch=name,
@@ -133,7 +144,7 @@ class MoveImport:
             raise InvalidEvent(
                 f"{where} ({record['reason']}) starts where the move before it did not end"
             )
-        write_move(
+        made = write_move(
             self.stream,
             name,
             branch,
@@ -141,7 +152,10 @@ class MoveImport:
             reason=record["reason"],
             actor=record["actor"],
             at=at,
+            created_at=created_at if branch is None else None,
         )
+        if branch is None:
+            self.made[name] = made.created_at
         self.matched[name] = number
         recorded.append(record["hash"])
         return True

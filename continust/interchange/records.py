@@ -7,7 +7,9 @@ it and events by their id, never by database ids:
 
 - ``review``: a review's stream, range (``base``, ``head``), branch, title, who opened it
   and when, and ``key``, the id of its ``review.opened`` event;
-- ``tag``: a tag's stream, name, version, actor and its ``tag.created`` event;
+- ``tag``: a tag's stream, name, version, actor, ``created_at`` (the tag row's time, as
+  ``tag --list`` and the API show it) and its ``tag.created`` event; a line without
+  ``created_at`` (a file written before it was carried) gives the tag the import's time;
 - ``audit_record``: an event of the audit stream that continust itself wrote, and the
   review it belongs to (an event with no such line is shown as foreign, as before).
 
@@ -22,10 +24,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from typing import Any, Final
 
 from continust.core.errors import InvalidEvent
+from continust.interchange import times
 from continust.interchange.compacted import ordinals
 from continust.log import canonical
 from continust.models import AuditRecord, Event, Project, Review, Stream, Tag, Version
@@ -86,6 +88,7 @@ def project_records(project: Project, exported: Iterable[str]) -> Iterator[dict[
             "name": tag.name,
             "version": ref(tag.stream, tag.version_id),
             "actor": tag.actor,
+            "created_at": times.written(tag.created_at),
             "event": str(tag.event.id),
         }
     records = (
@@ -148,6 +151,13 @@ def _import_review(project: Project, record: dict[str, Any], skip: Any) -> bool:
     stream = _stream(project, record["stream"])
     head = _version(stream, record["head"])
     base = _version(stream, record["base"]) if record["base"] is not None else None
+    where = f"review {record['key']}"
+    opened_at = times.read(where, "opened_at", record["opened_at"])
+    if opened_at is None:
+        raise InvalidEvent(f"{where} has no opened_at")
+    for name in ("opened_by", "branch", "title"):
+        if not isinstance(record[name], str) or len(record[name]) > 200:
+            raise InvalidEvent(f"{where}: {name} cannot be {record[name]!r}")
     opened = _audit_event(project, record["key"], OPENED)
     said = opened.payload if isinstance(opened.payload, dict) else {}
     if (
@@ -172,7 +182,7 @@ def _import_review(project: Project, record: dict[str, Any], skip: Any) -> bool:
         branch=record["branch"],
         title=record["title"],
         opened_by=record["opened_by"],
-        opened_at=datetime.fromisoformat(record["opened_at"]),
+        opened_at=opened_at,
         opened_event=opened,
     )
     return True
@@ -181,6 +191,11 @@ def _import_review(project: Project, record: dict[str, Any], skip: Any) -> bool:
 def _import_tag(project: Project, record: dict[str, Any], skip: Any) -> bool:
     stream = _stream(project, record["stream"])
     version = _version(stream, record["version"])
+    where = f"tag {record['name']!r}"
+    actor = record["actor"]
+    if not isinstance(actor, str) or len(actor) > 200:
+        raise InvalidEvent(f"{where}: actor cannot be {actor!r}")
+    created_at = times.read(where, "created_at", record.get("created_at"))
     event = _audit_event(project, record["event"], TAG_CREATED)
     said = event.payload if isinstance(event.payload, dict) else {}
     if (
@@ -195,9 +210,14 @@ def _import_tag(project: Project, record: dict[str, Any], skip: Any) -> bool:
             raise InvalidEvent(f"tag {record['name']!r} is already on another version")
         skip(SKIPPED_TAG)
         return False
-    Tag.objects.create(
-        stream=stream, name=record["name"], version=version, actor=record["actor"], event=event
-    )
+    tag = Tag(stream=stream, name=record["name"], version=version, actor=actor, event=event)
+    if created_at is None:
+        tag.save()
+    else:
+        # created_at is set on insert and a tag row is never updated: a raw save inserts
+        # the row as given, with the line's time.
+        tag.created_at = created_at
+        tag.save_base(raw=True, force_insert=True)
     return True
 
 

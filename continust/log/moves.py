@@ -88,16 +88,23 @@ def write_move(
     reason: str,
     actor: str = "",
     at: datetime | None = None,
+    created_at: datetime | None = None,
 ) -> Branch:
-    """Record a move of a branch (None: create the branch ``name``) to ``new_head`` and
-    point the branch there; return the branch. The one writer of branch moves."""
+    """Record a move of a branch (None: create the branch ``name``, made at ``created_at``
+    if given, as an import says, else now) to ``new_head`` and point the branch there;
+    return the branch. The one writer of branch moves."""
     record = chained_move(
         branch, new_head, reason=reason, actor=actor, at=at or datetime.now(UTC), name=name
     )
     if branch is None:
-        branch = Branch.objects.create(
-            stream=stream, name=name, head=new_head, move_hash=record.hash
-        )
+        branch = Branch(stream=stream, name=name, head=new_head, move_hash=record.hash)
+        if created_at is None:
+            branch.save(force_insert=True)
+        else:
+            # created_at is set on insert, and the branch's row changes only with a move:
+            # a raw save inserts it with the given time.
+            branch.created_at = created_at
+            branch.save_base(raw=True, force_insert=True)
         record.branch = branch
         record.save()
         return branch

@@ -53,14 +53,25 @@ def reserve_many(wanted: Sequence[tuple[type[models.Model], int]]) -> list[list[
 
 
 def insert_rows(model: type[models.Model], objects: Sequence[models.Model]) -> None:
-    """Insert new rows whose primary keys are already set."""
+    """Insert new rows whose primary keys are already set, with their values as given."""
     if not objects:
-        return
-    if not on_postgresql():
-        model._default_manager.bulk_create(objects, batch_size=500)
         return
     pk = model._meta.pk
     fields = [f for f in model._meta.concrete_fields if f is not pk or objects[0].pk is not None]
+    if not on_postgresql():
+        if not any(getattr(f, "auto_now_add", False) for f in fields):
+            model._default_manager.bulk_create(objects, batch_size=500)
+            return
+        # As COPY does, insert the values as given: bulk_create would set a time the
+        # caller chose (an import's created_at) to now.
+        for start in range(0, len(objects), 500):
+            model._base_manager._insert(  # type: ignore[attr-defined]  # Django private API
+                list(objects[start : start + 500]), fields, raw=True
+            )
+        for obj in objects:
+            obj._state.adding = False
+            obj._state.db = connection.alias
+        return
     # Django's per-field preparation dominates large batches; these columns need none
     # but JSON, which PostgreSQL parses from text.
     convert = [_json_text if isinstance(f, models.JSONField) else None for f in fields]

@@ -247,12 +247,15 @@ class Batch:
         self.planned.append(planned)
         return planned
 
-    def commit(self, move: _Move | None = None) -> list[Version]:
+    def commit(
+        self, move: _Move | None = None, *, created_at: datetime | None = None
+    ) -> list[Version]:
         """Insert the planned rows and advance the stream's chain; return the versions.
 
-        ``move`` moves an existing branch to the last version in the same write.
+        ``move`` moves an existing branch to the last version in the same write;
+        ``created_at`` is the versions' time (an import's), else now.
         """
-        now = datetime.now(UTC)
+        now = created_at or datetime.now(UTC)
         versions = []
         for plan in self.planned:
             plan.model = Version(
@@ -344,14 +347,18 @@ def move_branch(
     reason: str,
     actor: str = "",
     branch: Branch | None | _Unset = UNSET,
+    created_at: datetime | None = None,
 ) -> Branch:
-    """Point a branch at a version, creating the branch if needed, and record the move.
+    """Point a branch at a version, creating the branch if needed (made at
+    ``created_at`` if given, else now), and record the move.
 
     A caller that already read the branch (under the stream lock) passes it along.
     """
     if isinstance(branch, _Unset):
         branch = Branch.objects.filter(stream=stream, name=name).first()
-    return moves.write_move(stream, name, branch, new_head, reason=reason, actor=actor)
+    return moves.write_move(
+        stream, name, branch, new_head, reason=reason, actor=actor, created_at=created_at
+    )
 
 
 def _check_head(branch: Branch | None, expected_head: int | None | _Unset) -> None:
