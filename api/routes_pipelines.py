@@ -41,7 +41,7 @@ NamePath = Annotated[
 CHANGE_ERRORS: dict[int, type] = {**READ_ERRORS, 403: Error, 409: Error}
 SPEC_ERRORS: dict[int, type] = {**CHANGE_ERRORS, 422: Error}
 
-EXAMPLE_SPEC = {
+EXAMPLE_SPEC: dict[str, Any] = {
     "description": "Clicks per page per minute",
     "sources": [{"name": "web", "streams": ["web"], "types": ["click"]}],
     "steps": [
