@@ -19,6 +19,7 @@ from api.access import stream_for, token_of, version_records
 from api.errors import STATE_ERRORS, WRITE_ERRORS, conflict_record
 from api.schemas import (
     PAYLOAD_SCHEMA,
+    VERSION_EXAMPLE,
     BranchOut,
     ChangeOut,
     ConflictOut,
@@ -127,6 +128,24 @@ class MergePreviewOut(Schema):
 
 
 class MergeOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "into": "main",
+                    "version": {
+                        **VERSION_EXAMPLE,
+                        "id": 15,
+                        "generation": 15,
+                        "parents": [14, 13],
+                        "event": "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918",
+                        "event_type": "continust.merge",
+                    },
+                }
+            ]
+        }
+    )
+
     into: str
     version: VersionOut
 

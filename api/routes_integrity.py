@@ -8,6 +8,7 @@ Each is a read: any member the token may see a project of may call them, as the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -64,6 +65,61 @@ DIGEST_EXAMPLE: dict[str, Any] = {
     ],
     "root": "e3b0c44298fc1c149afbf4c8996fb924" * 2,
 }
+
+_EVENT_ID = "0b9e3c1e-7d5a-4f61-9d7e-1f2a3b4c5d6e"
+# A stream's export, as `export_jsonl --stream` writes it: one JSON record a line.
+EXPORT_EXAMPLE = "".join(
+    json.dumps(line, separators=(",", ":")) + "\n"
+    for line in (
+        {
+            "kind": "stream",
+            "name": "pricing",
+            "reducer": "merge",
+            "reducer_version": 1,
+            "retention": "eternal",
+        },
+        {
+            "kind": "event",
+            "stream": "pricing",
+            "id": _EVENT_ID,
+            "seq": 1,
+            "type": "tier.added",
+            "timestamp": "2026-12-06T04:00:00.000000+00:00",
+            "payload": {"pro": 29},
+            "causation": None,
+            "correlation": None,
+            "actor": "alice",
+            "prev_hash": "0" * 64,
+            "hash": "5d41402abc4b2a76b9719d911017c592" * 2,
+        },
+        {
+            "kind": "version",
+            "stream": "pricing",
+            "ref": 1,
+            "event": _EVENT_ID,
+            "parents": [],
+            "key": None,
+            "branch": "main",
+            "reducer": "merge",
+            "reducer_version": 1,
+            "state_hash": "9a0364b9e99bb480dd25e1f0284c8555" * 2,
+            "digest": "7f83b1657ff1fc53b92dc18148a1d65d" * 2,
+        },
+        {
+            "kind": "move",
+            "stream": "pricing",
+            "branch": "main",
+            "old_head": None,
+            "new_head": 1,
+            "reason": "append",
+            "actor": "alice",
+            "at": "2026-12-06T04:00:00.000000+00:00",
+            "prev_hash": "0" * 64,
+            "hash": "e3b0c44298fc1c149afbf4c8996fb924" * 2,
+        },
+        {"kind": "branch", "stream": "pricing", "name": "main", "head": 1},
+    )
+)
 
 
 class BlameQuery(Schema):
@@ -160,6 +216,32 @@ class VerifyOut(Schema):
 
 
 class VerificationOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 5,
+                    "requested_by": "alice",
+                    "requested_at": "2026-12-06T04:00:00Z",
+                    "finished_at": "2026-12-06T04:00:03Z",
+                    "streams": 1,
+                    "done": 1,
+                    "broken_streams": 0,
+                    "report": {
+                        "ok": True,
+                        "streams": 1,
+                        "events": 3,
+                        "versions": 3,
+                        "heads": {"acme/pricing": "5d41402abc4b2a76b9719d911017c592" * 2},
+                        "broken": None,
+                        "broken_streams": [],
+                        "breaks": [],
+                    },
+                }
+            ]
+        }
+    )
+
     id: int
     requested_by: str
     requested_at: datetime
@@ -355,8 +437,9 @@ def _lines(project: Any, names: list[str] | None = None) -> Iterator[bytes]:
             "200": {
                 "description": "The stream as JSON Lines: a stream record, then its events "
                 "in log order, a compacted stream's policy, compactions, released runs and "
-                "the states an import cannot fold, then its versions and branches.",
-                "content": {NDJSON: {"schema": {"type": "string"}}},
+                "the states an import cannot fold, then its versions, its branches' moves, "
+                "its branches and its finished replays.",
+                "content": {NDJSON: {"schema": {"type": "string"}, "example": EXPORT_EXAMPLE}},
             }
         }
     },
@@ -380,7 +463,7 @@ def export_stream(request: HttpRequest, slug: SlugPath, name: StreamPath) -> Str
                 "description": "Every stream of the project as JSON Lines, as `export_jsonl "
                 "--project` writes it: each stream as `GET .../streams/{name}/export` gives "
                 "it, then the audit stream with the reviews, tags and audit records.",
-                "content": {NDJSON: {"schema": {"type": "string"}}},
+                "content": {NDJSON: {"schema": {"type": "string"}, "example": EXPORT_EXAMPLE}},
             }
         }
     },

@@ -9,6 +9,7 @@ answers a branch's state now or as of a moment or a log position, and
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -16,14 +17,16 @@ from uuid import UUID
 
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Query, Router
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from api.access import project_for, stream_for, token_of
 from api.errors import READ_ERRORS, STATE_ERRORS
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.schemas import (
+    EVENT_EXAMPLE,
     STORABLE,
     TIMESTAMP_PATTERN,
+    VERSION_EXAMPLE,
     Error,
     EventOut,
     NameCursor,
@@ -124,11 +127,23 @@ class FeedQuery(LogQuery):
     limit: int = Field(200, ge=1, le=MAX_LIMIT, description="At most this many events per read.")
 
 
+LOG_EVENT_EXAMPLE: dict[str, Any] = {**EVENT_EXAMPLE, "log_position": "812.40"}
+STATE_EXAMPLE: dict[str, Any] = {"basic": 9, "pro": 31, "team": 99}
+
+
 class LogEventOut(EventOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [LOG_EVENT_EXAMPLE]})
+
     log_position: str = Field(description="The event's place in the project's log, `T.P`.")
 
 
 class LogPage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"items": [LOG_EVENT_EXAMPLE], "next": "812.40", "caught_up": True}]
+        }
+    )
+
     items: list[LogEventOut]
     next: str = Field(
         description="Where to read on (`?after=`): past everything this read covered, even "
@@ -198,8 +213,11 @@ FEED_RESPONSE = {
                         "retry": {"type": "integer", "minimum": 0},
                     },
                 },
-                "example": 'retry: 1000\n\nid: 812.40\nevent: event\ndata: {"log_position":'
-                ' "812.40", "type": "tier.added"}\n\n',
+                "example": {
+                    "id": "812.40",
+                    "event": "event",
+                    "data": json.dumps(LOG_EVENT_EXAMPLE),
+                },
             }
         },
     }
@@ -289,6 +307,22 @@ class PositionStateQuery(Schema):
 
 
 class StateAsOfOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "stream": "pricing",
+                    "branch": "main",
+                    "as_of": "2026-12-06T04:00:00+00:00",
+                    "clock": "recorded",
+                    "as_of_position": None,
+                    "version": VERSION_EXAMPLE,
+                    "state": STATE_EXAMPLE,
+                }
+            ]
+        }
+    )
+
     stream: str
     branch: str
     as_of: str | None = Field(description="The moment asked for, if any.")
@@ -359,6 +393,20 @@ class ProjectStateQuery(Schema):
 
 
 class StreamStateOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "stream": "pricing",
+                    "included_to": "812.40",
+                    "version": VERSION_EXAMPLE,
+                    "state": STATE_EXAMPLE,
+                    "released": False,
+                }
+            ]
+        }
+    )
+
     stream: str
     included_to: str = Field(
         description="The last log position of this stream included: `as_of_position`, or "
@@ -370,6 +418,27 @@ class StreamStateOut(Schema):
 
 
 class ProjectStatePage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "as_of_position": "812.40",
+                    "branch": "main",
+                    "items": [
+                        {
+                            "stream": "pricing",
+                            "included_to": "812.40",
+                            "version": VERSION_EXAMPLE,
+                            "state": STATE_EXAMPLE,
+                            "released": False,
+                        }
+                    ],
+                    "next": None,
+                }
+            ]
+        }
+    )
+
     as_of_position: str
     branch: str
     items: list[StreamStateOut]

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Status
 from ninja.params import functions as param
+from pydantic import ConfigDict
 
 from api.access import project_for, token_of
 from api.errors import READ_ERRORS, error_response
@@ -40,7 +41,7 @@ NamePath = Annotated[
 CHANGE_ERRORS: dict[int, type] = {**READ_ERRORS, 403: Error, 409: Error}
 SPEC_ERRORS: dict[int, type] = {**CHANGE_ERRORS, 422: Error}
 
-EXAMPLE_SPEC = {
+EXAMPLE_SPEC: dict[str, Any] = {
     "description": "Clicks per page per minute",
     "sources": [{"name": "web", "streams": ["web"], "types": ["click"]}],
     "steps": [
@@ -74,8 +75,37 @@ SPEC_DESCRIPTION = (
     "not validate is a 422 `invalid_pipeline` naming the failing path."
 )
 
+PIPELINE_EXAMPLE: dict[str, Any] = {
+    "name": "clicks",
+    "definition": "spec",
+    "params": None,
+    "spec": EXAMPLE_SPEC,
+    "status": "running",
+    "enabled": True,
+    "running": True,
+    "worker": "worker-1",
+    "error": "",
+    "checkpoint": {
+        "epoch": 42,
+        "cursor": [{"position": 812, "gaps": []}],
+        "committed_at": "2026-12-06T04:00:00.000000+00:00",
+        "pending": 0,
+    },
+    "lag": 3,
+    "events": 5120,
+    "results": 96,
+    "late_events": 2,
+    "created_at": "2026-12-01T09:30:00.000000+00:00",
+    "created_by": "alice",
+}
+
 
 class PipelineIn(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "clicks", "spec": EXAMPLE_SPEC, "start": True}]},
+    )
+
     name: str = Field(
         pattern=NAME_PATTERN,
         max_length=64,
@@ -89,6 +119,10 @@ class PipelineIn(StrictSchema):
 
 
 class PipelineUpdate(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"spec": EXAMPLE_SPEC, "reset": False}]}
+    )
+
     spec: dict[str, Any] = Field(
         description=SPEC_DESCRIPTION, examples=[EXAMPLE_SPEC], json_schema_extra=PAYLOAD_SCHEMA
     )
@@ -109,6 +143,8 @@ class CheckpointOut(StrictSchema):
 
 
 class PipelineOut(StrictSchema):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PIPELINE_EXAMPLE]})
+
     name: str
     definition: str = Field(description="`spec` for a pipeline defined by its spec.")
     params: dict[str, Any] | None = Field(description="A registered definition's parameters.")
@@ -128,11 +164,33 @@ class PipelineOut(StrictSchema):
 
 
 class PipelinePage(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"items": [PIPELINE_EXAMPLE], "next": None}]},
+    )
+
     items: list[PipelineOut]
     next: str | None
 
 
 class DeletedOut(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "pipeline": "clicks",
+                    "runs": 3,
+                    "checkpoints": 0,
+                    "window_results": 96,
+                    "late_events": 2,
+                    "webhook_deliveries": 0,
+                    "kept": "table clicks_per_minute",
+                }
+            ]
+        },
+    )
+
     pipeline: str
     runs: int
     checkpoints: int

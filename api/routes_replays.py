@@ -146,17 +146,66 @@ class ReplayOut(Schema):
 
 
 class ReplayPage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [REPLAY_EXAMPLE], "next": None}]}
+    )
+
     items: list[ReplayOut]
     next: str | None
 
 
 class PromotedOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "replay": {
+                        **REPLAY_EXAMPLE,
+                        "status": "done",
+                        "label": "done",
+                        "percent": 100,
+                        "done": 10,
+                        "written": 10,
+                        "rate": 1200.0,
+                        "promoted": True,
+                    },
+                    "branch": "main",
+                    "head": 38,
+                }
+            ]
+        }
+    )
+
     replay: ReplayOut
     branch: str
     head: int = Field(description="The promote version the branch now points at.")
 
 
 class DiscardedOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "replay": {
+                        **REPLAY_EXAMPLE,
+                        "status": "done",
+                        "label": "done",
+                        "percent": 100,
+                        "done": 10,
+                        "written": 10,
+                        "rate": 1200.0,
+                        "discarded": True,
+                    },
+                    "shadow_branch": "replay/7",
+                    "versions": 10,
+                    "releasable": True,
+                    "detail": "replay 7 discarded: retention no longer keeps the 10 version(s) "
+                    "of branch replay/7; the next compaction may release them",
+                }
+            ]
+        }
+    )
+
     replay: ReplayOut
     shadow_branch: str
     versions: int = Field(description="The shadow branch's versions retention stops keeping.")

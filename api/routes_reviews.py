@@ -129,6 +129,27 @@ class DecisionIn(StrictSchema):
 
 
 class AuditEventOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                    "seq": 41,
+                    "type": "review.commented",
+                    "time": "2026-12-06T05:00:00.000000+00:00",
+                    "actor": "bob",
+                    "causation": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
+                    "payload": {
+                        "review": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
+                        "body": "Is 31 the final price?",
+                        "target": {"kind": "path", "path": "/pro"},
+                    },
+                    "hash": "ab12cd34" * 8,
+                }
+            ]
+        }
+    )
+
     id: UUID
     seq: int
     type: str
@@ -170,17 +191,71 @@ class ReviewOut(Schema):
 
 
 class ReviewPage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": 3,
+                            "stream": "pricing",
+                            "title": "sale against main",
+                            "base": 11,
+                            "head": 14,
+                            "branch": "sale",
+                            "opened_by": "alice",
+                            "opened_at": "2026-12-06T04:00:00.000000Z",
+                            "status": "open",
+                        }
+                    ],
+                    "next": None,
+                }
+            ]
+        }
+    )
+
     items: list[ReviewOut]
     next: str | None
 
 
 class CheckOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"path": "/pro", "checked": True, "by": "bob"}]}
+    )
+
     path: str
     checked: bool
     by: str | None
 
 
 class CommentOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event": {
+                        "id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                        "seq": 41,
+                        "type": "review.commented",
+                        "time": "2026-12-06T05:00:00.000000+00:00",
+                        "actor": "bob",
+                        "causation": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
+                        "payload": {
+                            "review": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
+                            "body": "Is 31 the final price?",
+                            "target": {"kind": "path", "path": "/pro"},
+                        },
+                        "hash": "ab12cd34" * 8,
+                    },
+                    "target": {"kind": "path", "path": "/pro"},
+                    "body": "Is 31 the final price?",
+                    "corrected": False,
+                    "replies": [],
+                }
+            ]
+        }
+    )
+
     event: AuditEventOut
     target: dict[str, Any] = Field(description="`kind` and the version, event or path.")
     body: str = Field(description="The latest text, corrections applied.")
@@ -189,6 +264,68 @@ class CommentOut(Schema):
 
 
 class ReviewDetail(ReviewOut):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **{
+                        "id": 3,
+                        "stream": "pricing",
+                        "title": "sale against main",
+                        "base": 11,
+                        "head": 14,
+                        "branch": "sale",
+                        "opened_by": "alice",
+                        "opened_at": "2026-12-06T04:00:00.000000Z",
+                        "status": "approved",
+                    },
+                    "approval_rule": "Approved by a reviewer other than whoever opened the "
+                    "review. Every changed path is ticked, or the approval's note waives the "
+                    "ones that are not.",
+                    "checklist": [{"path": "/pro", "checked": True, "by": "bob"}],
+                    "comments": [
+                        {
+                            "event": {
+                                "id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                                "seq": 41,
+                                "type": "review.commented",
+                                "time": "2026-12-06T05:00:00.000000+00:00",
+                                "actor": "bob",
+                                "causation": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
+                                "payload": {
+                                    "review": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
+                                    "body": "Is 31 the final price?",
+                                    "target": {"kind": "path", "path": "/pro"},
+                                },
+                                "hash": "ab12cd34" * 8,
+                            },
+                            "target": {"kind": "path", "path": "/pro"},
+                            "body": "Is 31 the final price?",
+                            "corrected": False,
+                            "replies": [],
+                        }
+                    ],
+                    "decisions": {
+                        "bob": {
+                            "id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                            "seq": 43,
+                            "type": "review.decided",
+                            "time": "2026-12-06T05:00:00.000000+00:00",
+                            "actor": "bob",
+                            "causation": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
+                            "payload": {
+                                "review": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
+                                "decision": "approve",
+                                "note": "Checked with sales.",
+                            },
+                            "hash": "ab12cd34" * 8,
+                        }
+                    },
+                }
+            ]
+        }
+    )
+
     approval_rule: str
     checklist: list[CheckOut] = Field(description="The range's changed paths, in diff order.")
     comments: list[CommentOut] = Field(description="Threads, oldest first.")
@@ -197,6 +334,74 @@ class ReviewDetail(ReviewOut):
 
 class ReportOut(Schema):
     """The review's audit report, as the explorer's JSON download has it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "report": {
+                        "project": "acme",
+                        "title": "Review 3: sale against main",
+                        "scope": {
+                            "kind": "review",
+                            "review": 3,
+                            "stream": "pricing",
+                            "base": 11,
+                            "head": 14,
+                            "branch": "sale",
+                            "versions": 1,
+                        },
+                        "generated_at": "2026-12-06T06:00:00.000000+00:00",
+                        "generated_by": "alice",
+                        "truncated": False,
+                    },
+                    "changes": [
+                        {
+                            "version": 14,
+                            "digest": "7f83b165" * 8,
+                            "stream": "pricing",
+                            "branch": "sale",
+                            "event": {
+                                "id": "0b9e3c1e-7d5a-4f61-9d7e-1f2a3b4c5d6e",
+                                "type": "tier.repriced",
+                                "actor": "alice",
+                                "time": "2026-12-06T04:00:00.000000+00:00",
+                                "hash": "5d41402a" * 8,
+                                "causation": None,
+                            },
+                            "changes": [{"op": "replace", "path": "/pro", "old": 29, "new": 31}],
+                            "released": False,
+                        }
+                    ],
+                    "reviews": [],
+                    "records": [],
+                    "integrity": {
+                        "verify": {"ok": True, "streams": 1, "events": 14, "versions": 14},
+                        "chains": [
+                            {
+                                "stream": "acme/pricing",
+                                "events": 14,
+                                "versions": 14,
+                                "head": "5d41402a" * 8,
+                            }
+                        ],
+                        "export": {
+                            "file": "acme-audit-export.jsonl",
+                            "sha256": "e3b0c442" * 8,
+                            "bytes": 8192,
+                            "lines": 29,
+                            "pins": ["5.14.14"],
+                        },
+                        "how_to_verify": [
+                            "python manage.py verify --project acme --json: ok must be true "
+                            "and each stream's head must equal the chain head this report "
+                            "states."
+                        ],
+                    },
+                }
+            ]
+        }
+    )
 
     report: dict[str, Any]
     changes: list[dict[str, Any]]

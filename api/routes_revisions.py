@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from django.http import HttpRequest
 from ninja import NinjaAPI, Query, Router, Status
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.access import stream_for, token_of
 from api.errors import (
@@ -98,11 +98,36 @@ class RangeQuery(Schema):
 
 
 class TagIn(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "release-1.0", "version": "main~2"}]},
+    )
+
     name: TagName
     version: Ref = Field(description="The revision to tag.", examples=["main~2"])
 
 
+TAG_EXAMPLE: dict[str, Any] = {
+    "name": "release-1.0",
+    "version": 12,
+    "actor": "alice",
+    "created_at": "2026-12-06T04:30:00Z",
+    "event": "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a9f",
+}
+REVERT_EXAMPLE: dict[str, Any] = {
+    "reverts": 13,
+    "branch": "main",
+    "head": 14,
+    "type": "continust.revert",
+    "payload": {"basic": 10},
+    "changes": [{"op": "replace", "path": "/basic", "old": 9, "new": 10}],
+    "version": 15,
+}
+
+
 class TagOut(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [TAG_EXAMPLE]})
+
     name: str
     version: int
     actor: str
@@ -111,11 +136,30 @@ class TagOut(Schema):
 
 
 class TagPage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [TAG_EXAMPLE], "next": None}]}
+    )
+
     items: list[TagOut]
     next: str | None
 
 
 class BisectIn(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "good": ["v1.0"],
+                    "bad": "main",
+                    "skip": ["v42"],
+                    "pointer": "/limits/max",
+                    "expect": 10,
+                }
+            ]
+        },
+    )
+
     good: list[Ref] = Field(
         min_length=1,
         max_length=MAX_GOOD,
@@ -154,6 +198,29 @@ class Skipped(Schema):
 
 
 class BisectOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "first_bad": 43,
+                    "event": "0b9e3c1e-7d5a-4f61-9d7e-1f2a3b4c5d6e",
+                    "type": "limits.changed",
+                    "branch": "main",
+                    "could_be": [43],
+                    "states_read": 7,
+                    "candidates": 40,
+                    "tested": [
+                        {"version": 30, "good": True},
+                        {"version": 45, "good": False},
+                        {"version": 43, "good": False},
+                    ],
+                    "skipped": [{"version": 42, "why": "skipped as asked"}],
+                    "property": "/limits/max == 10",
+                }
+            ]
+        }
+    )
+
     first_bad: int | None = Field(
         description="The first version where the property broke; null when skipped "
         "versions leave more than one (see `could_be`)."
@@ -173,6 +240,11 @@ class BisectOut(Schema):
 
 
 class RevertIn(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"version": "main~1", "branch": "main", "dry_run": False}]},
+    )
+
     version: Ref = Field(description="The revision to revert.", examples=["main~1"])
     branch: BranchName | None = Field(
         None, description="The branch to append to; the version's own by default."
@@ -181,6 +253,8 @@ class RevertIn(StrictSchema):
 
 
 class RevertOut(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [REVERT_EXAMPLE]})
+
     reverts: int
     branch: str
     head: int = Field(description="The branch head the revert applies to.")

@@ -86,6 +86,10 @@ class TypeOut(Schema):
 
 
 class RegistryOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"unregistered_types": "allow", "items": [TYPE_EXAMPLE]}]}
+    )
+
     unregistered_types: Literal["allow", "refuse"] = Field(
         description="Whether events of a type not registered here are appended."
     )
@@ -93,6 +97,27 @@ class RegistryOut(Schema):
 
 
 class TypeHistoryOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "order.placed",
+                    "versions": [
+                        {
+                            "name": "order.placed",
+                            "version": 1,
+                            "schema": EXAMPLE_SCHEMA,
+                            "upcaster": None,
+                            "actor": "alice",
+                            "created_at": "2026-12-01T09:30:00+00:00",
+                        },
+                        TYPE_EXAMPLE,
+                    ],
+                }
+            ]
+        }
+    )
+
     name: str
     versions: list[TypeOut] = Field(description="Oldest first.")
 

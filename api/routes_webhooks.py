@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Status
 from ninja.params import functions as param
+from pydantic import ConfigDict
 
 from api.access import project_for, token_of
 from api.auth import Forbidden, visible_project
@@ -45,8 +46,61 @@ Secret = Annotated[
     ),
 ]
 
+SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+WEBHOOK_EXAMPLE: dict[str, Any] = {
+    "id": 4,
+    "url": "https://hooks.example.com/continust",
+    "event_types": ["order.", "payment.taken"],
+    "active": True,
+    "position": "812.40",
+    "created_at": "2026-12-06T04:00:00.000000+00:00",
+    "created_by": "alice",
+    "deliveries": {"pending": 1, "sending": 0, "delivered": 57, "failed": 2},
+}
+DELIVERY_EXAMPLE: dict[str, Any] = {
+    "id": 61,
+    "webhook": 4,
+    "position": "812.40",
+    "event": {
+        "id": "0b9e3c1e-7d5a-4f61-9d7e-1f2a3b4c5d6e",
+        "type": "order.placed",
+        "stream": "orders",
+        "position": 212,
+    },
+    "pipeline": None,
+    "status": "pending",
+    "next_attempt_at": "2026-12-06T04:01:00.000000+00:00",
+    "delivered_at": None,
+    "last_status_code": 503,
+    "last_error": "",
+    "attempts": [
+        {
+            "number": 1,
+            "started_at": "2026-12-06T04:00:30.000000+00:00",
+            "duration_ms": 120,
+            "status_code": 503,
+            "error": "",
+            "ok": False,
+        }
+    ],
+}
+
 
 class WebhookIn(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://hooks.example.com/continust",
+                    "event_types": ["order.", "payment.taken"],
+                    "active": True,
+                    "start": "now",
+                }
+            ]
+        },
+    )
+
     url: str = Field(
         min_length=1,
         max_length=URL_MAX,
@@ -76,6 +130,10 @@ class WebhookIn(StrictSchema):
 
 
 class SecretIn(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"secret": SECRET_EXAMPLE}]}
+    )
+
     secret: Secret | None = None
 
 
@@ -87,6 +145,8 @@ class DeliveryCounts(StrictSchema):
 
 
 class WebhookOut(StrictSchema):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [WEBHOOK_EXAMPLE]})
+
     id: int
     url: str
     event_types: list[str]
@@ -98,15 +158,28 @@ class WebhookOut(StrictSchema):
 
 
 class WebhookCreated(WebhookOut):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{**WEBHOOK_EXAMPLE, "secret": SECRET_EXAMPLE}]},
+    )
+
     secret: str = Field(description="The signing secret: shown here only, keep it.")
 
 
 class WebhookPage(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"items": [WEBHOOK_EXAMPLE], "next": None}]}
+    )
+
     items: list[WebhookOut]
     next: str | None
 
 
 class SecretOut(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"secret": SECRET_EXAMPLE}]}
+    )
+
     secret: str = Field(description="The new signing secret: shown here only, keep it.")
 
 
@@ -133,6 +206,8 @@ class DeliveredResults(StrictSchema):
 
 
 class DeliveryOut(StrictSchema):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [DELIVERY_EXAMPLE]})
+
     id: int
     webhook: int
     position: str = Field(
@@ -152,6 +227,11 @@ class DeliveryOut(StrictSchema):
 
 
 class DeliveryPage(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"items": [DELIVERY_EXAMPLE], "next": "61"}]},
+    )
+
     items: list[DeliveryOut]
     next: str | None
 

@@ -66,6 +66,60 @@ TIMESTAMP_PATTERN = (
 )
 
 
+# -- examples: one story, as the API answers it ---------------------------------------
+# Project acme, stream pricing, whose state holds each tier's price; version 14 is main's head.
+
+
+def _hex(seed: str) -> str:
+    """A 64-digit hexadecimal hash, as the log's SHA-256 hashes read."""
+    return (seed * 64)[:64]
+
+
+EVENT_ID = "0b9e3c1e-7d5a-4f61-9d7e-1f2a3b4c5d6e"
+CAUSE_ID = "5f0c2a9d-3e41-4b7a-8c6d-2e9f1a0b3c4d"
+EVENT_EXAMPLE: dict[str, Any] = {
+    "id": EVENT_ID,
+    "stream": "pricing",
+    "position": 14,
+    "seq": 14,
+    "type": "tier.repriced",
+    "timestamp": "2026-12-06T04:00:00.000000+00:00",
+    "payload": {"pro": 31},
+    "causation": CAUSE_ID,
+    "correlation": None,
+    "actor": "alice",
+    "hash": _hex("5d41402a"),
+}
+VERSION_EXAMPLE: dict[str, Any] = {
+    "id": 14,
+    "stream": "pricing",
+    "branch": "main",
+    "key": None,
+    "generation": 14,
+    "parents": [13],
+    "event": EVENT_ID,
+    "event_type": "tier.repriced",
+    "state_hash": _hex("9a0364b9"),
+    "digest": _hex("7f83b165"),
+    "reducer": "merge@1",
+}
+STREAM_EXAMPLE: dict[str, Any] = {
+    "name": "pricing",
+    "reducer": "merge",
+    "reducer_version": 1,
+    "retention": "eternal",
+    "event_count": 14,
+    "created_at": "2026-12-01T09:30:00Z",
+}
+BRANCH_EXAMPLE: dict[str, Any] = {"name": "sale", "head": 12, "created_at": "2026-12-06T04:10:00Z"}
+POLICY_EXAMPLE: dict[str, Any] = {
+    "kind": "ephemeral",
+    "snapshot_every": None,
+    "horizon_versions": 1000,
+    "horizon_age": "90d",
+}
+
+
 def _whole_or_text(value: Any) -> Any:
     """Read a JSON number without a fraction (``5`` or ``5.0``) as an int; refuse true and
     false, which Python counts as numbers."""
@@ -234,11 +288,23 @@ class ProjectOut(Schema):
 
 
 class ProjectPage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"items": [{"slug": "acme", "name": "Acme", "role": "editor"}], "next": None}
+            ]
+        }
+    )
+
     items: list[ProjectOut]
     next: str | None
 
 
 class StreamIn(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "pricing", "reducer": "merge"}]}
+    )
+
     name: str = Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)
     reducer: str = Field("merge", min_length=1, max_length=100, pattern=TEXT_PATTERN)
     reducer_version: int | None = Field(None, ge=1, le=2_147_483_647)
@@ -247,6 +313,8 @@ class StreamIn(StrictSchema):
 
 
 class StreamOut(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [STREAM_EXAMPLE]})
+
     name: str
     reducer: str
     reducer_version: int
@@ -256,6 +324,10 @@ class StreamOut(Schema):
 
 
 class StreamPage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [STREAM_EXAMPLE], "next": "pricing"}]}
+    )
+
     items: list[StreamOut]
     next: str | None
 
@@ -288,6 +360,27 @@ class EventIn(StrictSchema):
 
 
 class AppendIn(StrictSchema):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {
+                            "id": EVENT_ID,
+                            "type": "tier.repriced",
+                            "payload": {"pro": 31},
+                            "causation": CAUSE_ID,
+                            "actor": "alice",
+                        }
+                    ],
+                    "branch": "main",
+                    "expected_head": 13,
+                }
+            ]
+        },
+    )
+
     events: list[EventIn] = Field(
         min_length=1,
         max_length=settings.CONTINUST_MAX_BATCH_EVENTS,
@@ -306,6 +399,8 @@ class AppendIn(StrictSchema):
 
 
 class VersionOut(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [VERSION_EXAMPLE]})
+
     id: int
     stream: str
     branch: str
@@ -320,6 +415,23 @@ class VersionOut(Schema):
 
 
 class VersionDetail(VersionOut):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **VERSION_EXAMPLE,
+                    "seq": 14,
+                    "event_hash": EVENT_EXAMPLE["hash"],
+                    "children": [],
+                    "heads": ["main"],
+                    "cause_count": 1,
+                    "consequence_count": 0,
+                    "state": {"basic": 9, "pro": 31},
+                }
+            ]
+        }
+    )
+
     seq: int = Field(description="The event's position in the stream's hash chain.")
     event_hash: str
     children: list[int]
@@ -332,11 +444,23 @@ class VersionDetail(VersionOut):
 
 
 class VersionPage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [VERSION_EXAMPLE], "next": "14"}]}
+    )
+
     items: list[VersionOut]
     next: str | None
 
 
 class AppendOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"created": True, "branch": "main", "head": 14, "versions": [VERSION_EXAMPLE]}
+            ]
+        }
+    )
+
     created: bool = Field(description="False when every event was already recorded: a retry.")
     branch: str
     head: int = Field(description="The last version of the batch.")
@@ -344,6 +468,8 @@ class AppendOut(Schema):
 
 
 class EventOut(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [EVENT_EXAMPLE]})
+
     id: UUID
     stream: str
     position: int
@@ -371,17 +497,34 @@ class EventOut(Schema):
 
 
 class EventPage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [EVENT_EXAMPLE], "next": "14"}]}
+    )
+
     items: list[EventOut]
     next: str | None
 
 
 class BranchOut(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [BRANCH_EXAMPLE]})
+
     name: str
     head: int
     created_at: datetime
 
 
 class BranchPage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [BRANCH_EXAMPLE, {**BRANCH_EXAMPLE, "name": "main", "head": 14}],
+                    "next": None,
+                }
+            ]
+        }
+    )
+
     items: list[BranchOut]
     next: str | None
 
@@ -390,6 +533,10 @@ class BranchPage(Schema):
 
 
 class MergeBasesOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"a": 14, "b": 15, "merge_bases": [12]}]}
+    )
+
     a: int
     b: int
     merge_bases: list[int] = Field(
@@ -400,21 +547,52 @@ class MergeBasesOut(Schema):
 class RangePage(Schema):
     """A page of version ids, newest first, with how many the whole range holds."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"count": 2, "items": [14, 13], "next": None}]}
+    )
+
     count: int
     items: list[int]
     next: str | None
 
 
 class AncestorsOut(RangePage):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"version": 14, "count": 14, "items": [13, 12], "next": "12"}]
+        }
+    )
+
     version: int
 
 
 class BetweenOut(RangePage):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"a": 12, "b": 14, "count": 2, "items": [14, 13], "next": None}]
+        }
+    )
+
     a: int
     b: int
 
 
 class PathOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "a": 14,
+                    "b": 15,
+                    "base": 12,
+                    "from_a": [14, 13],
+                    "from_b": [15],
+                    "truncated": False,
+                }
+            ]
+        }
+    )
+
     a: int
     b: int
     base: int | None = Field(
@@ -435,6 +613,23 @@ class ChangeOut(Schema):
 
 
 class ChangesOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "a": 12,
+                    "b": 14,
+                    "count": 2,
+                    "items": [
+                        {"op": "replace", "path": "/pro", "old": 29, "new": 31},
+                        {"op": "add", "path": "/team", "new": 99},
+                    ],
+                    "next": None,
+                }
+            ]
+        }
+    )
+
     a: int
     b: int
     count: int
@@ -443,6 +638,23 @@ class ChangesOut(Schema):
 
 
 class JsonPatchOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "a": 12,
+                    "b": 14,
+                    "count": 2,
+                    "items": [
+                        {"op": "replace", "path": "/pro", "value": 31},
+                        {"op": "add", "path": "/team", "value": 99},
+                    ],
+                    "next": None,
+                }
+            ]
+        }
+    )
+
     a: int
     b: int
     count: int
@@ -453,6 +665,10 @@ class JsonPatchOut(Schema):
 
 
 class MergePatchOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"a": 12, "b": 14, "merge_patch": {"pro": 31, "team": 99}}]}
+    )
+
     a: int
     b: int
     merge_patch: Any = Field(description="An RFC 7396 merge patch from a's state to b's.")
@@ -468,6 +684,27 @@ class ConsequenceOut(Schema):
 
 
 class CausationOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event": {
+                        **EVENT_EXAMPLE,
+                        "id": CAUSE_ID,
+                        "type": "tier.reviewed",
+                        "position": 13,
+                        "seq": 13,
+                        "payload": {"tier": "pro"},
+                        "causation": None,
+                    },
+                    "causes": [],
+                    "consequences": [{"depth": 1, "cause": CAUSE_ID, "event": EVENT_EXAMPLE}],
+                    "truncated": False,
+                }
+            ]
+        }
+    )
+
     event: EventOut
     causes: list[EventOut] = Field(description="Nearest cause first, back to the root cause.")
     consequences: list[ConsequenceOut] = Field(description="Depth first.")
@@ -479,6 +716,13 @@ class CausationOut(Schema):
 
 class PolicyIn(StrictSchema):
     """A retention policy; each kind takes only its own settings."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"kind": "ephemeral", "horizon_versions": 1000, "horizon_age": "90d"}]
+        },
+    )
 
     kind: Literal["eternal", "selective", "ephemeral"] = Field(
         description="`eternal` keeps everything; `selective` keeps every event and stores a "
@@ -522,6 +766,20 @@ class FootprintOut(Schema):
 
 
 class RetentionOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "stream": "pricing",
+                    "policy": POLICY_EXAMPLE,
+                    "description": "ephemeral: keeps the newest 1000 versions and versions younger "
+                    "than 90d",
+                    "footprint": {"events": 5120, "versions": 2048, "states": 3072, "total": 10240},
+                }
+            ]
+        }
+    )
+
     stream: str
     policy: PolicyOut
     description: str = Field(description="The policy in words.")
@@ -543,6 +801,28 @@ class ProtectedOut(Schema):
 
 class PlanOut(Schema):
     """What a compaction now would do; computing it writes nothing."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "stream": "pricing",
+                    "policy": POLICY_EXAMPLE,
+                    "upto": 14,
+                    "cutoff": "2026-09-07T04:00:00.000000+00:00",
+                    "snapshots_stored": 1,
+                    "states_dropped": 9,
+                    "versions_released": 10,
+                    "bytes_released": 4096,
+                    "bytes_uncounted": None,
+                    "runs": [{"first": 1, "last": 10, "versions": 10}],
+                    "runs_total": 1,
+                    "protected": [{"version": 12, "reason": "head of branch sale"}],
+                    "protected_total": 1,
+                }
+            ]
+        }
+    )
 
     stream: str
     policy: PolicyOut
@@ -568,7 +848,33 @@ class PlanOut(Schema):
     protected_total: int
 
 
+COMPACTION_EXAMPLE: dict[str, Any] = {
+    "id": 3,
+    "stream": "pricing",
+    "status": "done",
+    "policy": POLICY_EXAMPLE,
+    "upto": 14,
+    "cutoff": "2026-09-07T04:00:00.000000+00:00",
+    "requested_by": "alice",
+    "requested_at": "2026-12-06T04:00:00.000000+00:00",
+    "started_at": "2026-12-06T04:00:01.000000+00:00",
+    "finished_at": "2026-12-06T04:00:02.000000+00:00",
+    "phase": "finish",
+    "snapshots_stored": 1,
+    "states_released": 9,
+    "payloads_released": 10,
+    "versions_released": 10,
+    "runs": 1,
+    "bytes_before": 10240,
+    "bytes_after": 6144,
+    "error": None,
+    "record": EVENT_ID,
+}
+
+
 class CompactionOut(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [COMPACTION_EXAMPLE]})
+
     id: int
     stream: str
     status: Literal["pending", "running", "done", "failed"]
@@ -597,6 +903,10 @@ class CompactionOut(Schema):
 
 
 class CompactionPage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [COMPACTION_EXAMPLE], "next": None}]}
+    )
+
     items: list[CompactionOut]
     next: str | None
 
@@ -610,6 +920,10 @@ REASON_MAX = 1000
 class PersonalIn(StrictSchema):
     """Whether a stream stores its payloads encrypted per data subject."""
 
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"subject_member": "customer"}]}
+    )
+
     subject_member: str | None = Field(
         description="The payload member that names each event's data subject; every other "
         "top-level member is then stored encrypted with that subject's key. `null` stops "
@@ -622,6 +936,10 @@ class PersonalIn(StrictSchema):
 
 
 class PersonalOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"stream": "customers", "subject_member": "customer"}]}
+    )
+
     stream: str
     subject_member: str | None = Field(
         description="The member naming the data subject, or null when payloads are stored "
@@ -631,6 +949,13 @@ class PersonalOut(Schema):
 
 class ErasureIn(StrictSchema):
     """Erase a data subject: destroy its key."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"subject": "customer-42", "reason": "GDPR Art. 17 request #118"}]
+        },
+    )
 
     subject: str = Field(
         min_length=1,
@@ -648,6 +973,14 @@ class ErasureIn(StrictSchema):
     )
 
 
+AFFECTED_EXAMPLE: dict[str, Any] = {
+    "stream": "customers",
+    "seq": 7,
+    "id": EVENT_ID,
+    "type": "customer.registered",
+}
+
+
 class AffectedEventOut(Schema):
     """An event holding sealed values of the subject."""
 
@@ -660,6 +993,18 @@ class AffectedEventOut(Schema):
 class ErasurePreviewOut(Schema):
     """What erasing the subject would redact; computing it changes nothing."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "subject": "customer-42",
+                    "erased": False,
+                    "events": [AFFECTED_EXAMPLE],
+                }
+            ]
+        }
+    )
+
     subject: str
     erased: bool = Field(description="Whether the subject was erased already.")
     events: list[AffectedEventOut]
@@ -667,6 +1012,22 @@ class ErasurePreviewOut(Schema):
 
 class ErasureOut(Schema):
     """The report of an erasure."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "project": "acme",
+                    "subject": "customer-42",
+                    "erased_at": "2026-12-06T04:20:00.000000+00:00",
+                    "erased_by": "alice",
+                    "reason": "GDPR Art. 17 request #118",
+                    "audit_event": CAUSE_ID,
+                    "events": [AFFECTED_EXAMPLE],
+                }
+            ]
+        }
+    )
 
     project: str
     subject: str
