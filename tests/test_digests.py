@@ -194,6 +194,29 @@ def test_an_export_checked_offline_names_a_tampered_line(history, tmp_path):
     assert error is not None and "pricing: event #2" in out and "hash does not match" in out
 
 
+def test_an_export_checked_offline_follows_each_branch_s_move_chain(history, tmp_path):
+    digest, path = take(tmp_path), export(tmp_path)
+    assert offline.check_export(path.read_text().splitlines()) == []
+    lines = path.read_text().splitlines()
+    moves = [n for n, line in enumerate(lines) if json.loads(line)["kind"] == "move"]
+    assert moves, "the export carries the branches' moves"
+
+    def checked(changed: list[str], document: dict | None = None) -> list[str]:
+        return offline.check_export(changed, document, "acme")
+
+    forged = json.loads(lines[moves[1]])
+    forged["actor"] = "mallory"
+    edited = [*lines[: moves[1]], json.dumps(forged), *lines[moves[1] + 1 :]]
+    assert any("hash does not match its content" in p for p in checked(edited))
+    # The last move of main cut out: the branch line's head is not where the chain ends,
+    # and the digest counted more moves than the file holds.
+    last_main = max(n for n in moves if json.loads(lines[n])["branch"] == "main")
+    cut = lines[:last_main] + lines[last_main + 1 :]
+    problems = checked(cut, json.loads(digest.read_text()))
+    assert any("is not where its last move ended" in p for p in problems), problems
+    assert any("moves were cut" in p for p in problems), problems
+
+
 def test_the_offline_verifier_runs_without_django(history, tmp_path):
     digest, exported = take(tmp_path), export(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO")}

@@ -8,9 +8,12 @@ runs it, and so does ``python continust/audit/offline.py EXPORT [--digest FILE]`
 What it proves: every event's hash is the SHA-256 of the previous hash joined to the
 event's canonical JSON, so the chain cannot be edited without changing its head; each
 version's digest covers its event, its parents' digests and its state's hash; the
-digest's root covers each stream's head, event count and branch heads. An export
-extends a digest when each stream the digest names still has the event the digest
-ended at, with the same hash, and no branch went back to an ancestor of its head.
+digest's root covers each stream's head, event count and branch heads; each branch's
+moves form a chain of their own (a move's hash covers the previous move's hash, the
+branch, the digests of the versions it moved from and to, why, who and when), and a
+branch's head is where its last move ended. An export extends a digest when each stream
+the digest names still has the event the digest ended at, with the same hash, no branch
+went back to an ancestor of its head, and no branch has fewer moves than it counted.
 """
 
 from __future__ import annotations
@@ -25,16 +28,15 @@ from typing import Any
 
 FORMAT = "continust-digest/1"
 GENESIS = "0" * 64
-# Lines of a compacted stream's released runs, of branch moves, replays and reviews: the
-# import checks them against the database's rows; the chain and the digests checked here
-# do not need them.
+# Lines of a compacted stream's released runs, replays and reviews: the import checks
+# them against the database's rows; the chains and the digests checked here do not need
+# them.
 IMPORT_CHECKED = frozenset(
     {
         "retention",
         "compaction",
         "released_run",
         "state",
-        "move",
         "replay",
         "review",
         "tag",
@@ -103,6 +105,8 @@ class ExportedStream:
     hashes: dict[str, str] = field(default_factory=dict)  # event id -> its chain hash
     versions: dict[int, tuple[str, list[int]]] = field(default_factory=dict)  # ref -> digest
     branches: dict[str, int] = field(default_factory=dict)  # name -> version ref
+    # name -> (the hash of its last move, the version ref it ended at, how many moves)
+    moves: dict[str, tuple[str, int | None, int]] = field(default_factory=dict)
 
 
 def read_export(lines: Iterable[str]) -> tuple[dict[str, ExportedStream], list[str]]:
@@ -129,12 +133,19 @@ def read_export(lines: Iterable[str]) -> tuple[dict[str, ExportedStream], list[s
                 previous = _check_event(stream, record, previous, number, problems)
             elif kind == "version":
                 _check_version(stream, record, number, problems)
+            elif kind == "move":
+                _check_move(stream, record, number, problems)
             elif kind == "branch":
+                name = record["name"]
                 if record["head"] not in stream.versions:
+                    problems.append(f"{stream.name}: branch {name!r}: no version {record['head']}")
+                moved = stream.moves.get(name)
+                if moved is not None and moved[1] != record["head"]:
                     problems.append(
-                        f"{stream.name}: branch {record['name']!r}: no version {record['head']}"
+                        f"{stream.name}: branch {name!r}: its head v{record['head']} is not "
+                        f"where its last move ended (v{moved[1]})"
                     )
-                stream.branches[record["name"]] = record["head"]
+                stream.branches[name] = record["head"]
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             problems.append(f"line {number}: not a line of an export ({err!r})")
     return streams, problems
@@ -168,6 +179,36 @@ def _check_event(
     if sha256(record["prev_hash"] + canonical_json(body)) != record["hash"]:
         problems.append(f"{where}: its hash does not match its content")
     return str(record["hash"])
+
+
+def _check_move(
+    stream: ExportedStream, record: dict[str, Any], number: int, problems: list[str]
+) -> None:
+    name = record["branch"]
+    where = f"{stream.name}: a move of branch {name!r} (line {number})"
+    previous, ended, count = stream.moves.get(name, (GENESIS, None, 0))
+    if record["prev_hash"] != previous:
+        problems.append(
+            f"{where}: its previous hash is not the hash of the branch's move before it"
+        )
+    if record["old_head"] != ended:
+        problems.append(f"{where}: it starts where the move before it did not end")
+    old, new = record["old_head"], record["new_head"]
+    heads = [stream.versions.get(ref) if ref is not None else ("", []) for ref in (old, new)]
+    if heads[0] is None or heads[1] is None:
+        problems.append(f"{where}: it names a version the export does not hold before it")
+    else:
+        body = {
+            "branch": name,
+            "from": heads[0][0] if old is not None else None,
+            "to": heads[1][0],
+            "reason": record["reason"],
+            "actor": record["actor"],
+            "at": record["at"],
+        }
+        if sha256(record["prev_hash"] + canonical_json(body)) != record["hash"]:
+            problems.append(f"{where}: its hash does not match its content")
+    stream.moves[name] = (str(record["hash"]), new, count + 1)
 
 
 def _check_version(
@@ -244,6 +285,12 @@ def _check_extends(stream: ExportedStream | None, entry: dict[str, Any]) -> list
             problems.append(
                 f"{name}: branch {branch!r} was moved back to an ancestor of "
                 "the head the digest names"
+            )
+        moved = stream.moves.get(branch)
+        if moved is not None and moved[2] < taken["moves"]:
+            problems.append(
+                f"{name}: branch {branch!r}: the digest counts {taken['moves']} moves, the "
+                f"export holds {moved[2]}: moves were cut"
             )
     return problems
 
