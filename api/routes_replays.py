@@ -154,21 +154,24 @@ class ReplayPage(Schema):
     next: str | None
 
 
+# A replay that wrote all it had to: what promote and discard answer about.
+FINISHED_REPLAY_EXAMPLE: dict[str, Any] = {
+    **REPLAY_EXAMPLE,
+    "status": "done",
+    "label": "done",
+    "percent": 100,
+    "done": 10,
+    "written": 10,
+    "rate": 1200.0,
+}
+
+
 class PromotedOut(Schema):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
-                    "replay": {
-                        **REPLAY_EXAMPLE,
-                        "status": "done",
-                        "label": "done",
-                        "percent": 100,
-                        "done": 10,
-                        "written": 10,
-                        "rate": 1200.0,
-                        "promoted": True,
-                    },
+                    "replay": {**FINISHED_REPLAY_EXAMPLE, "promoted": True},
                     "branch": "main",
                     "head": 38,
                 }
@@ -186,16 +189,7 @@ class DiscardedOut(Schema):
         json_schema_extra={
             "examples": [
                 {
-                    "replay": {
-                        **REPLAY_EXAMPLE,
-                        "status": "done",
-                        "label": "done",
-                        "percent": 100,
-                        "done": 10,
-                        "written": 10,
-                        "rate": 1200.0,
-                        "discarded": True,
-                    },
+                    "replay": {**FINISHED_REPLAY_EXAMPLE, "discarded": True},
                     "shadow_branch": "replay/7",
                     "versions": 10,
                     "releasable": True,

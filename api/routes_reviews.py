@@ -228,33 +228,31 @@ class CheckOut(Schema):
     by: str | None
 
 
+# A comment on a path, as the comments route answers it and a review's detail lists it.
+COMMENT_EXAMPLE: dict[str, Any] = {
+    "event": {
+        "id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+        "seq": 41,
+        "type": "review.commented",
+        "time": "2026-12-06T05:00:00.000000+00:00",
+        "actor": "bob",
+        "causation": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
+        "payload": {
+            "review": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
+            "body": "Is 31 the final price?",
+            "target": {"kind": "path", "path": "/pro"},
+        },
+        "hash": "ab12cd34" * 8,
+    },
+    "target": {"kind": "path", "path": "/pro"},
+    "body": "Is 31 the final price?",
+    "corrected": False,
+    "replies": [],
+}
+
+
 class CommentOut(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "event": {
-                        "id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
-                        "seq": 41,
-                        "type": "review.commented",
-                        "time": "2026-12-06T05:00:00.000000+00:00",
-                        "actor": "bob",
-                        "causation": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
-                        "payload": {
-                            "review": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
-                            "body": "Is 31 the final price?",
-                            "target": {"kind": "path", "path": "/pro"},
-                        },
-                        "hash": "ab12cd34" * 8,
-                    },
-                    "target": {"kind": "path", "path": "/pro"},
-                    "body": "Is 31 the final price?",
-                    "corrected": False,
-                    "replies": [],
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [COMMENT_EXAMPLE]})
 
     event: AuditEventOut
     target: dict[str, Any] = Field(description="`kind` and the version, event or path.")
@@ -283,28 +281,7 @@ class ReviewDetail(ReviewOut):
                     "review. Every changed path is ticked, or the approval's note waives the "
                     "ones that are not.",
                     "checklist": [{"path": "/pro", "checked": True, "by": "bob"}],
-                    "comments": [
-                        {
-                            "event": {
-                                "id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
-                                "seq": 41,
-                                "type": "review.commented",
-                                "time": "2026-12-06T05:00:00.000000+00:00",
-                                "actor": "bob",
-                                "causation": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
-                                "payload": {
-                                    "review": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
-                                    "body": "Is 31 the final price?",
-                                    "target": {"kind": "path", "path": "/pro"},
-                                },
-                                "hash": "ab12cd34" * 8,
-                            },
-                            "target": {"kind": "path", "path": "/pro"},
-                            "body": "Is 31 the final price?",
-                            "corrected": False,
-                            "replies": [],
-                        }
-                    ],
+                    "comments": [COMMENT_EXAMPLE],
                     "decisions": {
                         "bob": {
                             "id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",

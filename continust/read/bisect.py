@@ -190,10 +190,17 @@ def bisect_stream(
         if version.pk in unwanted:
             raise BisectRefused(f"v{version.pk} is an end of the bisection: it cannot be skipped")
 
-    def read(version_id: int) -> Any:
+    def test(version_id: int) -> bool:
+        """Whether the property holds at a version; StateReleased when its state is gone
+        (a StateMismatch, a broken log, is not a released state: it propagates)."""
         nonlocal reads
+        state = state_of(version_id)
+        reads += 1
+        return prop.holds(revealer.reveal(state))
+
+    def test_end(version_id: int) -> bool:
         try:
-            state = state_of(version_id)
+            return test(version_id)
         except StateMismatch:
             raise
         except StateReleased as err:
@@ -201,11 +208,6 @@ def bisect_stream(
                 f"the state of v{version_id} was released by compaction, so it cannot be "
                 "an end of the bisection; name a version whose state is kept"
             ) from err
-        reads += 1
-        return revealer.reveal(state)
-
-    def test(version_id: int) -> bool:
-        return prop.holds(read(version_id))
 
     for version in good:
         if graph.is_ancestor(bad.pk, version.pk):
@@ -213,12 +215,12 @@ def bisect_stream(
                 f"bad v{bad.pk} is an ancestor of good v{version.pk}: nothing lies between"
             )
     for version in good:
-        if not test(version.pk):
+        if not test_end(version.pk):
             raise BisectRefused(
                 f"the property {prop.describe()} does not hold at good v{version.pk}; "
                 "name a version where it holds"
             )
-    if test(bad.pk):
+    if test_end(bad.pk):
         raise BisectRefused(
             f"the property {prop.describe()} holds at bad v{bad.pk}; name a version where "
             "it does not"
@@ -231,15 +233,14 @@ def bisect_stream(
         why[asked] = ASKED
     while (version_id := search.next_to_test(graph, bisection)) is not None:
         try:
-            state = state_of(version_id)
+            holds = test(version_id)
         except StateMismatch:
             raise
         except StateReleased:
             search.skip(bisection, version_id)
             why[version_id] = RELEASED
             continue
-        reads += 1
-        search.record(graph, bisection, version_id, prop.holds(revealer.reveal(state)))
+        search.record(graph, bisection, version_id, holds)
     found = Version.objects.select_related("event").in_bulk(bisection.could_be)
     return BisectResult(
         could_be=tuple(found[pk] for pk in sorted(found)),
