@@ -71,6 +71,18 @@ def put(stream: Stream, *payloads: dict[str, Any], branch: str = "main") -> list
 
 
 @pytest.fixture(autouse=True)
+def _empty_caches() -> Any:
+    """Start each test with empty caches: the database is rolled back between tests, but a
+    state cached by an earlier test (keyed by its hash) would save a query in a later one
+    and make its query counts depend on the order the tests ran in."""
+    from django.core.cache import caches
+
+    for cache in caches.all(initialized_only=True):
+        cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _flush_allowed(request: pytest.FixtureRequest) -> Any:
     """Let Django empty the test database after a transactional test.
 
