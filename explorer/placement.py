@@ -74,8 +74,7 @@ def place_for_page(stream: Stream) -> Progress:
         .order_by("id")
         .values_list("id", flat=True)[: STEP + 1]
     )
-    if not new:
-        assert layout is not None  # a stream with versions and nothing new has a layout
+    if not new:  # nothing new: placed already, or a stream with no versions yet
         return Progress(_allocator(layout), last)
     if len(new) <= STEP:
         progress = _place(stream, limit=STEP, wait=True)

@@ -112,6 +112,19 @@ def test_the_tail_answers_204_until_a_version_arrives(pricing):
     assert f'data-newest="{fresh.pk}"' in body
 
 
+def test_a_stream_with_no_versions_yet_opens_empty_and_then_shows_its_first(project, stream):
+    client, url = admin(stream), reverse("stream", args=[project.slug, stream.pk])
+    page = client.get(url)
+    assert page.status_code == 200 and rows(page.content.decode()) == []
+    assert "<html" in page.content.decode()  # inside the layout
+    fragment = client.get(url + "?fragment=page", HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 200 and rows(fragment.content.decode()) == []
+    assert client.get(url + "?fragment=tail&after=0", HTTP_HX_REQUEST="true").status_code == 204
+    (first,) = append(stream, [NewEvent(type="first", payload={"n": 1})]).versions
+    body = client.get(url).content.decode()
+    assert [row.split('data-version="')[1].split('"')[0] for row in rows(body)] == [str(first.pk)]
+
+
 def test_opening_a_stream_costs_the_same_queries_whatever_its_length(project, stream):
     def queries(count: int) -> int:
         append(stream, [NewEvent(type="t", payload={"n": n}) for n in range(count)])
