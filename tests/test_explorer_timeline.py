@@ -117,6 +117,7 @@ def test_a_stream_with_no_versions_yet_opens_empty_and_then_shows_its_first(proj
     page = client.get(url)
     assert page.status_code == 200 and rows(page.content.decode()) == []
     assert "<html" in page.content.decode()  # inside the layout
+    assert f"<title>{stream.name} · {project.name} · continust</title>" in page.content.decode()
     fragment = client.get(url + "?fragment=page", HTTP_HX_REQUEST="true")
     assert fragment.status_code == 200 and rows(fragment.content.decode()) == []
     assert client.get(url + "?fragment=tail&after=0", HTTP_HX_REQUEST="true").status_code == 204
