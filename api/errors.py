@@ -78,7 +78,8 @@ Schema its metaschema refuses |
 | 422 | `bad_revision`, `ambiguous_name`, `bisect_refused`, `revert_conflict` | a revision \
 that does not resolve \
 (`main~99` walks past the root, `v12^3` names a parent there is not, `A..B` where one version \
-is wanted; the detail names the part), a tag name revisions would misread (`v12`, `a..b`), \
+is wanted; the detail names the part), a tag or new branch name revisions would misread \
+(`v12`, `a..b`), \
 a bisection whose good end fails or bad end holds, a \
 revert that does not apply cleanly (`paths` lists where) |
 | 429 | `too_many_feeds` | a token opening more live feeds than `CONTINUST_FEED_MAX_OPEN` at once |

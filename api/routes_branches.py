@@ -32,7 +32,7 @@ from api.schemas import (
     _whole_number,
 )
 from continust.core.errors import NotFound, NothingToMerge
-from continust.core.parsing import BIGINT_MAX, NAME_MAX, NAME_PATTERN
+from continust.core.parsing import BIGINT_MAX, NAME_MAX, NAME_PATTERN, TAG_PATTERN
 from continust.documents import diff as diffs
 from continust.log.lookup import resolve_version
 from continust.log.store import UNSET, fork, merge, plan_merge
@@ -43,6 +43,14 @@ router = Router(tags=["branches"])
 
 STREAM = "/projects/{slug:slug}/streams/{streamname:name}"
 BranchName = Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)
+NewBranchName = Field(
+    min_length=1,
+    max_length=NAME_MAX,
+    pattern=TAG_PATTERN,
+    description="The new branch's name: no white space, none of `~`, `^`, `:`. A name "
+    "revisions would read otherwise (holding `..`, or an id: `12`, `v12`) is a 422 "
+    "`ambiguous_name`.",
+)
 MERGE_ERRORS: dict[int, type] = {**WRITE_ERRORS, 410: STATE_ERRORS[410]}
 
 
@@ -53,7 +61,7 @@ class ForkIn(StrictSchema):
         extra="forbid", json_schema_extra={"examples": [{"name": "sale", "at": "v12"}]}
     )
 
-    name: str = BranchName
+    name: str = NewBranchName
     at: Ref
 
 

@@ -9,10 +9,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from continust.audit.tags import create_tag
-from continust.core.errors import BadRevision, InvalidName, NotFound
+from continust.core.errors import AmbiguousName, BadRevision, InvalidName, NotFound
 from continust.core.parsing import Step, parse_revision, parse_revision_range
 from continust.log.lookup import find_version, resolve_range, resolve_version
-from continust.log.store import fork, merge
+from continust.log.store import fork, merge, move_branch
 from tests.conftest import put
 
 pytestmark = pytest.mark.django_db
@@ -95,8 +95,18 @@ def test_a_plain_unknown_name_is_still_not_found(stream, graph):
 
 
 def test_a_name_holding_revision_marks_wins_over_the_walk(stream, graph):
-    fork(stream, "fix~1", graph["a"])
+    # Made before new branch names were held to the tag rules, or imported from then.
+    move_branch(stream, "fix~1", graph["a"], reason="fork")
     assert resolve_version(stream, "fix~1").pk == graph["a"].pk
+
+
+@pytest.mark.parametrize("name", ["v3", "3", "fix~1", "x^2", "a..b", "s:1"])
+def test_a_new_branch_may_not_be_named_as_a_revision_reads_otherwise(stream, graph, name):
+    with pytest.raises((AmbiguousName, InvalidName)):
+        fork(stream, name, graph["a"])
+    with pytest.raises(CommandError, match="branch name"):
+        run("fork", "--project", "acme", "--stream", "pricing", "--at", "main", "--name", name)
+    assert not stream.branches.filter(name=name).exists()
 
 
 def test_tags_name_versions(stream, graph):

@@ -261,13 +261,23 @@ def parse_tag_name(text: str) -> str:
     """Return a tag's name: a branch name without ``~``, ``^`` or ``:`` (``TAG_PATTERN``);
     one that revisions would read otherwise (``a..b``, an id such as ``12`` or ``v12``)
     is an ``AmbiguousName``."""
-    name = _name(text, "tag name")
+    return _unambiguous(_name(text, "tag name"), "tag name")
+
+
+def parse_new_branch_name(text: str) -> str:
+    """Return the name of a branch about to be created: as a tag's name, so that a
+    revision typed later never reads it as something else (a branch ``v3`` would hide
+    version 3). Branches made before this rule keep their names (``parse_branch_name``)."""
+    return _unambiguous(_name(text, "branch name"), "branch name")
+
+
+def _unambiguous(name: str, what: str) -> str:
     if not _TAG.fullmatch(name):
-        raise InvalidName(f"tag name {_shown(name)} contains ~, ^ or :, which revisions use")
+        raise InvalidName(f"{what} {_shown(name)} contains ~, ^ or :, which revisions use")
     if RANGE_SEPARATOR in name:
-        raise AmbiguousName(f"tag name {_shown(name)} holds .., which reads as a range")
+        raise AmbiguousName(f"{what} {_shown(name)} holds .., which reads as a range")
     if _VERSION_ID.fullmatch(name):
-        raise AmbiguousName(f"tag name {_shown(name)} spells a version id")
+        raise AmbiguousName(f"{what} {_shown(name)} spells a version id")
     return name
 
 

@@ -33,6 +33,7 @@ from continust.core.errors import (
     StateReleased,
     UnknownCausation,
 )
+from continust.core.parsing import parse_new_branch_name
 from continust.documents.diff import Conflict
 from continust.graph.cache import graph_for
 from continust.log import canonical, linear, moves, timing
@@ -611,6 +612,7 @@ def fork(stream: Stream, name: str, at: Version, *, actor: str = "") -> Branch:
     name = name.strip()
     if not name or len(name) > 200 or any(ch.isspace() for ch in name):
         raise InvalidEvent("a branch name must be 1 to 200 characters without spaces")
+    name = parse_new_branch_name(name)
     if at.stream_id != stream.pk:
         raise NotFound(f"version {at.pk} is not in stream {stream.name}")
     with transaction.atomic():

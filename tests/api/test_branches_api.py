@@ -41,6 +41,15 @@ def test_fork_refuses_a_taken_name_and_a_viewer(alice_api, bob_api, stream, dive
     assert not Branch.objects.filter(stream=stream, name="x").exists()
 
 
+def test_fork_refuses_a_name_a_revision_would_read_otherwise(alice_api, stream, diverged):
+    id_like = alice_api.post(BASE + "/forks", {"name": "v3", "at": "main"})
+    assert id_like.status_code == 422 and id_like.json()["code"] == "ambiguous_name"
+    assert "spells a version id" in id_like.json()["detail"]
+    walk = alice_api.post(BASE + "/forks", {"name": "x~1", "at": "main"})
+    assert walk.status_code == 400 and walk.json()["code"] == "invalid_request"
+    assert not Branch.objects.filter(stream=stream, name__in=["v3", "x~1"]).exists()
+
+
 def test_the_preview_lists_the_conflicts_and_writes_nothing(alice_api, bob_api, stream, diverged):
     before = Version.objects.count()
     answer = bob_api.get(BASE + "/merge-preview", **{"from": "sale", "into": "main"})
