@@ -20,6 +20,7 @@ TITLES = {
     400: "That name cannot be read",
     403: "Not allowed",
     404: "Not found",
+    405: "Not a page to open",
     410: "Released by the retention policy",
     422: "That cannot be done",
 }
@@ -83,13 +84,27 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 class DomainErrors:
     """Turn the domain's InvalidName into a 400 page, NotFound and Http404 into a 404 page
     and PermissionDenied into a 403 page, inside the layout even in debug mode (where
-    Django's handlers would show its technical pages instead)."""
+    Django's handlers would show its technical pages instead); a GET of an address that
+    takes only POST (Django's bare 405) into a 405 page."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+        response = self.get_response(request)
+        if response.status_code == 405 and not response.content and request.method == "GET":
+            # An address only a form sends to (``require_POST``), opened by hand or from
+            # the history: say so inside the layout, keeping the Allow header.
+            page = error_page(
+                request,
+                405,
+                "This address only takes what a form sends; nothing was changed. Open the "
+                "page the form is on and use it there.",
+            )
+            if response.has_header("Allow"):
+                page["Allow"] = response["Allow"]
+            return page
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, InvalidName):

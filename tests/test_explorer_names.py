@@ -96,6 +96,13 @@ def test_a_missing_page_is_a_404_inside_the_layout(client, pricing):
     assert_error_page(client.get("/p/demo/no-such-page/"), 404)
 
 
+def test_opening_an_address_only_a_form_sends_to_is_a_405_page(client, pricing):
+    opened = client.get(reverse("replay-start", args=["demo", pricing.pk]))
+    assert_error_page(opened, 405)
+    assert opened["Allow"] == "POST"
+    assert "only takes what a form sends" in opened.content.decode()
+
+
 # -- every route of the URL conf, with generated text ----------------------------------------
 
 
@@ -167,5 +174,5 @@ def test_no_route_answers_a_server_error_to_any_text(client, pricing, text, htmx
         url = fill(route, values, text)
         response = client.get(url, dict.fromkeys(QUERY, text), headers=headers)
         assert response.status_code < 500, (url, text)
-        if response.status_code in {400, 404} and not htmx:
+        if response.status_code in {400, 404, 405} and not htmx:
             assert LAYOUT in response.content.decode(), url
