@@ -109,7 +109,10 @@ def _coverage_context(membership: Membership) -> dict[str, Any]:
 @require_GET
 @member_required()
 def review_coverage(request: HttpRequest, membership: Membership) -> HttpResponse:
-    """The project page's lazily loaded panel: which ranges are reviewed, pending or not."""
+    """The project page's lazily loaded panel: which ranges are reviewed, pending or not.
+    Opened directly (not by htmx), the reviews page, which shows the same panel."""
+    if not getattr(request, "htmx", False):
+        return redirect(reverse("reviews", args=[membership.project.slug]) + "#coverage")
     return render(
         request,
         "review_list.html#coverage",

@@ -227,6 +227,9 @@ def test_the_project_page_loads_the_review_coverage(review, bob):
         reverse("review-coverage", args=["acme"]), HTTP_HX_REQUEST="true"
     ).content.decode()
     assert "<html" not in panel and "pending" in panel and "never reviewed" in panel
+    opened = client.get(reverse("review-coverage", args=["acme"]))  # by hand: the whole page
+    assert opened.status_code == 302
+    assert opened["Location"] == reverse("reviews", args=["acme"]) + "#coverage"
 
 
 def test_the_approval_rule_is_shown_and_holds_on_the_review_page(project, review, rita):
