@@ -8,6 +8,7 @@ the screens' URL patterns, which ``explorer.urls`` includes.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -21,6 +22,7 @@ from continust.audit.erasure import (
     AffectedEvent,
     affected_events,
     erase,
+    erasure_of,
     set_personal,
     subject_key,
 )
@@ -68,7 +70,13 @@ def _context(membership: Membership, **extra: Any) -> dict[str, Any]:
 @require_GET
 @member_required(Role.ADMIN)
 def erasure_page(request: HttpRequest, membership: Membership) -> HttpResponse:
-    return render(request, "erasure.html", _context(membership))
+    """The erasure page; ``?erased=SUBJECT`` shows what that subject's erasure did (where
+    an erasure lands, so that reloading it erases nothing again)."""
+    erased = request.GET.get("erased")
+    if erased is None:
+        return render(request, "erasure.html", _context(membership))
+    report = erasure_of(membership.project, erased)
+    return render(request, "erasure.html", _context(membership, report=report))
 
 
 def _facts(subject: str, events: tuple[AffectedEvent, ...]) -> list[str]:
@@ -123,7 +131,7 @@ def erasure_erase(request: HtmxHttpRequest, membership: Membership) -> HttpRespo
         return error_page(request, 404, str(err))
     except ContinustError as err:
         return error_page(request, 400, str(err))
-    return render(request, "erasure.html", _context(membership, report=done))
+    return redirect(f"{back}?{urlencode({'erased': done.subject})}")
 
 
 @require_POST

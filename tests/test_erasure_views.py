@@ -53,12 +53,17 @@ def test_the_confirmation_names_the_subject_and_its_events(customers, alice):
 
 
 def test_erasing_reports_the_events_and_is_audited(customers, alice):
-    response = client_of(alice).post(
-        "/p/acme/erasure/erase/?subject=c-1&reason=GDPR+7", {"confirm": "yes"}
-    )
-    page = response.content.decode()
-    assert response.status_code == 200
+    client = client_of(alice)
+    response = client.post("/p/acme/erasure/erase/?subject=c-1&reason=GDPR+7", {"confirm": "yes"})
+    # Lands on a page of its own: reloading it shows the report and erases nothing again.
+    assert response.status_code == 302 and response["Location"] == "/p/acme/erasure/?erased=c-1"
+    report = client.get(response["Location"])
+    page = report.content.decode()
+    assert report.status_code == 200
     assert "Erased c-1" in page and "customers #1 customer.updated" in page
+    audit = Event.objects.get(type="subject.erased")
+    assert "By alice" in page and "GDPR 7" in page and str(audit.id) in page
+    assert client.get("/p/acme/erasure/?erased=nobody").status_code == 404
     assert SubjectKey.objects.get(subject="c-1").key is None
     assert Event.objects.get(type="subject.erased").payload["reason"] == "GDPR 7"
 

@@ -122,6 +122,29 @@ def affected_events(project: Project, subject: str) -> tuple[AffectedEvent, ...]
     return tuple(found)
 
 
+def erasure_of(project: Project, subject: str) -> Erasure:
+    """Return what the erasure of a subject did, read back (the report ``erase`` gave);
+    ``NotFound`` unless the subject was erased."""
+    row = subject_key(project, subject)
+    if row.key is not None or row.erased_at is None:
+        raise NotFound(f"data subject {subject!r} of project {project.slug} was not erased")
+    audit = (
+        Event.objects.filter(project=project, type=ERASED_EVENT, payload__subject=subject)
+        .order_by("-position")
+        .values_list("id", flat=True)
+        .first()
+    )
+    return Erasure(
+        project=project.slug,
+        subject=subject,
+        erased_at=row.erased_at,
+        erased_by=row.erased_by,
+        reason=row.erase_reason,
+        events=affected_events(project, subject),
+        audit_event=str(audit) if audit is not None else "",
+    )
+
+
 def erase(project: Project, subject: str, *, actor: str, reason: str) -> Erasure:
     """Destroy the subject's key and record who erased it and why; return the report.
 
