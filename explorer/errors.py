@@ -17,7 +17,7 @@ from django.shortcuts import render
 from continust.core.errors import BadRevision, InvalidName, NotFound
 
 TITLES = {
-    400: "That name cannot be read",
+    400: "That cannot be read",
     403: "Not allowed",
     404: "Not found",
     405: "Not a page to open",

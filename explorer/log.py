@@ -89,9 +89,16 @@ class LogFilterForm(forms.Form):
 
 
 def _errors(form: forms.Form) -> str:
-    return "; ".join(
-        f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()
-    )
+    """A form's errors in one sentence, each after its field's label (``as of: this field
+    is required; clock: …``)."""
+    parts = []
+    for name, errors in form.errors.items():
+        field = form.fields.get(name)
+        label = (field.label or name) if field is not None else ""
+        text = " ".join(str(e).rstrip(".") for e in errors)
+        text = text[:1].lower() + text[1:] if label else text
+        parts.append(f"{label}: {text}" if label else text)
+    return "; ".join(parts) + "."
 
 
 def _filter_query(form: LogFilterForm, **extra: str) -> str:

@@ -123,5 +123,8 @@ def test_a_stream_page_tails_its_feed_and_slides_in_time(alice, charlie, project
     assert early.status_code == 404 and "no version yet" in early.content.decode()
     bad = client.get(url, {"at": "soon", "clock": "wall", "branch": "main", "format": "json"})
     assert bad.status_code == 400 and "clock" in bad.json()["error"]
+    missing = client.get(url, {"branch": "main"}).content.decode()
+    assert "That cannot be read" in missing
+    assert "as of: this field is required; clock: this field is required." in missing
     assert client.get(url, {"at": moment, "branch": "nope", "clock": "event"}).status_code == 404
     assert as_user(charlie).get(url, {"at": moment}).status_code == 404

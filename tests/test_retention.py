@@ -51,6 +51,8 @@ def _fill(stream: Stream, count: int, *, seed: int = 7, batch: int = 1) -> list[
         ("forever", {}, "not a retention policy"),
         ("selective", {"snapshot_every": 1}, "between"),
         ("selective", {"snapshot_every": "ten"}, "whole number"),
+        ("selective", {"snapshot_every": "99999999999999999999"}, "between 2 and"),
+        ("ephemeral", {"horizon_versions": "99999999999999999999"}, "between 1 and"),
         ("ephemeral", {}, "needs a horizon"),
         ("ephemeral", {"horizon_versions": 0}, "between 1 and"),
         ("ephemeral", {"horizon_versions": 2**40}, "between 1 and"),

@@ -32,6 +32,7 @@ MAX_EVERY = 1_000_000
 MAX_HORIZON_VERSIONS = 2**31 - 1
 MAX_AGE = timedelta(weeks=5200)  # a century: the clock arithmetic stays in range
 _AGE = re.compile(r"^\s*([0-9]+)\s*(s|m|h|d|w)?\s*$")  # ASCII digits, as continust.core.parsing
+_DIGITS = re.compile(r"[0-9]+")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -137,17 +138,18 @@ def make_policy(
         )
     if kind == Retention.SELECTIVE:
         every = _whole(
-            snapshot_every if snapshot_every not in (None, "") else 100, "snapshot_every"
+            snapshot_every if snapshot_every not in (None, "") else 100,
+            "snapshot_every",
+            MIN_EVERY,
+            MAX_EVERY,
         )
-        if not MIN_EVERY <= every <= MAX_EVERY:
-            raise InvalidEvent(f"snapshot_every must be between {MIN_EVERY} and {MAX_EVERY}")
         return Policy(kind, snapshot_every=every)
     if kind == Retention.EPHEMERAL:
         versions = (
-            None if horizon_versions in (None, "") else _whole(horizon_versions, "horizon_versions")
+            None
+            if horizon_versions in (None, "")
+            else _whole(horizon_versions, "horizon_versions", 1, MAX_HORIZON_VERSIONS)
         )
-        if versions is not None and not 1 <= versions <= MAX_HORIZON_VERSIONS:
-            raise InvalidEvent(f"horizon_versions must be between 1 and {MAX_HORIZON_VERSIONS}")
         age = parse_age(horizon_age)
         if versions is None and age is None:
             raise InvalidEvent(
@@ -172,15 +174,23 @@ def unused_settings(kind: str, given: Iterable[str]) -> list[str]:
     return [] if reads is None else sorted(set(given) - set(reads))
 
 
-def _whole(value: Any, name: str) -> int:
+def _whole(value: Any, name: str, low: int, high: int) -> int:
+    """Read a whole number between ``low`` and ``high``; a number too large to store is
+    out of that range too, not "not a whole number"."""
     if isinstance(value, bool):
         raise InvalidEvent(f"{name} must be a whole number")
     if isinstance(value, int):
-        return value
-    try:
-        return parse_number(str(value), name)
-    except InvalidName:
-        raise InvalidEvent(f"{name} must be a whole number, not {value!r}") from None
+        number = value
+    else:
+        try:
+            number = parse_number(str(value), name)
+        except InvalidName:
+            if not _DIGITS.fullmatch(str(value).strip()):
+                raise InvalidEvent(f"{name} must be a whole number, not {value!r}") from None
+            number = high + 1
+    if not low <= number <= high:
+        raise InvalidEvent(f"{name} must be between {low} and {high}")
+    return number
 
 
 def policy_of(stream: Stream) -> Policy:
