@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from continust.audit import reviews
-from continust.audit.members import invite, remove, set_role
+from continust.audit.members import invite, removal_refused, remove, set_role
 from continust.core.errors import ContinustError
 from continust.models import Membership, Role
 from explorer.access import HtmxHttpRequest, actor_of, member_required, refuse
@@ -138,6 +138,7 @@ def member_remove(request: HtmxHttpRequest, membership: Membership, member_id: i
             ],
             action=f"Remove {member.user.get_username()}",
             back=_members_url(membership),
+            problem=removal_refused(membership.project, member),
         )
     try:
         remove(membership.project, member_id, actor=actor_of(request))

@@ -208,6 +208,9 @@ def test_an_admin_invites_sets_roles_and_keeps_an_admin(project, alice, charlie)
     last = as_charlie.post(reverse("member-role", args=["acme", charlie_in.pk]), {"role": "viewer"})
     assert last.status_code == 302
     assert Membership.objects.get(pk=charlie_in.pk).role == Role.ADMIN  # the last admin
+    leaving = as_charlie.get(reverse("member-remove", args=["acme", charlie_in.pk]))
+    asked = leaving.content.decode()  # the confirmation says at once that it would be refused
+    assert "charlie is the last admin of acme" in asked and 'value="yes"' not in asked
     assert not Membership.objects.filter(pk=mine.pk).exists()
     types = list(Event.objects.filter(stream__name=trail.AUDIT_STREAM).values_list("type", "actor"))
     assert types == [

@@ -65,6 +65,15 @@ def _keep_an_admin(project: Project, membership: Membership) -> None:
         )
 
 
+def removal_refused(project: Project, membership: Membership) -> str:
+    """Say why removing the member would be refused (the last admin stays), or ""."""
+    try:
+        _keep_an_admin(project, membership)
+    except InvalidEvent as err:
+        return str(err)
+    return ""
+
+
 def set_role(project: Project, membership_id: int, role: str, *, actor: str) -> Membership:
     """Change a member's role; the last admin stays an admin."""
     _check_role(role)
