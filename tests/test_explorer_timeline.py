@@ -9,6 +9,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -139,6 +140,23 @@ def test_opening_a_stream_costs_the_same_queries_whatever_its_length(project, st
 
     short = queries(150)
     assert queries(1500) == short
+
+
+def test_place_timelines_places_a_long_history_so_it_opens_at_its_head(
+    project, stream, monkeypatch
+):
+    from explorer import placement
+
+    monkeypatch.setattr(placement, "STEP", 20, raising=False)
+    versions = append(stream, [NewEvent(type="t", payload={"n": n}) for n in range(75)]).versions
+    out = StringIO()
+    call_command("place_timelines", "--project", project.slug, stdout=out)
+    assert "placed 1 stream(s), 75 version(s) on the timeline" in out.getvalue()
+    body = admin(stream).get(reverse("stream", args=[project.slug, stream.pk])).content.decode()
+    assert "Placing" not in body
+    assert rows(body)[0].startswith(f'<li class="tl-row" data-version="{versions[-1].pk}"')
+    with pytest.raises(CommandError, match="nope"):
+        call_command("place_timelines", "--project", "nope")
 
 
 def test_a_long_unplaced_stream_opens_after_placing_one_step(project, stream, monkeypatch):
