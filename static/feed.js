@@ -25,7 +25,12 @@
     var status = document.getElementById("live-status");
     var source = new EventSource(table.dataset.feed);
     source.addEventListener("open", function () { status.textContent = "Live: new events appear as they are appended."; });
-    source.addEventListener("error", function () { status.textContent = "Live: reconnecting…"; });
+    source.addEventListener("error", function () {
+      // A refused feed (429: too many live pages open at once) is not retried by the browser.
+      status.textContent = source.readyState === EventSource.CLOSED
+        ? "Live updates stopped: the server refused the feed (too many live pages open at once?). Reload this page later to resume; the pages below stay as they are."
+        : "Live: reconnecting…";
+    });
     source.addEventListener("event", function (message) {
       var e = JSON.parse(message.data);
       var empty = rows.querySelector("tr.empty");

@@ -25,6 +25,17 @@ def test_all_events_adds_appended_events_live(page: Page, pricing):
     assert page.locator("#log-rows b").count() == 0
 
 
+def test_a_refused_feed_says_live_updates_stopped(page: Page, pricing, settings):
+    settings.CONTINUST_FEED_MAX_OPEN = 1
+    log_in(page)
+    page.goto("/p/demo/events/?stream=pricing")
+    expect(page.locator("#live-status")).to_contain_text("Live:", timeout=20_000)
+    second = page.context.new_page()  # the same user: its feed is one too many
+    second.goto(page.url)
+    expect(second.locator("#live-status")).to_contain_text("Live updates stopped", timeout=20_000)
+    second.close()
+
+
 def test_the_time_slider_highlights_the_version_of_the_moment(page: Page, pricing):
     first = append(pricing, [NewEvent(type="slider.one", payload={"s": 1})]).versions[0]
     between = timezone.now()
