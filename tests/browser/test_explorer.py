@@ -23,7 +23,7 @@ def test_browse_scroll_and_open_a_version(page: Page, pricing):
         append(pricing, [NewEvent(type="tick", payload={"n": n}, actor="robot")])
     total = Version.objects.filter(stream=pricing).count()
     log_in(page)
-    page.click("text=Demo: pricing and bank accounts")
+    page.click("text=Demo: pricing, accounts, sensors and inventory")
     page.fill("#stream-search", "pric")
     expect(page.locator("#stream-list a")).to_have_count(1)
     page.click("#stream-list >> text=pricing")

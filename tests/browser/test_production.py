@@ -140,7 +140,7 @@ def test_css_and_js_load_and_the_explorer_works(prod_page):
     page.fill("#id_password", "demo")
     page.click("button[type=submit]")
     page.wait_for_url("**/")
-    page.click("text=Demo: pricing and bank accounts")
+    page.click("text=Demo: pricing, accounts, sensors and inventory")
     page.click("#stream-list >> text=pricing")
     links = page.locator("li.tl-row .tl-link")
     expect(links.first).to_be_visible()

@@ -97,7 +97,9 @@ class Command(ContinustCommand):
             self.emit(options, {"created": False}, "the demo project exists already")
             return
         with transaction.atomic():
-            project = create_project("demo", "Demo: pricing and bank accounts", owner=user)
+            project = create_project(
+                "demo", "Demo: pricing, accounts, sensors and inventory", owner=user
+            )
             add_member(project, user, Role.ADMIN)
             clock = _Clock()
             _seed_pricing(create_stream(project, "pricing"), clock)
