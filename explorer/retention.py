@@ -67,7 +67,13 @@ class RetentionForm(forms.Form):
                     horizon_age=data.get("horizon_age"),
                 )
             except ContinustError as err:
-                raise forms.ValidationError(str(err)) from err
+                message = str(err)
+                named = [n for n in ("snapshot_every", "horizon_versions") if message.startswith(n)]
+                if not named:
+                    raise forms.ValidationError(message) from err
+                # The setting's name as the API spells it, said as this form labels it.
+                field = named[0]
+                self.add_error(field, f"{self.fields[field].label}{message[len(field) :]}")
         return data
 
     @classmethod

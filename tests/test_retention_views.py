@@ -90,7 +90,12 @@ def test_it_requires_membership(charlie, stream):
     [
         ({"kind": "ephemeral"}, "needs a horizon"),
         ({"kind": "ephemeral", "horizon_age": "3 fortnights"}, "is not an age"),
-        ({"kind": "selective", "snapshot_every": "1"}, "between 2 and"),
+        ({"kind": "selective", "snapshot_every": "1"}, "snapshot every must be between 2 and"),
+        (
+            {"kind": "selective", "snapshot_every": "99999999999999999999"},
+            "snapshot every must be between 2 and",
+        ),
+        ({"kind": "ephemeral", "horizon_versions": "0"}, "keep the newest must be between 1"),
         ({"kind": "forever"}, "Select a valid choice"),
     ],
 )
