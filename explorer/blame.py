@@ -14,7 +14,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from continust.audit.blame import blame
-from continust.core.errors import ContinustError, InvalidName
+from continust.core.errors import ContinustError, InvalidName, StateReleased
 from continust.documents import diff as diffs
 from continust.log.subjects import readable_state
 from continust.models import Membership, Stream, Version
@@ -76,7 +76,13 @@ def blame_view(
             ]
         except ContinustError as err:
             context["error"] = str(err)
-            status = 400 if isinstance(err, InvalidName) else 404
+            status = (
+                400
+                if isinstance(err, InvalidName)
+                else 410
+                if isinstance(err, StateReleased)
+                else 404
+            )
     return render(request, "blame.html", context, status=status)
 
 

@@ -14,7 +14,13 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from continust.core.errors import BadRevision, InvalidName, NotFound
+from continust.core.errors import (
+    BadRevision,
+    ContinustError,
+    InvalidName,
+    NotFound,
+    StateReleased,
+)
 
 TITLES = {
     400: "That cannot be read",
@@ -117,4 +123,10 @@ class DomainErrors:
             return page_not_found(request, exception)
         if isinstance(exception, PermissionDenied):
             return permission_denied(request, exception)
+        if isinstance(exception, StateReleased):
+            return error_page(request, 410, str(exception))
+        if isinstance(exception, ContinustError):
+            # A refusal a view did not expect (an upcaster failing on a read, say): the
+            # domain's words inside the layout, never a server error.
+            return error_page(request, 422, str(exception))
         return None

@@ -175,6 +175,18 @@ def test_a_released_run_is_one_collapsed_node(alice, stream, chain, compacted):
         assert f'data-version="{version.pk}"' not in page
 
 
+def test_blame_through_a_released_run_is_a_410_inside_the_layout(alice, stream, chain, compacted):
+    run = ReleasedRun.objects.get()
+    client = client_of(alice)
+    inner = chain[run.length // 2]
+    released = client.get(reverse("blame", args=["acme", stream.pk, inner.pk]), {"path": "/price"})
+    assert released.status_code == 410 and '<header class="top">' in released.content.decode()
+    assert "released" in released.content.decode()
+    head = client.get(reverse("blame", args=["acme", stream.pk, chain[-1].pk]), {"path": "/price"})
+    # Every version changed the price: the walk back from the head reaches the released run.
+    assert head.status_code == 410 and "was released" in head.content.decode()
+
+
 def test_a_released_version_says_so_and_does_not_crash(alice, stream, chain, compacted):
     run = ReleasedRun.objects.get()
     inner = chain[run.length // 2]

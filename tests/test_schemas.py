@@ -168,6 +168,22 @@ def test_an_evolution_needs_a_valid_upcaster(project):
     assert fresh(project).event_types.count() == 1
 
 
+def test_an_upcaster_that_fails_on_a_stored_event_is_refused_and_changes_nothing(project, stream):
+    event_types.register(project, "order.placed", ORDER, actor="alice")
+    append(fresh_stream(stream), [order(amount=3)])
+    (second,) = append(fresh_stream(stream), [order(amount=4)]).versions
+    revision = fresh(project).schema_revision
+    records = AuditRecord.objects.count()
+    typo = [{"op": "move", "from": "/nope", "path": "/cents"}]
+    with pytest.raises(InvalidEvent, match=r"pricing #1 .*nothing was registered"):
+        event_types.evolve(project, "order.placed", ORDER_V2, patch=typo, actor="alice")
+    assert fresh(project).event_types.count() == 1
+    assert fresh(project).schema_revision == revision
+    assert AuditRecord.objects.count() == records
+    read = upcast(fresh(project), Event.objects.get(pk=second.event.pk))
+    assert read.payload == {"amount": 4}  # old events still read, as version 1
+
+
 def test_a_project_without_types_looks_nothing_up(project, stream, django_assert_num_queries):
     append(stream, [NewEvent(type="note", payload={})])
     stream = fresh_stream(stream)

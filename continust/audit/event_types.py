@@ -17,9 +17,10 @@ from continust.core.errors import InvalidEvent
 from continust.core.parsing import NAME_MAX, NAME_PATTERN
 from continust.log import canonical
 from continust.log.subjects import schema_marks
-from continust.models import EventType, Project, UnregisteredTypes
+from continust.models import Event, EventType, Project, UnregisteredTypes
 from continust.schemas import registry, upcasters
 from continust.schemas.registry import InvalidSchema, TypeExists, check_schema
+from continust.schemas.upcasting import upcast_payload
 
 REGISTERED: Final = "schema.registered"
 EVOLVED: Final = "schema.evolved"
@@ -115,6 +116,7 @@ def evolve(
             actor=actor,
         )
         registry.bump(project)
+        _try_on_stored_events(project, name, row.version)
         record(
             project,
             EVOLVED,
@@ -127,6 +129,27 @@ def evolve(
             actor=actor,
         )
     return row
+
+
+def _try_on_stored_events(project: Project, name: str, version: int) -> None:
+    """Upcast every stored event of the type to the new version, as reads will; refuse the
+    evolution (its transaction rolls back) naming the first event an upcaster fails on, so
+    that no read of an old event can fail later. One pass over the type's events."""
+    found = registry.registry_of(project)
+    events = (
+        Event.objects.filter(project=project, type=name, payload__isnull=False)
+        .select_related("stream")
+        .only("id", "seq", "position", "payload", "stream__name")
+        .order_by("position")
+    )
+    for event in events.iterator(chunk_size=1000):
+        try:
+            upcast_payload(found, name, event.payload, event.position, to=version)
+        except InvalidEvent as err:
+            raise upcasters.UpcastFailed(
+                f"{err}, on {event.stream.name} #{event.seq} ({event.id}) of the events already "
+                f"stored; nothing was registered: fix the upcaster so that it reads every one"
+            ) from err
 
 
 def set_unregistered_types(project: Project, choice: str, *, actor: str) -> Project:
