@@ -169,13 +169,18 @@ def type_register(request: HtmxHttpRequest, membership: Membership) -> HttpRespo
     if not form.is_valid():
         return _page(request, membership, register_form=form, status=400)
     name, schema = form.cleaned_data["name"], form.cleaned_data["schema"]
+    try:  # refused before the confirmation asks, not after
+        event_types.check_registration(membership.project, name, schema)
+    except ContinustError as err:
+        form.add_error(None, str(err))
+        return _page(request, membership, register_form=form, status=400)
     if not confirmed(request):
         return confirmation(
             request,
             membership,
             title=f"Register the event type {name} in {membership.project.name}?",
             facts=[
-                f"every append of a {name} event is checked against this schema from now "
+                f"every append of an event {name} is checked against this schema from now "
                 "on; one that does not fit is refused, with nothing of its batch written",
                 "a type stays registered: it changes only by evolving to a new version",
                 "the registration is recorded in the audit trail",
@@ -201,6 +206,17 @@ def type_evolve(request: HtmxHttpRequest, membership: Membership, type_id: int) 
     if not form.is_valid():
         return _detail(request, membership, rows, form, status=400)
     name, newest = rows[-1].name, rows[-1].version
+    try:  # refused before the confirmation asks, not after
+        event_types.check_evolution(
+            membership.project,
+            name,
+            form.cleaned_data["schema"],
+            patch=form.cleaned_data["patch"],
+            function=form.cleaned_data["function"],
+        )
+    except ContinustError as err:
+        form.add_error(None, str(err))
+        return _detail(request, membership, rows, form, status=400)
     if not confirmed(request):
         return confirmation(
             request,

@@ -62,6 +62,25 @@ def test_a_bad_schema_is_shown_in_the_page_and_nothing_is_registered(alice, proj
     assert not EventType.objects.exists()
 
 
+def test_what_would_be_refused_is_refused_before_the_confirmation_asks(alice, project, stream):
+    row = event_types.register(project, "order.placed", ORDER, actor="alice")
+    loaded = Stream.objects.select_related("project").get(pk=stream.pk)
+    append(loaded, [NewEvent(type="order.placed", payload={"amount": 3})])
+    client = client_of(alice)
+    register = reverse("event-type-register", args=["acme"])
+    for name, schema in [("order.placed", ORDER), ("t", {"type": "objekt"})]:
+        asked = client.post(register, {"name": name, "schema": json.dumps(schema)})
+        assert asked.status_code == 400 and b"This cannot be undone" not in asked.content
+    evolve = reverse("event-type-evolve", args=["acme", row.pk])
+    typo = [{"op": "move", "from": "/nope", "path": "/cents"}]
+    asked = client.post(
+        evolve, {"schema": json.dumps(CENTS), "patch": json.dumps(typo), "function": ""}
+    )
+    assert asked.status_code == 400 and b"This cannot be undone" not in asked.content
+    assert b"pricing #1" in asked.content and b"nothing was registered" in asked.content
+    assert EventType.objects.count() == 1
+
+
 def test_an_admin_evolves_and_the_version_page_shows_both_payloads(alice, project, stream):
     row = event_types.register(project, "order.placed", ORDER, actor="alice")
     loaded = Stream.objects.select_related("project").get(pk=stream.pk)

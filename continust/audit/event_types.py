@@ -8,6 +8,7 @@ Every change bumps the project's ``schema_revision``, so appends see it at once.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, Final
 
 from django.db import transaction
@@ -19,7 +20,7 @@ from continust.log import canonical
 from continust.log.subjects import schema_marks
 from continust.models import Event, EventType, Project, UnregisteredTypes
 from continust.schemas import registry, upcasters
-from continust.schemas.registry import InvalidSchema, TypeExists, check_schema
+from continust.schemas.registry import InvalidSchema, Registry, Step, TypeExists, check_schema
 from continust.schemas.upcasting import upcast_payload
 
 REGISTERED: Final = "schema.registered"
@@ -60,6 +61,16 @@ def _storable_schema(schema: Any) -> dict[str, Any]:
     return stored
 
 
+def check_registration(project: Project, name: str, schema: Any) -> dict[str, Any]:
+    """Refuse what ``register`` would refuse, writing nothing (what a confirmation asks
+    about first); return the schema as it would be stored."""
+    name = check_type_name(name)
+    stored = _storable_schema(schema)
+    if EventType.objects.filter(project=project, name=name).exists():
+        raise TypeExists(f"{name!r} is registered in {project.slug} already; evolve it")
+    return stored
+
+
 def register(project: Project, name: str, schema: Any, *, actor: str) -> EventType:
     """Register a new type at version 1; appends of it are checked from now on."""
     name = check_type_name(name)
@@ -92,14 +103,7 @@ def evolve(
 ) -> EventType:
     """Register the next version of a type, with its upcaster from the previous version:
     a JSON Patch (``patch``) or a registered function's dotted path (``function``)."""
-    stored = _storable_schema(schema)
-    if (patch is None) == (not function):
-        raise InvalidEvent("an evolution needs one upcaster: a JSON Patch or a function")
-    if patch is not None:
-        upcasters.checked_patch(patch)
-        patch = canonical.storable(patch)
-    else:
-        upcasters.registered_function(function)
+    stored, patch = _checked_evolution(schema, patch, function)
     with transaction.atomic():
         locked = registry.lock(project)
         previous = registry.newest(locked, name)
@@ -116,7 +120,7 @@ def evolve(
             actor=actor,
         )
         registry.bump(project)
-        _try_on_stored_events(project, name, row.version)
+        _try_on_stored_events(project, name, registry.registry_of(project), row.version)
         record(
             project,
             EVOLVED,
@@ -131,11 +135,41 @@ def evolve(
     return row
 
 
-def _try_on_stored_events(project: Project, name: str, version: int) -> None:
+def _checked_evolution(schema: Any, patch: Any, function: str) -> tuple[dict[str, Any], Any]:
+    stored = _storable_schema(schema)
+    if (patch is None) == (not function):
+        raise InvalidEvent("an evolution needs one upcaster: a JSON Patch or a function")
+    if patch is not None:
+        upcasters.checked_patch(patch)
+        patch = canonical.storable(patch)
+    else:
+        upcasters.registered_function(function)
+    return stored, patch
+
+
+def check_evolution(
+    project: Project, name: str, schema: Any, *, patch: Any = None, function: str = ""
+) -> None:
+    """Refuse what ``evolve`` would refuse, writing nothing (what a confirmation asks
+    about first): the schema, the upcaster, and the upcaster on every stored event."""
+    _, patch = _checked_evolution(schema, patch, function)
+    previous = registry.newest(project, name)
+    if previous is None:
+        raise InvalidEvent(f"{name[:200]!r} is not registered in {project.slug}; register it")
+    current = registry.registry_of(project)
+    assert current is not None  # a registered type: the registry has a revision
+    step = Step(previous.version + 1, registry.last_position(project), patch, function)
+    chain = (*current.steps.get(name, ()), step)
+    prospective = replace(current, steps={**current.steps, name: chain})
+    _try_on_stored_events(project, name, prospective, step.version)
+
+
+def _try_on_stored_events(
+    project: Project, name: str, found: Registry | None, version: int
+) -> None:
     """Upcast every stored event of the type to the new version, as reads will; refuse the
     evolution (its transaction rolls back) naming the first event an upcaster fails on, so
     that no read of an old event can fail later. One pass over the type's events."""
-    found = registry.registry_of(project)
     events = (
         Event.objects.filter(project=project, type=name, payload__isnull=False)
         .select_related("stream")

@@ -100,6 +100,10 @@ class Command(ContinustCommand):
             raise CommandError("evolve needs one upcaster: --patch or --function")
         current = registry.versions(project, name)[-1]
         patch = json_argument(options["patch"], "--patch") if options["patch"] else None
+        # Refused before the question, not after it.
+        event_types.check_evolution(
+            project, name, schema, patch=patch, function=options["function"] or ""
+        )
         self.confirm(
             options,
             f"Evolve {name} to v{current.version + 1} in {project.slug}: appends are checked "
