@@ -60,7 +60,10 @@ def test_the_whole_round(project, stream):
     assert Webhook.objects.get().active
     assert "new secret" in webhook("rotate", str(added["id"]))
     assert Webhook.objects.get().secret != added["secret"]
-    assert "with its 1 deliveries" in webhook("remove", str(added["id"]))
+    with pytest.raises(CommandError, match=r"Remove webhook .* add --yes"):
+        webhook("remove", str(added["id"]))  # no terminal, no --yes: asks, changes nothing
+    assert Webhook.objects.exists()
+    assert "with its 1 deliveries" in webhook("remove", str(added["id"]), "--yes")
     assert not Webhook.objects.exists()
     with pytest.raises(CommandError, match="no webhook"):
         webhook("pause", str(added["id"]))

@@ -2,7 +2,7 @@
 
 webhook --project P add URL [--type PREFIX ...] [--secret whsec_...] [--paused] [--start now|0|T.P]
 webhook --project P list
-webhook --project P pause ID | resume ID | rotate ID [--secret whsec_...] | remove ID
+webhook --project P pause ID | resume ID | rotate ID [--secret whsec_...] | remove ID [--yes]
 webhook --project P deliveries ID [--status failed] [--limit N]
 webhook --project P redeliver ID DELIVERY
 """
@@ -53,6 +53,9 @@ class Command(ContinustCommand):
         )
         parser.add_argument("--limit", type=number, default=20, help="deliveries: how many")
         parser.add_argument("--actor", default="", help="who does it (for the audit stream)")
+        parser.add_argument(
+            "--yes", action="store_true", help="remove: confirm without asking (no terminal)"
+        )
 
     def run(self, scope: Scope, options: dict[str, Any]) -> None:
         project = scope.the_project
@@ -101,6 +104,12 @@ class Command(ContinustCommand):
                 f"webhook {webhook.pk}: new secret (shown once, keep it): {secret}",
             )
         elif action == "remove":
+            pending = WebhookDelivery.objects.filter(webhook=webhook).count()
+            self.confirm(
+                options,
+                f"Remove webhook {webhook.pk} ({webhook.url}) with its {pending} deliveries "
+                "and their attempts: nothing is sent to it any more.",
+            )
             count = registry.remove(webhook, actor=actor)
             self.emit(
                 options,
