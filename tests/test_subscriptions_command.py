@@ -52,7 +52,7 @@ def test_bad_input_is_one_line_and_changes_nothing():
     create_project("shop")
     for args, message in [
         (("create", "a b"), "not a subscription name"),
-        (("create", "s", "--from", "x.y"), ""),
+        (("create", "s", "--from", "x.y"), "not a number in the digits 0-9"),
         (("create", "s", "--handler", "nowhere.at_all"), "no handler"),
         (("run", "missing"), "no subscription 'missing'"),
         (("reset",), "needs the subscription's name"),
@@ -60,6 +60,9 @@ def test_bad_input_is_one_line_and_changes_nothing():
         with pytest.raises(CommandError, match=message):
             run(*args)
     assert not Subscription.objects.exists()
+    assert "created catch-up subscription mailer" in run("create", "mailer")
+    with pytest.raises(CommandError, match="mailer has no handler: give one with --handler"):
+        run("run", "mailer", "--until-caught-up")
 
 
 def test_a_persistent_subscription_runs_from_the_cli_and_replays_parked():

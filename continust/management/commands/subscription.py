@@ -127,7 +127,13 @@ class Command(ContinustCommand):
             return
         subscription = registry.get_subscription(project, options["name"])
         if action == "run":
-            handler = registry.resolve_handler(options["handler"] or subscription.handler or "")
+            chosen = options["handler"] or subscription.handler or ""
+            if not chosen:
+                raise CommandError(
+                    f"subscription {subscription.name} has no handler: give one with "
+                    "--handler package.module.function"
+                )
+            handler = registry.resolve_handler(chosen)
             if subscription.kind == SubscriptionKind.CATCH_UP:
                 done = catchup.run(
                     subscription,
