@@ -18,6 +18,7 @@ from continust.audit.integrity import verify
 from continust.audit.reviews import review_log
 from continust.audit.tags import create_tag
 from continust.core.errors import InvalidEvent
+from continust.interchange import compacted
 from continust.interchange import replays as replays_jsonl
 from continust.interchange.jsonl import export_lines, import_lines
 from continust.log.policy import make_policy
@@ -208,6 +209,27 @@ def test_a_compacted_stream_round_trips_with_its_released_runs(project):
     again = import_lines(target, lines)
     assert (again.events, again.versions) == (0, 0)
     assert verify(target).ok
+
+
+def test_a_compacted_stream_exported_alone_imports_with_its_compaction_unlinked(project):
+    stream = create_stream(project, "sensor")
+    put(stream, *({"n": n} for n in range(12)))
+    set_policy(stream, make_policy("ephemeral", horizon_versions=4), actor="ops")
+    compaction.run(compaction.request(stream, actor="ops").pk)
+    alone = list(export_lines(project, ["sensor"]))  # without the _audit stream
+    target = create_project("copy")
+    result = import_lines(target, alone)
+    assert result.versions == 12
+    assert result.why == {compacted.UNLINKED: 1}
+    copy = Stream.objects.get(project=target, name="sensor")
+    assert ReleasedVersion.objects.filter(run__stream=copy).count() == 8
+    assert verify(target).ok
+    # With the audit stream in the file, a compaction whose record is missing is refused.
+    whole = list(export_lines(project))
+    record = next(json.loads(line)["record"] for line in whole if '"kind":"compaction"' in line)
+    cut = [line for line in whole if record not in line or '"kind":"compaction"' in line]
+    with pytest.raises(InvalidEvent):
+        import_lines(create_project("other"), cut)
 
 
 def test_a_released_run_that_does_not_match_its_events_is_refused_whole(project):

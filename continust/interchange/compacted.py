@@ -27,7 +27,7 @@ both sides.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -371,11 +371,24 @@ def finish(stream: Stream, retained: RetainedImport, refs: dict[Any, Version]) -
     return links
 
 
-def link_records(project: Project, links: list[RecordLink]) -> None:
+UNLINKED: Final = (
+    "compactions whose audit record is not in the file (a file of some streams without "
+    "_audit: their runs are checked, the record is not linked)"
+)
+
+
+def link_records(
+    project: Project, links: list[RecordLink], *, with_audit: bool, skip: Callable[[str], None]
+) -> None:
     """Point each imported compaction at its audit record, once the file's audit stream
-    is in, and check that its runs give the root the record names."""
+    is in, and check that its runs give the root the record names. A file without the
+    audit stream (an export of some streams) cannot hold the record: the compaction stays
+    unlinked, and ``skip`` says so; a file with it that lacks the record is refused."""
     for link in links:
         event = Event.objects.filter(project_id=project.pk, id=link.event).first()
+        if event is None and not with_audit:
+            skip(UNLINKED)
+            continue
         if event is None:
             raise InvalidEvent(
                 f"compaction of {link.compaction.stream.name}: its audit record {link.event} "

@@ -222,7 +222,12 @@ def import_lines(project: Project, lines: Iterable[str]) -> ImportResult:
             try:
                 if current is not None:
                     links += _finish_stream(current)
-                compacted.link_records(project, links)
+                compacted.link_records(
+                    project,
+                    links,
+                    with_audit=any(s.name == records.AUDIT_STREAM for s in touched),
+                    skip=result.skip,
+                )
             except (ContinustError, KeyError, TypeError, ValueError) as err:
                 raise InvalidEvent(f"at the end of the file: {err}") from err
     except Exception:
