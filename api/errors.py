@@ -62,7 +62,8 @@ policy released; its hashes and place in the graph remain |
 before it is read), an event payload above `CONTINUST_MAX_PAYLOAD_BYTES` |
 | 422 | `unknown_causation`, `reducer_rejected`, `invalid_event` | a well-formed request the \
 domain rejects: a causation id naming no earlier event of the project, a reducer refusing an \
-event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer; \
+event (a JSON Patch that does not apply), an event id twice in one batch, an unknown reducer, \
+an event type starting with `continust.` (the log's own: merges, promotions, reverts); \
 `null_not_expressible`: a merge-patch diff to a state that sets a value to null, which RFC 7396 \
 cannot say (`paths` names them; ask for the JSON Patch); `nothing_to_merge` for a branch \
 already merged; \

@@ -26,6 +26,7 @@ from api.schemas import (
     VersionIdPath,
     VersionPage,
 )
+from continust.core.parsing import parse_event_type
 from continust.log.lookup import resolve_version
 from continust.log.store import UNSET, NewEvent, append
 from continust.log.subjects import Revealer
@@ -46,7 +47,7 @@ class RefQuery(Schema):
 
 def _new_event(event: EventIn, default_actor: str) -> NewEvent:
     return NewEvent(
-        type=event.type,
+        type=parse_event_type(event.type),
         payload=event.payload,
         id=event.id,
         timestamp=event.timestamp,

@@ -28,10 +28,11 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import jsonpointer
 
-from continust.core.errors import AmbiguousName, BadRevision, InvalidName
+from continust.core.errors import AmbiguousName, BadRevision, InvalidEvent, InvalidName
 
 BIGINT_MAX = 2**63 - 1
 NAME_MAX = 200  # the longest stream name, branch name, key or reference
@@ -286,6 +287,21 @@ def _name(text: str, what: str) -> str:
     if not _NAME.fullmatch(trimmed):
         raise InvalidName(f"{what} {_shown(trimmed)} contains white space")
     return trimmed
+
+
+INTERNAL_TYPE_PREFIX: Final = "continust."
+"""The log's own event types (a merge, a promotion, a revert) start with this."""
+
+
+def parse_event_type(text: str) -> str:
+    """Return the type a writer gives an event; the log's own types (``continust.…``) are
+    refused (``InvalidEvent``): only the log writes merges, promotions and reverts."""
+    if text.startswith(INTERNAL_TYPE_PREFIX):
+        raise InvalidEvent(
+            f"event types starting with {INTERNAL_TYPE_PREFIX!r} are the log's own "
+            f"(merges, promotions, reverts): {_shown(text)} cannot be appended"
+        )
+    return text
 
 
 def parse_search(text: str) -> str:

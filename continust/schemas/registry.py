@@ -20,11 +20,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from continust.core.errors import InvalidEvent, NotFound
+from continust.core.parsing import INTERNAL_TYPE_PREFIX
 from continust.models import Event, EventType, Project, UnregisteredTypes
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # The log's own event types (a merge, a promote, a revert): never registered, never checked.
-INTERNAL_PREFIX = "continust."
+INTERNAL_PREFIX = INTERNAL_TYPE_PREFIX
 
 
 def is_internal(name: str) -> bool:

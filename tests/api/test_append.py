@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from continust.log.projects import create_stream
 from continust.models import Event, Version
@@ -105,3 +106,24 @@ def test_a_stream_named_like_a_suffix_is_still_one_stream(alice_api, project):
     listing = alice_api.get(events_path("a/events"))
     assert [e["stream"] for e in listing.json()["items"]] == ["a/events"]
     assert alice_api.get(events_path("a")).json()["items"] == []
+
+
+def test_the_logs_own_event_types_are_refused_and_nothing_is_written(alice_api, stream):
+    for own in ("continust.merge", "continust.revert", "continust.anything"):
+        answer = alice_api.post(events_path(), {"events": [{"type": own, "payload": {}}]})
+        assert answer.status_code == 422 and answer.json()["code"] == "invalid_event"
+        assert "are the log's own" in answer.json()["detail"]
+    assert not Event.objects.filter(stream=stream).exists()
+    with pytest.raises(CommandError, match="are the log's own"):
+        call_command(
+            "append",
+            "--project",
+            "acme",
+            "--stream",
+            stream.name,
+            "--type",
+            "continust.merge",
+            "--payload",
+            "{}",
+        )
+    assert not Event.objects.filter(stream=stream).exists()

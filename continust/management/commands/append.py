@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from continust.core.parsing import parse_event_type
 from continust.log.lookup import resolve_version
 from continust.log.store import UNSET, NewEvent, append
 from continust.management.base import ContinustCommand, Scope, parse_json
@@ -44,7 +45,7 @@ class Command(ContinustCommand):
             raw = options["expected_head"]
             expected = None if raw.lower() == "none" else resolve_version(stream, raw).pk
         event = NewEvent(
-            type=options["type"],
+            type=parse_event_type(options["type"]),
             payload=parse_json(options["payload"], "--payload"),
             id=_uuid(options["id"], "--id") if options["id"] else None,
             causation=_uuid(options["causation"], "--causation") if options["causation"] else None,
