@@ -173,11 +173,16 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
     if fragment in {"page", "tail"}:
         return render(request, "stream.html#page", context)
     types, actors = filter_choices(stream)
+    branches = sorted(
+        Branch.objects.filter(stream=stream).select_related("head"),
+        key=lambda branch: _natural(branch.name),
+    )
+    names = [branch.name for branch in branches]
+    # Time travel starts on main, or on the stream's first branch where there is no main
+    # (a git import's master).
+    travel = filters.branch or ("main" if "main" in names or not names else names[0])
     context.update(
-        branches=sorted(
-            Branch.objects.filter(stream=stream).select_related("head"),
-            key=lambda branch: _natural(branch.name),
-        ),
+        branches=branches,
         can_edit=membership.allows(Role.EDITOR),
         type_choices=types,
         actor_choices=actors,
@@ -185,7 +190,7 @@ def stream_page(request: HtmxHttpRequest, membership: Membership, stream: Stream
         palette=range(PALETTE),
         policy=policy_of(stream),
         **history_context(stream),
-        **log.stream_page_context(stream, filters.branch or "main"),
+        **log.stream_page_context(stream, travel),
     )
     if selected is not None:
         context.update(_version_context(stream, selected))

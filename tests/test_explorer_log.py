@@ -128,3 +128,10 @@ def test_a_stream_page_tails_its_feed_and_slides_in_time(alice, charlie, project
     assert "as of: this field is required; clock: this field is required." in missing
     assert client.get(url, {"at": moment, "branch": "nope", "clock": "event"}).status_code == 404
     assert as_user(charlie).get(url, {"at": moment}).status_code == 404
+
+
+def test_time_travel_starts_on_the_first_branch_where_there_is_no_main(alice, project):
+    repo = create_stream(project, "repo")
+    append(repo, [NewEvent(type="commit", payload={"a": 1})], branch="master")
+    page = as_user(alice).get(reverse("stream", args=["acme", repo.pk])).content.decode()
+    assert 'name="branch" value="master"' in page
