@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -220,6 +221,7 @@ def webhook_redeliver(
             if chosen.status == DeliveryStatus.FAILED
             else f"Delivery {chosen.pk} is {chosen.status}: only a failed one is redelivered."
         )
+        attempts = chosen.tries.count()
         return confirmation(
             request,
             membership,
@@ -227,7 +229,7 @@ def webhook_redeliver(
             facts=[
                 f"the event is POSTed again, up to "
                 f"{_max_attempts()} attempts with backoff; the receiver may get it twice",
-                f"its {chosen.tries.count()} attempts so far stay in its history",
+                f"its {attempts} attempt{pluralize(attempts)} so far stay in its history",
             ],
             action="Redeliver",
             back=_url(found),

@@ -115,7 +115,12 @@ def test_meaning_is_checked_after_the_schema(project):
 
 def test_a_sink_may_not_write_continust_tables_or_outside_its_directory(project):
     spec = counts_spec(table="continust_event")
-    assert problem(spec, project)[0] == "/sink/table/name"
+    where, said = problem(spec, project)
+    assert where == "/sink/table/name" and said.endswith(
+        "continust_event is one of continust's own tables"
+    )
+    spec = counts_spec(table="pg_class")
+    assert problem(spec, project)[1].endswith("pg_class is a name of the database's own catalog")
     for path in ("../etc/passwd", "/etc/passwd", "a/../../b", ".hidden", "a//b"):
         spec = {"sources": [{}], "sink": {"jsonl": {"path": path}}}
         assert problem(spec, project)[0] == "/sink/jsonl/path", path

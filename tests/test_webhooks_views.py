@@ -110,7 +110,8 @@ def test_deliveries_show_their_attempts_and_a_failed_one_is_redelivered(
         assert "500" in page and "422" in page and "failed (given up)" in page
         redeliver = reverse("webhook-redeliver", args=["acme", webhook.pk, delivery.pk])
         assert "Redeliver…" in page and redeliver in page
-        assert "POSTed again" in client.get(redeliver).content.decode()
+        asked = client.get(redeliver).content.decode()
+        assert "POSTed again" in asked and "its 2 attempts so far" in asked
         client.post(redeliver)
         assert WebhookDelivery.objects.get().status == DeliveryStatus.FAILED
         assert client.post(redeliver, {"confirm": "yes"}).status_code == 302

@@ -152,7 +152,12 @@ def _check_table(body: dict[str, Any], project: Project | None) -> list[Problem]
     if name.startswith(RESERVED_PREFIXES) or name in connection.introspection.django_table_names(
         include_views=True
     ):
-        return [_problem(["table", "name"], f"{name} is one of continust's own tables")]
+        what = (
+            "a name of the database's own catalog"
+            if name.startswith(("pg_", "sqlite_"))
+            else "one of continust's own tables"
+        )
+        return [_problem(["table", "name"], f"{name} is {what}")]
     key = body.get("key", [])
     for n, column in enumerate(key):
         if column not in body["columns"]:
