@@ -14,11 +14,13 @@ from django.utils import timezone
 
 from continust.audit.integrity import verify
 from continust.audit.reviews import open_review
+from continust.audit.tags import create_tag
 from continust.audit.trail import AUDIT_STREAM
 from continust.core.errors import StateReleased
 from continust.graph import cache as graphs
 from continust.graph.lineage import VersionGraph
 from continust.log import triggers
+from continust.log.lookup import resolve_version
 from continust.log.policy import make_policy
 from continust.log.projects import create_stream
 from continust.log.states import state_of
@@ -333,6 +335,19 @@ def test_nothing_under_review_is_released(project: Project) -> None:
     assert done.versions_released == len(planned)
     for version in versions[10:21]:
         assert state_of(version) == {"n": int(version.event.seq) - 1}
+
+
+def test_a_tagged_version_is_never_released(project: Project) -> None:
+    stream = create_stream(project, "tagged")
+    versions = put(stream, *({"n": n} for n in range(30)))
+    create_tag(stream, "t10", versions[10], actor="alice")
+    set_policy(stream, make_policy("ephemeral", horizon_versions=3), actor="alice")
+    dry = compaction.plan(stream)
+    assert dry.protected[versions[10].pk] == "tagged t10"
+    compaction.run(compaction.request(stream, actor="alice").pk)
+    released = set(ReleasedVersion.objects.values_list("version_id", flat=True))
+    assert versions[9].pk in released and versions[10].pk not in released
+    assert state_of(resolve_version(stream, "t10")) == {"n": 10}
 
 
 def test_a_review_opened_after_planning_is_still_respected(

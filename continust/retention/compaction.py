@@ -70,6 +70,7 @@ from continust.models import (
     Review,
     State,
     Stream,
+    Tag,
     Version,
 )
 
@@ -249,6 +250,11 @@ def protected_versions(
         keep.setdefault(head, f"head of branch {name}")
     for a, b in itertools.combinations(sorted(heads), 2):
         _keep_bases(graph, a, b, keep, f"merge base of {heads[a]} and {heads[b]}")
+    # A tag names a version for good: its state stays readable under its name.
+    for tagged, tag in (
+        Tag.objects.filter(stream=stream).order_by("name").values_list("version_id", "name")
+    ):
+        keep.setdefault(tagged, f"tagged {tag}")
     for review in Review.objects.filter(stream=stream, pk__gt=reviews_after).order_by("id"):
         why = f"in review {review.pk} ({review.title})"
         keep.setdefault(review.head_id, why)
