@@ -182,6 +182,10 @@ def test_an_upcaster_that_fails_on_a_stored_event_is_refused_and_changes_nothing
     assert AuditRecord.objects.count() == records
     read = upcast(fresh(project), Event.objects.get(pk=second.event.pk))
     assert read.payload == {"amount": 4}  # old events still read, as version 1
+    # The refused registry was never cached: the right upcaster is the one read after it.
+    event_types.evolve(project, "order.placed", ORDER_V2, patch=TO_CENTS, actor="alice")
+    read = upcast(fresh(project), Event.objects.get(pk=second.event.pk))
+    assert read.payload == {"cents": 4}
 
 
 def test_a_project_without_types_looks_nothing_up(project, stream, django_assert_num_queries):

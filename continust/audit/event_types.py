@@ -120,7 +120,7 @@ def evolve(
             actor=actor,
         )
         registry.bump(project)
-        _try_on_stored_events(project, name, registry.registry_of(project), row.version)
+        _try_on_stored_events(project, name, registry.load(project), row.version)
         record(
             project,
             EVOLVED,

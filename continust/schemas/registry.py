@@ -103,23 +103,7 @@ def registry_of(project: Project) -> Registry | None:
     found = _cache.get(project.pk)
     if found is not None and found.revision == revision and found.created_at == project.created_at:
         return found
-    newest: dict[str, EventType] = {}
-    steps: dict[str, list[Step]] = {}
-    for row in EventType.objects.filter(project_id=project.pk).order_by("name", "version"):
-        newest[row.name] = row
-        steps.setdefault(row.name, []).append(
-            Step(row.version, row.since_position, row.upcast_patch, row.upcast_function)
-        )
-    loaded = Registry(
-        revision,
-        project.unregistered_types == UnregisteredTypes.REFUSE,
-        {
-            name: Registered(name, row.version, row.schema, Draft202012Validator(row.schema))
-            for name, row in newest.items()
-        },
-        {name: tuple(chain) for name, chain in steps.items()},
-        project.created_at,
-    )
+    loaded = load(project)
     with _lock:
         current = _cache.get(project.pk)
         if (
@@ -129,6 +113,29 @@ def registry_of(project: Project) -> Registry | None:
         ):
             _cache[project.pk] = loaded
     return loaded
+
+
+def load(project: Project) -> Registry:
+    """The project's registry as its rows say now, not cached: what a change still inside
+    its transaction reads (it may roll back; the cache must never hold it)."""
+    revision = project.schema_revision
+    newest: dict[str, EventType] = {}
+    steps: dict[str, list[Step]] = {}
+    for row in EventType.objects.filter(project_id=project.pk).order_by("name", "version"):
+        newest[row.name] = row
+        steps.setdefault(row.name, []).append(
+            Step(row.version, row.since_position, row.upcast_patch, row.upcast_function)
+        )
+    return Registry(
+        revision,
+        project.unregistered_types == UnregisteredTypes.REFUSE,
+        {
+            name: Registered(name, row.version, row.schema, Draft202012Validator(row.schema))
+            for name, row in newest.items()
+        },
+        {name: tuple(chain) for name, chain in steps.items()},
+        project.created_at,
+    )
 
 
 def newest_schema(project: Project, name: str) -> dict[str, Any] | None:
