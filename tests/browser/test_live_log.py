@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from continust.log.store import NewEvent, append
+from continust.models import OpenFeed
 from tests.browser.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -34,6 +37,11 @@ def test_a_refused_feed_says_live_updates_stopped(page: Page, pricing, settings)
     second.goto(page.url)
     expect(second.locator("#live-status")).to_contain_text("Live updates stopped", timeout=20_000)
     second.close()
+    page.goto("about:blank")  # let the first feed end before the test database goes
+    deadline = time.monotonic() + 15
+    while OpenFeed.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not OpenFeed.objects.exists()
 
 
 def test_the_time_slider_highlights_the_version_of_the_moment(page: Page, pricing):
