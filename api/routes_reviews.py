@@ -128,27 +128,25 @@ class DecisionIn(StrictSchema):
     )
 
 
+# A comment's audit event, as the comments route and a review's detail answer it.
+AUDIT_EVENT_EXAMPLE: dict[str, Any] = {
+    "id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+    "seq": 41,
+    "type": "review.commented",
+    "time": "2026-12-06T05:00:00.000000+00:00",
+    "actor": "bob",
+    "causation": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
+    "payload": {
+        "review": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
+        "body": "Is 31 the final price?",
+        "target": {"kind": "path", "path": "/pro"},
+    },
+    "hash": "ab12cd34" * 8,
+}
+
+
 class AuditEventOut(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
-                    "seq": 41,
-                    "type": "review.commented",
-                    "time": "2026-12-06T05:00:00.000000+00:00",
-                    "actor": "bob",
-                    "causation": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
-                    "payload": {
-                        "review": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
-                        "body": "Is 31 the final price?",
-                        "target": {"kind": "path", "path": "/pro"},
-                    },
-                    "hash": "ab12cd34" * 8,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [AUDIT_EVENT_EXAMPLE]})
 
     id: UUID
     seq: int
@@ -230,20 +228,7 @@ class CheckOut(Schema):
 
 # A comment on a path, as the comments route answers it and a review's detail lists it.
 COMMENT_EXAMPLE: dict[str, Any] = {
-    "event": {
-        "id": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
-        "seq": 41,
-        "type": "review.commented",
-        "time": "2026-12-06T05:00:00.000000+00:00",
-        "actor": "bob",
-        "causation": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
-        "payload": {
-            "review": "6a1f4e2b-8c3d-4e5f-9a0b-1c2d3e4f5a6b",
-            "body": "Is 31 the final price?",
-            "target": {"kind": "path", "path": "/pro"},
-        },
-        "hash": "ab12cd34" * 8,
-    },
+    "event": AUDIT_EVENT_EXAMPLE,
     "target": {"kind": "path", "path": "/pro"},
     "body": "Is 31 the final price?",
     "corrected": False,

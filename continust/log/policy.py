@@ -185,9 +185,10 @@ def _whole(value: Any, name: str, low: int, high: int) -> int:
         try:
             number = parse_number(str(value), name)
         except InvalidName:
-            if not _DIGITS.fullmatch(str(value).strip()):
-                raise InvalidEvent(f"{name} must be a whole number, not {value!r}") from None
-            number = high + 1
+            # Digits too many to store are out of range too; anything else is no number.
+            if _DIGITS.fullmatch(str(value).strip()):
+                raise InvalidEvent(f"{name} must be between {low} and {high}") from None
+            raise InvalidEvent(f"{name} must be a whole number, not {value!r}") from None
     if not low <= number <= high:
         raise InvalidEvent(f"{name} must be between {low} and {high}")
     return number
